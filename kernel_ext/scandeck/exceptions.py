@@ -1,0 +1,98 @@
+"""Every error scandeck raises on purpose.
+
+Each subclasses :class:`ScandeckError` and the built-in it resembles, so
+``except KeyError`` keeps working for a missing run. Messages say what happened
+and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class ScandeckError(Exception):
+    """Root of scandeck's errors."""
+
+
+class RunNotFound(ScandeckError, KeyError):
+    """No run matches the uid, uid prefix, scan_id or index asked for."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class AmbiguousUID(ScandeckError, KeyError):
+    """A uid prefix matches more than one run."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        self.prefix = prefix
+        self.matches = matches
+        shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
+        super().__init__(
+            f"uid prefix {prefix!r} matches {len(matches)} runs: {shown}; "
+            "give more characters of the uid"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StreamNotFound(ScandeckError, KeyError):
+    """The run has no stream of that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidDocument(ScandeckError, ValueError):
+    """A document breaks the event model or the order of a run; it was not stored."""
+
+    def __init__(self, name: str, doc: object, rule: str) -> None:
+        self.name = name
+        self.doc = doc
+        self.rule = rule
+        ident = ""
+        if isinstance(doc, dict):
+            for key in ("uid", "datum_id", "run_start", "descriptor"):
+                if key in doc and isinstance(doc[key], str):
+                    ident = f" {key}={doc[key]!r}"
+                    break
+        super().__init__(f"rejected {name} document{ident}: {rule}. Nothing was stored for it.")
+
+
+class QuerySyntaxError(ScandeckError, ValueError):
+    """A text query could not be parsed."""
+
+    def __init__(self, text: str, position: int, message: str) -> None:
+        self.text = text
+        self.position = position
+        self.message = message
+        caret = " " * position + "^"
+        super().__init__(f"{message} at column {position + 1}\n  {text}\n  {caret}")
+
+
+class UnknownHandler(ScandeckError, KeyError):
+    """External data uses a spec or mimetype no handler is registered for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownName(ScandeckError, KeyError):
+    """A registry lookup (source scheme, catalog entry, ...) found nothing."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreError(ScandeckError, OSError):
+    """The store cannot be opened or written."""
+
+
+class FollowTimeout(ScandeckError, TimeoutError):
+    """Following a live run or catalog hit its timeout."""
+
+
+def missing_dependency(package: str, extra: str) -> ScandeckError:
+    """An error for an optional dependency that is not installed."""
+    return ScandeckError(
+        f"this needs the {package!r} package: pip install 'scandeck[{extra}]'"
+    )
