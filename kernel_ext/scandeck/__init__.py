@@ -1,3 +1,59 @@
-"""scandeck: Bluesky scans in Jupyter."""
+"""scandeck: Bluesky scans in Jupyter.
+
+Examples
+--------
+>>> import scandeck
+>>> cat = scandeck.open_catalog()          # the embedded default store  # doctest: +SKIP
+>>> RE.subscribe(cat.writer())             # record every run            # doctest: +SKIP
+>>> cat[-1].primary.read()                 # the newest run as xarray    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+__all__ = ["open_catalog", "__version__"]
+
+
+def open_catalog(target: str | Path | None = None) -> Catalog:
+    """Open a catalog of runs.
+
+    Parameters
+    ----------
+    target
+        ``None``: the embedded default store (in ``$SCANDECK_DATA``, else the
+        user data directory). A path (directory or ``.sqlite`` file) or a URI
+        (``sqlite:///path``, ``memory://name``): that store. Any other name: the
+        entry of that name in the Intake catalog files (see
+        :func:`scandeck.catalog_files.list_entries`).
+
+    Examples
+    --------
+    >>> cat = open_catalog("memory://scratch")
+    >>> len(cat)
+    0
+    """
+    from .catalog import Catalog
+    from .config import default_store
+    from .sources import open_source
+
+    if target is None or target == "":
+        return Catalog(open_source(default_store()), name="local")
+    text = str(target)
+    if isinstance(target, Path) or "://" in text or "/" in text or "\\" in text:
+        return Catalog(open_source(text))
+    from .catalog_files import open_entry
+    from .exceptions import UnknownName
+
+    try:
+        return open_entry(text)
+    except UnknownName:
+        if Path(text).exists():  # a store directory in the working directory
+            return Catalog(open_source(text))
+        raise

@@ -91,8 +91,34 @@ class FollowTimeout(ScandeckError, TimeoutError):
     """Following a live run or catalog hit its timeout."""
 
 
+class DocumentFileError(ScandeckError, ValueError):
+    """A document file cannot be read or written.
+
+    Raised for bad content (with the file and the line number or document index),
+    an unrecognised layout, or a write that would overwrite an existing file.
+    ``path``, ``line`` and ``index`` are set when known, else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        index: int | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.index = index
+        super().__init__(message)
+
+
 def missing_dependency(package: str, extra: str) -> ScandeckError:
     """An error for an optional dependency that is not installed."""
     return ScandeckError(
         f"this needs the {package!r} package: pip install 'scandeck[{extra}]'"
     )
+
+
+class InvalidQuery(ScandeckError, ValueError):
+    """A query object was built with an unusable key, operator or value."""

@@ -1,0 +1,371 @@
+"""Catalog, Run and Stream: the user-facing read API over any source.
+
+Lookups follow databroker's conventions: ``cat[-1]`` is the newest run,
+``cat[-3:]`` the three newest, ``cat[42]`` the newest run with scan_id 42,
+``cat["a3f9c2"]`` the run whose uid starts with that. Iteration, slices and
+searches give runs newest first (by start time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import RunNotFound, ScandeckError, StreamNotFound
+from .follow import follow_run, follow_runs
+from .queries import Key, Query, ScanID, parse
+from .sources.protocol import RunSummary, Source, Writer
+
+if TYPE_CHECKING:
+    import pandas
+    import xarray
+
+_PAGE = 500
+
+
+class Catalog:
+    """A searchable, live collection of runs in one source.
+
+    Parameters
+    ----------
+    source
+        Any :class:`~scandeck.sources.protocol.Source`; started here.
+    query
+        Restricts the catalog (what :meth:`search` builds on).
+
+    Examples
+    --------
+    >>> cat = scandeck.open_catalog()                       # doctest: +SKIP
+    >>> RE.subscribe(cat.writer())                           # doctest: +SKIP
+    >>> cat.search('plan_name == "scan" and sample == "Ni"')[-1].primary.read()  # doctest: +SKIP
+    """
+
+    def __init__(self, source: Source, query: Query | None = None, *, name: str = "") -> None:
+        source.start()
+        self.source = source
+        self.query = query if query is not None else Query.all()
+        self.name = name or source.uri
+
+    def __repr__(self) -> str:
+        where = "" if self.query == Query.all() else f" where {self.query}"
+        return f"<Catalog {self.name!r}{where}: {len(self)} runs>"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def writer(self) -> Writer:
+        """A ``(name, doc)`` callable storing documents: ``RE.subscribe(cat.writer())``."""
+        return self.source.writer()
+
+    # -- searching -------------------------------------------------------------------------
+
+    def search(self, query: Query | str) -> Catalog:
+        """The runs of this catalog that also match ``query`` (a query object or text).
+
+        Examples
+        --------
+        >>> cat.search(Key("sample") == "Ni").search('num_points > 10')  # doctest: +SKIP
+        """
+        if isinstance(query, str):
+            query = parse(query)
+        combined = query if self.query == Query.all() else self.query & query
+        return Catalog(self.source, combined, name=self.name)
+
+    def __len__(self) -> int:
+        return self.source.count(self.query)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def summaries(self, limit: int | None = None, offset: int = 0) -> list[RunSummary]:
+        """Index rows of the newest matching runs, without reading documents."""
+        return self.source.search(self.query, limit=limit, offset=offset)
+
+    def __iter__(self) -> Iterator[Run]:
+        """Runs newest first; runs arriving meanwhile are not repeated."""
+        before = None
+        while True:
+            page = self.source.search(self.query, limit=_PAGE, before=before)
+            for summary in page:
+                yield Run(self.source, summary)
+            if len(page) < _PAGE:
+                return
+            before = (page[-1].time, page[-1].seq)
+
+    def __contains__(self, uid: object) -> bool:
+        if not isinstance(uid, str):
+            return False
+        try:
+            summary = self.source.get(uid)
+        except RunNotFound:
+            return False
+        return self.query.matches(summary.start, summary.stop)
+
+    def __getitem__(self, key: int | str | slice) -> Run | list[Run]:
+        if isinstance(key, slice):
+            return self._slice(key)
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            raise TypeError(f"look up runs by int, uid string or slice, not {type(key).__name__}")
+        if isinstance(key, int):
+            return self._by_int(key)
+        return self._by_uid(key)
+
+    def _by_int(self, key: int) -> Run:
+        if key < 0:
+            found = self.source.search(self.query, limit=1, offset=-key - 1)
+            if not found:
+                raise RunNotFound(f"cat[{key}]: {self.name} has only {len(self)} matching runs")
+        else:
+            found = self.source.search(self.query & ScanID(key), limit=1)
+            if not found:
+                raise RunNotFound(
+                    f"no run with scan_id {key} in {self.name}; cat[-1] is the newest run, "
+                    "and cat.search(...) finds runs by metadata"
+                )
+        return Run(self.source, found[0])
+
+    def _by_uid(self, key: str) -> Run:
+        from .exceptions import AmbiguousUID
+
+        if not key:
+            raise RunNotFound("an empty string is not a uid")
+        try:
+            summary = self.source.get(key)
+            candidates = [summary]
+        except RunNotFound:
+            candidates = self.source.find_prefix(key, limit=50)
+        candidates = [s for s in candidates if self.query.matches(s.start, s.stop)]
+        if not candidates:
+            raise RunNotFound(f"no run with uid or uid prefix {key!r} in {self.name}")
+        if len(candidates) > 1:
+            raise AmbiguousUID(key, [s.uid for s in candidates])
+        return Run(self.source, candidates[0])
+
+    def _slice(self, key: slice) -> list[Run]:
+        start, stop = key.start, key.stop
+        ints = [v for v in (start, stop) if v is not None]
+        if any(not isinstance(v, int) for v in ints):
+            raise TypeError("slice runs with ints: cat[-5:] (newest five) or cat[10:20] (scan_ids)")
+        if ints and all(v >= 0 for v in ints) and start is not None:
+            query = Key("scan_id") >= start
+            if stop is not None:
+                query = query & (Key("scan_id") < stop)
+            runs = list(self.search(query))
+        elif all(v <= 0 for v in ints):
+            first = 0 if stop is None else -stop  # offsets from the newest, newest = 0
+            last = None if start is None else -start
+            limit = None if last is None else max(last - first, 0)
+            runs = [Run(self.source, s) for s in self.source.search(self.query, limit=limit, offset=first)]
+        else:
+            raise TypeError(
+                "mix of negative and non-negative slice bounds: use cat[-5:] for the newest "
+                "five runs or cat[10:20] for scan_ids 10 to 19"
+            )
+        return runs[:: key.step] if key.step else runs
+
+    # -- live ------------------------------------------------------------------------------
+
+    def follow(self, *, timeout: float | None = None, after: int | None = None) -> Iterator[Run]:
+        """Runs matching this catalog as they start (blocking).
+
+        Ends when no new run started for ``timeout`` seconds; ``None`` follows
+        for ever. ``after`` is a source ``seq`` to resume from.
+        """
+        def keep(summary: RunSummary) -> bool:
+            return self.query.matches(summary.start, summary.stop)
+
+        for summary in follow_runs(self.source, after=after, timeout=timeout, keep=keep):
+            yield Run(self.source, summary)
+
+    def close(self) -> None:
+        """Release the source's connections."""
+        self.source.close()
+
+
+class Run:
+    """One run: its metadata, its streams, its documents, live or finished.
+
+    Examples
+    --------
+    >>> run = cat[-1]                                   # doctest: +SKIP
+    >>> run.metadata["start"]["plan_name"], run.status  # doctest: +SKIP
+    ('scan', 'success')
+    >>> run.primary.read()                              # doctest: +SKIP
+    """
+
+    def __init__(self, source: Source, summary: RunSummary) -> None:
+        self.source = source
+        self._summary = summary
+        self._start: dict[str, Any] | None = None
+
+    @property
+    def uid(self) -> str:
+        return self._summary.uid
+
+    @property
+    def scan_id(self) -> int | None:
+        return self._summary.scan_id
+
+    def refresh(self) -> RunSummary:
+        """Re-read the run's index row (status, stop, counts) from the source."""
+        self._summary = self.source.get(self.uid)
+        return self._summary
+
+    @property
+    def summary(self) -> RunSummary:
+        """The index row as last read; :meth:`refresh` for the current one."""
+        return self._summary
+
+    @property
+    def start(self) -> dict[str, Any]:
+        """The start document, exactly as stored."""
+        if self._start is None:
+            self._start = next(iter(self.source.documents(self.uid, names=["start"]))).doc
+        return self._start
+
+    @property
+    def stop(self) -> dict[str, Any] | None:
+        """The stop document, or None while the run has none."""
+        if self._summary.stop is None:
+            self.refresh()
+        if self._summary.stop is None:
+            return None
+        return next(iter(self.source.documents(self.uid, names=["stop"]))).doc
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """``{"start": ..., "stop": ...}`` (stop is None while the run goes on)."""
+        return {"start": self.start, "stop": self.stop}
+
+    @property
+    def status(self) -> str:
+        """``running``, ``success``, ``abort``, ``fail`` or ``incomplete`` (writer died)."""
+        return self.refresh().status
+
+    @property
+    def num_events(self) -> int:
+        """Events stored so far in all streams."""
+        return self.refresh().num_events
+
+    def __repr__(self) -> str:
+        s = self._summary
+        plan = s.start.get("plan_name", "?")
+        return f"<Run scan_id={s.scan_id} uid={s.uid[:8]} plan={plan} status={s.status}>"
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def _stream_descriptors(self) -> dict[str, list[dict[str, Any]]]:
+        streams: dict[str, list[dict[str, Any]]] = {}
+        for desc in self.source.descriptors(self.uid):
+            streams.setdefault(desc.get("name", "primary"), []).append(desc)
+        return streams
+
+    def __iter__(self) -> Iterator[str]:
+        """Stream names, in the order their first descriptors arrived."""
+        return iter(list(self._stream_descriptors()))
+
+    def __len__(self) -> int:
+        return len(self._stream_descriptors())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stream_descriptors()
+
+    def __getitem__(self, name: str) -> Stream:
+        streams = self._stream_descriptors()
+        if name not in streams:
+            raise StreamNotFound(
+                f"run {self.uid[:8]} has no stream {name!r}; its streams: {', '.join(streams) or 'none yet'}"
+            )
+        return Stream(self, name, streams[name])
+
+    def __getattr__(self, name: str) -> Stream:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except StreamNotFound as err:
+            raise AttributeError(str(err)) from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._stream_descriptors()))
+
+    # -- documents -------------------------------------------------------------------------
+
+    def documents(self, *, start: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The run's stored documents in order, as ``(name, doc)`` pairs."""
+        for entry in self.source.documents(self.uid, start=start):
+            yield entry.name, entry.doc
+
+    def follow(
+        self, *, start: int = 0, timeout: float | None = None, positions: bool = False
+    ) -> Iterator[Any]:
+        """Documents as they are stored, from position ``start`` (0 = start document).
+
+        Blocks for new documents; ends after the stop document, when the writer
+        died without one, or after ``timeout`` seconds without a new document.
+        Yields ``(name, doc)``, or ``(pos, name, doc)`` with ``positions=True``
+        (pass ``pos + 1`` as ``start`` to resume).
+        """
+        for entry in follow_run(self.source, self.uid, start=start, timeout=timeout):
+            yield tuple(entry) if positions else (entry.name, entry.doc)
+
+
+class Stream:
+    """One event stream of a run (``primary``, ``baseline``, ...)."""
+
+    def __init__(self, run: Run, name: str, descriptors: list[dict[str, Any]]) -> None:
+        self.run = run
+        self.name = name
+        self.descriptors = descriptors
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.name!r} of run {self.run.uid[:8]}: {len(self)} events>"
+
+    @property
+    def data_keys(self) -> dict[str, dict[str, Any]]:
+        """``{key: data_key}`` of the stream's descriptors (source, dtype, shape, units)."""
+        keys: dict[str, dict[str, Any]] = {}
+        for desc in self.descriptors:
+            for key, info in desc["data_keys"].items():
+                keys.setdefault(key, info)
+        return keys
+
+    def __len__(self) -> int:
+        counts = self.run.source.stream_counts(self.run.uid)
+        return sum(counts.get(d["uid"], 0) for d in self.descriptors)
+
+    def _table(self, fill: bool) -> Any:
+        from .reading import STREAM_DOCUMENTS, collect
+
+        # Descriptors may have been added since this object was made (live run).
+        self.descriptors = self.run._stream_descriptors().get(self.name, self.descriptors)
+        uids = {d["uid"] for d in self.descriptors}
+        entries = self.run.source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)
+        return collect(entries, uids, fill=fill)
+
+    def read(self, *, fill: bool = True) -> xarray.Dataset:
+        """All events so far as an ``xarray.Dataset`` (time coordinate, N-D for images).
+
+        External data is read through the handler registry; ``fill=False`` keeps
+        the datum ids.
+        """
+        from .reading import to_xarray
+
+        return to_xarray(self._table(fill))
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """Scalar keys as a ``pandas.DataFrame`` indexed by ``seq_num``."""
+        from .reading import to_pandas
+
+        return to_pandas(self._table(fill=False))
+
+    def documents(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The stream's descriptor and event documents, in order."""
+        uids = {d["uid"] for d in self.descriptors}
+        for entry in self.run.source.documents(
+            self.run.uid, names=("descriptor", "event", "event_page"), descriptors=uids
+        ):
+            if entry.name != "descriptor" or entry.doc["uid"] in uids:
+                yield entry.name, entry.doc
+
+
+__all__ = ["Catalog", "Run", "Stream", "ScandeckError"]

@@ -1,0 +1,562 @@
+"""Filling external data: resource/datum and stream_resource/stream_datum.
+
+A :class:`Filler` remembers a run's resource, datum(_page), stream_resource and
+stream_datum documents and reads the arrays they point to through handlers from
+two registries: by resource ``spec``, ``cls(full_path, **resource_kwargs)`` then
+``handler(**datum_kwargs)`` (the databroker convention); by stream-resource
+``mimetype``, ``cls(uri, **parameters)`` then ``handler(indices_start, indices_stop)``.
+Built in: ``NPY_SEQ``, ``AD_HDF5`` (and ``AD_HDF5_SWMR``), ``HDF5``,
+``application/x-hdf5``. Others come from :func:`register_handler`,
+:func:`register_stream_handler` or entry points in the groups ``scandeck.handlers``
+/ ``scandeck.stream_handlers`` (named by spec / mimetype), loaded on a lookup miss.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import entry_points
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import numpy as np
+from event_model import DocumentRouter, unpack_datum_page
+
+from .exceptions import ScandeckError, UnknownHandler, missing_dependency
+
+#: A handler class: built once per resource, then called once per datum.
+HandlerClass = Callable[..., Callable[..., Any]]
+
+
+class FillError(ScandeckError):
+    """External data referenced by a run could not be read."""
+
+
+class _MissingDocument(FillError, KeyError):
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DatumNotFound(_MissingDocument):
+    """A datum id that no ``datum`` / ``datum_page`` document declared."""
+
+
+class ResourceNotFound(_MissingDocument):
+    """A datum or stream_datum whose (stream_)resource the Filler never saw."""
+
+
+class ExternalFileMissing(FillError, FileNotFoundError):
+    """The file a resource points to is not there (``.path``, ``.resource_uid``)."""
+
+    def __init__(self, message: str, path: str, resource_uid: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.resource_uid = resource_uid
+
+
+class DatumIndexError(FillError, IndexError):
+    """A datum asks for frames or rows beyond the end of its file."""
+
+
+# --- registries --------------------------------------------------------------------------
+
+
+class _Registry:
+    """Handler classes by key; entry points are consulted on a miss."""
+
+    def __init__(self, what: str, group: str, register_fn: str) -> None:
+        self.what, self.group, self.register_fn = what, group, register_fn
+        self._table: dict[str, HandlerClass] = {}
+        self._lock = threading.Lock()
+
+    def register(self, key: str, cls: HandlerClass, overwrite: bool) -> None:
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"a handler {self.what} must be a non-empty string, not {key!r}")
+        if not callable(cls):
+            raise TypeError(f"the handler for {self.what} {key!r} must be a class, not {cls!r}")
+        with self._lock:
+            old = self._table.get(key)
+            if old is not None and old is not cls and not overwrite:
+                raise ScandeckError(
+                    f"a handler for {self.what} {key!r} is already registered "
+                    f"({_name(old)}); pass overwrite=True to replace it"
+                )
+            self._table[key] = cls
+
+    def get(self, key: str, resource_uid: str | None) -> HandlerClass:
+        with self._lock:
+            cls = self._table.get(key)
+        cls = cls or self._from_entry_point(key)
+        if cls is None:
+            where = f" (resource {resource_uid})" if resource_uid else ""
+            known = ", ".join(repr(k) for k in self.keys()) or "none"
+            raise UnknownHandler(
+                f"no handler is registered for {self.what} {key!r}{where}; registered "
+                f"{self.what}s: {known}. Register one with "
+                f'scandeck.handlers.{self.register_fn}("{key}", cls), or install the '
+                f"package that provides it (entry-point group {self.group!r})"
+            )
+        return cls
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._table)
+
+    def _from_entry_point(self, key: str) -> HandlerClass | None:
+        # Only on a miss, so that importing scandeck never imports plugins.
+        for ep in entry_points(group=self.group):
+            if ep.name == key:
+                try:
+                    cls = ep.load()
+                except Exception as exc:
+                    raise ScandeckError(
+                        f"entry point {ep.name!r} = {ep.value!r} of group {self.group!r} failed"
+                        f" to load ({type(exc).__name__}: {exc}); fix or uninstall its package"
+                    ) from exc
+                self.register(key, cls, overwrite=False)
+                return cls
+        return None
+
+
+def _name(obj: object) -> str:
+    return getattr(obj, "__qualname__", None) or repr(obj)
+
+
+_HANDLERS = _Registry("spec", "scandeck.handlers", "register_handler")
+_STREAM_HANDLERS = _Registry("mimetype", "scandeck.stream_handlers", "register_stream_handler")
+
+
+def register_handler(spec: str, handler_cls: HandlerClass, *, overwrite: bool = False) -> None:
+    """Read resources of ``spec`` with ``handler_cls``.
+
+    ``handler_cls(full_path, **resource_kwargs)`` returns a callable taking a
+    datum's ``datum_kwargs`` and returning an array; its ``close()``, if any, is
+    called by :meth:`Filler.close`. Registering another class for a taken spec
+    needs ``overwrite=True``.
+
+    Examples
+    --------
+    >>> class TextHandler:
+    ...     def __init__(self, path, **kwargs): self.path = path
+    ...     def __call__(self, line): ...
+    >>> register_handler("MY_TEXT", TextHandler)
+    >>> get_handler("MY_TEXT") is TextHandler
+    True
+    """
+    _HANDLERS.register(spec, handler_cls, overwrite)
+
+
+def get_handler(spec: str, *, resource_uid: str | None = None) -> HandlerClass:
+    """The handler class for ``spec``, or :class:`~scandeck.exceptions.UnknownHandler`.
+
+    Examples
+    --------
+    >>> get_handler("NPY_SEQ").__name__
+    'NpySeqHandler'
+    """
+    return _HANDLERS.get(spec, resource_uid)
+
+
+def register_stream_handler(
+    mimetype: str, handler_cls: HandlerClass, *, overwrite: bool = False
+) -> None:
+    """Read stream resources of ``mimetype`` with ``handler_cls``.
+
+    ``handler_cls(uri, **parameters)`` returns a callable
+    ``(indices_start, indices_stop) -> array`` of those rows.
+
+    Examples
+    --------
+    >>> register_stream_handler("application/x-hdf5", HDF5StreamHandler)  # already there
+    """
+    _STREAM_HANDLERS.register(mimetype, handler_cls, overwrite)
+
+
+def get_stream_handler(mimetype: str, *, resource_uid: str | None = None) -> HandlerClass:
+    """The stream handler class for ``mimetype``, or ``UnknownHandler``.
+
+    Examples
+    --------
+    >>> get_stream_handler("application/x-hdf5").__name__
+    'HDF5StreamHandler'
+    """
+    return _STREAM_HANDLERS.get(mimetype, resource_uid)
+
+
+def registered_handlers() -> dict[str, list[str]]:
+    """Specs and mimetypes with a handler (entry points not yet loaded are not listed).
+
+    Examples
+    --------
+    >>> registered_handlers()["mimetypes"]
+    ['application/x-hdf5']
+    """
+    return {"specs": _HANDLERS.keys(), "mimetypes": _STREAM_HANDLERS.keys()}
+
+
+# --- paths -------------------------------------------------------------------------------
+
+
+def resource_path(resource: Mapping[str, Any], root_map: Mapping[str, str] | None = None) -> str:
+    """A resource's full path: ``root`` (after ``root_map``) joined to ``resource_path``.
+
+    Joined by the writer's ``path_semantics`` rules, which may not be this machine's.
+
+    Examples
+    --------
+    >>> resource_path({"root": "/data", "resource_path": "a/b.h5", "path_semantics": "posix"})
+    '/data/a/b.h5'
+    >>> resource_path({"root": "C:\\\\data", "resource_path": "b.h5", "path_semantics": "windows"})
+    'C:\\\\data\\\\b.h5'
+    """
+    root = resource.get("root") or ""
+    if root_map:
+        root = root_map.get(root, root)
+    semantics = resource.get("path_semantics") or ("windows" if os.name == "nt" else "posix")
+    path_cls = PureWindowsPath if semantics == "windows" else PurePosixPath
+    rel = resource["resource_path"]
+    return str(path_cls(root) / rel) if root else str(path_cls(rel))
+
+
+def uri_to_path(uri: str) -> str:
+    """The local path of ``file://localhost/p`` or ``file:///p`` (or of a plain path).
+
+    Examples
+    --------
+    >>> uri_to_path("file://localhost/data/scan%201.h5")
+    '/data/scan 1.h5'
+    >>> uri_to_path("file:///data/x.h5")
+    '/data/x.h5'
+    """
+    parsed = urlparse(uri)
+    if not parsed.scheme or len(parsed.scheme) == 1:  # a plain path, or "C:\..."
+        return uri
+    if parsed.scheme != "file":
+        raise FillError(f"cannot read {uri!r}: only file:// URIs are supported")
+    if parsed.netloc not in ("", "localhost"):
+        raise FillError(
+            f"{uri!r} is on host {parsed.netloc!r}; mount its files here and point a "
+            "file://localhost/ URI at them, or register a stream handler that can fetch it"
+        )
+    return url2pathname(parsed.path)
+
+
+# --- built-in handlers -------------------------------------------------------------------
+
+
+def _import_h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as exc:
+        raise missing_dependency("h5py", "hdf5") from exc
+    return h5py
+
+
+class _H5Rows:
+    """Base of the HDF5 handlers: one dataset, opened on first use, kept open until close()."""
+
+    def __init__(self, path: str, dataset: str) -> None:
+        self.path, self.dataset = path, dataset
+        self._file: Any = None
+
+    def rows(self, start: int, stop: int, what: str) -> np.ndarray:
+        start, stop = int(start), int(stop)
+        if start < 0 or stop < start:
+            raise IndexError(f"{what}: rows {start}:{stop} are not a valid range")
+        ds = self._open()
+        if stop > ds.shape[0]:  # the writer may have appended since we opened: look again
+            self.close()
+            ds = self._open()
+        if stop > ds.shape[0]:
+            raise IndexError(
+                f"{what} needs rows {start}:{stop} of {self.dataset} in {self.path}, "
+                f"which has {ds.shape[0]}"
+            )
+        return np.asarray(ds[start:stop])
+
+    def _open(self) -> Any:
+        h5py = _import_h5py()
+        if self._file is None:
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(2, "No such file", self.path)
+            self._file = h5py.File(self.path, "r")
+        try:
+            return self._file[self.dataset]
+        except KeyError:
+            raise FillError(
+                f"{self.path} has no dataset {self.dataset!r}; the resource names the wrong "
+                "dataset or the file was written by another program"
+            ) from None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class NpySeqHandler:
+    """``NPY_SEQ``: ``{full_path}_{index}.npy``, one file per datum (``SynSignalWithRegistry``).
+
+    Examples
+    --------
+    >>> NpySeqHandler("/data/a1b2c3")(index=0)  # reads /data/a1b2c3_0.npy  # doctest: +SKIP
+    """
+
+    def __init__(self, resource_path: str, **resource_kwargs: Any) -> None:
+        self.path = resource_path
+
+    def __call__(self, index: int) -> np.ndarray:
+        return np.load(f"{self.path}_{int(index)}.npy", allow_pickle=False)
+
+
+class AreaDetectorHDF5Handler(_H5Rows):
+    """``AD_HDF5``: frames ``[pn*fpp, (pn+1)*fpp)`` of ``/entry/data/data``.
+
+    ``fpp`` is resource_kwargs ``frame_per_point``, ``pn`` datum_kwargs
+    ``point_number``; with one frame per point the frame itself is returned.
+
+    Examples
+    --------
+    >>> AreaDetectorHDF5Handler("/data/cam.h5", frame_per_point=1)(point_number=3)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, resource_path: str, frame_per_point: int = 1, **resource_kwargs: Any
+    ) -> None:
+        super().__init__(resource_path, "/entry/data/data")
+        self.frame_per_point = int(frame_per_point)
+
+    def __call__(self, point_number: int) -> np.ndarray:
+        fpp = self.frame_per_point
+        start = int(point_number) * fpp
+        frames = self.rows(start, start + fpp, f"point_number {point_number}")
+        return frames[0] if fpp == 1 else frames
+
+
+class HDF5DatasetHandler(_H5Rows):
+    """``HDF5``: ``data[index]`` of the dataset named by resource_kwargs ``dataset``.
+
+    Examples
+    --------
+    >>> HDF5DatasetHandler("/data/x.h5", dataset="/entry/I0")(index=4)  # doctest: +SKIP
+    """
+
+    def __init__(self, resource_path: str, dataset: str, **resource_kwargs: Any) -> None:
+        super().__init__(resource_path, dataset)
+
+    def __call__(self, index: int) -> np.ndarray:
+        return self.rows(index, int(index) + 1, f"index {index}")[0]
+
+
+class HDF5StreamHandler(_H5Rows):
+    """``application/x-hdf5``: rows of parameters ``dataset``; other parameters ignored.
+
+    Examples
+    --------
+    >>> HDF5StreamHandler("file://localhost/data/x.h5", dataset="/det")(0, 5)  # doctest: +SKIP
+    """
+
+    def __init__(self, uri: str, dataset: str, **parameters: Any) -> None:
+        super().__init__(uri_to_path(uri), dataset)
+
+    def __call__(self, indices_start: int, indices_stop: int) -> np.ndarray:
+        return self.rows(indices_start, indices_stop, f"rows {indices_start}:{indices_stop}")
+
+
+# --- the Filler --------------------------------------------------------------------------
+
+
+class Filler(DocumentRouter):
+    """Remembers a run's external-data documents and reads the arrays they point to.
+
+    Feed it documents as ``filler(name, doc)``: resource, datum, datum_page,
+    stream_resource and stream_datum are kept, everything passes through. Handler
+    instances are cached per resource; :meth:`close` (or ``with``) closes the
+    files they hold open.
+
+    Parameters
+    ----------
+    root_map
+        ``{old_root: new_root}`` for files that moved since they were written.
+    handlers, stream_handlers
+        Handler classes by spec / mimetype that take precedence over the registries.
+
+    Examples
+    --------
+    >>> with Filler() as filler:  # doctest: +SKIP
+    ...     for name, doc in documents:
+    ...         filler(name, doc)
+    ...     image = filler.fill_datum(event["data"]["img"])
+    """
+
+    def __init__(
+        self,
+        *,
+        root_map: Mapping[str, str] | None = None,
+        handlers: Mapping[str, HandlerClass] | None = None,
+        stream_handlers: Mapping[str, HandlerClass] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root_map = dict(root_map or {})
+        self._overrides = {**(handlers or {})}, {**(stream_handlers or {})}
+        self.resources: dict[str, Any] = {}
+        self.datums: dict[str, Any] = {}
+        self.stream_resources: dict[str, Any] = {}
+        self.stream_datums: dict[str, Any] = {}
+        self._instances: dict[str, Any] = {}  # (stream_)resource uid -> handler instance
+        self._lock = threading.Lock()
+
+    def resource(self, doc: Any) -> None:
+        self.resources[doc["uid"]] = doc
+
+    def datum(self, doc: Any) -> Any:
+        self.datums[doc["datum_id"]] = doc
+        return doc
+
+    def datum_page(self, doc: Any) -> None:
+        for datum in unpack_datum_page(doc):
+            self.datums[datum["datum_id"]] = datum
+
+    def stream_resource(self, doc: Any) -> None:
+        self.stream_resources[doc["uid"]] = doc
+
+    def stream_datum(self, doc: Any) -> None:
+        self.stream_datums[doc["uid"]] = doc
+
+    def fill_datum(self, datum_id: str) -> np.ndarray:
+        """The array that a datum id stands for.
+
+        Examples
+        --------
+        >>> filler.fill_datum(event["data"]["img"]).shape  # doctest: +SKIP
+        (64, 64)
+        """
+        datum = self.datums.get(datum_id)
+        if datum is None:
+            raise DatumNotFound(
+                f"datum {datum_id!r} was never declared to this Filler; feed it the run's "
+                "'datum' / 'datum_page' documents (filler(name, doc)) before filling"
+            )
+        resource = self.resources.get(datum["resource"])
+        if resource is None:
+            raise ResourceNotFound(
+                f"datum {datum_id!r} belongs to resource {datum['resource']!r}, which this "
+                "Filler has not seen; feed it the run's 'resource' document first"
+            )
+        handler = self._handler(resource, stream=False)
+        return self._call(handler, (), datum["datum_kwargs"], resource, f"datum {datum_id!r}")
+
+    def fill_stream_datum(self, doc: Mapping[str, Any]) -> np.ndarray:
+        """The rows of a stream_datum, one per event of its ``seq_nums`` range.
+
+        The document need not have been fed. When its index range holds k rows
+        per event, they are grouped: shape ``(n_events, k, ...)``.
+
+        Examples
+        --------
+        >>> filler.fill_stream_datum(stream_datum_doc).shape  # doctest: +SKIP
+        (5, 64, 64)
+        """
+        sres = self._stream_resource_of(doc)
+        handler = self._handler(sres, stream=True)
+        span = (doc["indices"]["start"], doc["indices"]["stop"])
+        rows = self._call(handler, span, {}, sres, f"stream_datum {doc['uid']!r}")
+        n_events = doc["seq_nums"]["stop"] - doc["seq_nums"]["start"]
+        if n_events > 0 and len(rows) != n_events:
+            if len(rows) % n_events:
+                raise DatumIndexError(
+                    f"stream_datum {doc['uid']!r} maps {len(rows)} rows onto {n_events} "
+                    "events; the writer's indices and seq_nums disagree"
+                )
+            rows = rows.reshape(n_events, len(rows) // n_events, *rows.shape[1:])
+        return rows
+
+    def stream_data_key(self, doc: Mapping[str, Any]) -> str:
+        """The data key a stream_datum fills: its stream_resource's ``data_key``."""
+        return str(self._stream_resource_of(doc)["data_key"])
+
+    def close(self) -> None:
+        """Close the files that cached handlers hold open (those with ``close()``)."""
+        with self._lock:
+            handlers, self._instances = list(self._instances.values()), {}
+        for handler in handlers:
+            close = getattr(handler, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> Filler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stream_resource_of(self, doc: Mapping[str, Any]) -> Any:
+        sres = self.stream_resources.get(doc["stream_resource"])
+        if sres is None:
+            raise ResourceNotFound(
+                f"stream_datum {doc['uid']!r} belongs to stream_resource "
+                f"{doc['stream_resource']!r}, which this Filler has not seen; feed it the "
+                "run's 'stream_resource' document first"
+            )
+        return sres
+
+    def _handler(self, res: Mapping[str, Any], *, stream: bool) -> Any:
+        uid = res["uid"]
+        with self._lock:  # one instance (and one open file) per resource, across threads
+            handler = self._instances.get(uid)
+            if handler is not None:
+                return handler
+            if stream:
+                key, target, kwargs = res["mimetype"], res["uri"], res.get("parameters") or {}
+                cls = self._overrides[1].get(key) or get_stream_handler(key, resource_uid=uid)
+            else:
+                key, kwargs = res["spec"], res.get("resource_kwargs") or {}
+                target = resource_path(res, self.root_map)
+                cls = self._overrides[0].get(key) or get_handler(key, resource_uid=uid)
+            try:
+                handler = cls(target, **kwargs)
+            except FileNotFoundError as exc:
+                raise self._missing(exc, target, res) from exc
+            except TypeError as exc:
+                raise FillError(
+                    f"handler {_name(cls)} for {key!r} cannot be built from resource {uid!r} "
+                    f"with {dict(kwargs)!r} ({exc}); register a handler that matches it"
+                ) from exc
+            self._instances[uid] = handler
+            return handler
+
+    def _call(self, handler: Any, args: Iterable[Any], kwargs: Mapping[str, Any],
+              res: Mapping[str, Any], what: str) -> np.ndarray:
+        try:
+            return np.asarray(handler(*args, **kwargs))
+        except FillError:
+            raise
+        except FileNotFoundError as exc:
+            raise self._missing(exc, "?", res) from exc
+        except IndexError as exc:
+            raise DatumIndexError(
+                f"{what} of resource {res['uid']} is out of range: {exc}. The file may be "
+                "truncated or still being written; for a live run, try again later"
+            ) from exc
+
+    @staticmethod
+    def _missing(exc: OSError, path: str, res: Mapping[str, Any]) -> ExternalFileMissing:
+        path = str(exc.filename or path)
+        hint = "copy the run's files along with its documents"
+        if "root" in res:  # a resource, not a stream_resource: a moved root can be mapped
+            hint += f", or if they moved pass Filler(root_map={{{res['root']!r}: NEW_ROOT}})"
+        return ExternalFileMissing(
+            f"external data file {path} of resource {res['uid']} does not exist; {hint}",
+            path,
+            str(res["uid"]),
+        )
+
+
+register_handler("NPY_SEQ", NpySeqHandler)
+register_handler("AD_HDF5", AreaDetectorHDF5Handler)
+register_handler("AD_HDF5_SWMR", AreaDetectorHDF5Handler)  # same layout, written in SWMR mode
+register_handler("HDF5", HDF5DatasetHandler)
+register_stream_handler("application/x-hdf5", HDF5StreamHandler)

@@ -1,0 +1,82 @@
+"""Run stores ("sources"), one module per transport, all behind :mod:`.protocol`.
+
+A registry maps URI schemes to factories: ``register("sqlite", factory)``.
+Other packages add schemes through the ``scandeck.sources`` entry point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..exceptions import UnknownName
+from .protocol import Entry, RunSummary, Source, Writer
+
+__all__ = ["Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes"]
+
+_factories: dict[str, Callable[[str], Source]] = {}
+
+
+def register(scheme: str, factory: Callable[[str], Source], *, overwrite: bool = False) -> None:
+    """Make ``open_source("scheme://...")`` call ``factory(uri)``.
+
+    Examples
+    --------
+    >>> register("memory", _memory, overwrite=True)
+    """
+    if scheme in _factories and not overwrite:
+        raise ValueError(f"a source is already registered for {scheme!r}; pass overwrite=True")
+    _factories[scheme] = factory
+
+
+def schemes() -> list[str]:
+    """URI schemes that open a source, built-in and from entry points."""
+    _load_entry_points()
+    return sorted(_factories)
+
+
+def _load_entry_points() -> None:
+    for ep in entry_points(group="scandeck.sources"):
+        if ep.name not in _factories:
+            _factories[ep.name] = ep.load()
+
+
+def open_source(uri: str | Path) -> Source:
+    """The source a URI or filesystem path names, not yet started.
+
+    A path (or ``sqlite://`` URI) opens the embedded store; ``memory://NAME``
+    an in-process one.
+    """
+    text = str(uri)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if not scheme:
+        return _sqlite(text)
+    factory = _factories.get(scheme)
+    if factory is None:
+        _load_entry_points()
+        factory = _factories.get(scheme)
+    if factory is None:
+        raise UnknownName(
+            f"no source for {scheme!r} URIs like {text!r}; available: {', '.join(schemes())}. "
+            "Give a directory path for the embedded store."
+        )
+    return factory(text)
+
+
+def _sqlite(uri: str) -> Source:
+    from .sqlite import SQLiteSource
+
+    path = uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri
+    return SQLiteSource(path)
+
+
+def _memory(uri: str) -> Source:
+    from .memory import MemorySource
+
+    return MemorySource.named(uri[len("memory://"):])
+
+
+register("sqlite", _sqlite)
+register("memory", _memory)

@@ -1,0 +1,228 @@
+"""An in-process store: nothing persists. For scratch work, tests and examples.
+
+``open_catalog("memory://name")`` returns the same store for the same name
+within one process. Queries run through their Python form (``Query.matches``),
+which is how transports without a query language (Redis) search too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..documents import PER_DESCRIPTOR, RunOrder, normalize
+from ..exceptions import InvalidDocument, RunNotFound, StoreError
+from ..queries import Query
+from .protocol import Entry, RunSummary
+
+_named: weakref.WeakValueDictionary[str, MemorySource] = weakref.WeakValueDictionary()
+_named_lock = threading.Lock()
+
+
+@dataclass
+class _Run:
+    summary: RunSummary
+    entries: list[Entry] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    open: bool = True
+
+
+class MemorySource:
+    """Runs held in this process's memory.
+
+    Examples
+    --------
+    >>> src = MemorySource("scratch"); src.start()
+    >>> src.count(Query.all())
+    0
+    """
+
+    def __init__(self, name: str = "") -> None:
+        self.uri = f"memory://{name}"
+        self._runs: dict[str, _Run] = {}
+        self._seq = itertools.count(1)
+        self._changed = threading.Condition()
+        self._version = 0
+
+    @classmethod
+    def named(cls, name: str) -> MemorySource:
+        """The process-wide store called ``name`` (a new one for an empty name)."""
+        if not name:
+            return cls()
+        with _named_lock:
+            src = _named.get(name)
+            if src is None:
+                src = _named[name] = cls(name)
+            return src
+
+    def __repr__(self) -> str:
+        return f"MemorySource({self.uri!r}, runs={len(self._runs)})"
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def writer(self) -> MemoryWriter:
+        return MemoryWriter(self)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _matching(self, query: Query) -> list[RunSummary]:
+        with self._changed:
+            runs = [run.summary for run in self._runs.values()]
+        return [s for s in runs if query.matches(s.start, s.stop)]
+
+    def count(self, query: Query) -> int:
+        return len(self._matching(query))
+
+    def search(
+        self,
+        query: Query,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        before: tuple[float, int] | None = None,
+        oldest_first: bool = False,
+    ) -> list[RunSummary]:
+        found = sorted(self._matching(query), key=lambda s: (s.time, s.seq), reverse=not oldest_first)
+        if before is not None:
+            if oldest_first:
+                found = [s for s in found if (s.time, s.seq) > before]
+            else:
+                found = [s for s in found if (s.time, s.seq) < before]
+        found = found[offset:]
+        return found if limit is None else found[:limit]
+
+    def _run(self, uid: str) -> _Run:
+        try:
+            return self._runs[uid]
+        except KeyError:
+            raise RunNotFound(f"no run with uid {uid!r} in {self.uri}") from None
+
+    def get(self, uid: str) -> RunSummary:
+        with self._changed:
+            return self._run(uid).summary
+
+    def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
+        with self._changed:
+            found = sorted(u for u in self._runs if u.startswith(prefix))[:limit]
+            return [self._runs[u].summary for u in found]
+
+    def documents(
+        self,
+        uid: str,
+        *,
+        start: int = 0,
+        names: Iterable[str] | None = None,
+        descriptors: Iterable[str] | None = None,
+    ) -> Iterator[Entry]:
+        with self._changed:
+            entries = self._run(uid).entries[start:]
+        keep_names = None if names is None else set(names)
+        keep_desc = None if descriptors is None else set(descriptors)
+        for entry in entries:
+            if keep_names is not None and entry.name not in keep_names:
+                continue
+            if (
+                keep_desc is not None
+                and entry.name in PER_DESCRIPTOR
+                and entry.doc["descriptor"] not in keep_desc
+            ):
+                continue
+            yield entry
+
+    def descriptors(self, uid: str) -> list[dict[str, Any]]:
+        with self._changed:
+            return [e.doc for e in self._run(uid).entries if e.name == "descriptor"]
+
+    def stream_counts(self, uid: str) -> dict[str, int]:
+        with self._changed:
+            return dict(self._run(uid).counts)
+
+    def latest_seq(self) -> int:
+        with self._changed:
+            return max((r.summary.seq for r in self._runs.values()), default=0)
+
+    def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
+        with self._changed:
+            found = sorted((r.summary for r in self._runs.values() if r.summary.seq > seq),
+                           key=lambda s: s.seq)
+        return found if limit is None else found[:limit]
+
+    def change_token(self) -> object:
+        return self._version
+
+    def wait(self, token: object, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._version != token, timeout)
+
+    # -- writing (called by MemoryWriter under its checks) ---------------------------------
+
+    def _append(self, name: str, doc: dict[str, Any], run_uid: str, descriptor: str | None,
+                n: int) -> None:
+        doc = normalize(doc)  # what a reader gets back from any store: no numpy, own copy
+        with self._changed:
+            if name == "start":
+                if run_uid in self._runs:
+                    raise InvalidDocument(name, doc, "a run with this uid is already in the store")
+                summary = RunSummary(
+                    uid=run_uid, seq=next(self._seq), scan_id=doc.get("scan_id"),
+                    time=doc["time"], start=doc, stop=None, num_events=0,
+                    num_documents=0, status="running",
+                )
+                self._runs[run_uid] = _Run(summary)
+            run = self._runs[run_uid]
+            run.entries.append(Entry(len(run.entries), name, doc))
+            if descriptor is not None:
+                run.counts[descriptor] = run.counts.get(descriptor, 0) + n
+            changes: dict[str, Any] = {
+                "num_documents": len(run.entries),
+                "num_events": run.summary.num_events + n,
+            }
+            if name == "stop":
+                changes.update(stop=doc, status=doc["exit_status"])
+                run.open = False
+            run.summary = replace(run.summary, **changes)
+            self._version += 1
+            self._changed.notify_all()
+
+    def _abandon(self, run_uids: Iterable[str]) -> None:
+        with self._changed:
+            for uid in run_uids:
+                run = self._runs.get(uid)
+                if run is not None and run.open:
+                    run.open = False
+                    run.summary = replace(run.summary, status="incomplete")
+            self._version += 1
+            self._changed.notify_all()
+
+
+class MemoryWriter:
+    """Validates each document, then appends it to a :class:`MemorySource`."""
+
+    def __init__(self, source: MemorySource) -> None:
+        self._source = source
+        self._order = RunOrder()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            if self._closed:
+                raise StoreError("this writer is closed; get a new one with catalog.writer()")
+            placed = self._order.check(name, doc)
+            descriptor = placed.descriptor if name in PER_DESCRIPTOR else None
+            self._source._append(name, doc, placed.run_uid, descriptor, placed.num_events)
+            self._order.commit(name, doc, placed)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._source._abandon(self._order.open_runs)

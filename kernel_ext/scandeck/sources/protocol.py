@@ -1,0 +1,137 @@
+"""The one contract every run store ("source") implements.
+
+A source stores documents and serves them back: it searches runs, reads a
+run's documents from any position, and follows a live run (or the arrival of
+new runs) from a given position without gaps or duplicates. The Catalog and
+everything above it speak only this protocol; ``tests/test_source_conformance.py``
+runs every registered source through the same cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from ..queries import Query
+
+#: Status of a run: its stop document's exit_status, ``running`` while it is
+#: written, or ``incomplete`` when its writer went away without a stop document.
+STATUSES = ("running", "success", "abort", "fail", "incomplete")
+
+
+class Entry(NamedTuple):
+    """One stored document and its position (0 = the start document) in its run."""
+
+    pos: int
+    name: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a source knows of a run without reading its events.
+
+    ``seq`` orders runs by arrival in the source (for following new runs);
+    ``time`` is the start document's time (for newest-first listings).
+    """
+
+    uid: str
+    seq: int
+    scan_id: int | None
+    time: float
+    start: dict[str, Any]
+    stop: dict[str, Any] | None
+    num_events: int
+    num_documents: int
+    status: str
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """A ``(name, doc)`` callable for ``RE.subscribe``: validates, then stores."""
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None: ...
+
+    def close(self) -> None:
+        """Finish: runs left without a stop document become ``incomplete``."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A run store. Connect in :meth:`start`; :meth:`close` is idempotent."""
+
+    uri: str
+
+    def start(self) -> None:
+        """Open connections and create what is missing; safe to call twice."""
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def writer(self) -> Writer:
+        """A new writer; one process may hold several."""
+
+    def count(self, query: Query) -> int:
+        """Number of runs matching ``query``, without loading them."""
+
+    def search(
+        self,
+        query: Query,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        before: tuple[float, int] | None = None,
+        oldest_first: bool = False,
+    ) -> list[RunSummary]:
+        """Matching runs, newest (by start time, then seq) first.
+
+        ``before`` is a ``(time, seq)`` cursor: only runs strictly older are
+        returned, which pages through a catalog that grows meanwhile.
+        """
+
+    def get(self, uid: str) -> RunSummary:
+        """The run with this full uid; raise :class:`~scandeck.exceptions.RunNotFound`."""
+
+    def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
+        """Runs whose uid starts with ``prefix`` (at most ``limit``)."""
+
+    def documents(
+        self,
+        uid: str,
+        *,
+        start: int = 0,
+        names: Iterable[str] | None = None,
+        descriptors: Iterable[str] | None = None,
+    ) -> Iterator[Entry]:
+        """Stored documents of a run from position ``start``, in order.
+
+        ``names`` keeps documents of those names; ``descriptors`` keeps, of the
+        per-stream documents (event, event_page, stream_datum), those of these
+        descriptors and passes every other document.
+        """
+
+    def descriptors(self, uid: str) -> list[dict[str, Any]]:
+        """The run's descriptor documents so far, in order."""
+
+    def stream_counts(self, uid: str) -> dict[str, int]:
+        """Events stored so far per descriptor uid."""
+
+    def latest_seq(self) -> int:
+        """The ``seq`` of the newest run to arrive (0 when empty)."""
+
+    def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
+        """Runs that arrived after ``seq``, in arrival order."""
+
+    def change_token(self) -> object:
+        """An opaque marker of the store's state, for :meth:`wait`."""
+
+    def wait(self, token: object, timeout: float) -> bool:
+        """Block until the store changed since ``token`` or ``timeout`` seconds pass.
+
+        Take the token *before* reading, so no change between the read and the
+        wait is missed. Returns False on timeout; spurious wake-ups are allowed.
+        """
+
+
+SourceFactory = Callable[[str], Source]

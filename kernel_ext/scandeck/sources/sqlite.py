@@ -1,0 +1,444 @@
+"""The embedded default store: one SQLite file in WAL mode, nothing to install.
+
+Layout (measured in ``bench/``; one file keeps a run's documents and its index
+row in one transaction, which is what makes a killed writer harmless):
+
+* ``runs``: one row per run: uid, scan_id, start time, the start and stop
+  documents as JSON (searched with ``json_extract``), event and document
+  counts, and who writes it (host, pid, pid start time) while it is open.
+* ``documents``: every document, msgpack-encoded, keyed by (run, position),
+  clustered so that a run reads back as one contiguous range.
+
+One writer per run, any number of readers in any process. Each document is
+its own transaction, so readers see it as soon as ``writer(name, doc)`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
+from ..exceptions import InvalidDocument, RunNotFound, StoreError
+from ..queries import Query
+from .liveness import identity, writer_alive
+from .protocol import Entry, RunSummary
+
+DB_NAME = "scandeck.sqlite"
+_CHUNK = 20_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL UNIQUE,
+    scan_id INTEGER,
+    time REAL NOT NULL,
+    start TEXT NOT NULL,
+    stop TEXT,
+    exit_status TEXT,
+    num_events INTEGER NOT NULL DEFAULT 0,
+    num_documents INTEGER NOT NULL DEFAULT 0,
+    writer_host TEXT,
+    writer_pid INTEGER,
+    writer_token TEXT,
+    writer_open INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_time ON runs(time, id);
+CREATE INDEX IF NOT EXISTS runs_scan_id ON runs(scan_id, time);
+CREATE TABLE IF NOT EXISTS documents (
+    run_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    descriptor TEXT,
+    n INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (run_id, pos)
+) WITHOUT ROWID;
+-- Descriptors again, so that listing a run's streams never scans its events.
+CREATE TABLE IF NOT EXISTS descriptors (
+    run_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (run_id, pos)
+) WITHOUT ROWID;
+"""
+
+_RUN_COLUMNS = (
+    "id, uid, scan_id, time, start, stop, exit_status, num_events, num_documents, "
+    "writer_host, writer_pid, writer_token, writer_open"
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
+    return conn
+
+
+def _json_index_copy(doc: Mapping[str, Any]) -> str:
+    """JSON of a start/stop document for ``json_extract`` (SQLite rejects NaN in JSON)."""
+    try:
+        return json.dumps(doc, allow_nan=False, default=_builtin)
+    except ValueError:
+        return json.dumps(_finite(doc), allow_nan=False, default=_builtin)
+
+
+def _builtin(obj: Any) -> Any:
+    tolist = getattr(obj, "tolist", None)
+    if tolist is None:
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    return tolist()
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _status(row: tuple[Any, ...]) -> str:
+    exit_status, host, pid, token, is_open = row[6], row[9], row[10], row[11], row[12]
+    if exit_status is not None:
+        return exit_status
+    if not is_open or not writer_alive(host, pid, token):
+        return "incomplete"
+    return "running"
+
+
+def _summary(row: tuple[Any, ...]) -> RunSummary:
+    return RunSummary(
+        uid=row[1],
+        seq=row[0],
+        scan_id=row[2],
+        time=row[3],
+        start=json.loads(row[4]),
+        stop=json.loads(row[5]) if row[5] is not None else None,
+        num_events=row[7],
+        num_documents=row[8],
+        status=_status(row),
+    )
+
+
+class SQLiteSource:
+    """Runs in one SQLite file under ``directory``.
+
+    Parameters
+    ----------
+    path
+        A directory (created if missing; the database is ``scandeck.sqlite`` in
+        it) or the path of an ``.sqlite``/``.db`` file.
+
+    Examples
+    --------
+    >>> src = SQLiteSource(tmp_path)            # doctest: +SKIP
+    >>> src.start(); src.count(Query.all())     # doctest: +SKIP
+    0
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path).expanduser()
+        if path.suffix in (".sqlite", ".db", ".sqlite3"):
+            self.directory, self.db_path = path.parent, path
+        else:
+            self.directory, self.db_path = path, path / DB_NAME
+        self.uri = f"sqlite://{self.db_path.resolve()}"
+        self._local = threading.local()
+        self._run_ids: dict[str, int] = {}
+        self._started = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteSource({str(self.db_path)!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                conn = _connect(self.db_path)
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                    raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
+                conn.executescript(_SCHEMA)
+            except sqlite3.Error as err:
+                raise StoreError(
+                    f"cannot open the run store {self.db_path}: {err}; check that the "
+                    "directory is writable and the file is a scandeck store"
+                ) from err
+            self._local.conn = conn
+            self._started = True
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        self._started = False
+
+    def _conn(self) -> sqlite3.Connection:
+        if not self._started:
+            self.start()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.db_path)
+        return conn
+
+    def writer(self) -> SQLiteWriter:
+        self.start()
+        return SQLiteWriter(self)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _run_id(self, uid: str) -> int:
+        run_id = self._run_ids.get(uid)
+        if run_id is None:
+            row = self._conn().execute("SELECT id FROM runs WHERE uid = ?", (uid,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run with uid {uid!r} in {self.db_path}")
+            run_id = self._run_ids[uid] = row[0]
+        return run_id
+
+    def count(self, query: Query) -> int:
+        where, params = query.to_sql()
+        return self._conn().execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0]
+
+    def search(
+        self,
+        query: Query,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        before: tuple[float, int] | None = None,
+        oldest_first: bool = False,
+    ) -> list[RunSummary]:
+        where, params = query.to_sql()
+        params = list(params)
+        if before is not None:
+            op = ">" if oldest_first else "<"
+            where = f"({where}) AND (time {op} ? OR (time = ? AND id {op} ?))"
+            params += [before[0], before[0], before[1]]
+        order = "ASC" if oldest_first else "DESC"
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY time {order}, id {order}"
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, offset]
+        return [_summary(row) for row in self._conn().execute(sql, params)]
+
+    def get(self, uid: str) -> RunSummary:
+        row = self._conn().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE uid = ?", (uid,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run with uid {uid!r} in {self.db_path}")
+        return _summary(row)
+
+    def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
+        # A range on the unique index, not LIKE: LIKE ignores case and the index.
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE uid >= ? AND uid < ? ORDER BY uid LIMIT ?"
+        rows = self._conn().execute(sql, (prefix, prefix + "\U0010ffff", limit))
+        return [_summary(row) for row in rows]
+
+    def documents(
+        self,
+        uid: str,
+        *,
+        start: int = 0,
+        names: Iterable[str] | None = None,
+        descriptors: Iterable[str] | None = None,
+    ) -> Iterator[Entry]:
+        run_id = self._run_id(uid)
+        where, params = "run_id = ? AND pos >= ?", [run_id]
+        if names is not None:
+            names = list(names)
+            where += f" AND name IN ({','.join('?' * len(names))})"
+            params_tail: list[Any] = names
+        else:
+            params_tail = []
+        if descriptors is not None:
+            descriptors = list(descriptors)
+            where += f" AND (descriptor IS NULL OR descriptor IN ({','.join('?' * len(descriptors))}))"
+            params_tail = params_tail + descriptors
+        sql = f"SELECT pos, name, doc FROM documents WHERE {where} ORDER BY pos LIMIT {_CHUNK}"
+        conn = self._conn()
+        pos = start
+        # Chunks, each its own short read transaction: a slow consumer never
+        # pins a WAL snapshot.
+        while True:
+            rows = conn.execute(sql, [run_id, pos, *params_tail]).fetchall()
+            for p, name, blob in rows:
+                yield Entry(p, name, unpack(blob))
+            if len(rows) < _CHUNK:
+                return
+            pos = rows[-1][0] + 1
+
+    def raw_documents(
+        self, uid: str, *, names: Iterable[str], descriptors: Iterable[str] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """``(name, msgpack bytes)`` of a run's documents, for bulk readers."""
+        run_id = self._run_id(uid)
+        names = list(names)
+        where = f"run_id = ? AND name IN ({','.join('?' * len(names))})"
+        params: list[Any] = [run_id, *names]
+        if descriptors is not None:
+            descriptors = list(descriptors)
+            where += f" AND (descriptor IS NULL OR descriptor IN ({','.join('?' * len(descriptors))}))"
+            params += descriptors
+        sql = f"SELECT name, doc FROM documents WHERE {where} ORDER BY pos"
+        return self._conn().execute(sql, params).fetchall()
+
+    def descriptors(self, uid: str) -> list[dict[str, Any]]:
+        sql = "SELECT doc FROM descriptors WHERE run_id = ? ORDER BY pos"
+        return [unpack(row[0]) for row in self._conn().execute(sql, (self._run_id(uid),))]
+
+    def stream_counts(self, uid: str) -> dict[str, int]:
+        sql = (
+            "SELECT descriptor, sum(n) FROM documents WHERE run_id = ? "
+            "AND descriptor IS NOT NULL GROUP BY descriptor"
+        )
+        return dict(self._conn().execute(sql, (self._run_id(uid),)).fetchall())
+
+    def latest_seq(self) -> int:
+        return self._conn().execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+
+    def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE id > ? ORDER BY id LIMIT ?"
+        rows = self._conn().execute(sql, (seq, -1 if limit is None else limit))
+        return [_summary(row) for row in rows]
+
+    def change_token(self) -> object:
+        # data_version changes when any other connection commits to the file.
+        return self._conn().execute("PRAGMA data_version").fetchone()[0]
+
+    def wait(self, token: object, timeout: float) -> bool:
+        conn = self._conn()
+        version = token
+        if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+            return True
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+                return True
+            delay = min(delay * 2, 0.01)
+
+
+class SQLiteWriter:
+    """Validates each document, then stores it in its own transaction.
+
+    A rejected document raises :class:`~scandeck.exceptions.InvalidDocument`
+    and leaves the store and the writer as they were.
+    """
+
+    def __init__(self, source: SQLiteSource) -> None:
+        self._source = source
+        self._conn = _connect(source.db_path)
+        self._order = RunOrder()
+        self._runs: dict[str, list[int]] = {}  # uid -> [run id, next position]
+        self._lock = threading.Lock()
+        self._host, self._pid, self._token = identity()
+        self._finalizer = weakref.finalize(self, _close_runs, self._conn, self._runs)
+
+    def __repr__(self) -> str:
+        return f"<SQLiteWriter to {self._source.db_path} open runs={list(self._runs)}>"
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._finalizer.alive:
+                raise StoreError("this writer is closed; get a new one with catalog.writer()")
+            placed = self._order.check(name, doc)
+            try:
+                self._store(name, doc, placed)
+            except sqlite3.IntegrityError as err:
+                self._rollback()
+                raise InvalidDocument(name, doc, "a run with this uid is already in the store") from err
+            except sqlite3.Error as err:
+                self._rollback()
+                raise StoreError(
+                    f"could not store the {name} document in {self._source.db_path}: {err}; "
+                    "nothing was stored for it and the writer can go on"
+                ) from err
+            self._order.commit(name, doc, placed)
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _store(self, name: str, doc: dict[str, Any], placed: Placed) -> None:
+        blob = pack(doc)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        if name == "start":
+            cur = conn.execute(
+                "INSERT INTO runs (uid, scan_id, time, start, num_documents, writer_host, "
+                "writer_pid, writer_token, writer_open) VALUES (?, ?, ?, ?, 1, ?, ?, ?, 1)",
+                (doc["uid"], doc.get("scan_id"), doc["time"], _json_index_copy(doc),
+                 self._host, self._pid, self._token),
+            )
+            run_id = cur.lastrowid
+            conn.execute(
+                "INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob)
+            )
+            conn.execute("COMMIT")
+            self._runs[doc["uid"]] = [run_id, 1]
+            return
+        state = self._runs[placed.run_uid]
+        run_id, pos = state
+        descriptor = placed.descriptor if name in PER_DESCRIPTOR else None
+        conn.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, pos, name, descriptor, placed.num_events, blob),
+        )
+        if name == "descriptor":
+            conn.execute("INSERT INTO descriptors VALUES (?, ?, ?)", (run_id, pos, blob))
+        if name == "stop":
+            conn.execute(
+                "UPDATE runs SET stop = ?, exit_status = ?, num_documents = ?, writer_open = 0 "
+                "WHERE id = ?",
+                (_json_index_copy(doc), doc["exit_status"], pos + 1, run_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE runs SET num_events = num_events + ?, num_documents = ? WHERE id = ?",
+                (placed.num_events, pos + 1, run_id),
+            )
+        conn.execute("COMMIT")
+        if name == "stop":
+            del self._runs[placed.run_uid]
+        else:
+            state[1] = pos + 1
+
+    def close(self) -> None:
+        """Close; runs still open become ``incomplete`` to every reader."""
+        with self._lock:
+            for uid in list(self._runs):
+                self._order.forget(uid)
+            self._finalizer()
+
+
+def _close_runs(conn: sqlite3.Connection, runs: dict[str, list[int]]) -> None:
+    try:
+        if runs:
+            ids = [state[0] for state in runs.values()]
+            conn.execute(
+                f"UPDATE runs SET writer_open = 0 WHERE id IN ({','.join('?' * len(ids))})", ids
+            )
+            runs.clear()
+        conn.close()
+    except sqlite3.Error:
+        pass  # interpreter shutdown: the pid check reports these runs incomplete anyway

@@ -1,0 +1,53 @@
+"""Shared fixtures: a real RunEngine, ophyd.sim devices and every registered source."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scandeck.catalog import Catalog
+from scandeck.sources import open_source
+
+#: Every source the conformance suite runs through: name -> URI factory.
+SOURCES = {
+    "sqlite": lambda tmp_path: str(tmp_path / "store"),
+    "memory": lambda tmp_path: f"memory://test-{uuid.uuid4().hex}",
+}
+
+
+@pytest.fixture(params=sorted(SOURCES))
+def cat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    """An empty catalog on each registered source."""
+    catalog = Catalog(open_source(SOURCES[request.param](tmp_path)))
+    yield catalog
+    catalog.close()
+
+
+@pytest.fixture
+def sqlite_cat(tmp_path: Path) -> Iterator[Catalog]:
+    catalog = Catalog(open_source(tmp_path / "store"))
+    yield catalog
+    catalog.close()
+
+
+@pytest.fixture
+def RE():  # noqa: N802 - the name every bluesky user knows
+    from bluesky import RunEngine
+
+    engine = RunEngine({}, context_managers=[])
+    yield engine
+    if engine.state != "idle":
+        engine.halt()
+
+
+@pytest.fixture
+def hw(tmp_path: Path):
+    """ophyd.sim's simulated hardware, image detector files under tmp_path."""
+    from ophyd.sim import hw as make_hw
+
+    assets = tmp_path / "assets"
+    assets.mkdir(exist_ok=True)
+    return make_hw(save_path=str(assets))

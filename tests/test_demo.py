@@ -1,0 +1,175 @@
+"""The simulated beamline: a real RunEngine's documents, files, aborts and stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import event_model
+import numpy as np
+import pytest
+
+from scandeck.demo import SAMPLES, run_demo
+from scandeck.handlers import Filler
+
+Doc = tuple[str, dict[str, Any]]
+
+
+def _split_runs(docs: list[Doc]) -> list[list[Doc]]:
+    """One RunEngine emits one run after another: a start opens each."""
+    runs: list[list[Doc]] = []
+    for name, doc in docs:
+        if name == "start":
+            runs.append([])
+        runs[-1].append((name, doc))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[list[Doc]], list[str]]:
+    assets = tmp_path_factory.mktemp("assets")
+    docs: list[Doc] = []
+    lines: list[str] = []
+    # Seed 3 happens to include a simulated fault within 12 runs (faults are rare).
+    n = run_demo(lambda name, doc: docs.append((name, doc)), asset_dir=assets, runs=12,
+                 pace=0, seed=3, progress=lines.append)
+    return n, _split_runs(docs), lines
+
+
+def _start(run: list[Doc]) -> dict[str, Any]:
+    return run[0][1]
+
+
+def _stop(run: list[Doc]) -> dict[str, Any]:
+    name, doc = run[-1]
+    assert name == "stop"
+    return doc
+
+
+def test_every_run_starts_and_stops(demo: Any) -> None:
+    n, runs, lines = demo
+    assert n == len(runs) == 12
+    for run in runs:
+        assert [name for name, _ in run].count("start") == 1
+        assert _stop(run)["run_start"] == _start(run)["uid"]
+    assert [_start(r)["scan_id"] for r in runs] == list(range(1, 13))
+    assert len(lines) == 24 and "started" in lines[0] and "finished: " in lines[1]
+
+
+def test_documents_are_valid(demo: Any) -> None:
+    _, runs, _ = demo
+    for run in runs:
+        for name, doc in run:
+            event_model.schema_validators[event_model.DocumentNames[name]].validate(doc)
+
+
+def test_plan_mix_and_metadata(demo: Any) -> None:
+    _, runs, _ = demo
+    plans = Counter(_start(r)["plan_name"] for r in runs)
+    assert {"count", "scan", "rel_scan", "grid_scan"} <= set(plans)
+    for run in runs:
+        start = _start(run)
+        assert start["beamline_id"] == "sim" and start["sample"] in SAMPLES
+        assert start["operator"] and start["proposal"] and start["purpose"]
+        stop = _stop(run)
+        if stop["exit_status"] == "success":  # a finished run has every point it planned
+            assert stop["num_events"]["primary"] == start["num_points"]
+
+
+def test_aborted_and_failed_runs(demo: Any) -> None:
+    _, runs, lines = demo
+    stops = [_stop(r) for r in runs]
+    aborted = [s for s in stops if s["exit_status"] == "abort"]
+    assert aborted and all(s["reason"] == "simulated beam dump" for s in aborted)
+    failed = [s for s in stops if s["exit_status"] == "fail"]
+    assert failed and all(s["reason"] for s in failed)
+    assert any("finished: abort (simulated beam dump)" in line for line in lines)
+
+
+@pytest.mark.parametrize("spec", ["NPY_SEQ", "AD_HDF5"])
+def test_external_images_fill_to_declared_shape(demo: Any, spec: str) -> None:
+    _, runs, _ = demo
+    checked = 0
+    for run in runs:
+        resources = [doc for name, doc in run if name == "resource" and doc["spec"] == spec]
+        if not resources:
+            continue
+        (resource,) = resources
+        full = os.path.join(resource["root"], resource["resource_path"])
+        descriptors = {doc["uid"]: doc for name, doc in run if name == "descriptor"}
+        with Filler() as filler:
+            for name, doc in run:
+                filler(name, doc)
+            for name, event in run:
+                if name != "event":
+                    continue
+                for key, info in descriptors[event["descriptor"]]["data_keys"].items():
+                    if not info.get("external"):
+                        continue
+                    datum = filler.datums[event["data"][key]]
+                    if spec == "NPY_SEQ":
+                        assert os.path.exists(f"{full}_{datum['datum_kwargs']['index']}.npy")
+                    else:
+                        assert os.path.exists(full)
+                    image = filler.fill_datum(event["data"][key])
+                    assert info["dtype"] == "array" and info["shape"] == [64, 64]
+                    assert list(image.shape) == info["shape"]
+                    assert image.dtype == np.dtype(info["dtype_numpy"])
+                    assert image.max() > image.min()  # an image, not a constant
+                    checked += 1
+    assert checked >= 3
+
+
+def test_stop_event_ends_a_slow_demo_promptly(tmp_path: Path) -> None:
+    stop = threading.Event()
+    first_event = threading.Event()
+    docs: list[Doc] = []
+    result: list[int] = []
+
+    def callback(name: str, doc: dict[str, Any]) -> None:
+        docs.append((name, doc))
+        if name == "event":
+            first_event.set()
+
+    def demo() -> None:  # off the main thread, as in a notebook or a server
+        result.append(run_demo(callback, asset_dir=tmp_path, pace=0.2, runs=None, seed=5,
+                               stop_event=stop, progress=None))
+
+    worker = threading.Thread(target=demo, daemon=True)
+    worker.start()
+    assert first_event.wait(10)
+    stopped_at = time.monotonic()
+    stop.set()
+    worker.join(10)
+    took = time.monotonic() - stopped_at
+    assert not worker.is_alive() and took < 1.0, f"took {took:.2f} s to stop"
+    assert result == [1]
+    (run,) = _split_runs(docs)
+    stop_doc = _stop(run)  # the run in flight was closed, as aborted
+    assert stop_doc["exit_status"] == "abort" and stop_doc["reason"] == "demo stopped"
+
+
+def test_ctrl_c_on_the_main_thread_stops_cleanly(tmp_path: Path) -> None:
+    first_event = threading.Event()
+    docs: list[Doc] = []
+
+    def callback(name: str, doc: dict[str, Any]) -> None:
+        docs.append((name, doc))
+        if name == "event":
+            first_event.set()
+
+    def press_ctrl_c() -> None:
+        if first_event.wait(10):  # by then run_demo's own SIGINT handler is installed
+            os.kill(os.getpid(), signal.SIGINT)
+
+    handler_before = signal.getsignal(signal.SIGINT)
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    n = run_demo(callback, asset_dir=tmp_path, pace=0.2, seed=5, progress=None)
+    assert n == 1
+    assert _stop(_split_runs(docs)[0])["exit_status"] == "abort"
+    assert signal.getsignal(signal.SIGINT) is handler_before  # put back
