@@ -260,7 +260,7 @@ def test_unknown_mimetype_message(run: Any, tmp_path: Path) -> None:
         indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}
     )
     filler = Filler()
-    filler("stream_resource", bundle.stream_resource_doc)
+    _feed(filler, ("stream_resource", bundle.stream_resource_doc))
     with pytest.raises(UnknownHandler) as info:
         filler.fill_stream_datum(doc)
     text = str(info.value)
@@ -276,6 +276,8 @@ def test_register_overwrite_and_entry_points(
 ) -> None:
     class Mine:
         def __init__(self, path: str, **kwargs: Any) -> None: ...
+
+        def __call__(self, index: int) -> None: ...
 
     register_handler("MINE", Mine)
     register_handler("MINE", Mine)  # the same class again is fine
@@ -356,7 +358,7 @@ def test_missing_files_name_path_and_resource(run: Any, tmp_path: Path) -> None:
         start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
         uri=f"file://localhost{tmp_path / 'gone_stream.h5'}", parameters={"dataset": "/d"},
     )
-    filler("stream_resource", stream.stream_resource_doc)
+    _feed(filler, ("stream_resource", stream.stream_resource_doc))
     doc = stream.compose_stream_datum(
         indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}
     )

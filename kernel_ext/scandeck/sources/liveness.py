@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 
 HOST = socket.gethostname()
-_cache: dict[tuple[int, str], tuple[float, bool]] = {}
-_CACHE_SECONDS = 0.5
 
 
 def process_token(pid: int) -> str:
@@ -32,14 +29,8 @@ def writer_alive(host: str | None, pid: int | None, token: str | None) -> bool:
     """False only when the writer surely is gone (same host, pid dead or reused)."""
     if host != HOST or pid is None:
         return True
-    key = (pid, token or "")
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and now - hit[0] < _CACHE_SECONDS:
-        return hit[1]
-    alive = _pid_alive(pid) and (not token or process_token(pid) in ("", token))
-    _cache[key] = (now, alive)
-    return alive
+    # About 10 us: cheap enough to ask on every status read, so no cache to go stale.
+    return _pid_alive(pid) and (not token or process_token(pid) in ("", token))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,0 +1,191 @@
+"""The reading commands of ``scandeck``: ls, show, export, catalogs.
+
+Each ``cmd_*`` takes the parsed arguments and returns an exit status; user
+errors are raised (:class:`~scandeck.cli.CliError` or scandeck's own) and
+turned into one stderr line by :func:`scandeck.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import TYPE_CHECKING
+
+from .cli import CliError, open_target, report, target_of
+from .cli_format import render_table, run_json, run_rows, show_run
+
+if TYPE_CHECKING:
+    from .catalog import Catalog, Run
+    from .sources.protocol import RunSummary
+
+__all__ = ["cmd_catalogs", "cmd_export", "cmd_ls", "cmd_show", "resolve_run"]
+
+#: How many stale-looking open runs ``ls`` examines when it lifts running runs to the top.
+_OPEN_RUNS_LOOKED_AT = 200
+
+
+def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
+    """The run ``ident`` names, and a note for the user (or "").
+
+    ``-N`` is the N-th newest run; all digits is a scan_id (the newest run with
+    it), falling back to a uid prefix because uids can start with digits too;
+    anything else is a uid or uid prefix.
+    """
+    from .exceptions import RunNotFound
+    from .queries import ScanID
+
+    if re.fullmatch(r"-\d+", ident):
+        index = int(ident)
+        if index == 0:
+            raise CliError("-0 is not a run", "-1 is the newest run, -2 the one before")
+        return cat[index], ""  # type: ignore[return-value]
+    if ident.isdigit():
+        try:
+            run = cat[int(ident)]
+        except RunNotFound:
+            try:
+                return cat[ident], ""  # type: ignore[return-value]
+            except RunNotFound:
+                raise RunNotFound(
+                    f"no run with scan_id {ident} or a uid starting with {ident!r} in {cat.name}"
+                ) from None
+        # scan_ids restart with each RunEngine session, so several runs may share one.
+        same = len(cat.search(ScanID(int(ident))))
+        note = f"{same} runs have scan_id {ident}; this is the newest" if same > 1 else ""
+        return run, note  # type: ignore[return-value]
+    return cat[ident], ""  # type: ignore[return-value]
+
+
+# -- ls ---------------------------------------------------------------------------------------
+
+
+def _listing(cat: Catalog, limit: int | None) -> list[RunSummary]:
+    """Running runs first, then the newest; from index rows only (never events).
+
+    A run still being written is what a user looks for first, even when an
+    older one (a long scan) is still going while newer runs finished.
+    """
+    from .queries import Key
+
+    unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
+    running = [s for s in cat.search(unstopped).summaries(limit=_OPEN_RUNS_LOOKED_AT)
+               if s.status == "running"]
+    if limit is not None:
+        running = running[:limit]
+    lifted = {s.uid for s in running}
+    # The `limit` newest rows hold at most len(running) lifted ones: enough to fill up.
+    rest = [s for s in cat.summaries(limit=limit) if s.uid not in lifted]
+    rows = running + rest
+    return rows if limit is None else rows[:limit]
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """``scandeck ls [QUERY] [-n N] [--json]``."""
+    cat = open_target(args)
+    try:
+        if args.query:
+            cat = cat.search(args.query)
+        limit = args.n or None
+        summaries = _listing(cat, limit)
+        total = len(cat) if limit is not None else len(summaries)  # a count, no rows read
+        if args.json:
+            for s in summaries:
+                print(run_json(s))
+            return 0
+        if not summaries:
+            what = "matching runs" if args.query else "runs"
+            print(f"no {what} in {cat.name}")
+            return 0
+        header, rows, right = run_rows(summaries)
+        print(render_table(header, rows, right))
+        if total > len(summaries):
+            print(f"{len(summaries)} of {total} runs (-n N shows more, -n 0 all)")
+        return 0
+    finally:
+        cat.close()
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``scandeck show UID``."""
+    cat = open_target(args)
+    try:
+        run, note = resolve_run(cat, args.run)
+        print(show_run(run, note))
+        return 0
+    finally:
+        cat.close()
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``scandeck export UID... --format jsonl|msgpack [-o DIR]``."""
+    from .docfiles import write_documents
+    from .exceptions import DocumentFileError
+
+    cat = open_target(args)
+    try:
+        # Resolve every run first: a typo in the third uid must not leave two files behind.
+        runs: dict[str, Run] = {}
+        for ident in args.runs:
+            run, _ = resolve_run(cat, ident)
+            runs.setdefault(run.uid, run)
+        failed = 0
+        for run in runs.values():
+            if run.refresh().status == "running":
+                print(f"note: run {run.uid[:8]} is still running; exporting its documents so far")
+            try:
+                paths = write_documents(
+                    run.documents(), args.output, format=args.format, overwrite=args.overwrite
+                )
+            except DocumentFileError as err:
+                failed += 1
+                # Only the "file exists" error names a path; the others are encoding failures.
+                hint = "--overwrite replaces existing files" if err.path else ""
+                report("export", f"run {run.uid[:8]}: {err}", hint)
+                continue
+            except OSError as err:
+                msg = f"cannot write to {args.output}: {err.strerror or err}"
+                raise CliError(msg, "check that the directory is writable") from err
+            for path in paths:
+                print(path)
+        return 1 if failed else 0
+    finally:
+        cat.close()
+
+
+# -- catalogs ---------------------------------------------------------------------------------
+
+
+def cmd_catalogs(args: argparse.Namespace) -> int:
+    """``scandeck catalogs``: the Intake catalog entries available by name."""
+    from .config import catalog_dirs
+
+    try:
+        from .catalog_files import list_entries
+    except ImportError:
+        raise CliError(
+            "named catalogs are not available in this installation "
+            "(scandeck.catalog_files.list_entries is missing)",
+            "open a store by path instead: scandeck ls --catalog ./store",
+        ) from None
+    entries = list_entries()
+    if not entries:
+        searched = ", ".join(str(d) for d in catalog_dirs())
+        print(f"no named catalogs; catalog files are searched for in: {searched}")
+        return 0
+    # "*" marks the one --catalog / $SCANDECK_CATALOG selects, as git marks its branch.
+    current = target_of(args)
+    table = [
+        [("* " if name == current else "  ") + name,
+         str(getattr(entry, "description", "") or "-"),
+         str(getattr(entry, "path", "") or "-")]
+        for name, entry in entries.items()
+    ]
+    print(render_table(["  name", "description", "defined in"], table))
+    print("\nopen one with: scandeck ls --catalog NAME")
+    return 0

@@ -1,0 +1,226 @@
+"""The writing commands of ``scandeck``: ingest (document files) and demo (simulated beamline)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cli import default_store_label, open_target, report, target_of
+from .exceptions import DocumentFileError, InvalidDocument, RunNotFound, ScandeckError
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .sources.protocol import Writer
+
+__all__ = ["cmd_demo", "cmd_ingest"]
+
+# The fields that tie a document to its run, tried in order (as docfiles does):
+# enough to skip every document of a run that is already stored.
+_PARENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "stop": ("run_start",),
+    "descriptor": ("run_start",),
+    "resource": ("run_start",),
+    "stream_resource": ("run_start",),
+    "event": ("descriptor",),
+    "event_page": ("descriptor",),
+    "datum": ("resource",),
+    "datum_page": ("resource",),
+    "stream_datum": ("stream_resource", "descriptor"),
+}
+_PARENTS = ("descriptor", "resource", "stream_resource")
+
+
+@dataclass
+class _Tally:
+    """What one file (or the whole ingest) did."""
+
+    runs: int = 0
+    documents: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, other: _Tally) -> None:
+        self.runs += other.runs
+        self.documents += other.documents
+        self.skipped += other.skipped
+
+
+class _SkipAlreadyStored:
+    """Tells which documents belong to a run the catalog already has.
+
+    Documents are matched to runs through their parent links; one without a
+    known parent (an old resource without ``run_start``) belongs to the latest run.
+    """
+
+    def __init__(self, cat: Catalog) -> None:
+        self.cat = cat
+        self.owner: dict[str, str] = {}  # uid of a start/descriptor/resource -> start uid
+        self.skipping: set[str] = set()  # start uids to skip
+        self.current: str | None = None
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> bool:
+        """True when ``doc`` belongs to a run already in the catalog."""
+        if name == "start":
+            uid = doc.get("uid")
+            if not isinstance(uid, str):
+                return False  # the writer rejects it with a clear message
+            self.owner[uid] = self.current = uid
+            try:
+                # The source, not the catalog: a catalog restricted by a query would
+                # say "not here" for a stored run, and storing it again fails.
+                self.cat.source.get(uid)
+            except RunNotFound:
+                return False
+            self.skipping.add(uid)
+            return True
+        refs = (doc.get(f) for f in _PARENT_FIELDS.get(name, ()))
+        run = next((self.owner[r] for r in refs if isinstance(r, str) and r in self.owner),
+                   self.current)
+        if name in _PARENTS and isinstance(doc.get("uid"), str) and run is not None:
+            self.owner[doc["uid"]] = run
+        return run in self.skipping
+
+
+def _ingest_file(cat: Catalog, path: str) -> tuple[_Tally, str]:
+    """Store one file's runs; return what was stored and an error message ("" if none)."""
+    from .docfiles import read_documents
+
+    tally = _Tally()
+    skip = _SkipAlreadyStored(cat)
+    writer: Writer = cat.writer()
+    index = 0
+    try:
+        for index, (name, doc) in enumerate(read_documents(path), 1):  # noqa: B007
+            if skip(name, doc):
+                if name == "start":
+                    tally.skipped.append(doc["uid"])
+                continue
+            writer(name, doc)
+            tally.documents += 1
+            tally.runs += name == "start"
+    except DocumentFileError as err:
+        return tally, str(err)  # names the file and the line or document index
+    except InvalidDocument as err:
+        return tally, f"{path}: document {index}: {err}"
+    except IsADirectoryError:
+        return tally, f"{path}: is a directory; give the files in it (e.g. {path}/*.jsonl)"
+    except OSError as err:  # a missing or unreadable file
+        if isinstance(err, ScandeckError):  # StoreError: the store itself failed
+            raise
+        return tally, f"{path}: cannot read it: {err.strerror or err}"
+    finally:
+        # Closing marks a run cut short by an error 'incomplete'; its documents stay.
+        writer.close()
+    return tally, ""
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' * (n != 1)}"
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """``scandeck ingest FILES...``."""
+    cat = open_target(args, create=True)
+    total, failed = _Tally(), 0
+    try:
+        for path in args.files:
+            tally, error = _ingest_file(cat, path)
+            total.add(tally)
+            done = f"{_runs(tally.runs)} ({tally.documents} documents) stored"
+            skipped = ", ".join(uid[:8] for uid in tally.skipped)
+            if error:
+                failed += 1
+                if skipped:
+                    print(f"{path}: already stored, skipped: {skipped}")
+                # The documents before the error stay; say so, else the user re-runs blindly.
+                kept = f"{done} from it before the error" if tally.documents else ""
+                report("ingest", error, kept)
+            elif tally.runs or not tally.skipped:
+                extra = f"; already stored, skipped: {skipped}" if skipped else ""
+                print(f"{path}: {done}{extra}")
+            else:
+                print(f"{path}: already stored, skipped: {skipped}")
+        files = f"{len(args.files)} file{'s' * (len(args.files) != 1)}"
+        summary = f"ingested {_runs(total.runs)} ({total.documents} documents) from {files}"
+        summary += f" into {cat.name}"
+        if total.skipped:
+            summary += f"; {_runs(len(total.skipped))} already stored"
+        if failed:
+            summary += f"; {failed} file{'s' * (failed != 1)} failed"
+        print(summary)
+        return 1 if failed else 0
+    finally:
+        cat.close()
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def _asset_dir(cat: Catalog, args: argparse.Namespace) -> Path:
+    """Where the demo's detectors write files: next to the store, or in the data directory."""
+    from .config import data_dir
+
+    directory = getattr(cat.source, "directory", None)
+    if target_of(args) is None or directory is None:
+        return data_dir() / "assets"
+    return Path(directory).resolve() / "assets"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``scandeck demo [--pace SECONDS] [--runs N] [--seed S]``."""
+    from .demo import run_demo
+
+    stop = threading.Event()
+    pressed: list[bool] = []
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        # First Ctrl-C: finish cleanly (the run in flight gets its stop document).
+        # Second: the user means it.
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        stop.set()
+        print("stopping: the run in flight is being closed (Ctrl-C again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    # Installed before opening anything: a Ctrl-C while ophyd imports still stops cleanly.
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        cat = open_target(args, create=True)
+        try:
+            return _demo(cat, args, run_demo, stop)
+        finally:
+            cat.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading.Event) -> int:
+    assets = _asset_dir(cat, args)
+    target = target_of(args)
+    where = "" if target is None else f" --catalog {shlex.quote(target)}"
+    watch, newest = f"scandeck ls{where}", f"scandeck show -1{where}"
+    runs = "until Ctrl-C" if args.runs is None else _runs(args.runs)
+    print(f"scandeck demo: simulated beamline writing to {default_store_label(args)} "
+          f"({cat.source.uri})")
+    print(f"  {runs}, {args.pace:g} s per point; detector images in {assets}")
+    print(f"  watch it from another terminal:  {watch}   (the newest run: {newest})")
+    if cat.source.uri.startswith("memory://"):
+        print("  note: a memory:// catalog vanishes when this command ends")
+    if args.runs is None:
+        print("  Ctrl-C stops; the run in flight still gets its stop document")
+    print(flush=True)
+
+    writer = cat.writer()
+    try:
+        n = run_demo(writer, asset_dir=assets, pace=args.pace, runs=args.runs, seed=args.seed,
+                     stop_event=stop, progress=lambda line: print(line, flush=True))
+    finally:
+        writer.close()
+    print(f"\n{_runs(n)} written; list them with: {watch}")
+    return 0
