@@ -122,7 +122,7 @@ examples:
     "ingest": """\
 examples:
   scandeck ingest runs/*.jsonl
-  scandeck ingest --catalog ./store backup/3f2a9c1e-....msgpack
+  scandeck ingest --catalog ./store backup/*.msgpack
 
 Runs already in the catalog are skipped, so ingesting a folder twice is safe.
 A damaged file is reported with its line and skipped from there on; the

@@ -37,8 +37,12 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
     if re.fullmatch(r"-\d+", ident):
         index = int(ident)
         if index == 0:
-            raise CliError("-0 is not a run", "-1 is the newest run, -2 the one before")
-        return cat[index], ""  # type: ignore[return-value]
+            raise CliError("-0 is not a run", "-1 is the newest run, -2 the one before", code=2)
+        try:
+            return cat[index], ""  # type: ignore[return-value]
+        except RunNotFound:
+            # The API's message speaks of cat[-N]; on the command line say it plainly.
+            raise RunNotFound(f"{ident}: {cat.name} has only {len(cat)} runs") from None
     if ident.isdigit():
         try:
             run = cat[int(ident)]

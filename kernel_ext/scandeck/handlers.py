@@ -409,22 +409,27 @@ class Filler(DocumentRouter):
         self._instances: dict[str, Any] = {}  # (stream_)resource uid -> handler instance
         self._lock = threading.Lock()
 
-    def resource(self, doc: Any) -> None:
+    # DocumentRouter hooks: remember the document and pass it through unchanged.
+    def resource(self, doc: Any) -> Any:
         self.resources[doc["uid"]] = doc
+        return doc
 
     def datum(self, doc: Any) -> Any:
         self.datums[doc["datum_id"]] = doc
         return doc
 
-    def datum_page(self, doc: Any) -> None:
+    def datum_page(self, doc: Any) -> Any:
         for datum in unpack_datum_page(doc):
             self.datums[datum["datum_id"]] = datum
+        return doc
 
-    def stream_resource(self, doc: Any) -> None:
+    def stream_resource(self, doc: Any) -> Any:
         self.stream_resources[doc["uid"]] = doc
+        return doc
 
-    def stream_datum(self, doc: Any) -> None:
+    def stream_datum(self, doc: Any) -> Any:
         self.stream_datums[doc["uid"]] = doc
+        return doc
 
     def fill_datum(self, datum_id: str) -> np.ndarray:
         """The array that a datum id stands for.
