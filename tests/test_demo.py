@@ -173,3 +173,30 @@ def test_ctrl_c_on_the_main_thread_stops_cleanly(tmp_path: Path) -> None:
     assert n == 1
     assert _stop(_split_runs(docs)[0])["exit_status"] == "abort"
     assert signal.getsignal(signal.SIGINT) is handler_before  # put back
+
+
+def test_a_callers_own_sigint_handler_is_left_in_charge(tmp_path: Path) -> None:
+    stop, first_event = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def callers_handler(signum: int, frame: Any) -> None:  # as the scandeck CLI does
+        calls.append(signum)
+        stop.set()
+
+    def callback(name: str, doc: dict[str, Any]) -> None:
+        if name == "event":
+            first_event.set()
+
+    def press_ctrl_c() -> None:
+        if first_event.wait(10):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, callers_handler)
+    try:
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        assert run_demo(callback, asset_dir=tmp_path, pace=0.2, seed=5, stop_event=stop,
+                        progress=None) == 1
+        assert calls == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is callers_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -222,5 +222,5 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
                      stop_event=stop, progress=lambda line: print(line, flush=True))
     finally:
         writer.close()
-    print(f"\n{_runs(n)} written; list them with: {watch}")
+    print(f"\n{_runs(n)} written; see them with: {watch}")
     return 0

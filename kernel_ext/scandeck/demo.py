@@ -417,12 +417,16 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 @contextlib.contextmanager
 def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
-    """On the main thread, the first Ctrl-C sets ``stop``; a second one interrupts."""
-    if threading.current_thread() is not threading.main_thread():
+    """On the main thread, the first Ctrl-C sets ``stop``; a second one interrupts.
+
+    Only over Python's default handler: a caller's own SIGINT handler is left in charge.
+    """
+    restore = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or (
+        restore is not signal.default_int_handler
+    ):
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
-    restore = previous if previous is not None else signal.default_int_handler
 
     def first_ctrl_c(signum: int, frame: Any) -> None:
         stop.set()
