@@ -97,26 +97,38 @@ def timed(fn: Callable[[], Any], repeat: int, *, setup: Callable[[], Any] | None
 
 
 def interleaved(cases: dict[str, tuple[Callable[[], Any], Callable[[], Any] | None]], repeat: int,
-                *, warmup: int = 1) -> dict[str, list[float]]:
-    """Times of each ``{label: (fn, setup)}`` case, run round-robin.
+                *, warmup: int = 1, block: int = 1) -> dict[str, list[float]]:
+    """``repeat`` times of each ``{label: (fn, setup)}`` case, the cases taking turns.
 
-    One call of every case per round, the order rotating from round to round,
-    so that a neighbour's load on this (shared) machine hits every case alike
-    and the ratios stay meaningful even when the absolute figures move.
+    Each turn runs one case ``block`` times in a row, after one untimed warm-up
+    call when ``block`` > 1 (so that a case never pays for the cache its
+    predecessor evicted); the order of the cases rotates from round to round.
+    A neighbour's load on this (shared) machine thus hits every case alike and
+    the ratios stay meaningful even when the absolute figures move.
     """
     labels = list(cases)
     out: dict[str, list[float]] = {k: [] for k in labels}
-    for r in range(warmup + repeat):
+
+    def once(label: str) -> float:
+        fn, setup = cases[label]
+        if setup is not None:
+            setup()
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        for label in labels:
+            once(label)
+    r = 0
+    while any(len(v) < repeat for v in out.values()):
         shift = r % len(labels)
         for label in labels[shift:] + labels[:shift]:
-            fn, setup = cases[label]
-            if setup is not None:
-                setup()
-            t0 = time.perf_counter()
-            fn()
-            dt = time.perf_counter() - t0
-            if r >= warmup:
-                out[label].append(dt)
+            if block > 1:
+                once(label)
+            for _ in range(min(block, repeat - len(out[label]))):
+                out[label].append(once(label))
+        r += 1
     return out
 
 

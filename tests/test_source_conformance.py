@@ -218,7 +218,7 @@ def test_stream_errors_name_the_streams(RE, cat, hw):
     with pytest.raises(StreamNotFound, match="primary"):
         cat[uid]["baseline"]
     with pytest.raises(AttributeError, match="primary"):
-        cat[uid].baseline
+        _ = cat[uid].baseline
 
 
 def test_writer_closed_without_stop_leaves_incomplete_run(cat):
@@ -255,8 +255,6 @@ def test_follow_a_live_run_without_gaps_or_duplicates(RE, cat, hw):
     seen = list(run.follow(timeout=30))
     thread.join()
     assert [n for n, _ in seen] == [n for n, _ in emitted]
-    for (name, got), (_, want) in zip(seen, emitted):
-        assert got == want, (name, {k: (got.get(k), want.get(k)) for k in got.keys() | want.keys() if got.get(k) != want.get(k)})
     assert seen == emitted
     positions = [pos for pos, _, _ in cat[-1].follow(start=3, positions=True)]
     assert positions == list(range(3, len(emitted)))

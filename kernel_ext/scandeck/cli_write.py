@@ -20,21 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["cmd_demo", "cmd_ingest"]
 
-# The fields that tie a document to its run, tried in order (as docfiles does):
-# enough to skip every document of a run that is already stored.
-_PARENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "stop": ("run_start",),
-    "descriptor": ("run_start",),
-    "resource": ("run_start",),
-    "stream_resource": ("run_start",),
-    "event": ("descriptor",),
-    "event_page": ("descriptor",),
-    "datum": ("resource",),
-    "datum_page": ("resource",),
-    "stream_datum": ("stream_resource", "descriptor"),
-}
-_PARENTS = ("descriptor", "resource", "stream_resource")
-
 
 @dataclass
 class _Tally:
@@ -53,15 +38,15 @@ class _Tally:
 class _SkipAlreadyStored:
     """Tells which documents belong to a run the catalog already has.
 
-    Documents are matched to runs through their parent links; one without a
-    known parent (an old resource without ``run_start``) belongs to the latest run.
+    Documents are matched to runs by :class:`~scandeck.docfiles.RunMembership`.
     """
 
     def __init__(self, cat: Catalog) -> None:
+        from .docfiles import RunMembership
+
         self.cat = cat
-        self.owner: dict[str, str] = {}  # uid of a start/descriptor/resource -> start uid
+        self.runs = RunMembership()
         self.skipping: set[str] = set()  # start uids to skip
-        self.current: str | None = None
 
     def __call__(self, name: str, doc: dict[str, Any]) -> bool:
         """True when ``doc`` belongs to a run already in the catalog."""
@@ -69,7 +54,7 @@ class _SkipAlreadyStored:
             uid = doc.get("uid")
             if not isinstance(uid, str):
                 return False  # the writer rejects it with a clear message
-            self.owner[uid] = self.current = uid
+            self.runs.start(uid)
             try:
                 # The source, not the catalog: a catalog restricted by a query would
                 # say "not here" for a stored run, and storing it again fails.
@@ -78,12 +63,7 @@ class _SkipAlreadyStored:
                 return False
             self.skipping.add(uid)
             return True
-        refs = (doc.get(f) for f in _PARENT_FIELDS.get(name, ()))
-        run = next((self.owner[r] for r in refs if isinstance(r, str) and r in self.owner),
-                   self.current)
-        if name in _PARENTS and isinstance(doc.get("uid"), str) and run is not None:
-            self.owner[doc["uid"]] = run
-        return run in self.skipping
+        return self.runs.run_of(name, doc) in self.skipping
 
 
 def _ingest_file(cat: Catalog, path: str) -> tuple[_Tally, str]:

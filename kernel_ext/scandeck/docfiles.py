@@ -25,7 +25,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from json import JSONDecodeError
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -37,7 +37,13 @@ from event_model import DocumentNames
 
 from .exceptions import DocumentFileError
 
-__all__ = ["DOCUMENT_NAMES", "read_documents", "write_documents", "write_documents_to"]
+__all__ = [
+    "DOCUMENT_NAMES",
+    "RunMembership",
+    "read_documents",
+    "write_documents",
+    "write_documents_to",
+]
 
 #: Every valid document name, from ``event_model.DocumentNames``.
 DOCUMENT_NAMES: frozenset[str] = frozenset(n.value for n in DocumentNames)
@@ -48,16 +54,54 @@ _EXTENSIONS = {".jsonl": "jsonl", ".msgpack": "msgpack", ".mpk": "msgpack"}
 # would reject files databroker itself wrote. The buffer grows only as needed.
 _MAX_BUFFER = 2**40
 _CHUNK = 1 << 20
-# The field(s) that tie a document to its run, tried in order. Descriptors,
-# resources and stream resources are remembered by uid so their children follow.
-_PARENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "start": ("uid",),
-    **dict.fromkeys(("stop", "descriptor", "resource", "stream_resource"), ("run_start",)),
-    **dict.fromkeys(("event", "event_page"), ("descriptor",)),
-    **dict.fromkeys(("datum", "datum_page", "bulk_datum"), ("resource",)),
-    "stream_datum": ("stream_resource", "descriptor"),
-}
-_PARENTS = ("descriptor", "resource", "stream_resource")
+
+
+class RunMembership:
+    """Which run each document of a stream belongs to, from its parent links.
+
+    A document is tied to its run by ``run_start`` (stop, descriptor, resource,
+    stream_resource), ``descriptor`` (event, event_page), ``resource`` (datum,
+    datum_page, bulk_datum) or ``stream_resource`` then ``descriptor``
+    (stream_datum); descriptors and (stream_)resources are remembered by uid so
+    their children follow. A document without a known parent (an old resource
+    without ``run_start``) belongs to the latest run. So interleaved runs are told apart.
+
+    Examples
+    --------
+    >>> runs = RunMembership()
+    >>> runs.start("a"); runs.start("b")
+    >>> runs.run_of("descriptor", {"uid": "d", "run_start": "a"})
+    'a'
+    >>> runs.run_of("event", {"descriptor": "d"}), runs.run_of("resource", {"uid": "r"})
+    ('a', 'b')
+    """
+
+    # The field(s) that tie a document to its parent, tried in order.
+    _PARENT_FIELDS: dict[str, tuple[str, ...]] = {
+        "start": ("uid",),
+        **dict.fromkeys(("stop", "descriptor", "resource", "stream_resource"), ("run_start",)),
+        **dict.fromkeys(("event", "event_page"), ("descriptor",)),
+        **dict.fromkeys(("datum", "datum_page", "bulk_datum"), ("resource",)),
+        "stream_datum": ("stream_resource", "descriptor"),
+    }
+    _PARENTS = ("descriptor", "resource", "stream_resource")
+
+    def __init__(self) -> None:
+        self._owner: dict[str, str] = {}  # uid of a start/descriptor/resource -> start uid
+        self.current: str | None = None  # the latest run's start uid
+
+    def start(self, uid: str) -> None:
+        """Begin the run of start uid ``uid``; it becomes the latest run."""
+        self._owner[uid] = self.current = uid
+
+    def run_of(self, name: str, doc: Mapping[str, Any]) -> str | None:
+        """The start uid of ``doc``'s run (None before any start), remembering it for children."""
+        refs = (doc.get(field) for field in self._PARENT_FIELDS.get(name, ()))
+        run = next((self._owner[r] for r in refs if isinstance(r, str) and r in self._owner),
+                   self.current)
+        if name in self._PARENTS and isinstance(doc.get("uid"), str) and run is not None:
+            self._owner[doc["uid"]] = run
+        return run
 
 
 def _as_pair(item: object, where: str, **loc: Any) -> tuple[str, dict[str, Any]]:
@@ -263,10 +307,9 @@ def write_documents(
 ) -> list[Path]:
     """Write runs to *directory*, one ``<start uid>.<ext>`` file per run.
 
-    Each document goes to its run's file, in the order given; a document is
-    matched to its run through ``run_start``/``descriptor``/``resource`` links,
-    so interleaved runs are separated, and one whose parent is not in *docs*
-    goes to the latest run. The directory is created if needed. Files are
+    Each document goes to its run's file, in the order given, matched to its run
+    by :class:`RunMembership` (a document whose parent is not in *docs* goes to
+    the latest run). The directory is created if needed. Files are
     written under hidden ``.part`` names and renamed once every document has
     been written, so a failure (even one raised by *docs*) leaves no file.
 
@@ -292,8 +335,7 @@ def write_documents(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     runs: dict[str, _RunFile] = {}  # start uid -> file, in start order
-    owner: dict[str, str] = {}  # uid of a start/descriptor/resource -> start uid
-    current: str | None = None
+    membership = RunMembership()
     try:
         for index, item in enumerate(docs):
             where = f"document index {index}"
@@ -311,16 +353,13 @@ def write_documents(
                     raise DocumentFileError(msg, path=str(final))
                 tmp = directory / f".{uid}.{ext}.{secrets.token_hex(4)}.part"
                 runs[uid] = _RunFile(tmp, final)
-                owner[uid] = current = uid
-            refs = [doc.get(field) for field in _PARENT_FIELDS.get(name, ())]
-            key = next((owner[r] for r in refs if isinstance(r, str) and r in owner), current)
+                membership.start(uid)
+            key = membership.run_of(name, doc)
             if key is None:
                 msg = f"{where}: a {name} document before any start; a run begins with its start"
                 raise DocumentFileError(msg, index=index)
             runs[key].write(encode(name, doc, index))
-            if name in _PARENTS and isinstance(doc.get("uid"), str):
-                owner[doc["uid"]] = key
-            elif name == "stop":  # close finished runs: a long stream must not exhaust handles
+            if name == "stop":  # close finished runs: a long stream must not exhaust handles
                 runs[key].close()
         for run in runs.values():
             run.close()

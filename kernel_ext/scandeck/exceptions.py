@@ -12,14 +12,18 @@ class ScandeckError(Exception):
     """Root of scandeck's errors."""
 
 
-class RunNotFound(ScandeckError, KeyError):
-    """No run matches the uid, uid prefix, scan_id or index asked for."""
+class _NotFound(KeyError):
+    """A KeyError whose message prints as written (KeyError would repr() it)."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message
+    def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
-class AmbiguousUID(ScandeckError, KeyError):
+class RunNotFound(ScandeckError, _NotFound):
+    """No run matches the uid, uid prefix, scan_id or index asked for."""
+
+
+class AmbiguousUID(ScandeckError, _NotFound):
     """A uid prefix matches more than one run."""
 
     def __init__(self, prefix: str, matches: list[str]) -> None:
@@ -31,15 +35,9 @@ class AmbiguousUID(ScandeckError, KeyError):
             "give more characters of the uid"
         )
 
-    def __str__(self) -> str:
-        return str(self.args[0])
 
-
-class StreamNotFound(ScandeckError, KeyError):
+class StreamNotFound(ScandeckError, _NotFound):
     """The run has no stream of that name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class InvalidDocument(ScandeckError, ValueError):
@@ -69,18 +67,12 @@ class QuerySyntaxError(ScandeckError, ValueError):
         super().__init__(f"{message} at column {position + 1}\n  {text}\n  {caret}")
 
 
-class UnknownHandler(ScandeckError, KeyError):
+class UnknownHandler(ScandeckError, _NotFound):
     """External data uses a spec or mimetype no handler is registered for."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
-
-class UnknownName(ScandeckError, KeyError):
+class UnknownName(ScandeckError, _NotFound):
     """A registry lookup (source scheme, catalog entry, ...) found nothing."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class StoreError(ScandeckError, OSError):
@@ -122,3 +114,35 @@ def missing_dependency(package: str, extra: str) -> ScandeckError:
 
 class InvalidQuery(ScandeckError, ValueError):
     """A query object was built with an unusable key, operator or value."""
+
+
+# --- external data (scandeck.handlers) ---------------------------------------------------
+
+
+class FillError(ScandeckError):
+    """External data referenced by a run could not be read."""
+
+
+class _MissingDocument(FillError, _NotFound):
+    """A document the Filler needs was never fed to it."""
+
+
+class DatumNotFound(_MissingDocument):
+    """A datum id that no ``datum`` / ``datum_page`` document declared."""
+
+
+class ResourceNotFound(_MissingDocument):
+    """A datum or stream_datum whose (stream_)resource the Filler never saw."""
+
+
+class ExternalFileMissing(FillError, FileNotFoundError):
+    """The file a resource points to is not there (``.path``, ``.resource_uid``)."""
+
+    def __init__(self, message: str, path: str, resource_uid: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.resource_uid = resource_uid
+
+
+class DatumIndexError(FillError, IndexError):
+    """A datum asks for frames or rows beyond the end of its file."""

@@ -5,60 +5,42 @@ stream_datum documents and reads the arrays they point to through handlers from
 two registries: by resource ``spec``, ``cls(full_path, **resource_kwargs)`` then
 ``handler(**datum_kwargs)`` (the databroker convention); by stream-resource
 ``mimetype``, ``cls(uri, **parameters)`` then ``handler(indices_start, indices_stop)``.
-Built in: ``NPY_SEQ``, ``AD_HDF5`` (and ``AD_HDF5_SWMR``), ``HDF5``,
-``application/x-hdf5``. Others come from :func:`register_handler`,
+Built in (:mod:`scandeck.handlers_builtin`): ``NPY_SEQ``, ``AD_HDF5`` (and ``AD_HDF5_SWMR``),
+``HDF5``, ``application/x-hdf5``. Others come from :func:`register_handler`,
 :func:`register_stream_handler` or entry points in the groups ``scandeck.handlers``
 / ``scandeck.stream_handlers`` (named by spec / mimetype), loaded on a lookup miss.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import numpy as np
 from event_model import DocumentRouter, unpack_datum_page
 
-from .exceptions import ScandeckError, UnknownHandler, missing_dependency
+from .exceptions import (
+    DatumIndexError,
+    DatumNotFound,
+    ExternalFileMissing,
+    FillError,
+    ResourceNotFound,
+    ScandeckError,
+    UnknownHandler,
+)
+from .handlers_builtin import (
+    AreaDetectorHDF5Handler,
+    HDF5DatasetHandler,
+    HDF5StreamHandler,
+    NpySeqHandler,
+)
+from .resource_paths import resource_path
+from .resource_paths import uri_to_path as uri_to_path  # for handler writers, as before
 
 #: A handler class: built once per resource, then called once per datum.
 HandlerClass = Callable[..., Callable[..., Any]]
-
-
-class FillError(ScandeckError):
-    """External data referenced by a run could not be read."""
-
-
-class _MissingDocument(FillError, KeyError):
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
-
-
-class DatumNotFound(_MissingDocument):
-    """A datum id that no ``datum`` / ``datum_page`` document declared."""
-
-
-class ResourceNotFound(_MissingDocument):
-    """A datum or stream_datum whose (stream_)resource the Filler never saw."""
-
-
-class ExternalFileMissing(FillError, FileNotFoundError):
-    """The file a resource points to is not there (``.path``, ``.resource_uid``)."""
-
-    def __init__(self, message: str, path: str, resource_uid: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.resource_uid = resource_uid
-
-
-class DatumIndexError(FillError, IndexError):
-    """A datum asks for frames or rows beyond the end of its file."""
 
 
 # --- registries --------------------------------------------------------------------------
@@ -195,175 +177,6 @@ def registered_handlers() -> dict[str, list[str]]:
     ['application/x-hdf5']
     """
     return {"specs": _HANDLERS.keys(), "mimetypes": _STREAM_HANDLERS.keys()}
-
-
-# --- paths -------------------------------------------------------------------------------
-
-
-def resource_path(resource: Mapping[str, Any], root_map: Mapping[str, str] | None = None) -> str:
-    """A resource's full path: ``root`` (after ``root_map``) joined to ``resource_path``.
-
-    Joined by the writer's ``path_semantics`` rules, which may not be this machine's.
-
-    Examples
-    --------
-    >>> resource_path({"root": "/data", "resource_path": "a/b.h5", "path_semantics": "posix"})
-    '/data/a/b.h5'
-    >>> resource_path({"root": "C:\\\\data", "resource_path": "b.h5", "path_semantics": "windows"})
-    'C:\\\\data\\\\b.h5'
-    """
-    root = resource.get("root") or ""
-    if root_map:
-        root = root_map.get(root, root)
-    semantics = resource.get("path_semantics") or ("windows" if os.name == "nt" else "posix")
-    path_cls = PureWindowsPath if semantics == "windows" else PurePosixPath
-    rel = resource["resource_path"]
-    return str(path_cls(root) / rel) if root else str(path_cls(rel))
-
-
-def uri_to_path(uri: str) -> str:
-    """The local path of ``file://localhost/p`` or ``file:///p`` (or of a plain path).
-
-    Examples
-    --------
-    >>> uri_to_path("file://localhost/data/scan%201.h5")
-    '/data/scan 1.h5'
-    >>> uri_to_path("file:///data/x.h5")
-    '/data/x.h5'
-    """
-    parsed = urlparse(uri)
-    if not parsed.scheme or len(parsed.scheme) == 1:  # a plain path, or "C:\..."
-        return uri
-    if parsed.scheme != "file":
-        raise FillError(f"cannot read {uri!r}: only file:// URIs are supported")
-    if parsed.netloc not in ("", "localhost"):
-        raise FillError(
-            f"{uri!r} is on host {parsed.netloc!r}; mount its files here and point a "
-            "file://localhost/ URI at them, or register a stream handler that can fetch it"
-        )
-    return url2pathname(parsed.path)
-
-
-# --- built-in handlers -------------------------------------------------------------------
-
-
-def _import_h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as exc:
-        raise missing_dependency("h5py", "hdf5") from exc
-    return h5py
-
-
-class _H5Rows:
-    """Base of the HDF5 handlers: one dataset, opened on first use, kept open until close()."""
-
-    def __init__(self, path: str, dataset: str) -> None:
-        self.path, self.dataset = path, dataset
-        self._file: Any = None
-
-    def rows(self, start: int, stop: int, what: str) -> np.ndarray:
-        start, stop = int(start), int(stop)
-        if start < 0 or stop < start:
-            raise IndexError(f"{what}: rows {start}:{stop} are not a valid range")
-        ds = self._open()
-        if stop > ds.shape[0]:  # the writer may have appended since we opened: look again
-            self.close()
-            ds = self._open()
-        if stop > ds.shape[0]:
-            raise IndexError(
-                f"{what} needs rows {start}:{stop} of {self.dataset} in {self.path}, "
-                f"which has {ds.shape[0]}"
-            )
-        return np.asarray(ds[start:stop])
-
-    def _open(self) -> Any:
-        h5py = _import_h5py()
-        if self._file is None:
-            if not os.path.exists(self.path):
-                raise FileNotFoundError(2, "No such file", self.path)
-            self._file = h5py.File(self.path, "r")
-        try:
-            return self._file[self.dataset]
-        except KeyError:
-            raise FillError(
-                f"{self.path} has no dataset {self.dataset!r}; the resource names the wrong "
-                "dataset or the file was written by another program"
-            ) from None
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class NpySeqHandler:
-    """``NPY_SEQ``: ``{full_path}_{index}.npy``, one file per datum (``SynSignalWithRegistry``).
-
-    Examples
-    --------
-    >>> NpySeqHandler("/data/a1b2c3")(index=0)  # reads /data/a1b2c3_0.npy  # doctest: +SKIP
-    """
-
-    def __init__(self, resource_path: str, **resource_kwargs: Any) -> None:
-        self.path = resource_path
-
-    def __call__(self, index: int) -> np.ndarray:
-        return np.load(f"{self.path}_{int(index)}.npy", allow_pickle=False)
-
-
-class AreaDetectorHDF5Handler(_H5Rows):
-    """``AD_HDF5``: frames ``[pn*fpp, (pn+1)*fpp)`` of ``/entry/data/data``.
-
-    ``fpp`` is resource_kwargs ``frame_per_point``, ``pn`` datum_kwargs
-    ``point_number``; with one frame per point the frame itself is returned.
-
-    Examples
-    --------
-    >>> AreaDetectorHDF5Handler("/data/cam.h5", frame_per_point=1)(point_number=3)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self, resource_path: str, frame_per_point: int = 1, **resource_kwargs: Any
-    ) -> None:
-        super().__init__(resource_path, "/entry/data/data")
-        self.frame_per_point = int(frame_per_point)
-
-    def __call__(self, point_number: int) -> np.ndarray:
-        fpp = self.frame_per_point
-        start = int(point_number) * fpp
-        frames = self.rows(start, start + fpp, f"point_number {point_number}")
-        return frames[0] if fpp == 1 else frames
-
-
-class HDF5DatasetHandler(_H5Rows):
-    """``HDF5``: ``data[index]`` of the dataset named by resource_kwargs ``dataset``.
-
-    Examples
-    --------
-    >>> HDF5DatasetHandler("/data/x.h5", dataset="/entry/I0")(index=4)  # doctest: +SKIP
-    """
-
-    def __init__(self, resource_path: str, dataset: str, **resource_kwargs: Any) -> None:
-        super().__init__(resource_path, dataset)
-
-    def __call__(self, index: int) -> np.ndarray:
-        return self.rows(index, int(index) + 1, f"index {index}")[0]
-
-
-class HDF5StreamHandler(_H5Rows):
-    """``application/x-hdf5``: rows of parameters ``dataset``; other parameters ignored.
-
-    Examples
-    --------
-    >>> HDF5StreamHandler("file://localhost/data/x.h5", dataset="/det")(0, 5)  # doctest: +SKIP
-    """
-
-    def __init__(self, uri: str, dataset: str, **parameters: Any) -> None:
-        super().__init__(uri_to_path(uri), dataset)
-
-    def __call__(self, indices_start: int, indices_stop: int) -> np.ndarray:
-        return self.rows(indices_start, indices_stop, f"rows {indices_start}:{indices_stop}")
 
 
 # --- the Filler --------------------------------------------------------------------------

@@ -24,21 +24,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import InvalidQuery, QuerySyntaxError
-from .queries import (
-    KEYWORDS,
-    DocName,
-    MatchAll,
-    Query,
-    Value,
-    _and,
-    _make_comparison,
-    _not,
-    _or,
-)
+from .query_fields import make_comparison
+from .query_tree import MatchAll, Query, all_of, any_of, negate
+from .query_values import KEYWORDS, DocName, Value
 
 __all__ = ["parse_query"]
 
@@ -247,23 +240,29 @@ class _Parser:
         return self.tok.kind == kind or self.tok.word() == kind
 
     def parse_or(self, context: str) -> Query:
-        items = [self.parse_and(context)]
-        while self._is("or"):
-            tok = self.advance()
-            items.append(self.parse_and(f" after '{tok.text}'"))
-        return _or(*items) if len(items) > 1 else items[0]
+        return self._chain("or", self.parse_and, any_of, context)
 
     def parse_and(self, context: str) -> Query:
-        items = [self.parse_not(context)]
-        while self._is("and"):
+        return self._chain("and", self.parse_not, all_of, context)
+
+    def _chain(
+        self,
+        word: str,
+        parse_item: Callable[[str], Query],
+        combine: Callable[..., Query],
+        context: str,
+    ) -> Query:
+        """Items parsed by ``parse_item`` joined by ``word``, combined when there are several."""
+        items = [parse_item(context)]
+        while self._is(word):
             tok = self.advance()
-            items.append(self.parse_not(f" after '{tok.text}'"))
-        return _and(*items) if len(items) > 1 else items[0]
+            items.append(parse_item(f" after '{tok.text}'"))
+        return combine(*items) if len(items) > 1 else items[0]
 
     def parse_not(self, context: str) -> Query:
         if self._is("not"):
             tok = self.advance()
-            return _not(self.parse_not(f" after '{tok.text}'"))
+            return negate(self.parse_not(f" after '{tok.text}'"))
         return self.parse_primary(context)
 
     def parse_primary(self, context: str) -> Query:
@@ -367,7 +366,7 @@ class _Parser:
                 f"but found {tok.describe()}",
             )
         try:
-            return _make_comparison(doc, path, op, value)
+            return make_comparison(doc, path, op, value)
         except InvalidQuery as exc:
             raise self.error(at, str(exc)) from None
 

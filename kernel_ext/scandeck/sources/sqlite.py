@@ -259,44 +259,46 @@ class SQLiteSource:
         descriptors: Iterable[str] | None = None,
     ) -> Iterator[Entry]:
         run_id = self._run_id(uid)
-        where, params = "run_id = ? AND pos >= ?", [run_id]
-        if names is not None:
-            names = list(names)
-            where += f" AND name IN ({','.join('?' * len(names))})"
-            params_tail: list[Any] = names
-        else:
-            params_tail = []
-        if descriptors is not None:
-            descriptors = list(descriptors)
-            where += f" AND (descriptor IS NULL OR descriptor IN ({','.join('?' * len(descriptors))}))"
-            params_tail = params_tail + descriptors
-        sql = f"SELECT pos, name, doc FROM documents WHERE {where} ORDER BY pos LIMIT {_CHUNK}"
+        where, filters = self._filters(names, descriptors)
+        sql = (
+            f"SELECT pos, name, doc FROM documents WHERE run_id = ? AND pos >= ?{where} "
+            f"ORDER BY pos LIMIT {_CHUNK}"
+        )
         conn = self._conn()
         pos = start
         # Chunks, each its own short read transaction: a slow consumer never
         # pins a WAL snapshot.
         while True:
-            rows = conn.execute(sql, [run_id, pos, *params_tail]).fetchall()
+            rows = conn.execute(sql, [run_id, pos, *filters]).fetchall()
             for p, name, blob in rows:
                 yield Entry(p, name, unpack(blob))
             if len(rows) < _CHUNK:
                 return
             pos = rows[-1][0] + 1
 
-    def raw_documents(
-        self, uid: str, *, names: Iterable[str], descriptors: Iterable[str] | None = None
-    ) -> list[tuple[str, bytes]]:
-        """``(name, msgpack bytes)`` of a run's documents, for bulk readers."""
-        run_id = self._run_id(uid)
-        names = list(names)
-        where = f"run_id = ? AND name IN ({','.join('?' * len(names))})"
-        params: list[Any] = [run_id, *names]
+    @staticmethod
+    def _filters(
+        names: Iterable[str] | None, descriptors: Iterable[str] | None
+    ) -> tuple[str, list[str]]:
+        """SQL conditions (to append after AND) and parameters for :meth:`documents`."""
+        where, params = "", []
+        if names is not None:
+            names = list(names)
+            where += f" AND name IN ({','.join('?' * len(names))})"
+            params += names
         if descriptors is not None:
             descriptors = list(descriptors)
             where += f" AND (descriptor IS NULL OR descriptor IN ({','.join('?' * len(descriptors))}))"
             params += descriptors
-        sql = f"SELECT name, doc FROM documents WHERE {where} ORDER BY pos"
-        return self._conn().execute(sql, params).fetchall()
+        return where, params
+
+    def raw_documents(
+        self, uid: str, *, names: Iterable[str], descriptors: Iterable[str] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """``(name, msgpack bytes)`` of a run's documents, undecoded, for bulk readers."""
+        where, filters = self._filters(names, descriptors)
+        sql = f"SELECT name, doc FROM documents WHERE run_id = ?{where} ORDER BY pos"
+        return self._conn().execute(sql, [self._run_id(uid), *filters]).fetchall()
 
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         sql = "SELECT doc FROM descriptors WHERE run_id = ? ORDER BY pos"

@@ -1,0 +1,261 @@
+"""Field comparisons: :class:`Key` (a path into a run's documents) and :class:`Comparison`.
+
+``Key("md.sample") == "Ni"`` builds a :class:`Comparison`, or the run-column
+query a comparison stands for (:func:`make_comparison`): ``time`` against a date
+becomes a :class:`~scandeck.query_tree.TimeRange`, ``scan_id ==`` an integer a
+:class:`~scandeck.query_tree.ScanID`, ``uid startswith`` a
+:class:`~scandeck.query_tree.PartialUID`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from .exceptions import InvalidQuery
+from .query_sql import Frag, comparison_sql
+from .query_time import time_interval
+from .query_tree import Not, PartialUID, Query, ScanID, TimeRange
+from .query_values import (
+    MISSING,
+    OPERATORS,
+    ORDERING,
+    DocName,
+    Value,
+    check_path,
+    check_value,
+    json_equal,
+    json_kind,
+    py_key,
+    py_value,
+    text_key,
+    text_value,
+    value_tag,
+)
+
+
+class Key:
+    """A field of a run's documents, to compare with a value.
+
+    Parameters
+    ----------
+    name : str or sequence of str
+        A dotted path into the start document (``"md.sample"`` is
+        ``start["md"]["sample"]``), or ``"stop.<path>"`` for the stop document.
+        Give a sequence of names for a field whose name contains a dot.
+    doc : {"start", "stop"}, optional
+        The document to read; given explicitly, ``name`` is not searched for a
+        ``stop.`` prefix.
+
+    Examples
+    --------
+    >>> Key("sample") == "Ni"
+    Key('sample') == 'Ni'
+    >>> Key("stop.exit_status") != "success"
+    Key('stop.exit_status') != 'success'
+    >>> Key("detectors").contains("det") & (Key("md.temperature") > 300)
+    Key('detectors').contains('det') & (Key('md.temperature') > 300)
+    """
+
+    __slots__ = ("doc", "path")
+    __hash__ = None  # type: ignore[assignment]  # == builds a query
+
+    def __init__(self, name: str | Sequence[str], doc: DocName | None = None) -> None:
+        path = tuple(name.split(".")) if isinstance(name, str) else tuple(name)
+        if doc is None:
+            doc = "start"
+            if len(path) > 1 and path[0] == "stop":
+                doc, path = "stop", path[1:]
+        check_path(doc, path, name)
+        self.doc: DocName = doc
+        self.path: tuple[str, ...] = path
+
+    def __repr__(self) -> str:
+        return py_key(self.doc, self.path)
+
+    def _cmp(self, op: str, value: object) -> Query:
+        return make_comparison(self.doc, self.path, op, value)
+
+    def __eq__(self, value: object) -> Query:  # type: ignore[override]
+        return self._cmp("==", value)
+
+    def __ne__(self, value: object) -> Query:  # type: ignore[override]
+        return self._cmp("!=", value)
+
+    def __lt__(self, value: object) -> Query:
+        return self._cmp("<", value)
+
+    def __le__(self, value: object) -> Query:
+        return self._cmp("<=", value)
+
+    def __gt__(self, value: object) -> Query:
+        return self._cmp(">", value)
+
+    def __ge__(self, value: object) -> Query:
+        return self._cmp(">=", value)
+
+    def in_(self, values: Iterable[object]) -> Query:
+        """Match when the field equals one of ``values``.
+
+        Examples
+        --------
+        >>> Key("sample").in_(["Ni", "Cu"])
+        Key('sample').in_(['Ni', 'Cu'])
+        """
+        return self._cmp("in", values)
+
+    def not_in(self, values: Iterable[object]) -> Query:
+        """Match when the field is present and equals none of ``values``.
+
+        Examples
+        --------
+        >>> str(Key("sample").not_in(["Ni"]))
+        'sample not in ["Ni"]'
+        """
+        return self._cmp("not in", values)
+
+    def contains(self, value: object) -> Query:
+        """Match when the field is a list with an element equal to ``value``.
+
+        Examples
+        --------
+        >>> str(Key("detectors").contains("det"))
+        'detectors contains "det"'
+        """
+        return self._cmp("contains", value)
+
+    def startswith(self, prefix: str) -> Query:
+        """Match when the field is a string starting with ``prefix`` (case-sensitive).
+
+        Examples
+        --------
+        >>> Key("uid").startswith("a3f")
+        PartialUID('a3f')
+        """
+        return self._cmp("startswith", prefix)
+
+    def _misuse(self, *_: object) -> Query:
+        raise TypeError(
+            "a Key is not a query yet: compare it first and put each comparison in "
+            "parentheses, e.g. (Key('sample') == 'Ni') & (Key('scan_id') > 3)"
+        )
+
+    __and__ = __rand__ = __or__ = __ror__ = __invert__ = _misuse
+
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Comparison(Query):
+    """A field compared with a value; build it with :class:`Key`, not directly.
+
+    Parameters
+    ----------
+    doc : {"start", "stop"}
+        The document holding the field.
+    path : tuple of str
+        Names leading to the field.
+    op : str
+        One of ``== != < <= > >= in, not in, contains, startswith``.
+    value : Value
+        The value (a tuple of values for ``in`` and ``not in``).
+
+    Examples
+    --------
+    >>> Comparison("start", ("sample",), "==", "Ni") == (Key("sample") == "Ni")
+    True
+    """
+
+    doc: DocName
+    path: tuple[str, ...]
+    op: str
+    value: Value
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", tuple(self.path))
+        check_path(self.doc, self.path, ".".join(map(str, self.path)))
+        if self.op not in OPERATORS:
+            raise InvalidQuery(f"unknown operator {self.op!r}: use one of {', '.join(OPERATORS)}")
+        object.__setattr__(self, "value", check_value(self.op, self.value))
+        object.__setattr__(self, "_py_prec", 0 if self.op in ORDERING or "=" in self.op else 5)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Comparison):
+            return NotImplemented
+        return (self.doc, self.path, self.op, value_tag(self.value)) == (
+            other.doc, other.path, other.op, value_tag(other.value)
+        )  # fmt: skip
+
+    def __hash__(self) -> int:
+        return hash((self.doc, self.path, self.op, value_tag(self.value)))
+
+    def _field(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None) -> Any:
+        node: Any = start if self.doc == "start" else stop
+        for seg in self.path:
+            if not isinstance(node, Mapping) or seg not in node:
+                return MISSING
+            node = node[seg]
+        return node
+
+    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
+        field, op, v = self._field(start, stop), self.op, self.value
+        if field is MISSING:
+            return False
+        if op == "==":
+            return json_equal(field, v)
+        if op == "!=":
+            return not json_equal(field, v)
+        if op in ORDERING:
+            return json_kind(field) == json_kind(v) and bool(ORDERING[op](field, v))
+        if op in ("in", "not in"):
+            found = any(json_equal(field, x) for x in v)  # type: ignore[union-attr]
+            return found if op == "in" else not found
+        if op == "contains":
+            return json_kind(field) == "list" and any(json_equal(x, v) for x in field)
+        return isinstance(field, str) and field.startswith(v)  # type: ignore[arg-type]
+
+    def _sql(self) -> Frag:
+        return comparison_sql(self.doc, self.path, self.op, self.value)
+
+    def __str__(self) -> str:
+        return f"{text_key(self.doc, self.path)} {self.op} {text_value(self.value)}"
+
+    def __repr__(self) -> str:
+        key = py_key(self.doc, self.path)
+        if self._py_prec == 0:
+            return f"{key} {self.op} {py_value(self.value)}"
+        method = {"in": "in_", "not in": "not_in"}.get(self.op, self.op)
+        return f"{key}.{method}({py_value(self.value)})"
+
+
+def make_comparison(doc: DocName, path: tuple[str, ...], op: str, value: object) -> Query:
+    """Build a comparison, turning time, scan_id and uid cases into their own queries."""
+    check_path(doc, path, ".".join(map(str, path)))
+    if op in ("in", "not in") and isinstance(value, Iterable):
+        if not isinstance(value, (str, bytes, Mapping)):
+            value = list(value)
+    special = path[0] if doc == "start" and len(path) == 1 else None
+    if special == "time" and (op in ORDERING or op in ("==", "!=")):
+        if isinstance(value, (str, date)) or (
+            op in ORDERING and json_kind(value) == "num"
+        ):
+            begin, end = time_interval(value)
+            if op == "==":
+                return TimeRange(since=begin, until=end)
+            if op == "!=":
+                return Not(TimeRange(since=begin, until=end))
+            bound = begin if op in (">=", "<") else end
+            return TimeRange(since=bound) if op[0] == ">" else TimeRange(until=bound)
+    if special == "scan_id":
+        if op == "==" and json_kind(value) == "num" and isinstance(value, numbers.Integral):
+            return ScanID(value)  # type: ignore[arg-type]
+        if op == "in" and isinstance(value, (list, tuple)) and value:
+            if all(json_kind(v) == "num" and isinstance(v, numbers.Integral) for v in value):
+                return ScanID(*value)
+    if special == "uid" and op == "startswith" and isinstance(value, str) and value:
+        return PartialUID(value)
+    return Comparison(doc, path, op, value)  # type: ignore[arg-type]
+
+
