@@ -168,13 +168,19 @@ def verdict(ok: bool) -> str:
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "   ") -> None:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
     rows = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = indent + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))
-    print(line)
+
+    def line(cells: Sequence[str]) -> str:
+        return indent + "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print(line(headers))
     print(indent + "  ".join("-" * w for w in widths))
     for r in rows:
-        print(indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print(line(r))
 
 
 # --------------------------------------------------------------------- documents
@@ -244,7 +250,10 @@ def _descriptor_args(t: float) -> dict[str, Any]:
     }
 
 
-def _grid_rows(nx: int, ny: int, t0: float, seed: int) -> Iterable[tuple[float, dict[str, float], dict[str, float]]]:
+Row = tuple[float, dict[str, float], dict[str, float]]
+
+
+def _grid_rows(nx: int, ny: int, t0: float, seed: int) -> Iterable[Row]:
     """(time, data, timestamps) per point: motor1 outer, motor2 inner, a 2-D Gaussian + noise."""
     rng = random.Random(seed)
     i = 0
@@ -284,7 +293,7 @@ def grid_scan_run(nx: int, ny: int, *, page_size: int = 0, scan_id: int = 1,
     else:
         import uuid
 
-        buf: list[tuple[float, dict[str, float], dict[str, float]]] = []
+        buf: list[Row] = []
         seq = 0
 
         def flush() -> None:
@@ -347,7 +356,7 @@ def profile_top(fn: Callable[[], Any], n: int = 12, sort: str = "tottime") -> li
     prof.disable()
     stats = pstats.Stats(prof)
     rows = []
-    for (filename, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         short = filename
         for marker in ("site-packages/", "kernel_ext/", "lib/python"):
             if marker in filename:

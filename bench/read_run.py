@@ -32,8 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
-
-import scandeck  # noqa: E402
 from _common import (  # noqa: E402
     KEYS,
     banner,
@@ -50,6 +48,8 @@ from _common import (  # noqa: E402
     verdict,
     write_msgpack_file,
 )
+
+import scandeck  # noqa: E402
 
 GOAL_RATIO = 3.0
 GOAL_SMALL_SECONDS = 0.050
@@ -136,39 +136,45 @@ def breakdown(store: str, uid: str, repeat: int) -> list[tuple[str, float]]:
 
     stages: dict[str, list[float]] = {}
 
-    def clock(label: str, fn):
+    def clock(label: str, fn, *args):
         # Stages hand each other every document at once (the real read streams
         # them); with the GC on, that pile-up alone would be charged to decoding.
         gc.collect()
         gc.disable()
         try:
             t0 = time.perf_counter()
-            out = fn()
+            out = fn(*args)
             stages.setdefault(label, []).append(time.perf_counter() - t0)
         finally:
             gc.enable()
         return out
 
+    def lookup(cat):
+        return cat[uid]["primary"]
+
+    def fetch(cat, uids):
+        return cat.source.raw_documents(uid, names=STREAM_DOCUMENTS, descriptors=uids)
+
+    def decode(rows):
+        return [Entry(i, name, unpack(blob)) for i, (name, blob) in enumerate(rows)]
+
     for _ in range(repeat + 1):
         cat = scandeck.open_catalog(store)
         gc.collect()
-        stream = clock("lookup: cat[uid].primary (index row, descriptors)", lambda: cat[uid]["primary"])
+        stream = clock("lookup: cat[uid].primary (index row, descriptors)", lookup, cat)
         uids = {d["uid"] for d in stream.descriptors}
-        src = cat.source
-        rows = clock("SQLite fetch (rows with msgpack blobs)",
-                     lambda: src.raw_documents(uid, names=STREAM_DOCUMENTS, descriptors=uids))
-        docs = clock("msgpack decode (unpack per document)",
-                     lambda: [Entry(i, name, unpack(blob)) for i, (name, blob) in enumerate(rows)])
-        table = clock("column building (reading.collect -> lists)", lambda: collect(docs, uids))
+        rows = clock("SQLite fetch (rows with msgpack blobs)", fetch, cat, uids)
+        docs = clock("msgpack decode (unpack per document)", decode, rows)
+        table = clock("column building (reading.collect -> lists)", collect, docs, uids)
         # columns() is pure given the table; time it, then time to_xarray (which
         # calls columns() again) and attribute the difference to xarray.
-        clock("lists -> numpy (reading.columns)", lambda: columns(table))
-        clock("xarray construction (to_xarray - columns)#total", lambda: to_xarray(table))
+        clock("lists -> numpy (reading.columns)", columns, table)
+        clock("xarray construction (to_xarray - columns)#total", to_xarray, table)
         cat.close()
     for key in stages:  # drop the warm-up round
         stages[key] = stages[key][1:]
     total_x = stages.pop("xarray construction (to_xarray - columns)#total")
-    xr_only = [max(t - c, 0.0) for t, c in zip(total_x, stages["lists -> numpy (reading.columns)"])]
+    xr_only = [max(t - c, 0.0) for t, c in zip(total_x, stages["lists -> numpy (reading.columns)"], strict=True)]
     out = [(k, median(v)) for k, v in stages.items()]
     out.append(("xarray construction (to_xarray - columns)", median(xr_only)))
     return out

@@ -38,8 +38,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import event_model  # noqa: E402
-
-import scandeck  # noqa: E402
 from _common import (  # noqa: E402
     banner,
     fail_soft,
@@ -52,6 +50,9 @@ from _common import (  # noqa: E402
     print_profile,
     print_table,
 )
+
+import scandeck  # noqa: E402
+from scandeck.queries import parse  # noqa: E402
 
 QUERY = 'plan_name == "scan" and sample == "Ni"'
 PLANS = ("count", "scan", "grid_scan", "rel_scan")
@@ -152,7 +153,7 @@ def main() -> int:
         # Every answer checked against the others before timing.
         expect = sum(1 for s in starts if s.get("plan_name") == "scan" and s.get("sample") == "Ni")
         assert len(cat.search(QUERY)) == expect
-        assert conn.execute(f"SELECT count(*) FROM runs WHERE {SQL_WHERE}").fetchone()[0] == expect
+        assert conn.execute("SELECT count(*) FROM runs WHERE " + SQL_WHERE).fetchone()[0] == expect
 
         scan_ids = [rng.randrange(1, n_runs + 1) for _ in range(1000)]
         prefixes = [rng.choice(uids)[:8] for _ in range(1000)]
@@ -179,10 +180,14 @@ def main() -> int:
 
         page_sql = (f"SELECT {RUN_COLUMNS} FROM runs WHERE {SQL_WHERE} "
                     "ORDER BY time DESC, id DESC LIMIT 20")
+        count_sql = f"SELECT count(*) FROM runs WHERE {SQL_WHERE}"
+        last_sql = f"SELECT {RUN_COLUMNS} FROM runs ORDER BY time DESC, id DESC LIMIT 1"
+        sid_sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE scan_id = ? ORDER BY time DESC, id DESC LIMIT 1"
+        pfx_sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE uid >= ? AND uid < ? ORDER BY uid LIMIT 2"
         groups = {
             "count": {
                 "scandeck": (lambda: len(cat.search(QUERY)), None),
-                "plain SQL": (lambda: conn.execute(f"SELECT count(*) FROM runs WHERE {SQL_WHERE}").fetchone()[0], None),
+                "plain SQL": (lambda: conn.execute(count_sql).fetchone()[0], None),
                 "Python loop": (lambda: sum(1 for s in starts if s.get("plan_name") == "scan"
                                             and s.get("sample") == "Ni"), None),
             },
@@ -193,21 +198,18 @@ def main() -> int:
             },
             "cat[-1]": {
                 "scandeck": (lambda: cat[-1], None),
-                "plain SQL": (lambda: sql_rows(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY time DESC, id DESC LIMIT 1"), None),
+                "plain SQL": (lambda: sql_rows(last_sql), None),
                 "Python loop": (lambda: max(starts, key=lambda s: s["time"]), None),
             },
             "cat[scan_id]": {
                 "scandeck": (lambda: cat[picked["sid"]], pick("sid")),
-                "plain SQL": (lambda: sql_rows(f"SELECT {RUN_COLUMNS} FROM runs WHERE scan_id = ? "
-                                               "ORDER BY time DESC, id DESC LIMIT 1", (picked["sid"],)), pick("sid")),
+                "plain SQL": (lambda: sql_rows(sid_sql, (picked["sid"],)), pick("sid")),
                 "Python loop": (lambda: next(s for s in reversed(starts) if s.get("scan_id") == picked["sid"]),
                                 pick("sid")),
             },
             "cat[uid_prefix]": {
                 "scandeck": (lambda: cat[picked["pfx"]], pick("pfx")),
-                "plain SQL": (lambda: sql_rows(f"SELECT {RUN_COLUMNS} FROM runs WHERE uid >= ? AND uid < ? "
-                                               "ORDER BY uid LIMIT 2", (picked["pfx"], picked["pfx"] + "\uffff")),
-                              pick("pfx")),
+                "plain SQL": (lambda: sql_rows(pfx_sql, (picked["pfx"], picked["pfx"] + "\uffff")), pick("pfx")),
                 "Python loop": (lambda: [s for s in starts if s["uid"].startswith(picked["pfx"])], pick("pfx")),
             },
         }
@@ -234,7 +236,7 @@ def main() -> int:
         print_table(["operation", "scandeck p50", "p99", "SQL p50", "p99", "loop p50", "p99",
                      "vs SQL", "vs loop"], rows)
 
-        sql, params = fail_soft("to_sql", lambda: scandeck.queries.parse(QUERY).to_sql()) or ("?", [])
+        sql, params = fail_soft("to_sql", lambda: parse(QUERY).to_sql()) or ("?", [])
         print(f"   scandeck's WHERE for the query: {sql}  params={params}")
         plan = fail_soft("explain", lambda: conn.execute(
             f"EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs WHERE {sql} ORDER BY time DESC, id DESC "

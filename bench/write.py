@@ -28,14 +28,11 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
-
-import scandeck  # noqa: E402
 from _common import (  # noqa: E402
     banner,
     count_events,
@@ -50,6 +47,8 @@ from _common import (  # noqa: E402
     print_profile,
     print_table,
 )
+
+import scandeck  # noqa: E402
 
 PAGE = 100
 
