@@ -231,6 +231,17 @@ def test_writer_closed_without_stop_leaves_incomplete_run(cat):
     assert cat[-1].metadata["stop"] is None
 
 
+def test_writer_dropped_without_stop_leaves_incomplete_run(cat):
+    import gc
+
+    writer = cat.writer()
+    writer("start", compose_run().start_doc)
+    assert cat[-1].status == "running"
+    del writer
+    gc.collect()
+    assert cat[-1].status == "incomplete"
+
+
 def test_follow_a_live_run_without_gaps_or_duplicates(RE, cat, hw):
     import bluesky.plans as bp
 

@@ -9,7 +9,7 @@ event-model's own ``schema_validators`` so that the verdict is always theirs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +151,10 @@ class RunOrder:
     def open_runs(self) -> list[str]:
         """Uids of runs started and not yet stopped."""
         return list(self._runs)
+
+    def open_runs_view(self) -> Iterable[str]:
+        """A live view of the open runs' uids (for finalizers that must not hold ``self``)."""
+        return self._runs.keys()
 
     def check(self, name: str, doc: Mapping[str, Any]) -> Placed:
         """Validate ``doc`` and return where it belongs; raise :class:`InvalidDocument`.

@@ -137,7 +137,7 @@ def _column(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
         if values and all(v is not None for v in values):
             return np.stack([np.asarray(v) for v in values]) if values else np.empty((0,))
         return np.asarray(values, dtype=object)
-    if any(v is None for v in values):
+    if None in values:  # scalars only here: == against None is cheap and unambiguous
         if kind in ("number", "integer"):
             return np.array([np.nan if v is None else v for v in values], dtype=float)
         return np.asarray(values, dtype=object)

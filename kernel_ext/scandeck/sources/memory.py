@@ -211,6 +211,9 @@ class MemoryWriter:
         self._order = RunOrder()
         self._lock = threading.Lock()
         self._closed = False
+        # A writer dropped without close() (its RunEngine gone) leaves incomplete runs,
+        # as a dead writer process does for the SQLite store.
+        self._finalizer = weakref.finalize(self, source._abandon, self._order.open_runs_view())
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         with self._lock:
@@ -225,4 +228,4 @@ class MemoryWriter:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._source._abandon(self._order.open_runs)
+                self._finalizer()
