@@ -195,6 +195,28 @@ def to_numpy_scalars(docs):
     return out
 
 
+class AppendWrite:
+    """The other design the store could have used: documents appended to a file beside the index.
+
+    Each blob is written and flushed (so a reader in another process sees it), with no
+    index update and no fsync: a lower bound for that design's per-document cost.
+    """
+
+    def __init__(self, root: str, tag: str, rows) -> None:
+        self.dirs, self.blobs, self.file = Fresh(root, tag), [r[5] for r in rows], None
+
+    def setup(self) -> None:
+        path = self.dirs.next()
+        self.file = open(os.path.join(path, "run.msgpack"), "ab")  # noqa: SIM115 - closed by Fresh
+        self.dirs.closers.append(self.file.close)
+
+    def __call__(self) -> None:
+        f = self.file
+        for blob in self.blobs:
+            f.write(blob)
+            f.flush()
+
+
 def bench_case(label: str, docs, repeat: int, root: str, tag: str, extra=None) -> dict:
     n = count_events(docs)
     rows = rows_of(docs)
@@ -205,7 +227,9 @@ def bench_case(label: str, docs, repeat: int, root: str, tag: str, extra=None) -
     raw1 = RawWrite(root, f"{tag}-raw1", rows, "per-row")
     raw1u = RawWrite(root, f"{tag}-raw1u", rows, "per-row+update")
     raw2 = RawWrite(root, f"{tag}-raw2", rows, "single")
+    app = AppendWrite(root, f"{tag}-append", rows)
     cases = {
+        "append": (app, app.setup),
         "sd": (sd, sd.setup),
         "raw1": (raw1, raw1.setup),
         "raw1u": (raw1u, raw1u.setup),
@@ -236,6 +260,8 @@ def report(r: dict, numpy_label: str | None = None) -> None:
          "1.00x", fmt_ratio(r["raw1"], r["raw2"])),
         ("limit (ii): one transaction", fmt_time(r["raw2"]), rate(r["raw2"]), fmt_time(r["raw2"] / nd),
          fmt_ratio(r["raw2"], r["raw1"]), "1.00x"),
+        ("design alternative: append-only file, flush/doc", fmt_time(r["append"]), rate(r["append"]),
+         fmt_time(r["append"] / nd), fmt_ratio(r["append"], r["raw1"]), fmt_ratio(r["append"], r["raw2"])),
     ]
     if "sdx" in r and numpy_label:
         rows.insert(1, (numpy_label, fmt_time(r["sdx"]), rate(r["sdx"]), fmt_time(r["sdx"] / nd),
