@@ -157,8 +157,9 @@ class Catalog:
             runs = [Run(self.source, s) for s in self.source.search(self.query, limit=limit, offset=first)]
         else:
             raise TypeError(
-                "mix of negative and non-negative slice bounds: use cat[-5:] for the newest "
-                "five runs or cat[10:20] for scan_ids 10 to 19"
+                f"cat[{'' if start is None else start}:{'' if stop is None else stop}] is ambiguous: "
+                "negative bounds count back from the newest run (cat[-5:] is the newest five), "
+                "a non-negative start gives scan_ids (cat[10:20] is scan_ids 10 to 19)"
             )
         return runs[:: key.step] if key.step else runs
 

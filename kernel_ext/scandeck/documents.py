@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-from event_model import DocumentNames, schema_validators, schemas
 
 from .exceptions import InvalidDocument
 
@@ -72,6 +71,9 @@ def normalize(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def _fast_validator(name: str) -> Callable[[Any], Any] | None:
+    # event_model (and numpy with it) loads on the first write, not when a catalog opens.
+    from event_model import DocumentNames, schemas
+
     try:
         import fastjsonschema
     except ImportError:
@@ -96,6 +98,7 @@ def validate_schema(name: str, doc: Any) -> None:
         except Exception:  # noqa: BLE001 - confirmed (or overruled) by event-model below
             pass
     import jsonschema
+    from event_model import DocumentNames, schema_validators
 
     try:
         schema_validators[DocumentNames[name]].validate(doc)
