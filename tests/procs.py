@@ -3,7 +3,8 @@
 ``python tests/procs.py write STORE NUM DELAY`` records ``count([det], NUM, DELAY)``;
 ``python tests/procs.py follow STORE OUT [SLEEP]`` follows the next (or current)
 run and writes the documents it saw to OUT as JSON;
-``python tests/procs.py runs STORE OUT N`` follows the catalog for N new runs.
+``python tests/procs.py runs STORE OUT N`` follows the catalog for N new runs;
+``python tests/procs.py stream STORE RATE SECONDS [PAGE]`` writes events at RATE per second.
 """
 
 from __future__ import annotations
@@ -25,6 +26,41 @@ def write(store: str, num: int, delay: float) -> None:
     RE.subscribe(cat.writer())
     print("writing", flush=True)
     RE(bp.count([det], num=num, delay=delay), sample="Ni")
+
+
+def stream(store: str, rate: float, seconds: float, page: int) -> None:
+    """Write events at ``rate`` per second for ``seconds`` (pages of ``page`` if > 1)."""
+    from event_model import compose_run
+
+    cat = scandeck.open_catalog(store)
+    writer = cat.writer()
+    total = int(rate * seconds)
+    bundle = compose_run(metadata={"plan_name": "stream", "num_points": total})
+    desc = bundle.compose_descriptor(
+        name="primary",
+        data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x"},
+                   "det": {"dtype": "number", "shape": [], "source": "sim:det"}},
+    )
+    writer("start", bundle.start_doc)
+    writer("descriptor", desc.descriptor_doc)
+    print("writing", flush=True)
+    t0 = time.monotonic()
+    step = max(page, 1)
+    for first in range(0, total, step):
+        n = min(step, total - first)
+        seq = list(range(first + 1, first + n + 1))
+        now = time.time()
+        if page > 1:
+            writer("event_page", desc.compose_event_page(
+                data={"x": [float(s) for s in seq], "det": [float(s % 7) for s in seq]},
+                timestamps={"x": [now] * n, "det": [now] * n}, seq_num=seq, time=[now] * n))
+        else:
+            writer("event", desc.compose_event(data={"x": float(seq[0]), "det": float(seq[0] % 7)},
+                                               timestamps={"x": now, "det": now}, seq_num=seq[0]))
+        ahead = t0 + (first + n) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    writer("stop", bundle.compose_stop())
 
 
 def follow(store: str, out: str, sleep: float = 0.0) -> None:
@@ -61,6 +97,8 @@ if __name__ == "__main__":
         write(args[0], int(args[1]), float(args[2]))
     elif command == "follow":
         follow(args[0], args[1], float(args[2]) if len(args) > 2 else 0.0)
+    elif command == "stream":
+        stream(args[0], float(args[1]), float(args[2]), int(args[3]) if len(args) > 3 else 1)
     elif command == "runs":
         runs(args[0], args[1], int(args[2]))
     else:

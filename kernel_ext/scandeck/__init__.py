@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-__all__ = ["open_catalog", "__version__"]
+__all__ = ["open_catalog", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def open_catalog(target: str | Path | None = None) -> Catalog:
@@ -57,3 +57,17 @@ def open_catalog(target: str | Path | None = None) -> Catalog:
         if Path(text).exists():  # a store directory in the working directory
             return Catalog(open_source(text))
         raise
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext scandeck``: the magics %catalog, %scans, %%bind, %bindings, %unbind."""
+    from .notebook.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext scandeck``: end every binding."""
+    from .notebook.magics import unload
+
+    unload(ipython)

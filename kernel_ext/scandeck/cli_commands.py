@@ -13,15 +13,12 @@ from typing import TYPE_CHECKING
 
 from .cli import CliError, open_target, report, target_of
 from .cli_format import render_table, run_json, run_rows, show_run
+from .listing import list_runs
 
 if TYPE_CHECKING:
     from .catalog import Catalog, Run
-    from .sources.protocol import RunSummary
 
 __all__ = ["cmd_catalogs", "cmd_export", "cmd_ls", "cmd_show", "resolve_run"]
-
-#: How many stale-looking open runs ``ls`` examines when it lifts running runs to the top.
-_OPEN_RUNS_LOOKED_AT = 200
 
 
 def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
@@ -63,26 +60,6 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
 # -- ls ---------------------------------------------------------------------------------------
 
 
-def _listing(cat: Catalog, limit: int | None) -> list[RunSummary]:
-    """Running runs first, then the newest; from index rows only (never events).
-
-    A run still being written is what a user looks for first, even when an
-    older one (a long scan) is still going while newer runs finished.
-    """
-    from .queries import Key
-
-    unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
-    running = [s for s in cat.search(unstopped).summaries(limit=_OPEN_RUNS_LOOKED_AT)
-               if s.status == "running"]
-    if limit is not None:
-        running = running[:limit]
-    lifted = {s.uid for s in running}
-    # The `limit` newest rows hold at most len(running) lifted ones: enough to fill up.
-    rest = [s for s in cat.summaries(limit=limit) if s.uid not in lifted]
-    rows = running + rest
-    return rows if limit is None else rows[:limit]
-
-
 def cmd_ls(args: argparse.Namespace) -> int:
     """``scandeck ls [QUERY] [-n N] [--json]``."""
     cat = open_target(args)
@@ -90,7 +67,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.query:
             cat = cat.search(args.query)
         limit = args.n or None
-        summaries = _listing(cat, limit)
+        summaries = list_runs(cat, limit)  # running runs first, then the newest
         total = len(cat) if limit is not None else len(summaries)  # a count, no rows read
         if args.json:
             for s in summaries:

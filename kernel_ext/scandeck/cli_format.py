@@ -9,79 +9,35 @@ Nothing here reads events: a listing works from index rows
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+# Which columns a listing has and how a value becomes cell text are shared with
+# the notebook's HTML tables (scandeck.notebook.display); re-exported here.
+from .listing import (
+    DATA_KEY_HEADER,
+    MAX_CELL,
+    OPTIONAL_COLUMNS,
+    cell,
+    compact,
+    data_key_rows,
+    finite,
+    local_time,
+    optional_columns,
+)
 
 if TYPE_CHECKING:
     from .catalog import Run
     from .sources.protocol import RunSummary
 
-__all__ = ["local_time", "render_table", "run_json", "run_rows", "show_run"]
+__all__ = [
+    "MAX_CELL", "OPTIONAL_COLUMNS", "cell", "compact", "finite", "local_time",
+    "render_table", "run_json", "run_rows", "show_run",
+]
 
-#: Longest cell in a listing; longer values are cut with "..." so a row fits a terminal.
-MAX_CELL = 28
 #: Lines a metadata value may take in ``scandeck show`` before it is cut.
 MAX_VALUE_LINES = 4
-#: Start-document keys shown as their own ``ls`` column when any listed run has them.
-OPTIONAL_COLUMNS = ("sample", "operator", "purpose")
-
-
-def local_time(t: float | None) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in the local time zone, or ``-`` when unknown.
-
-    Examples
-    --------
-    >>> local_time(None)
-    '-'
-    """
-    if t is None or not isinstance(t, (int, float)) or not math.isfinite(t):
-        return "-"
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _cut(text: str, width: int = MAX_CELL) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def cell(value: Any) -> str:
-    """One metadata value as short table text.
-
-    A sample is often a dict (``{"name": "Ni", ...}``): its name stands for it.
-
-    Examples
-    --------
-    >>> cell({"name": "Ni", "composition": "Ni"}), cell(None), cell(["a", "b"])
-    ('Ni', '', 'a, b')
-    """
-    if value is None:
-        return ""
-    if isinstance(value, Mapping):
-        name = value.get("name")
-        return _cut(str(name)) if name is not None else _cut(compact(value))
-    if isinstance(value, (list, tuple)):
-        return _cut(", ".join(str(v) for v in value))
-    return _cut(str(value))
-
-
-def compact(value: Any) -> str:
-    """A value as one line of JSON (strings bare); non-JSON values fall back to ``str``."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(finite(value), default=str, ensure_ascii=False)
-
-
-def finite(obj: Any) -> Any:
-    """``obj`` with NaN and infinities as ``None``, so its JSON is strict (``jq`` rejects NaN)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {str(k): finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
 
 
 # -- listing --------------------------------------------------------------------------------
@@ -93,7 +49,7 @@ def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]
     Optional metadata columns appear only when some listed run has that key, so
     a store without operators does not waste a column on blanks.
     """
-    extra = [k for k in OPTIONAL_COLUMNS if any(s.start.get(k) is not None for s in summaries)]
+    extra = optional_columns(summaries)
     header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
     rows = []
     for s in summaries:
@@ -173,32 +129,6 @@ def _fields(doc: Mapping[str, Any], keys: Iterable[str], indent: str = "  ") -> 
     return lines
 
 
-def _shape(shape: Any) -> str:
-    if not shape:
-        return "scalar"
-    if isinstance(shape, (list, tuple)):
-        return " x ".join(str(n) for n in shape)
-    return str(shape)
-
-
-def _data_key_rows(data_keys: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    rows = []
-    for key, info in data_keys.items():
-        dtype = str(info.get("dtype", "?"))
-        if info.get("dtype_numpy"):
-            dtype += f" ({info['dtype_numpy']})"
-        external = info.get("external")
-        rows.append([
-            key,
-            dtype,
-            _shape(info.get("shape")),
-            str(info.get("units") or "-"),
-            str(info.get("source") or "-"),
-            f"yes ({external})" if external else "no",
-        ])
-    return rows
-
-
 def show_run(run: Run, note: str = "") -> str:
     """Everything ``scandeck show`` prints about one run (reads descriptors, not events)."""
     summary = run.refresh()
@@ -241,7 +171,6 @@ def show_run(run: Run, note: str = "") -> str:
         stream = run[name]
         n = len(stream)
         out.append(f"  {name}: {n} event{'s' if n != 1 else ''}")
-        header = ["key", "dtype", "shape", "units", "source", "external"]
-        table = render_table(header, _data_key_rows(stream.data_keys))
+        table = render_table(DATA_KEY_HEADER, data_key_rows(stream.data_keys))
         out += ["    " + line for line in table.splitlines()]
     return "\n".join(out)

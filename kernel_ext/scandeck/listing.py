@@ -1,0 +1,186 @@
+"""What a run listing shows, shared by ``scandeck ls`` and the notebook's HTML tables.
+
+Pure helpers (no store access, no heavy imports) that decide which runs come
+first, which optional metadata columns appear, and how a value becomes short
+cell text; plus :func:`list_runs`, which reads the index rows of a listing from
+a catalog. :mod:`scandeck.cli_format` renders them as text, and
+:mod:`scandeck.notebook.display` as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .sources.protocol import RunSummary
+
+__all__ = [
+    "DATA_KEY_HEADER",
+    "MAX_CELL",
+    "OPTIONAL_COLUMNS",
+    "cell",
+    "compact",
+    "cut",
+    "data_key_rows",
+    "finite",
+    "list_runs",
+    "local_time",
+    "num_points",
+    "optional_columns",
+    "running_first",
+    "shape_text",
+]
+
+#: Longest cell in a listing; longer values are cut with "..." so a row fits a terminal.
+MAX_CELL = 28
+#: Start-document keys shown as their own listing column when any listed run has them.
+OPTIONAL_COLUMNS = ("sample", "operator", "purpose")
+#: How many stale-looking open runs :func:`list_runs` examines to lift running runs to the top.
+OPEN_RUNS_LOOKED_AT = 200
+
+
+def local_time(t: float | None) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in the local time zone, or ``-`` when unknown.
+
+    Examples
+    --------
+    >>> local_time(None)
+    '-'
+    """
+    if t is None or isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        return "-"
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cut(text: str, width: int = MAX_CELL) -> str:
+    """``text`` cut to ``width`` characters, ending in "..." when it was longer."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cell(value: Any) -> str:
+    """One metadata value as short table text.
+
+    A sample is often a dict (``{"name": "Ni", ...}``): its name stands for it.
+
+    Examples
+    --------
+    >>> cell({"name": "Ni", "composition": "Ni"}), cell(None), cell(["a", "b"])
+    ('Ni', '', 'a, b')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, Mapping):
+        name = value.get("name")
+        return cut(str(name)) if name is not None else cut(compact(value))
+    if isinstance(value, (list, tuple)):
+        return cut(", ".join(str(v) for v in value))
+    return cut(str(value))
+
+
+def compact(value: Any) -> str:
+    """A value as one line of JSON (strings bare); non-JSON values fall back to ``str``."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(finite(value), default=str, ensure_ascii=False)
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as ``None``, so its JSON is strict (``jq`` rejects NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+# -- which runs, which columns ---------------------------------------------------------------
+
+
+def optional_columns(summaries: Iterable[RunSummary]) -> list[str]:
+    """The :data:`OPTIONAL_COLUMNS` some listed run has (in that order).
+
+    A store without operators does not waste a column on blanks.
+    """
+    summaries = list(summaries)
+    return [k for k in OPTIONAL_COLUMNS if any(s.start.get(k) is not None for s in summaries)]
+
+
+def running_first(summaries: Iterable[RunSummary]) -> list[RunSummary]:
+    """Running runs first, then the rest; each group newest first (start time, then seq)."""
+    return sorted(summaries, key=lambda s: (s.status != "running", -_time(s.time), -s.seq))
+
+
+def _time(t: Any) -> float:
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+        return float(t)
+    return -math.inf
+
+
+def num_points(start: Mapping[str, Any]) -> int | None:
+    """The run's planned number of points (``start["num_points"]``) when it is a usable count."""
+    n = start.get("num_points")
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        return None
+    return n
+
+
+def list_runs(cat: Catalog, limit: int | None) -> list[RunSummary]:
+    """The rows of a listing: running runs first, then the newest; index rows only (no events).
+
+    A run still being written is what a user looks for first, even when an
+    older one (a long scan) is still going while newer runs finished.
+    """
+    from .queries import Key
+
+    unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
+    running = [s for s in cat.search(unstopped).summaries(limit=OPEN_RUNS_LOOKED_AT)
+               if s.status == "running"]
+    if limit is not None:
+        running = running[:limit]
+    lifted = {s.uid for s in running}
+    # The `limit` newest rows hold at most len(running) lifted ones: enough to fill up.
+    rest = [s for s in cat.summaries(limit=limit) if s.uid not in lifted]
+    rows = running + rest
+    return rows if limit is None else rows[:limit]
+
+
+# -- data keys -------------------------------------------------------------------------------
+
+
+def shape_text(shape: Any) -> str:
+    """A data key's shape as ``scalar`` or ``512 x 512``."""
+    if not shape:
+        return "scalar"
+    if isinstance(shape, (list, tuple)):
+        return " x ".join(str(n) for n in shape)
+    return str(shape)
+
+
+#: Column names of :func:`data_key_rows`.
+DATA_KEY_HEADER = ("key", "dtype", "shape", "units", "source", "external")
+
+
+def data_key_rows(data_keys: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """One row of :data:`DATA_KEY_HEADER` text per data key of a descriptor."""
+    rows = []
+    for key, info in data_keys.items():
+        dtype = str(info.get("dtype", "?"))
+        if info.get("dtype_numpy"):
+            dtype += f" ({info['dtype_numpy']})"
+        external = info.get("external")
+        rows.append([
+            key,
+            dtype,
+            shape_text(info.get("shape")),
+            str(info.get("units") or "-"),
+            str(info.get("source") or "-"),
+            f"yes ({external})" if external else "no",
+        ])
+    return rows

@@ -1,0 +1,1 @@
+"""Jupyter integration: magics, rich displays, live progress and reactive cells."""

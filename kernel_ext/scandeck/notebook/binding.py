@@ -1,0 +1,191 @@
+"""A bound cell: follow a run, re-run the cell's code as data arrives, show it in place.
+
+The follower thread only collects rows and pokes a coalescer; the cell itself
+always runs on the kernel's main loop, between user requests, with the newest
+state: ``run``, ``df`` (all rows so far), ``new`` (rows since its last run) and
+``event`` (the newest row) bound in the notebook namespace. Its outputs replace
+the previous ones in the binding's own output area (an ipywidgets ``Output``
+whose ``outputs`` are set in one update, so they never leak into the cell
+that happens to be running).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import Catalog, Run
+from ..pipeline.follower import DATA, RUN_START, RUN_STOP, Follower, FollowState
+from ..pipeline.loop import Coalescer, KernelLoop
+from .cellexec import run_cell_collecting
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class BindOptions:
+    """What ``%%bind`` was asked: the target run, stream, trigger and pace."""
+
+    uid: str | None = None
+    stream: str = "primary"
+    on: str = "event"  # or "run": once per finished run
+    every: float = 0.2
+
+    def describe(self) -> str:
+        target = f"run {self.uid[:8]}" if self.uid else "the newest run"
+        return f"{target} · {self.stream} · on {self.on}" + (
+            f" · every {self.every:g}s" if self.on == "event" else ""
+        )
+
+
+def bind_names(shell: Any, catalog: Catalog, state: FollowState, consumed: int) -> None:
+    """Set ``run``, ``df``, ``new`` and ``event`` in the notebook namespace."""
+    table = state.table
+    shell.user_ns["run"] = Run(catalog.source, catalog.source.get(state.uid)) if state.uid else None
+    shell.user_ns["df"] = table.frame()
+    shell.user_ns["new"] = table.frame(consumed)
+    shell.user_ns["event"] = table.row()
+
+
+class Binding:
+    """One ``%%bind`` cell, live."""
+
+    def __init__(self, shell: Any, loop: KernelLoop, catalog: Catalog, code: str,
+                 options: BindOptions, view: Any) -> None:
+        self.id = next(_ids)
+        self.shell = shell
+        self.catalog = catalog
+        self.code = code
+        self.options = options
+        self.view = view
+        self.executions = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.events_seen = 0
+        self.runs_seen = 0
+        self.created = time.time()
+        self._consumed = 0
+        self._shown_uid: str | None = None
+        self._lock = threading.Lock()
+        self._finished_pending = False
+        self.coalescer = Coalescer(loop, self._execute, options.every)
+        self.ui = Coalescer(loop, self._refresh_ui, 0.2)  # status and progress between cell runs
+        self.follower = Follower(catalog.source, options.uid, stream=options.stream,
+                                 listener=self._on_follow, name=f"scandeck-bind-{self.id}")
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+        self.view.status(self.status_text())
+        self.follower.start()
+
+    def stop(self) -> None:
+        """End the binding: its thread stops, its output stays as last shown."""
+        self.active = False
+        self.coalescer.close()
+        self.ui.close()
+        self.follower.stop()
+        self.view.status(self.status_text() + " · unbound")
+
+    @property
+    def target(self) -> str:
+        uid = self.follower.state.uid
+        return uid[:8] if uid else ("newest run" if self.options.uid is None else self.options.uid[:8])
+
+    def status_text(self) -> str:
+        state = self.follower.state
+        scan = state.start.get("scan_id") if state.start else None
+        run = f"scan {scan} ({state.uid[:8]})" if state.uid else "waiting for a run"
+        text = (f"bind #{self.id} · {run} · {state.status} · {state.num_events} events · "
+                f"{self.executions} runs of the cell")
+        if self.failures:
+            text += f" · {self.failures} failed"
+        return text
+
+    # -- follower thread -------------------------------------------------------------------
+
+    def _on_follow(self, kind: str, state: FollowState) -> None:
+        if kind == RUN_START:
+            with self._lock:
+                self.runs_seen += 1
+        if self.options.on == "run":
+            if kind == RUN_STOP:
+                with self._lock:
+                    self._finished_pending = True
+                self.coalescer.poke(now=True)
+            else:
+                self.ui.poke()
+            return
+        if kind in (DATA, RUN_START, RUN_STOP, "error"):
+            self.coalescer.poke(now=kind in (RUN_STOP, "error"))
+
+    # -- kernel loop -----------------------------------------------------------------------
+
+    def _execute(self) -> None:
+        state = self.follower.state
+        if self.follower.error is not None:
+            self.view.status(f"bind #{self.id} stopped: {self.follower.error!r}")
+            return
+        if state.uid is None:
+            self.view.status(self.status_text())
+            return
+        if self.options.on == "run":
+            with self._lock:
+                if not self._finished_pending:
+                    return
+                self._finished_pending = False
+        if state.uid != self._shown_uid:
+            self._shown_uid, self._consumed = state.uid, 0
+        rows = len(state.table)
+        bind_names(self.shell, self.catalog, state, self._consumed)
+        outputs, error = run_cell_collecting(self.shell, self.code)
+        self.events_seen += rows - self._consumed
+        self._consumed = rows
+        self.executions += 1
+        if error is not None:
+            self.failures += 1
+            self.last_error = f"{type(error).__name__}: {error}"
+        self.view.show(outputs)
+        self._refresh_ui()
+
+    def _refresh_ui(self) -> None:
+        self.view.progress(self.follower.state)
+        self.view.status(self.status_text())
+
+    def summary(self) -> dict[str, Any]:
+        """A row for ``%bindings``."""
+        return {
+            "id": self.id,
+            "target": self.target,
+            "follows": self.options.describe(),
+            "events": self.events_seen,
+            "executions": self.executions,
+            "failures": self.failures,
+            "last error": self.last_error or "",
+            "active": self.active,
+        }
+
+
+def run_once(shell: Any, catalog: Catalog, run: Run, code: str, stream: str) -> None:
+    """The batch path (papermill, nbclient): bind the finished run's data, run the cell once.
+
+    Outputs go to the cell as usual; an exception propagates so the notebook
+    reports the failing cell.
+    """
+    from ..pipeline.table import LiveTable
+    from .cellexec import execute
+
+    table = LiveTable(stream)
+    for name, doc in run.documents():
+        table.add(name, doc)
+    state = FollowState(uid=run.uid, table=table, start=run.start, stop=run.stop,
+                        status=run.status)
+    bind_names(shell, catalog, state, 0)
+    result = execute(shell, code)
+    if result is not None:
+        from IPython.display import display
+
+        display(result)

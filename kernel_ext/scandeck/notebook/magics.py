@@ -1,0 +1,199 @@
+"""The IPython magics of ``%load_ext scandeck``: %catalog, %scans, %%bind, %bindings, %unbind."""
+
+from __future__ import annotations
+
+import atexit
+import html
+import os
+import re
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..exceptions import ScandeckError
+
+_N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
+
+
+def live_front_end(shell: Any) -> bool:
+    """True when a bound cell can update live: a kernel whose front end takes input.
+
+    papermill and nbclient execute with ``allow_stdin=False``; JupyterLab and
+    the classic notebook with True. ``SCANDECK_BIND=live|once`` overrides.
+    """
+    forced = os.environ.get("SCANDECK_BIND", "").strip().lower()
+    if forced in ("live", "once"):
+        return forced == "live"
+    kernel = getattr(shell, "kernel", None)
+    return kernel is not None and bool(getattr(kernel, "_allow_stdin", False))
+
+
+@magics_class
+class ScandeckMagics(Magics):
+    """Magics bound to one IPython shell; they share the session's catalog."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self._catalog: Any = None
+        self._loop: Any = None
+        self.bindings: dict[int, Any] = {}
+        atexit.register(self.unbind_all)
+
+    # -- the session's catalog -------------------------------------------------------------
+
+    @property
+    def session_catalog(self) -> Any:
+        """The catalog ``%catalog`` chose (default: the embedded store)."""
+        if self._catalog is None:
+            import scandeck
+
+            self._catalog = scandeck.open_catalog()
+        return self._catalog
+
+    @line_magic
+    def catalog(self, line: str) -> Any:
+        """Select the session's catalog and show it.
+
+        Usage: ``%catalog [NAME|PATH|URI]``. Without an argument, show the current
+        one (the embedded default store unless chosen otherwise).
+        """
+        import scandeck
+
+        target = line.strip()
+        if target:
+            self._catalog = scandeck.open_catalog(target)
+        return self.session_catalog
+
+    # -- listing ---------------------------------------------------------------------------
+
+    @line_magic
+    def scans(self, line: str) -> Any:
+        """Show runs of the session's catalog as a table, running ones first.
+
+        Usage: ``%scans [QUERY] [-n N]``, e.g. ``%scans sample == "Ni" -n 5``.
+        """
+        from IPython.display import HTML
+
+        from ..listing import list_runs
+        from .display import runs_table_html
+
+        limit = 20
+        match = _N_OPTION.search(line)
+        if match:
+            limit = int(match.group(1))
+            line = line[: match.start()] + line[match.end():]
+        cat = self.session_catalog.search(line.strip()) if line.strip() else self.session_catalog
+        summaries = list_runs(cat, limit or None)
+        return HTML(runs_table_html(summaries, total=len(cat), title=cat.name))
+
+    # -- bound cells -----------------------------------------------------------------------
+
+    def _loop_for_shell(self) -> Any:
+        from ..pipeline.loop import KernelLoop
+
+        if self._loop is None:
+            self._loop = KernelLoop(self.shell)
+        return self._loop
+
+    @magic_arguments()
+    @argument("--uid", help="follow this run (uid or unique prefix) only")
+    @argument("--scan", type=int, help="follow the newest run with this scan_id only")
+    @argument("--stream", default="primary", help="the stream whose rows df holds (default primary)")
+    @argument("--on", choices=("event", "run"), default="event",
+              help="re-run on each batch of events (default) or once per finished run")
+    @argument("--every", type=float, default=0.2,
+              help="at most one re-run per this many seconds (default 0.2)")
+    @cell_magic
+    def bind(self, line: str, cell: str) -> None:
+        """Re-run this cell as data arrives, its output replaced in place.
+
+        Inside the cell: ``run`` (the Run), ``df`` (the stream's rows so far, a
+        pandas DataFrame), ``new`` (rows since the cell last ran), ``event``
+        (the newest row, a dict). Without ``--uid``/``--scan`` the cell follows
+        the newest run and then each new run as it starts. Under papermill or
+        nbclient it runs once, on the run named by ``scan_uid`` or the newest.
+        """
+        from .binding import BindOptions, Binding, run_once
+
+        args = parse_argstring(self.bind, line)
+        if args.every < 0:
+            raise ScandeckError("--every must be zero or more seconds")
+        cat = self.session_catalog
+        uid = None
+        if args.uid:
+            uid = cat[args.uid].uid
+        elif args.scan is not None:
+            uid = cat[args.scan].uid
+        if not live_front_end(self.shell):
+            if uid is None:
+                scan_uid = self.shell.user_ns.get("scan_uid")
+                run = cat[scan_uid] if scan_uid else cat[-1]
+            else:
+                run = cat[uid]
+            run_once(self.shell, cat, run, cell, args.stream)
+            return
+        from .view import BindingView
+
+        options = BindOptions(uid=uid, stream=args.stream, on=args.on, every=args.every)
+        view = BindingView()
+        binding = Binding(self.shell, self._loop_for_shell(), cat, cell, options, view)
+        self.bindings[binding.id] = binding
+        view.display()
+        binding.start()
+
+    @line_magic
+    def bindings(self, line: str) -> Any:
+        """List the bindings: id, target run, events seen, executions, failures, last error."""
+        from IPython.display import HTML
+
+        rows = [b.summary() for b in self.bindings.values()]
+        if not rows:
+            return HTML("<p>no bindings: use <code>%%bind</code> in a cell</p>")
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+            for row in rows
+        )
+        return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    @line_magic
+    def unbind(self, line: str) -> None:
+        """End bindings: ``%unbind ID [ID ...]`` or ``%unbind --all``."""
+        words = line.split()
+        if not words:
+            raise ScandeckError("say which binding to end: %unbind ID, or %unbind --all")
+        if "--all" in words:
+            self.unbind_all()
+            return
+        for word in words:
+            try:
+                binding = self.bindings.pop(int(word.lstrip("#")))
+            except (ValueError, KeyError):
+                known = ", ".join(str(i) for i in self.bindings) or "none"
+                raise ScandeckError(f"no binding {word!r}; bindings: {known}") from None
+            binding.stop()
+
+    def unbind_all(self) -> None:
+        """End every binding (also at kernel shutdown)."""
+        while self.bindings:
+            _, binding = self.bindings.popitem()
+            binding.stop()
+
+
+def load(shell: Any) -> ScandeckMagics:
+    """Register the magics and HTML reprs with ``shell``."""
+    from .display import install_reprs
+
+    magics = ScandeckMagics(shell)
+    shell.register_magics(magics)
+    install_reprs(shell)
+    return magics
+
+
+def unload(shell: Any) -> None:
+    magics = shell.magics_manager.registry.get("ScandeckMagics")
+    if magics is not None:
+        magics.unbind_all()
+        if magics._loop is not None:
+            magics._loop.close()
