@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from kernel_harness import KernelSession, output_text
 
 PROCS = str(Path(__file__).with_name("procs.py"))

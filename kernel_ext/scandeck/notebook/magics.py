@@ -114,7 +114,7 @@ class ScandeckMagics(Magics):
         the newest run and then each new run as it starts. Under papermill or
         nbclient it runs once, on the run named by ``scan_uid`` or the newest.
         """
-        from .binding import BindOptions, Binding, run_once
+        from .binding import Binding, BindOptions, run_once
 
         args = parse_argstring(self.bind, line)
         if args.every < 0:
