@@ -57,6 +57,11 @@ class Follower:
     listener
         Called from the follower thread as ``listener(kind, state)`` with
         ``kind`` one of ``run_start``, ``data``, ``run_stop``.
+    query
+        With ``target=None``: follow only runs matching it (a searched catalog's query).
+    every_run
+        With ``target=None``: read what is stored of the current run before moving on,
+        and visit each new run in arrival order instead of jumping to the newest.
     """
 
     def __init__(
@@ -67,11 +72,15 @@ class Follower:
         stream: str = "primary",
         listener: Callable[[str, FollowState], None],
         name: str = "scandeck-follower",
+        query: Any = None,
+        every_run: bool = False,
     ) -> None:
         self.source = source
         self.target = target
         self.stream = stream
         self.listener = listener
+        self.query = query
+        self.every_run = every_run
         self.state = FollowState(table=LiveTable(stream))
         self.error: BaseException | None = None
         self._stopping = threading.Event()
@@ -100,7 +109,7 @@ class Follower:
             self.listener("error", self.state)
 
     def _newest(self) -> tuple[str | None, int]:
-        found = self.source.search(_all(), limit=1)
+        found = self.source.search(self.query if self.query is not None else _all(), limit=1)
         return (found[0].uid if found else None), self.source.latest_seq()
 
     def _follow(self) -> None:
@@ -114,11 +123,12 @@ class Follower:
             self._switch(uid)
         while not self._stopping.is_set():
             token = self.source.change_token()
-            if self.target is None:
+            if self.target is None and not self.every_run:
                 newer = self.source.runs_since(seq)
                 if newer:
                     seq = newer[-1].seq
-                    if newer[-1].uid != uid:
+                    newer = [s for s in newer if self._keeps(s)]
+                    if newer and newer[-1].uid != uid:
                         uid, pos = newer[-1].uid, 0
                         self._switch(uid)
             got = 0
@@ -126,9 +136,22 @@ class Follower:
                 got, pos = self._read(uid, pos)
             if got:
                 continue
+            if self.target is None and self.every_run:
+                moved = False
+                for summary in self.source.runs_since(seq, limit=50):
+                    seq = summary.seq
+                    if self._keeps(summary) and summary.uid != uid:
+                        uid, pos, moved = summary.uid, 0, True
+                        self._switch(uid)
+                        break
+                if moved:
+                    continue
             if self.target is not None and self.state.finished:
                 return
             self.source.wait(token, _IDLE_WAIT)
+
+    def _keeps(self, summary: Any) -> bool:
+        return self.query is None or self.query.matches(summary.start, summary.stop)
 
     def _switch(self, uid: str) -> None:
         self.state = FollowState(uid=uid, table=LiveTable(self.stream), status="running")
