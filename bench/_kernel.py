@@ -25,11 +25,16 @@ class Kernel:
     goes live for such a front end (papermill and nbclient send False).
     """
 
-    def __init__(self, env: dict[str, str] | None = None, *, startup_timeout: float = 60) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, log: str | None = None,
+                 startup_timeout: float = 60) -> None:
         from jupyter_client.manager import KernelManager
 
-        self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(env={**os.environ, **(env or {})})
+        self.km = KernelManager(kernel_name="python3")  # loopback TCP, as a local JupyterLab
+        self._log = open(log, "ab") if log else None  # noqa: SIM115 - closed in close()
+        extra = {"stdout": self._log, "stderr": self._log} if self._log else {}
+        self.km.start_kernel(env={**os.environ, **(env or {})}, **extra)
+        _kernels.append(self)
+        self.own: set[str] = set()  # msg_ids of our own requests
         self.kc = self.km.client()
         self.kc.start_channels()
         self.messages: list[tuple[float, dict[str, Any]]] = []  # (time.time() on arrival, msg)
@@ -95,6 +100,7 @@ class Kernel:
         t0 = time.perf_counter()
         msg_id = self.kc.execute(code, allow_stdin=True)
         with self._lock:
+            self.own.add(msg_id)
             self._idle[msg_id] = done
             if msg_id in self._idle_seen:
                 done.set()
@@ -133,3 +139,111 @@ class Kernel:
         finally:
             if self.km.has_kernel:
                 self.km.shutdown_kernel(now=True)
+            if self._log is not None:
+                self._log.close()
+            if self in _kernels:
+                _kernels.remove(self)
+
+
+_kernels: list[Kernel] = []
+
+
+def close_kernels() -> None:
+    """Shut down every kernel still running."""
+    for kernel in list(_kernels):
+        try:
+            kernel.close()
+        except Exception:  # noqa: BLE001 - teardown goes on with the others
+            pass
+
+
+# ---------------------------------------------------------------------------- child processes
+
+_children: list[Child] = []
+
+
+class Child:
+    """A helper process speaking a line protocol: commands on stdin, ``@@ <json>`` lines back.
+
+    Other stdout lines (a library's chatter) are ignored; stderr is inherited.
+    Every child is killed by :func:`kill_children` (by its pid), which the
+    benchmark calls on exit, on error and on SIGTERM.
+    """
+
+    def __init__(self, role: str, argv: list[str]) -> None:
+        import subprocess
+        import sys
+
+        self.role = role
+        self.proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        _children.append(self)
+        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._pump, name=f"bench-{role}", daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("@@ "):
+                self._lines.put(json.loads(line[3:]))
+        self._lines.put(None)
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def get(self, timeout: float = 60) -> dict[str, Any]:
+        """The next message; raises if the child ended or said nothing for ``timeout`` s."""
+        try:
+            msg = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"{self.role}: nothing within {timeout:g} s") from None
+        if msg is None:
+            self._lines.put(None)
+            raise RuntimeError(f"{self.role} (pid {self.proc.pid}) ended with code {self.proc.wait()}")
+        return msg
+
+    def poll(self) -> dict[str, Any] | None:
+        """The next message if one is there, else None."""
+        try:
+            msg = self._lines.get_nowait()
+        except queue.Empty:
+            return None
+        if msg is None:
+            self._lines.put(None)
+            raise RuntimeError(f"{self.role} (pid {self.proc.pid}) ended with code {self.proc.wait()}")
+        return msg
+
+    def wait(self, timeout: float = 30) -> int:
+        code = self.proc.wait(timeout)
+        if self in _children:
+            _children.remove(self)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except Exception:  # noqa: BLE001 - nothing more to do at teardown
+                pass
+        if self in _children:
+            _children.remove(self)
+
+
+def emit(payload: dict[str, Any]) -> None:
+    """In a child: send one protocol message to the benchmark."""
+    print("@@ " + json.dumps(payload), flush=True)
+
+
+def kill_children() -> None:
+    """Kill every child still running (each by its own pid)."""
+    for child in list(_children):
+        child.kill()
+
+
+def cleanup() -> None:
+    """Every kernel and child process this benchmark started: gone."""
+    close_kernels()
+    kill_children()

@@ -57,10 +57,19 @@ class KernelSession:
                     if parent in self._idle:
                         self._idle[parent].set()
 
-    def execute(self, code: str, *, allow_stdin: bool = True, timeout: float = 60) -> dict[str, Any]:
-        """Run ``code``; return its reply content plus its own outputs under ``outputs``."""
+    def execute(self, code: str, *, allow_stdin: bool = True, timeout: float = 60,
+                cell_id: str | None = None) -> dict[str, Any]:
+        """Run ``code``; return its reply content plus its own outputs under ``outputs``.
+
+        ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``).
+        """
         done = threading.Event()
-        msg_id = self.kc.execute(code, allow_stdin=allow_stdin)
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                   "allow_stdin": allow_stdin, "stop_on_error": True}
+        msg = self.kc.session.msg("execute_request", content,
+                                  metadata={"cellId": cell_id} if cell_id else {})
+        self.kc.shell_channel.send(msg)
+        msg_id = msg["header"]["msg_id"]
         with self._lock:
             self._idle[msg_id] = done
             if msg_id in self._idle_seen:

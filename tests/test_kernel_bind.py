@@ -118,6 +118,14 @@ def test_bindings_list_and_unbind(kernel, store):
         kernel.execute("%unbind 99")
 
 
+def test_rerunning_a_bound_cell_replaces_its_binding(kernel, store):
+    for _ in range(2):
+        kernel.execute("%%bind\nprint(len(df))", cell_id="cell-1")
+    kernel.execute("%%bind\nprint(len(df))", cell_id="cell-2")
+    listing = kernel.text_of(kernel.execute("%bindings")["msg_id"])
+    assert listing.count("<tr>") == 1 + 2  # header row and one binding per cell
+
+
 def test_batch_path_runs_once_on_the_run_named_by_scan_uid(tmp_path, store):
     import nbformat
     import papermill

@@ -17,8 +17,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .catalog import Catalog
+    from .live import Live
 
-__all__ = ["open_catalog", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["open_catalog", "live", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def open_catalog(target: str | Path | None = None) -> Catalog:
@@ -57,6 +58,22 @@ def open_catalog(target: str | Path | None = None) -> Catalog:
         if Path(text).exists():  # a store directory in the working directory
             return Catalog(open_source(text))
         raise
+
+
+def live(target: object = None, *, catalog: Catalog | None = None, interval: float = 0.02) -> Live:
+    """Follow runs as they are written, as ``streamz`` streams (imported on first use).
+
+    ``target``: a Run, a Catalog (its newest run and each new one), a uid or
+    uid prefix, a scan_id, or ``None`` (the newest run of ``catalog``, default
+    the embedded store, and each new one). See :class:`scandeck.live.Live`.
+
+    Examples
+    --------
+    >>> scandeck.live().stream().map(lambda r: r["det"]).accumulate(max).sink(print)  # doctest: +SKIP
+    """
+    from .live import Live
+
+    return Live(target, catalog=catalog, interval=interval)
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -54,8 +54,9 @@ class Binding:
     """One ``%%bind`` cell, live."""
 
     def __init__(self, shell: Any, loop: KernelLoop, catalog: Catalog, code: str,
-                 options: BindOptions, view: Any) -> None:
+                 options: BindOptions, view: Any, cell_id: str | None = None) -> None:
         self.id = next(_ids)
+        self.cell_id = cell_id
         self.shell = shell
         self.catalog = catalog
         self.code = code
@@ -125,6 +126,14 @@ class Binding:
     # -- kernel loop -----------------------------------------------------------------------
 
     def _execute(self) -> None:
+        try:
+            self._execute_latest()
+        except Exception as err:  # noqa: BLE001 - ours, not the cell's: show it, keep the kernel
+            self.failures += 1
+            self.last_error = f"scandeck: {type(err).__name__}: {err}"
+            self.view.status(f"{self.status_text()} · {self.last_error}")
+
+    def _execute_latest(self) -> None:
         state = self.follower.state
         if self.follower.error is not None:
             self.view.status(f"bind #{self.id} stopped: {self.follower.error!r}")

@@ -136,11 +136,24 @@ class ScandeckMagics(Magics):
         from .view import BindingView
 
         options = BindOptions(uid=uid, stream=args.stream, on=args.on, every=args.every)
+        cell_id = self._cell_id()
+        for old in [b for b in self.bindings.values() if cell_id and b.cell_id == cell_id]:
+            # The cell was run again: its previous binding's output area is gone.
+            del self.bindings[old.id]
+            old.stop()
         view = BindingView()
-        binding = Binding(self.shell, self._loop_for_shell(), cat, cell, options, view)
+        binding = Binding(self.shell, self._loop_for_shell(), cat, cell, options, view, cell_id)
         self.bindings[binding.id] = binding
         view.display()
         binding.start()
+
+    def _cell_id(self) -> str | None:
+        """The front end's id of the executing cell (JupyterLab sends it), if any."""
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is None:
+            return None
+        metadata = kernel.get_parent().get("metadata") or {}
+        return metadata.get("cellId") or metadata.get("cell_id")
 
     @line_magic
     def bindings(self, line: str) -> Any:

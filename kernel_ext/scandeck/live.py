@@ -1,0 +1,368 @@
+"""Live pipelines: the rows of followed runs as ``streamz`` streams.
+
+A :class:`Live` follows one run, or the newest run of a catalog and each new
+one, on background threads (:class:`~scandeck.pipeline.follower.Follower`).
+Those threads only collect rows; the streams emit them on the kernel's own
+event loop, between user requests, never while a cell runs (outside a kernel
+on a private loop thread), in batches: everything new at each callback, at
+most one callback per ``interval`` seconds.
+
+Examples
+--------
+>>> import scandeck                                                  # doctest: +SKIP
+>>> live = scandeck.live()                    # newest run, then each new one
+>>> live.stream().map(lambda r: r["det"]).accumulate(max).sink(print)   # doctest: +SKIP
+>>> live.stream(pages=True).sink(lambda page: print(len(page["seq_num"])))  # doctest: +SKIP
+>>> live.runs.sink(lambda run: print("new run", run.scan_id))       # doctest: +SKIP
+>>> live.stop()                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import sys
+import threading
+import traceback
+import types
+import weakref
+from typing import Any
+
+from .catalog import Catalog, Run
+from .pipeline.follower import RUN_START, Follower, FollowState
+from .pipeline.loop import Coalescer, KernelLoop
+
+__all__ = ["Live", "live"]
+
+#: Rows handled per loop callback at most; the rest follow in the next callback,
+#: so a large backlog never holds the kernel for long.
+MAX_ROWS_PER_CALL = 50_000
+#: Full tracebacks shown for the first failures of a Live; later ones are only counted.
+SHOWN_FAILURES = 5
+
+_EXTERNAL_DOCS = ("resource", "datum", "datum_page")
+_everything: weakref.WeakSet[Live] = weakref.WeakSet()
+
+
+def live(target: Any = None, *, catalog: Catalog | None = None, interval: float = 0.02) -> Live:
+    """Follow runs as they are written; see :class:`Live`."""
+    return Live(target, catalog=catalog, interval=interval)
+
+
+class Live:
+    """Followed runs as ``streamz`` streams.
+
+    Parameters
+    ----------
+    target
+        A :class:`~scandeck.catalog.Run` (follow it until it ends); a
+        :class:`~scandeck.catalog.Catalog` (its newest run, then each new run
+        matching it); a uid, a uid prefix or a scan_id (looked up in
+        ``catalog``); ``None`` (the newest run of ``catalog``, then each new one).
+    catalog
+        Where to look ``target`` up; default the embedded store
+        (:func:`scandeck.open_catalog`).
+    interval
+        At most one emission callback per this many seconds.
+
+    Attributes
+    ----------
+    failures
+        Exceptions raised by user code downstream of the streams (and files
+        that could not be filled); each is caught, counted, and the following
+        rows are emitted as usual.
+    emissions, rows
+        ``emit`` calls made and rows delivered so far.
+    """
+
+    def __init__(self, target: Any = None, *, catalog: Catalog | None = None,
+                 interval: float = 0.02, shell: Any = "auto") -> None:
+        self.source, self.uid, self.query = _resolve(target, catalog)
+        self.interval = interval
+        self.failures = 0
+        self.last_error: BaseException | None = None
+        self.emissions = 0
+        self.rows = 0
+        self.stopped = False
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._feeds: dict[tuple[str, bool], _Feed] = {}
+        self._runs: Any = None
+        self._loop = KernelLoop(_shell() if shell == "auto" else shell)
+        self._coalescer = Coalescer(self._loop, self._drain, interval)
+        _everything.add(self)
+
+    def __repr__(self) -> str:
+        what = f"run {self.uid[:8]}" if self.uid else "the newest run and each new one"
+        state = "stopped" if self.stopped else "live"
+        return (f"<Live {what} of {self.source.uri}: {state}, {self.rows} rows in "
+                f"{self.emissions} emissions, {self.failures} failures>")
+
+    # -- the public streams ----------------------------------------------------------------
+
+    def stream(self, name: str = "primary", *, pages: bool = False, fill: bool = False) -> Any:
+        """A ``streamz.Stream`` of the rows of stream ``name`` of the followed runs.
+
+        Each row is a dict: ``uid`` (of its run), ``seq_num``, ``time`` and one
+        entry per data key. With ``pages=True`` each emission is instead one dict
+        of column lists holding every row that arrived since the last emission
+        (``uid`` is then a single string: a page never mixes runs). External
+        data (images written to files) are datum ids; ``fill=True`` reads them
+        into arrays, on the following thread. The same arguments give the same
+        stream.
+        """
+        attr = "pages" if pages else "rows"
+        feed, new = self._feed(name, fill, attr)
+        if not new:
+            feed.take(feed.follower.state)  # rows read while no stream wanted them
+        return getattr(feed, attr)
+
+    @property
+    def runs(self) -> Any:
+        """A ``streamz.Stream`` emitting each followed :class:`~scandeck.catalog.Run` as it starts."""
+        with self._lock:
+            if self._runs is None:
+                self._runs = _new_stream("runs")
+            lead = next(iter(self._feeds), None)
+        if lead is None:
+            self._feed("primary", False, None)
+        return self._runs
+
+    @property
+    def alive(self) -> bool:
+        """True while some follower thread still runs."""
+        return any(feed.follower.alive for feed in list(self._feeds.values()))
+
+    def stop(self) -> None:
+        """Stop following: the threads end, nothing more is emitted (idempotent)."""
+        with self._lock:
+            self.stopped = True
+            feeds = list(self._feeds.values())
+            self._queue.clear()
+        self._coalescer.close()
+        for feed in feeds:
+            feed.follower.stop()
+            feed.close()
+        self._loop.close()
+        _everything.discard(self)
+
+    def __enter__(self) -> Live:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- any thread ------------------------------------------------------------------------
+
+    def _feed(self, name: str, fill: bool, attr: str | None) -> tuple[_Feed, bool]:
+        """The feed of ``name`` (made and started if new), with its ``attr`` stream made."""
+        with self._lock:
+            if self.stopped:
+                raise RuntimeError("this Live was stopped; make a new one with scandeck.live(...)")
+            feed = self._feeds.get((name, fill))
+            new = feed is None
+            if feed is None:
+                feed = self._feeds[(name, fill)] = _Feed(self, name, fill, lead=not self._feeds)
+            if attr is not None and getattr(feed, attr) is None:
+                setattr(feed, attr, _new_stream(f"{name} {attr}"))
+        if new:
+            feed.follower.start()
+        return feed, new
+
+    def _push(self, item: tuple[Any, ...]) -> None:
+        with self._lock:
+            if self.stopped:
+                return
+            self._queue.append(item)
+        self._coalescer.poke()
+
+    def _failed(self, err: BaseException, what: str) -> None:
+        with self._lock:
+            self.failures += 1
+            self.last_error = err
+            count = self.failures
+        if count <= SHOWN_FAILURES:
+            text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+            sys.stderr.write(f"scandeck.live: {what} failed ({count} so far; the stream goes on):\n{text}")
+            if count == SHOWN_FAILURES:
+                sys.stderr.write("scandeck.live: further failures are counted in Live.failures, not shown\n")
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        taken: list[tuple[Any, ...]] = []
+        rows = 0
+        with self._lock:
+            while self._queue and rows < MAX_ROWS_PER_CALL:
+                item = self._queue.popleft()
+                taken.append(item)
+                if item[0] == "rows":
+                    rows += len(item[3]["seq_num"])
+            more = bool(self._queue)
+        for item in _merge(taken):
+            if self.stopped:
+                return
+            if item[0] == "run":
+                if self._runs is not None:
+                    self._emit(self._runs, item[1], 0, "a sink of Live.runs")
+                continue
+            _, feed, uid, cols = item
+            if feed.pages is not None:
+                self._emit(feed.pages, {"uid": uid, **cols}, len(cols["seq_num"]), "a page sink")
+            if feed.rows is not None:
+                keys = list(cols)
+                for values in zip(*(cols[k] for k in keys), strict=True):
+                    row = dict(zip(keys, values, strict=True))
+                    self._emit(feed.rows, {"uid": uid, **row}, 1, "a row sink")
+        if more:
+            self._coalescer.poke()
+
+    def _emit(self, stream: Any, value: Any, rows: int, what: str) -> None:
+        self.emissions += 1
+        self.rows += rows
+        try:
+            stream.emit(value)
+        except Exception as err:  # noqa: BLE001 - user code: shown, counted, the stream goes on
+            self._failed(err, what)
+
+
+class _Feed:
+    """One followed stream name (filled or not): a Follower and the streams it feeds."""
+
+    def __init__(self, live: Live, name: str, fill: bool, *, lead: bool) -> None:
+        self.live = live  # the follower thread keeps its Live (and its streams) alive
+        self.name = name
+        self.fill = fill
+        self.lead = lead
+        self.rows: Any = None
+        self.pages: Any = None
+        self._state: FollowState | None = None
+        self._consumed = 0
+        self._filler: Any = None
+        self._doc_pos = 0
+        self._lock = threading.Lock()
+        self.follower = Follower(live.source, live.uid, stream=name, listener=self._on_follow,
+                                 name=f"scandeck-live-{name}", query=live.query, every_run=True)
+
+    def close(self) -> None:
+        if self._filler is not None:
+            self._filler.close()
+            self._filler = None
+
+    # -- the follower thread ---------------------------------------------------------------
+
+    def _on_follow(self, kind: str, state: FollowState) -> None:
+        live = self.live
+        if kind == "error":
+            live._failed(self.follower.error or RuntimeError("follower failed"), f"following {self.name}")
+            return
+        if kind == RUN_START and self.lead and state.uid is not None:
+            live._push(("run", Run(live.source, live.source.get(state.uid))))
+        self.take(state)
+
+    def take(self, state: FollowState) -> None:
+        """Queue the rows of ``state`` not yet taken (follower thread, or a new stream's caller)."""
+        with self._lock:
+            if state is not self._state:
+                self._state, self._consumed, self._doc_pos = state, 0, 0
+                self.close()
+            end = len(state.table)
+            if end <= self._consumed or (self.rows is None and self.pages is None):
+                return  # kept until a stream wants them
+            cols = state.table.columns(self._consumed, end)
+            self._consumed = end
+            if self.fill:
+                self._fill_columns(state, cols)
+            self.live._push(("rows", self, state.uid, cols))
+
+    def _fill_columns(self, state: FollowState, cols: dict[str, list[Any]]) -> None:
+        keys = [k for k, info in state.table.data_keys.items()
+                if info.get("external") and not str(info["external"]).startswith("STREAM:")]
+        if not keys or state.uid is None:
+            return
+        from .handlers import Filler
+
+        if self._filler is None:
+            self._filler = Filler()
+        for entry in self.follower.source.documents(state.uid, start=self._doc_pos, names=_EXTERNAL_DOCS):
+            self._filler(entry.name, entry.doc)
+            self._doc_pos = entry.pos + 1
+        for key in keys:
+            filled = []
+            for datum_id in cols[key]:
+                try:
+                    filled.append(None if datum_id is None else self._filler.fill_datum(datum_id))
+                except Exception as err:  # noqa: BLE001 - a missing file must not end the follow
+                    self.live._failed(err, f"filling {key!r}")
+                    filled.append(None)
+            cols[key] = filled
+
+
+def _merge(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Join consecutive row chunks of the same feed and run into one page."""
+    out: list[tuple[Any, ...]] = []
+    for item in items:
+        last = out[-1] if out else None
+        if (item[0] == "rows" and last is not None and last[0] == "rows"
+                and last[1] is item[1] and last[2] == item[2] and list(last[3]) == list(item[3])):
+            for key, values in item[3].items():
+                last[3][key].extend(values)
+        else:
+            out.append(item)
+    return out
+
+
+def _new_stream(name: str) -> Any:
+    import streamz
+
+    return streamz.Stream(stream_name=name)
+
+
+def _shell() -> Any:
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def _resolve(target: Any, catalog: Catalog | None) -> tuple[Any, str | None, Any]:
+    """(source, uid or None for "the newest and each new", query or None)."""
+    if isinstance(target, Run):
+        return target.source, target.uid, None
+    if isinstance(target, Catalog):
+        return target.source, None, _query_of(target)
+    if catalog is None:
+        import scandeck
+
+        catalog = scandeck.open_catalog()
+    if target is None:
+        return catalog.source, None, _query_of(catalog)
+    if isinstance(target, (str, int)) and not isinstance(target, bool):
+        return catalog.source, catalog[target].uid, None  # type: ignore[union-attr]
+    raise TypeError(
+        f"scandeck.live follows a Run, a Catalog, a uid (or prefix), a scan_id or None, "
+        f"not {type(target).__name__}"
+    )
+
+
+def _query_of(catalog: Catalog) -> Any:
+    from .queries import Query
+
+    return None if catalog.query == Query.all() else catalog.query
+
+
+@atexit.register
+def _stop_everything() -> None:
+    for item in list(_everything):
+        item.stop()
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``scandeck.live`` (the module) rebinds the package's name ``live``, which
+    was :func:`scandeck.live` (the function): calling the module calls :func:`live`, so
+    ``scandeck.live(...)`` works in whichever order things were imported."""
+
+    def __call__(self, target: Any = None, *, catalog: Catalog | None = None,
+                 interval: float = 0.02) -> Live:
+        return live(target, catalog=catalog, interval=interval)
+
+
+sys.modules[__name__].__class__ = _CallableModule
