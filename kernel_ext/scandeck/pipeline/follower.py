@@ -9,6 +9,7 @@ react; the follower never runs user code.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,12 @@ from .table import LiveTable
 RUN_START, DATA, RUN_STOP = "run_start", "data", "run_stop"
 
 _IDLE_WAIT = 0.25
+_BATCH = 5000
+#: After a read that found documents, let a few more land before reading again:
+#: at 10k events/s this reads ~50 documents at a time instead of spinning on 3.
+_GATHER = 0.005
+#: A run with no news for this long gets its writer checked (is it still alive?).
+_LIVENESS_AFTER = 0.5
 
 
 @dataclass
@@ -84,6 +91,7 @@ class Follower:
         self.state = FollowState(table=LiveTable(stream))
         self.error: BaseException | None = None
         self._stopping = threading.Event()
+        self._quiet_since = time.monotonic()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
@@ -121,9 +129,10 @@ class Follower:
         pos = 0
         if uid is not None:
             self._switch(uid)
+        token: object = None
         while not self._stopping.is_set():
-            token = self.source.change_token()
-            if self.target is None and not self.every_run:
+            previous, token = token, self.source.change_token()
+            if self.target is None and not self.every_run and token != previous:
                 newer = self.source.runs_since(seq)
                 if newer:
                     seq = newer[-1].seq
@@ -135,6 +144,11 @@ class Follower:
             if uid is not None and not self.state.finished:
                 got, pos = self._read(uid, pos)
             if got:
+                self._quiet_since = time.monotonic()
+                if got < _BATCH:
+                    self._stopping.wait(_GATHER)
+                continue
+            if uid is not None and not self.state.finished and self._writer_gone(uid):
                 continue
             if self.target is None and self.every_run:
                 moved = False
@@ -171,7 +185,7 @@ class Follower:
                 ended = True
             else:
                 rows += state.table.add(entry.name, entry.doc)
-            if self._stopping.is_set() or docs >= 5000:
+            if self._stopping.is_set() or docs >= _BATCH:
                 break  # report in slices: the listener sees progress on long backlogs
         state.documents += docs
         if docs and state.start is not None and state.documents == docs:
@@ -180,10 +194,18 @@ class Follower:
             self.listener(DATA, state)
         if ended:
             self.listener(RUN_STOP, state)
-        elif not docs and self.source.get(uid).status == "incomplete":
-            state.status = "incomplete"
-            self.listener(RUN_STOP, state)
         return docs, pos
+
+    def _writer_gone(self, uid: str) -> bool:
+        """After a quiet spell, ask whether the run's writer died (then report the end)."""
+        if time.monotonic() - self._quiet_since < _LIVENESS_AFTER:
+            return False
+        self._quiet_since = time.monotonic()
+        if self.source.get(uid).status != "incomplete":
+            return False
+        self.state.status = "incomplete"
+        self.listener(RUN_STOP, self.state)
+        return True
 
 
 def _all() -> Any:

@@ -85,7 +85,9 @@ class Coalescer:
 
     :meth:`poke` (from any thread) says "there is something new". Pokes while a
     call is pending merge into it; ``fn`` reads the current state when it runs,
-    so the last state is always the one shown.
+    so the last state is always the one shown. The interval counts from the end
+    of the previous call and stretches to that call's own duration, so a slow
+    ``fn`` never takes more than about half of the kernel's time.
     """
 
     def __init__(self, loop: KernelLoop, fn: Callable[[], None], interval: float) -> None:
@@ -94,7 +96,8 @@ class Coalescer:
         self.interval = max(0.0, interval)
         self._lock = threading.Lock()
         self._pending = False
-        self._last = float("-inf")
+        self._last = float("-inf")  # when the previous call ended
+        self._took = 0.0  # how long it took
         self.closed = False
 
     def poke(self, *, now: bool = False) -> None:
@@ -102,7 +105,7 @@ class Coalescer:
             if self._pending or self.closed:
                 return
             self._pending = True
-            delay = 0.0 if now else self._last + self.interval - time.monotonic()
+            delay = 0.0 if now else self._last + max(self.interval, self._took) - time.monotonic()
         self.loop.call_later(delay, self._fire)
 
     def _fire(self) -> None:
@@ -110,8 +113,12 @@ class Coalescer:
             self._pending = False
             if self.closed:
                 return
-        self._last = time.monotonic()
-        self.fn()
+        began = time.monotonic()
+        try:
+            self.fn()
+        finally:
+            self._last = time.monotonic()
+            self._took = self._last - began
 
     def close(self) -> None:
         with self._lock:
