@@ -32,7 +32,6 @@ Usage: ``python bench/live_kernel.py [--quick]``
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -45,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     banner,
+    fail_soft,
     fmt_rate,
     fmt_time,
     median,
@@ -58,18 +58,20 @@ from _kernel import Child, Kernel, cleanup, emit  # noqa: E402
 HERE = os.path.abspath(__file__)
 
 FULL = {
-    "pages_n": 100_000, "page": 1000, "single_n": 20_000, "repeat": 3,
-    "lat_seconds": 5.0, "lat_repeat": 2,
+    "pages_n": 100_000, "page": 1000, "single_n": 20_000, "repeat": 3, "repeat_pages": 5,
+    "lat_seconds": 4.0, "lat_repeat": 2,
     "flow_rate": 10_000, "coalesce_seconds": 3.0,
     "rt_rounds": 2, "rt_base_seconds": 3.0, "rt_flow_seconds": 6.0,
 }
 QUICK = {
-    "pages_n": 5_000, "page": 500, "single_n": 2_000, "repeat": 1,
+    "pages_n": 5_000, "page": 500, "single_n": 2_000, "repeat": 1, "repeat_pages": 1,
     "lat_seconds": 1.0, "lat_repeat": 1,
     "flow_rate": 10_000, "coalesce_seconds": 0.5,
     "rt_rounds": 1, "rt_base_seconds": 1.0, "rt_flow_seconds": 1.5,
 }
 GOALS = {"pages": 100_000.0, "lat_p99": 0.050, "rt_p99": 0.100}
+LIVE_INTERVAL = 0.02  # scandeck.live's default: at most one emission per 20 ms
+FAST_INTERVAL = 0.001  # the same path with (almost) no batching: what the transport itself costs
 
 
 # =================================================================== child processes
@@ -116,7 +118,7 @@ def child_produce(sink_kind: str, target: str, rate: float, page: int, total: in
         body: Any = None
     else:
         docs = grid_scan_run(nx, ny, page_size=page if page > 1 else 0, t0=time.time())
-        head, body, stop_doc = docs[:2], iter(docs[2:-1]), docs[-1]
+        head, body, stop_doc = docs[:2], iter(docs[2:-1]), docs[-1][1]
 
     commands: queue.Queue[str] = queue.Queue()
 
@@ -274,8 +276,10 @@ def _bench_pages(page):
         b["t_done"] = now
 """
 
+# scandeck.live(target, catalog=...): a uid is looked up in that catalog, and the
+# Live follows that run until it ends.
 KERNEL_LIVE = """
-_bench_live = _bench_sd.live({target!r})
+_bench_live = _bench_sd.live({uid!r}, catalog=_bench_sd.open_catalog({store!r}), interval={interval})
 _bench_sink = _bench_live.stream(name="primary", pages={pages}).sink(_bench_pages if {pages} else _bench_rows)
 """
 
@@ -305,10 +309,12 @@ class ScandeckTrial:
         self.uid = self.producer.get(120)["uid"]
         self.kernel.execute(f"%load_ext scandeck\n%catalog {self.store}")
 
-    def setup(self, *, n: int, latency: bool, live: bool, pages: bool, bind: bool) -> None:
+    def setup(self, *, n: int, latency: bool, live: bool, pages: bool, bind: bool,
+              interval: float = LIVE_INTERVAL) -> None:
         self.kernel.execute(KERNEL_STATE.format(n=n, latency=latency))
         if live:
-            self.kernel.execute(KERNEL_LIVE.format(target=self.store, pages=pages))
+            self.kernel.execute(KERNEL_LIVE.format(uid=self.uid, store=self.store, pages=pages,
+                                                   interval=interval))
         if bind:
             self.kernel.execute(KERNEL_BIND)
         time.sleep(0.5)  # the followers have read the start and the descriptor and wait
@@ -353,11 +359,11 @@ def scandeck_throughput(root: str, tag: str, n: int, page: int) -> dict[str, Any
             "t_done": got["t_done"], "exec": got["exec"], **iopub}
 
 
-def scandeck_latency(root: str, tag: str, seconds: float) -> dict[str, Any]:
+def scandeck_latency(root: str, tag: str, seconds: float, interval: float = LIVE_INTERVAL) -> dict[str, Any]:
     n = int(1000 * seconds)
     trial = ScandeckTrial(root, tag, total=n, rate=1000)
     try:
-        trial.setup(n=n, latency=True, live=True, pages=False, bind=False)
+        trial.setup(n=n, latency=True, live=True, pages=False, bind=False, interval=interval)
         wrote = trial.write(n)
         got = trial.wait_done()
         lat = trial.kernel.value('_bench["lat"]')
@@ -417,6 +423,149 @@ def scandeck_round_trip(root: str, rate: float, rounds: int, base_s: float, flow
         trial.close()
     return {"base": base, "flow": flow, "rate": min(achieved), "seen": got["rows"],
             "n": rounds * n_flow, "exec": got["exec"]}
+
+
+# ---------------------------------------------------------------- kernel-side breakdown
+
+# Instruments a kernel (before the binding and the Live exist): time of each
+# bound-cell execution and each Live drain on the loop, calls the follower
+# threads make to the source, CPU per thread, and the lateness of a 5 ms timer
+# on the kernel loop (how long the loop was held). Internals: may move.
+KERNEL_PROBE = r"""
+import collections as _bp_c, os as _bp_os, threading as _bp_th, time as _bp_t
+import scandeck.livestream as _bp_live
+from scandeck.notebook import binding as _bp_binding
+from scandeck.sources import sqlite as _bp_sqlite
+_probe = {"bind": [], "drain": [], "lag": [], "calls": _bp_c.Counter(), "secs": _bp_c.Counter(), "on": False}
+
+def _bp_who():
+    return _bp_th.current_thread().name.rsplit("-", 1)[0]
+
+def _bp_timed(cls, name, key):
+    orig = getattr(cls, name)
+    def timed(self, *a, **k):
+        t0 = _bp_t.perf_counter()
+        try:
+            return orig(self, *a, **k)
+        finally:
+            if _probe["on"]:
+                _probe[key].append(_bp_t.perf_counter() - t0)
+    setattr(cls, name, timed)
+
+def _bp_counted(cls, name):
+    orig = getattr(cls, name)
+    def counted(self, *a, **k):
+        t0 = _bp_t.perf_counter()
+        try:
+            return orig(self, *a, **k)
+        finally:
+            if _probe["on"]:
+                key = _bp_who() + " " + name
+                _probe["calls"][key] += 1
+                _probe["secs"][key] += _bp_t.perf_counter() - t0
+    setattr(cls, name, counted)
+
+_bp_timed(_bp_binding.Binding, "_execute", "bind")
+_bp_timed(_bp_live.Live, "_drain", "drain")
+for _bp_name in ("get", "change_token", "runs_since", "wait"):
+    _bp_counted(_bp_sqlite.SQLiteSource, _bp_name)
+_bp_documents = _bp_sqlite.SQLiteSource.documents
+
+def _bp_reading(self, *a, **k):
+    n = 0
+    try:
+        for entry in _bp_documents(self, *a, **k):
+            n += 1
+            yield entry
+    finally:
+        if _probe["on"]:
+            _probe["calls"][_bp_who() + " reads"] += 1
+            _probe["calls"][_bp_who() + " documents"] += n
+
+_bp_sqlite.SQLiteSource.documents = _bp_reading
+
+def _bp_cpu():
+    out = {}
+    for t in _bp_th.enumerate():
+        with open(f"/proc/self/task/{t.native_id}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[t.name] = (int(fields[11]) + int(fields[12])) / _bp_os.sysconf("SC_CLK_TCK")
+    return out
+
+_bp_loop = get_ipython().kernel.io_loop
+
+def _bp_tick(due=[None]):
+    now = _bp_t.perf_counter()
+    if _probe["on"] and due[0] is not None:
+        _probe["lag"].append(now - due[0])
+    due[0] = now + 0.005
+    _bp_loop.call_later(0.005, _bp_tick)
+
+_bp_loop.add_callback(_bp_tick)
+
+def _bp_frame():
+    binding = next(iter(get_ipython().magics_manager.registry["ScandeckMagics"].bindings.values()))
+    table = binding.follower.state.table
+    t0 = _bp_t.perf_counter()
+    table.frame()
+    return [len(table), _bp_t.perf_counter() - t0]
+"""
+
+
+def scandeck_breakdown(root: str, rate: float, seconds: float) -> dict[str, Any]:
+    """The round-trip setup once more, instrumented, with no requests sent while events flow."""
+    n = int(rate * seconds)
+    trial = ScandeckTrial(root, "breakdown", total=n, rate=rate)
+    try:
+        trial.kernel.execute(KERNEL_PROBE)
+        trial.setup(n=n, latency=False, live=True, pages=False, bind=True)
+        cpu0 = trial.kernel.value("_bp_cpu()")
+        trial.kernel.execute('_probe["on"] = True')
+        wrote = trial.write(n)
+        trial.kernel.execute('_probe["on"] = False')
+        cpu1 = trial.kernel.value("_bp_cpu()")
+        probe = trial.kernel.value("_probe")
+        rows, frame_s = trial.kernel.value("_bp_frame()")
+    finally:
+        trial.close()
+    elapsed = wrote["t_last"] - wrote["t_first"]
+    cpu = {name: (cpu1[name] - cpu0.get(name, 0.0)) / elapsed for name in cpu1}
+    return {"elapsed": elapsed, "rate": wrote["n"] / elapsed, "cpu": cpu, "probe": probe,
+            "frame_rows": rows, "frame_s": frame_s}
+
+
+def report_breakdown(b: dict[str, Any]) -> None:
+    p, el = b["probe"], b["elapsed"]
+    print(f"\n-- where the kernel's time goes: the setup of 4 again, instrumented, {fmt_rate(b['rate'])} single "
+          f"events for {el:.1f} s, no requests meanwhile")
+    busy = sorted(((v, k) for k, v in b["cpu"].items() if v >= 0.01), reverse=True)
+    print("   CPU per kernel thread (share of one core): "
+          + ", ".join(f"{k} {100 * v:.0f}%" for v, k in busy))
+    calls, secs = p["calls"], p["secs"]
+    rows = []
+    for who in ("scandeck-bind", "scandeck-live"):
+        reads = calls.get(f"{who} reads", 0)
+        if not reads:
+            continue
+        gets = calls.get(f"{who} get", 0)
+        polls = calls.get(f"{who} change_token", 0) + calls.get(f"{who} runs_since", 0)
+        rows.append((who, f"{reads / el:,.0f}", f"{calls.get(f'{who} documents', 0) / reads:.1f}",
+                     f"{polls / el:,.0f}", f"{gets / el:,.0f}",
+                     fmt_time(secs.get(f"{who} get", 0) / gets) if gets else "-",
+                     f"{calls.get(f'{who} wait', 0) / el:,.0f}"))
+    print_table(["follower thread", "reads/s", "docs/read", "token+runs_since/s", "status checks/s",
+                 "per check", "waits/s"], rows)
+    loop_rows = []
+    for label, key in (("%%bind executions", "bind"), ("live drains (rows → streamz)", "drain"),
+                       ("lateness of a 5 ms loop timer", "lag")):
+        xs = p[key]
+        if xs:
+            loop_rows.append((label, len(xs), ms(percentile(xs, 50)), ms(percentile(xs, 99)), ms(max(xs)),
+                              f"{100 * sum(xs) / el:.0f}%" if key != "lag" else ""))
+    print_table(["on the kernel loop", "count", "p50", "p99", "max", "loop share"], loop_rows)
+    print(f"   the %%bind cell's df is rebuilt from the row lists each execution: table.frame() of "
+          f"{b['frame_rows']:,} rows took {ms(b['frame_s'])} ({1e6 * b['frame_s'] / max(b['frame_rows'], 1):.2f} "
+          f"µs/row)")
 
 
 # ============================================================================ the peer
@@ -503,26 +652,34 @@ def main() -> int:
 
 def run_all(root: str, size: dict[str, Any], peer: Peer) -> dict[str, Any]:
     out: dict[str, Any] = {k: [] for k in ("sd_pages", "peer_pages", "sd_single", "peer_single",
-                                          "sd_lat", "peer_lat")}
-    # 1 + 5: throughput, the contenders taking turns (order rotating from round to round).
+                                          "sd_lat", "sd_lat_fast", "peer_lat")}
+    # 1 + 5: throughput, the contenders taking turns (order rotating from round to round),
+    # after one untimed scandeck trial (a warm-up, as in _common.interleaved).
+    if size["repeat"] > 1:
+        scandeck_throughput(root, "warm-up", size["pages_n"], size["page"])
     k = 0
-    for r in range(size["repeat"]):
+    for r in range(max(size["repeat"], size["repeat_pages"])):
         cases = [
             ("sd_pages", lambda tag: scandeck_throughput(root, tag, size["pages_n"], size["page"])),
             ("peer_pages", lambda tag: peer.trial(size["pages_n"], page=size["page"])),
             ("sd_single", lambda tag: scandeck_throughput(root, tag, size["single_n"], 1)),
             ("peer_single", lambda tag: peer.trial(size["single_n"])),
         ]
+        if r >= size["repeat"]:  # the page trials are short (~0.2 s): more of them
+            cases = cases[:2]
         shift = r % len(cases)
         for label, fn in cases[shift:] + cases[:shift]:
             k += 1
             out[label].append(fn(f"{label}-{k}"))
             print(f"   . {label} #{r + 1}: {fmt_rate(rate_of(out[label][-1]))}", file=sys.stderr)
-    # 2 + 5: latency at 1 kHz.
+    # 2 + 5: latency at 1 kHz: scandeck with live's default interval, with 1 ms, and the peer.
+    secs = size["lat_seconds"]
     for r in range(size["lat_repeat"]):
-        cases2 = [("sd_lat", lambda tag: scandeck_latency(root, tag, size["lat_seconds"])),
-                  ("peer_lat", lambda tag: peer.trial(int(1000 * size["lat_seconds"]), rate=1000, latency=True))]
-        for label, fn in cases2[r % 2:] + cases2[:r % 2]:
+        cases2 = [("sd_lat", lambda tag: scandeck_latency(root, tag, secs)),
+                  ("sd_lat_fast", lambda tag: scandeck_latency(root, tag, secs, FAST_INTERVAL)),
+                  ("peer_lat", lambda tag: peer.trial(int(1000 * secs), rate=1000, latency=True))]
+        shift = r % len(cases2)
+        for label, fn in cases2[shift:] + cases2[:shift]:
             k += 1
             out[label].append(fn(f"{label}-{k}"))
             print(f"   . {label} #{r + 1}: p99 {ms(percentile(out[label][-1]['lat'], 99))}", file=sys.stderr)
@@ -531,6 +688,9 @@ def run_all(root: str, size: dict[str, Any], peer: Peer) -> dict[str, Any]:
     # 4: round trip.
     out["rt"] = scandeck_round_trip(root, size["flow_rate"], size["rt_rounds"], size["rt_base_seconds"],
                                     size["rt_flow_seconds"])
+    # Where the kernel's time goes (reaches into scandeck internals: skipped if they moved).
+    out["breakdown"] = fail_soft("kernel breakdown", lambda: scandeck_breakdown(
+        root, size["flow_rate"], size["rt_flow_seconds"]))
     return out
 
 
@@ -542,16 +702,16 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
         note = "" if seen == n else f" (delivered {seen:,} of {n:,})"
         return median(rates), note
 
-    print(f"\n-- 1 + 5. throughput, write → pipeline (median of {size['repeat']}; events/s from the "
-          "first write to the last row in the sink)")
+    print(f"\n-- 1 + 5. throughput, write → pipeline (median of {size['repeat_pages']} (pages) and "
+          f"{size['repeat']} (single) trials; events/s from the first write to the last row in the sink)")
     rows = []
-    for case, sd, pe, desc in (("pages", "sd_pages", "peer_pages",
-                                f"{size['pages_n']:,} events as event_pages of {size['page']:,}"),
-                               ("single", "sd_single", "peer_single",
-                                f"{size['single_n']:,} single events, full speed")):
+    for sd, pe, desc in (("sd_pages", "peer_pages",
+                          f"{size['pages_n']:,} events as event_pages of {size['page']:,}"),
+                         ("sd_single", "peer_single", f"{size['single_n']:,} single events, full speed")):
         (a, na), (b, nb) = thr(sd), thr(pe)
         rows.append((desc, fmt_rate(a) + na, fmt_rate(b) + nb, f"{a / b:.2f}x" if b else "n/a"))
     print_table(["case", "scandeck (kernel sink)", "peer (0MQ callback)", "scandeck/peer"], rows)
+    print("   ratio > 1: scandeck faster")
     for label in ("sd_pages", "sd_single"):
         rs = res[label]
         write_s = median([r["t_write"] - r["t_first"] for r in rs])
@@ -565,15 +725,19 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
         print(f"   {label}: publishing alone {fmt_rate(rs[0]['n'] / write_s)}")
 
     print(f"\n-- 2 + 5. latency at 1 kHz (single events paced at 1,000/s, {size['lat_seconds']:g} s per trial, "
-          f"{size['lat_repeat']} trial(s) each, samples pooled)")
+          f"{size['lat_repeat']} trial(s) each, samples pooled); ratio > 1: scandeck slower")
     sd_lat = [x for r in res["sd_lat"] for x in r["lat"]]
+    fast_lat = [x for r in res["sd_lat_fast"] for x in r["lat"]]
     pe_lat = [x for r in res["peer_lat"] for x in r["lat"]]
     rows = []
     for q in (50, 90, 99, 100):
-        a, b = percentile(sd_lat, q), percentile(pe_lat, q)
-        rows.append((f"p{q}" if q < 100 else "max", ms(a), ms(b), f"{a / b:.2f}x"))
-    print_table(["", "scandeck (kernel sink)", "peer (0MQ callback)", "scandeck/peer"], rows)
-    print(f"   samples: scandeck {len(sd_lat):,}, peer {len(pe_lat):,}")
+        a, f, b = percentile(sd_lat, q), percentile(fast_lat, q), percentile(pe_lat, q)
+        rows.append((f"p{q}" if q < 100 else "max", ms(a), ms(f), ms(b), f"{a / b:.1f}x", f"{f / b:.1f}x"))
+    print_table(["", f"scandeck, live() default ({LIVE_INTERVAL * 1e3:g} ms)",
+                 f"scandeck, interval={FAST_INTERVAL:g}", "peer (0MQ callback)", "default/peer",
+                 "1 ms/peer"], rows)
+    print(f"   samples: {len(sd_lat):,} / {len(fast_lat):,} / {len(pe_lat):,}. live() batches rows: at most one "
+          f"emission per interval, so a row waits up to one interval on top of the transport")
 
     c = res["coalesce"]
     per = 10_000 / c["n"]
@@ -597,6 +761,9 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
         ("ratio flowing/baseline", f"{f50 / b50:.2f}x", f"{f99 / b99:.2f}x", "", ""),
     ])
     print(f"   the pipeline saw {rt['seen']:,} of {rt['n']:,} rows; %%bind ran {rt['exec']} times")
+
+    if res.get("breakdown"):
+        report_breakdown(res["breakdown"])
 
     pages_rate = thr("sd_pages")[0]
     lat99 = percentile(sd_lat, 99)

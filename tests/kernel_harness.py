@@ -108,6 +108,8 @@ class KernelSession:
                 if m["msg_type"] != "comm_msg":
                     continue
                 data = m["content"]["data"]
+                if not isinstance(data, dict):  # Bokeh/Panel comms carry other payloads
+                    continue
                 state = data.get("state", {})
                 if data.get("method") == "update" and "outputs" in state:
                     found.append((m["received"], m["content"]["comm_id"], tuple(state["outputs"])))

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .catalog import Catalog
-    from .live import Live
+    from .livestream import Live
 
 __all__ = ["open_catalog", "live", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
@@ -65,13 +65,13 @@ def live(target: object = None, *, catalog: Catalog | None = None, interval: flo
 
     ``target``: a Run, a Catalog (its newest run and each new one), a uid or
     uid prefix, a scan_id, or ``None`` (the newest run of ``catalog``, default
-    the embedded store, and each new one). See :class:`scandeck.live.Live`.
+    the embedded store, and each new one). See :class:`scandeck.livestream.Live`.
 
     Examples
     --------
     >>> scandeck.live().stream().map(lambda r: r["det"]).accumulate(max).sink(print)  # doctest: +SKIP
     """
-    from .live import Live
+    from .livestream import Live
 
     return Live(target, catalog=catalog, interval=interval)
 

@@ -23,8 +23,8 @@ import atexit
 import collections
 import sys
 import threading
+import time
 import traceback
-import types
 import weakref
 from typing import Any
 
@@ -39,6 +39,16 @@ __all__ = ["Live", "live"]
 MAX_ROWS_PER_CALL = 50_000
 #: Full tracebacks shown for the first failures of a Live; later ones are only counted.
 SHOWN_FAILURES = 5
+#: A new stream's first emission waits until every end of its pipeline is a sink
+#: (``.sink(...)``, ``.sink_to_list()``), for at most this many seconds: a pipeline
+#: built in one statement outside a kernel misses no rows. (In a kernel nothing
+#: is emitted before the cell that built it has finished anyway.)
+HOLD_SECONDS = 1.0
+#: With ``fill=True``: rows filled per batch on the following thread, and the most
+#: filled data (bytes) waiting for the loop; beyond it the following thread waits,
+#: so a long backlog of large frames never piles up in memory.
+FILL_ROWS = 64
+MAX_FILLED_BYTES = 256 * 2**20
 
 _EXTERNAL_DOCS = ("resource", "datum", "datum_page")
 _everything: weakref.WeakSet[Live] = weakref.WeakSet()
@@ -64,6 +74,17 @@ class Live:
         (:func:`scandeck.open_catalog`).
     interval
         At most one emission callback per this many seconds.
+    shell
+        The IPython shell whose kernel loop emits (default: ``get_ipython()``,
+        if any); ``None`` emits from a private loop thread.
+
+    Rows are read on one background thread per followed stream name and emitted
+    on the kernel's event loop between requests (never during a cell), all that
+    arrived since the last callback at once. Outside a kernel a private loop
+    thread emits; a new stream waits (up to :data:`HOLD_SECONDS`) until its
+    pipeline ends in sinks, so ``live.stream().map(f).sink(g)`` misses no row.
+    Following a run switches to a new run only once the stored rows of the
+    current one have been read. Every Live is stopped at interpreter exit.
 
     Attributes
     ----------
@@ -85,9 +106,12 @@ class Live:
         self.rows = 0
         self.stopped = False
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # signalled as filled data is drained
+        self._filled_bytes = 0
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._feeds: dict[tuple[str, bool], _Feed] = {}
         self._runs: Any = None
+        self._unstarted: dict[Any, float] = {}  # new streams -> when made (see HOLD_SECONDS)
         self._loop = KernelLoop(_shell() if shell == "auto" else shell)
         self._coalescer = Coalescer(self._loop, self._drain, interval)
         _everything.add(self)
@@ -114,7 +138,7 @@ class Live:
         attr = "pages" if pages else "rows"
         feed, new = self._feed(name, fill, attr)
         if not new:
-            feed.take(feed.follower.state)  # rows read while no stream wanted them
+            feed.take(feed.follower.state, follower=False)  # rows read while no stream wanted them
         return getattr(feed, attr)
 
     @property
@@ -123,6 +147,7 @@ class Live:
         with self._lock:
             if self._runs is None:
                 self._runs = _new_stream("runs")
+                self._unstarted[self._runs] = time.monotonic()
             lead = next(iter(self._feeds), None)
         if lead is None:
             self._feed("primary", False, None)
@@ -139,6 +164,8 @@ class Live:
             self.stopped = True
             feeds = list(self._feeds.values())
             self._queue.clear()
+            self._filled_bytes = 0
+            self._room.notify_all()
         self._coalescer.close()
         for feed in feeds:
             feed.follower.stop()
@@ -165,6 +192,7 @@ class Live:
                 feed = self._feeds[(name, fill)] = _Feed(self, name, fill, lead=not self._feeds)
             if attr is not None and getattr(feed, attr) is None:
                 setattr(feed, attr, _new_stream(f"{name} {attr}"))
+                self._unstarted[getattr(feed, attr)] = time.monotonic()
         if new:
             feed.follower.start()
         return feed, new
@@ -174,7 +202,17 @@ class Live:
             if self.stopped:
                 return
             self._queue.append(item)
+            if item[0] == "rows":
+                self._filled_bytes += item[4]
         self._coalescer.poke()
+
+    def _wait_for_room(self, follower: Follower) -> None:
+        """Block the following thread while too much filled data waits for the loop."""
+        with self._room:
+            while self._filled_bytes >= MAX_FILLED_BYTES and not self.stopped:
+                if follower._stopping.is_set():
+                    return
+                self._room.wait(0.25)
 
     def _failed(self, err: BaseException, what: str) -> None:
         with self._lock:
@@ -189,15 +227,34 @@ class Live:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        taken: list[tuple[Any, ...]] = []
-        rows = 0
+    def _ready(self) -> bool:
+        """False while a new stream's pipeline is still being built (see HOLD_SECONDS)."""
         with self._lock:
-            while self._queue and rows < MAX_ROWS_PER_CALL:
+            waiting = list(self._unstarted.items())
+        now = time.monotonic()
+        for stream, made in waiting:
+            if now - made < HOLD_SECONDS and not _ends_in_sinks(stream):
+                return False
+            with self._lock:
+                self._unstarted.pop(stream, None)
+        return True
+
+    def _drain(self) -> None:
+        if not self._ready():
+            self._coalescer.poke()  # again after the interval; the rows stay queued
+            return
+        taken: list[tuple[Any, ...]] = []
+        rows = filled = 0
+        with self._lock:
+            while self._queue and (not taken or (rows < MAX_ROWS_PER_CALL
+                                                 and filled < MAX_FILLED_BYTES // 4)):
                 item = self._queue.popleft()
                 taken.append(item)
                 if item[0] == "rows":
                     rows += len(item[3]["seq_num"])
+                    filled += item[4]
+            self._filled_bytes -= filled
+            self._room.notify_all()
             more = bool(self._queue)
         for item in _merge(taken):
             if self.stopped:
@@ -206,7 +263,7 @@ class Live:
                 if self._runs is not None:
                     self._emit(self._runs, item[1], 0, "a sink of Live.runs")
                 continue
-            _, feed, uid, cols = item
+            _, feed, uid, cols, _ = item
             if feed.pages is not None:
                 self._emit(feed.pages, {"uid": uid, **cols}, len(cols["seq_num"]), "a page sink")
             if feed.rows is not None:
@@ -260,26 +317,33 @@ class _Feed:
             live._push(("run", Run(live.source, live.source.get(state.uid))))
         self.take(state)
 
-    def take(self, state: FollowState) -> None:
-        """Queue the rows of ``state`` not yet taken (follower thread, or a new stream's caller)."""
-        with self._lock:
-            if state is not self._state:
-                self._state, self._consumed, self._doc_pos = state, 0, 0
-                self.close()
-            end = len(state.table)
-            if end <= self._consumed or (self.rows is None and self.pages is None):
-                return  # kept until a stream wants them
-            cols = state.table.columns(self._consumed, end)
-            self._consumed = end
-            if self.fill:
-                self._fill_columns(state, cols)
-            self.live._push(("rows", self, state.uid, cols))
+    def take(self, state: FollowState, *, follower: bool = True) -> None:
+        """Queue the rows of ``state`` not yet taken (on the follower thread, or on the
+        thread making a new stream, then without waiting: it may be the loop's)."""
+        while True:
+            if self.fill and follower:
+                self.live._wait_for_room(self.follower)
+            with self._lock:
+                if state is not self._state:
+                    self._state, self._consumed, self._doc_pos = state, 0, 0
+                    self.close()
+                end = len(state.table)
+                if end <= self._consumed or (self.rows is None and self.pages is None):
+                    return  # kept until a stream wants them
+                stop = min(end, self._consumed + FILL_ROWS) if self.fill else end
+                cols = state.table.columns(self._consumed, stop)
+                self._consumed = stop
+                nbytes = self._fill_columns(state, cols) if self.fill else 0
+                self.live._push(("rows", self, state.uid, cols, nbytes))
+                if stop == end or self.live.stopped:
+                    return
 
-    def _fill_columns(self, state: FollowState, cols: dict[str, list[Any]]) -> None:
+    def _fill_columns(self, state: FollowState, cols: dict[str, list[Any]]) -> int:
+        """Replace datum ids by their arrays in ``cols``; returns the bytes filled in."""
         keys = [k for k, info in state.table.data_keys.items()
                 if info.get("external") and not str(info["external"]).startswith("STREAM:")]
         if not keys or state.uid is None:
-            return
+            return 0
         from .handlers import Filler
 
         if self._filler is None:
@@ -296,6 +360,7 @@ class _Feed:
                     self.live._failed(err, f"filling {key!r}")
                     filled.append(None)
             cols[key] = filled
+        return sum(getattr(v, "nbytes", 0) for key in keys for v in cols[key])
 
 
 def _merge(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -312,8 +377,30 @@ def _merge(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
+def _ends_in_sinks(stream: Any) -> bool:
+    """True when every path down from ``stream`` ends in a sink."""
+    from streamz.sinks import Sink
+
+    todo, seen = [stream], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        downstreams = list(node.downstreams)
+        if not downstreams and not isinstance(node, Sink):
+            return False
+        todo.extend(downstreams)
+    return True
+
+
 def _new_stream(name: str) -> Any:
-    import streamz
+    try:
+        import streamz
+    except ImportError as exc:
+        from .exceptions import missing_dependency
+
+        raise missing_dependency("streamz", "notebook") from exc
 
     return streamz.Stream(stream_name=name)
 
@@ -353,16 +440,3 @@ def _query_of(catalog: Catalog) -> Any:
 def _stop_everything() -> None:
     for item in list(_everything):
         item.stop()
-
-
-class _CallableModule(types.ModuleType):
-    """Importing ``scandeck.live`` (the module) rebinds the package's name ``live``, which
-    was :func:`scandeck.live` (the function): calling the module calls :func:`live`, so
-    ``scandeck.live(...)`` works in whichever order things were imported."""
-
-    def __call__(self, target: Any = None, *, catalog: Catalog | None = None,
-                 interval: float = 0.02) -> Live:
-        return live(target, catalog=catalog, interval=interval)
-
-
-sys.modules[__name__].__class__ = _CallableModule

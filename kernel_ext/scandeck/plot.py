@@ -1,0 +1,263 @@
+"""Live plots of followed runs: HoloViews objects that update as rows arrive.
+
+Each function follows one run (``run=``: a Run, uid, uid prefix or scan_id), or
+with ``run=None`` the newest run and then each new run as it starts (the plot
+is cleared when a new run begins), and returns a HoloViews object fed by a
+``hv.streams.Buffer`` (:func:`line`, :func:`table`) or ``hv.streams.Pipe``
+(:func:`image`). Rows are gathered on a background thread and sent on the
+kernel's event loop, between user requests, in batches: at most :data:`RATE`
+updates per second however fast events come, and always a last one with the
+rows that arrived before the run's stop document.
+
+In JupyterLab, load the Bokeh backend once, then show the object as a cell's
+last expression; it updates through HoloViews' own comms:
+
+>>> import holoviews as hv                                       # doctest: +SKIP
+>>> hv.extension("bokeh")                                        # doctest: +SKIP
+>>> import scandeck.plot                                         # doctest: +SKIP
+>>> scandeck.plot.line("motor", "det", width=600)                # doctest: +SKIP
+>>> scandeck.plot.image("img", run=-1)                           # doctest: +SKIP
+>>> scandeck.plot.table()                                        # doctest: +SKIP
+
+:func:`stop` ends a plot's updates (all plots without an argument); they also
+end at interpreter exit. ``feed(obj)`` gives a plot's :class:`Feed` (its
+:class:`~scandeck.livestream.Live`, counts of rows and sends).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+from holoviews.core.util import disable_constant
+
+from .catalog import Catalog
+from .livestream import Live
+
+__all__ = ["RATE", "Feed", "feed", "image", "line", "stop", "table"]
+
+#: Updates per second, at most, of one plot.
+RATE = 30
+
+_feeds: list[Feed] = []
+_feeds_lock = threading.Lock()
+_ATTR = "_scandeck_feed"
+
+
+class Feed:
+    """What drives one live plot: a :class:`~scandeck.livestream.Live` page stream and its counts.
+
+    ``sends`` counts the updates pushed to the plot's stream (Buffer/Pipe
+    ``send`` and ``clear`` calls), ``pages`` the batches received, ``rows`` the
+    rows in them, ``runs`` the runs shown.
+    """
+
+    def __init__(self, run: Any, stream: str, catalog: Catalog | None, *, fill: bool = False) -> None:
+        self.live = Live(run, catalog=catalog, interval=1 / RATE)
+        self.stream_name = stream
+        self.fill = fill
+        self.uid: str | None = None
+        self.sends = self.pages = self.rows = self.runs = 0
+        self.image: dict[str, Any] | None = None  # image(): latest frame, running sum, frame count
+        self._on_page: Callable[[Mapping[str, Any], bool], None] | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Feed {self.stream_name!r}: {self.rows} rows in {self.pages} pages, "
+                f"{self.sends} sends, {self.runs} runs, {self.live.failures} failures>")
+
+    def start(self, on_page: Callable[[Mapping[str, Any], bool], None]) -> None:
+        """Call ``on_page(page, new_run)`` on the kernel loop for each batch of rows."""
+        self._on_page = on_page
+        with _feeds_lock:
+            _feeds.append(self)
+        self.live.stream(self.stream_name, pages=True, fill=self.fill).sink(self._page)
+
+    def _page(self, page: Mapping[str, Any]) -> None:
+        new_run = page["uid"] != self.uid
+        if new_run:
+            self.uid = page["uid"]
+            self.runs += 1
+        self.pages += 1
+        self.rows += len(page["seq_num"])
+        assert self._on_page is not None
+        self._on_page(page, new_run)
+
+    def stop(self) -> None:
+        self.live.stop()
+        with _feeds_lock:
+            if self in _feeds:
+                _feeds.remove(self)
+
+
+def feed(obj: Any) -> Feed:
+    """The :class:`Feed` behind a plot returned by this module."""
+    found = getattr(obj, _ATTR, None)
+    if found is None:
+        raise ValueError(f"{type(obj).__name__} is not a live plot made by scandeck.plot")
+    return found
+
+
+def stop(obj: Any = None) -> None:
+    """Stop updating ``obj`` (a plot of this module), or every live plot."""
+    if obj is not None:
+        feed(obj).stop()
+        return
+    with _feeds_lock:
+        every = list(_feeds)
+    for item in every:
+        item.stop()
+
+
+# -- line ----------------------------------------------------------------------------------
+
+
+def line(x: str, y: str, *, run: Any = None, stream: str = "primary", catalog: Catalog | None = None,
+         length: int = 100_000, **opts: Any) -> hv.DynamicMap:
+    """A live ``hv.Curve`` of ``y`` against ``x`` (data keys, ``seq_num`` or ``time``).
+
+    ``length`` rows are kept (the newest); ``opts`` go to the Curve (``width=600``,
+    ``color="red"``, ...).
+    """
+    columns = [x] if x == y else [x, y]
+    buffer = hv.streams.Buffer(pd.DataFrame({c: np.array([], dtype=float) for c in columns}),
+                               length=length, index=False)
+    plot = hv.DynamicMap(lambda data: hv.Curve(data, kdims=[x], vdims=[y]), streams=[buffer])
+    if opts:
+        plot = plot.opts(**opts)
+    driver = Feed(run, stream, catalog)
+
+    def on_page(page: Mapping[str, Any], new_run: bool) -> None:
+        if new_run and len(buffer.data):
+            _send(driver, buffer.clear)  # an empty update: the plot replaces its data, then appends
+        if page["seq_num"] and all(c in page for c in columns):
+            _send(driver, buffer.send, pd.DataFrame({c: _numbers(page[c]) for c in columns}))
+
+    return _started(plot, driver, on_page)
+
+
+# -- table ---------------------------------------------------------------------------------
+
+
+def table(*, run: Any = None, stream: str = "primary", catalog: Catalog | None = None,
+          columns: Sequence[str] | None = None, length: int = 1_000, **opts: Any) -> hv.DynamicMap:
+    """A live ``hv.Table`` of the newest ``length`` rows, newest first.
+
+    ``columns`` default to ``seq_num``, ``time`` and every scalar data key of
+    the run (not images, not external data); they follow each new run's keys.
+    """
+    fixed = list(columns) if columns is not None else None
+    start = fixed or ["seq_num", "time"]
+    buffer = hv.streams.Buffer(pd.DataFrame({c: [] for c in start}), length=length, index=False)
+    # Newest first; a copy also keeps HoloViews 1.23's TablePlot off its Buffer-streaming
+    # path, which fails (no _stream_count) on the second non-empty send.
+    plot = hv.DynamicMap(lambda data: hv.Table(data.iloc[::-1]), streams=[buffer])
+    if opts:
+        plot = plot.opts(**opts)
+    driver = Feed(run, stream, catalog)
+    shown: list[str] = []
+
+    def on_page(page: Mapping[str, Any], new_run: bool) -> None:
+        if new_run or not shown:
+            shown[:] = fixed or _scalar_columns(driver, page)
+        cols = [c for c in shown if c in page]
+        if cols != list(buffer.data.columns):
+            with disable_constant(buffer):  # other columns: an empty table of them
+                buffer.data = pd.DataFrame({c: [] for c in cols})
+            _send(driver, buffer.clear)
+        elif new_run and len(buffer.data):
+            _send(driver, buffer.clear)
+        if page["seq_num"]:
+            _send(driver, buffer.send, pd.DataFrame({c: page[c] for c in cols}))
+
+    return _started(plot, driver, on_page)
+
+
+def _scalar_columns(driver: Feed, page: Mapping[str, Any]) -> list[str]:
+    data_keys: dict[str, Any] = {}
+    for desc in driver.live.source.descriptors(page["uid"]):
+        if desc.get("name", "primary") == driver.stream_name:
+            data_keys.update(desc["data_keys"])
+    keys = [k for k, info in data_keys.items() if not info.get("external") and not info.get("shape")]
+    return ["seq_num", "time", *keys]
+
+
+# -- image ---------------------------------------------------------------------------------
+
+
+def image(key: str, *, run: Any = None, stream: str = "primary", catalog: Catalog | None = None,
+          **opts: Any) -> hv.Layout:
+    """The latest frame of ``key`` and the running sum of the run's frames, side by side.
+
+    External frames (``NPY_SEQ``, ``AD_HDF5``, ... resources) are read on the
+    following thread through :class:`scandeck.handlers.Filler`. ``opts`` go to
+    both Images (``cmap="viridis"``, ``width=300``, ...).
+    """
+    empty = np.zeros((1, 1))
+    pipe = hv.streams.Pipe(data={"latest": empty, "sum": empty, "frames": 0})
+    driver = Feed(run, stream, catalog, fill=True)
+    state: dict[str, Any] = {"latest": empty, "sum": None, "frames": 0}
+
+    def show(which: str) -> Callable[..., hv.Image]:
+        def element(data: Mapping[str, Any]) -> hv.Image:
+            frame = data[which]
+            label = f"{key} latest" if which == "latest" else f"{key} sum of {data['frames']} frames"
+            return hv.Image(frame, bounds=(0, 0, frame.shape[1], frame.shape[0]), label=label)
+        return element
+
+    latest, total = (hv.DynamicMap(show(which), streams=[pipe]) for which in ("latest", "sum"))
+    if opts:
+        latest, total = latest.opts(**opts), total.opts(**opts)
+
+    def on_page(page: Mapping[str, Any], new_run: bool) -> None:
+        if new_run:
+            state.update(latest=empty, sum=None, frames=0)
+        frames = [_frame(f) for f in page.get(key, ()) if f is not None]
+        for frame in frames:  # one at a time: a batch of large frames is never stacked
+            if state["sum"] is None or state["sum"].shape != frame.shape:  # first, or a new shape
+                state.update(sum=np.zeros(frame.shape, dtype=np.float64), frames=0)
+            state["sum"] += frame
+            state["frames"] += 1
+        if frames:
+            state["latest"] = frames[-1]
+        elif not new_run:
+            return
+        total = state["sum"].copy() if state["sum"] is not None else empty  # the sum grows in place
+        _send(driver, pipe.send, {"latest": state["latest"], "sum": total, "frames": state["frames"]})
+
+    driver.image = state
+    return _started(latest + total, driver, on_page)
+
+
+def _frame(value: Any) -> np.ndarray:
+    """A 2-D view of one frame (a row of a 1-D detector, stacked planes of a 3-D one)."""
+    frame = np.asarray(value)
+    if frame.ndim == 0:
+        return frame.reshape(1, 1)
+    if frame.ndim == 1:
+        return frame[np.newaxis]
+    return frame.reshape(-1, frame.shape[-1]) if frame.ndim > 2 else frame
+
+
+# -- shared --------------------------------------------------------------------------------
+
+
+def _started(obj: Any, driver: Feed, on_page: Callable[[Mapping[str, Any], bool], None]) -> Any:
+    setattr(obj, _ATTR, driver)
+    driver.start(on_page)
+    return obj
+
+
+def _send(driver: Feed, fn: Callable[..., Any], *args: Any) -> None:
+    driver.sends += 1
+    fn(*args)
+
+
+def _numbers(values: list[Any]) -> Any:
+    try:
+        return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return values
