@@ -154,3 +154,33 @@ def test_batch_path_runs_once_on_the_run_named_by_scan_uid(tmp_path, store):
     papermill.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False)
     text = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"]
     assert text.split() == [cat[-1].uid, "6", "6"]
+
+
+def test_bind_one_run_by_scan_or_uid_with_new_rows_and_progress(kernel, store):
+    import scandeck
+
+    for n in (7, 9):
+        finish(produce(store, "write", str(store), str(n), "0"))
+    first = scandeck.open_catalog(store)[-2]
+    kernel.execute("seen = []")
+    kernel.execute('%%bind --scan 1 --every 0\nseen.append(len(new))\nprint("scan1", len(df), sum(seen))')
+    kernel.execute(f'%%bind --uid {first.uid[:8]}\nprint("uid", run.uid, event["seq_num"])')
+    # Each producer process starts its RunEngine at scan_id 1: --scan takes the newest.
+    assert kernel.wait_for(lambda: any("scan1 9 9" in output_text(u[2]) for u in kernel.widget_outputs()))
+    assert kernel.wait_for(lambda: any(f"uid {first.uid} 7" in output_text(u[2])
+                                       for u in kernel.widget_outputs()))
+    progress = [m["content"]["data"]["state"] for m in kernel.messages
+                if m["msg_type"] == "comm_open"
+                and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel"]
+    assert sorted(p["max"] for p in progress) == [7, 9]  # num_points of the followed scans
+
+
+def test_scans_lists_runs_as_html(kernel, store):
+    for n in (2, 3):
+        finish(produce(store, "write", str(store), str(n), "0"))
+    html = kernel.text_of(kernel.execute("%scans -n 1")["msg_id"])
+    assert "<table" in html and "1 of 2 runs" in html and "scan_id" in html
+    html = kernel.text_of(kernel.execute('%scans sample == "Ni"')["msg_id"])
+    assert html.count("sd-success") >= 2
+    with pytest.raises(AssertionError, match="QuerySyntaxError"):
+        kernel.execute('%scans sample = "Ni"')
