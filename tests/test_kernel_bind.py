@@ -184,3 +184,25 @@ def test_scans_lists_runs_as_html(kernel, store):
     assert html.count("sd-success") >= 2
     with pytest.raises(AssertionError, match="QuerySyntaxError"):
         kernel.execute('%scans sample = "Ni"')
+
+
+def test_kernel_shuts_down_cleanly_with_live_bindings(tmp_path, store):
+    session = KernelSession({"SCANDECK_DATA": str(tmp_path / "data")})
+    proc = None
+    try:
+        session.execute(f"%load_ext scandeck\n%catalog {store}")
+        session.execute("%%bind\nprint(len(df))")
+        session.execute("%%bind --on run\nprint(len(df))")
+        session.execute(f"import scandeck\npipe = scandeck.live(catalog=scandeck.open_catalog({str(store)!r}))"
+                        ".stream().sink(lambda row: None)")
+        proc = produce(store, "write", str(store), "100000", "0.001")  # still running at shutdown
+        assert session.wait_for(lambda: len(session.widget_outputs()) > 1)
+    finally:
+        kernel_process = session.km.provisioner.process
+        session.close()  # shutdown_request; a thread that hangs the exit gets the kernel killed
+        if proc is not None:
+            proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
+    assert not session.km.is_alive()
+    assert kernel_process.wait(10) == 0  # it exited by itself: not killed (-9) after a timeout
