@@ -15,6 +15,10 @@ from .sources.protocol import Entry, RunSummary, Source
 #: Longest single wait between re-reads; bounds how late a reader notices a
 #: writer that died without a stop document.
 _MAX_WAIT = 0.5
+#: After a read that found documents, let a few more land before the next read.
+_GATHER = 0.002
+#: How long a run must be quiet before its writer is checked for being alive.
+_LIVENESS_AFTER = 0.5
 
 
 def follow_run(
@@ -30,21 +34,26 @@ def follow_run(
     last_news = time.monotonic()
     while True:
         token = source.change_token()
+        got = 0
         for entry in source.documents(uid, start=pos):
             yield entry
             pos = entry.pos + 1
-            last_news = time.monotonic()
+            got += 1
             if entry.name == "stop":
                 return
-        status = source.get(uid).status
-        if status == "incomplete":
-            # The writer died: whatever it committed has been yielded above.
-            if not any(True for _ in source.documents(uid, start=pos)):
-                return
+        now = time.monotonic()
+        if got:
+            last_news = now
+            time.sleep(_GATHER)  # let a few more land: read batches, not one document at a time
             continue
+        if now - last_news >= _LIVENESS_AFTER and source.get(uid).status == "incomplete":
+            # The writer died; anything it committed after our last read comes now.
+            for entry in source.documents(uid, start=pos):
+                yield entry
+            return
         wait = _MAX_WAIT
         if timeout is not None:
-            remaining = timeout - (time.monotonic() - last_news)
+            remaining = timeout - (now - last_news)
             if remaining <= 0:
                 return
             wait = min(wait, remaining)
