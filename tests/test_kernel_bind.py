@@ -169,10 +169,13 @@ def test_bind_one_run_by_scan_or_uid_with_new_rows_and_progress(kernel, store):
     assert kernel.wait_for(lambda: any("scan1 9 9" in output_text(u[2]) for u in kernel.widget_outputs()))
     assert kernel.wait_for(lambda: any(f"uid {first.uid} 7" in output_text(u[2])
                                        for u in kernel.widget_outputs()))
-    progress = [m["content"]["data"]["state"] for m in kernel.messages
-                if m["msg_type"] == "comm_open"
-                and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel"]
-    assert sorted(p["max"] for p in progress) == [7, 9]  # num_points of the followed scans
+    def progress_maxima():
+        return sorted(m["content"]["data"]["state"]["max"] for m in list(kernel.messages)
+                      if m["msg_type"] == "comm_open"
+                      and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel")
+
+    # The progress bar follows the outputs in the same update: wait for both bars.
+    assert kernel.wait_for(lambda: progress_maxima() == [7, 9]), progress_maxima()
 
 
 def test_scans_lists_runs_as_html(kernel, store):
