@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import RunNotFound, ScandeckError, StreamNotFound
 from .follow import follow_run, follow_runs
+from .provenance.context import note
 from .queries import Key, Query, ScanID, parse
 from .sources.protocol import RunSummary, Source, Writer
 
@@ -105,9 +106,9 @@ class Catalog:
             return self._slice(key)
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise TypeError(f"look up runs by int, uid string or slice, not {type(key).__name__}")
-        if isinstance(key, int):
-            return self._by_int(key)
-        return self._by_uid(key)
+        run = self._by_int(key) if isinstance(key, int) else self._by_uid(key)
+        note(run.uid, scan_id=run.scan_id, catalog=self.name)
+        return run
 
     def _by_int(self, key: int) -> Run:
         if key < 0:
@@ -161,7 +162,10 @@ class Catalog:
                 "negative bounds count back from the newest run (cat[-5:] is the newest five), "
                 "a non-negative start gives scan_ids (cat[10:20] is scan_ids 10 to 19)"
             )
-        return runs[:: key.step] if key.step else runs
+        runs = runs[:: key.step] if key.step else runs
+        for run in runs:
+            note(run.uid, scan_id=run.scan_id, catalog=self.name)
+        return runs
 
     # -- live ------------------------------------------------------------------------------
 
@@ -293,6 +297,7 @@ class Run:
 
     def documents(self, *, start: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
         """The run's stored documents in order, as ``(name, doc)`` pairs."""
+        note(self.uid, scan_id=self.scan_id, catalog=self.source.uri)
         for entry in self.source.documents(self.uid, start=start):
             yield entry.name, entry.doc
 
@@ -306,6 +311,7 @@ class Run:
         Yields ``(name, doc)``, or ``(pos, name, doc)`` with ``positions=True``
         (pass ``pos + 1`` as ``start`` to resume).
         """
+        note(self.uid, scan_id=self.scan_id, catalog=self.source.uri)
         for entry in follow_run(self.source, self.uid, start=start, timeout=timeout):
             yield tuple(entry) if positions else (entry.name, entry.doc)
 
@@ -351,12 +357,18 @@ class Stream:
         """
         from .reading import to_xarray
 
+        self._note()
         return to_xarray(self._table(fill))
+
+    def _note(self) -> None:
+        note(self.run.uid, scan_id=self.run.scan_id, catalog=self.run.source.uri,
+             stream=self.name, fields=self.data_keys)
 
     def to_pandas(self) -> pandas.DataFrame:
         """Scalar keys as a ``pandas.DataFrame`` indexed by ``seq_num``."""
         from .reading import to_pandas
 
+        self._note()
         return to_pandas(self._table(fill=False))
 
     def documents(self) -> Iterator[tuple[str, dict[str, Any]]]:

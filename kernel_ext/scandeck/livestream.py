@@ -313,8 +313,13 @@ class _Feed:
         if kind == "error":
             live._failed(self.follower.error or RuntimeError("follower failed"), f"following {self.name}")
             return
-        if kind == RUN_START and self.lead and state.uid is not None:
-            live._push(("run", Run(live.source, live.source.get(state.uid))))
+        if kind == RUN_START and state.uid is not None:
+            from .provenance.context import note
+
+            note(state.uid, scan_id=(state.start or {}).get("scan_id"), catalog=live.source.uri,
+                 stream=self.name, fields=list(state.table.keys))
+            if self.lead:
+                live._push(("run", Run(live.source, live.source.get(state.uid))))
         self.take(state)
 
     def take(self, state: FollowState, *, follower: bool = True) -> None:

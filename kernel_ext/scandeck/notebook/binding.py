@@ -43,7 +43,12 @@ class BindOptions:
 
 def bind_names(shell: Any, catalog: Catalog, state: FollowState, consumed: int) -> None:
     """Set ``run``, ``df``, ``new`` and ``event`` in the notebook namespace."""
+    from ..provenance.context import note
+
     table = state.table
+    if state.uid:
+        note(state.uid, scan_id=(state.start or {}).get("scan_id"), catalog=catalog.name,
+             stream=table.stream, fields=list(table.keys))
     shell.user_ns["run"] = Run(catalog.source, catalog.source.get(state.uid)) if state.uid else None
     shell.user_ns["df"] = table.frame()
     shell.user_ns["new"] = table.frame(consumed)

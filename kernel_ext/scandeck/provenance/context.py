@@ -1,0 +1,65 @@
+"""The runs this process has read, noted as they are read.
+
+Catalog lookups, stream reads, bound cells, live pipelines and plots call
+:func:`note`; ``%provenance`` and ``scandeck run`` turn the notes into the
+record's ``inputs``. A kernel is one process, so one context per process.
+Stdlib only: noting must cost nothing and import nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+
+class ProvenanceContext:
+    """Ordered notes of runs read: uid -> scan_id, catalog, streams, fields."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, dict[str, Any]] = {}
+
+    def note(self, uid: str, *, scan_id: int | None = None, catalog: str = "",
+             stream: str | None = None, fields: Iterable[str] = ()) -> None:
+        """Record that run ``uid`` was read (and which stream and fields of it)."""
+        with self._lock:
+            entry = self._runs.get(uid)
+            if entry is None:
+                entry = self._runs[uid] = {"uid": uid, "scan_id": scan_id, "catalog": catalog,
+                                           "streams": [], "fields": []}
+            if entry["scan_id"] is None and scan_id is not None:
+                entry["scan_id"] = scan_id
+            if not entry["catalog"] and catalog:
+                entry["catalog"] = catalog
+            if stream and stream not in entry["streams"]:
+                entry["streams"].append(stream)
+            for name in fields:
+                if name not in entry["fields"]:
+                    entry["fields"].append(name)
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """The notes so far, in the order the runs were first read (copies)."""
+        with self._lock:
+            return [{**e, "streams": list(e["streams"]), "fields": list(e["fields"])}
+                    for e in self._runs.values()]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+_current = ProvenanceContext()
+
+
+def current() -> ProvenanceContext:
+    """This process's context."""
+    return _current
+
+
+def note(uid: str, **kwargs: Any) -> None:
+    """Note a run read in this process (see :meth:`ProvenanceContext.note`)."""
+    _current.note(uid, **kwargs)
