@@ -105,8 +105,9 @@ class Binding:
         state = self.follower.state
         scan = state.start.get("scan_id") if state.start else None
         run = f"scan {scan} ({state.uid[:8]})" if state.uid else "waiting for a run"
+        runs = "1 run" if self.executions == 1 else f"{self.executions} runs"
         text = (f"bind #{self.id} · {run} · {state.status} · {state.num_events} events · "
-                f"{self.executions} runs of the cell")
+                f"{runs} of the cell")
         if self.failures:
             text += f" · {self.failures} failed"
         return text
