@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    import pandas
+
+    from .catalog import Catalog, Run
     from .livestream import Live
 
-__all__ = ["open_catalog", "live", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = ["open_catalog", "live", "derive", "load_ipython_extension", "unload_ipython_extension", "__version__"]
 
 
 def open_catalog(target: str | Path | None = None) -> Catalog:
@@ -74,6 +76,22 @@ def live(target: object = None, *, catalog: Catalog | None = None, interval: flo
     from .livestream import Live
 
     return Live(target, catalog=catalog, interval=interval)
+
+
+def derive(
+    catalog: Catalog | str | Path,
+    parents: object,
+    data: pandas.DataFrame | dict[str, list],
+    **kwargs: object,
+) -> Run:
+    """Write ``data`` computed from ``parents`` as a new run of ``catalog``: see :func:`scandeck.derived.derive`.
+
+    The start document carries ``parent_uids``, so ``cat.search('parent_uids contains "<uid>"')``
+    finds what was derived from a run.
+    """
+    from .derived import derive as _derive
+
+    return _derive(catalog, parents, data, **kwargs)  # type: ignore[arg-type]
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -203,6 +203,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="reproduce the same mix of plans, samples and data")
 
     command("catalogs", "list the catalogs available by name")
+
+    from .provenance import run_cli
+
+    run_help = "execute a notebook with papermill and record its provenance"
+    run_cli.add_arguments(sub.add_parser(
+        "run", parents=[common], help=run_help, description=run_help[:1].upper() + run_help[1:] + ".",
+        epilog=run_cli.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
+
+    from .provenance import cli_provenance
+
+    cli_provenance.add_parsers(sub, common)  # provenance ls|show|open|lineage, rerun
     return parser
 
 
@@ -293,6 +304,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         "ingest": cli_write.cmd_ingest,
         "demo": cli_write.cmd_demo,
     }
+    if args.command == "run":
+        from .provenance.run_cli import cmd_run
+
+        return cmd_run(args)
+    if args.command in ("provenance", "rerun"):
+        from .provenance import cli_provenance
+
+        if args.command == "provenance":
+            return cli_provenance.cmd_provenance(args)
+        return cli_provenance.cmd_rerun(args)
     return handlers[args.command](args)
 
 

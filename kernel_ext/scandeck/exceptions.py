@@ -146,3 +146,27 @@ class ExternalFileMissing(FillError, FileNotFoundError):
 
 class DatumIndexError(FillError, IndexError):
     """A datum asks for frames or rows beyond the end of its file."""
+
+
+# --- provenance (scandeck.provenance.store) ----------------------------------------------
+
+
+class RecordNotFound(ScandeckError, _NotFound):
+    """No provenance record has that id or id prefix."""
+
+
+class AmbiguousRecord(ScandeckError, _NotFound):
+    """A record id prefix matches more than one record (``.matches`` lists their ids)."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        self.prefix = prefix
+        self.matches = matches
+        shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
+        super().__init__(
+            f"record id prefix {prefix!r} matches {len(matches)} records: {shown}; "
+            "give more characters of the id"
+        )
+
+
+class DuplicateRecord(ScandeckError, ValueError):
+    """A different record with the same id is already in the provenance store."""

@@ -1,4 +1,4 @@
-"""The IPython magics of ``%load_ext scandeck``: %catalog, %scans, %%bind, %bindings, %unbind."""
+"""The IPython magics of ``%load_ext scandeck``: %catalog, %scans, %%bind, %bindings, %unbind, %provenance."""
 
 from __future__ import annotations
 
@@ -194,13 +194,45 @@ class ScandeckMagics(Magics):
             binding.stop()
 
 
+    # -- provenance ------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("action", nargs="?", choices=("show", "save"), default="show",
+              help="show (default): what would be recorded; save: record the notebook as saved")
+    @argument("--name", help="the record's name (default: the notebook's file stem)")
+    @argument("--tag", action="append", default=[], help="tag the record (repeat for more)")
+    @argument("--path", help="the notebook file (default: this kernel's notebook, from Jupyter)")
+    @line_magic
+    def provenance(self, line: str) -> Any:
+        """Show or save the provenance of this notebook: parameters, runs read, environment.
+
+        Usage: ``%provenance`` shows what would be recorded; ``%provenance save
+        [--name NAME] [--tag TAG ...] [--path NOTEBOOK.ipynb]`` records the notebook
+        file as saved (save it first) and prints the record id.
+        """
+        from ..provenance import recording
+
+        args = parse_argstring(self.provenance, line)
+        recording.ExecutionClock.install(self.shell)
+        if args.action == "show":
+            return recording.preview(self.shell, path=args.path, name=args.name)
+        record, note = recording.record_interactive(self.shell, path=args.path, name=args.name,
+                                                    tags=args.tag)
+        if note:
+            print(note)
+        print(f"recorded {record.id} ({record.name}, {len(record.inputs)} input runs)")
+        return None
+
+
 def load(shell: Any) -> ScandeckMagics:
     """Register the magics and HTML reprs with ``shell``."""
+    from ..provenance.recording import ExecutionClock
     from .display import install_reprs
 
     magics = ScandeckMagics(shell)
     shell.register_magics(magics)
     install_reprs(shell)
+    ExecutionClock.install(shell)  # %provenance save checks the notebook was saved after the last cell
     return magics
 
 
