@@ -274,7 +274,7 @@ def describe(node: LineageNode, root_uid: str = "") -> str:
     if rec is None:  # pragma: no cover - record nodes always carry their record
         return f"record {node.id[:8]}"
     parts = [f"record {rec.id[:8]}", rec.name, rec.kind, rec.status, local_time(rec.created)]
-    if rec.parent:
+    if rec.parent and node.relation != "rerun":  # under its parent already
         parts.append(f"rerun of {rec.parent[:8]}")
     if rec.target_scan:
         here = " (this run)" if root_uid and rec.target_scan == root_uid else ""

@@ -90,21 +90,12 @@ class WarmKernels:
 
     def start(self, task: Task) -> Any:
         """Launch a kernel for ``task`` (returns once the process is started, not ready)."""
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
-
-        class Manager(AsyncKernelManager):
-            """Remembers the clients nbclient makes, to close them when the notebook is done."""
-
-            def client(self, **kwargs: Any) -> Any:
-                kc = super().client(**kwargs)
-                self.scandeck_clients.append(kc)
-                return kc
 
         options: dict[str, Any] = {"kernel_name": task["kernel_name"]}
         if task.get("transport") == "ipc":
             options.update(transport="ipc", ip=_ipc_prefix())
-        km = Manager(**options)
+        km = _manager_class()(**options)
         km.scandeck_clients = []
         extra = list(task.get("extra_arguments") or [])
         if km.ipykernel:  # nbclient's default ipython_hist_file, as it passes it
@@ -186,6 +177,24 @@ class WarmKernels:
 
 
 _warm: WarmKernels | None = None
+_manager: Any = None
+
+
+def _manager_class() -> Any:
+    """jupyter_client's AsyncKernelManager, remembering the clients nbclient makes from it
+    (a kernel manager passed to nbclient is not cleaned up by it: we close them)."""
+    global _manager
+    if _manager is None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        class TrackingKernelManager(AsyncKernelManager):
+            def client(self, **kwargs: Any) -> Any:
+                kc = super().client(**kwargs)
+                self.scandeck_clients.append(kc)
+                return kc
+
+        _manager = TrackingKernelManager
+    return _manager
 
 
 def _warm_kernels() -> WarmKernels:
