@@ -411,3 +411,21 @@ def test_relative_session_names_resolve_from_the_kernel_directory(tmp_path, monk
     monkeypatch.setenv("JPY_SESSION_NAME", "sub/renamed.ipynb")
     with pytest.raises(NotebookNotFound, match="save it first"):
         locate_notebook(Shell())
+
+
+def test_derived_runs_become_the_records_outputs(tmp_path):
+    import scandeck
+    from scandeck.derived import clear_written
+    from scandeck.provenance.recording import build_record, derived_outputs
+
+    clear_written()
+    cat = scandeck.open_catalog(tmp_path / "store")
+    run = scandeck.derive(cat, ["parent-uid"], {"x": [1.0, 2.0]})
+    outputs = derived_outputs()
+    assert outputs == [{"uid": run.uid, "catalog": cat.name}]
+    from scandeck.provenance.environment import capture
+
+    nb = __import__("nbformat").v4.new_notebook()
+    record = build_record(nb, kind="batch", environment=capture(), outputs=outputs)
+    assert [o.uid for o in record.outputs] == [run.uid]
+    clear_written()

@@ -170,3 +170,7 @@ class AmbiguousRecord(ScandeckError, _NotFound):
 
 class DuplicateRecord(ScandeckError, ValueError):
     """A different record with the same id is already in the provenance store."""
+
+
+class RerunSetupError(ScandeckError, ValueError):
+    """A rerun cannot start: its notebook has no scan parameter, no targets, ..."""

@@ -297,7 +297,8 @@ class ScandeckEngine(NBClientEngine):
         record = build_record(
             nb, kind=recording.kind,  # type: ignore[arg-type]
             environment=environment, name=recording.name,
-            inputs=(report or {}).get("inputs", ()), tags=recording.tags, parent=recording.parent,
+            inputs=(report or {}).get("inputs", ()), outputs=(report or {}).get("outputs", ()),
+            tags=recording.tags, parent=recording.parent,
             target_scan=recording.target_scan, duration=round(duration, 3),
             notebook_path=input_path, error=error,
         )

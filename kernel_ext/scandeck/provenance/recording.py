@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,7 +33,7 @@ from ..exceptions import ScandeckError
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-    from .record import Environment, ErrorInfo, InputRef, ProvenanceRecord
+    from .record import Environment, ErrorInfo, InputRef, OutputRef, ProvenanceRecord
     from .store import ProvStore
 
 # Module level imports are stdlib only: ``%load_ext scandeck`` imports this module
@@ -67,6 +68,7 @@ def build_record(
     environment: Environment | Mapping[str, Any],
     name: str | None = None,
     inputs: Iterable[InputRef | Mapping[str, Any]] = (),
+    outputs: Iterable[OutputRef | Mapping[str, Any]] = (),
     tags: Iterable[str] = (),
     parent: str | None = None,
     target_scan: str | None = None,
@@ -83,7 +85,7 @@ def build_record(
     (dicts as :meth:`ProvenanceContext.inputs` gives them) or :class:`InputRef`.
     """
     from .notebooks import failure_of, parameters_of
-    from .record import Environment, InputRef, ProvenanceRecord
+    from .record import Environment, InputRef, OutputRef, ProvenanceRecord
 
     if error is None:
         error = failure_of(nb)
@@ -100,6 +102,7 @@ def build_record(
         parameters=parameters_of(nb),
         target_scan=target_scan,
         inputs=[i if isinstance(i, InputRef) else InputRef.model_validate(i) for i in inputs],
+        outputs=[o if isinstance(o, OutputRef) else OutputRef.model_validate(o) for o in outputs],
         environment=env,
         status="failed" if error is not None else "ok",
         error=error,
@@ -140,7 +143,7 @@ def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> st
     """
     from .context import current
 
-    report: dict[str, Any] = {"inputs": current().inputs()}
+    report: dict[str, Any] = {"inputs": current().inputs(), "outputs": derived_outputs()}
     try:
         from .environment import capture
 
@@ -149,6 +152,12 @@ def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> st
     except Exception as err:  # noqa: BLE001 - any failure here only loses the environment
         report["environment_error"] = f"{type(err).__name__}: {err}"
     return json.dumps(report)
+
+
+def derived_outputs() -> list[dict[str, Any]]:
+    """Runs this process wrote with :func:`scandeck.derive` (none if it never derived)."""
+    derived = sys.modules.get("scandeck.derived")  # never imported: nothing was derived
+    return derived.written() if derived is not None else []
 
 
 def kernel_report_expression(kernel_name: str = "", notebook_path: str | None = None) -> str:
@@ -312,7 +321,8 @@ def record_interactive(shell: Any, *, path: str | Path | None = None, name: str 
     nb = nbformat.reads(nb_path.read_text(encoding="utf-8"), as_version=4)
     record = build_record(
         nb, kind="interactive", name=name or None, notebook_path=nb_path, tags=tags,
-        inputs=current().inputs(), environment=_capture(kernel_name_of(shell), nb_path),
+        inputs=current().inputs(), outputs=derived_outputs(),
+        environment=_capture(kernel_name_of(shell), nb_path),
     )
     if store is None:
         from .store import open_store

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import AmbiguousUID, RunNotFound, ScandeckError
+from ..exceptions import AmbiguousUID, RerunSetupError, RunNotFound
 from .record import ErrorInfo
 
 if TYPE_CHECKING:
@@ -49,10 +49,6 @@ LOCAL_EXECUTORS = ("local", "local-cold")
 #: The parameter set to ``catalog`` when given, if the notebook's parameters cell defines it
 #: (the convention of ``scandeck run --catalog``).
 CATALOG_PARAMETER = "catalog"
-
-
-class RerunSetupError(ScandeckError, ValueError):
-    """A rerun cannot start: its notebook has no scan parameter, no targets, ..."""
 
 
 @dataclass(frozen=True)
