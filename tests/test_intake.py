@@ -294,3 +294,18 @@ def test_store_round_trips_through_a_catalog_entry() -> None:
     cat["scratch"] = store
     assert cat["scratch"] == store
     assert cat["scratch"].metadata == {"description": "scratch"}
+
+
+def test_scandeck_catalog_env_chooses_the_default(tmp_path, monkeypatch):
+    import scandeck
+
+    chosen = tmp_path / "chosen-store"
+    writer = scandeck.open_catalog(chosen).writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    writer("stop", bundle.compose_stop())
+    monkeypatch.setenv("SCANDECK_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SCANDECK_CATALOG", str(chosen))
+    assert scandeck.open_catalog()[-1].uid == bundle.start_doc["uid"]
+    monkeypatch.delenv("SCANDECK_CATALOG")
+    assert len(scandeck.open_catalog()) == 0

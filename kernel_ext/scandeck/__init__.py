@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,8 @@ def open_catalog(target: str | Path | None = None) -> Catalog:
     Parameters
     ----------
     target
-        ``None``: the embedded default store (in ``$SCANDECK_DATA``, else the
-        user data directory). A path (directory or ``.sqlite`` file) or a URI
+        ``None``: ``$SCANDECK_CATALOG`` when set, else the embedded default store
+        (in ``$SCANDECK_DATA``, else the user data directory). A path (directory or ``.sqlite`` file) or a URI
         (``sqlite:///path``, ``memory://name``): that store. Any other name: the
         entry of that name in the Intake catalog files (see
         :func:`scandeck.catalog_files.list_entries`).
@@ -47,7 +48,10 @@ def open_catalog(target: str | Path | None = None) -> Catalog:
     from .sources import open_source
 
     if target is None or target == "":
-        return Catalog(open_source(default_store()), name="local")
+        chosen = os.environ.get("SCANDECK_CATALOG", "")
+        if not chosen:
+            return Catalog(open_source(default_store()), name="local")
+        target = chosen  # the session's choice (the CLI's --catalog, scandeck run / rerun)
     text = str(target)
     if isinstance(target, Path) or "://" in text or "/" in text or "\\" in text:
         return Catalog(open_source(text))
