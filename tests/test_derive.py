@@ -82,7 +82,9 @@ def test_parents_as_uids_and_prefixes_and_many(scanned):
     cat, first = scanned
     run = scandeck.derive(cat, first[:8], {"x": [1.0, 2.0]})
     assert run.start["parent_uids"] == [first]
-    assert run.start["provenance_record"] is None
+    from scandeck.provenance.context import peek_pending_record_id
+
+    assert run.start["provenance_record"] == peek_pending_record_id()  # the next record's id
     second = scandeck.derive(cat, [first, run, "elsewhere-uid", first], {"x": [3.0]})
     assert second.start["parent_uids"] == [first, run.uid, "elsewhere-uid"]
     assert [i["uid"] for i in current().inputs()] == [first, run.uid, "elsewhere-uid"]

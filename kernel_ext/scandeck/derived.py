@@ -155,7 +155,8 @@ def derive(
     metadata
         Extra start-document metadata (``plan_name`` defaults to ``"derived"``).
     record_id
-        The provenance record this run belongs to (``provenance_record`` in its start).
+        The provenance record this run belongs to (``provenance_record`` in its start);
+        by default the id the process's next record will take.
     units
         ``{column: units}`` for the data keys.
 
@@ -182,6 +183,10 @@ def derive(
     if unknown:
         raise ValueError(f"units given for columns not in data: {', '.join(unknown)}")
 
+    if record_id is None:
+        from .provenance.context import pending_record_id
+
+        record_id = pending_record_id()  # the id this kernel's next record will take
     md = {"plan_name": "derived", **(metadata or {})}
     for key, value in (("parent_uids", parent_uids), ("provenance_record", record_id)):
         if key in md and md[key] != value:

@@ -53,6 +53,33 @@ class ProvenanceContext:
 
 
 _current = ProvenanceContext()
+_pending_record: str | None = None
+
+
+def pending_record_id() -> str:
+    """The id the next record of this process will get (made on first use).
+
+    ``scandeck.derive`` stamps it into derived runs (``provenance_record``), and
+    the record made next — ``%provenance save``, or ``scandeck run`` / a rerun
+    reading the kernel's report — takes it as its id, so the link holds both ways.
+    """
+    global _pending_record
+    if _pending_record is None:
+        import uuid
+
+        _pending_record = uuid.uuid4().hex
+    return _pending_record
+
+
+def peek_pending_record_id() -> str | None:
+    """The pending id if something (a derived run) already uses it, else None."""
+    return _pending_record
+
+
+def settle_pending_record_id() -> None:
+    """A record took the pending id: the next record gets a new one."""
+    global _pending_record
+    _pending_record = None
 
 
 def current() -> ProvenanceContext:

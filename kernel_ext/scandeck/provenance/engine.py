@@ -298,6 +298,7 @@ class ScandeckEngine(NBClientEngine):
             nb, kind=recording.kind,  # type: ignore[arg-type]
             environment=environment, name=recording.name,
             inputs=(report or {}).get("inputs", ()), outputs=(report or {}).get("outputs", ()),
+            record_id=(report or {}).get("record_id"),
             tags=recording.tags, parent=recording.parent,
             target_scan=recording.target_scan, duration=round(duration, 3),
             notebook_path=input_path, error=error,

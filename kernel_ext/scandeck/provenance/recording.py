@@ -75,6 +75,7 @@ def build_record(
     duration: float | None = None,
     notebook_path: str | Path | None = None,
     error: ErrorInfo | None = None,
+    record_id: str | None = None,
 ) -> ProvenanceRecord:
     """A record of ``nb`` (not yet stored, ``notebook_sha256`` empty).
 
@@ -94,6 +95,7 @@ def build_record(
         name = Path(path).stem if path else "notebook"
     env = environment if isinstance(environment, Environment) else Environment.model_validate(environment)
     return ProvenanceRecord(
+        **({"id": record_id} if record_id else {}),
         name=name,
         kind=kind,
         tags=_unique(tags),
@@ -141,9 +143,10 @@ def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> st
     record gets the runs the *kernel* read and the packages the *kernel* imports
     from. Environment capture failing is reported, not raised.
     """
-    from .context import current
+    from .context import current, peek_pending_record_id
 
-    report: dict[str, Any] = {"inputs": current().inputs(), "outputs": derived_outputs()}
+    report: dict[str, Any] = {"inputs": current().inputs(), "outputs": derived_outputs(),
+                              "record_id": peek_pending_record_id()}
     try:
         from .environment import capture
 
@@ -305,7 +308,7 @@ def record_interactive(shell: Any, *, path: str | Path | None = None, name: str 
     """
     import nbformat
 
-    from .context import current
+    from .context import current, peek_pending_record_id, settle_pending_record_id
 
     explicit = path is not None and str(path).strip() != ""
     nb_path = locate_notebook(shell, path)
@@ -322,13 +325,15 @@ def record_interactive(shell: Any, *, path: str | Path | None = None, name: str 
     record = build_record(
         nb, kind="interactive", name=name or None, notebook_path=nb_path, tags=tags,
         inputs=current().inputs(), outputs=derived_outputs(),
-        environment=_capture(kernel_name_of(shell), nb_path),
+        environment=_capture(kernel_name_of(shell), nb_path), record_id=peek_pending_record_id(),
     )
     if store is None:
         from .store import open_store
 
         store = open_store()
-    return save_stamped(store, record, nb), note
+    saved = save_stamped(store, record, nb)
+    settle_pending_record_id()
+    return saved, note
 
 
 class Preview:
