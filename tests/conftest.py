@@ -11,19 +11,34 @@ import pytest
 from scandeck.catalog import Catalog
 from scandeck.sources import open_source
 
+from redis_server import RedisServer
+
 #: Every source the conformance suite runs through: name -> URI factory.
 SOURCES = {
-    "sqlite": lambda tmp_path: str(tmp_path / "store"),
-    "memory": lambda tmp_path: f"memory://test-{uuid.uuid4().hex}",
+    "sqlite": lambda request, tmp_path: str(tmp_path / "store"),
+    "memory": lambda request, tmp_path: f"memory://test-{uuid.uuid4().hex}",
+    # A fresh prefix on the session's redis-server, its archive in tmp_path.
+    "redis": lambda request, tmp_path: (
+        f"{request.getfixturevalue('redis_server').url}?prefix=test-{uuid.uuid4().hex[:12]}"
+        f"&archive={tmp_path / 'archive'}"
+    ),
 }
 
 
 @pytest.fixture(params=sorted(SOURCES))
 def cat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
     """An empty catalog on each registered source."""
-    catalog = Catalog(open_source(SOURCES[request.param](tmp_path)))
+    catalog = Catalog(open_source(SOURCES[request.param](request, tmp_path)))
     yield catalog
     catalog.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free port for the whole session (tests use their own prefixes)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

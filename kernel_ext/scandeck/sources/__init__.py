@@ -47,7 +47,7 @@ def open_source(uri: str | Path) -> Source:
     """The source a URI or filesystem path names, not yet started.
 
     A path (or ``sqlite://`` URI) opens the embedded store; ``memory://NAME``
-    an in-process one.
+    an in-process one; ``redis://host:port/db?prefix=P`` the facility bus.
     """
     text = str(uri)
     scheme = urlsplit(text).scheme if "://" in text else ""
@@ -78,5 +78,13 @@ def _memory(uri: str) -> Source:
     return MemorySource.named(uri[len("memory://"):])
 
 
+def _redis(uri: str) -> Source:
+    from .redis_source import RedisSource
+
+    return RedisSource(uri)
+
+
 register("sqlite", _sqlite)
 register("memory", _memory)
+register("redis", _redis)
+register("rediss", _redis)

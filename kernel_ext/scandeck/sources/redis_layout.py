@@ -1,0 +1,208 @@
+"""How runs sit in Redis: key names, URI options, connections and the append script.
+
+Under a prefix ``P`` (one per beamline or facility bus):
+
+* ``P:seq``: counter of runs that arrived (a run's ``seq``).
+* ``P:runs``: sorted set of run uids scored by ``seq`` (arrival order).
+* ``P:run:<uid>``: hash of the run's index: seq, time, scan_id, the start and
+  stop documents (msgpack), document/event counts, exit status, the writer's id
+  and host/pid, and ``persisted`` once a keeper copied it to the archive.
+* ``P:run:<uid>:docs``: stream of the run's documents. The entry id of the
+  document at position ``p`` is ``0-(p+1)``, so a reader resumes from any
+  position with XRANGE/XREAD, and a writer that retries a document whose reply
+  it lost is told "already stored" instead of storing it twice.
+* ``P:run:<uid>:desc``: list of its descriptor documents; ``P:run:<uid>:counts``:
+  hash of events per descriptor.
+* ``P:changes``: capped stream with an entry per stored document (readers block on it).
+* ``P:writer:<id>``: a writer's heartbeat key, expiring when the writer is gone.
+* ``P:archive``: URI of the durable catalog that trimmed runs live on in.
+* ``P:keeper``: lock of the one active keeper.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..exceptions import ScandeckError, StoreError
+
+#: Our query parameters in a ``redis://`` URI; the others go to redis-py.
+_OPTIONS = ("prefix", "archive", "buffer", "heartbeat", "reconnect")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``"64MB"`` -> bytes (k, M, G are powers of 1024)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a size; write e.g. 500kB, 64MB or 2GB")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """A parsed ``redis://host:port/db?prefix=...`` URI.
+
+    ``archive`` is the durable catalog trimmed runs are read from (default: the
+    one the keeper published, else the embedded default store); ``buffer`` the
+    bytes a writer holds while Redis is away; ``heartbeat`` the seconds after
+    which a silent writer's open runs count as ``incomplete``; ``reconnect`` how
+    long a reader retries a lost connection before it gives up.
+    """
+
+    url: str
+    prefix: str = "scandeck"
+    archive: str | None = None
+    buffer: int = 256 << 20
+    heartbeat: float = 10.0
+    reconnect: float = 60.0
+
+    @classmethod
+    def parse(cls, uri: str) -> RedisOptions:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ScandeckError(f"{uri!r} is not a redis:// URI")
+        ours: dict[str, str] = {}
+        theirs = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            (ours.__setitem__(key, value) if key in _OPTIONS else theirs.append((key, value)))
+        url = urlunsplit(parts._replace(query=urlencode(theirs)))
+        opts = cls(url=url)
+        try:
+            if "prefix" in ours:
+                if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", ours["prefix"]):
+                    raise ValueError(f"prefix {ours['prefix']!r} may hold only letters, digits and _.-/")
+                opts = replace(opts, prefix=ours["prefix"])
+            if ours.get("archive"):
+                opts = replace(opts, archive=ours["archive"])
+            if "buffer" in ours:
+                opts = replace(opts, buffer=parse_size(ours["buffer"]))
+            for key in ("heartbeat", "reconnect"):
+                if key in ours:
+                    value = float(ours[key])
+                    if not value > 0:
+                        raise ValueError(f"{key} must be a positive number of seconds, not {ours[key]!r}")
+                    opts = replace(opts, **{key: value})
+        except ValueError as err:
+            raise ScandeckError(f"bad option in {uri!r}: {err}") from None
+        return opts
+
+    @property
+    def uri(self) -> str:
+        """The canonical URI (what ``Catalog.source.uri`` shows)."""
+        parts = urlsplit(self.url)
+        query = [(k, v) for k, v in parse_qsl(parts.query)] + [("prefix", self.prefix)]
+        if self.archive:
+            query.append(("archive", self.archive))
+        return urlunsplit(parts._replace(query=urlencode(query, safe="/:")))
+
+    @property
+    def where(self) -> str:
+        """``host:port/db`` for messages (no password)."""
+        parts = urlsplit(self.url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.seq = f"{prefix}:seq"
+        self.runs = f"{prefix}:runs"
+        self.changes = f"{prefix}:changes"
+        self.archive = f"{prefix}:archive"
+        self.keeper = f"{prefix}:keeper"
+
+    def run(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}"
+
+    def docs(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}:docs"
+
+    def desc(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}:desc"
+
+    def counts(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}:counts"
+
+    def writer(self, writer_id: str) -> str:
+        return f"{self.prefix}:writer:{writer_id}"
+
+    def of_run(self, uid: str) -> list[str]:
+        return [self.run(uid), self.docs(uid), self.desc(uid), self.counts(uid)]
+
+
+def connect(opts: RedisOptions) -> Any:
+    """A redis-py client (hiredis parses when installed); callers handle reconnects."""
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - the redis extra
+        from ..exceptions import missing_dependency
+
+        raise missing_dependency("redis", "redis") from None
+    return redis.Redis.from_url(opts.url, socket_connect_timeout=5, socket_keepalive=True)
+
+
+def is_connection_error(err: BaseException) -> bool:
+    """True for a failure to reach Redis (worth a retry), False for a refused command."""
+    import redis
+
+    if isinstance(err, (redis.ConnectionError, redis.TimeoutError, ConnectionError)):
+        return True
+    # A restarting server answers LOADING / BUSY until it has read its data back.
+    return isinstance(err, redis.ResponseError) and str(err).startswith(("LOADING", "BUSY", "MASTERDOWN"))
+
+
+def unreachable(opts: RedisOptions, err: BaseException, doing: str) -> StoreError:
+    """The error for a connection that could not be (re-)established."""
+    return StoreError(
+        f"Redis at {opts.where} is unreachable while {doing}: {err}. Check that redis-server "
+        "is running there and reachable from this machine; what is stored stays stored."
+    )
+
+
+#: Store one document and update its run's index, atomically. Returns 1 when
+#: stored, 0 when it was stored before (a retry), -1 for a gap (the server lost
+#: earlier documents), -2 for a run another writer holds (a duplicate uid), -3
+#: for a run that is no longer in Redis (trimmed, or lost by a server restart).
+#: KEYS: run, docs, desc, counts, runs, seq, changes, writer
+#: ARGV: uid, pos, name, blob, descriptor, n, time, scan_id, writer id,
+#:       exit_status, host, pid, token, heartbeat ms
+APPEND_SCRIPT = """
+local pos = tonumber(ARGV[2])
+local name = ARGV[3]
+if name == 'start' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    if redis.call('HGET', KEYS[1], 'writer') == ARGV[9] then return 0 end
+    return -2
+  end
+  local seq = redis.call('INCR', KEYS[6])
+  redis.call('HSET', KEYS[1], 'seq', seq, 'time', ARGV[7], 'scan_id', ARGV[8], 'start', ARGV[4],
+             'n_docs', 0, 'n_events', 0, 'writer', ARGV[9], 'host', ARGV[11], 'pid', ARGV[12],
+             'token', ARGV[13])
+  redis.call('ZADD', KEYS[5], seq, ARGV[1])
+else
+  local w = redis.call('HGET', KEYS[1], 'writer')
+  if not w then return -3 end
+  if w ~= ARGV[9] then return -2 end
+end
+local n_docs = tonumber(redis.call('HGET', KEYS[1], 'n_docs'))
+if pos < n_docs then return 0 end
+if pos > n_docs then return -1 end
+redis.call('XADD', KEYS[2], '0-' .. (pos + 1), 'n', name, 'd', ARGV[4], 's', ARGV[5])
+redis.call('HSET', KEYS[1], 'n_docs', pos + 1)
+local n = tonumber(ARGV[6])
+if n > 0 then
+  redis.call('HINCRBY', KEYS[1], 'n_events', n)
+  redis.call('HINCRBY', KEYS[4], ARGV[5], n)
+end
+if name == 'descriptor' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
+if name == 'stop' then redis.call('HSET', KEYS[1], 'stop', ARGV[4], 'exit_status', ARGV[10]) end
+redis.call('SET', KEYS[8], '1', 'PX', ARGV[14])
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', 1000, '*', 'u', ARGV[1])
+return 1
+"""
