@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer
 
 from scandeck.catalog import Catalog
 from scandeck.sources import open_source
-
-from redis_server import RedisServer
 
 #: Every source the conformance suite runs through: name -> URI factory.
 SOURCES = {

@@ -139,6 +139,7 @@ examples:
   scandeck demo                     runs until Ctrl-C, about one point per second
   scandeck demo --runs 5 --pace 0   five runs, as fast as possible
   scandeck demo --catalog ./demo-store --seed 1
+  scandeck demo --catalog 'redis://localhost:6379/0?prefix=demo'   publish on a Redis bus
 
 Watch it from another terminal with 'scandeck ls' (same --catalog).
 Ctrl-C stops: the run in flight is aborted and still gets its stop document.""",
@@ -203,6 +204,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="reproduce the same mix of plans, samples and data")
 
     command("catalogs", "list the catalogs available by name")
+
+    from . import cli_keeper
+
+    keeper_help = "persist a Redis bus's finished runs to the archive and trim Redis"
+    cli_keeper.add_arguments(sub.add_parser(
+        "keeper", parents=[common], help=keeper_help,
+        description=keeper_help[:1].upper() + keeper_help[1:] + ".",
+        epilog=cli_keeper.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
 
     from .provenance import run_cli
 
@@ -304,6 +313,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         "ingest": cli_write.cmd_ingest,
         "demo": cli_write.cmd_demo,
     }
+    if args.command == "keeper":
+        from .cli_keeper import cmd_keeper
+
+        return cmd_keeper(args)
     if args.command == "run":
         from .provenance.run_cli import cmd_run
 

@@ -194,6 +194,14 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
         print("  note: a memory:// catalog vanishes when this command ends")
     if args.runs is None:
         print("  Ctrl-C stops; the run in flight still gets its stop document")
+
+    if cat.source.uri.startswith(("redis://", "rediss://")):
+        from .cli_keeper import start_keeper_thread
+
+        print("  a keeper copies finished runs to the archive and trims Redis (scandeck keeper --help)")
+        keeper = start_keeper_thread(cat.source.uri, stop, lambda line: print(f"  keeper: {line}", flush=True))
+    else:
+        keeper = None
     print(flush=True)
 
     writer = cat.writer()
@@ -202,5 +210,8 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
                      stop_event=stop, progress=lambda line: print(line, flush=True))
     finally:
         writer.close()
+        if keeper is not None:
+            stop.set()
+            keeper.join(timeout=30)
     print(f"\n{_runs(n)} written; see them with: {watch}")
     return 0

@@ -126,7 +126,7 @@ class RedisSource:
 
         rows, beating = self._talk("reading the run index", fetch)
         found = {}
-        for uid, row, beat in zip(uids, rows, beating):
+        for uid, row, beat in zip(uids, rows, beating, strict=True):
             if row[0] is not None:
                 found[uid] = (self._summary(uid, row, beat), row[12] is not None)
         return found

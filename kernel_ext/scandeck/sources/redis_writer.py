@@ -204,7 +204,7 @@ class _Sender:
 
     def _settle(self, batch: list[_Item], results: list[Any]) -> None:
         """Take the sent items off the queue; act on what Redis answered (under the lock)."""
-        for item, result in zip(batch, results):
+        for item, result in zip(batch, results, strict=True):
             if self.queue and self.queue[0] is item:
                 self.queue.popleft()
             if result in (0, 1):

@@ -1,0 +1,310 @@
+"""The keeper: copies finished runs from Redis to a durable catalog, then trims Redis.
+
+Redis holds a bus's live and recent runs in memory; the keeper bounds that
+memory, as blissdata's memory tracker does. It copies every finished run
+(stopped, or ``incomplete`` for longer than ``grace``) into the archive (the
+embedded default store unless told otherwise), marks it ``persisted``, and
+publishes the archive's URI under ``P:archive`` so readers find trimmed runs.
+Then it trims persisted runs by a :class:`TrimPolicy`: the oldest first
+beyond ``max_runs``, those that ended more than ``max_age`` seconds ago, and
+the oldest while Redis uses more than ``max_memory`` bytes. A run that is not
+in the archive is never trimmed, so reading a run never fails.
+
+One keeper per bus is active (a lock key with a lease); others wait.
+``scandeck keeper redis://...`` runs one; ``scandeck demo --catalog redis://...``
+runs one alongside the simulated beamline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import RunNotFound, ScandeckError
+from .protocol import RunSummary, Source
+from .redis_source import RedisSource
+
+log = logging.getLogger(__name__)
+
+#: Delete a run's keys only if it is still marked persisted (atomic).
+TRIM_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'persisted') ~= '1' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+"""
+_LEASE = 15.0
+
+
+@dataclass(frozen=True)
+class TrimPolicy:
+    """When persisted runs leave Redis. ``None`` switches a limit off.
+
+    ``grace`` is how long a run whose writer vanished (``incomplete``) waits
+    before it counts as finished: a writer cut off from Redis by a network
+    blip comes back within it and goes on.
+    """
+
+    max_runs: int | None = 1000
+    max_age: float | None = None
+    max_memory: int | None = None
+    grace: float = 60.0
+
+
+@dataclass
+class KeeperReport:
+    """What one pass did."""
+
+    persisted: list[str] = field(default_factory=list)
+    trimmed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # uid -> why it cannot be persisted
+    waiting: bool = False  # another keeper holds the lock
+
+
+class Keeper:
+    """Persist finished runs of a Redis bus to ``archive`` and trim them by ``policy``.
+
+    Parameters
+    ----------
+    uri
+        The bus, ``redis://host:port/db?prefix=P``.
+    archive
+        URI or path of the durable catalog (default: ``archive=`` in ``uri``,
+        else the archive the bus already uses, else the embedded default store).
+    say
+        Gets one line per run persisted or trimmed and per problem.
+    """
+
+    def __init__(self, uri: str, *, archive: str | None = None, policy: TrimPolicy | None = None,
+                 say: Callable[[str], Any] | None = None) -> None:
+        self.bus = RedisSource(uri)
+        self.policy = policy or TrimPolicy()
+        self.say = say or (lambda line: log.info("%s", line))
+        self.id = uuid.uuid4().hex
+        self._chosen = archive or self.bus.opts.archive
+        self._archive: Source | None = None
+        self._incomplete_since: dict[str, float] = {}
+        self._trim_sha: str | None = None
+        self._complained: set[str] = set()
+
+    @property
+    def archive(self) -> Source:
+        """The archive: the one chosen, else the one the bus already uses, else the default store."""
+        if self._archive is None:
+            from . import open_source
+
+            target = self._chosen
+            if target is None:
+                published = self.bus._talk("finding the archive", lambda c: c.get(self.bus.keys.archive))
+                if published is not None:
+                    target = published.decode()
+                else:
+                    from ..config import default_store
+
+                    target = str(default_store())
+            archive = open_source(target)
+            archive.start()
+            self._archive = archive
+        return self._archive
+
+    def start(self) -> None:
+        self.bus.start()
+
+    def close(self) -> None:
+        try:
+            if self.bus._client is not None:
+                self._release()
+        finally:
+            self.bus.close()
+            if self._archive is not None:
+                self._archive.close()
+
+    # -- one pass --------------------------------------------------------------------------
+
+    def run_once(self) -> KeeperReport:
+        """Persist what finished, then trim by the policy."""
+        self.start()
+        report = KeeperReport()
+        if not self._hold_lock():
+            report.waiting = True
+            return report
+        self._publish_archive()
+        runs = sorted((s for s, _ in self.bus._live().values()), key=lambda s: s.seq)
+        persisted = {uid for uid, done in self._persisted_flags([s.uid for s in runs]).items() if done}
+        now = time.time()
+        for summary in runs:
+            if summary.uid in persisted or not self._finished(summary, now):
+                continue
+            why = self._persist(summary)
+            if why is None:
+                persisted.add(summary.uid)
+                report.persisted.append(summary.uid)
+                self.say(f"persisted run {summary.uid[:8]} (scan {summary.scan_id}, "
+                         f"{summary.num_documents} documents, {summary.status}) to {self.archive.uri}")
+            else:
+                report.skipped[summary.uid] = why
+                if summary.uid not in self._complained:
+                    self._complained.add(summary.uid)
+                    self.say(f"cannot persist run {summary.uid}: {why}; it stays in Redis")
+        for summary in self._to_trim(runs, persisted, now):
+            if self._trim(summary.uid):
+                report.trimmed.append(summary.uid)
+        if report.trimmed:
+            self.say(f"trimmed {len(report.trimmed)} persisted runs from Redis ({self._policy_text()})")
+        return report
+
+    def run_forever(self, stop: threading.Event, *, interval: float = 1.0) -> None:
+        """Pass after every change on the bus (at most every ``interval`` s) until ``stop`` is set.
+
+        A last pass after ``stop`` persists what finished just before it.
+        """
+        waiting_said = False
+        while not stop.is_set():
+            token = self.bus.change_token()
+            report = self.run_once()
+            if report.waiting and not waiting_said:
+                self.say("another keeper is active on this bus; waiting to take over")
+            waiting_said = report.waiting
+            self.bus.wait(token, interval)
+            stop.wait(min(interval, 0.2))
+        self.run_once()  # what finished just before the stop
+
+    # -- persisting ------------------------------------------------------------------------
+
+    def _finished(self, summary: RunSummary, now: float) -> bool:
+        if summary.status == "running":
+            self._incomplete_since.pop(summary.uid, None)
+            return False
+        if summary.status != "incomplete":
+            return True
+        first = self._incomplete_since.setdefault(summary.uid, now)
+        return now - first >= self.policy.grace
+
+    def _persist(self, summary: RunSummary) -> str | None:
+        """Copy the run to the archive and mark it; the reason when it cannot be."""
+        try:
+            held = self.archive.get(summary.uid)
+        except RunNotFound:
+            held = None
+        if held is None:
+            writer = self.archive.writer()
+            try:
+                for entry in self.bus.documents(summary.uid):
+                    writer(entry.name, entry.doc)
+            except ScandeckError as err:
+                return f"copying it to {self.archive.uri} failed: {err}"
+            finally:
+                writer.close()
+            held = self.archive.get(summary.uid)
+        if held.num_documents != summary.num_documents:
+            return (f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
+                    "documents (a copy cut short); remove that copy from the archive to retry")
+        self.bus._talk("marking a run persisted", lambda c: c.hset(self.bus.keys.run(summary.uid),
+                                                                    "persisted", "1"))
+        return None
+
+    def _persisted_flags(self, uids: list[str]) -> dict[str, bool]:
+        def read(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for uid in uids:
+                pipe.hget(self.bus.keys.run(uid), "persisted")
+            return pipe.execute()
+
+        return {uid: flag is not None for uid, flag in zip(uids, self.bus._talk("reading runs", read), strict=True)}
+
+    # -- trimming --------------------------------------------------------------------------
+
+    def _to_trim(self, runs: list[RunSummary], persisted: set[str], now: float) -> list[RunSummary]:
+        """Persisted runs the policy lets go, oldest first (memory is checked as they go)."""
+        p = self.policy
+        candidates = [s for s in runs if s.uid in persisted]
+        out: dict[str, RunSummary] = {}
+        if p.max_runs is not None and len(runs) > p.max_runs:
+            for s in candidates[: len(runs) - p.max_runs]:
+                out[s.uid] = s
+        if p.max_age is not None:
+            for s in candidates:
+                ended = (s.stop or {}).get("time", s.time)
+                if now - ended > p.max_age:
+                    out[s.uid] = s
+        if p.max_memory is not None:
+            used = self._used_memory()
+            for s in candidates:
+                if used <= p.max_memory:
+                    break
+                if s.uid not in out:
+                    out[s.uid] = s
+                    used -= self._run_memory(s.uid)
+        return sorted(out.values(), key=lambda s: s.seq)
+
+    def _used_memory(self) -> int:
+        return int(self.bus._talk("reading memory use", lambda c: c.info("memory"))["used_memory"])
+
+    def _run_memory(self, uid: str) -> int:
+        def usage(client: Any) -> int:
+            return sum(client.memory_usage(k, samples=0) or 0 for k in self.bus.keys.of_run(uid))
+
+        return self.bus._talk("reading memory use", usage)
+
+    def _trim(self, uid: str) -> bool:
+        keys = self.bus.keys
+
+        def trim(client: Any) -> int:
+            if self._trim_sha is None:
+                self._trim_sha = client.script_load(TRIM_SCRIPT)
+            return client.evalsha(self._trim_sha, 5, *keys.of_run(uid), keys.runs, uid)
+
+        try:
+            return bool(self.bus._talk(f"trimming run {uid}", trim))
+        except ScandeckError as err:
+            if "NOSCRIPT" in str(err):
+                self._trim_sha = None
+                return bool(self.bus._talk(f"trimming run {uid}", trim))
+            raise
+
+    def _policy_text(self) -> str:
+        p = self.policy
+        parts = [f"max_runs={p.max_runs}" if p.max_runs is not None else "",
+                 f"max_age={p.max_age:g}s" if p.max_age is not None else "",
+                 f"max_memory={p.max_memory >> 20}MB" if p.max_memory is not None else ""]
+        return ", ".join(x for x in parts if x) or "no limits"
+
+    # -- one keeper per bus ----------------------------------------------------------------
+
+    def _hold_lock(self) -> bool:
+        key, lease = self.bus.keys.keeper, int(_LEASE * 1000)
+
+        def hold(client: Any) -> bool:
+            if client.set(key, self.id, nx=True, px=lease):
+                return True
+            if client.get(key) == self.id.encode():
+                client.pexpire(key, lease)
+                return True
+            return False
+
+        return self.bus._talk("taking the keeper lock", hold)
+
+    def _release(self) -> None:
+        key = self.bus.keys.keeper
+
+        def release(client: Any) -> None:
+            if client.get(key) == self.id.encode():
+                client.delete(key)
+
+        try:
+            self.bus._talk("releasing the keeper lock", release)
+        except ScandeckError as err:
+            log.debug("keeper lock not released (it expires): %s", err)
+
+    def _publish_archive(self) -> None:
+        uri = self.archive.uri
+        key = self.bus.keys.archive
+        old = self.bus._talk("publishing the archive", lambda c: c.set(key, uri, get=True))
+        if old is not None and old.decode() != uri:
+            self.say(f"the archive of this bus changes from {old.decode()} to {uri}: runs trimmed "
+                     "before stay in the old one")
