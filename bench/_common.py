@@ -382,3 +382,85 @@ def fail_soft(label: str, fn: Callable[[], Any]) -> Any:
     except Exception as err:  # noqa: BLE001 - a benchmark must exit 0; say what broke
         print(f"   ({label} skipped: {type(err).__name__}: {err})", file=sys.stderr)
         return None
+
+
+# ------------------------------------------------------------------ helper processes
+
+
+def free_port() -> int:
+    """A free loopback TCP port (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far, from ``/proc`` (10 ms ticks)."""
+    import os
+
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, no persistence; stopped by its own pid.
+
+    Never a system Redis: the benchmark owns this server and may flush it.
+    Kept apart from ``tests/redis_server.py`` on purpose (the benchmarks must
+    not move when a test helper changes).
+    """
+
+    def __init__(self, directory: str) -> None:
+        import shutil
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+        self.exe, self.dir, self.port = exe, directory, free_port()
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> RedisServer:
+        import os
+        import socket
+        import subprocess
+
+        log = os.path.join(self.dir, "redis.log")
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
+             "--appendonly", "no", "--protected-mode", "no", "--logfile", log],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                text = open(log).read()[-2000:] if os.path.exists(log) else ""
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{text}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:  # noqa: BLE001 - it would not stop: kill it, by its pid
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None

@@ -53,6 +53,7 @@ class RedisSource:
         self._starts: dict[str, dict[str, Any]] = {}  # start documents never change: decode once
         self._archive_src: Source | None = None
         self._archive_uri: str | None = None
+        self._missing_said: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RedisSource({self.uri!r})"
@@ -169,8 +170,11 @@ class RedisSource:
         if uri.startswith("sqlite://") or "://" not in uri:
             path = Path(uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri).expanduser()
             db = path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / "scandeck.sqlite"
-            if not db.exists():  # the keeper's archive, not mounted here: never create an empty one
-                log.warning("the archive %s of %s is not on this machine; pass archive=URI", uri, self.uri)
+            if not db.exists():  # not created yet, or not mounted here: never create an empty one
+                if uri != self.opts.archive and uri not in self._missing_said:
+                    self._missing_said.add(uri)
+                    log.warning("the archive %s of %s is not on this machine; trimmed runs cannot be "
+                                "read here: pass archive=URI", uri, self.uri)
                 return None
         src = open_source(uri)
         src.start()

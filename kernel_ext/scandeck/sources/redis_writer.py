@@ -88,8 +88,8 @@ class _Sender:
             if self.bytes + item.size > self.opts.buffer:
                 since = time.strftime("%H:%M:%S", time.localtime(self.down_since or time.time()))
                 raise StoreError(
-                    f"the writer's buffer is full ({len(self.queue)} documents, {self.bytes >> 20} MB "
-                    f"of buffer={self.opts.buffer >> 20}MB) because Redis at {self.opts.where} has been "
+                    f"the writer's buffer is full ({len(self.queue)} documents, {_human(self.bytes)} "
+                    f"of buffer={_human(self.opts.buffer)}) because Redis at {self.opts.where} has been "
                     f"unreachable since {since} ({self.last_error}); this {item.name} document was not "
                     "stored. The buffered documents are sent in order when Redis is back; raise "
                     "buffer= in the URI to hold more."
@@ -266,6 +266,13 @@ class _Sender:
 
     def _connection_state(self) -> str:
         return "connected" if self.connected else f"buffering since {self.down_since}"
+
+
+def _human(size: int) -> str:
+    for unit, shift in (("GB", 30), ("MB", 20), ("kB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):.3g}{unit}"
+    return f"{size}B"
 
 
 def _retryable(err: BaseException) -> bool:
