@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -122,11 +123,28 @@ def test_shipped_local_entry_opens_the_default_store(dirs, opened: Opener) -> No
 def test_shipped_catalog_is_a_complete_intake_2_catalog(dirs) -> None:
     cat = intake.from_yaml_file(str(shipped()))
     assert cat.version == 2
-    assert list(cat) == ["local"]  # the redis entry comes later; examples stay commented
+    assert list(cat) == ["local", "redis"]  # examples stay commented
     reader = cat["local"]
     assert isinstance(reader, ScandeckReader)
     assert reader.output_instance == CATALOG_TYPE
     assert reader.data == ScandeckStore(None)
+    assert cat["redis"].data == ScandeckStore("redis://localhost:6379/0?prefix=scandeck")
+
+
+def test_a_user_catalog_file_points_redis_at_the_facility_bus(dirs, redis_server) -> None:
+    """The shipped "redis" entry names localhost; a facility's file of its own wins."""
+    user_dir = dirs["catalogs"]
+    text = shipped().read_text().replace("redis://localhost:6379/0?prefix=scandeck",
+                                         f"{redis_server.url}?prefix=facility-{uuid.uuid4().hex[:6]}")
+    (user_dir / "facility.yaml").write_text(text)
+    cat = scandeck.open_catalog("redis")
+    try:
+        assert cat.source.uri.startswith(redis_server.url) and "prefix=facility-" in cat.source.uri
+        assert len(cat) == 0
+        write_run(cat, scan_id=7)
+        assert cat[7].status == "success"
+    finally:
+        cat.close()
 
 
 def test_open_catalog_by_name_and_default_see_the_same_runs(dirs, opened: Opener) -> None:
@@ -194,7 +212,7 @@ def test_other_yaml_files_are_passed_over(dirs, caplog: pytest.LogCaptureFixture
     (dirs["catalogs"] / "v1.yml").write_text("sources: {}\n")
     (dirs["catalogs"] / "notes.txt").write_text("version: 2\n")
     with caplog.at_level(logging.WARNING, logger="scandeck.catalog_files"):
-        assert list(list_entries()) == ["local"]
+        assert list(list_entries()) == ["local", "redis"]
     assert caplog.records == []
 
 
@@ -221,7 +239,7 @@ def test_malformed_file_is_skipped_logged_and_named(dirs, caplog: pytest.LogCapt
     incomplete.write_text("version: 2\nentries: {}\n")
 
     with caplog.at_level(logging.WARNING, logger="scandeck.catalog_files"):
-        assert list(list_entries()) == ["local"]  # the others still work
+        assert list(list_entries()) == ["local", "redis"]  # the others still work
     assert {r.getMessage().split(":")[0] for r in caplog.records} == {
         f"skipping catalog file {broken}", f"skipping catalog file {incomplete}"
     }
