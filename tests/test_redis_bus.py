@@ -262,3 +262,45 @@ def test_late_readers_start_from_the_start_document(RE, redis_server, tmp_path):
     when(lambda: len(seen_mid) == len(emitted), what="the late reader to finish")
     assert seen_mid == emitted
     assert list(scandeck.open_catalog(uri)[uid].documents()) == emitted  # and one after the run
+
+
+def test_images_bypass_the_stream_through_stream_resources(redis_server, tmp_path):
+    """A detector writes frames to HDF5 and publishes only stream_resource/stream_datum
+    documents (data decoupled from events, as blissdata does); readers fill the frames."""
+    import h5py
+    import numpy as np
+
+    frames = np.random.default_rng(0).random((200, 64, 64), dtype=np.float32)
+    path = tmp_path / "cam.h5"
+    cat = scandeck.open_catalog(bus(redis_server, tmp_path))
+    bundle = compose_run(metadata={"plan_name": "fly"})
+    desc = bundle.compose_descriptor(name="primary", data_keys={
+        "cam": {"dtype": "array", "shape": [64, 64], "source": "cam", "external": "STREAM:"},
+        "x": {"dtype": "number", "shape": [], "source": "x"},
+    })
+    sres = bundle.compose_stream_resource(mimetype="application/x-hdf5", uri=f"file://localhost{path}",
+                                          data_key="cam", parameters={"dataset": "/entry/data"})
+    writer = cat.writer()
+    writer("start", bundle.start_doc)
+    writer("descriptor", desc.descriptor_doc)
+    writer("stream_resource", sres.stream_resource_doc)
+    with h5py.File(path, "w") as f:
+        data = f.create_dataset("/entry/data", shape=(0, 64, 64), maxshape=(None, 64, 64), dtype="f4")
+        for start in range(0, 200, 50):  # the detector writes a block, then says so
+            data.resize(start + 50, axis=0)
+            data[start:start + 50] = frames[start:start + 50]
+            f.flush()
+            writer("event_page", desc.compose_event_page(
+                data={"x": [float(i) for i in range(start, start + 50)]}, timestamps={"x": [1.0] * 50},
+                seq_num=list(range(start + 1, start + 51)), time=[1.0] * 50))
+            writer("stream_datum", sres.compose_stream_datum(
+                indices={"start": start, "stop": start + 50},
+                seq_nums={"start": start + 1, "stop": start + 51}, descriptor=desc.descriptor_doc))
+    writer("stop", bundle.compose_stop())
+    writer.close()
+    uid = bundle.start_doc["uid"]
+    in_redis = sum(cat.source._client.memory_usage(k, samples=0) or 0 for k in cat.source.keys.of_run(uid))
+    assert in_redis < frames.nbytes / 100  # 3.3 MB of frames; Redis holds the documents only
+    late = scandeck.open_catalog(cat.source.uri)[uid].primary.read()
+    np.testing.assert_array_equal(late["cam"].values, frames)
+    np.testing.assert_array_equal(late["x"].values, np.arange(200.0))
