@@ -36,6 +36,7 @@ TRIM_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'persisted') ~= '1' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('SREM', KEYS[6], ARGV[1])
 return 1
 """
 _LEASE = 15.0
@@ -134,8 +135,8 @@ class Keeper:
             report.waiting = True
             return report
         self._publish_archive()
-        runs = sorted((s for s, _ in self.bus._live().values()), key=lambda s: s.seq)
-        persisted = {uid for uid, done in self._persisted_flags([s.uid for s in runs]).items() if done}
+        runs = sorted(self.bus._live().values(), key=lambda s: s.seq)
+        persisted = self.bus._persisted()
         now = time.time()
         for summary in runs:
             if summary.uid in persisted or not self._finished(summary, now):
@@ -204,18 +205,14 @@ class Keeper:
         if held.num_documents != summary.num_documents:
             return (f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
                     "documents (a copy cut short); remove that copy from the archive to retry")
-        self.bus._talk("marking a run persisted", lambda c: c.hset(self.bus.keys.run(summary.uid),
-                                                                    "persisted", "1"))
+        def mark(client: Any) -> None:
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(self.bus.keys.run(summary.uid), "persisted", "1")
+            pipe.sadd(self.bus.keys.persisted, summary.uid)
+            pipe.execute()
+
+        self.bus._talk("marking a run persisted", mark)
         return None
-
-    def _persisted_flags(self, uids: list[str]) -> dict[str, bool]:
-        def read(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for uid in uids:
-                pipe.hget(self.bus.keys.run(uid), "persisted")
-            return pipe.execute()
-
-        return {uid: flag is not None for uid, flag in zip(uids, self.bus._talk("reading runs", read), strict=True)}
 
     # -- trimming --------------------------------------------------------------------------
 
@@ -257,7 +254,7 @@ class Keeper:
         def trim(client: Any) -> int:
             if self._trim_sha is None:
                 self._trim_sha = client.script_load(TRIM_SCRIPT)
-            return client.evalsha(self._trim_sha, 5, *keys.of_run(uid), keys.runs, uid)
+            return client.evalsha(self._trim_sha, 6, *keys.of_run(uid), keys.runs, keys.persisted, uid)
 
         try:
             return bool(self.bus._talk(f"trimming run {uid}", trim))

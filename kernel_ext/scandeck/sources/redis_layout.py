@@ -15,6 +15,7 @@ Under a prefix ``P`` (one per beamline or facility bus):
   hash of events per descriptor.
 * ``P:changes``: capped stream with an entry per stored document (readers block on it).
 * ``P:writer:<id>``: a writer's heartbeat key, expiring when the writer is gone.
+* ``P:persisted``: set of the uids of runs in Redis that the archive holds too.
 * ``P:archive``: URI of the durable catalog that trimmed runs live on in.
 * ``P:keeper``: lock of the one active keeper.
 """
@@ -115,6 +116,7 @@ class Keys:
         self.runs = f"{prefix}:runs"
         self.changes = f"{prefix}:changes"
         self.archive = f"{prefix}:archive"
+        self.persisted = f"{prefix}:persisted"
         self.keeper = f"{prefix}:keeper"
 
     def run(self, uid: str) -> str:

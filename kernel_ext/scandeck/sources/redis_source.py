@@ -51,6 +51,7 @@ class RedisSource:
         self._bus = (self.opts.url, self.opts.prefix)
         self._client: Any = None
         self._starts: dict[str, dict[str, Any]] = {}  # start documents never change: decode once
+        self._finished: dict[str, RunSummary] = {}
         self._archive_src: Source | None = None
         self._archive_uri: str | None = None
         self._missing_said: set[str] = set()
@@ -108,14 +109,16 @@ class RedisSource:
 
     # -- the runs in Redis -----------------------------------------------------------------
 
-    def _summaries(self, uids: list[str]) -> dict[str, tuple[RunSummary, bool]]:
-        """``uid -> (summary, persisted)`` of those runs still in Redis."""
-        if not uids:
-            return {}
+    def _summaries(self, uids: list[str]) -> dict[str, RunSummary]:
+        """Summaries of those runs still in Redis (finished ones from the cache)."""
+        found = {uid: self._finished[uid] for uid in uids if uid in self._finished}
+        ask = [uid for uid in uids if uid not in found]
+        if not ask:
+            return found
 
         def fetch(client: Any) -> tuple[list[Any], list[bool]]:
             pipe = client.pipeline(transaction=False)
-            for uid in uids:
+            for uid in ask:
                 pipe.hmget(self.keys.run(uid), _FIELDS)
             rows = pipe.execute()
             pipe = client.pipeline(transaction=False)
@@ -126,10 +129,11 @@ class RedisSource:
             return rows, [bool(next(beats)) if r[0] is not None and r[4] is None else True for r in rows]
 
         rows, beating = self._talk("reading the run index", fetch)
-        found = {}
-        for uid, row, beat in zip(uids, rows, beating, strict=True):
+        for uid, row, beat in zip(ask, rows, beating, strict=True):
             if row[0] is not None:
-                found[uid] = (self._summary(uid, row, beat), row[12] is not None)
+                summary = found[uid] = self._summary(uid, row, beat)
+                if summary.stop is not None:  # a stopped run's index never changes again
+                    self._finished[uid] = summary
         return found
 
     def _summary(self, uid: str, row: list[Any], beating: bool) -> RunSummary:
@@ -148,10 +152,18 @@ class RedisSource:
             num_events=int(row[6]), num_documents=int(row[5]), status=status,
         )
 
-    def _live(self) -> dict[str, tuple[RunSummary, bool]]:
+    def _live(self) -> dict[str, RunSummary]:
         settle(self._bus)
-        uids = self._talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))
-        return self._summaries([u.decode() for u in uids])
+        uids = [u.decode() for u in self._talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))]
+        if len(self._finished) > 2 * len(uids) + 100:  # forget trimmed runs
+            keep = set(uids)
+            self._finished = {u: s for u, s in self._finished.items() if u in keep}
+        return self._summaries(uids)
+
+    def _persisted(self) -> set[str]:
+        """Uids of the runs in Redis that the archive holds too."""
+        members = self._talk("reading the run index", lambda c: c.smembers(self.keys.persisted))
+        return {m.decode() for m in members}
 
     # -- the archive of trimmed runs -------------------------------------------------------
 
@@ -193,12 +205,12 @@ class RedisSource:
     # -- the protocol ----------------------------------------------------------------------
 
     def count(self, query: Query) -> int:
-        live = self._live()
-        matching = [(s, persisted) for s, persisted in live.values() if query.matches(s.start, s.stop)]
+        matching = [s.uid for s in self._live().values() if query.matches(s.start, s.stop)]
         archive = self._archive()
         if archive is None:
             return len(matching)
-        return len(matching) + archive.count(query) - sum(1 for _, persisted in matching if persisted)
+        persisted = self._persisted()
+        return len(matching) + archive.count(query) - sum(1 for uid in matching if uid in persisted)
 
     def search(
         self,
@@ -210,7 +222,7 @@ class RedisSource:
         oldest_first: bool = False,
     ) -> list[RunSummary]:
         live = self._live()
-        found = [s for s, _ in live.values() if query.matches(s.start, s.stop)]
+        found = [s for s in live.values() if query.matches(s.start, s.stop)]
         if before is not None:
             found = [s for s in found if ((s.time, s.seq) > before if oldest_first else (s.time, s.seq) < before)]
         archive = self._archive()
@@ -226,13 +238,13 @@ class RedisSource:
         settle(self._bus)
         live = self._summaries([uid])
         if uid in live:
-            return live[uid][0]
+            return live[uid]
         return self._archived(uid).get(uid)
 
     def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
         settle(self._bus)
         uids = self._talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))
-        found = {s.uid: s for s, _ in self._summaries(sorted(
+        found = {s.uid: s for s in self._summaries(sorted(
             u.decode() for u in uids if u.decode().startswith(prefix))[:limit]).values()}
         archive = self._archive()
         if archive is not None:
@@ -345,7 +357,7 @@ class RedisSource:
         uids = self._talk("listing new runs", lambda c: c.zrangebyscore(
             self.keys.runs, f"({seq}", "+inf", start=0 if limit else None, num=limit))
         found = self._summaries([u.decode() for u in uids])
-        return sorted((s for s, _ in found.values()), key=lambda s: s.seq)
+        return sorted(found.values(), key=lambda s: s.seq)
 
     def change_token(self) -> object:
         last = self._talk("reading changes", lambda c: c.xrevrange(self.keys.changes, count=1))
