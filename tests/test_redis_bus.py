@@ -304,3 +304,35 @@ def test_images_bypass_the_stream_through_stream_resources(redis_server, tmp_pat
     late = scandeck.open_catalog(cat.source.uri)[uid].primary.read()
     np.testing.assert_array_equal(late["cam"].values, frames)
     np.testing.assert_array_equal(late["x"].values, np.arange(200.0))
+
+
+def test_a_bound_cell_in_a_kernel_follows_the_bus(redis_server, tmp_path):
+    """The whole path: a RunEngine in another process publishes, a real kernel's
+    ``%%bind`` cell re-runs as the events arrive over Redis."""
+    from kernel_harness import KernelSession, output_text
+
+    uri = bus(redis_server, tmp_path)
+    scandeck.open_catalog(uri).close()
+    session = KernelSession({"SCANDECK_DATA": str(tmp_path / "data")})
+    try:
+        session.execute(f"%load_ext scandeck\n%catalog {uri}")
+        session.execute('%%bind --every 0.1\nprint("rows", len(df), "status", run.status)')
+        proc = subprocess.Popen([sys.executable, PROCS, "write", uri, "100", "0.01"], stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            assert proc.stdout.readline().strip() == "writing"
+
+            def last() -> str:
+                updates = session.widget_outputs()
+                return output_text(updates[-1][2]) if updates else ""
+
+            assert session.wait_for(lambda: "rows 100 status success" in last(), 60)
+            assert proc.wait(60) == 0
+        finally:
+            proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
+        texts = [output_text(u[2]) for u in session.widget_outputs()]
+        assert any("status running" in t for t in texts)  # updated while the run was measured
+    finally:
+        session.close()
