@@ -10,11 +10,11 @@ batches through the append script); the follower iterates
 
 Limit, in the same run: the same documents packed with
 ``scandeck.documents.pack`` (the same msgpack payloads), written by raw
-redis-py ``XADD`` to one stream, pipelined (500 documents or 1 MB per round
-trip, whichever comes first), read by a raw ``XREAD BLOCK`` loop that
-decodes each payload. Packing happens while sending, as it must for any
-live publisher that gets dicts from the RunEngine; a second variant packs
-beforehand (untimed) and shows the transport alone.
+redis-py ``XADD`` to one stream, pipelined (a round trip per 500 documents),
+read by a raw ``XREAD BLOCK`` loop that decodes each payload. Packing happens
+while sending, as it must for any live publisher that gets dicts from the
+RunEngine; a second variant packs beforehand (untimed) and shows the
+transport alone.
 
 Peer, in the same run: bluesky's 0MQ path. The producer feeds the same
 documents to ``bluesky.callbacks.zmq.Publisher``, a ``Proxy`` forwards them
@@ -74,8 +74,9 @@ QUICK = {"pages_n": 5_000, "page": 100, "single_n": 1_000, "repeat_pages": 1, "r
          "lat_rate": 1000.0, "lat_seconds": 0.3, "lat_repeat": 1, "warmup": False}
 #: The issue's goal: scandeck at ≥ 50 % of the raw limit's events/s with event pages.
 GOAL_SHARE = 0.5
-#: The raw limit's pipelining: a round trip per this many documents or bytes.
-RAW_BATCH, RAW_BATCH_BYTES = 500, 1 << 20
+#: The raw limit's pipelining: a round trip per this many documents (500 pages are ~7 MB; a
+#: 1 MB cap as well measured no faster here).
+RAW_BATCH = 500
 #: The raw reader's XREAD COUNT (scandeck's reader asks for up to 5,000 too).
 RAW_COUNT = 5000
 #: A follower gives up after this long without a document (0MQ may drop the stop).
@@ -125,8 +126,8 @@ def child_produce() -> None:
         command = commands.get().split()
         if not command or command[0] != "prepare":
             return
-        kind, target, total, page, rate = command[1], command[2], int(command[3]), int(command[4]), float(command[5])
-        if not produce_one(commands, kind, target, total, page, rate):
+        kind, target, total, page, rate = command[1:]
+        if not produce_one(commands, kind, target, int(total), int(page), float(rate)):
             return
         gc.collect()  # the next trial does not pay for this one's garbage
         emit({"ended": True})
@@ -210,8 +211,8 @@ def produce_one(commands: Any, kind: str, target: str, total: int, page: int, ra
 def raw_sink(url: str, uid: str, *, paced: bool, prepacked: bool) -> tuple[Any, Any, Any]:
     """``(sink, flush, close)`` writing ``{n: name, d: pack(doc)}`` entries to one stream with XADD.
 
-    Pipelined (``RAW_BATCH`` documents or ``RAW_BATCH_BYTES``, whichever comes
-    first) at full speed; one XADD per document when ``paced``.
+    Pipelined (a round trip per ``RAW_BATCH`` documents, and after the stop) at
+    full speed; one XADD per document when ``paced``.
     """
     import redis
 
@@ -220,12 +221,12 @@ def raw_sink(url: str, uid: str, *, paced: bool, prepacked: bool) -> tuple[Any, 
     client = redis.Redis.from_url(url)
     key = raw_key(uid)
     pipe = client.pipeline(transaction=False)
-    held = {"n": 0, "bytes": 0}
+    held = [0]
 
     def flush() -> None:
-        if held["n"]:
+        if held[0]:
             pipe.execute()
-            held["n"] = held["bytes"] = 0
+            held[0] = 0
 
     def sink(name: str, doc: Any) -> None:
         blob = doc if prepacked and isinstance(doc, bytes) else pack(doc)
@@ -233,9 +234,8 @@ def raw_sink(url: str, uid: str, *, paced: bool, prepacked: bool) -> tuple[Any, 
             client.xadd(key, {"n": name, "d": blob})
             return
         pipe.xadd(key, {"n": name, "d": blob})
-        held["n"] += 1
-        held["bytes"] += len(blob)
-        if held["n"] >= RAW_BATCH or held["bytes"] >= RAW_BATCH_BYTES or name == "stop":
+        held[0] += 1
+        if held[0] >= RAW_BATCH or name == "stop":
             flush()
 
     return sink, flush, client.close
@@ -297,30 +297,36 @@ class Tally:
         self.cpu = time.process_time() - self.cpu0
 
 
+def drive(docs: Iterator[tuple[str, dict[str, Any]]], producer: Child, tally_of: Any) -> Tally:
+    """Have the producer write the head, read it, start the clock, count until the stop."""
+    producer.send("head")
+    producer.get(120)
+    for name, _ in docs:  # start, descriptor (``docs`` is lazy: it reads nothing before this)
+        if name == "descriptor":
+            break
+    tally = tally_of()
+    producer.send("go")
+    for name, doc in docs:
+        if tally.add(name, doc):
+            return tally
+    tally.end()
+    return tally
+
+
 def follow_scandeck(redis_url: str, prefix: str, producer: Child, uid: str, tally_of: Any) -> Tally:
     import scandeck
     from scandeck.follow import follow_run
 
     cat = scandeck.open_catalog(f"{redis_url}?prefix={prefix}")
     try:
-        producer.send("head")
-        producer.get(120)
         entries = follow_run(cat.source, uid, start=0, timeout=QUIET)
-        for entry in entries:  # start, descriptor
-            if entry.name == "descriptor":
-                break
-        tally = tally_of()
-        producer.send("go")
-        for entry in entries:
-            if tally.add(entry.name, entry.doc):
-                return tally
-        tally.end()
-        return tally
+        return drive(((e.name, e.doc) for e in entries), producer, tally_of)
     finally:
         cat.close()
 
 
 def follow_raw(redis_url: str, producer: Child, uid: str, tally_of: Any) -> Tally:
+    """The limit's reader: XREAD BLOCK from the last id seen, each payload decoded."""
     import redis
 
     from scandeck.documents import unpack
@@ -342,19 +348,7 @@ def follow_raw(redis_url: str, producer: Child, uid: str, tally_of: Any) -> Tall
                 yield fields[b"n"].decode(), unpack(fields[b"d"])
 
     try:
-        producer.send("head")
-        producer.get(120)
-        it = entries()
-        for name, _ in it:
-            if name == "descriptor":
-                break
-        tally = tally_of()
-        producer.send("go")
-        for name, doc in it:
-            if tally.add(name, doc):
-                return tally
-        tally.end()
-        return tally
+        return drive(entries(), producer, tally_of)
     finally:
         client.close()
 
@@ -414,14 +408,19 @@ class Bench:
     def __init__(self, root: str) -> None:
         import redis
 
-        self.redis = RedisServer(root).start()
-        self.client = redis.Redis.from_url(self.redis.url)
-        self.proxy = Child("0MQ proxy", [HERE, "child", "proxy"])
-        self.producer = Child("producer", [HERE, "child", "produce"])
-        ports = self.proxy.get(60)
-        self.zmq_in, self.zmq_out = ports["in"], ports["out"]
-        self.producer.get(120)  # imports done
+        self.redis = RedisServer(root)
         self.k = 0
+        try:
+            self.redis.start()
+            self.client = redis.Redis.from_url(self.redis.url)
+            self.proxy = Child("0MQ proxy", [HERE, "child", "proxy"])
+            self.producer = Child("producer", [HERE, "child", "produce"])
+            ports = self.proxy.get(60)
+            self.zmq_in, self.zmq_out = ports["in"], ports["out"]
+            self.producer.get(120)  # its imports are done
+        except BaseException:
+            self.close()
+            raise
 
     def server_cpu(self, kind: str) -> float:
         """CPU seconds of the server in the path: redis-server (its own µs count) or the 0MQ proxy."""
@@ -430,7 +429,8 @@ class Bench:
         info = self.client.info("cpu")
         return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
-    def trial(self, kind: str, n: int, *, page: int = 1, rate: float = 0.0, latency: bool = False) -> dict[str, Any]:
+    def trial(self, kind: str, n: int, *, page: int = 1, rate: float = 0.0,
+              latency: bool = False) -> dict[str, Any]:
         self.k += 1
         prefix = f"bench-{self.k}"
         target = {"scandeck": f"{self.redis.url}?prefix={prefix}", "zmq": self.zmq_in}.get(kind, self.redis.url)
@@ -463,10 +463,11 @@ class Bench:
                 "cpu_producer": wrote["cpu"], "cpu_server": server_cpu, "cpu_follower": tally.cpu}
 
     def close(self) -> None:
+        """Stop what this benchmark started, each by its own pid; idempotent."""
         try:
-            self.producer.kill()
-            self.proxy.kill()
-            self.client.close()
+            kill_children()  # the producer and the proxy
+            if hasattr(self, "client"):
+                self.client.close()
         finally:
             self.redis.stop()
 
@@ -562,10 +563,10 @@ def report(res: dict[str, list[dict[str, Any]]], size: dict[str, Any]) -> float:
                 [(scenario, *(spread(res[f"{scenario}/{k}"], events_rate) for k in CONTENDERS))
                  for scenario in ("pages", "single")])
 
-    print("\n   where the time goes (medians): producer alone = its events / its writing time (start of the "
-          "first write to the last one acknowledged); tail = the stop's arrival after the producer was done (0: the "
-          "follower kept up); CPU per "
-          "1,000 events of the producer process, the server (redis-server, resp. the 0MQ proxy) and the follower")
+    print("\n   where the time goes (medians). producer alone: its events / its writing time (first write to the "
+          "last one acknowledged); tail: the stop's arrival after the producer was done (0: the follower kept "
+          "up); CPU per 1,000 events of the producer process, the server (redis-server, resp. the 0MQ proxy) "
+          "and the follower")
     rows = []
     for scenario in ("pages", "single"):
         for kind in CONTENDERS:

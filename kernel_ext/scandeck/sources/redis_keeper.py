@@ -156,7 +156,8 @@ class Keeper:
             if self._trim(summary.uid):
                 report.trimmed.append(summary.uid)
         if report.trimmed:
-            self.say(f"trimmed {len(report.trimmed)} persisted runs from Redis ({self._policy_text()})")
+            n = len(report.trimmed)
+            self.say(f"trimmed {n} persisted run{'s' if n != 1 else ''} from Redis ({self._policy_text()})")
         return report
 
     def run_forever(self, stop: threading.Event, *, interval: float = 1.0) -> None:
@@ -187,24 +188,29 @@ class Keeper:
         return now - first >= self.policy.grace
 
     def _persist(self, summary: RunSummary) -> str | None:
-        """Copy the run to the archive and mark it; the reason when it cannot be."""
+        """Copy the run to the archive (or complete its copy there); the reason when it cannot be."""
+        uid = summary.uid
         try:
-            held = self.archive.get(summary.uid)
+            held = self.archive.get(uid)
         except RunNotFound:
             held = None
-        if held is None:
+        if held is None or held.num_documents < summary.num_documents:
             writer = self.archive.writer()
             try:
-                for entry in self.bus.documents(summary.uid):
+                start = 0 if held is None else self._resume(writer, summary, held)
+                if isinstance(start, str):
+                    return start
+                for entry in self.bus.documents(uid, start=start):
                     writer(entry.name, entry.doc)
             except ScandeckError as err:
                 return f"copying it to {self.archive.uri} failed: {err}"
             finally:
                 writer.close()
-            held = self.archive.get(summary.uid)
+            held = self.archive.get(uid)
         if held.num_documents != summary.num_documents:
             return (f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
-                    "documents (a copy cut short); remove that copy from the archive to retry")
+                    "documents and cannot complete them; remove that copy from the archive to retry")
+
         def mark(client: Any) -> None:
             pipe = client.pipeline(transaction=True)
             pipe.hset(self.bus.keys.run(summary.uid), "persisted", "1")
@@ -213,6 +219,20 @@ class Keeper:
 
         self.bus._talk("marking a run persisted", mark)
         return None
+
+    def _resume(self, writer: Any, summary: RunSummary, held: RunSummary) -> int | str:
+        """Take over the archive's partial copy (a copy cut short, or a run that went on
+        after it was archived): its position to copy from, or why it cannot be completed."""
+        resume = getattr(writer, "resume", None)
+        if resume is None or held.status != "incomplete":
+            return (f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
+                    f"documents ({held.status}) and cannot complete them; remove that copy to retry")
+        ours = self.bus.documents(summary.uid)
+        for theirs in self.archive.documents(summary.uid):
+            if next(ours, None) != theirs:
+                return (f"{self.archive.uri} holds a different run under this uid (document "
+                        f"{theirs.pos} differs); remove that copy to retry")
+        return resume(summary.uid)
 
     # -- trimming --------------------------------------------------------------------------
 

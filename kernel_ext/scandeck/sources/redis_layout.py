@@ -171,7 +171,9 @@ def unreachable(opts: RedisOptions, err: BaseException, doing: str) -> StoreErro
 #: stored, 0 when it was stored before (a retry), -1 for a gap (the server lost
 #: earlier documents), -2 for a run another writer holds (a duplicate uid), -3
 #: for a run that is no longer in Redis (trimmed, or lost by a server restart).
-#: KEYS: run, docs, desc, counts, runs, seq, changes, writer
+#: A document for a run the keeper already archived takes the run's ``persisted``
+#: mark away, so the run is archived again (completed) before it can be trimmed.
+#: KEYS: run, docs, desc, counts, runs, seq, changes, writer, persisted
 #: ARGV: uid, pos, name, blob, descriptor, n, time, scan_id, writer id,
 #:       exit_status, host, pid, token, heartbeat ms
 APPEND_SCRIPT = """
@@ -204,6 +206,7 @@ if n > 0 then
 end
 if name == 'descriptor' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
 if name == 'stop' then redis.call('HSET', KEYS[1], 'stop', ARGV[4], 'exit_status', ARGV[10]) end
+if redis.call('HDEL', KEYS[1], 'persisted') == 1 then redis.call('SREM', KEYS[9], ARGV[1]) end
 redis.call('SET', KEYS[8], '1', 'PX', ARGV[14])
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', 1000, '*', 'u', ARGV[1])
 return 1

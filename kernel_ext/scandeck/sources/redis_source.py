@@ -210,7 +210,8 @@ class RedisSource:
         if archive is None:
             return len(matching)
         persisted = self._persisted()
-        return len(matching) + archive.count(query) - sum(1 for uid in matching if uid in persisted)
+        return len(matching) + archive.count(query) - sum(
+            1 for uid in matching if uid in persisted or _holds(archive, uid))
 
     def search(
         self,
@@ -368,3 +369,12 @@ class RedisSource:
         got = self._talk("waiting for changes",
                          lambda c: c.xread({self.keys.changes: token}, count=1, block=block))
         return bool(got)
+
+
+def _holds(archive: Source, uid: str) -> bool:
+    """Whether the archive has (a copy, maybe partial, of) run ``uid``."""
+    try:
+        archive.get(uid)
+    except RunNotFound:
+        return False
+    return True

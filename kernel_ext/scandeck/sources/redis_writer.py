@@ -54,7 +54,7 @@ class _Item:
 
     @property
     def size(self) -> int:
-        return len(self.blob) + 200
+        return len(self.blob) + 600  # the item, its argument list and deque slot (measured)
 
 
 class _Sender:
@@ -65,7 +65,7 @@ class _Sender:
         self.writer_id = uuid.uuid4().hex
         self.cond = threading.Condition()
         self.queue: deque[_Item] = deque()
-        self.kept: dict[str, list[_Item]] = {}  # stored documents of open runs, for replays
+        self.kept: dict[str, deque[_Item]] = {}  # stored documents of open runs, for replays
         self.bytes = 0  # queued + kept
         self.connected = True
         self.down_since: float | None = None
@@ -191,8 +191,9 @@ class _Sender:
             self.sha = self.client.script_load(APPEND_SCRIPT)
         pipe = self.client.pipeline(transaction=False)
         for item in batch:
-            pipe.evalsha(self.sha, 8, *self.keys.of_run(item.uid), self.keys.runs, self.keys.seq,
-                         self.keys.changes, self.keys.writer(self.writer_id), *item.args)
+            pipe.evalsha(self.sha, 9, *self.keys.of_run(item.uid), self.keys.runs, self.keys.seq,
+                         self.keys.changes, self.keys.writer(self.writer_id), self.keys.persisted,
+                         *item.args)
         results = pipe.execute(raise_on_error=False)
         if any(_is_noscript(r) for r in results):  # Redis restarted: load the script, resend
             self.sha = None
@@ -221,7 +222,7 @@ class _Sender:
                 self.bytes -= kept.size
             self.bytes -= item.size
         else:
-            self.kept.setdefault(item.uid, []).append(item)
+            self.kept.setdefault(item.uid, deque()).append(item)
 
     def _replay(self, item: _Item) -> bool:
         """Redis lacks documents before ``item`` (it restarted without them): queue them again."""
@@ -229,13 +230,13 @@ class _Sender:
             n_docs = int(self.client.hget(self.keys.run(item.uid), "n_docs") or 0)
         except Exception:  # noqa: BLE001 - decide on the next round
             n_docs = 0
-        kept = self.kept.get(item.uid, [])
+        kept = self.kept.get(item.uid, deque())
         if not kept or kept[0].pos > n_docs:
             return False
         again = [k for k in kept if k.pos >= n_docs]
         log.warning("Redis at %s lost documents %d..%d of run %s; sending them again",
                     self.opts.where, n_docs, item.pos - 1, item.uid)
-        self.kept[item.uid] = [k for k in kept if k.pos < n_docs]
+        self.kept[item.uid] = deque(k for k in kept if k.pos < n_docs)
         self.queue.appendleft(item)
         self.queue.extendleft(reversed(again))
         return True
@@ -243,7 +244,7 @@ class _Sender:
     def _drop_kept(self, need: int) -> None:
         for uid in list(self.kept):
             while self.kept[uid] and need > 0:
-                item = self.kept[uid].pop(0)
+                item = self.kept[uid].popleft()
                 self.bytes -= item.size
                 need -= item.size
             if need <= 0:

@@ -425,6 +425,30 @@ class SQLiteWriter:
         else:
             state[1] = pos + 1
 
+    def resume(self, uid: str) -> int:
+        """Take over an ``incomplete`` run to append the rest of it; return its next position.
+
+        Its stored documents go through this writer's order checks first, so
+        what follows is validated as if this writer had written the whole run.
+        (The Redis keeper completes an archived copy this way.)
+        """
+        with self._lock:
+            summary = self._source.get(uid)
+            if summary.status != "incomplete":
+                raise StoreError(f"run {uid} is {summary.status}; only an incomplete run can be resumed")
+            run_id = self._source._run_id(uid)
+            pos = 0
+            for entry in self._source.documents(uid):
+                self._order.commit(entry.name, entry.doc, self._order.check(entry.name, entry.doc))
+                pos = entry.pos + 1
+            self._conn.execute(
+                "UPDATE runs SET writer_host = ?, writer_pid = ?, writer_token = ?, writer_open = 1 "
+                "WHERE id = ? AND exit_status IS NULL",
+                (self._host, self._pid, self._token, run_id),
+            )
+            self._runs[uid] = [run_id, pos]
+            return pos
+
     def close(self) -> None:
         """Close; runs still open become ``incomplete`` to every reader."""
         with self._lock:
