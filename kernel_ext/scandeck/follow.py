@@ -32,8 +32,11 @@ def follow_run(
     """
     pos = start
     last_news = time.monotonic()
+    # A source that can block on one run's documents (Redis) wakes the follower
+    # as they land; the others are waited on through their change token.
+    wait_run = getattr(source, "wait_run", None)
     while True:
-        token = source.change_token()
+        token = None if wait_run else source.change_token()
         got = 0
         for entry in source.documents(uid, start=pos):
             yield entry
@@ -44,7 +47,8 @@ def follow_run(
         now = time.monotonic()
         if got:
             last_news = now
-            time.sleep(_GATHER)  # let a few more land: read batches, not one document at a time
+            if wait_run is None:
+                time.sleep(_GATHER)  # let a few more land: read batches, not one document at a time
             continue
         if now - last_news >= _LIVENESS_AFTER and source.get(uid).status == "incomplete":
             # The writer died; anything it committed after our last read comes now.
@@ -57,7 +61,10 @@ def follow_run(
             if remaining <= 0:
                 return
             wait = min(wait, remaining)
-        source.wait(token, wait)
+        if wait_run is not None:
+            wait_run(uid, pos, wait)
+        else:
+            source.wait(token, wait)
 
 
 def follow_runs(

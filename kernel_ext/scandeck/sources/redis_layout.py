@@ -167,47 +167,66 @@ def unreachable(opts: RedisOptions, err: BaseException, doing: str) -> StoreErro
     )
 
 
-#: Store one document and update its run's index, atomically. Returns 1 when
-#: stored, 0 when it was stored before (a retry), -1 for a gap (the server lost
-#: earlier documents), -2 for a run another writer holds (a duplicate uid), -3
-#: for a run that is no longer in Redis (trimmed, or lost by a server restart).
+#: Store a run's next documents and update its index, atomically. One call takes
+#: consecutive documents of one run; it returns one result per document: 1 when
+#: stored, 0 when stored before (a retry), -1 for a gap (the server lost earlier
+#: documents), -2 for a run another writer holds (a duplicate uid), -3 for a run
+#: no longer in Redis (trimmed, or lost by a server restart without persistence).
 #: A document for a run the keeper already archived takes the run's ``persisted``
 #: mark away, so the run is archived again (completed) before it can be trimmed.
 #: KEYS: run, docs, desc, counts, runs, seq, changes, writer, persisted
-#: ARGV: uid, pos, name, blob, descriptor, n, time, scan_id, writer id,
-#:       exit_status, host, pid, token, heartbeat ms
+#: ARGV: uid, writer id, host, pid, token, heartbeat ms, start time, scan_id,
+#:       then per document: pos, name, blob, descriptor, n events, exit_status
 APPEND_SCRIPT = """
-local pos = tonumber(ARGV[2])
-local name = ARGV[3]
-if name == 'start' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
-    if redis.call('HGET', KEYS[1], 'writer') == ARGV[9] then return 0 end
-    return -2
+local uid, me = ARGV[1], ARGV[2]
+local w = redis.call('HGET', KEYS[1], 'writer')
+local n_docs, stored, events, counts, results = nil, 0, 0, {}, {}
+for i = 9, #ARGV, 6 do
+  local pos, name, blob, desc, n = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  local r = nil
+  if name == 'start' then
+    if w then
+      if w ~= me then r = -2 end
+    else
+      local seq = redis.call('INCR', KEYS[6])
+      redis.call('HSET', KEYS[1], 'seq', seq, 'time', ARGV[7], 'scan_id', ARGV[8], 'start', blob,
+                 'n_docs', 0, 'n_events', 0, 'writer', me, 'host', ARGV[3], 'pid', ARGV[4], 'token', ARGV[5])
+      redis.call('ZADD', KEYS[5], seq, uid)
+      w, n_docs = me, 0
+    end
+  elseif not w then
+    r = -3
+  elseif w ~= me then
+    r = -2
   end
-  local seq = redis.call('INCR', KEYS[6])
-  redis.call('HSET', KEYS[1], 'seq', seq, 'time', ARGV[7], 'scan_id', ARGV[8], 'start', ARGV[4],
-             'n_docs', 0, 'n_events', 0, 'writer', ARGV[9], 'host', ARGV[11], 'pid', ARGV[12],
-             'token', ARGV[13])
-  redis.call('ZADD', KEYS[5], seq, ARGV[1])
-else
-  local w = redis.call('HGET', KEYS[1], 'writer')
-  if not w then return -3 end
-  if w ~= ARGV[9] then return -2 end
+  if r == nil then
+    if n_docs == nil then n_docs = tonumber(redis.call('HGET', KEYS[1], 'n_docs')) end
+    if pos < n_docs then
+      r = 0
+    elseif pos > n_docs then
+      r = -1
+    else
+      redis.call('XADD', KEYS[2], '0-' .. (pos + 1), 'n', name, 'd', blob, 's', desc)
+      n_docs, stored, r = pos + 1, stored + 1, 1
+      if n > 0 then
+        events = events + n
+        counts[desc] = (counts[desc] or 0) + n
+      end
+      if name == 'descriptor' then redis.call('RPUSH', KEYS[3], blob) end
+      if name == 'stop' then redis.call('HSET', KEYS[1], 'stop', blob, 'exit_status', ARGV[i + 5]) end
+    end
+  end
+  results[#results + 1] = r
 end
-local n_docs = tonumber(redis.call('HGET', KEYS[1], 'n_docs'))
-if pos < n_docs then return 0 end
-if pos > n_docs then return -1 end
-redis.call('XADD', KEYS[2], '0-' .. (pos + 1), 'n', name, 'd', ARGV[4], 's', ARGV[5])
-redis.call('HSET', KEYS[1], 'n_docs', pos + 1)
-local n = tonumber(ARGV[6])
-if n > 0 then
-  redis.call('HINCRBY', KEYS[1], 'n_events', n)
-  redis.call('HINCRBY', KEYS[4], ARGV[5], n)
+if stored > 0 then
+  redis.call('HSET', KEYS[1], 'n_docs', n_docs)
+  if events > 0 then
+    redis.call('HINCRBY', KEYS[1], 'n_events', events)
+    for desc, n in pairs(counts) do redis.call('HINCRBY', KEYS[4], desc, n) end
+  end
+  if redis.call('HDEL', KEYS[1], 'persisted') == 1 then redis.call('SREM', KEYS[9], uid) end
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', 1000, '*', 'u', uid)
 end
-if name == 'descriptor' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
-if name == 'stop' then redis.call('HSET', KEYS[1], 'stop', ARGV[4], 'exit_status', ARGV[10]) end
-if redis.call('HDEL', KEYS[1], 'persisted') == 1 then redis.call('SREM', KEYS[9], ARGV[1]) end
-redis.call('SET', KEYS[8], '1', 'PX', ARGV[14])
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', 1000, '*', 'u', ARGV[1])
-return 1
+redis.call('SET', KEYS[8], '1', 'PX', ARGV[6])
+return results
 """

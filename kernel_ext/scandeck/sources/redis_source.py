@@ -360,6 +360,17 @@ class RedisSource:
         found = self._summaries([u.decode() for u in uids])
         return sorted(found.values(), key=lambda s: s.seq)
 
+    def wait_run(self, uid: str, start: int, timeout: float) -> bool:
+        """Block until run ``uid`` has a document at position ``start`` or later (or timeout).
+
+        Lets :func:`~scandeck.follow.follow_run` wake on the run's own stream
+        instead of on every change of the bus.
+        """
+        block = max(1, int(timeout * 1000))
+        got = self._talk(f"waiting for run {uid}", lambda c: c.xread(
+            {self.keys.docs(uid): f"0-{start}"}, count=1, block=block))
+        return bool(got)
+
     def change_token(self) -> object:
         last = self._talk("reading changes", lambda c: c.xrevrange(self.keys.changes, count=1))
         return last[0][0] if last else b"0-0"

@@ -50,7 +50,8 @@ class _Item:
     pos: int
     name: str
     blob: bytes
-    args: list[Any]
+    args: list[Any]  # pos, name, blob, descriptor, n events, exit_status
+    start: tuple[str, str] | None = None  # a start document's time and scan_id, for the index
 
     @property
     def size(self) -> int:
@@ -63,6 +64,8 @@ class _Sender:
     def __init__(self, opts: RedisOptions, keys: Keys) -> None:
         self.opts, self.keys = opts, keys
         self.writer_id = uuid.uuid4().hex
+        host, pid, token = identity()
+        self.identity = [host, pid, token, int(opts.heartbeat * 1000)]
         self.cond = threading.Condition()
         self.queue: deque[_Item] = deque()
         self.kept: dict[str, deque[_Item]] = {}  # stored documents of open runs, for replays
@@ -185,22 +188,38 @@ class _Sender:
         return batch
 
     def _send(self, batch: list[_Item]) -> list[Any]:
+        """Send ``batch`` in one round trip, a script call per stretch of one run's documents."""
         if not batch:
             return []
         if self.sha is None:
             self.sha = self.client.script_load(APPEND_SCRIPT)
         pipe = self.client.pipeline(transaction=False)
+        groups: list[list[_Item]] = []
         for item in batch:
-            pipe.evalsha(self.sha, 9, *self.keys.of_run(item.uid), self.keys.runs, self.keys.seq,
-                         self.keys.changes, self.keys.writer(self.writer_id), self.keys.persisted,
-                         *item.args)
-        results = pipe.execute(raise_on_error=False)
-        if any(_is_noscript(r) for r in results):  # Redis restarted: load the script, resend
+            if groups and groups[-1][0].uid == item.uid and item.start is None:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+        for group in groups:
+            first = group[0]
+            time_, scan_id = first.start or ("", "")
+            args = [first.uid, self.writer_id, *self.identity, time_, scan_id]
+            for item in group:
+                args += item.args
+            pipe.evalsha(self.sha, 9, *self.keys.of_run(first.uid), self.keys.runs, self.keys.seq,
+                         self.keys.changes, self.keys.writer(self.writer_id), self.keys.persisted, *args)
+        replies = pipe.execute(raise_on_error=False)
+        if any(_is_noscript(r) for r in replies):  # Redis restarted: load the script, resend
             self.sha = None
             return self._send(batch)
-        for r in results:
-            if isinstance(r, Exception) and _retryable(r):
-                raise r
+        results: list[Any] = []
+        for group, reply in zip(groups, replies, strict=True):
+            if isinstance(reply, Exception):
+                if _retryable(reply):
+                    raise reply
+                results += [reply] * len(group)
+            else:
+                results += reply
         return results
 
     def _settle(self, batch: list[_Item], results: list[Any]) -> None:
@@ -300,7 +319,6 @@ class RedisWriter:
         self._order = RunOrder()
         self._pos: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._host, self._pid, self._token = identity()
         self._sender = _Sender(opts, keys)
         self._finalizer = weakref.finalize(self, _finish, self._sender, opts.where)
 
@@ -318,12 +336,10 @@ class RedisWriter:
             pos = self._pos.get(uid, 0)
             blob = pack(doc)
             descriptor = placed.descriptor if name in PER_DESCRIPTOR else ""
-            args = [uid, pos, name, blob, descriptor or "", placed.num_events,
-                    repr(float(doc["time"])) if name == "start" else "",
-                    _scan_id(doc) if name == "start" else "", self._sender.writer_id,
-                    doc.get("exit_status", "") if name == "stop" else "",
-                    self._host, self._pid, self._token, int(self._opts.heartbeat * 1000)]
-            self._sender.put(_Item(uid, pos, name, blob, args))
+            args = [pos, name, blob, descriptor or "", placed.num_events,
+                    doc.get("exit_status", "") if name == "stop" else ""]
+            start = (repr(float(doc["time"])), _scan_id(doc)) if name == "start" else None
+            self._sender.put(_Item(uid, pos, name, blob, args, start))
             self._order.commit(name, doc, placed)
             if name == "stop":
                 del self._pos[uid]
