@@ -1,8 +1,9 @@
 """Programs the multi-process tests start: a RunEngine writer and followers.
 
 ``python tests/procs.py write STORE NUM DELAY`` records ``count([det], NUM, DELAY)``;
-``python tests/procs.py follow STORE OUT [SLEEP]`` follows the next (or current)
-run and writes the documents it saw to OUT as JSON;
+``python tests/procs.py follow STORE OUT [SLEEP]`` says "following" once it has the
+catalog open, follows the next (or current) run and writes the documents it saw to
+OUT as JSON;
 ``python tests/procs.py runs STORE OUT N`` follows the catalog for N new runs;
 ``python tests/procs.py stream STORE RATE SECONDS [PAGE]`` writes events at RATE per second.
 """
@@ -65,6 +66,7 @@ def stream(store: str, rate: float, seconds: float, page: int) -> None:
 
 def follow(store: str, out: str, sleep: float = 0.0) -> None:
     cat = scandeck.open_catalog(store)
+    print("following", flush=True)
     deadline = time.monotonic() + 30
     while not len(cat):  # wait for the writer's run to appear
         if time.monotonic() > deadline:

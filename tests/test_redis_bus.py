@@ -82,7 +82,9 @@ def test_redis_restart_mid_run_loses_and_doubles_nothing(RE, own_server, tmp_pat
     uri = bus(own_server, tmp_path)
     scandeck.open_catalog(uri)  # the bus exists before the follower looks at it
     out = tmp_path / "seen.json"
-    follower = subprocess.Popen([sys.executable, PROCS, "follow", uri, str(out)])
+    follower = subprocess.Popen([sys.executable, PROCS, "follow", uri, str(out)], stdout=subprocess.PIPE,
+                                text=True)
+    assert follower.stdout.readline().strip() == "following"  # connected before Redis goes away
     seen_here = []
 
     def follow_here():
@@ -96,6 +98,7 @@ def test_redis_restart_mid_run_loses_and_doubles_nothing(RE, own_server, tmp_pat
                                      lambda: own_server.restart(down_for=0.3), at_event=60)
     here.join(60)
     assert follower.wait(60) == 0
+    follower.stdout.close()
     stored = [(e.pos, e.name, e.doc) for e in cat.source.documents(uid)]
     assert [(n, d) for _, n, d in stored] == emitted  # every document once, in order
     assert [p for p, _, _ in stored] == list(range(len(emitted)))
