@@ -5,6 +5,12 @@ run's documents from any position, and follows a live run (or the arrival of
 new runs) from a given position without gaps or duplicates. The Catalog and
 everything above it speak only this protocol; ``tests/test_source_conformance.py``
 runs every registered source through the same cases.
+
+Two methods are optional, used when a source has them: ``raw_documents(uid,
+names=, descriptors=)`` returns undecoded ``(name, msgpack bytes)`` pairs for
+bulk reads, and ``wait_run(uid, start, timeout)`` blocks until a run has a
+document at ``start`` or later (the Redis source), which followers prefer to
+:meth:`Source.wait`.
 """
 
 from __future__ import annotations
