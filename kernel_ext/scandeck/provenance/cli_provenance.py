@@ -138,6 +138,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rerun.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell that runs longer")
     rerun.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the new records")
     rerun.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    rerun.add_argument("--progress-json", action="store_true",
+                       help="for programs: one JSON line on stdout per finished rerun (uid, scan_id, status, "
+                            "seconds, output, record, error); the summary goes to stderr")
 
 
 # -- shared ---------------------------------------------------------------------------------------
@@ -446,16 +449,26 @@ def cmd_rerun(args: argparse.Namespace) -> int:
           f"into {the_plan.output_dir}", file=sys.stderr)
     try:
         results = execute_plan(the_plan, executor=executor, workers=args.workers, address=args.dask,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress,
+                               on_result=_print_json_result if args.progress_json else None)
     except Exception as err:
         from ..exceptions import ScandeckError
 
         if isinstance(err, ScandeckError):
             raise
         raise CliError(f"the {executor} executor failed: {type(err).__name__}: {err}".splitlines()[0]) from err
-    print(summary_table(results))
+    out = sys.stderr if args.progress_json else sys.stdout  # stdout carries only the JSON lines then
+    print(summary_table(results), file=out)
     failed = [r for r in results if not r.ok]
     print(f"{len(results) - len(failed)} of {len(results)} reruns ok"
           + (f", {len(failed)} failed (their notebooks, with the traceback, are listed above)" if failed else "")
-          + f"; 'scandeck provenance show {record.id[:8]}' lists them")
+          + f"; 'scandeck provenance show {record.id[:8]}' lists them", file=out)
     return 1 if failed else 0
+
+
+def _print_json_result(result: Any) -> None:
+    """``--progress-json``: one line per finished rerun, flushed at once for a reading program."""
+    print(json.dumps({
+        "uid": result.uid, "scan_id": result.scan_id, "status": result.status, "seconds": result.seconds,
+        "output": result.output_path, "record": result.record_id, "error": result.describe_error() or None,
+    }), flush=True)

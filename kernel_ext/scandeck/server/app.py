@@ -1,0 +1,122 @@
+"""``ScandeckApp``: the jupyter_server extension behind the Scans panel.
+
+It owns what every request shares: the open catalogs, the provenance store, a
+thread pool for blocking reads, the rerun jobs and the push hub; and closes them
+all when the server stops. Configure it like any Jupyter application::
+
+    jupyter lab --ScandeckApp.open_panel=True --ScandeckApp.catalog=local
+
+or in ``jupyter_server_config.py``: ``c.ScandeckApp.provenance_dir = "/data/provenance"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import IOLoop
+from traitlets import Bool, Integer, Type, Unicode
+
+from .. import __version__
+from .catalogs import CatalogPool
+from .jobs import JobManager
+from .push import PushHub
+
+__all__ = ["ScandeckApp"]
+
+log = logging.getLogger(__name__)
+
+API = r"scandeck/api"
+
+
+def _handlers() -> list[tuple[str, type]]:
+    from .base import NotFoundHandler
+    from .handlers_provenance import OpenRecordHandler, RecordHandler, RecordsHandler
+    from .handlers_reruns import JobHandler, JobsHandler
+    from .handlers_runs import CatalogsHandler, PreviewHandler, RunHandler, RunsHandler
+    from .push import EventsHandler
+
+    return [
+        (rf"{API}/catalogs", CatalogsHandler),
+        (rf"{API}/runs", RunsHandler),
+        (rf"{API}/runs/([^/]+)", RunHandler),
+        (rf"{API}/runs/([^/]+)/preview", PreviewHandler),
+        (rf"{API}/provenance", RecordsHandler),
+        (rf"{API}/provenance/([^/]+)", RecordHandler),
+        (rf"{API}/provenance/([^/]+)/open", OpenRecordHandler),
+        (rf"{API}/reruns", JobsHandler),
+        (rf"{API}/reruns/([^/]+)", JobHandler),
+        (rf"{API}/events", EventsHandler),
+        (rf"{API}/(.*)", NotFoundHandler),
+    ]
+
+
+class ScandeckApp(ExtensionApp):
+    """The ``scandeck`` server extension: REST and push for the Scans panel (``labextension/API.md``)."""
+
+    name = "scandeck"
+    description = "Bluesky runs, provenance records and reruns for the JupyterLab Scans panel"
+    version = __version__
+    # Not a page of its own: it serves JupyterLab, it does not replace it.
+    load_other_extensions = True
+
+    catalog = Unicode(
+        "", config=True,
+        help="What the default catalog (name '') opens: a catalog name, store path or URI as "
+             "scandeck.open_catalog takes. Empty: $SCANDECK_CATALOG, else the embedded default store.",
+    )
+    provenance_dir = Unicode(
+        "", config=True,
+        help="The provenance store directory. Empty: <data dir>/provenance ($SCANDECK_DATA/provenance).",
+    )
+    open_panel = Bool(
+        False, config=True,
+        help="Tell the lab extension to open the Scans panel when JupyterLab starts (GET catalogs).",
+    )
+    threads = Integer(8, config=True, help="Threads for blocking work (store reads, searches, reruns' checks).")
+    job_manager_class = Type(
+        default_value=JobManager, klass=JobManager, config=True,
+        help="The class that runs rerun jobs (a subclass may submit them elsewhere).",
+    )
+    catalog_pool_class = Type(
+        default_value=CatalogPool, klass=CatalogPool, config=True,
+        help="The class that opens and keeps the catalogs by name.",
+    )
+
+    def initialize_settings(self) -> None:
+        from ..provenance.store import ProvStore
+
+        assert self.serverapp is not None
+        self.root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
+        self.executor = ThreadPoolExecutor(max_workers=max(1, self.threads), thread_name_prefix="scandeck")
+        self.catalogs: CatalogPool = self.catalog_pool_class(self.catalog)
+        self.store = ProvStore(self.provenance_dir or None)
+        self.push = PushHub()
+        self.jobs: JobManager = self.job_manager_class(self.root_dir, self.store, self.catalogs, self._job_changed)
+        self.io_loop: IOLoop | None = None
+        self.log.info("scandeck: serving the Scans panel API at %sscandeck/api/ (provenance in %s)",
+                      self.serverapp.base_url, self.store.directory)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(_handlers())
+
+    def remember_loop(self) -> None:
+        """Note the server's event loop (called from handlers, which run on it)."""
+        if self.io_loop is None:
+            self.io_loop = IOLoop.current()
+
+    def _job_changed(self, job: dict[str, Any]) -> None:
+        """From any thread: push a job's new state to every client."""
+        if self.io_loop is not None:
+            self.io_loop.add_callback(self.push.broadcast, {"type": "job", "job": job})
+
+    async def stop_extension(self) -> None:
+        """Stop watchers and jobs, then close the catalogs and the store (server stop)."""
+        self.push.close()
+        self.jobs.close()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.catalogs.close()
+        self.store.close()

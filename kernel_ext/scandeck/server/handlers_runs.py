@@ -1,0 +1,116 @@
+"""``GET catalogs``, ``GET runs``, ``GET runs/UID``, ``GET runs/UID/preview``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..exceptions import InvalidQuery, QuerySyntaxError
+from .base import ScandeckHandler, check_uid
+from .catalogs import live_runs
+from .errors import ApiError, api_error, json_errors
+from .preview import lookup, preview, run_detail
+from .serialize import decode_cursor, encode_cursor, run_summary
+from .snippets import code_for
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from .catalogs import CatalogPool
+
+__all__ = ["CatalogsHandler", "PreviewHandler", "RunHandler", "RunsHandler", "runs_page"]
+
+#: Longest query text accepted.
+MAX_QUERY = 10_000
+
+
+def _search(cat: Catalog, q: str) -> Catalog:
+    if not q.strip():
+        return cat
+    try:
+        return cat.search(q)
+    except QuerySyntaxError:
+        raise
+    except InvalidQuery as err:
+        raise api_error(err, query=q) from err
+
+
+def runs_page(
+    pool: CatalogPool, name: str, q: str, limit: int, before: tuple[float, int] | None
+) -> dict[str, Any]:
+    """One page of ``GET runs``: keyset paging on ``(time, seq)``, never an offset."""
+    view = _search(pool.get(name), q)
+    page = view.source.search(view.query, limit=limit + 1, before=before)
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "runs": [run_summary(s) for s in page],
+        "live": [run_summary(s) for s in live_runs(view)] if before is None else [],
+        "total": len(view),
+        "next": encode_cursor(page[-1]) if more and page else None,
+    }
+
+
+def _detail(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
+    cat = pool.get(name)
+    summary = lookup(cat, uid)
+    out = run_detail(cat, summary)
+    out["code"] = code_for(summary.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
+    return out
+
+
+def _preview(pool: CatalogPool, name: str, uid: str, stream: str, max_points: int) -> dict[str, Any]:
+    cat = pool.get(name)
+    return preview(cat, lookup(cat, uid), stream, max_points)
+
+
+class CatalogsHandler(ScandeckHandler):
+    """``GET catalogs``: the catalogs a ``catalog`` parameter may name."""
+
+    @web.authenticated
+    @authorized
+    @json_errors
+    async def get(self) -> None:
+        catalogs = await self.blocking(self.app.catalogs.describe)
+        self.reply({"catalogs": catalogs, "default": "", "open_panel": bool(self.app.open_panel)})
+
+
+class RunsHandler(ScandeckHandler):
+    """``GET runs?catalog=&q=&limit=&before=``."""
+
+    @web.authenticated
+    @authorized
+    @json_errors
+    async def get(self) -> None:
+        limit = self.int_arg("limit", 50, 1, 500)
+        cursor = self.get_argument("before", None)
+        before = decode_cursor(cursor) if cursor else None
+        q = self.get_argument("q", "")
+        if len(q) > MAX_QUERY:
+            raise ApiError(400, "BadParameter", f"q is {len(q)} characters long; at most {MAX_QUERY}")
+        self.reply(await self.blocking(runs_page, self.app.catalogs, self.catalog_arg(), q, limit, before))
+
+
+class RunHandler(ScandeckHandler):
+    """``GET runs/UID?catalog=``: start and stop documents, streams, code cells."""
+
+    @web.authenticated
+    @authorized
+    @json_errors
+    async def get(self, uid: str) -> None:
+        check_uid(uid)
+        self.reply(await self.blocking(_detail, self.app.catalogs, self.catalog_arg(), uid))
+
+
+class PreviewHandler(ScandeckHandler):
+    """``GET runs/UID/preview?catalog=&stream=primary&max_points=500``."""
+
+    @web.authenticated
+    @authorized
+    @json_errors
+    async def get(self, uid: str) -> None:
+        check_uid(uid)
+        max_points = self.int_arg("max_points", 500, 1, 5000)
+        stream = self.get_argument("stream", "primary") or "primary"
+        self.reply(await self.blocking(_preview, self.app.catalogs, self.catalog_arg(), uid, stream, max_points))

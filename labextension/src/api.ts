@@ -1,0 +1,312 @@
+/**
+ * Typed requests to the scandeck server extension (see ../API.md).
+ *
+ * Every request goes through `requestAPI`, which turns the server's error
+ * bodies (`{"error", "message", "position"?, "query"?}`) into `ScandeckAPIError`
+ * so the views can show the message (and a caret for query errors) instead of
+ * a stack trace.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** The API's URL prefix, under the server's base URL. */
+export const API_PATH = 'scandeck/api';
+
+/** An error answer of the server, or a failure to reach it. */
+export class ScandeckAPIError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly kind: string,
+    readonly position: number | null = null,
+    readonly query: string | null = null
+  ) {
+    super(message);
+    this.name = 'ScandeckAPIError';
+  }
+
+  /** Whether the error is a bad query (shown under the search box). */
+  get isQueryError(): boolean {
+    return (
+      this.status === 400 &&
+      (this.kind === 'QuerySyntaxError' || this.kind === 'InvalidQuery')
+    );
+  }
+}
+
+/** The message of anything thrown. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export type Params = Record<string, string | number | null | undefined>;
+
+/**
+ * Make a request to the scandeck API and decode its JSON answer.
+ *
+ * @param endPoint path under `scandeck/api/`, e.g. `runs/abc123/preview`
+ * @param init fetch options (method, body)
+ * @param params query parameters; null and undefined values are left out
+ */
+export async function requestAPI<T>(
+  endPoint: string,
+  init: RequestInit = {},
+  params: Params = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<T> {
+  const query: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined) {
+      query[key] = String(value);
+    }
+  }
+  const url =
+    URLExt.join(settings.baseUrl, API_PATH, endPoint) +
+    URLExt.objectToQueryString(query);
+  if (init.body !== undefined && !(init.headers as any)?.['Content-Type']) {
+    init = {
+      ...init,
+      headers: { ...(init.headers ?? {}), 'Content-Type': 'application/json' }
+    };
+  }
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ScandeckAPIError(
+      `Cannot reach the Jupyter server: ${String(error)}`,
+      0,
+      'NetworkError'
+    );
+  }
+  const text = await response.text();
+  let data: any = null;
+  if (text.length > 0) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 404 && (data === null || !data.error)) {
+      throw new ScandeckAPIError(
+        'The scandeck server extension does not answer (404). Enable it with ' +
+          '`jupyter server extension enable scandeck.server` and restart JupyterLab.',
+        404,
+        'ServerExtensionMissing'
+      );
+    }
+    const message =
+      data?.message ??
+      data?.reason ??
+      `${response.status} ${response.statusText || 'error'}`;
+    throw new ScandeckAPIError(
+      String(message),
+      response.status,
+      String(data?.error ?? 'HTTPError'),
+      typeof data?.position === 'number' ? data.position : null,
+      typeof data?.query === 'string' ? data.query : null
+    );
+  }
+  return data as T;
+}
+
+// ---------------------------------------------------------------- types
+
+export interface ICatalogInfo {
+  name: string;
+  label: string;
+  description?: string;
+  uri?: string;
+}
+
+export interface ICatalogs {
+  catalogs: ICatalogInfo[];
+  default: string;
+  /** Set by the demo: activate the panel on start-up. */
+  open_panel?: boolean;
+}
+
+export type RunStatus =
+  | 'running'
+  | 'success'
+  | 'abort'
+  | 'fail'
+  | 'incomplete'
+  | string;
+
+export interface IRunSummary {
+  uid: string;
+  scan_id: number | null;
+  time: number;
+  plan_name: string | null;
+  sample?: string | null;
+  operator?: string | null;
+  purpose?: string | null;
+  status: RunStatus;
+  num_events: number;
+  num_points: number | null;
+  duration: number | null;
+}
+
+export interface IRunsPage {
+  runs: IRunSummary[];
+  live?: IRunSummary[];
+  total: number;
+  next: string | null;
+}
+
+export interface IDataKey {
+  key: string;
+  dtype: string;
+  shape: number[];
+  units: string | null;
+  source?: string;
+  external?: boolean;
+}
+
+export interface IStreamInfo {
+  name: string;
+  num_events: number;
+  data_keys: IDataKey[];
+}
+
+export interface IRunDetail {
+  run: IRunSummary;
+  start: Record<string, unknown>;
+  stop: Record<string, unknown> | null;
+  streams: IStreamInfo[];
+  /** Cells: `load` reads the run, `bind` is a `%%bind` cell, `setup` what `bind` needs first. */
+  code: { load: string; bind: string; setup?: string };
+}
+
+export interface ISeries {
+  name: string;
+  values: Array<number | null>;
+}
+
+export interface IPreview {
+  stream: string;
+  x: ISeries;
+  y: ISeries[];
+  num_events: number;
+}
+
+export interface IScanRef {
+  uid: string;
+  scan_id?: number | null;
+  [key: string]: unknown;
+}
+
+export interface IProvRecord {
+  id: string;
+  kind: 'interactive' | 'batch' | 'rerun' | string;
+  created: string;
+  notebook: string;
+  name?: string | null;
+  status: 'ok' | 'failed' | string;
+  parameters: Record<string, unknown>;
+  inputs: IScanRef[];
+  outputs: IScanRef[];
+  parent: string | null;
+  error: Record<string, unknown> | null;
+}
+
+export interface IProvPage {
+  records: IProvRecord[];
+  total: number;
+}
+
+export interface IJobResult {
+  uid: string;
+  scan_id: number | null;
+  status: string;
+  output: string | null;
+  error: string | Record<string, unknown> | null;
+}
+
+export interface IJob {
+  id: string;
+  record: string;
+  /** The record's name (the server adds it). */
+  name?: string | null;
+  catalog: string;
+  scans: string[];
+  total: number;
+  /** Scans finished, the failed ones included. */
+  done: number;
+  failed: number;
+  status: 'running' | 'success' | 'failed' | 'cancelled' | string;
+  started: string;
+  finished: string | null;
+  results: IJobResult[];
+  output_dir: string;
+  /** Why a job failed as a whole (the server adds it). */
+  message?: string | null;
+}
+
+// ---------------------------------------------------------------- calls
+
+export function getCatalogs(): Promise<ICatalogs> {
+  return requestAPI<ICatalogs>('catalogs');
+}
+
+export function getRuns(
+  catalog: string,
+  q: string,
+  limit: number,
+  before: string | null = null
+): Promise<IRunsPage> {
+  return requestAPI<IRunsPage>('runs', {}, { catalog, q, limit, before });
+}
+
+export function getRun(catalog: string, uid: string): Promise<IRunDetail> {
+  return requestAPI<IRunDetail>(`runs/${encodeURIComponent(uid)}`, {}, { catalog });
+}
+
+export function getPreview(
+  catalog: string,
+  uid: string,
+  stream = 'primary',
+  maxPoints = 500
+): Promise<IPreview> {
+  return requestAPI<IPreview>(
+    `runs/${encodeURIComponent(uid)}/preview`,
+    {},
+    { catalog, stream, max_points: maxPoints }
+  );
+}
+
+export function getProvenance(limit = 50, offset = 0): Promise<IProvPage> {
+  return requestAPI<IProvPage>('provenance', {}, { limit, offset });
+}
+
+export function openProvenance(id: string): Promise<{ path: string }> {
+  return requestAPI<{ path: string }>(
+    `provenance/${encodeURIComponent(id)}/open`,
+    { method: 'POST', body: '{}' }
+  );
+}
+
+export function startRerun(body: {
+  record: string;
+  scans: string[];
+  catalog: string;
+  workers?: number;
+}): Promise<{ job: IJob }> {
+  return requestAPI<{ job: IJob }>('reruns', {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+}
+
+export function getJobs(): Promise<{ jobs: IJob[] }> {
+  return requestAPI<{ jobs: IJob[] }>('reruns');
+}
+
+export function cancelJob(id: string): Promise<unknown> {
+  return requestAPI<unknown>(`reruns/${encodeURIComponent(id)}`, {
+    method: 'DELETE'
+  });
+}
