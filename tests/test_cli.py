@@ -278,6 +278,11 @@ def test_demo_writes_runs_then_ls_shows_them(tmp_path: Path, data: Path) -> None
     listing = scandeck("ls", "--catalog", where, data=data)
     assert [r[0] for r in table_rows(listing.stdout)] == ["3", "2", "1"]
     assert (tmp_path / "demo-store" / "assets").is_dir()
+    # Started again on the same store, the beamline goes on from its last scan_id.
+    again = scandeck("demo", "--runs", "2", "--pace", "0", "--seed", "2", "--catalog", where, data=data)
+    assert again.returncode == 0, again.stderr
+    listing = scandeck("ls", "--catalog", where, data=data)
+    assert [r[0] for r in table_rows(listing.stdout)] == ["5", "4", "3", "2", "1"]
 
 
 def test_demo_stops_cleanly_on_sigint(tmp_path: Path, data: Path) -> None:

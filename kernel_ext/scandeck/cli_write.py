@@ -206,8 +206,10 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
 
     writer = cat.writer()
     try:
+        newest = cat.summaries(limit=1)
         n = run_demo(writer, asset_dir=assets, pace=args.pace, runs=args.runs, seed=args.seed,
-                     stop_event=stop, progress=lambda line: print(line, flush=True))
+                     stop_event=stop, progress=lambda line: print(line, flush=True),
+                     last_scan_id=(newest[0].scan_id or 0) if newest else 0)
     finally:
         writer.close()
         if keeper is not None:

@@ -63,6 +63,7 @@ def run_demo(
     seed: int | None = None,
     stop_event: threading.Event | None = None,
     progress: Callable[[str], Any] | None = print,
+    last_scan_id: int = 0,
 ) -> int:
     """Run simulated scans, sending each document to ``callback(name, doc)``.
 
@@ -84,6 +85,9 @@ def run_demo(
         about one point, so it still gets its stop document.
     progress
         Gets one line per run started and finished; ``None`` for silence.
+    last_scan_id
+        The scan_id the beamline had reached (its store's newest): runs go on from
+        the next one, as a RunEngine with persistent metadata does.
 
     Returns
     -------
@@ -112,6 +116,7 @@ def run_demo(
     control = _Control(stop, pace)
     tally = _Tally(progress)
     RE, loop = _run_engine({
+        "scan_id": last_scan_id,
         "beamline_id": "sim",
         "operator": rng.choice(OPERATORS),
         "proposal": str(rng.randint(300000, 319999)),
