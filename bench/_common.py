@@ -464,3 +464,88 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+class JupyterServer:
+    """A real ``jupyter server`` of this venv on a free loopback port; stopped by its own pid.
+
+    Its user-level config, data and runtime directories (and ``$SCANDECK_DATA``) are
+    private directories under ``directory``; the venv's own jupyter paths stay, so the
+    server extensions installed in the venv (``scandeck.server`` among them) are enabled
+    as in a user's ``jupyter lab``. ``args`` are added to the command line. Requests
+    authenticate with ``Authorization: token ...`` (:attr:`headers`).
+    """
+
+    def __init__(self, directory: str, args: Sequence[str] = ()) -> None:
+        import os
+        import secrets
+
+        self.dir, self.args, self.port = directory, list(args), free_port()
+        self.token = secrets.token_hex(24)
+        self.root = os.path.join(directory, "root")
+        self.log_path = os.path.join(directory, "jupyter-server.log")
+        self.proc: Any = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self, probe: str, timeout: float = 90) -> JupyterServer:
+        """Start it and wait until ``GET probe`` (a path under ``/``) answers 200."""
+        import http.client
+        import os
+        import subprocess
+        from pathlib import Path
+
+        env = dict(os.environ)
+        for var in ("JUPYTER_CONFIG_PATH", "JUPYTER_PATH", "JUPYTER_NO_CONFIG", "SCANDECK_CATALOG"):
+            env.pop(var, None)  # the venv's own paths, nothing from the caller's shell
+        for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("SCANDECK_DATA", "scandeck-data")):
+            env[var] = os.path.join(self.dir, sub)
+            os.makedirs(env[var], exist_ok=True)
+        os.makedirs(self.root, exist_ok=True)
+        exe = str(Path(sys.executable).with_name("jupyter"))
+        argv = [exe, "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+                "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", "--allow-root",
+                f"--ServerApp.root_dir={self.root}", *self.args]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, cwd=self.root)
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                try:
+                    conn.request("GET", probe, headers=self.headers)
+                    resp = conn.getresponse()
+                    body = resp.read()
+                finally:
+                    conn.close()
+                if resp.status == 200:
+                    return self
+                last = f"{resp.status} {body[:300]!r}"
+            except OSError as err:
+                last = f"{type(err).__name__}: {err}"
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                text = open(self.log_path, errors="replace").read()[-3000:]
+                raise RuntimeError(f"jupyter server on port {self.port} did not answer GET {probe} "
+                                   f"({last}):\n{text}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; by its own pid. Idempotent."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:  # noqa: BLE001 - it would not stop: kill it, by its pid
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None

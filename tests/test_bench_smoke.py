@@ -12,7 +12,7 @@ BENCH = Path(__file__).parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["read_run.py", "search.py", "write.py", "live_kernel.py", "rerun.py",
-                                    "redis_live.py"])
+                                    "redis_live.py", "panel_api.py"])
 def test_benchmark_runs_and_prints_a_ratio(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"],
                           capture_output=True, text=True, timeout=240)

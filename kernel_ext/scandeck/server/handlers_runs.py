@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
@@ -47,9 +49,30 @@ def runs_page(
     return {
         "runs": [run_summary(s) for s in page],
         "live": [run_summary(s) for s in live_runs(view)] if before is None else [],
-        "total": len(view),
+        "total": _total(view, (view.source.uri, q), fresh=before is None),
         "next": encode_cursor(page[-1]) if more and page else None,
     }
+
+
+#: Counts of recent searches: a first page counts afresh, the pages after it (a user
+#: scrolling) reuse the count for a few seconds instead of scanning 100k rows each.
+_TOTAL_FOR = 5.0
+_totals: dict[tuple[str, str], tuple[float, int]] = {}
+_totals_lock = threading.Lock()
+
+
+def _total(view: Catalog, key: tuple[str, str], *, fresh: bool) -> int:
+    now = time.monotonic()
+    with _totals_lock:
+        known = _totals.get(key)
+    if not fresh and known is not None and now - known[0] < _TOTAL_FOR:
+        return known[1]
+    total = len(view)
+    with _totals_lock:
+        if len(_totals) > 256:
+            _totals.clear()
+        _totals[key] = (now, total)
+    return total
 
 
 def _detail(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:

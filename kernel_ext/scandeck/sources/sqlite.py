@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_time ON runs(time, id);
 CREATE INDEX IF NOT EXISTS runs_scan_id ON runs(scan_id, time);
+-- Runs without a stop document (running, or incomplete): the few a live view asks for.
+CREATE INDEX IF NOT EXISTS runs_open ON runs(time, id) WHERE exit_status IS NULL;
 CREATE TABLE IF NOT EXISTS documents (
     run_id INTEGER NOT NULL,
     pos INTEGER NOT NULL,
@@ -229,14 +231,26 @@ class SQLiteSource:
         where, params = query.to_sql()
         params = list(params)
         if before is not None:
+            # A row value: a range seek on runs_time at any depth (an OR of the two
+            # conditions walks the index from the newest run down to the cursor).
             op = ">" if oldest_first else "<"
-            where = f"({where}) AND (time {op} ? OR (time = ? AND id {op} ?))"
-            params += [before[0], before[0], before[1]]
+            where = f"({where}) AND (time, id) {op} (?, ?)"
+            params += [before[0], before[1]]
         order = "ASC" if oldest_first else "DESC"
         sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY time {order}, id {order}"
         sql += " LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
         return [_summary(row) for row in self._conn().execute(sql, params)]
+
+    def open_runs(self, query: Query, *, limit: int = 200) -> list[RunSummary]:
+        """Matching runs without a stop document (running or incomplete), newest first.
+
+        Optional in the protocol: a live view asks this instead of searching every run.
+        """
+        where, params = query.to_sql()
+        sql = (f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
+               f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?")
+        return [_summary(row) for row in self._conn().execute(sql, [*params, limit])]
 
     def get(self, uid: str) -> RunSummary:
         row = self._conn().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE uid = ?", (uid,)).fetchone()
