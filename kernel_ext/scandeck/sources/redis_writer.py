@@ -158,8 +158,8 @@ class _Sender:
                 with self.cond:
                     if self.connected:
                         if _retryable(err):
-                            log.warning("Redis at %s unreachable (%s); buffering documents and retrying",
-                                        self.opts.where, err)
+                            log.warning("Redis at %s unreachable (%s); retrying, %d documents buffered",
+                                        self.opts.where, err, len(self.queue))
                         else:
                             log.exception("sending documents to Redis at %s failed; retrying", self.opts.where)
                         self.down_since = time.time()
