@@ -54,6 +54,13 @@ def set_theme(lab, theme: str) -> None:
         pass
 
 
+def scandeck_api(lab, path: str) -> dict:
+    request = urllib.request.Request(f"{lab.url}/scandeck/api/{path}",
+                                     headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
 def rows(page) -> list[str]:
     return page.locator(f".jp-scandeck-runs {RUN}").evaluate_all("els => els.map(e => e.dataset.uid)")
 
@@ -167,3 +174,64 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
     expect(page.locator(".jp-scandeck-detail")).to_have_attribute("data-uid", uids["Cu"], timeout=10_000)
     page.screenshot(path=str(artifacts / "panel_detail_dark.png"))
     assert [e for e in page.console_errors if "scandeck" in e.lower()] == []
+
+
+@pytest.mark.timeout(240)
+def test_provenance_saved_from_the_panel_and_rerun_on_checked_scans(lab, page, artifacts: Path) -> None:
+    """Save provenance of the open notebook, pick its record, check two scans, rerun on them."""
+    from playwright.sync_api import expect
+
+    store = Path(lab.env["SCANDECK_DATA"]) / "store"
+    uids = record_runs(store)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    params = nbformat.v4.new_code_cell('scan_uid = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import scandeck\ncat = scandeck.open_catalog()\nrun = cat[scan_uid] if scan_uid else cat[-1]\n"
+        "print('sample', run.metadata['start']['sample'], 'peak', run.primary.read()['det'].values.max())")]
+    nbformat.write(nb, lab.root / "analysis.ipynb")
+
+    page.goto(lab.page_url("analysis.ipynb"))
+    cells = page.locator(".jp-NotebookPanel .jp-Cell")
+    expect(cells).to_have_count(2, timeout=30_000)
+    wait_for_kernel(page, lab, "analysis.ipynb")
+    run_cell(page, cells.nth(0))
+    run_cell(page, cells.nth(1))
+    expect(cells.nth(1).locator(".jp-OutputArea-output")).to_contain_text("sample Fe", timeout=30_000)
+
+    page.locator('.jp-SideBar [data-id="scandeck-panel"]').click()
+    panel = page.locator(".jp-scandeck-panel")
+    expect(panel.locator(".jp-scandeck-run")).to_have_count(3, timeout=20_000)
+    for sample in ("Ni", "Cu"):  # the scans to rerun on
+        panel.locator(f'.jp-scandeck-run[data-uid="{uids[sample]}"] .jp-scandeck-run-check').check()
+    expect(panel.locator('.jp-scandeck-run[data-checked="true"]')).to_have_count(2)
+
+    cells.nth(1).locator(".jp-InputArea-editor .cm-content").click()  # the notebook is the current one
+    panel.locator('.jp-scandeck-tab[data-tab="provenance"]').click()
+    panel.locator('[data-action="save-provenance"]').click()
+    saved = panel.locator('.jp-scandeck-save-result[data-ok="true"]')
+    expect(saved).to_contain_text("recorded", timeout=60_000)
+    record = panel.locator(".jp-scandeck-record")
+    expect(record).to_have_count(1, timeout=20_000)
+    record_id = record.get_attribute("data-record-id")
+    assert record_id and record_id[:8] in saved.inner_text()
+    record.click()
+    expect(record).to_have_attribute("data-selected", "true")
+    expect(record).to_contain_text("analysis")
+
+    panel.locator('[data-action="rerun"]').click()
+    job = panel.locator(".jp-scandeck-job").first
+    expect(job).to_have_attribute("data-status", "running", timeout=20_000)
+    page.screenshot(path=str(artifacts / "panel_rerun_running_light.png"))
+    expect(job).to_have_attribute("data-status", "success", timeout=180_000)
+    expect(job.locator(".jp-scandeck-event-count")).to_contain_text("2 / 2")
+    page.screenshot(path=str(artifacts / "panel_rerun_done_light.png"))
+
+    reruns = [r for r in scandeck_api(lab, "provenance")["records"] if r["kind"] == "rerun"]
+    assert sorted(r["target_scan"] for r in reruns) == sorted([uids["Ni"], uids["Cu"]])
+    assert all(r["parent"] == record_id and r["status"] == "ok" for r in reruns)
+    outputs = sorted((lab.root / "reruns").rglob("*.ipynb"))
+    assert len(outputs) == 2
+    texts = {p.name: p.read_text() for p in outputs}
+    assert any("sample Ni" in t for t in texts.values()) and any("sample Cu" in t for t in texts.values())
