@@ -24,7 +24,7 @@ from test_lab_bind import run_cell, wait_for_kernel
 pytestmark = pytest.mark.ui
 
 PROCS = str(Path(__file__).resolve().parents[1] / "procs.py")
-LIVE_EVENTS = 60
+LIVE_EVENTS = 100
 RUN = ".jp-scandeck-run"
 
 
@@ -96,12 +96,17 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
         assert producer.stdout.readline().strip() == "writing"
         live = panel.locator(f'{RUN}[data-status="running"]')
         expect(live).to_have_count(1, timeout=20_000)
-        assert rows(page)[0] == live.get_attribute("data-uid")
+        live_uid = live.get_attribute("data-uid")
+        assert rows(page)[0] == live_uid
         expect(live.locator(".jp-scandeck-progress")).to_be_visible()
+        row = panel.locator(f'{RUN}[data-uid="{live_uid}"]')  # the same row, whatever its status
         seen: list[int] = []
         deadline = time.monotonic() + 30
-        while live.count() and time.monotonic() < deadline:
-            text = live.locator(".jp-scandeck-event-count").inner_text(timeout=2_000) if live.count() else ""
+        while time.monotonic() < deadline:
+            status, text = row.evaluate(
+                "e => [e.dataset.status, (e.querySelector('.jp-scandeck-event-count') || {}).textContent || '']")
+            if status != "running":
+                break
             if (m := re.match(r"(\d+)", text)) and (not seen or int(m.group(1)) != seen[-1]):
                 seen.append(int(m.group(1)))
                 if len(seen) == 3:
