@@ -194,7 +194,7 @@ def test_a_writer_gone_silent_on_another_host_leaves_an_incomplete_run(redis_ser
     The reader cannot check a remote pid, so the writer's heartbeat expiring is what
     tells it the run is incomplete.
     """
-    uri = bus(redis_server, tmp_path, heartbeat="0.5")
+    uri = bus(redis_server, tmp_path, heartbeat="2")  # refreshed every 0.67 s: a loaded machine keeps it
     program = f"""
 import time, scandeck.sources.liveness as liveness
 liveness.HOST = "beamline-ioc-host"
@@ -210,7 +210,7 @@ time.sleep(600)
         assert proc.stdout.readline().strip() == "started"
         cat = scandeck.open_catalog(uri)
         run = cat[-1]
-        time.sleep(1.0)  # two heartbeat periods: a live writer keeps it running
+        time.sleep(2.5)  # longer than the heartbeat: a live writer keeps its run running
         assert run.status == "running"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
