@@ -57,11 +57,13 @@ def open_catalog(target: str | Path | None = None) -> Catalog:
         return Catalog(open_source(text))
     from .catalog_files import open_entry
     from .exceptions import UnknownName
+    from .sources import sqlite_target
 
     try:
         return open_entry(text)
     except UnknownName:
-        if Path(text).exists():  # a store directory in the working directory
+        # A store directory in the working directory (store, store?mode=ro).
+        if Path(sqlite_target(text)[0]).exists():
             return Catalog(open_source(text))
         raise
 

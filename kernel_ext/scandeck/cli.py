@@ -54,6 +54,7 @@ def _looks_like_path(text: str) -> bool:
         return True
     if "://" in text:
         return False
+    text = text.split("?", 1)[0]  # ./store?mode=ro
     return "/" in text or "\\" in text or text.endswith((".sqlite", ".sqlite3", ".db"))
 
 
@@ -70,12 +71,13 @@ def open_target(args: argparse.Namespace, *, create: bool = False) -> Catalog:
         path would only show "0 runs".
     """
     from . import open_catalog
+    from .sources import sqlite_target
 
     target = target_of(args)
     if target is None:
         return open_catalog()
     if _looks_like_path(target) and not create:
-        path = Path(target.removeprefix("sqlite://")).expanduser()
+        path = Path(sqlite_target(target)[0]).expanduser()
         if not path.exists():
             raise CliError(
                 f"no run store at {path}",

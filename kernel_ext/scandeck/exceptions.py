@@ -79,6 +79,10 @@ class StoreError(ScandeckError, OSError):
     """The store cannot be opened or written."""
 
 
+class ReadOnlyStore(StoreError, PermissionError):
+    """A write to a store opened read-only (``?mode=ro``, or a directory that is not writable)."""
+
+
 class FollowTimeout(ScandeckError, TimeoutError):
     """Following a live run or catalog hit its timeout."""
 

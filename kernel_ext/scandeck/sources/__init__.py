@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from ..exceptions import UnknownName
+from ..exceptions import StoreError, UnknownName
 from .protocol import Entry, RunSummary, Source, Writer
 
-__all__ = ["Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes"]
+__all__ = [
+    "Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes", "sqlite_target",
+]
 
 _factories: dict[str, Callable[[str], Source]] = {}
 
@@ -65,11 +67,38 @@ def open_source(uri: str | Path) -> Source:
     return factory(text)
 
 
+def sqlite_target(uri: str) -> tuple[str, bool]:
+    """The path an embedded-store path or ``sqlite://`` URI names, and whether it says ``mode=ro``.
+
+    ``?mode=ro`` opens an existing store read-only; ``?mode=rw`` is the default.
+    A ``?`` not followed by ``key=value`` is part of the path.
+
+    Examples
+    --------
+    >>> sqlite_target("sqlite:///data/store?mode=ro")
+    ('/data/store', True)
+    >>> sqlite_target("./store")
+    ('./store', False)
+    """
+    path = uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri
+    base, sep, query = path.rpartition("?")
+    if not sep or "=" not in query:
+        return path, False
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    mode = options.pop("mode", None)
+    if options or mode not in ("ro", "rw"):
+        raise StoreError(
+            f"unknown option {query!r} in the store address {uri!r}; the embedded store takes "
+            "only mode=ro (read-only) or mode=rw (the default), as in ./store?mode=ro"
+        )
+    return base, mode == "ro"
+
+
 def _sqlite(uri: str) -> Source:
     from .sqlite import SQLiteSource
 
-    path = uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri
-    return SQLiteSource(path)
+    path, read_only = sqlite_target(uri)
+    return SQLiteSource(path, read_only=read_only)
 
 
 def _memory(uri: str) -> Source:

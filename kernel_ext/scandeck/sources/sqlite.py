@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -24,9 +25,10 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
-from ..exceptions import InvalidDocument, RunNotFound, StoreError
+from ..exceptions import InvalidDocument, ReadOnlyStore, RunNotFound, StoreError
 from ..queries import Query
 from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
@@ -78,9 +80,9 @@ _RUN_COLUMNS = (
 )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
     # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, uri=uri)
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
     return conn
@@ -142,21 +144,34 @@ class SQLiteSource:
     path
         A directory (created if missing; the database is ``scandeck.sqlite`` in
         it) or the path of an ``.sqlite``/``.db`` file.
+    read_only
+        Open an existing store for reading only (``?mode=ro`` in a URI). A store
+        whose directory or file is not writable (a read-only mount, an archive)
+        is opened read-only anyway. Either way :meth:`writer` raises
+        :class:`~scandeck.exceptions.ReadOnlyStore` and nothing is created.
 
     Examples
     --------
     >>> src = SQLiteSource(tmp_path)            # doctest: +SKIP
     >>> src.start(); src.count(Query.all())     # doctest: +SKIP
     0
+    >>> SQLiteSource(tmp_path, read_only=True).writer()   # doctest: +SKIP
+    Traceback (most recent call last):
+    scandeck.exceptions.ReadOnlyStore: the run store .../scandeck.sqlite is read-only ...
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         path = Path(path).expanduser()
         if path.suffix in (".sqlite", ".db", ".sqlite3"):
             self.directory, self.db_path = path.parent, path
         else:
             self.directory, self.db_path = path, path / DB_NAME
-        self.uri = f"sqlite://{self.db_path.resolve()}"
+        self.uri = f"sqlite://{self.db_path.resolve()}" + ("?mode=ro" if read_only else "")
+        self._ask_read_only = read_only
+        # Set by start(): why this store is read-only (None: writable), and what
+        # sqlite3.connect opens (a path, or a file: URI for read-only).
+        self._read_only: str | None = None
+        self._target: tuple[Path | str, bool] = (self.db_path, False)
         self._local = threading.local()
         self._run_ids: dict[str, int] = {}
         self._started = False
@@ -167,23 +182,93 @@ class SQLiteSource:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened read-only (known once started)."""
+        self.start()
+        return self._read_only is not None
+
     def start(self) -> None:
         with self._lock:
             if self._started:
                 return
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                conn = _connect(self.db_path)
-                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
-                    raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
-                conn.executescript(_SCHEMA)
-            except sqlite3.Error as err:
-                raise StoreError(
-                    f"cannot open the run store {self.db_path}: {err}; check that the "
-                    "directory is writable and the file is a scandeck store"
-                ) from err
+            reason = self._why_read_only()
+            if reason is not None:
+                conn = self._open_read_only(reason)
+            else:
+                try:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    conn = _connect(self.db_path)
+                    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                        raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
+                    conn.executescript(_SCHEMA)
+                except sqlite3.Error as err:
+                    raise StoreError(
+                        f"cannot open the run store {self.db_path}: {err}; check that the "
+                        "directory is writable and the file is a scandeck store"
+                    ) from err
+                except OSError as err:  # mkdir
+                    if isinstance(err, StoreError):
+                        raise
+                    raise StoreError(
+                        f"cannot create the run store directory {self.directory}: "
+                        f"{err.strerror or err}; check the path"
+                    ) from err
+                self._target = (self.db_path, False)
+            self._read_only = reason
             self._local.conn = conn
             self._started = True
+
+    def _why_read_only(self) -> str | None:
+        """Why the store must be opened read-only, or None; raises if there is nothing to open."""
+        if self._ask_read_only:
+            if not self.db_path.is_file():
+                raise StoreError(
+                    f"no run store at {self.db_path}; mode=ro opens an existing store and "
+                    "never creates one: check the path"
+                )
+            return "it was opened with mode=ro"
+        if not self.db_path.exists():
+            parent = self.db_path.parent
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+            if not os.access(parent, os.W_OK):
+                raise StoreError(
+                    f"no run store at {self.db_path}, and none can be created there: {parent} "
+                    "is not writable (a read-only file system?); check the path"
+                )
+            return None
+        # os.access, not the mode bits: it also says no on a read-only file system,
+        # for root too. SQLite writes its -wal and -shm files beside the database.
+        if not os.access(self.directory, os.W_OK):
+            return f"the directory {self.directory} is not writable"
+        if not os.access(self.db_path, os.W_OK):
+            return f"the file {self.db_path} is not writable"
+        return None
+
+    def _open_read_only(self, reason: str) -> sqlite3.Connection:
+        # A WAL database is read through its -shm index, which SQLite creates when
+        # missing, even with mode=ro. On a directory it cannot write, a store with
+        # neither -wal nor -shm opens only with immutable=1. That is right exactly
+        # then: the last connection closed cleanly and moved every run into the main
+        # file, and no writer can come through a path where it could not create its
+        # -wal file. With a -wal file (a snapshot of an open store) or a writable
+        # directory (a writer may still add runs), mode=ro: immutable would not see them.
+        leftovers = any(Path(f"{self.db_path}{s}").exists() for s in ("-wal", "-shm"))
+        immutable = not leftovers and not os.access(self.directory, os.W_OK)
+        uri = "file:" + quote(str(self.db_path.resolve())) + "?mode=ro"
+        if immutable:
+            uri += "&immutable=1"
+        try:
+            conn = _connect(uri, uri=True)
+            conn.execute("SELECT count(*) FROM runs").fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(
+                f"cannot open the run store {self.db_path} read-only ({reason}): {err}; "
+                "check that the file is a scandeck store"
+            ) from err
+        self._target = (uri, True)
+        return conn
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -197,11 +282,20 @@ class SQLiteSource:
             self.start()
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = _connect(self.db_path)
+            target, uri = self._target
+            conn = self._local.conn = _connect(target, uri=uri)
         return conn
 
     def writer(self) -> SQLiteWriter:
+        """A writer for new runs; :class:`ReadOnlyStore` if the store is read-only."""
         self.start()
+        if self._read_only is not None:
+            todo = ("open it without mode=ro to record runs" if self._ask_read_only else
+                    "to record runs, copy it to a writable directory or remount it read-write")
+            raise ReadOnlyStore(
+                f"the run store {self.db_path} is read-only because {self._read_only}: "
+                f"its runs can be read, searched and exported, not written; {todo}"
+            )
         return SQLiteWriter(self)
 
     # -- reading ---------------------------------------------------------------------------
@@ -389,11 +483,19 @@ class SQLiteWriter:
                     f"could not store the {name} document in {self._source.db_path}: {err}; "
                     "nothing was stored for it and the writer can go on"
                 ) from err
+            except BaseException:
+                # Whatever it is (even KeyboardInterrupt), never leave the write lock held:
+                # other writers would wait 30 s and fail, and this one could not go on.
+                self._rollback()
+                raise
             self._order.commit(name, doc, placed)
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already (e.g. on a full disk); nothing is held
 
     def _store(self, name: str, doc: dict[str, Any], placed: Placed) -> None:
         blob = pack(doc)
