@@ -15,6 +15,7 @@ from .exceptions import RunNotFound, ScandeckError, StreamNotFound
 from .follow import follow_run, follow_runs
 from .provenance.context import note
 from .queries import Key, Query, ScanID, parse
+from .safe_text import printable
 from .sources.protocol import RunSummary, Source, Writer
 
 if TYPE_CHECKING:
@@ -278,7 +279,8 @@ class Run:
         streams = self._stream_descriptors()
         if name not in streams:
             raise StreamNotFound(
-                f"run {self.uid[:8]} has no stream {name!r}; its streams: {', '.join(streams) or 'none yet'}"
+                printable(f"run {self.uid[:8]} has no stream {name!r}; "
+                          f"its streams: {', '.join(streams) or 'none yet'}")
             )
         return Stream(self, name, streams[name])
 

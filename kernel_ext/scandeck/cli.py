@@ -263,11 +263,16 @@ _USAGE_ERRORS = ("QuerySyntaxError", "InvalidQuery")
 
 
 def report(command: str, message: str, hint: str = "", code: int = 1) -> int:
-    """Print ``scandeck COMMAND: error: message`` and a hint on stderr; return ``code``."""
+    """Print ``scandeck COMMAND: error: message`` and a hint on stderr; return ``code``.
+
+    Messages embed run values (uids, metadata): control characters are escaped.
+    """
+    from .safe_text import printable
+
     where = f"{PROG} {command}" if command else PROG
-    print(f"{where}: error: {message}", file=sys.stderr)
+    print(f"{where}: error: {printable(message, keep=chr(10))}", file=sys.stderr)
     if hint:
-        print(f"  hint: {hint}", file=sys.stderr)
+        print(f"  hint: {printable(hint, keep=chr(10))}", file=sys.stderr)
     return code
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .cli import CliError, open_target, report, target_of
 from .cli_format import render_table, run_json, run_rows, show_run
 from .listing import list_runs
+from .safe_text import printable
 
 if TYPE_CHECKING:
     from .catalog import Catalog, Run
@@ -118,7 +119,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         failed = 0
         for run in runs.values():
             if run.refresh().status == "running":
-                print(f"note: run {run.uid[:8]} is still running; exporting its documents so far")
+                print(f"note: run {printable(run.uid[:8])} is still running; exporting its documents so far")
             try:
                 paths = write_documents(
                     run.documents(), args.output, format=args.format, overwrite=args.overwrite
@@ -133,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 msg = f"cannot write to {args.output}: {err.strerror or err}"
                 raise CliError(msg, "check that the directory is writable") from err
             for path in paths:
-                print(path)
+                print(printable(str(path)))
         return 1 if failed else 0
     finally:
         cat.close()

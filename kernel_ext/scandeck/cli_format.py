@@ -3,7 +3,9 @@
 Kept apart from :mod:`scandeck.cli` so that the parser and the error handling
 stay readable, and so that the rendering can be tested without a store.
 Nothing here reads events: a listing works from index rows
-(:class:`~scandeck.sources.protocol.RunSummary`) alone.
+(:class:`~scandeck.sources.protocol.RunSummary`) alone. Every text shown passes
+through :func:`~scandeck.safe_text.printable`: metadata never reaches the
+terminal as control sequences.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .listing import (
     local_time,
     optional_columns,
 )
+from .safe_text import printable
 
 if TYPE_CHECKING:
     from .catalog import Run
@@ -69,8 +72,12 @@ def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]
 def render_table(
     header: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[int] = ()
 ) -> str:
-    """Columns padded to their widest cell, two spaces apart, no trailing blanks."""
-    rows = [list(r) for r in rows]
+    """Columns padded to their widest cell, two spaces apart, no trailing blanks.
+
+    Cells are escaped with :func:`~scandeck.safe_text.printable` (run values are user input).
+    """
+    header = [printable(h) for h in header]
+    rows = [[printable(c) for c in r] for r in rows]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
 
     def line(cells: Sequence[str]) -> str:
@@ -84,8 +91,12 @@ def render_table(
 
 
 def run_json(s: RunSummary) -> str:
-    """One run as a line of strict JSON, for ``scandeck ls --json``."""
-    return json.dumps(
+    """One run as a line of strict JSON, for ``scandeck ls --json``.
+
+    C1 controls, bidi overrides and lone surrogates are ``\\uXXXX`` escapes too (JSON
+    escapes only C0 ones), so the line is safe on a terminal and parses the same.
+    """
+    return printable(json.dumps(
         finite({
             "uid": s.uid,
             "scan_id": s.scan_id,
@@ -100,7 +111,7 @@ def run_json(s: RunSummary) -> str:
         }),
         default=str,
         ensure_ascii=False,
-    )
+    ))
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -111,14 +122,14 @@ def _fields(doc: Mapping[str, Any], keys: Iterable[str], indent: str = "  ") -> 
     keys = list(keys)
     if not keys:
         return []
-    width = max(len(k) for k in keys)
+    width = max(len(printable(k)) for k in keys)
     lines = []
     for key in keys:
         value = doc.get(key)
-        text = compact(value)
+        text = printable(compact(value))
         if key == "time" and isinstance(value, (int, float)):
             text = f"{value!r}  ({local_time(value)})"
-        lead = f"{indent}{key.ljust(width)}  "
+        lead = f"{indent}{printable(key).ljust(width)}  "
         wrapped = textwrap.wrap(text, 100 - len(lead), break_on_hyphens=False) or [""]
         if len(wrapped) > MAX_VALUE_LINES:
             # plan_args often hold device reprs with whole arrays: the gist is enough here.
@@ -173,4 +184,5 @@ def show_run(run: Run, note: str = "") -> str:
         out.append(f"  {name}: {n} event{'s' if n != 1 else ''}")
         table = render_table(DATA_KEY_HEADER, data_key_rows(stream.data_keys))
         out += ["    " + line for line in table.splitlines()]
-    return "\n".join(out)
+    # The uid, the note and stream names are run values too.
+    return "\n".join(printable(line) for line in out)

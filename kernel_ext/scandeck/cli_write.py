@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cli import default_store_label, open_target, report, target_of
 from .exceptions import DocumentFileError, InvalidDocument, RunNotFound, ScandeckError
+from .safe_text import printable
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -112,7 +113,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             tally, error = _ingest_file(cat, path)
             total.add(tally)
             done = f"{_runs(tally.runs)} ({tally.documents} documents) stored"
-            skipped = ", ".join(uid[:8] for uid in tally.skipped)
+            skipped = printable(", ".join(uid[:8] for uid in tally.skipped))
             if error:
                 failed += 1
                 if skipped:

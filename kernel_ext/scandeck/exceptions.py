@@ -7,6 +7,8 @@ and what to do next.
 
 from __future__ import annotations
 
+from .safe_text import printable
+
 
 class ScandeckError(Exception):
     """Root of scandeck's errors."""
@@ -29,7 +31,8 @@ class AmbiguousUID(ScandeckError, _NotFound):
     def __init__(self, prefix: str, matches: list[str]) -> None:
         self.prefix = prefix
         self.matches = matches
-        shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
+        # (uids are any text a RunEngine was given: escaped, as everywhere they are shown)
+        shown = printable(", ".join(matches[:10])) + (" ..." if len(matches) > 10 else "")
         super().__init__(
             f"uid prefix {prefix!r} matches {len(matches)} runs: {shown}; "
             "give more characters of the uid"
@@ -178,3 +181,18 @@ class DuplicateRecord(ScandeckError, ValueError):
 
 class RerunSetupError(ScandeckError, ValueError):
     """A rerun cannot start: its notebook has no scan parameter, no targets, ..."""
+
+
+# --- code the panel inserts (scandeck.server.snippets) ------------------------------------
+
+
+class UnsafeValue(ScandeckError, ValueError):
+    """A run value (uid, stream or catalog name) that scandeck will not put into code.
+
+    ``what`` names the value (``"uid"``, ``"stream name"``, ...) and ``value`` holds it.
+    """
+
+    def __init__(self, what: str, value: str, rule: str) -> None:
+        self.what = what
+        self.value = value
+        super().__init__(f"the {what} {printable(repr(value)[:80])} cannot be put into a code cell: {rule}")

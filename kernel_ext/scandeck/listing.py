@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .safe_text import printable
+
 if TYPE_CHECKING:
     from .catalog import Catalog
     from .sources.protocol import RunSummary
@@ -63,7 +65,7 @@ def cut(text: str, width: int = MAX_CELL) -> str:
 
 
 def cell(value: Any) -> str:
-    """One metadata value as short table text.
+    """One metadata value as short table text, control characters escaped (:func:`printable`).
 
     A sample is often a dict (``{"name": "Ni", ...}``): its name stands for it.
 
@@ -71,15 +73,19 @@ def cell(value: Any) -> str:
     --------
     >>> cell({"name": "Ni", "composition": "Ni"}), cell(None), cell(["a", "b"])
     ('Ni', '', 'a, b')
+    >>> cell("\\x1b[2J")
+    '\\\\u001b[2J'
     """
     if value is None:
         return ""
     if isinstance(value, Mapping):
         name = value.get("name")
-        return cut(str(name)) if name is not None else cut(compact(value))
-    if isinstance(value, (list, tuple)):
-        return cut(", ".join(str(v) for v in value))
-    return cut(str(value))
+        text = str(name) if name is not None else compact(value)
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return cut(printable(text))
 
 
 def compact(value: Any) -> str:

@@ -31,9 +31,14 @@ from typing import Any
 from .exceptions import InvalidQuery, QuerySyntaxError
 from .query_fields import make_comparison
 from .query_tree import MatchAll, Query, all_of, any_of, negate
-from .query_values import KEYWORDS, DocName, Value
+from .query_values import INT_MAX, INT_MIN, KEYWORDS, DocName, Value
 
-__all__ = ["parse_query"]
+__all__ = ["MAX_DEPTH", "parse_query"]
+
+#: How deeply parentheses and ``not`` may nest in the text (each counts once): deeper
+#: text is a syntax error, not a RecursionError. (The query it parses to has a limit
+#: of its own, :data:`~scandeck.query_tree.MAX_DEPTH`.)
+MAX_DEPTH = 100
 
 _NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?", re.ASCII)
 _ESCAPES = {
@@ -69,6 +74,7 @@ class _Parser:
         self.text = text
         self.i = 0
         self.prev_end = 0
+        self.depth = 0  # parentheses and 'not' open around the current token
         self.tok = self._lex()
 
     # ---------------------------------------------------------------- errors
@@ -139,6 +145,14 @@ class _Parser:
             raise self.error(i, f"invalid number '{text[i:k]}'")
         raw = text[i:j]
         if m.group(1) is None and m.group(2) is None:
+            # Range-checked before int(): SQLite holds 64 bits, int() refuses 4300 digits.
+            digits = raw.lstrip("-").lstrip("0")
+            if len(digits) > 19 or not INT_MIN <= int(raw) <= INT_MAX:
+                shown = raw if len(raw) <= 40 else f"{raw[:20]}... ({len(digits)} digits)"
+                raise self.error(
+                    i, f"the integer {shown} is out of range: queries compare integers from "
+                    f"{INT_MIN} to {INT_MAX}; write a larger number with an exponent, e.g. 1e30",
+                )
             return self._make("number", int(raw), i, j)
         value = float(raw)
         if not math.isfinite(value):
@@ -253,22 +267,44 @@ class _Parser:
         context: str,
     ) -> Query:
         """Items parsed by ``parse_item`` joined by ``word``, combined when there are several."""
+        at = self.tok.pos
         items = [parse_item(context)]
         while self._is(word):
             tok = self.advance()
             items.append(parse_item(f" after '{tok.text}'"))
-        return combine(*items) if len(items) > 1 else items[0]
+        return self._combine(at, combine, *items) if len(items) > 1 else items[0]
+
+    def _combine(self, at: int, combine: Callable[..., Query], *items: Query) -> Query:
+        """``combine(*items)``; a tree nested too deeply is a syntax error at ``at``."""
+        try:
+            return combine(*items)
+        except InvalidQuery as exc:
+            raise self.error(at, str(exc)) from None
+
+    def _nest(self, tok: _Token) -> None:
+        """Enter one level of parentheses or ``not`` (left by ``self.depth -= 1``)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(
+                tok.pos,
+                f"the query nests parentheses and 'not' more than {MAX_DEPTH} levels deep: "
+                "write it flatter (a and b and c needs no parentheses; 'not not' cancels)",
+            )
 
     def parse_not(self, context: str) -> Query:
         if self._is("not"):
             tok = self.advance()
-            return negate(self.parse_not(f" after '{tok.text}'"))
+            self._nest(tok)
+            query = self._combine(tok.pos, negate, self.parse_not(f" after '{tok.text}'"))
+            self.depth -= 1
+            return query
         return self.parse_primary(context)
 
     def parse_primary(self, context: str) -> Query:
         tok = self.tok
         if tok.kind == "(":
             self.advance()
+            self._nest(tok)
             query = self.parse_or(" after '('")
             if self.tok.kind != ")":
                 if self.tok.kind in ("ident", "qkey", "string", "number"):
@@ -283,6 +319,7 @@ class _Parser:
                     f"but found {self.tok.describe()}",
                 )
             self.advance()
+            self.depth -= 1
             return query
         if tok.kind == "*":
             self.advance()

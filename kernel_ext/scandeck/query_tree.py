@@ -19,7 +19,11 @@ from typing import Any
 from .exceptions import InvalidQuery
 from .query_sql import Frag
 from .query_time import TimeLike, py_time, text_time, time_interval
-from .query_values import MISSING, json_kind, text_value
+from .query_values import MISSING, check_int, json_kind, text_value
+
+#: How deeply ``and``, ``or`` and ``not`` may nest in a query (a comparison is depth 1):
+#: SQLite's parser overflows on SQL nested much deeper.
+MAX_DEPTH = 32
 
 
 class Query(ABC):
@@ -60,6 +64,8 @@ class Query(ABC):
     # (0 comparison operator, 2 |, 3 &, 4 ~, 5 call)
     _text_prec = 4
     _py_prec = 5
+    #: Nesting depth: 1 for a condition, one more for each And, Or, Not around it.
+    depth = 1
 
     @abstractmethod
     def __str__(self) -> str: ...
@@ -200,7 +206,7 @@ class ScanID(Query):
         for s in scan_ids:
             if not isinstance(s, numbers.Integral) or isinstance(s, bool):
                 raise InvalidQuery(f"a scan_id is an integer, not {s!r}")
-        object.__setattr__(self, "scan_ids", tuple(int(s) for s in scan_ids))
+        object.__setattr__(self, "scan_ids", tuple(check_int(int(s)) for s in scan_ids))
 
     def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
         s = start.get("scan_id", MISSING)
@@ -276,6 +282,7 @@ class _Junction(Query):
 
     def __init__(self, *items: Query) -> None:
         object.__setattr__(self, "items", tuple(items))
+        _set_depth(self, max((q.depth for q in self.items), default=0) + 1)
 
     def _sql(self) -> Frag:
         if not self.items:
@@ -349,6 +356,9 @@ class Not(Query):
     _text_prec = 3
     _py_prec = 4
 
+    def __post_init__(self) -> None:
+        _set_depth(self, self.query.depth + 1)
+
     def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
         return not self.query.matches(start, stop)
 
@@ -361,6 +371,16 @@ class Not(Query):
 
     def __repr__(self) -> str:
         return "~" + _wrap_py(self.query, 4)
+
+
+def _set_depth(q: Query, depth: int) -> None:
+    """Record ``q``'s depth, or raise :class:`InvalidQuery` past :data:`MAX_DEPTH`."""
+    if depth > MAX_DEPTH:
+        raise InvalidQuery(
+            f"the query nests 'and', 'or' and 'not' more than {MAX_DEPTH} levels deep: "
+            "write it flatter (a and b and c is one level; 'not not' cancels)"
+        )
+    object.__setattr__(q, "depth", depth)
 
 
 def _flatten(items: tuple[Query, ...], junction: type[_Junction]) -> list[Query]:

@@ -27,6 +27,8 @@ KEYWORDS = frozenset(
     {"and", "or", "not", "in", "contains", "startswith", "true", "false", "null"}
 )
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "startswith")
+#: The integers a query compares with: SQLite's signed 64-bit range.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -55,12 +57,24 @@ def json_kind(x: object) -> str:
     return "other"
 
 
+def check_int(value: int) -> int:
+    """``value`` if SQLite can hold it (:data:`INT_MIN` to :data:`INT_MAX`); else :class:`InvalidQuery`."""
+    if not INT_MIN <= value <= INT_MAX:
+        # (str() of a huge int raises ValueError: name its size instead)
+        shown = str(value) if value.bit_length() <= 256 else f"of {value.bit_length()} bits"
+        raise InvalidQuery(
+            f"the integer {shown} is out of range: queries compare integers from {INT_MIN} "
+            f"to {INT_MAX}; write a larger number as a float, e.g. 1e30"
+        )
+    return value
+
+
 def freeze(value: object) -> Value:
     """Check a query value and make it hashable (lists become tuples)."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return check_int(int(value))
     if isinstance(value, numbers.Real):
         f = float(value)
         if not math.isfinite(f):

@@ -36,13 +36,14 @@ def _handlers() -> list[tuple[str, type]]:
     from .base import NotFoundHandler
     from .handlers_provenance import OpenRecordHandler, RecordHandler, RecordsHandler
     from .handlers_reruns import JobHandler, JobsHandler
-    from .handlers_runs import CatalogsHandler, PreviewHandler, RunHandler, RunsHandler
+    from .handlers_runs import CatalogsHandler, CodeHandler, PreviewHandler, RunHandler, RunsHandler
     from .push import EventsHandler
 
     return [
         (rf"{API}/catalogs", CatalogsHandler),
         (rf"{API}/runs", RunsHandler),
         (rf"{API}/runs/([^/]+)", RunHandler),
+        (rf"{API}/runs/([^/]+)/code", CodeHandler),
         (rf"{API}/runs/([^/]+)/preview", PreviewHandler),
         (rf"{API}/provenance", RecordsHandler),
         (rf"{API}/provenance/([^/]+)", RecordHandler),

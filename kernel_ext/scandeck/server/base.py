@@ -20,7 +20,8 @@ from .serialize import dumps
 if TYPE_CHECKING:
     from .app import ScandeckApp
 
-__all__ = ["AUTH_RESOURCE", "NotFoundHandler", "ScandeckHandler", "check_id", "check_uid"]
+__all__ = ["AUTH_RESOURCE", "MAX_JSON_DEPTH", "NotFoundHandler", "ScandeckHandler", "check_id", "check_uid",
+           "load_json"]
 
 #: The resource name every endpoint is authorized on (``Authorizer.is_authorized(..., resource)``).
 AUTH_RESOURCE = "scandeck"
@@ -29,6 +30,8 @@ AUTH_RESOURCE = "scandeck"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 #: Run uids (and prefixes) are any text a RunEngine was given; only looked up, never a path.
 _UID = re.compile(r"^[^\x00-\x1f/\\]{1,200}$")
+#: How deeply a JSON request body may nest (the API's bodies nest two levels).
+MAX_JSON_DEPTH = 32
 
 T = TypeVar("T")
 
@@ -37,6 +40,33 @@ def check_id(value: str, what: str) -> str:
     """``value`` if it looks like an id; else 400 ``BadId`` (a ``../`` never reaches a lookup)."""
     if not _ID.match(value):
         raise ApiError(400, "BadId", f"{value[:60]!r} is not a {what}: letters, digits, '-' and '_' only")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How many arrays and objects deep ``value`` nests (0 for a scalar), without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            todo.extend((x, depth + 1) for x in item)
+    return deepest
+
+
+def load_json(data: str | bytes) -> Any:
+    """``json.loads(data)``, refusing text nested deeper than :data:`MAX_JSON_DEPTH` with ValueError.
+
+    Deep nesting would otherwise end in RecursionError, in the parser or in what reads the value.
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"it nests more than {MAX_JSON_DEPTH} levels deep") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"it nests more than {MAX_JSON_DEPTH} levels deep")
     return value
 
 
@@ -111,7 +141,7 @@ class ScandeckHandler(ExtensionHandlerMixin, APIHandler):
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object; 400 ``BadJSON`` otherwise."""
         try:
-            body = json.loads(self.request.body or b"")
+            body = load_json(self.request.body or b"")
         except (ValueError, UnicodeDecodeError) as err:
             raise ApiError(400, "BadJSON", f"the request body must be a JSON object: {err}") from None
         if not isinstance(body, dict):

@@ -26,6 +26,7 @@ from ..exceptions import (
     StoreError,
     StreamNotFound,
     UnknownName,
+    UnsafeValue,
 )
 
 __all__ = ["ApiError", "JobNotFound", "JobNotRunning", "STATUS", "UnknownCatalog", "api_error", "json_errors"]
@@ -58,6 +59,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (QuerySyntaxError, 400),
     (InvalidQuery, 400),
     (RerunSetupError, 400),
+    (UnsafeValue, 400),  # a run value code must not carry: nothing is inserted
     (JobNotRunning, 409),
     (UnknownName, 404),
     (StoreError, 503),  # the store is there but cannot be read: not the request's fault

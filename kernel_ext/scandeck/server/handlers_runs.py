@@ -1,4 +1,4 @@
-"""``GET catalogs``, ``GET runs``, ``GET runs/UID``, ``GET runs/UID/preview``."""
+"""``GET catalogs``, ``GET runs``, ``GET runs/UID``, ``GET runs/UID/code``, ``GET runs/UID/preview``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..exceptions import InvalidQuery, QuerySyntaxError
+from ..exceptions import InvalidQuery, QuerySyntaxError, UnsafeValue
 from .base import ScandeckHandler, check_uid
 from .catalogs import live_runs
 from .errors import ApiError, api_error, json_errors
-from .preview import lookup, preview, run_detail
+from .preview import lookup, preview, run_detail, streams_of
 from .serialize import decode_cursor, encode_cursor, run_summary
 from .snippets import code_for
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from .catalogs import CatalogPool
 
-__all__ = ["CatalogsHandler", "PreviewHandler", "RunHandler", "RunsHandler", "runs_page"]
+__all__ = ["CatalogsHandler", "CodeHandler", "PreviewHandler", "RunHandler", "RunsHandler", "runs_page"]
 
 #: Longest query text accepted.
 MAX_QUERY = 10_000
@@ -79,8 +79,19 @@ def _detail(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
     cat = pool.get(name)
     summary = lookup(cat, uid)
     out = run_detail(cat, summary)
-    out["code"] = code_for(summary.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
+    try:
+        out["code"] = code_for(summary.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
+    except UnsafeValue:
+        out["code"] = None  # GET runs/UID/code says why
     return out
+
+
+def _code(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
+    """``GET runs/UID/code``: the cells for the run, or 400 ``UnsafeValue`` (nothing to insert)."""
+    cat = pool.get(name)
+    summary = lookup(cat, uid)
+    streams = list(streams_of(cat.source, summary.uid))
+    return {"run": run_summary(summary), "code": code_for(summary.uid, pool.code_target(name), streams)}
 
 
 def _preview(pool: CatalogPool, name: str, uid: str, stream: str, max_points: int) -> dict[str, Any]:
@@ -124,6 +135,17 @@ class RunHandler(ScandeckHandler):
     async def get(self, uid: str) -> None:
         check_uid(uid)
         self.reply(await self.blocking(_detail, self.app.catalogs, self.catalog_arg(), uid))
+
+
+class CodeHandler(ScandeckHandler):
+    """``GET runs/UID/code?catalog=``: the cells the panel inserts; 400 for a run code must not name."""
+
+    @web.authenticated
+    @authorized
+    @json_errors
+    async def get(self, uid: str) -> None:
+        check_uid(uid)
+        self.reply(await self.blocking(_code, self.app.catalogs, self.catalog_arg(), uid))
 
 
 class PreviewHandler(ScandeckHandler):

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousUID, RunNotFound, StreamNotFound
+from ..safe_text import printable
 from .serialize import jsonable, run_summary
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
     descriptors = streams.get(stream)
     if descriptors is None:
         raise StreamNotFound(
-            f"run {summary.uid[:8]} has no stream {stream[:60]!r}; its streams: {', '.join(streams) or 'none yet'}"
+            printable(f"run {summary.uid[:8]} has no stream {stream[:60]!r}; "
+                      f"its streams: {', '.join(streams) or 'none yet'}")
         )
     x, ys = choose_fields(summary.start, descriptors, stream)
     wanted = ([x] if x else []) + ys

@@ -10,7 +10,6 @@ a client message ``{"catalog": NAME}`` switches catalogs.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +23,7 @@ from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..exceptions import ScandeckError
-from .base import AUTH_RESOURCE
+from .base import AUTH_RESOURCE, load_json
 from .errors import api_error
 from .serialize import dumps
 from .watcher import RunWatcher
@@ -155,7 +154,7 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
     def on_message(self, message: str | bytes) -> None:
         """``{"catalog": NAME}`` switches catalogs; anything else is answered with an error message."""
         try:
-            data = json.loads(message)
+            data = load_json(message)
             name = data["catalog"]
             if not isinstance(name, str):
                 raise TypeError(name)
