@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 
 from .exceptions import InvalidDocument
+from .storable import check_shapes, check_storable, declared_shapes
 
 #: Document names a store accepts, in the vocabulary of ``RE.subscribe`` callbacks.
 DOCUMENT_NAMES: tuple[str, ...] = (
@@ -107,6 +108,12 @@ def validate_schema(name: str, doc: Any) -> None:
         raise InvalidDocument(
             name, doc, f"does not match the event-model schema at {where}: {err.message}"
         ) from err
+    except (RecursionError, TypeError, ValueError, OverflowError) as err:
+        # Hostile input (deep nesting, unhashable keys) breaks the validator itself.
+        raise InvalidDocument(
+            name, doc, f"cannot be checked against the event-model schema ({type(err).__name__}: "
+            f"{err}); check_storable() says which value is to blame"
+        ) from err
 
 
 @dataclass
@@ -114,6 +121,7 @@ class _RunState:
     uid: str
     descriptors: dict[str, str] = field(default_factory=dict)  # uid -> stream name
     data_keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # descriptor uid -> keys
+    shapes: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)  # ... -> declared
     resources: set[str] = field(default_factory=set)
     stream_resources: set[str] = field(default_factory=set)
 
@@ -163,9 +171,21 @@ class RunOrder:
         """Validate ``doc`` and return where it belongs; raise :class:`InvalidDocument`.
 
         Nothing is remembered for a rejected document, so the caller can go on.
+        Every source calls this before it stores anything, so these checks are
+        the same everywhere: the values (:func:`check_storable`, first, so that
+        the schema validators only ever see JSON values), the schema, the order.
         """
+        if name not in DOCUMENT_NAMES:
+            validate_schema(name, doc)  # raises, saying which names there are
+        check_storable(name, doc)
         validate_schema(name, doc)
-        return getattr(self, f"_check_{name}")(doc)
+        try:
+            return getattr(self, f"_check_{name}")(doc)
+        except InvalidDocument:
+            raise
+        except Exception as err:  # noqa: BLE001 - a document the checks above let through
+            raise InvalidDocument(name, doc, f"cannot be placed in its run ({type(err).__name__}: "
+                                  f"{err})") from err
 
     def commit(self, name: str, doc: Mapping[str, Any], placed: Placed) -> None:
         """Remember an accepted document once it is stored."""
@@ -175,6 +195,7 @@ class RunOrder:
             run = self._runs[placed.run_uid]
             run.descriptors[doc["uid"]] = doc.get("name", "primary")
             run.data_keys[doc["uid"]] = doc["data_keys"]
+            run.shapes[doc["uid"]] = declared_shapes(doc["data_keys"])
             self._descriptor_run[doc["uid"]] = placed.run_uid
         elif name == "resource":
             self._runs[placed.run_uid].resources.add(doc["uid"])
@@ -226,13 +247,16 @@ class RunOrder:
             raise InvalidDocument("descriptor", doc, "a descriptor with this uid was already stored")
         return Placed(run_uid, doc["uid"], 0)
 
-    def _descriptor_of(self, name: str, doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _descriptor_of(
+        self, name: str, doc: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any], dict[str, tuple[Any, ...]]]:
         desc = doc["descriptor"]
         run_uid = self._descriptor_run.get(desc)
         if run_uid is None:
             rule = f"its descriptor {desc!r} is unknown; send the descriptor document first"
             raise InvalidDocument(name, doc, rule)
-        return run_uid, self._runs[run_uid].data_keys[desc]
+        run = self._runs[run_uid]
+        return run_uid, run.data_keys[desc], run.shapes[desc]
 
     @staticmethod
     def _check_keys(name: str, doc: Mapping[str, Any], data_keys: Mapping[str, Any]) -> None:
@@ -252,17 +276,19 @@ class RunOrder:
             raise InvalidDocument(name, doc, "its timestamps keys differ from its data keys")
 
     def _check_event(self, doc: Mapping[str, Any]) -> Placed:
-        run_uid, data_keys = self._descriptor_of("event", doc)
+        run_uid, data_keys, shapes = self._descriptor_of("event", doc)
         self._check_keys("event", doc, data_keys)
+        check_shapes("event", doc, shapes)
         return Placed(run_uid, doc["descriptor"], 1)
 
     def _check_event_page(self, doc: Mapping[str, Any]) -> Placed:
-        run_uid, data_keys = self._descriptor_of("event_page", doc)
+        run_uid, data_keys, shapes = self._descriptor_of("event_page", doc)
         self._check_keys("event_page", doc, data_keys)
         n = len(doc["seq_num"])
         columns = [doc["time"], doc["uid"], *doc["data"].values(), *doc["timestamps"].values()]
         if any(len(col) != n for col in columns):
             raise InvalidDocument("event_page", doc, "its columns differ in length from seq_num")
+        check_shapes("event_page", doc, shapes)
         return Placed(run_uid, doc["descriptor"], n)
 
     def _check_resource(self, doc: Mapping[str, Any]) -> Placed:

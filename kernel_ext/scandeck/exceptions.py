@@ -44,12 +44,18 @@ class StreamNotFound(ScandeckError, _NotFound):
 
 
 class InvalidDocument(ScandeckError, ValueError):
-    """A document breaks the event model or the order of a run; it was not stored."""
+    """A document breaks the event model or the order of a run, or holds a value no
+    store can hold; it was not stored.
 
-    def __init__(self, name: str, doc: object, rule: str) -> None:
+    ``name`` is the document's name, ``rule`` what it broke and ``field`` the path of
+    the offending value (``"data/det/3"``) when one value is to blame, else None.
+    """
+
+    def __init__(self, name: str, doc: object, rule: str, *, field: str | None = None) -> None:
         self.name = name
         self.doc = doc
         self.rule = rule
+        self.field = field
         ident = ""
         if isinstance(doc, dict):
             for key in ("uid", "datum_id", "run_start", "descriptor"):

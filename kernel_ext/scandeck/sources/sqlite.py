@@ -476,6 +476,9 @@ class SQLiteWriter:
                 self._store(name, doc, placed)
             except sqlite3.IntegrityError as err:
                 self._rollback()
+                if "runs.uid" not in str(err):
+                    raise StoreError(f"could not store the {name} document in {self._source.db_path}: "
+                                     f"{err}; nothing was stored for it") from err
                 raise InvalidDocument(name, doc, "a run with this uid is already in the store") from err
             except sqlite3.Error as err:
                 self._rollback()

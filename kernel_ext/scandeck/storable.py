@@ -1,0 +1,309 @@
+"""The values a stored document may hold, and the shapes its events must have.
+
+Every store keeps documents as msgpack (SQLite, memory, Redis) and the start and
+stop documents also as JSON (SQLite's index), so a document may hold JSON values
+only: ``None``, ``bool``, ``int`` in msgpack's range ``[-2**63, 2**64)``,
+``float``, ``str`` (valid Unicode), lists (tuples read back as lists) and dicts
+with ``str`` keys, nested at most :data:`MAX_DEPTH` levels, plus numpy scalars
+and arrays of bool, integer, float (up to 64 bits) or str dtype (object arrays
+are walked element by element). Sets, bytes, complex numbers, datetimes and
+other objects are refused with the field's path and what to use instead, before
+anything is stored, so that whatever a store accepts reads back as written
+(modulo :func:`scandeck.documents.normalize`).
+
+:func:`check_storable` walks a document once; :func:`check_shapes` compares an
+event's (or event page's) values with the shapes its descriptor declares.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .exceptions import InvalidDocument
+
+#: How deep dicts and lists may nest in a document (msgpack's own limit is 512,
+#: Python's recursion limit about 1000; real documents use fewer than 10).
+MAX_DEPTH = 64
+
+_INT_MIN, _INT_END = -(1 << 63), 1 << 64  # msgpack's integers
+_I64_END = 1 << 63  # SQLite's INTEGER (scan_id) and what it binds into REAL (time)
+_SCALARS = frozenset({float, int, str, bool, type(None)})
+_PLAIN = frozenset({float, bool, type(None)})  # nothing to check in these
+
+_USE_INSTEAD = {
+    "set": "use a list",
+    "frozenset": "use a list",
+    "bytes": "decode it to a str (or store it base64-encoded)",
+    "bytearray": "decode it to a str (or store it base64-encoded)",
+    "memoryview": "decode it to a str (or store it base64-encoded)",
+    "complex": "store its real and imaginary parts as two numbers",
+    "datetime": "store a float of seconds since the epoch or an ISO 8601 str",
+    "date": "store an ISO 8601 str",
+}
+
+
+class _Refused(Exception):
+    """A value no store can hold; ``path`` is filled innermost first while unwinding."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.path: list[str | int] = []
+
+
+def check_storable(name: str, doc: Any) -> None:
+    """Raise :class:`InvalidDocument` unless every value of ``doc`` can be stored faithfully.
+
+    The message names the document, the field path (``data/det/3``) and what to
+    use instead. ``time`` must be a finite number and ``scan_id`` a signed 64-bit
+    integer (the SQLite store indexes both).
+
+    Examples
+    --------
+    >>> check_storable("start", {"uid": "a", "time": 1.0, "tags": ["Ni", "powder"]})
+    >>> check_storable("start", {"uid": "a", "time": 1.0, "tags": {"Ni"}})
+    Traceback (most recent call last):
+    ...
+    scandeck.exceptions.InvalidDocument: rejected start document uid='a': field 'tags' is a set: \
+documents hold JSON values, use a list. Nothing was stored for it.
+    """
+    if type(doc) is not dict and not isinstance(doc, dict):
+        raise InvalidDocument(name, doc, f"a document must be a dict, not {type(doc).__name__}")
+    try:
+        _walk_dict(doc, 1)
+        _check_time(doc.get("time"))
+        scan_id = doc.get("scan_id")
+        if type(scan_id) is int and not _INT_MIN <= scan_id < _I64_END:
+            refused = _Refused(f"is {scan_id}, outside the signed 64-bit range a scan_id is stored in")
+            refused.path.append("scan_id")
+            raise refused
+    except _Refused as err:
+        path = _path(err.path)
+        where = f"field {path!r}" if path else "the document"
+        raise InvalidDocument(name, doc, f"{where} {err.reason}", field=path) from None
+
+
+def _check_time(value: Any) -> None:
+    if type(value) is list:  # an event page's times
+        for i, item in enumerate(value):
+            try:
+                _check_time(item)
+            except _Refused as err:
+                err.path.append(i)
+                raise
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # not a number at all: the schema says so
+    if isinstance(value, int):
+        ok = _INT_MIN <= value < _I64_END
+    else:
+        ok = math.isfinite(value)
+    if not ok:
+        err = _Refused(f"is {value!r}: a document's time must be a finite number of seconds "
+                       "since the epoch")
+        err.path.append("time")
+        raise err
+
+
+def _path(parts: list[str | int]) -> str:
+    parts = [str(p) for p in reversed(parts)]
+    if len(parts) > 8:
+        parts = [*parts[:3], "...", *parts[-3:]]
+    return "/".join(parts)
+
+
+def _walk(value: Any, depth: int) -> None:
+    t = type(value)
+    if t is str:
+        if not value.isascii():
+            _check_text(value)
+    elif t is float or t is bool or value is None:
+        pass
+    elif t is int:
+        if not _INT_MIN <= value < _INT_END:
+            raise _Refused(f"is {value}, outside the integers a document can hold "
+                           "([-2**63, 2**64)); store it as a str or a float")
+    elif t is dict:
+        _walk_dict(value, depth)
+    elif t is list or t is tuple:
+        _walk_list(value, depth)
+    else:
+        _walk_other(value, depth)
+
+
+def _walk_dict(value: Mapping[Any, Any], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nests deeper than {MAX_DEPTH} levels; flatten it or store it as a JSON str")
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii():
+            _check_key(key)
+        try:
+            _walk(item, depth + 1)
+        except _Refused as err:
+            err.path.append(key)
+            raise
+
+
+def _walk_list(value: Sequence[Any], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nests deeper than {MAX_DEPTH} levels; flatten it or store it as a JSON str")
+    for i, item in enumerate(value):
+        if type(item) in _PLAIN:
+            continue  # float, bool, None: nothing to check
+        try:
+            _walk(item, depth + 1)
+        except _Refused as err:
+            err.path.append(i)
+            raise
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str):
+        raise _Refused(f"has a key {key!r} of type {type(key).__name__}: keys must be str "
+                       "(documents hold JSON values)")
+    if not key.isascii():
+        try:
+            _check_text(key)
+        except _Refused as err:
+            err.reason = f"has a key {key!r} that {err.reason}"
+            raise
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise _Refused(
+            f"holds a lone surrogate ({text[err.start]!r} at character {err.start}), which is not "
+            "valid Unicode; decode the bytes it came from with errors='replace'"
+        ) from None
+
+
+def _walk_other(value: Any, depth: int) -> None:
+    """Subclasses of the JSON types, numpy values, and everything refused."""
+    if isinstance(value, str):  # numpy.str_ and other str subclasses
+        if not value.isascii():
+            _check_text(value)
+        return
+    if isinstance(value, float):  # numpy.float64
+        return
+    np = sys.modules.get("numpy")  # a numpy value means numpy is imported already
+    if np is not None:
+        if isinstance(value, np.ndarray):
+            _walk_array(value, depth)
+            return
+        if isinstance(value, np.generic):
+            _walk_array(np.asarray(value), depth)
+            return
+    if isinstance(value, int):  # bool subclasses int, and an IntEnum is stored as its int
+        _walk(int(value), depth)
+    elif isinstance(value, dict):
+        _walk_dict(value, depth)
+    elif isinstance(value, (list, tuple)):
+        _walk_list(value, depth)
+    else:
+        kind = type(value).__name__
+        instead = _USE_INSTEAD.get(kind, "use None, a bool, a number, a str, a list or a dict")
+        what = kind if kind == "bytes" else f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+        raise _Refused(f"is {what}: documents hold JSON values, {instead}")
+
+
+def _walk_array(arr: Any, depth: int) -> None:
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if depth + arr.ndim > MAX_DEPTH + 1:
+        raise _Refused(f"nests deeper than {MAX_DEPTH} levels; flatten it or store it as a JSON str")
+    if kind in "biu" or (kind == "f" and size <= 8):
+        return  # every value fits msgpack's integers or a float
+    if kind in "UO":
+        _walk(arr.tolist(), depth)
+        return
+    what = {
+        "f": f"{size * 8}-bit floats, which a document cannot hold; convert it to float64",
+        "c": "complex numbers; store the real and imaginary parts as two arrays",
+        "S": "bytes; decode it to str",
+        "M": "datetimes; store floats of seconds since the epoch or ISO 8601 strs",
+        "m": "timedeltas; store floats of seconds",
+    }.get(kind, f"values of numpy dtype {arr.dtype}; convert it to numbers or strs")
+    noun = "numpy array" if arr.ndim else "numpy scalar"
+    raise _Refused(f"is a {noun} of {what}")
+
+
+# -- shapes ----------------------------------------------------------------------------------
+
+
+def declared_shapes(data_keys: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """``{key: declared shape}`` of the keys whose values events carry (not external)."""
+    out = {}
+    for key, info in data_keys.items():
+        if isinstance(info, Mapping) and not info.get("external"):
+            shape = info.get("shape")
+            if isinstance(shape, (list, tuple)):
+                out[key] = tuple(shape)
+    return out
+
+
+def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[Any, ...]]) -> None:
+    """Raise :class:`InvalidDocument` if an event's values disagree with their declared shapes.
+
+    A declared dimension of ``None`` (unknown or variable length) or ``0`` matches
+    any length, and ``None`` values (no reading) are always accepted. A nested
+    list may have more dimensions than declared: ophyd declares a list value by its
+    length alone (``ophyd.utils.data_shape``); a numpy array may not.
+    """
+    data = doc["data"]
+    page = name == "event_page"
+    for key, declared in shapes.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not page:
+            if declared or type(value) not in _SCALARS:
+                _check_shape(name, doc, key, declared, value, None)
+        elif declared or not all(type(v) in _SCALARS for v in value):
+            for row, item in enumerate(value):
+                if item is not None:
+                    _check_shape(name, doc, key, declared, item, row)
+
+
+def _check_shape(name: str, doc: Mapping[str, Any], key: str, declared: tuple[Any, ...],
+                 value: Any, row: int | None) -> None:
+    actual = _shape_of(value)
+    if actual is not None and _fits(declared, actual, isinstance(value, (list, tuple))):
+        return
+    where = f"data key {key!r}" + ("" if row is None else f" (row {row} of the page)")
+    has = "is a ragged list (its rows differ in length)" if actual is None else f"has shape {list(actual)}"
+    raise InvalidDocument(
+        name, doc,
+        f"{where} {has} but its descriptor declares shape {list(declared)}; make the device "
+        "describe() the shape it reads (None for a dimension of variable length)",
+        field=f"data/{key}",
+    )
+
+
+def _fits(declared: tuple[Any, ...], actual: tuple[int, ...], is_list: bool) -> bool:
+    if len(actual) != len(declared) and not (is_list and declared and len(actual) > len(declared)):
+        return False
+    return all(d is None or d <= 0 or d == a for d, a in zip(declared, actual, strict=False))
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    """The shape of a number, string, nested list or numpy value; None if ragged."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return (0,)
+        if all(type(v) in _SCALARS for v in value):
+            return (len(value),)
+        inner = _shape_of(value[0])
+        if inner is None or any(_shape_of(v) != inner for v in _rest(value)):
+            return None
+        return (len(value), *inner)
+    shape = getattr(value, "shape", None)  # numpy arrays and scalars; the walk refused the rest
+    return shape if type(shape) is tuple else ()
+
+
+def _rest(value: Sequence[Any]) -> Iterable[Any]:
+    it = iter(value)
+    next(it)
+    return it
