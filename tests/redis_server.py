@@ -20,9 +20,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process; ``appendonly`` keeps its data across :meth:`restart`."""
+    """One redis-server process; ``appendonly`` keeps its data across :meth:`restart`.
 
-    def __init__(self, directory: Path, *, appendonly: bool = False, port: int | None = None) -> None:
+    With ``password`` it runs with ``--requirepass``; :attr:`url` then still has no
+    password in it, :meth:`url_with` puts one in.
+    """
+
+    def __init__(self, directory: Path, *, appendonly: bool = False, port: int | None = None,
+                 password: str | None = None) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server (./run test does it)")
@@ -31,23 +36,37 @@ class RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def url_with(self, userinfo: str) -> str:
+        """The URL with ``userinfo@`` (``":PASSWORD"``, ``"USER:PASSWORD"``) before the host."""
+        return f"redis://{userinfo}@127.0.0.1:{self.port}/0"
+
     def start(self) -> RedisServer:
         args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
+        hello = b"PING\r\n" if self.password is None else f"AUTH {self.password}\r\nPING\r\n".encode()
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    s.sendall(hello)
+                    answer = b""
+                    while answer.count(b"\r\n") < hello.count(b"\r\n"):  # one reply line per command
+                        chunk = s.recv(64)
+                        if not chunk:
+                            break
+                        answer += chunk
+                    if answer.endswith(b"+PONG\r\n"):
                         return self
             except OSError:
                 pass

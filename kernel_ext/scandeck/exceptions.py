@@ -92,6 +92,10 @@ class ReadOnlyStore(StoreError, PermissionError):
     """A write to a store opened read-only (``?mode=ro``, or a directory that is not writable)."""
 
 
+class AuthenticationFailed(StoreError, PermissionError):
+    """A store's server (Redis) refused the password in the URI, or wants one and got none."""
+
+
 class FollowTimeout(ScandeckError, TimeoutError):
     """Following a live run or catalog hit its timeout."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..exceptions import ScandeckError, StoreError
+from ..exceptions import AuthenticationFailed, ScandeckError, StoreError
 
 #: Our query parameters in a ``redis://`` URI; the others go to redis-py.
 _OPTIONS = ("prefix", "archive", "buffer", "heartbeat", "reconnect")
@@ -149,18 +149,49 @@ def connect(opts: RedisOptions) -> Any:
     return redis.Redis.from_url(opts.url, socket_connect_timeout=5, socket_keepalive=True)
 
 
+def is_auth_error(err: BaseException) -> bool:
+    """True when Redis refused the credentials (or wants some): retrying cannot help."""
+    import redis
+
+    if isinstance(err, redis.AuthenticationError):
+        return True
+    return isinstance(err, redis.ResponseError) and str(err).startswith(("NOAUTH", "WRONGPASS"))
+
+
 def is_connection_error(err: BaseException) -> bool:
     """True for a failure to reach Redis (worth a retry), False for a refused command."""
     import redis
 
+    if is_auth_error(err):  # redis-py makes it a ConnectionError; it is a refusal
+        return False
     if isinstance(err, (redis.ConnectionError, redis.TimeoutError, ConnectionError)):
         return True
     # A restarting server answers LOADING / BUSY until it has read its data back.
     return isinstance(err, redis.ResponseError) and str(err).startswith(("LOADING", "BUSY", "MASTERDOWN"))
 
 
+def auth_failed(opts: RedisOptions, doing: str) -> AuthenticationFailed:
+    """The error for refused credentials: where the password goes, never the password.
+
+    Neither the user name is shown: a password written where the user name goes
+    (``redis://PASSWORD@host``) would be printed with it.
+    """
+    parts = urlsplit(opts.url)
+    if parts.password:
+        problem = "the password in the URI was not accepted (wrong password, or wrong or disabled user)"
+    else:
+        problem = "the server requires a password and the URI gives none"
+    return AuthenticationFailed(
+        f"Redis at {opts.where} refused the connection while {doing}: authentication failed, "
+        f"{problem}. Put the password in the URI: redis://:PASSWORD@host:port/db, or "
+        "redis://USER:PASSWORD@host:port/db for an ACL user (percent-encode @ : / % in it)."
+    )
+
+
 def unreachable(opts: RedisOptions, err: BaseException, doing: str) -> StoreError:
     """The error for a connection that could not be (re-)established."""
+    if is_auth_error(err):
+        return auth_failed(opts, doing)
     return StoreError(
         f"Redis at {opts.where} is unreachable while {doing}: {err}. Check that redis-server "
         "is running there and reachable from this machine; what is stored stays stored."

@@ -23,7 +23,7 @@ from ..exceptions import RunNotFound, StoreError
 from ..queries import Query
 from .liveness import writer_alive
 from .protocol import Entry, RunSummary, Source
-from .redis_layout import Keys, RedisOptions, connect, is_connection_error, unreachable
+from .redis_layout import Keys, RedisOptions, auth_failed, connect, is_auth_error, is_connection_error, unreachable
 from .redis_writer import RedisWriter, settle
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class RedisSource:
             client.ping()
         except Exception as err:
             client.close()
+            if is_auth_error(err):
+                raise auth_failed(self.opts, "opening the catalog") from None
             if is_connection_error(err):
                 raise unreachable(self.opts, err, "opening the catalog") from None
             raise StoreError(f"Redis at {self.opts.where} refused the connection: {err}") from None
@@ -95,6 +97,8 @@ class RedisSource:
             try:
                 return call(self._client)
             except Exception as err:
+                if is_auth_error(err):  # e.g. the password changed while connected
+                    raise auth_failed(self.opts, doing) from None
                 if not is_connection_error(err):
                     raise StoreError(f"Redis at {self.opts.where} failed while {doing}: {err}") from err
                 now = time.monotonic()
