@@ -77,7 +77,7 @@ export class PanelActions {
   /** Insert the code that loads the selected run below the active cell. */
   async insertCode(): Promise<void> {
     const panel = this._notebook('insert code');
-    const detail = panel && (await this._detail());
+    const detail = panel && (await this._code());
     if (!panel || !detail) {
       return;
     }
@@ -89,7 +89,7 @@ export class PanelActions {
   /** Insert (and run) a cell bound live to the selected run. */
   async bindCell(): Promise<void> {
     const panel = this._notebook('bind a live cell');
-    const detail = panel && (await this._detail());
+    const detail = panel && (await this._code());
     if (!panel || !detail) {
       return;
     }
@@ -192,17 +192,19 @@ export class PanelActions {
     return panel;
   }
 
-  private async _detail(): Promise<api.IRunDetail | null> {
+  /**
+   * The selected run's cells, always asked of the server (`GET runs/UID/code`): it
+   * quotes every value and refuses (400) a run whose uid code must not carry; the
+   * refusal is shown as the notice and nothing is inserted.
+   */
+  private async _code(): Promise<api.IRunCode | null> {
     const uid = this.model.selected;
     if (!uid) {
       this.model.notify('Select a run first.', 'error');
       return null;
     }
-    if (this.model.detail?.run.uid === uid) {
-      return this.model.detail;
-    }
     try {
-      return await api.getRun(this.model.catalog, uid);
+      return await api.getRunCode(this.model.catalog, uid);
     } catch (error) {
       this.model.notify(error instanceof Error ? error.message : String(error), 'error');
       return null;

@@ -177,8 +177,20 @@ export interface IRunDetail {
   start: Record<string, unknown>;
   stop: Record<string, unknown> | null;
   streams: IStreamInfo[];
-  /** Cells: `load` reads the run, `bind` is a `%%bind` cell, `setup` what `bind` needs first. */
-  code: { load: string; bind: string; setup?: string };
+  /** The cells of `GET runs/UID/code`; null for a run code must not name (its uid is not uuid-like). */
+  code: ICode | null;
+}
+
+/** Cells: `load` reads the run, `bind` is a `%%bind` cell, `setup` what `bind` needs first. */
+export interface ICode {
+  load: string;
+  bind: string;
+  setup?: string;
+}
+
+export interface IRunCode {
+  run: IRunSummary;
+  code: ICode;
 }
 
 export interface ISeries {
@@ -263,6 +275,11 @@ export function getRuns(
 
 export function getRun(catalog: string, uid: string): Promise<IRunDetail> {
   return requestAPI<IRunDetail>(`runs/${encodeURIComponent(uid)}`, {}, { catalog });
+}
+
+/** The cells to insert for a run; a 400 `UnsafeValue` (its message says why) when code must not name it. */
+export function getRunCode(catalog: string, uid: string): Promise<IRunCode> {
+  return requestAPI<IRunCode>(`runs/${encodeURIComponent(uid)}/code`, {}, { catalog });
 }
 
 export function getPreview(

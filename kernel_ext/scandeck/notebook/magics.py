@@ -1,4 +1,9 @@
-"""The IPython magics of ``%load_ext scandeck``: %catalog, %scans, %%bind, %bindings, %unbind, %provenance."""
+"""The IPython magics of ``%load_ext scandeck``: %catalog, %scans, %%bind, %bindings, %unbind, %provenance.
+
+None of them expands ``{expression}`` or ``$name`` in its line (``@no_var_expand``):
+their arguments are uids, names and queries, which come from run data and from
+cells the Scans panel inserts, and must stay data.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,31 @@ import atexit
 import html
 import os
 import re
+import shlex
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..exceptions import ScandeckError
 
 _N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
+
+
+def _unquote(text: str) -> str:
+    """``text`` without the shell quotes around it (``'my store'``), else as given.
+
+    Only a text that starts with a quote is unquoted: a bare Windows path keeps its
+    backslashes.
+    """
+    if text[:1] in ("'", '"'):
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            return text
+        if len(words) == 1:
+            return words[0]
+    return text
 
 
 def live_front_end(shell: Any) -> bool:
@@ -51,22 +73,25 @@ class ScandeckMagics(Magics):
             self._catalog = scandeck.open_catalog()
         return self._catalog
 
+    @no_var_expand
     @line_magic
     def catalog(self, line: str) -> Any:
         """Select the session's catalog and show it.
 
-        Usage: ``%catalog [NAME|PATH|URI]``. Without an argument, show the current
-        one (the embedded default store unless chosen otherwise).
+        Usage: ``%catalog [NAME|PATH|URI]``, the name in shell quotes when it has
+        blanks or quotes (``%catalog 'my store'``). Without an argument, show the
+        current one (the embedded default store unless chosen otherwise).
         """
         import scandeck
 
-        target = line.strip()
+        target = _unquote(line.strip())
         if target:
             self._catalog = scandeck.open_catalog(target)
         return self.session_catalog
 
     # -- listing ---------------------------------------------------------------------------
 
+    @no_var_expand
     @line_magic
     def scans(self, line: str) -> Any:
         """Show runs of the session's catalog as a table, running ones first.
@@ -96,6 +121,7 @@ class ScandeckMagics(Magics):
             self._loop = KernelLoop(self.shell)
         return self._loop
 
+    @no_var_expand
     @magic_arguments()
     @argument("--uid", help="follow this run (uid or unique prefix) only")
     @argument("--scan", type=int, help="follow the newest run with this scan_id only")
@@ -104,6 +130,9 @@ class ScandeckMagics(Magics):
               help="re-run on each batch of events (default) or once per finished run")
     @argument("--every", type=float, default=0.2,
               help="at most one re-run per this many seconds (default 0.2)")
+    @argument("--fill", default="",
+              help="external array keys (images) to read into df, comma-separated, or 'all'; "
+                   "external scalars are always read")
     @cell_magic
     def bind(self, line: str, cell: str) -> None:
         """Re-run this cell as data arrives, its output replaced in place.
@@ -131,11 +160,12 @@ class ScandeckMagics(Magics):
                 run = cat[scan_uid] if scan_uid else cat[-1]
             else:
                 run = cat[uid]
-            run_once(self.shell, cat, run, cell, args.stream)
+            run_once(self.shell, cat, run, cell, args.stream, fill_option(args.fill))
             return
         from .view import BindingView
 
-        options = BindOptions(uid=uid, stream=args.stream, on=args.on, every=args.every)
+        options = BindOptions(uid=uid, stream=args.stream, on=args.on, every=args.every,
+                              fill=fill_option(args.fill))
         cell_id = self._cell_id()
         for old in [b for b in self.bindings.values() if cell_id and b.cell_id == cell_id]:
             # The cell was run again: its previous binding's output area is gone.
@@ -170,6 +200,7 @@ class ScandeckMagics(Magics):
         )
         return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
+    @no_var_expand
     @line_magic
     def unbind(self, line: str) -> None:
         """End bindings: ``%unbind ID [ID ...]`` or ``%unbind --all``."""
@@ -196,6 +227,7 @@ class ScandeckMagics(Magics):
 
     # -- provenance ------------------------------------------------------------------------
 
+    @no_var_expand
     @magic_arguments()
     @argument("action", nargs="?", choices=("show", "save"), default="show",
               help="show (default): what would be recorded; save: record the notebook as saved")
@@ -222,6 +254,13 @@ class ScandeckMagics(Magics):
             print(note)
         print(f"recorded {record.id} ({record.name}, {len(record.inputs)} input runs)")
         return None
+
+
+def fill_option(text: str) -> bool | tuple[str, ...]:
+    """``--fill img,cam`` -> ``("cam", "img")``; ``--fill all`` -> True."""
+    if text.strip() == "all":
+        return True
+    return tuple(sorted(k.strip() for k in text.split(",") if k.strip()))
 
 
 def load(shell: Any) -> ScandeckMagics:
