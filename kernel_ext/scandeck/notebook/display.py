@@ -5,7 +5,7 @@
 :func:`stream_html` render the objects of :mod:`scandeck.catalog`, and
 :func:`install_reprs` makes IPython use them as those objects' ``text/html``
 (their ``__repr__`` stays the ``text/plain``). Every value from a document is
-escaped: metadata is user input.
+escaped, its control characters too: metadata is user input.
 
 The HTML carries its own ``<style>``, scoped under the ``scandeck-html`` class
 and coloured with JupyterLab's theme variables (``--jp-*``, with fallbacks that
@@ -34,6 +34,7 @@ from ..listing import (
     optional_columns,
     running_first,
 )
+from ..safe_text import printable
 from .progress import format_duration
 
 if TYPE_CHECKING:
@@ -113,8 +114,9 @@ _STYLE = f"""
 
 
 def _e(value: Any) -> str:
-    """``value`` as escaped HTML text (quotes too, so it is safe in attributes)."""
-    return html.escape(str(value), quote=True)
+    """``value`` as escaped HTML text (quotes too, so it is safe in attributes), its control
+    and bidi-override characters written as escapes (:func:`~scandeck.safe_text.printable`)."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _wrap(body: str) -> str:

@@ -11,31 +11,15 @@ import atexit
 import html
 import os
 import re
-import shlex
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..exceptions import ScandeckError
+from .magic_args import unquote_arg
 
 _N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
-
-
-def _unquote(text: str) -> str:
-    """``text`` without the shell quotes around it (``'my store'``), else as given.
-
-    Only a text that starts with a quote is unquoted: a bare Windows path keeps its
-    backslashes.
-    """
-    if text[:1] in ("'", '"'):
-        try:
-            words = shlex.split(text)
-        except ValueError:
-            return text
-        if len(words) == 1:
-            return words[0]
-    return text
 
 
 def live_front_end(shell: Any) -> bool:
@@ -78,13 +62,13 @@ class ScandeckMagics(Magics):
     def catalog(self, line: str) -> Any:
         """Select the session's catalog and show it.
 
-        Usage: ``%catalog [NAME|PATH|URI]``, the name in shell quotes when it has
-        blanks or quotes (``%catalog 'my store'``). Without an argument, show the
+        Usage: ``%catalog [NAME|PATH|URI]``, in quotes if you like
+        (``%catalog "my store"``). Without an argument, show the
         current one (the embedded default store unless chosen otherwise).
         """
         import scandeck
 
-        target = _unquote(line.strip())
+        target = unquote_arg(line.strip())
         if target:
             self._catalog = scandeck.open_catalog(target)
         return self.session_catalog
@@ -146,6 +130,7 @@ class ScandeckMagics(Magics):
         from .binding import Binding, BindOptions, run_once
 
         args = parse_argstring(self.bind, line)
+        args.uid, args.stream = unquote_arg(args.uid), unquote_arg(args.stream)
         if args.every < 0:
             raise ScandeckError("--every must be zero or more seconds")
         cat = self.session_catalog

@@ -5,21 +5,21 @@ is a ``%%bind`` cell that re-runs as the run's events arrive; ``setup`` is what 
 kernel needs before ``bind`` works (the extension loaded, the session's catalog
 chosen when it is not the default one).
 
-Every value is quoted for where it goes: ``repr`` in Python, :func:`shlex.quote` on a
-magic line (scandeck's magics never expand ``{...}`` or ``$name``). A run whose uid is
-not of event-model's form (:data:`CODE_UID`) gets no code at all, and no value with a
-line break or another control character goes on a magic line: :class:`UnsafeValue`.
+Every value is quoted for where it goes: ``repr`` in Python,
+:func:`~scandeck.notebook.magic_args.quote_arg` on a magic line (scandeck's magics
+never expand ``{...}`` or ``$name``). A run whose uid is not of event-model's form
+(:data:`CODE_UID`) gets no code at all, and no value with a line break or another
+control character goes on a magic line: :class:`UnsafeValue`.
 """
 
 from __future__ import annotations
 
 import keyword
 import re
-import shlex
 from collections.abc import Sequence
 
 from ..exceptions import UnsafeValue
-from ..safe_text import UNSAFE
+from ..notebook.magic_args import quote_arg
 
 __all__ = ["CODE_UID", "check_code_uid", "code_for"]
 
@@ -39,17 +39,6 @@ def check_code_uid(uid: str) -> str:
             "e.g. cat[-1]",
         )
     return uid
-
-
-def _magic_arg(value: str, what: str) -> str:
-    """``value`` as one shell-quoted word of a magic line; never a line break or control."""
-    if not value or UNSAFE.search(value):
-        raise UnsafeValue(
-            what, value,
-            "it is empty or holds a line break or another control character, which would "
-            "end the magic's line; write the cell by hand",
-        )
-    return shlex.quote(value)
 
 
 def _stream_access(name: str) -> str:
@@ -79,7 +68,7 @@ def code_for(uid: str, catalog: str | None, streams: Sequence[str]) -> dict[str,
     run = cat['3f2a9c1e-77']
     ds = run.primary.read()  # xarray.Dataset; run.primary.to_pandas() for a DataFrame
     >>> print(code_for("3f2a9c1e-77", None, ["dark frames"])["bind"].splitlines()[0])
-    %%bind --uid 3f2a9c1e-77 --stream 'dark frames'
+    %%bind --uid 3f2a9c1e-77 --stream "dark frames"
     """
     check_code_uid(uid)
     opener = "scandeck.open_catalog()" if catalog is None else f"scandeck.open_catalog({catalog!r})"
@@ -88,9 +77,9 @@ def code_for(uid: str, catalog: str | None, streams: Sequence[str]) -> dict[str,
     if stream is not None:
         access = _stream_access(stream)
         load.append(f"ds = {access}.read()  # xarray.Dataset; {access}.to_pandas() for a DataFrame")
-    bind_line = f"%%bind --uid {_magic_arg(uid, 'uid')}"
+    bind_line = f"%%bind --uid {quote_arg(uid, 'uid')}"
     if stream is not None and stream != "primary":
-        bind_line += f" --stream {_magic_arg(stream, 'stream name')}"
+        bind_line += f" --stream {quote_arg(stream, 'stream name')}"
     bind = [
         bind_line,
         "# re-runs as events arrive: run, df (rows so far), new (rows since the last run), event (newest row)",
@@ -98,5 +87,5 @@ def code_for(uid: str, catalog: str | None, streams: Sequence[str]) -> dict[str,
     ]
     setup = ["%load_ext scandeck"]
     if catalog is not None:
-        setup.append(f"%catalog {_magic_arg(catalog, 'catalog name')}")
+        setup.append(f"%catalog {quote_arg(catalog, 'catalog name')}")
     return {"load": "\n".join(load), "bind": "\n".join(bind), "setup": "\n".join(setup)}
