@@ -258,6 +258,7 @@ _HINTS = {
     "InvalidQuery": "queries look like: plan_name == \"scan\" and sample == \"Ni\"",
     "UnknownName": "'scandeck catalogs' lists the catalog names; or give a store path",
     "StreamNotFound": "'scandeck show UID' lists the run's streams",
+    "UnknownKernel": "'jupyter kernelspec list' shows the installed kernels",
 }
 _USAGE_ERRORS = ("QuerySyntaxError", "InvalidQuery")
 

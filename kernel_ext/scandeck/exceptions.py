@@ -84,6 +84,10 @@ class UnknownName(ScandeckError, _NotFound):
     """A registry lookup (source scheme, catalog entry, ...) found nothing."""
 
 
+class UnknownKernel(UnknownName):
+    """No Jupyter kernelspec of that name, or for that language, is installed here."""
+
+
 class StoreError(ScandeckError, OSError):
     """The store cannot be opened or written."""
 

@@ -321,7 +321,7 @@ def register() -> None:
 
 def execute(input_path: str | Path, output_path: str | Path, *, parameters: dict[str, Any] | None = None,
             recording: Recording | None = None, kernel_name: str | None = None,
-            cwd: str | Path | None = None, progress_bar: bool = False,
+            language: str | None = None, cwd: str | Path | None = None, progress_bar: bool = False,
             **papermill_kwargs: Any) -> tuple[ProvenanceRecord, NotebookNode | None]:
     """Execute a notebook with papermill and the scandeck engine; return (record, executed nb).
 
@@ -329,16 +329,24 @@ def execute(input_path: str | Path, output_path: str | Path, *, parameters: dict
     ``error`` set, and the output notebook is written (with papermill's error
     markers). Errors before execution (no such notebook, no such kernel) raise.
     The returned notebook is None when the notebook failed (read the output file).
+    The kernel and language are :func:`~.notebooks.choose_kernel`'s for a local
+    notebook: a notebook without kernelspec metadata runs in ``python3``.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     register()
+    local = _local_path(input_path)
+    if local is not None and local.is_file():
+        from .notebooks import choose_kernel, read_notebook
+
+        kernel_name, language = choose_kernel(read_notebook(local), kernel_name, language)
     recording = recording or Recording()
     try:
         nb = papermill.execute_notebook(
             str(input_path), str(output_path), parameters=parameters or {}, engine_name=ENGINE_NAME,
-            kernel_name=kernel_name, cwd=str(cwd) if cwd is not None else None, progress_bar=progress_bar,
+            kernel_name=kernel_name, language=language, cwd=str(cwd) if cwd is not None else None,
+            progress_bar=progress_bar,
             **{ENGINE_NAME: recording}, **papermill_kwargs)
     except PapermillExecutionError:
         if recording.record is None:

@@ -7,6 +7,7 @@ import a kernel.
 - :func:`parameters_of`: the parameter values a notebook ran with.
 - :func:`failure_of`: where an executed notebook failed, as papermill sees it.
 - :func:`stamp`: put a record into ``nb.metadata.scandeck``.
+- :func:`choose_kernel`: the kernel and language a notebook runs in.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_MARKER_TAG",
+    "choose_kernel",
     "describe_failure",
     "failure_of",
     "first_lines",
@@ -46,6 +48,77 @@ def read_notebook(path: str | Path) -> NotebookNode:
     import nbformat
 
     return nbformat.read(str(path), as_version=4)
+
+
+# -- kernel -----------------------------------------------------------------------------------
+
+
+def choose_kernel(nb: NotebookNode, kernel_name: str | None = None, language: str | None = None,
+                  *, required: bool = True) -> tuple[str, str]:
+    """The Jupyter kernel and the language to run ``nb`` in: ``(kernelspec name, language)``.
+
+    The kernel is ``kernel_name``, else the notebook's ``metadata.kernelspec.name``,
+    else (a notebook from ``nbformat.v4.new_notebook()``, jupytext or a script has
+    none) a kernelspec for its language: ``python3``, the Python kernel scandeck runs
+    in, for Python, which is also what a notebook that names no language gets; the
+    first installed kernelspec of that language otherwise. The language is
+    ``language``, else the notebook's (``language_info``, ``kernelspec``), else the
+    kernelspec's. papermill needs both and raises a bare ValueError without them.
+
+    Raises
+    ------
+    UnknownKernel
+        The kernel is not installed here (only when ``required``: the workers of a
+        cluster may have kernels this machine lacks), or no kernelspec runs the
+        language; the message lists the kernelspecs that are installed.
+
+    Examples
+    --------
+    >>> choose_kernel(nbformat.v4.new_notebook())       # doctest: +SKIP
+    ('python3', 'python')
+    """
+    from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager, NoSuchKernel
+
+    from ..exceptions import UnknownKernel
+
+    meta = nb.get("metadata", {}) or {}
+    spec_meta = meta.get("kernelspec") or {}
+    nb_language = (meta.get("language_info") or {}).get("name") or spec_meta.get("language") or None
+    wanted = language or nb_language
+    ksm = KernelSpecManager()
+    name = kernel_name or spec_meta.get("name") or None
+    if name is None:
+        if (wanted or "python").lower() == "python":
+            name = NATIVE_KERNEL_NAME
+        else:
+            specs = ksm.get_all_specs()
+            matching = sorted(name for name, spec in specs.items()
+                              if spec["spec"].get("language", "").lower() == wanted.lower())
+            if not matching:
+                said = "--language" if language else "the notebook's metadata"
+                raise UnknownKernel(
+                    f"no installed Jupyter kernel runs {wanted!r} (the language {said} gives, and the "
+                    f"notebook names no kernelspec); available kernelspecs: {_kernelspecs(specs)}; "
+                    "pick one with --kernel"
+                )
+            name = matching[0]
+    try:
+        spec = ksm.get_kernel_spec(name)
+    except NoSuchKernel:
+        if required:
+            raise UnknownKernel(
+                f"no Jupyter kernel named {name!r} here; available kernelspecs: "
+                f"{_kernelspecs(ksm.get_all_specs())}; pick one with --kernel"
+            ) from None
+        return name, wanted or "python"
+    return name, wanted or spec.language or "python"
+
+
+def _kernelspecs(specs: dict[str, Any]) -> str:
+    """``python3 (python), ir (R)``: installed kernelspecs with their languages."""
+    if not specs:
+        return "none (pip install ipykernel adds python3)"
+    return ", ".join(f"{name} ({spec['spec'].get('language', '?')})" for name, spec in sorted(specs.items()))
 
 
 # -- parameters -------------------------------------------------------------------------------

@@ -198,18 +198,17 @@ def _kernel(nb: NotebookNode, kernel_name: str | None, required: bool = True) ->
     """The kernel to use and how to start it; raises if it is ``required`` and not installed here."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    name = kernel_name or nb.get("metadata", {}).get("kernelspec", {}).get("name") or None
-    if name is None:
-        return None, {}
+    from ..exceptions import UnknownKernel
+    from .notebooks import choose_kernel
+
+    try:  # a cluster's workers may have kernels this machine lacks: not required then
+        name, _ = choose_kernel(nb, kernel_name, required=required)
+    except UnknownKernel as err:
+        raise RerunSetupError(str(err)) from None
     try:
         spec = KernelSpecManager().get_kernel_spec(name)
     except NoSuchKernel:
-        if not required:  # a cluster's workers may have kernels this machine lacks
-            return name, {}
-        raise RerunSetupError(
-            f"no Jupyter kernel named {name!r} here; 'jupyter kernelspec list' shows the installed "
-            "kernels (pick one with --kernel)"
-        ) from None
+        return name, {}
     if not any("ipykernel" in part for part in spec.argv):
         return name, {}
     # At each start and stop ipykernel logs (unencrypted TCP, the interrupt before shutdown):

@@ -81,7 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--tag", action="append", default=[], metavar="TAG",
                         help="tag the record (repeat for more tags)")
     parser.add_argument("-k", "--kernel", metavar="NAME",
-                        help="Jupyter kernel to run in (default: the notebook's own kernelspec)")
+                        help="Jupyter kernel to run in (default: the notebook's own kernelspec; "
+                             "without one, python3 or a kernelspec of --language)")
+    parser.add_argument("--language", metavar="LANG",
+                        help="the notebook's language, for one without metadata (default: python)")
     parser.add_argument("--cwd", type=Path, metavar="DIR",
                         help="working directory of the kernel (default: the notebook's directory)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
@@ -157,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra["execution_timeout"] = args.timeout
     try:
         record, _ = execute(notebook, output, parameters=parameters, recording=recording,
-                            kernel_name=args.kernel, cwd=args.cwd or notebook.parent,
+                            kernel_name=args.kernel, language=args.language, cwd=args.cwd or notebook.parent,
                             progress_bar=sys.stderr.isatty(), **extra)
     except NoSuchKernel as err:
         raise CliError(f"no Jupyter kernel named {err.name!r}",
