@@ -371,3 +371,35 @@ def test_the_python_api_resolves_plans_and_runs_on_an_executor(world, tmp_path):
         rerun(world["original"].id, scans=["nope"], catalog=world["store"], store=world["prov"].directory,
               output_dir=tmp_path / "never", executor="fake")
     assert not (tmp_path / "never").exists()
+
+
+# -- show: an altered notebook file ----------------------------------------------------------
+
+
+def test_show_warns_when_the_stored_notebook_was_altered(world, capsys):
+    prov, original = world["prov"], world["original"]
+    base = ["--store", str(prov.directory)]
+    code, out, err = _run(capsys, "provenance", "show", original.id[:8], *base)
+    assert code == 0 and err == ""  # intact: no warning
+
+    path = prov.notebook_file(original)
+    path.write_bytes(path.read_bytes().replace(b"hello", b"HELLO"))
+    for extra in ([], ["--json"]):
+        code, out, err = _run(capsys, "provenance", "show", original.id[:8], *base, *extra)
+        assert code == 0
+        assert original.id in out  # the record is still shown
+        lines = err.splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith("scandeck provenance show: warning: ")
+        assert str(path) in lines[0] and "sha256" in lines[0] and "changed" in lines[0]
+    # open refuses the same file with the same words
+    code, _, err = _run(capsys, "provenance", "open", original.id[:8], str(world["tmp"] / "o.ipynb"), *base)
+    assert code == 1 and str(path) in err and "sha256" in err
+
+
+def test_show_warns_when_the_stored_notebook_is_missing(world, capsys):
+    prov, original = world["prov"], world["original"]
+    prov.notebook_file(original).unlink()
+    code, out, err = _run(capsys, "provenance", "show", original.id[:8], "--store", str(prov.directory))
+    assert code == 0 and original.id in out
+    assert err.startswith("scandeck provenance show: warning: ") and "missing" in err

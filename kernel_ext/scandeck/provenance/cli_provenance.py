@@ -332,8 +332,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     rec = _get(store, args.record)
     if args.json:
         print(json.dumps(rec.to_metadata(), indent=2))
-        return 0
-    print(show_record(store, rec))
+    else:
+        print(show_record(store, rec))
+    # The record is shown all the same; open and rerun refuse such a notebook.
+    problem = store.notebook_problem(rec)
+    if problem is not None:
+        print(f"scandeck provenance show: warning: {problem}", file=sys.stderr)
     return 0
 
 

@@ -312,6 +312,23 @@ class ProvStore:
             )
         return data
 
+    def notebook_problem(self, record: ProvenanceRecord | str) -> str | None:
+        """Why the stored notebook of ``record`` cannot be trusted (missing, changed), or None.
+
+        The check :meth:`notebook_bytes` makes, for callers that warn instead of
+        failing (``scandeck provenance show``).
+
+        Examples
+        --------
+        >>> store.notebook_problem(rec) is None       # doctest: +SKIP
+        True
+        """
+        try:
+            self.notebook_bytes(record)
+        except StoreError as err:
+            return str(err)
+        return None
+
     def notebook(self, record: ProvenanceRecord | str) -> nbformat.NotebookNode:
         """The executed notebook of ``record`` (a record, id or id prefix), as nbformat v4."""
         try:
