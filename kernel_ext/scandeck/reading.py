@@ -154,6 +154,22 @@ def _column(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
     return arr
 
 
+def _column_or_objects(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
+    """:func:`_column`, or one object per row when that fails.
+
+    A key of variable shape (``None`` in its declared shape), or values that
+    disagree with the declared dtype (a str in a "number" key), make no array of
+    one dtype and shape; the store accepted them, so they still read.
+    """
+    try:
+        return _column(values, info)
+    except (ValueError, TypeError, OverflowError):
+        out = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values):
+            out[i] = value
+        return out
+
+
 def columns(table: Table) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``(time, seq_num, {key: array})`` with rows ordered by seq_num."""
     _merge_stream_data(table)
@@ -165,7 +181,7 @@ def columns(table: Table) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]
         time, seq = time[order], seq[order]
     out: dict[str, np.ndarray] = {}
     for key, values in table.data.items():
-        arr = _column(values, table.data_keys[key])
+        arr = _column_or_objects(values, table.data_keys[key])
         out[key] = arr[order] if order is not None else arr
     return time, seq, out
 
