@@ -165,6 +165,24 @@ def test_read_only_mount_of_a_store_still_open_sees_its_wal(
         cat.close()
 
 
+def test_read_only_mount_with_a_stale_shm_file_opens(tmp_path: Path, read_only: Any) -> None:
+    """A copy holding a -shm file from an earlier moment but no -wal (a backup made
+    file by file): SQLite's mode=ro cannot rebuild the -shm there; every run is in
+    the main file, so it opens immutable."""
+    path = tmp_path / "src" / "store"
+    cat = scandeck.open_catalog(path)
+    uids = record(cat)
+    shm = (path / "scandeck.sqlite-shm").read_bytes()
+    cat.close()
+    assert not (path / "scandeck.sqlite-wal").exists()
+    (path / "scandeck.sqlite-shm").write_bytes(shm)
+    ro_cat = scandeck.open_catalog(read_only(path))
+    try:
+        assert sorted(run.uid for run in ro_cat) == sorted(uids)
+    finally:
+        ro_cat.close()
+
+
 def test_missing_store_on_read_only_mount_is_one_line(tmp_path: Path, read_only: Any) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

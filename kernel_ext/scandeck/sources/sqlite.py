@@ -248,14 +248,16 @@ class SQLiteSource:
 
     def _open_read_only(self, reason: str) -> sqlite3.Connection:
         # A WAL database is read through its -shm index, which SQLite creates when
-        # missing, even with mode=ro. On a directory it cannot write, a store with
-        # neither -wal nor -shm opens only with immutable=1. That is right exactly
-        # then: the last connection closed cleanly and moved every run into the main
-        # file, and no writer can come through a path where it could not create its
-        # -wal file. With a -wal file (a snapshot of an open store) or a writable
-        # directory (a writer may still add runs), mode=ro: immutable would not see them.
-        leftovers = any(Path(f"{self.db_path}{s}").exists() for s in ("-wal", "-shm"))
-        immutable = not leftovers and not os.access(self.directory, os.W_OK)
+        # missing (or rebuilds when stale), even with mode=ro. On a directory it
+        # cannot write, a store without a -wal file (or with an empty one) opens only
+        # with immutable=1. That is right exactly then: every run is in the main file
+        # (the last connection closed cleanly and checkpointed), and no writer can come
+        # through a path where it could not create its -wal file. With runs in a -wal
+        # file (a snapshot of an open store) or a writable directory (a writer may
+        # still add runs), mode=ro: immutable would not see those runs.
+        wal = Path(f"{self.db_path}-wal")
+        wal_empty = not wal.exists() or wal.stat().st_size == 0
+        immutable = wal_empty and not os.access(self.directory, os.W_OK)
         uri = "file:" + quote(str(self.db_path.resolve())) + "?mode=ro"
         if immutable:
             uri += "&immutable=1"
