@@ -188,19 +188,61 @@ def test_stream_resource_two_stream_datums(run: Any, tmp_path: Path, prefix: str
 
 
 def test_stream_datum_several_rows_per_event(run: Any, tmp_path: Path) -> None:
+    """As bluesky-tiled-plugins reads it: indices count events, the descriptor's shape is one event's."""
     rows = np.arange(6 * 4, dtype=float).reshape(6, 2, 2)
-    descriptor, bundle = _stream_setup(run, tmp_path, "file://localhost", rows)
+    with h5py.File(tmp_path / "stream.h5", "w") as f:
+        f["/entry/det"] = rows
+    descriptor = run.compose_descriptor(
+        name="primary",
+        data_keys={"det": {"source": "sim", "dtype": "array", "shape": [2, 2, 2], "external": "STREAM:"}},
+    ).descriptor_doc
+    bundle = event_model.compose_stream_resource(
+        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
+        uri=f"file://localhost{tmp_path / 'stream.h5'}", parameters={"dataset": "/entry/det"},
+    )
     doc = bundle.compose_stream_datum(
-        indices={"start": 0, "stop": 6}, seq_nums={"start": 1, "stop": 4}, descriptor=descriptor
+        indices={"start": 0, "stop": 3}, seq_nums={"start": 1, "stop": 4}, descriptor=descriptor
+    )
+    second = bundle.compose_stream_datum(
+        indices={"start": 1, "stop": 3}, seq_nums={"start": 2, "stop": 4}, descriptor=descriptor
     )
     odd = bundle.compose_stream_datum(
-        indices={"start": 0, "stop": 5}, seq_nums={"start": 1, "stop": 4}, descriptor=descriptor
+        indices={"start": 0, "stop": 6}, seq_nums={"start": 1, "stop": 4}, descriptor=descriptor
+    )
+    too_far = bundle.compose_stream_datum(
+        indices={"start": 3, "stop": 4}, seq_nums={"start": 4, "stop": 5}, descriptor=descriptor
     )
     with Filler() as filler:
-        filler("stream_resource", bundle.stream_resource_doc)
+        _feed(filler, ("descriptor", descriptor), ("stream_resource", bundle.stream_resource_doc))
         np.testing.assert_array_equal(filler.fill_stream_datum(doc), rows.reshape(3, 2, 2, 2))
-        with pytest.raises(DatumIndexError, match="5 rows onto 3 events"):
+        np.testing.assert_array_equal(filler.fill_stream_datum(second), rows[2:].reshape(2, 2, 2, 2))
+        with pytest.raises(DatumIndexError, match="indices 0:6 onto seq_nums 1:4"):
             filler.fill_stream_datum(odd)
+        with pytest.raises(DatumIndexError, match=r"rows 6:8 .* which has 6 \(shape \(6, 2, 2\)\)"):
+            filler.fill_stream_datum(too_far)
+
+
+def test_stream_datum_whose_file_cannot_hold_the_declared_shape(run: Any, tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "stream.h5", "w") as f:
+        f["/entry/det"] = np.zeros((4, 3, 5))
+    descriptor = run.compose_descriptor(
+        name="primary",
+        data_keys={"det": {"source": "sim", "dtype": "array", "shape": [2, 3, 4], "external": "STREAM:"}},
+    ).descriptor_doc
+    bundle = event_model.compose_stream_resource(
+        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
+        uri=f"file://localhost{tmp_path / 'stream.h5'}", parameters={"dataset": "/entry/det"},
+    )
+    doc = bundle.compose_stream_datum(
+        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=descriptor
+    )
+    with Filler() as filler:
+        _feed(filler, ("descriptor", descriptor), ("stream_resource", bundle.stream_resource_doc))
+        with pytest.raises(FillError) as info:
+            filler.fill_stream_datum(doc)
+    text = str(info.value)
+    assert bundle.stream_resource_doc["uid"] in text and "stream.h5" in text
+    assert "(4, 3, 5)" in text and "[2, 3, 4]" in text
 
 
 def test_filled_from_a_real_run_engine(tmp_path: Path) -> None:
@@ -385,7 +427,7 @@ def test_indices_out_of_range(run: Any, tmp_path: Path) -> None:
     doc = bundle.compose_stream_datum(
         indices={"start": 1, "stop": 4}, seq_nums={"start": 2, "stop": 5}, descriptor=descriptor
     )
-    filler("stream_resource", bundle.stream_resource_doc)
+    _feed(filler, ("descriptor", descriptor), ("stream_resource", bundle.stream_resource_doc))
     with pytest.raises(DatumIndexError, match=r"rows 1:4 .*which has 2") as info:
         filler.fill_stream_datum(doc)
     assert isinstance(info.value, IndexError)

@@ -8,7 +8,7 @@ searches give runs newest first (by start time).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import RunNotFound, ScandeckError, StreamNotFound
@@ -342,7 +342,7 @@ class Stream:
         counts = self.run.source.stream_counts(self.run.uid)
         return sum(counts.get(d["uid"], 0) for d in self.descriptors)
 
-    def _table(self, fill: bool) -> Any:
+    def _table(self, fill: bool | Collection[str]) -> Any:
         from .reading import STREAM_DOCUMENTS, collect
 
         # Descriptors may have been added since this object was made (live run).
@@ -355,7 +355,9 @@ class Stream:
         """All events so far as an ``xarray.Dataset`` (time coordinate, N-D for images).
 
         External data is read through the handler registry; ``fill=False`` keeps
-        the datum ids.
+        the references instead: datum ids, and ``"{stream_resource uid}/{index}"``
+        for stream data. A stream without events (a fly scan's) is indexed by
+        ``seq_num``: its rows have no time.
         """
         from .reading import to_xarray
 
@@ -367,11 +369,15 @@ class Stream:
              stream=self.name, fields=self.data_keys)
 
     def to_pandas(self) -> pandas.DataFrame:
-        """Scalar keys as a ``pandas.DataFrame`` indexed by ``seq_num``."""
-        from .reading import to_pandas
+        """Scalar keys, external ones filled, as a ``pandas.DataFrame`` indexed by ``seq_num``.
+
+        Array keys (images, spectra) are left out: ``read()`` has them.
+        """
+        from .reading import is_scalar, to_pandas
 
         self._note()
-        return to_pandas(self._table(fill=False))
+        scalars = [k for k, v in self.data_keys.items() if v.get("external") and is_scalar(v)]
+        return to_pandas(self._table(fill=scalars))
 
     def documents(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The stream's descriptor and event documents, in order."""

@@ -157,6 +157,9 @@ class RunOrder:
         self._descriptor_run: dict[str, str] = {}
         self._resource_run: dict[str, str] = {}
         self._stream_resource_run: dict[str, str] = {}
+        # descriptor uid -> [highest event seq_num, highest stream_datum seq_num]: an
+        # event counts once, whether its data came in events, stream_datums or both.
+        self._seq_marks: dict[str, list[int]] = {}
 
     @property
     def open_runs(self) -> list[str]:
@@ -203,8 +206,12 @@ class RunOrder:
         elif name == "stream_resource":
             self._runs[placed.run_uid].stream_resources.add(doc["uid"])
             self._stream_resource_run[doc["uid"]] = placed.run_uid
+        elif name in ("event", "event_page", "stream_datum"):
+            self._mark(name, doc)
         elif name == "stop":
             run = self._runs.pop(placed.run_uid)
+            for desc in run.descriptors:
+                self._seq_marks.pop(desc, None)
             self._stopped.add(run.uid)
             for table in (self._descriptor_run, self._resource_run, self._stream_resource_run):
                 for key in [k for k, v in table.items() if v == run.uid]:
@@ -279,7 +286,8 @@ class RunOrder:
         run_uid, data_keys, shapes = self._descriptor_of("event", doc)
         self._check_keys("event", doc, data_keys)
         check_shapes("event", doc, shapes)
-        return Placed(run_uid, doc["descriptor"], 1)
+        counted = doc["seq_num"] <= self._marks(doc["descriptor"])[1]
+        return Placed(run_uid, doc["descriptor"], 0 if counted else 1)
 
     def _check_event_page(self, doc: Mapping[str, Any]) -> Placed:
         run_uid, data_keys, shapes = self._descriptor_of("event_page", doc)
@@ -289,7 +297,9 @@ class RunOrder:
         if any(len(col) != n for col in columns):
             raise InvalidDocument("event_page", doc, "its columns differ in length from seq_num")
         check_shapes("event_page", doc, shapes)
-        return Placed(run_uid, doc["descriptor"], n)
+        streamed = self._marks(doc["descriptor"])[1]
+        new = n if not streamed else sum(1 for s in doc["seq_num"] if s > streamed)
+        return Placed(run_uid, doc["descriptor"], new)
 
     def _check_resource(self, doc: Mapping[str, Any]) -> Placed:
         run_uid = self._open_run("resource", doc, doc.get("run_start"))
@@ -321,7 +331,20 @@ class RunOrder:
         if self._descriptor_run.get(doc["descriptor"]) != run_uid:
             rule = f"its descriptor {doc['descriptor']!r} is not a descriptor of the same run"
             raise InvalidDocument("stream_datum", doc, rule)
-        return Placed(run_uid, doc["descriptor"], 0)
+        seen = max(self._marks(doc["descriptor"]))
+        return Placed(run_uid, doc["descriptor"], max(0, doc["seq_nums"]["stop"] - 1 - seen))
+
+    def _marks(self, descriptor: str) -> list[int]:
+        return self._seq_marks.get(descriptor) or [0, 0]
+
+    def _mark(self, name: str, doc: Mapping[str, Any]) -> None:
+        marks = self._seq_marks.setdefault(doc["descriptor"], [0, 0])
+        if name == "event":
+            marks[0] = max(marks[0], doc["seq_num"])
+        elif name == "event_page":
+            marks[0] = max(marks[0], *doc["seq_num"]) if doc["seq_num"] else marks[0]
+        else:
+            marks[1] = max(marks[1], doc["seq_nums"]["stop"] - 1)
 
     def _check_stop(self, doc: Mapping[str, Any]) -> Placed:
         run_uid = self._open_run("stop", doc, doc["run_start"])

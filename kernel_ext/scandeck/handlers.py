@@ -13,6 +13,7 @@ Built in (:mod:`scandeck.handlers_builtin`): ``NPY_SEQ``, ``AD_HDF5`` (and ``AD_
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
@@ -219,10 +220,15 @@ class Filler(DocumentRouter):
         self.datums: dict[str, Any] = {}
         self.stream_resources: dict[str, Any] = {}
         self.stream_datums: dict[str, Any] = {}
+        self.descriptors: dict[str, Any] = {}
         self._instances: dict[str, Any] = {}  # (stream_)resource uid -> handler instance
         self._lock = threading.Lock()
 
     # DocumentRouter hooks: remember the document and pass it through unchanged.
+    def descriptor(self, doc: Any) -> Any:
+        self.descriptors[doc["uid"]] = doc
+        return doc
+
     def resource(self, doc: Any) -> Any:
         self.resources[doc["uid"]] = doc
         return doc
@@ -268,29 +274,75 @@ class Filler(DocumentRouter):
         return self._call(handler, (), datum["datum_kwargs"], resource, f"datum {datum_id!r}")
 
     def fill_stream_datum(self, doc: Mapping[str, Any]) -> np.ndarray:
-        """The rows of a stream_datum, one per event of its ``seq_nums`` range.
+        """The data of a stream_datum's events: shape ``(n_events, *event_shape)``.
 
-        The document need not have been fed. When its index range holds k rows
-        per event, they are grouped: shape ``(n_events, k, ...)``.
+        As the reference readers (bluesky-tiled-plugins' consolidators) read it:
+        the descriptor's ``shape`` is the shape of one event, ``indices`` count
+        events, and one event spans as many rows of the dataset as that shape
+        holds (``collections_per_event=2`` of 240x320 frames: two frames per
+        event, shape ``[2, 240, 320]``). A declared shape ``[1]`` is one scalar
+        per event. The document need not have been fed, but its stream_resource
+        and descriptor must have been. Anything that does not add up (a file
+        whose rows do not divide into the declared shape, too few rows, indices
+        that count other events than seq_nums) raises :class:`FillError` naming
+        the resource, the file and both shapes; partial data is never returned.
 
         Examples
         --------
         >>> filler.fill_stream_datum(stream_datum_doc).shape  # doctest: +SKIP
-        (5, 64, 64)
+        (5, 2, 240, 320)
         """
         sres = self._stream_resource_of(doc)
         handler = self._handler(sres, stream=True)
-        span = (doc["indices"]["start"], doc["indices"]["stop"])
-        rows = self._call(handler, span, {}, sres, f"stream_datum {doc['uid']!r}")
-        n_events = doc["seq_nums"]["stop"] - doc["seq_nums"]["start"]
-        if n_events > 0 and len(rows) != n_events:
-            if len(rows) % n_events:
-                raise DatumIndexError(
-                    f"stream_datum {doc['uid']!r} maps {len(rows)} rows onto {n_events} "
-                    "events; the writer's indices and seq_nums disagree"
-                )
-            rows = rows.reshape(n_events, len(rows) // n_events, *rows.shape[1:])
-        return rows
+        i0, i1 = int(doc["indices"]["start"]), int(doc["indices"]["stop"])
+        s0, s1 = int(doc["seq_nums"]["start"]), int(doc["seq_nums"]["stop"])
+        what = f"stream_datum {doc['uid']!r} of stream_resource {sres['uid']!r}"
+        if i1 - i0 != s1 - s0 or i1 < i0:
+            raise DatumIndexError(
+                f"{what} maps indices {i0}:{i1} onto seq_nums {s0}:{s1}: the writer's indices "
+                "and seq_nums must count the same events"
+            )
+        try:
+            file_shape = getattr(handler, "shape", None)
+        except FileNotFoundError as exc:
+            raise self._missing(exc, sres["uri"], sres) from exc
+        shape = self._event_shape(doc, sres)
+        per_event = _rows_per_event(shape, file_shape, what, sres)
+        rows = self._call(handler, (i0 * per_event, i1 * per_event), {}, sres, what)
+        n = i1 - i0
+        if rows.size != n * math.prod(shape):
+            raise DatumIndexError(
+                f"{what} in {sres['uri']} gave data of shape {rows.shape} for {n} events "
+                f"of declared shape {list(shape)}; the file and the documents disagree"
+            )
+        return rows.reshape(n, *shape)
+
+    def _event_shape(self, doc: Mapping[str, Any], sres: Mapping[str, Any]) -> tuple[int, ...]:
+        """The declared shape of one event of the stream_resource's data key."""
+        desc = self.descriptors.get(doc["descriptor"])
+        if desc is None:
+            raise ResourceNotFound(
+                f"stream_datum {doc['uid']!r} belongs to descriptor {doc['descriptor']!r}, which "
+                "this Filler has not seen; feed it the run's 'descriptor' document first"
+            )
+        key = sres["data_key"]
+        info = desc["data_keys"].get(key)
+        if info is None:
+            raise FillError(
+                f"stream_resource {sres['uid']!r} fills data key {key!r}, which descriptor "
+                f"{desc['uid']!r} does not declare (its keys: {sorted(desc['data_keys'])})"
+            )
+        declared = info.get("shape") or []
+        if any(not isinstance(d, int) or d < 0 for d in declared):
+            raise FillError(
+                f"data key {key!r} declares shape {declared} (stream_resource {sres['uid']!r}); "
+                "scandeck reads stream data of a fixed shape only"
+            )
+        shape = tuple(declared)
+        multiplier = (sres.get("parameters") or {}).get("multiplier")
+        if multiplier and (not shape or shape[0] != multiplier):  # older ophyd-async
+            shape = (int(multiplier), *(shape[1:] if shape[:1] == (1,) else shape))
+        return () if shape == (1,) else shape
 
     def stream_data_key(self, doc: Mapping[str, Any]) -> str:
         """The data key a stream_datum fills: its stream_resource's ``data_key``."""
@@ -371,6 +423,21 @@ class Filler(DocumentRouter):
             path,
             str(res["uid"]),
         )
+
+
+def _rows_per_event(
+    shape: tuple[int, ...], file_shape: Any, what: str, sres: Mapping[str, Any]
+) -> int:
+    """Rows of the dataset that one event of ``shape`` spans (1 when the handler has no ``shape``)."""
+    if file_shape is None:
+        return 1
+    row = tuple(int(d) for d in file_shape)[1:]
+    if len(row) > len(shape) or (row and shape[len(shape) - len(row):] != row):
+        raise FillError(
+            f"{what}: the dataset in {sres['uri']} has shape {tuple(file_shape)}, whose rows "
+            f"{row} cannot make events of the declared shape {list(shape)}"
+        )
+    return math.prod(shape[: len(shape) - len(row)])
 
 
 register_handler("NPY_SEQ", NpySeqHandler)

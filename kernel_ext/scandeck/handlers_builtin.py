@@ -49,7 +49,7 @@ class _H5Rows:
         if stop > ds.shape[0]:
             raise IndexError(
                 f"{what} needs rows {start}:{stop} of {self.dataset} in {self.path}, "
-                f"which has {ds.shape[0]}"
+                f"which has {ds.shape[0]} (shape {tuple(ds.shape)})"
             )
         return np.asarray(ds[start:stop])
 
@@ -137,6 +137,11 @@ class HDF5StreamHandler(_H5Rows):
 
     def __init__(self, uri: str, dataset: str, **parameters: Any) -> None:
         super().__init__(uri_to_path(uri), dataset)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The dataset's shape: the Filler maps an event onto ``rows`` by its trailing dims."""
+        return tuple(self._open().shape)
 
     def __call__(self, indices_start: int, indices_stop: int) -> np.ndarray:
         return self.rows(indices_start, indices_stop, f"rows {indices_start}:{indices_stop}")

@@ -8,12 +8,13 @@ array. Imported lazily: numpy, pandas and xarray load on the first read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .exceptions import FillError
 from .sources.protocol import Entry
 
 #: Documents a stream read needs (the rest of the run is skipped in the store).
@@ -25,13 +26,20 @@ STREAM_DOCUMENTS = (
 
 @dataclass
 class Table:
-    """Columns of one stream: ``time``, ``seq_num`` and one list per data key."""
+    """Columns of one stream: ``time``, ``seq_num`` and one list per data key.
+
+    ``stream_data`` holds the rows of keys filled by stream_datum documents,
+    ``{key: {seq_num: value}}``, until :func:`columns` puts them on their events.
+    """
 
     data_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     time: list[float] = field(default_factory=list)
     seq_num: list[int] = field(default_factory=list)
     data: dict[str, list[Any]] = field(default_factory=dict)
-    stream_data: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
+    stream_data: dict[str, dict[int, Any]] = field(default_factory=dict)
+    #: False for a stream whose rows come from stream_datum documents alone (a fly
+    #: scan): it has no event times, and is indexed by seq_num.
+    timed: bool = True
 
     def __len__(self) -> int:
         return len(self.seq_num)
@@ -41,11 +49,38 @@ def _is_external(data_key: Mapping[str, Any]) -> bool:
     return bool(data_key.get("external"))
 
 
-def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool = True) -> Table:
-    """Gather the columns of the stream made of ``descriptor_uids``."""
+def _is_stream_key(data_key: Mapping[str, Any]) -> bool:
+    return str(data_key.get("external", "")).startswith("STREAM:")
+
+
+def is_scalar(data_key: Mapping[str, Any]) -> bool:
+    """One value per event: shape ``[]`` (or ``[1]``, which the reference readers squeeze)."""
+    return list(data_key.get("shape") or []) in ([], [1])
+
+
+def collect(
+    entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool | Collection[str] = True
+) -> Table:
+    """Gather the columns of the stream made of ``descriptor_uids``.
+
+    ``fill``: True reads every external value through the handlers, False keeps
+    the references (datum ids; ``"{stream_resource uid}/{index}"`` for stream
+    data), a collection of keys fills those and keeps the others' references.
+    """
     table = Table()
+    wanted = (lambda key: True) if fill is True else (lambda key: False) if not fill else set(fill).__contains__
     filler = None
-    external: list[str] = []
+    descriptors: list[dict[str, Any]] = []
+    stream_keys: dict[str, str] = {}  # stream_resource uid -> data key
+
+    def get_filler() -> Any:
+        nonlocal filler
+        if filler is None:
+            filler = _filler()
+            for desc in descriptors:
+                filler("descriptor", desc)
+        return filler
+
     try:
         for _, name, doc in entries:
             if name in ("event", "event_page"):
@@ -54,21 +89,31 @@ def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool =
                 _append(table, name, doc)
             elif name == "descriptor":
                 if doc["uid"] in descriptor_uids:
+                    descriptors.append(doc)
                     _add_keys(table, doc["data_keys"])
-                    external = [k for k, v in table.data_keys.items() if _is_external(v)]
+                    if filler is not None:
+                        filler(name, doc)
+            elif name == "stream_resource":
+                stream_keys[doc["uid"]] = doc["data_key"]
+                if fill:
+                    get_filler()(name, doc)
             elif name == "stream_datum":
-                if doc["descriptor"] in descriptor_uids and fill:
-                    filler = filler or _filler()
-                    _append_stream_datum(table, doc, filler)
+                if doc["descriptor"] in descriptor_uids:
+                    key = stream_keys.get(doc["stream_resource"])
+                    if key is None:
+                        raise FillError(
+                            f"stream_datum {doc['uid']!r} names stream_resource "
+                            f"{doc['stream_resource']!r}, which the run never declared"
+                        )
+                    _add_stream_datum(table, key, doc, get_filler() if wanted(key) else None)
             elif fill:
-                filler = filler or _filler()
-                filler(name, doc)
-        internal_refs = [k for k in external
-                         if not str(table.data_keys[k]["external"]).startswith("STREAM:")]
-        if fill and internal_refs:
-            filler = filler or _filler()
-            for key in internal_refs:
-                table.data[key] = [None if d is None else filler.fill_datum(d) for d in table.data[key]]
+                get_filler()(name, doc)
+        refs = [k for k, v in table.data_keys.items()
+                if _is_external(v) and not _is_stream_key(v) and wanted(k)]
+        if refs:
+            f = get_filler()
+            for key in refs:
+                table.data[key] = [None if d is None else f.fill_datum(d) for d in table.data[key]]
     finally:
         if filler is not None:
             filler.close()
@@ -105,34 +150,54 @@ def _append(table: Table, name: str, doc: Mapping[str, Any]) -> None:
             column.extend(values if values is not None else [None] * n)
 
 
-def _append_stream_datum(table: Table, doc: Mapping[str, Any], filler: Any) -> None:
-    rows = filler.fill_stream_datum(doc)
-    key = filler.stream_data_key(doc)
-    first = doc["seq_nums"]["start"]
-    out = table.stream_data.setdefault(key, [])
-    out.extend((first + i, row) for i, row in enumerate(rows))
+def _add_stream_datum(table: Table, key: str, doc: Mapping[str, Any], filler: Any) -> None:
+    """Remember the values (or references) of a stream_datum's events by seq_num."""
+    first = int(doc["seq_nums"]["start"])
+    if filler is not None:
+        values: Any = filler.fill_stream_datum(doc)
+    else:
+        i0, i1 = int(doc["indices"]["start"]), int(doc["indices"]["stop"])
+        values = [f"{doc['stream_resource']}/{i}" for i in range(i0, i1)]
+    out = table.stream_data.setdefault(key, {})
+    for i, value in enumerate(values):
+        out[first + i] = value
 
 
 def _merge_stream_data(table: Table) -> None:
-    """Put stream_datum rows on the rows of the events with the same seq_num."""
+    """Put stream_datum rows on their events (same seq_num).
+
+    A stream with events keeps its events as rows: stream data of an event not
+    yet written waits for it. A stream without events (a fly scan) gets one row
+    per seq_num that every stream key has reached, indexed by seq_num.
+    """
+    if not table.stream_data:
+        return
+    if not table.seq_num:
+        keys = list(table.stream_data)
+        common = set(table.stream_data[keys[0]])
+        for key in keys[1:]:
+            common &= table.stream_data[key].keys()
+        table.seq_num = sorted(common)
+        table.time = []
+        table.timed = False
+        for column in table.data.values():
+            column[:] = [None] * len(table.seq_num)
     for key, rows in table.stream_data.items():
-        index = {s: i for i, s in enumerate(table.seq_num)}
         column = table.data.setdefault(key, [None] * len(table.seq_num))
-        for seq, value in rows:
-            i = index.get(seq)
-            if i is None:  # data with no event: a row of its own, time unknown
-                index[seq] = i = len(table.seq_num)
-                table.seq_num.append(seq)
-                table.time.append(float("nan"))
-                for other in table.data.values():
-                    other.append(None)
-            column[i] = value
+        for i, seq in enumerate(table.seq_num):
+            value = rows.get(seq)
+            if value is not None:
+                column[i] = value
     table.stream_data.clear()
 
 
 def _column(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
     dtype_numpy = info.get("dtype_numpy")
     kind = info.get("dtype")
+    if _is_external(info) and any(isinstance(v, str) for v in values):  # references
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
     if kind == "array" or info.get("shape"):
         if values and all(v is not None for v in values):
             return np.stack([np.asarray(v) for v in values]) if values else np.empty((0,))
@@ -170,15 +235,19 @@ def _column_or_objects(values: list[Any], info: Mapping[str, Any]) -> np.ndarray
         return out
 
 
-def columns(table: Table) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """``(time, seq_num, {key: array})`` with rows ordered by seq_num."""
+def columns(table: Table) -> tuple[np.ndarray | None, np.ndarray, dict[str, np.ndarray]]:
+    """``(time, seq_num, {key: array})`` with rows ordered by seq_num.
+
+    ``time`` is None for a stream without events (its rows have no time).
+    """
     _merge_stream_data(table)
-    time = np.asarray(table.time, dtype=float)
+    time = np.asarray(table.time, dtype=float) if table.timed else None
     seq = np.asarray(table.seq_num, dtype=np.int64)
     order = None
     if seq.size > 1 and np.any(np.diff(seq) < 0):
         order = np.argsort(seq, kind="stable")
-        time, seq = time[order], seq[order]
+        seq = seq[order]
+        time = time[order] if time is not None else None
     out: dict[str, np.ndarray] = {}
     for key, values in table.data.items():
         arr = _column_or_objects(values, table.data_keys[key])
@@ -187,10 +256,14 @@ def columns(table: Table) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]
 
 
 def to_xarray(table: Table) -> Any:
-    """An ``xarray.Dataset``: ``time`` as dimension coordinate, one variable per key."""
+    """An ``xarray.Dataset``: ``time`` as dimension coordinate, one variable per key.
+
+    A stream without events (a fly scan's) has no times: its dimension is ``seq_num``.
+    """
     import xarray as xr
 
     time, seq, cols = columns(table)
+    dim = "time" if time is not None else "seq_num"
     variables = {}
     for key, arr in cols.items():
         info = table.data_keys[key]
@@ -200,18 +273,29 @@ def to_xarray(table: Table) -> Any:
         attrs = {k: info[k] for k in ("units", "source", "dtype", "shape", "precision") if k in info}
         if "units" not in attrs:
             attrs["units"] = ""
-        variables[key] = xr.Variable(("time", *dims), arr, attrs=attrs)
-    return xr.Dataset(variables, coords={"time": time, "seq_num": ("time", seq)})
+        variables[key] = xr.Variable((dim, *dims), arr, attrs=attrs)
+    coords: dict[str, Any] = {"seq_num": (dim, seq)}
+    if time is not None:
+        coords["time"] = time
+    return xr.Dataset(variables, coords=coords)
 
 
 def to_pandas(table: Table) -> Any:
-    """A ``pandas.DataFrame`` of the scalar keys, indexed by ``seq_num``, with ``time``."""
+    """A ``pandas.DataFrame`` of the scalar keys, indexed by ``seq_num``, with ``time``.
+
+    External scalars are included when the table was filled for them; a key
+    holding references (datum ids) is left out, never shown as values.
+    """
     import pandas as pd
 
     time, seq, cols = columns(table)
     scalar = {
         k: v for k, v in cols.items()
-        if v.ndim == 1 and not table.data_keys[k].get("external") and not table.data_keys[k].get("shape")
+        if v.ndim == 1 and is_scalar(table.data_keys[k]) and not _holds_references(v, table.data_keys[k])
     }
-    frame = pd.DataFrame({"time": time, **scalar}, index=pd.Index(seq, name="seq_num"))
-    return frame
+    head = {"time": time} if time is not None else {}
+    return pd.DataFrame({**head, **scalar}, index=pd.Index(seq, name="seq_num"))
+
+
+def _holds_references(arr: np.ndarray, info: Mapping[str, Any]) -> bool:
+    return _is_external(info) and arr.dtype == object and any(isinstance(v, str) for v in arr)
