@@ -286,3 +286,18 @@ def test_notebook_html_escapes_names_keys_and_queries(tmp_path: Path) -> None:
         assert "\x1b" not in pages[0].split("<style>")[0] + pages[0].split("</style>")[1]
     finally:
         cat.close()
+
+
+# -- plain reprs and query text ------------------------------------------------------------------
+
+
+def test_plain_reprs_and_query_text_escape_controls(hostile: dict[str, Any]) -> None:
+    run = hostile["cat"][hostile["uids"]["amb1"]]
+    term = hostile["cat"][hostile["uids"]["term"]]
+    shown = [repr(run), repr(term[f"dark{TERM}"])]
+    query = Key("purpose") == TERM + BIDI + C1
+    shown.append(str(query))
+    for text in shown:
+        assert raw_controls(text) == [], text
+    assert "uid=amb\\u001b[2" in shown[0]
+    assert parse(str(query)) == query  # the escapes read back

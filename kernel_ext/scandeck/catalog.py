@@ -255,7 +255,7 @@ class Run:
     def __repr__(self) -> str:
         s = self._summary
         plan = s.start.get("plan_name", "?")
-        return f"<Run scan_id={s.scan_id} uid={s.uid[:8]} plan={plan} status={s.status}>"
+        return printable(f"<Run scan_id={s.scan_id} uid={s.uid[:8]} plan={plan} status={s.status}>")
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -327,7 +327,7 @@ class Stream:
         self.descriptors = descriptors
 
     def __repr__(self) -> str:
-        return f"<Stream {self.name!r} of run {self.run.uid[:8]}: {len(self)} events>"
+        return printable(f"<Stream {self.name!r} of run {self.run.uid[:8]}: {len(self)} events>")
 
     @property
     def data_keys(self) -> dict[str, dict[str, Any]]:

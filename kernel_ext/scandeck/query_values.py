@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Literal, TypeAlias
 
 from .exceptions import InvalidQuery
+from .safe_text import UNSAFE
 
 #: A value a key can be compared with: JSON scalars or (nested) lists of them.
 Value: TypeAlias = "None | bool | int | float | str | tuple[Value, ...]"
@@ -166,14 +167,15 @@ _ESCAPES_OUT = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b"
 
 
 def quote(s: str, q: str) -> str:
-    """``s`` between ``q`` quotes, with ``q``, backslash and control characters escaped."""
+    """``s`` between ``q`` quotes, with ``q``, backslash, control and bidi characters escaped."""
     out = []
     for ch in s:
         if ch == q:
             out.append("\\" + q)
         elif ch in _ESCAPES_OUT:
             out.append(_ESCAPES_OUT[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+        elif UNSAFE.match(ch) and not "\ud800" <= ch <= "\udfff":
+            # controls and bidi overrides (a lone surrogate has no escape the parser reads back)
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
