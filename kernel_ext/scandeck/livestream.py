@@ -26,6 +26,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Collection
 from typing import Any
 
 from .catalog import Catalog, Run
@@ -50,7 +51,6 @@ HOLD_SECONDS = 1.0
 FILL_ROWS = 64
 MAX_FILLED_BYTES = 256 * 2**20
 
-_EXTERNAL_DOCS = ("resource", "datum", "datum_page")
 _everything: weakref.WeakSet[Live] = weakref.WeakSet()
 
 
@@ -124,19 +124,22 @@ class Live:
 
     # -- the public streams ----------------------------------------------------------------
 
-    def stream(self, name: str = "primary", *, pages: bool = False, fill: bool = False) -> Any:
+    def stream(self, name: str = "primary", *, pages: bool = False,
+               fill: bool | Collection[str] = False) -> Any:
         """A ``streamz.Stream`` of the rows of stream ``name`` of the followed runs.
 
         Each row is a dict: ``uid`` (of its run), ``seq_num``, ``time`` and one
         entry per data key. With ``pages=True`` each emission is instead one dict
         of column lists holding every row that arrived since the last emission
         (``uid`` is then a single string: a page never mixes runs). External
-        data (images written to files) are datum ids; ``fill=True`` reads them
-        into arrays, on the following thread. The same arguments give the same
-        stream.
+        data is read on the following thread: external scalars always, external
+        arrays (images written to files) only those named in ``fill``
+        (``fill=True``: all); the others are not in the rows. A datum id never
+        stands in for a value. The same arguments give the same stream.
         """
         attr = "pages" if pages else "rows"
-        feed, new = self._feed(name, fill, attr)
+        wanted = fill if isinstance(fill, bool) else tuple(sorted(fill))
+        feed, new = self._feed(name, wanted, attr)
         if not new:
             feed.take(feed.follower.state, follower=False)  # rows read while no stream wanted them
         return getattr(feed, attr)
@@ -181,7 +184,7 @@ class Live:
 
     # -- any thread ------------------------------------------------------------------------
 
-    def _feed(self, name: str, fill: bool, attr: str | None) -> tuple[_Feed, bool]:
+    def _feed(self, name: str, fill: bool | tuple[str, ...], attr: str | None) -> tuple[_Feed, bool]:
         """The feed of ``name`` (made and started if new), with its ``attr`` stream made."""
         with self._lock:
             if self.stopped:
@@ -286,7 +289,7 @@ class Live:
 class _Feed:
     """One followed stream name (filled or not): a Follower and the streams it feeds."""
 
-    def __init__(self, live: Live, name: str, fill: bool, *, lead: bool) -> None:
+    def __init__(self, live: Live, name: str, fill: bool | tuple[str, ...], *, lead: bool) -> None:
         self.live = live  # the follower thread keeps its Live (and its streams) alive
         self.name = name
         self.fill = fill
@@ -295,16 +298,14 @@ class _Feed:
         self.pages: Any = None
         self._state: FollowState | None = None
         self._consumed = 0
-        self._filler: Any = None
-        self._doc_pos = 0
         self._lock = threading.Lock()
         self.follower = Follower(live.source, live.uid, stream=name, listener=self._on_follow,
-                                 name=f"scandeck-live-{name}", query=live.query, every_run=True)
+                                 name=f"scandeck-live-{name}", query=live.query, every_run=True,
+                                 fill=fill)
 
     def close(self) -> None:
-        if self._filler is not None:
-            self._filler.close()
-            self._filler = None
+        if self._state is not None:
+            self._state.table.close()
 
     # -- the follower thread ---------------------------------------------------------------
 
@@ -330,42 +331,30 @@ class _Feed:
                 self.live._wait_for_room(self.follower)
             with self._lock:
                 if state is not self._state:
-                    self._state, self._consumed, self._doc_pos = state, 0, 0
                     self.close()
+                    self._state, self._consumed = state, 0
                 end = len(state.table)
                 if end <= self._consumed or (self.rows is None and self.pages is None):
                     return  # kept until a stream wants them
                 stop = min(end, self._consumed + FILL_ROWS) if self.fill else end
                 cols = state.table.columns(self._consumed, stop)
                 self._consumed = stop
-                nbytes = self._fill_columns(state, cols) if self.fill else 0
+                self._report_errors(state)
+                nbytes = _nbytes(cols) if self.fill else 0
                 self.live._push(("rows", self, state.uid, cols, nbytes))
                 if stop == end or self.live.stopped:
                     return
 
-    def _fill_columns(self, state: FollowState, cols: dict[str, list[Any]]) -> int:
-        """Replace datum ids by their arrays in ``cols``; returns the bytes filled in."""
-        keys = [k for k, info in state.table.data_keys.items()
-                if info.get("external") and not str(info["external"]).startswith("STREAM:")]
-        if not keys or state.uid is None:
-            return 0
-        from .handlers import Filler
+    def _report_errors(self, state: FollowState) -> None:
+        errors, state.table.errors[:] = list(state.table.errors), []
+        for err in errors:
+            self.live._failed(err, f"filling external data of {self.name!r}")
 
-        if self._filler is None:
-            self._filler = Filler()
-        for entry in self.follower.source.documents(state.uid, start=self._doc_pos, names=_EXTERNAL_DOCS):
-            self._filler(entry.name, entry.doc)
-            self._doc_pos = entry.pos + 1
-        for key in keys:
-            filled = []
-            for datum_id in cols[key]:
-                try:
-                    filled.append(None if datum_id is None else self._filler.fill_datum(datum_id))
-                except Exception as err:  # noqa: BLE001 - a missing file must not end the follow
-                    self.live._failed(err, f"filling {key!r}")
-                    filled.append(None)
-            cols[key] = filled
-        return sum(getattr(v, "nbytes", 0) for key in keys for v in cols[key])
+
+def _nbytes(cols: dict[str, list[Any]]) -> int:
+    """Bytes of the arrays (filled external data) in a chunk of rows."""
+    return sum(getattr(v, "nbytes", 0) for values in cols.values() for v in values
+               if getattr(v, "ndim", 0))
 
 
 def _merge(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -56,7 +56,8 @@ class Feed:
     rows in them, ``runs`` the runs shown.
     """
 
-    def __init__(self, run: Any, stream: str, catalog: Catalog | None, *, fill: bool = False) -> None:
+    def __init__(self, run: Any, stream: str, catalog: Catalog | None, *,
+                 fill: bool | tuple[str, ...] = False) -> None:
         self.live = Live(run, catalog=catalog, interval=1 / RATE)
         self.stream_name = stream
         self.fill = fill
@@ -147,7 +148,8 @@ def table(*, run: Any = None, stream: str = "primary", catalog: Catalog | None =
     """A live ``hv.Table`` of the newest ``length`` rows, newest first.
 
     ``columns`` default to ``seq_num``, ``time`` and every scalar data key of
-    the run (not images, not external data); they follow each new run's keys.
+    the run (external scalars read from their files; not images); they follow
+    each new run's keys.
     """
     fixed = list(columns) if columns is not None else None
     start = fixed or ["seq_num", "time"]
@@ -181,7 +183,9 @@ def _scalar_columns(driver: Feed, page: Mapping[str, Any]) -> list[str]:
     for desc in driver.live.source.descriptors(page["uid"]):
         if desc.get("name", "primary") == driver.stream_name:
             data_keys.update(desc["data_keys"])
-    keys = [k for k, info in data_keys.items() if not info.get("external") and not info.get("shape")]
+    from .reading import is_scalar
+
+    keys = [k for k, info in data_keys.items() if is_scalar(info)]  # external scalars are filled
     return ["seq_num", "time", *keys]
 
 
@@ -198,7 +202,7 @@ def image(key: str, *, run: Any = None, stream: str = "primary", catalog: Catalo
     """
     empty = np.zeros((1, 1))
     pipe = hv.streams.Pipe(data={"latest": empty, "sum": empty, "frames": 0})
-    driver = Feed(run, stream, catalog, fill=True)
+    driver = Feed(run, stream, catalog, fill=(key,))
     state: dict[str, Any] = {"latest": empty, "sum": None, "frames": 0}
 
     def show(which: str) -> Callable[..., hv.Image]:

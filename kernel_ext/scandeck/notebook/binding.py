@@ -33,6 +33,7 @@ class BindOptions:
     stream: str = "primary"
     on: str = "event"  # or "run": once per finished run
     every: float = 0.2
+    fill: bool | tuple[str, ...] = ()  # external array keys read into df (True: all)
 
     def describe(self) -> str:
         target = f"run {self.uid[:8]}" if self.uid else "the newest run"
@@ -80,7 +81,8 @@ class Binding:
         self.coalescer = Coalescer(loop, self._execute, options.every)
         self.ui = Coalescer(loop, self._refresh_ui, 0.2)  # status and progress between cell runs
         self.follower = Follower(catalog.source, options.uid, stream=options.stream,
-                                 listener=self._on_follow, name=f"scandeck-bind-{self.id}")
+                                 listener=self._on_follow, name=f"scandeck-bind-{self.id}",
+                                 fill=options.fill)
         self.active = False
 
     def start(self) -> None:
@@ -157,6 +159,7 @@ class Binding:
         rows = len(state.table)
         bind_names(self.shell, self.catalog, state, self._consumed)
         outputs, error = run_cell_collecting(self.shell, self.code)
+        outputs = fill_warnings(state.table) + outputs
         self.events_seen += rows - self._consumed
         self._consumed = rows
         self.executions += 1
@@ -184,7 +187,22 @@ class Binding:
         }
 
 
-def run_once(shell: Any, catalog: Catalog, run: Run, code: str, stream: str) -> None:
+def fill_warnings(table: Any) -> list[dict[str, Any]]:
+    """A stderr output naming the external data the table could not read (taken from it)."""
+    from ..safe_text import printable
+
+    errors, table.errors[:] = list(table.errors), []
+    if not errors:
+        return []
+    lines = [f"scandeck: could not read external data ({len(errors)} values are None): "]
+    lines += [f"  {type(err).__name__}: {printable(str(err))}" for err in errors[:3]]
+    if len(errors) > 3:
+        lines.append(f"  ... and {len(errors) - 3} more")
+    return [{"output_type": "stream", "name": "stderr", "text": "\n".join(lines) + "\n"}]
+
+
+def run_once(shell: Any, catalog: Catalog, run: Run, code: str, stream: str,
+             fill: bool | tuple[str, ...] = ()) -> None:
     """The batch path (papermill, nbclient): bind the finished run's data, run the cell once.
 
     Outputs go to the cell as usual; an exception propagates so the notebook
@@ -193,9 +211,14 @@ def run_once(shell: Any, catalog: Catalog, run: Run, code: str, stream: str) -> 
     from ..pipeline.table import LiveTable
     from .cellexec import execute
 
-    table = LiveTable(stream)
+    table = LiveTable(stream, fill=fill)
     for name, doc in run.documents():
         table.add(name, doc)
+    table.close()
+    for output in fill_warnings(table):
+        import sys
+
+        sys.stderr.write(output["text"])
     state = FollowState(uid=run.uid, table=table, start=run.start, stop=run.stop,
                         status=run.status)
     bind_names(shell, catalog, state, 0)

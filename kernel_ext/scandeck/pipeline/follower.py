@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,9 @@ class Follower:
     every_run
         With ``target=None``: read what is stored of the current run before moving on,
         and visit each new run in arrival order instead of jumping to the newest.
+    fill
+        External array keys to read into the table (``True``: all); external
+        scalars are always read (see :class:`LiveTable`).
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class Follower:
         name: str = "scandeck-follower",
         query: Any = None,
         every_run: bool = False,
+        fill: bool | Collection[str] = (),
     ) -> None:
         self.source = source
         self.target = target
@@ -88,7 +92,8 @@ class Follower:
         self.listener = listener
         self.query = query
         self.every_run = every_run
-        self.state = FollowState(table=LiveTable(stream))
+        self.fill = fill
+        self.state = FollowState(table=LiveTable(stream, fill=fill))
         self.error: BaseException | None = None
         self._stopping = threading.Event()
         self._quiet_since = time.monotonic()
@@ -115,6 +120,8 @@ class Follower:
         except BaseException as err:  # noqa: BLE001 - reported through .error, never lost
             self.error = err
             self.listener("error", self.state)
+        finally:
+            self.state.table.close()
 
     def _newest(self) -> tuple[str | None, int]:
         found = self.source.search(self.query if self.query is not None else _all(), limit=1)
@@ -168,7 +175,8 @@ class Follower:
         return self.query is None or self.query.matches(summary.start, summary.stop)
 
     def _switch(self, uid: str) -> None:
-        self.state = FollowState(uid=uid, table=LiveTable(self.stream), status="running")
+        self.state.table.close()
+        self.state = FollowState(uid=uid, table=LiveTable(self.stream, fill=self.fill), status="running")
 
     def _read(self, uid: str, pos: int) -> tuple[int, int]:
         state = self.state
@@ -182,6 +190,7 @@ class Follower:
             elif entry.name == "stop":
                 state.stop = entry.doc
                 state.status = entry.doc.get("exit_status", "success")
+                rows += state.table.finish()
                 ended = True
             else:
                 rows += state.table.add(entry.name, entry.doc)
@@ -204,6 +213,8 @@ class Follower:
         if self.source.get(uid).status != "incomplete":
             return False
         self.state.status = "incomplete"
+        if self.state.table.finish():
+            self.listener(DATA, self.state)
         self.listener(RUN_STOP, self.state)
         return True
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 
 class LiveTable:
-    """Column lists of a stream's scalar and array keys, appended from any thread.
+    """Column lists of a stream's keys, appended from any thread.
 
     Events and event pages land as rows; readers take consistent snapshots with
-    :meth:`frame` (pandas) or :meth:`row`. External (file-backed) keys keep their
-    datum ids; ``run.primary.read()`` fills them.
+    :meth:`frame` (pandas) or :meth:`row`. External (file-backed) data is read
+    as it arrives, through :class:`scandeck.handlers.Filler`: scalar keys always
+    (a value, never a datum id), array keys (images) only those named in
+    ``fill`` (``True`` for all); the others are not columns at all. Rows of a
+    stream without events (a fly scan) come from its stream_datum documents,
+    once every stream key has reached them; their ``time`` is NaN.
+
+    A value that cannot be read (file missing, out of range) becomes None and
+    its error is kept in :attr:`errors` for the owner to report.
 
     Examples
     --------
@@ -25,8 +32,9 @@ class LiveTable:
     1
     """
 
-    def __init__(self, stream: str = "primary") -> None:
+    def __init__(self, stream: str = "primary", *, fill: bool | Collection[str] = ()) -> None:
         self.stream = stream
+        self.fill = fill if isinstance(fill, bool) else frozenset(fill)
         self._lock = threading.Lock()
         self._descriptors: set[str] = set()
         self.keys: list[str] = []
@@ -37,9 +45,28 @@ class LiveTable:
         # numpy copies of the columns, extended by the rows added since the last
         # frame(): building a DataFrame then costs the new rows, not the whole table.
         self._arrays: dict[str, _Growing] = {}
+        # External data: datum keys filled at add time, stream keys by seq_num until
+        # their row exists; skipped keys are external arrays nobody asked for.
+        self._filler: Any = None
+        self._datum_keys: list[str] = []
+        self._stream_keys: list[str] = []
+        self._skipped: set[str] = set()
+        self._sres_key: dict[str, str] = {}
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._events_seen = False
+        self._evented: set[int] = set()
+        self.errors: list[BaseException] = []
 
     def __len__(self) -> int:
         return len(self._seq)
+
+    def wanted(self, key: str, info: Mapping[str, Any]) -> bool:
+        """Is ``key`` a column: internal, an external scalar, or an external array asked for."""
+        if not info.get("external"):
+            return True
+        if list(info.get("shape") or []) in ([], [1]):
+            return True
+        return self.fill is True or (not isinstance(self.fill, bool) and key in self.fill)
 
     def add_descriptor(self, doc: Mapping[str, Any]) -> bool:
         """Take a descriptor if it belongs to this stream; True if it does."""
@@ -48,20 +75,67 @@ class LiveTable:
         with self._lock:
             self._descriptors.add(doc["uid"])
             for key, info in doc["data_keys"].items():
-                if key not in self._cols:
-                    self.keys.append(key)
-                    self.data_keys[key] = dict(info)
-                    self._cols[key] = [None] * len(self._seq)
+                if key in self._cols or key in self._skipped:
+                    continue
+                if not self.wanted(key, info):
+                    self._skipped.add(key)
+                    continue
+                self.keys.append(key)
+                self.data_keys[key] = dict(info)
+                self._cols[key] = [None] * len(self._seq)
+                if info.get("external"):
+                    stream = str(info["external"]).startswith("STREAM:")
+                    (self._stream_keys if stream else self._datum_keys).append(key)
+        if doc["data_keys"] and any(v.get("external") for v in doc["data_keys"].values()):
+            self._filler_for()("descriptor", doc)
         return True
+
+    def _filler_for(self) -> Any:
+        if self._filler is None:
+            from ..handlers import Filler
+
+            self._filler = Filler()
+        return self._filler
+
+    def close(self) -> None:
+        """Close the files the filler holds open."""
+        if self._filler is not None:
+            self._filler.close()
+
+    def _fill(self, key: str, datum_id: Any) -> Any:
+        if datum_id is None:
+            return None
+        try:
+            return self._filler_for().fill_datum(datum_id)
+        except Exception as err:  # noqa: BLE001 - kept for the owner to report; the follow goes on
+            self.errors.append(err)
+            return None
+
+    def _event_values(self, data: Mapping[str, Any], rows: int | None) -> dict[str, Any]:
+        """``{key: value or column}`` of the datum keys, filled (file reads outside the lock)."""
+        out: dict[str, Any] = {}
+        for key in self._datum_keys:
+            value = data.get(key)
+            if rows is None:
+                out[key] = self._fill(key, value)
+            else:
+                out[key] = [self._fill(key, v) for v in (value or [None] * rows)]
+        return out
 
     def add_event(self, doc: Mapping[str, Any]) -> int:
         """Append an event of this stream; returns the rows added (0 if not ours)."""
         if doc["descriptor"] not in self._descriptors:
             return 0
-        data = doc["data"]
+        data = {**doc["data"], **self._event_values(doc["data"], None)}
         with self._lock:
+            self._events_seen = True
+            seq = doc["seq_num"]
+            streamed = self._pending.pop(seq, None)
+            if streamed:
+                data.update(streamed)
+            self._evented.add(seq)
             self._time.append(doc["time"])
-            self._seq.append(doc["seq_num"])
+            self._seq.append(seq)
             for key, col in self._cols.items():
                 col.append(data.get(key))
         return 1
@@ -70,15 +144,61 @@ class LiveTable:
         """Append the rows of an event page of this stream."""
         if doc["descriptor"] not in self._descriptors:
             return 0
-        data = doc["data"]
         n = len(doc["seq_num"])
+        data = {**doc["data"], **self._event_values(doc["data"], n)}
         with self._lock:
+            self._events_seen = True
             self._time.extend(doc["time"])
             self._seq.extend(doc["seq_num"])
+            self._evented.update(doc["seq_num"])
             for key, col in self._cols.items():
                 values = data.get(key)
                 col.extend(values if values is not None else [None] * n)
+            for i, seq in enumerate(doc["seq_num"]):
+                streamed = self._pending.pop(seq, None)
+                for key, value in (streamed or {}).items():
+                    if key in self._cols:
+                        self._cols[key][len(self._seq) - n + i] = value
         return n
+
+    def add_stream_datum(self, doc: Mapping[str, Any]) -> int:
+        """Take a stream_datum of this stream: its values wait for their events, or
+        (in a stream without events) become rows once every stream key has them."""
+        if doc["descriptor"] not in self._descriptors:
+            return 0
+        key = self._sres_key.get(doc["stream_resource"])
+        if key is None or key in self._skipped:
+            return 0
+        try:
+            values = list(self._filler_for().fill_stream_datum(doc))
+        except Exception as err:  # noqa: BLE001 - kept for the owner to report
+            self.errors.append(err)
+            values = [None] * (doc["seq_nums"]["stop"] - doc["seq_nums"]["start"])
+        first = doc["seq_nums"]["start"]
+        with self._lock:
+            for i, value in enumerate(values):
+                self._pending.setdefault(first + i, {})[key] = value
+            many = len(values) > 1  # a step scan's stream_datum covers one event
+            return self._rows_from_stream(before=first + (len(values) if many else 0))
+
+    def finish(self) -> int:
+        """The run ended: rows of a stream without events that still wait become rows."""
+        with self._lock:
+            return self._rows_from_stream(before=None)
+
+    def _rows_from_stream(self, before: int | None) -> int:
+        """Turn complete waiting stream rows with seq_num < ``before`` into rows (lock held)."""
+        if self._events_seen or not self._pending:
+            return 0
+        ready = sorted(s for s, v in self._pending.items()
+                       if (before is None or s < before) and len(v) == len(self._stream_keys))
+        for seq in ready:
+            values = self._pending.pop(seq)
+            self._time.append(float("nan"))
+            self._seq.append(seq)
+            for key, col in self._cols.items():
+                col.append(values.get(key))
+        return len(ready)
 
     def add(self, name: str, doc: Mapping[str, Any]) -> int:
         """Route any document; returns the rows it added."""
@@ -88,6 +208,15 @@ class LiveTable:
             return self.add_event_page(doc)
         if name == "descriptor":
             self.add_descriptor(doc)
+        elif name == "stream_datum":
+            return self.add_stream_datum(doc)
+        elif name == "stream_resource":
+            self._sres_key[doc["uid"]] = doc["data_key"]
+            self._filler_for()(name, doc)
+        elif name in ("resource", "datum", "datum_page"):
+            self._filler_for()(name, doc)
+        elif name == "stop":
+            return self.finish()
         return 0
 
     def columns(self, start: int = 0, stop: int | None = None) -> dict[str, list[Any]]:

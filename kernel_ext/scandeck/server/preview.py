@@ -84,7 +84,8 @@ def run_detail(cat: Catalog, summary: RunSummary) -> dict[str, Any]:
 
 
 def _scalar_number(info: Mapping[str, Any]) -> bool:
-    return info.get("dtype") in ("number", "integer") and not info.get("shape") and not info.get("external")
+    """One number per event: internal, or external (read from its file) of shape [] or [1]."""
+    return info.get("dtype") in ("number", "integer") and list(info.get("shape") or []) in ([], [1])
 
 
 def choose_fields(
@@ -159,18 +160,12 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
         )
     x, ys = choose_fields(summary.start, descriptors, stream)
     wanted = ([x] if x else []) + ys
-    rows: list[tuple[int, list[Any]]] = []
     uids = {d["uid"] for d in descriptors}
-    for _, name, doc in source.documents(summary.uid, names=("event", "event_page"), descriptors=uids):
-        if doc.get("descriptor") not in uids:
-            continue
-        data = doc["data"]
-        if name == "event":
-            rows.append((doc["seq_num"], [data.get(k) for k in wanted]))
-        else:
-            columns = [data.get(k) or [None] * len(doc["seq_num"]) for k in wanted]
-            rows.extend((seq, [col[i] for col in columns]) for i, seq in enumerate(doc["seq_num"]))
-    rows.sort(key=lambda row: row[0])
+    keys = _data_keys(descriptors)
+    if any(keys[k].get("external") for k in wanted):
+        rows = _filled_rows(source, summary.uid, uids, wanted)
+    else:
+        rows = _event_rows(source, summary.uid, uids, wanted)
     picked = [rows[i] for i in downsample(len(rows), max_points)]
     x_values = [row[1][0] for row in picked] if x else [row[0] for row in picked]
     offset = 1 if x else 0
@@ -180,3 +175,29 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
         "y": [{"name": y, "values": jsonable([row[1][offset + j] for row in picked])} for j, y in enumerate(ys)],
         "num_events": len(rows),
     }
+
+
+def _event_rows(source: Source, uid: str, uids: set[str], wanted: list[str]) -> list[tuple[int, list[Any]]]:
+    """``(seq_num, values)`` of the stream's events, read straight from the documents."""
+    rows: list[tuple[int, list[Any]]] = []
+    for _, name, doc in source.documents(uid, names=("event", "event_page"), descriptors=uids):
+        if doc.get("descriptor") not in uids:
+            continue
+        data = doc["data"]
+        if name == "event":
+            rows.append((doc["seq_num"], [data.get(k) for k in wanted]))
+        else:
+            columns = [data.get(k) or [None] * len(doc["seq_num"]) for k in wanted]
+            rows.extend((seq, [col[i] for col in columns]) for i, seq in enumerate(doc["seq_num"]))
+    rows.sort(key=lambda row: row[0])
+    return rows
+
+
+def _filled_rows(source: Source, uid: str, uids: set[str], wanted: list[str]) -> list[tuple[int, list[Any]]]:
+    """Rows of a stream with external scalars, read through their files as ``read()`` does."""
+    from ..reading import STREAM_DOCUMENTS, collect, columns
+
+    table = collect(source.documents(uid, names=STREAM_DOCUMENTS, descriptors=uids), uids, fill=wanted)
+    _, seq, cols = columns(table)
+    values = [cols[k].tolist() for k in wanted]
+    return [(int(s), [col[i] for col in values]) for i, s in enumerate(seq.tolist())]

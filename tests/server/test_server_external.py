@@ -1,0 +1,52 @@
+"""The panel's preview of a run whose detector writes files: values read from them, never ids."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import bluesky.plans as bp
+import h5py
+import numpy as np
+import pytest
+from server_support import Api, scandeck_environment, server_config
+
+import scandeck
+from scandeck.resource_paths import uri_to_path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from test_ophyd_async import Beamline  # noqa: E402 - the ophyd-async beamline of the tests
+
+
+@pytest.fixture
+def paths(monkeypatch, tmp_path):
+    return scandeck_environment(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def jp_server_config(paths):
+    return server_config(paths)
+
+
+@pytest.fixture
+def api(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
+    return Api(http_server_client, jp_base_url, jp_auth_header)
+
+
+async def test_preview_plots_an_external_scalar_read_from_its_hdf5_file(api, paths, tmp_path):
+    cat = scandeck.open_catalog()
+    files = tmp_path / "files"
+    files.mkdir()
+    beamline = Beamline(files, cat)
+    uid = beamline.run(bp.scan([beamline.bdet], beamline.stage.x, -1, 1, 4))
+    (sres, *_) = beamline.of(uid, "stream_resource")
+    with h5py.File(uri_to_path(sres["uri"]), "r") as f:
+        sums = np.asarray(f["/entry/sum"]).tolist()
+    cat.close()
+    code, body = await api(f"runs/{uid}/preview")
+    assert code == 200
+    assert body["x"]["name"] == "stage-x" and np.allclose(body["x"]["values"], [-1, -1 / 3, 1 / 3, 1])
+    assert body["y"] == [{"name": "bdet-sum", "values": sums}]
+    assert body["num_events"] == 4
+    code, body = await api(f"runs/{uid}")
+    assert code == 200 and body["run"]["num_events"] == 4
