@@ -190,8 +190,12 @@ def test_python_queries_out_of_range_raise_invalid_query(build: Any) -> None:
 
 
 def test_catalog_index_out_of_range_is_a_clear_error(hostile: dict[str, Any]) -> None:
+    from scandeck.exceptions import RunNotFound
+
     with pytest.raises(InvalidQuery, match="out of range"):
         hostile["cat"][10**30]
+    with pytest.raises(RunNotFound, match="has only 4 matching runs"):
+        hostile["cat"][-(10**30)]
 
 
 def test_the_64_bit_bounds_themselves_search_fine(tmp_path: Path) -> None:

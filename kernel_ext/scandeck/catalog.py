@@ -113,7 +113,8 @@ class Catalog:
 
     def _by_int(self, key: int) -> Run:
         if key < 0:
-            found = self.source.search(self.query, limit=1, offset=-key - 1)
+            # (an offset past SQLite's 64 bits is past the end too, not an OverflowError)
+            found = self.source.search(self.query, limit=1, offset=-key - 1) if key >= -(2**63) else []
             if not found:
                 raise RunNotFound(f"cat[{key}]: {self.name} has only {len(self)} matching runs")
         else:
