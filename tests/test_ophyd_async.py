@@ -256,3 +256,43 @@ def test_live_pipeline_follows_a_fly_scan(beamline, sqlite_cat):
     got = np.stack([f for p in pages for f in p["bdet"]])
     np.testing.assert_array_equal(got, frames.reshape(3, 2, HEIGHT, WIDTH))
     assert live.failures == 0
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "msgpack"])
+def test_fly_scan_round_trips_through_document_files(beamline, sqlite_cat, tmp_path, fmt):
+    """Exported to suitcase-style files and ingested elsewhere, the run reads the same."""
+    from scandeck.catalog import Catalog
+    from scandeck.docfiles import read_documents, write_documents
+    from scandeck.documents import normalize
+    from scandeck.sources import open_source
+
+    uid = fly(beamline, events=3, per_event=2)
+    docs = list(sqlite_cat[uid].documents())
+    (path,) = write_documents(docs, tmp_path / "export", format=fmt)
+    back = list(read_documents(path))
+    assert [(n, normalize(d)) for n, d in back] == [(n, normalize(d)) for n, d in docs]
+    other = Catalog(open_source(tmp_path / "elsewhere"))
+    writer = other.writer()
+    for name, doc in back:
+        writer(name, doc)
+    a, b = sqlite_cat[uid].primary.read(), other[uid].primary.read()
+    np.testing.assert_array_equal(a["bdet"].values, b["bdet"].values)
+    assert other[uid].num_events == 3
+    other.close()
+
+
+def test_a_running_fly_scan_is_followed_while_its_file_is_written(beamline, sqlite_cat):
+    """The detector writes its HDF5 file in SWMR mode; the follower reads it as it grows."""
+    from test_live import wait_for
+
+    from scandeck.livestream import Live
+
+    with Live(None, catalog=sqlite_cat) as live:  # the newest run and each new one
+        pages = live.stream(pages=True, fill=True).sink_to_list()
+        uid = fly(beamline, events=20, per_event=1)
+        assert wait_for(lambda: sum(len(p["seq_num"]) for p in pages) == 20)
+    frames, sums = h5_truth(beamline, uid)
+    assert [s for p in pages for s in p["seq_num"]] == list(range(1, 21))
+    np.testing.assert_array_equal([v for p in pages for v in p["bdet-sum"]], sums)
+    np.testing.assert_array_equal(np.stack([f for p in pages for f in p["bdet"]])[:, 0], frames)
+    assert live.failures == 0
