@@ -157,6 +157,13 @@ def test_ls_refuses_unusable_queries_in_one_error(query: str, hostile: dict[str,
     assert re.search(r"out of range|levels deep", result.stderr.splitlines()[0])
 
 
+def test_show_with_more_digits_than_a_scan_id_looks_for_a_uid(hostile: dict[str, Any], tmp_path: Path) -> None:
+    result = scandeck_cli("show", "9" * 30, "--catalog", str(hostile["path"]), data=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"scandeck show: error: no run with scan_id {'9' * 30} or a uid")
+    assert "Traceback" not in result.stderr
+
+
 # -- queries from Python and text ---------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
     it), falling back to a uid prefix because uids can start with digits too;
     anything else is a uid or uid prefix.
     """
-    from .exceptions import RunNotFound
+    from .exceptions import InvalidQuery, RunNotFound
     from .queries import ScanID
 
     if re.fullmatch(r"-\d+", ident):
@@ -44,7 +44,7 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
     if ident.isdigit():
         try:
             run = cat[int(ident)]
-        except RunNotFound:
+        except (RunNotFound, InvalidQuery):  # (InvalidQuery: more digits than a scan_id holds)
             try:
                 return cat[ident], ""  # type: ignore[return-value]
             except RunNotFound:
