@@ -312,3 +312,23 @@ def test_plain_reprs_and_query_text_escape_controls(hostile: dict[str, Any]) -> 
         assert raw_controls(text) == [], text
     assert "uid=amb\\u001b[2" in shown[0]
     assert parse(str(query)) == query  # the escapes read back
+
+
+def test_keeper_lines_escape_the_uids_they_name(redis_server: Any, tmp_path: Path, capsys: Any) -> None:
+    import uuid
+
+    from scandeck.catalog import Catalog
+    from scandeck.cli import main
+    from scandeck.sources import open_source
+
+    bus = f"{redis_server.url}?prefix=test-{uuid.uuid4().hex[:12]}"
+    cat = Catalog(open_source(f"{bus}&archive={tmp_path / 'archive'}"))
+    try:
+        write_run(cat, uid="\x1b[2Jhostile-1", scan_id=1)
+    finally:
+        cat.close()
+    code = main(["keeper", bus, "--once", "--archive", str(tmp_path / "archive")])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert raw_controls(out) == []
+    assert out.startswith("persisted run \\u001b[2Jhost (scan 1,")  # uid[:8], escaped

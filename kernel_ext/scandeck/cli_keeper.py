@@ -86,7 +86,9 @@ def _keeper(args: argparse.Namespace, say: Any) -> Any:
 
 def cmd_keeper(args: argparse.Namespace) -> int:
     """``scandeck keeper REDIS_URI [--archive A] [--max-runs N] [--max-age D] [--max-memory S]``."""
-    keeper = _keeper(args, lambda line: print(line, flush=True))
+    from .safe_text import printable
+
+    keeper = _keeper(args, lambda line: print(printable(line), flush=True))  # lines name run uids
     try:
         keeper.start()
         if args.once:

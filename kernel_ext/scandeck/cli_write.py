@@ -200,7 +200,8 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
         from .cli_keeper import start_keeper_thread
 
         print("  a keeper copies finished runs to the archive and trims Redis (scandeck keeper --help)")
-        keeper = start_keeper_thread(cat.source.uri, stop, lambda line: print(f"  keeper: {line}", flush=True))
+        keeper = start_keeper_thread(cat.source.uri, stop,
+                                     lambda line: print(f"  keeper: {printable(line)}", flush=True))
     else:
         keeper = None
     print(flush=True)
