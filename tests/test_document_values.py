@@ -105,6 +105,37 @@ def test_a_start_the_store_cannot_hold_is_refused_and_the_writer_goes_on(cat, ca
     assert_reads_back(cat, docs)
 
 
+def test_values_a_store_can_hold_read_back_exactly(cat):
+    """Everything check_storable lets through reads back as normalize() says, on every source."""
+    import enum
+
+    class Mode(enum.IntEnum):
+        FAST = 2
+
+    metadata = {
+        "edges": [2**63 - 1, 2**64 - 1, -(2**63), -0.0, math.nan, math.inf, 1e308, 5e-324],
+        "numpy": {"f32": np.float32(1.5), "u64": np.uint64(2**64 - 1), "b": np.bool_(True),
+                  "s": np.str_("Ni"), "f16": np.float16(0.5), "i8": np.int8(-3)},
+        "arrays": [np.arange(3), np.zeros((2, 2), dtype=np.float32), np.array(["a", "bc"]),
+                   np.array([None, {"a": 1}], dtype=object), np.array(7.0)],
+        "table": np.array([(1, 2.5, "x")], dtype=[("a", "<i4"), ("b", "<f8"), ("c", "U2")]),
+        "text": "ünïcödé ☃ \U0001f600 \x00",
+        "tuple": (1, (2, 3)),
+        "mode": Mode.FAST,
+        "deep": deep(60),
+    }
+    bundle = compose_run(metadata={"plan_name": "count", **metadata}, time=1_700_000_000,
+                         validate=False)
+    docs = [("start", bundle.start_doc), ("stop", bundle.compose_stop())]
+    writer = cat.writer()
+    for name, doc in docs:
+        writer(name, doc)
+    assert_reads_back(cat, docs)
+    start = dict(next(cat[-1].documents())[1])
+    assert start["numpy"]["u64"] == 2**64 - 1 and start["table"] == [[1, 2.5, "x"]]
+    assert start["tuple"] == [1, [2, 3]] and start["mode"] == 2
+
+
 def test_a_set_in_run_engine_metadata_is_refused_and_the_next_run_is_stored(RE, cat):
     from bluesky.plans import count
     from ophyd.sim import det

@@ -230,8 +230,8 @@ def _walk_array(arr: Any, depth: int) -> None:
         raise _Refused(f"nests deeper than {MAX_DEPTH} levels; flatten it or store it as a JSON str")
     if kind in "biu" or (kind == "f" and size <= 8):
         return  # every value fits msgpack's integers or a float
-    if kind in "UO":
-        _walk(arr.tolist(), depth)
+    if kind in "UO" or (kind == "V" and arr.dtype.names):
+        _walk(arr.tolist(), depth)  # a structured array's rows become lists of its fields
         return
     what = {
         "f": f"{size * 8}-bit floats, which a document cannot hold; convert it to float64",
