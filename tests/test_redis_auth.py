@@ -109,6 +109,12 @@ def test_the_password_in_the_uri_reads_and_writes(
         writer.close()
         assert [run.uid for run in cat.search('sample == "Ni"')] == [uid]
         assert cat[uid].primary.read()["det"].shape == (3,)
+        # Shown and recorded without the password: reprs, and the inputs provenance keeps.
+        from scandeck.provenance.context import current
+
+        assert PASSWORD not in repr(cat)
+        recorded = [i["catalog"] for i in current().inputs() if i["uid"] == uid]
+        assert recorded and all(PASSWORD not in c and "@" not in c for c in recorded)
     finally:
         cat.close()
 

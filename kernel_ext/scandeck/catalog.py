@@ -17,6 +17,7 @@ from .provenance.context import note
 from .queries import Key, Query, ScanID, parse
 from .safe_text import printable
 from .sources.protocol import RunSummary, Source, Writer
+from .uris import redact
 
 if TYPE_CHECKING:
     import pandas
@@ -50,7 +51,7 @@ class Catalog:
 
     def __repr__(self) -> str:
         where = "" if self.query == Query.all() else f" where {self.query}"
-        return f"<Catalog {self.name!r}{where}: {len(self)} runs>"
+        return f"<Catalog {redact(self.name)!r}{where}: {len(self)} runs>"
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from ..uris import redact
+
 
 class ProvenanceContext:
     """Ordered notes of runs read: uid -> scan_id, catalog, streams, fields."""
@@ -22,7 +24,11 @@ class ProvenanceContext:
 
     def note(self, uid: str, *, scan_id: int | None = None, catalog: str = "",
              stream: str | None = None, fields: Iterable[str] = ()) -> None:
-        """Record that run ``uid`` was read (and which stream and fields of it)."""
+        """Record that run ``uid`` was read (and which stream and fields of it).
+
+        The catalog's URI is kept without its credentials: records travel in notebooks.
+        """
+        catalog = redact(catalog)
         with self._lock:
             entry = self._runs.get(uid)
             if entry is None:

@@ -13,9 +13,9 @@ import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ScandeckError
+from ..uris import redact as redact  # shown URIs carry no password
 from .errors import UnknownCatalog
 
 if TYPE_CHECKING:
@@ -30,19 +30,6 @@ log = logging.getLogger(__name__)
 MAX_NAME = 200
 #: How many unfinished runs are looked at to find the running ones (as ``scandeck ls`` does).
 LIVE_LOOKED_AT = 200
-
-
-def redact(uri: str) -> str:
-    """``uri`` without a password (``redis://:secret@host`` -> ``redis://host``)."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=host))
 
 
 def live_runs(cat: Catalog, limit: int = LIVE_LOOKED_AT) -> list[RunSummary]:
