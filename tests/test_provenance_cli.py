@@ -403,3 +403,20 @@ def test_show_warns_when_the_stored_notebook_is_missing(world, capsys):
     code, out, err = _run(capsys, "provenance", "show", original.id[:8], "--store", str(prov.directory))
     assert code == 0 and original.id in out
     assert err.startswith("scandeck provenance show: warning: ") and "missing" in err
+
+
+def test_show_escapes_what_a_notebook_carried(world, capsys):
+    """A record's name, parameters and failing cell are a notebook's text: shown, never obeyed."""
+    env = capture(kernel_name="python3")
+    hostile = "\x1b]0;pwned\x07\x1b[2J"
+    failure = ErrorInfo(cell_index=1, cell_source=f"raise ValueError('{hostile}')", ename="ValueError",
+                        evalue=hostile)
+    nb = _notebook()
+    rec = save_stamped(world["prov"], build_record(nb, kind="batch", environment=env, name=f"peak{hostile}",
+                                                   error=failure), nb)
+    code, out, _ = _run(capsys, "provenance", "show", rec.id, "--store", str(world["prov"].directory))
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "peak\\u001b]0;pwned\\u0007\\u001b[2J" in out
+    code, out, _ = _run(capsys, "provenance", "lineage", rec.id, "--store", str(world["prov"].directory))
+    assert "\x1b" not in out

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..safe_text import printable
+
 if TYPE_CHECKING:
     from ..catalog import Catalog
     from .record import ProvenanceRecord
@@ -333,11 +335,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rec.to_metadata(), indent=2))
     else:
-        print(show_record(store, rec))
+        # Names, parameters, errors and cell sources are whatever a notebook held.
+        print(printable(show_record(store, rec), keep="\n\t"))
     # The record is shown all the same; open and rerun refuse such a notebook.
     problem = store.notebook_problem(rec)
     if problem is not None:
-        print(f"scandeck provenance show: warning: {problem}", file=sys.stderr)
+        print(f"scandeck provenance show: warning: {printable(problem)}", file=sys.stderr)
     return 0
 
 
@@ -388,7 +391,7 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(node_dict(tree), indent=2))
         else:
-            print(render(tree))
+            print(printable(render(tree), keep="\n"))
     finally:
         cat.close()
     return 0
