@@ -332,3 +332,16 @@ def test_keeper_lines_escape_the_uids_they_name(redis_server: Any, tmp_path: Pat
     assert (code, err) == (0, "")
     assert raw_controls(out) == []
     assert out.startswith("persisted run \\u001b[2Jhost (scan 1,")  # uid[:8], escaped
+
+
+def test_summaries_with_a_limit_beyond_64_bits_is_a_clear_error(tmp_path):
+    import scandeck
+    from scandeck.exceptions import InvalidQuery
+
+    cat = scandeck.open_catalog(tmp_path / "store")
+    with pytest.raises(InvalidQuery, match="limit"):
+        cat.summaries(limit=10**30)
+    with pytest.raises(InvalidQuery, match="offset"):
+        cat.summaries(offset=-1)
+    assert cat.summaries(limit=5) == []
+    cat.close()

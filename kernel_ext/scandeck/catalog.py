@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import RunNotFound, ScandeckError, StreamNotFound
+from .exceptions import InvalidQuery, RunNotFound, ScandeckError, StreamNotFound
 from .follow import follow_run, follow_runs
 from .provenance.context import note
 from .queries import Key, Query, ScanID, parse
@@ -81,6 +81,9 @@ class Catalog:
 
     def summaries(self, limit: int | None = None, offset: int = 0) -> list[RunSummary]:
         """Index rows of the newest matching runs, without reading documents."""
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and not (isinstance(value, int) and 0 <= value < 2**63):
+                raise InvalidQuery(f"{name} must be a whole number from 0 to 2**63 - 1, not {value!r}")
         return self.source.search(self.query, limit=limit, offset=offset)
 
     def __iter__(self) -> Iterator[Run]:
