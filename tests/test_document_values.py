@@ -249,6 +249,20 @@ def test_event_values_the_store_cannot_hold_are_refused(cat, value, words):
     assert_reads_back(cat, docs)
 
 
+def test_an_event_page_with_a_nan_time_is_refused_naming_its_row(cat):
+    docs = _shaped([], [1.0, 2.0, 3.0], page=True)
+    page = dict(docs[2][1], time=[1.0, math.nan, 3.0])
+    writer = cat.writer()
+    for name, doc in docs[:2]:
+        writer(name, doc)
+    with pytest.raises(InvalidDocument, match="finite number") as info:
+        writer("event_page", page)
+    assert info.value.field == "time/1"
+    for name, doc in docs[2:]:
+        writer(name, doc)
+    assert_reads_back(cat, docs)
+
+
 def test_validate_schema_never_crashes_on_hostile_input():
     """The validators themselves break on these; the boundary turns it into InvalidDocument."""
     bundle = compose_run()

@@ -74,10 +74,14 @@ documents hold JSON values, use a list. Nothing was stored for it.
         raise InvalidDocument(name, doc, f"a document must be a dict, not {type(doc).__name__}")
     try:
         _walk_dict(doc, 1)
-        _check_time(doc.get("time"))
+        try:
+            _check_time(doc.get("time"))
+        except _Refused as err:
+            err.path.append("time")
+            raise
         scan_id = doc.get("scan_id")
         if type(scan_id) is int and not _INT_MIN <= scan_id < _I64_END:
-            refused = _Refused(f"is {scan_id}, outside the signed 64-bit range a scan_id is stored in")
+            refused = _Refused(f"is {_show(scan_id)}, outside the signed 64-bit range a scan_id is stored in")
             refused.path.append("scan_id")
             raise refused
     except _Refused as err:
@@ -97,21 +101,24 @@ def _check_time(value: Any) -> None:
                 err.path.append(i)
                 raise
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if value is None or isinstance(value, (bool, str, dict)):
         return  # not a number at all: the schema says so
-    if isinstance(value, int):
-        ok = _INT_MIN <= value < _I64_END
-    else:
-        ok = math.isfinite(value)
+    try:
+        ok = math.isfinite(value) and (not isinstance(value, int) or _INT_MIN <= value < _I64_END)
+    except (TypeError, OverflowError):  # not a number, or an int beyond any float
+        ok = isinstance(value, (list, tuple))  # a wrong type: the schema says so
     if not ok:
-        err = _Refused(f"is {value!r}: a document's time must be a finite number of seconds "
+        raise _Refused(f"is {_show(value)}: a document's time must be a finite number of seconds "
                        "since the epoch")
-        err.path.append("time")
-        raise err
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def _path(parts: list[str | int]) -> str:
-    parts = [str(p) for p in reversed(parts)]
+    parts = [str(p) if len(str(p)) <= 40 else f"{str(p)[:30]}..." for p in reversed(parts)]
     if len(parts) > 8:
         parts = [*parts[:3], "...", *parts[-3:]]
     return "/".join(parts)
@@ -126,7 +133,7 @@ def _walk(value: Any, depth: int) -> None:
         pass
     elif t is int:
         if not _INT_MIN <= value < _INT_END:
-            raise _Refused(f"is {value}, outside the integers a document can hold "
+            raise _Refused(f"is {_show(value)}, outside the integers a document can hold "
                            "([-2**63, 2**64)); store it as a str or a float")
     elif t is dict:
         _walk_dict(value, depth)
@@ -175,13 +182,13 @@ def _walk_list(value: Sequence[Any], depth: int) -> None:
 
 def _check_key(key: Any) -> None:
     if not isinstance(key, str):
-        raise _Refused(f"has a key {key!r} of type {type(key).__name__}: keys must be str "
+        raise _Refused(f"has a key {_show(key)} of type {type(key).__name__}: keys must be str "
                        "(documents hold JSON values)")
     if not key.isascii():
         try:
             _check_text(key)
         except _Refused as err:
-            err.reason = f"has a key {key!r} that {err.reason}"
+            err.reason = f"has a key {_show(key)} that {err.reason}"
             raise
 
 
