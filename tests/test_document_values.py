@@ -263,6 +263,22 @@ def test_an_event_page_with_a_nan_time_is_refused_naming_its_row(cat):
     assert_reads_back(cat, docs)
 
 
+@pytest.mark.parametrize("page", [False, True], ids=["event", "event_page"])
+def test_a_seq_num_beyond_int64_is_refused(cat, page):
+    """Readers index rows by seq_num as int64: a larger one would make the run unreadable."""
+    docs = _shaped([], [1.0, 2.0], page=page)
+    bad = dict(docs[2][1], seq_num=[1, 2**63] if page else 2**63)
+    writer = cat.writer()
+    for name, doc in docs[:2]:
+        writer(name, doc)
+    with pytest.raises(InvalidDocument, match="signed 64-bit") as info:
+        writer(docs[2][0], bad)
+    assert info.value.field == ("seq_num/1" if page else "seq_num")
+    for name, doc in docs[2:]:
+        writer(name, doc)
+    assert_reads_back(cat, docs)
+
+
 def test_validate_schema_never_crashes_on_hostile_input():
     """The validators themselves break on these; the boundary turns it into InvalidDocument."""
     bundle = compose_run()

@@ -79,11 +79,13 @@ documents hold JSON values, use a list. Nothing was stored for it.
         except _Refused as err:
             err.path.append("time")
             raise
-        scan_id = doc.get("scan_id")
-        if type(scan_id) is int and not _INT_MIN <= scan_id < _I64_END:
-            refused = _Refused(f"is {_show(scan_id)}, outside the signed 64-bit range a scan_id is stored in")
-            refused.path.append("scan_id")
-            raise refused
+        # The SQLite store keeps scan_id, and every reader indexes rows by seq_num, as int64.
+        for key in ("scan_id", "seq_num"):
+            try:
+                _check_int64(doc.get(key))
+            except _Refused as err:
+                err.path.append(key)
+                raise
     except _Refused as err:
         path = _path(err.path)
         where = f"field {path!r}" if path else "the document"
@@ -110,6 +112,20 @@ def _check_time(value: Any) -> None:
     if not ok:
         raise _Refused(f"is {_show(value)}: a document's time must be a finite number of seconds "
                        "since the epoch")
+
+
+def _check_int64(value: Any) -> None:
+    if type(value) is list:  # an event page's seq_nums
+        if {*map(type, value)} <= _INT and (not value or _INT_MIN <= min(value) and max(value) < _I64_END):
+            return
+        for i, item in enumerate(value):
+            try:
+                _check_int64(item)
+            except _Refused as err:
+                err.path.append(i)
+                raise
+    elif isinstance(value, int) and not isinstance(value, bool) and not _INT_MIN <= value < _I64_END:
+        raise _Refused(f"is {_show(value)}, outside the signed 64-bit integers it is stored as")
 
 
 def _show(value: Any) -> str:
