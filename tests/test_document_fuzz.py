@@ -121,7 +121,10 @@ def mutate(doc: dict[str, Any], rng: random.Random) -> tuple[dict[str, Any], lis
             value = container[key]
             if isinstance(value, list) and value:
                 done.append(f"extend {key!r}")
-                value.append(copy.deepcopy(value[0]))
+                try:
+                    value.append(copy.deepcopy(value[0]))
+                except TypeError:  # a memoryview put there by an earlier change
+                    value.append(value[0])
             else:
                 done.append(f"{key!r} as str")
                 container[key] = str(value)

@@ -263,11 +263,15 @@ def test_an_event_page_with_a_nan_time_is_refused_naming_its_row(cat):
     assert_reads_back(cat, docs)
 
 
+@pytest.mark.parametrize("big", [2**63, 1e308], ids=["int", "whole-float"])
 @pytest.mark.parametrize("page", [False, True], ids=["event", "event_page"])
-def test_a_seq_num_beyond_int64_is_refused(cat, page):
-    """Readers index rows by seq_num as int64: a larger one would make the run unreadable."""
+def test_a_seq_num_beyond_int64_is_refused(cat, page, big):
+    """Readers index rows by seq_num as int64: a larger one would make the run unreadable.
+
+    The schema's "integer" takes a whole float, 1e308 too.
+    """
     docs = _shaped([], [1.0, 2.0], page=page)
-    bad = dict(docs[2][1], seq_num=[1, 2**63] if page else 2**63)
+    bad = dict(docs[2][1], seq_num=[1, big] if page else big)
     writer = cat.writer()
     for name, doc in docs[:2]:
         writer(name, doc)

@@ -124,8 +124,10 @@ def _check_int64(value: Any) -> None:
             except _Refused as err:
                 err.path.append(i)
                 raise
-    elif isinstance(value, int) and not isinstance(value, bool) and not _INT_MIN <= value < _I64_END:
-        raise _Refused(f"is {_show(value)}, outside the signed 64-bit integers it is stored as")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A float passes the schema's "integer" when it is whole (1e308 does).
+        if not _INT_MIN <= value < _I64_END:
+            raise _Refused(f"is {_show(value)}, outside the signed 64-bit integers it is stored as")
 
 
 def _show(value: Any) -> str:
