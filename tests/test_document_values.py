@@ -283,6 +283,24 @@ def test_a_seq_num_beyond_int64_is_refused(cat, page, big):
     assert_reads_back(cat, docs)
 
 
+def test_a_stream_datum_range_beyond_int64_is_refused(cat):
+    bundle = compose_run(metadata={"plan_name": "fly"})
+    desc = bundle.compose_descriptor(name="primary", data_keys={
+        "cam": {"dtype": "array", "shape": [2], "source": "cam", "external": "STREAM:"}})
+    sres = bundle.compose_stream_resource(mimetype="application/x-hdf5", uri="file:///a.h5",
+                                          data_key="cam", parameters={})
+    bad = sres.compose_stream_datum(indices={"start": 0, "stop": 1}, seq_nums={"start": 2**63, "stop": 2**63 + 1},
+                                    descriptor=desc.descriptor_doc, validate=False)
+    writer = cat.writer()
+    for name, doc in [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
+                      ("stream_resource", sres.stream_resource_doc)]:
+        writer(name, doc)
+    with pytest.raises(InvalidDocument, match="signed 64-bit") as info:
+        writer("stream_datum", bad)
+    assert info.value.field == "seq_nums/start"
+    writer("stop", bundle.compose_stop())
+
+
 def test_validate_schema_never_crashes_on_hostile_input():
     """The validators themselves break on these; the boundary turns it into InvalidDocument."""
     bundle = compose_run()

@@ -86,6 +86,15 @@ documents hold JSON values, use a list. Nothing was stored for it.
             except _Refused as err:
                 err.path.append(key)
                 raise
+        if name == "stream_datum":  # its ranges become seq_nums and frame indices
+            for key in ("seq_nums", "indices"):
+                ranges = doc.get(key)
+                for end in ("start", "stop") if isinstance(ranges, dict) else ():
+                    try:
+                        _check_int64(ranges.get(end))
+                    except _Refused as err:
+                        err.path += [end, key]
+                        raise
     except _Refused as err:
         path = _path(err.path)
         where = f"field {path!r}" if path else "the document"
