@@ -325,7 +325,7 @@ def property_catalogs(request) -> Iterator[dict[str, Catalog]]:
 @settings(max_examples=150, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
-    metadata=st.dictionaries(_texts, _values, max_size=3),
+    metadata=st.dictionaries(_texts.filter(lambda k: k not in ("time", "uid")), _values, max_size=3),
     shape=_shapes,
     dtype=st.sampled_from(["number", "integer", "string", "array", "boolean"]),
     column=st.lists(_values, min_size=1, max_size=4),
