@@ -296,3 +296,14 @@ def test_a_running_fly_scan_is_followed_while_its_file_is_written(beamline, sqli
     np.testing.assert_array_equal([v for p in pages for v in p["bdet-sum"]], sums)
     np.testing.assert_array_equal(np.stack([f for p in pages for f in p["bdet"]])[:, 0], frames)
     assert live.failures == 0
+
+
+def test_fly_scan_reads_and_counts_the_same_on_every_source(cat, tmp_path):
+    files = tmp_path / "fly-files"
+    files.mkdir()
+    beamline = Beamline(files, cat)
+    uid = fly(beamline, events=3, per_event=2)
+    frames, _ = h5_truth(beamline, uid)
+    run = cat[uid]
+    np.testing.assert_array_equal(run.primary.read()["bdet"].values, frames.reshape(3, 2, HEIGHT, WIDTH))
+    assert run.num_events == 3 and len(run.primary) == 3
