@@ -180,9 +180,11 @@ class RunOrder:
         """
         if name not in DOCUMENT_NAMES:
             validate_schema(name, doc)  # raises, saying which names there are
-        check_storable(name, doc)
+        flat = check_storable(name, doc)
         validate_schema(name, doc)
         try:
+            if name == "event_page":
+                return self._check_event_page(doc, flat)
             return getattr(self, f"_check_{name}")(doc)
         except InvalidDocument:
             raise
@@ -289,14 +291,14 @@ class RunOrder:
         counted = doc["seq_num"] <= self._marks(doc["descriptor"])[1]
         return Placed(run_uid, doc["descriptor"], 0 if counted else 1)
 
-    def _check_event_page(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_event_page(self, doc: Mapping[str, Any], flat: frozenset[str] = frozenset()) -> Placed:
         run_uid, data_keys, shapes = self._descriptor_of("event_page", doc)
         self._check_keys("event_page", doc, data_keys)
         n = len(doc["seq_num"])
         columns = [doc["time"], doc["uid"], *doc["data"].values(), *doc["timestamps"].values()]
         if any(len(col) != n for col in columns):
             raise InvalidDocument("event_page", doc, "its columns differ in length from seq_num")
-        check_shapes("event_page", doc, shapes)
+        check_shapes("event_page", doc, shapes, flat)
         streamed = self._marks(doc["descriptor"])[1]
         new = n if not streamed else sum(1 for s in doc["seq_num"] if s > streamed)
         return Placed(run_uid, doc["descriptor"], new)

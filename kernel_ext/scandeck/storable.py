@@ -54,12 +54,15 @@ class _Refused(Exception):
         self.path: list[str | int] = []
 
 
-def check_storable(name: str, doc: Any) -> None:
+def check_storable(name: str, doc: Any) -> frozenset[str]:
     """Raise :class:`InvalidDocument` unless every value of ``doc`` can be stored faithfully.
 
     The message names the document, the field path (``data/det/3``) and what to
     use instead. ``time`` must be a finite number and ``scan_id`` a signed 64-bit
-    integer (the SQLite store indexes both).
+    integer (the SQLite store indexes both), as must ``seq_num``.
+
+    Returns the data keys of an event page whose columns hold scalars only, which
+    :func:`check_shapes` then need not look at again (an empty set for other documents).
 
     Examples
     --------
@@ -72,8 +75,18 @@ documents hold JSON values, use a list. Nothing was stored for it.
     """
     if type(doc) is not dict and not isinstance(doc, dict):
         raise InvalidDocument(name, doc, f"a document must be a dict, not {type(doc).__name__}")
+    flat: set[str] = set()
     try:
-        _walk_dict(doc, 1)
+        data = doc.get("data")
+        if name == "event_page" and type(data) is dict:
+            _walk_dict({k: v for k, v in doc.items() if k != "data"}, 1)
+            try:
+                _walk_columns(data, flat)
+            except _Refused as err:
+                err.path.append("data")
+                raise
+        else:
+            _walk_dict(doc, 1)
         try:
             _check_time(doc.get("time"))
         except _Refused as err:
@@ -99,6 +112,7 @@ documents hold JSON values, use a list. Nothing was stored for it.
         path = _path(err.path)
         where = f"field {path!r}" if path else "the document"
         raise InvalidDocument(name, doc, f"{where} {err.reason}", field=path) from None
+    return frozenset(flat)
 
 
 def _check_time(value: Any) -> None:
@@ -186,17 +200,34 @@ def _walk_dict(value: Mapping[Any, Any], depth: int) -> None:
             raise
 
 
-def _walk_list(value: Sequence[Any], depth: int) -> None:
+def _walk_columns(data: Mapping[Any, Any], flat: set[str]) -> None:
+    """An event page's data; the keys of columns of scalars only go into ``flat``."""
+    for key, column in data.items():
+        if type(key) is not str or not key.isascii():
+            _check_key(key)
+        try:
+            if type(column) is list:
+                if _walk_list(column, 3):
+                    flat.add(key)
+            else:
+                _walk(column, 3)
+        except _Refused as err:
+            err.path.append(key)
+            raise
+
+
+def _walk_list(value: Sequence[Any], depth: int) -> bool:
+    """Check a list; return whether it holds scalars only (JSON ones, no numpy)."""
     if depth > MAX_DEPTH:
         raise _Refused(f"nests deeper than {MAX_DEPTH} levels; flatten it or store it as a JSON str")
     # Event-page columns are long lists of one type: check them with C loops first.
     kinds = {*map(type, value)}
     if kinds <= _PLAIN:
-        return
+        return True
     if kinds == _STR and all(map(str.isascii, value)):
-        return
+        return True
     if kinds == _INT and _INT_MIN <= min(value) and max(value) < _INT_END:
-        return
+        return True
     for i, item in enumerate(value):
         if type(item) in _PLAIN:
             continue  # float, bool, None: nothing to check
@@ -205,6 +236,7 @@ def _walk_list(value: Sequence[Any], depth: int) -> None:
         except _Refused as err:
             err.path.append(i)
             raise
+    return kinds <= _SCALARS
 
 
 def _check_key(key: Any) -> None:
@@ -292,13 +324,15 @@ def declared_shapes(data_keys: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[Any, ...]]) -> None:
+def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[Any, ...]],
+                 flat: frozenset[str] = frozenset()) -> None:
     """Raise :class:`InvalidDocument` if an event's values disagree with their declared shapes.
 
     A declared dimension of ``None`` (unknown or variable length) or ``0`` matches
     any length, and ``None`` values (no reading) are always accepted. A nested
     list may have more dimensions than declared: ophyd declares a list value by its
-    length alone (``ophyd.utils.data_shape``); a numpy array may not.
+    length alone (``ophyd.utils.data_shape``); a numpy array may not. ``flat``: the
+    keys of an event page's columns known to hold scalars only (from :func:`check_storable`).
     """
     data = doc["data"]
     page = name == "event_page"
@@ -309,7 +343,7 @@ def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[A
         if not page:
             if declared or type(value) not in _SCALARS:
                 _check_shape(name, doc, key, declared, value, None)
-        elif declared or not {*map(type, value)} <= _SCALARS:
+        elif declared or (key not in flat and not {*map(type, value)} <= _SCALARS):
             for row, item in enumerate(value):
                 if item is not None:
                     _check_shape(name, doc, key, declared, item, row)
