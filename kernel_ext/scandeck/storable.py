@@ -67,6 +67,7 @@ def check_storable(name: str, doc: Any) -> frozenset[str]:
     Examples
     --------
     >>> check_storable("start", {"uid": "a", "time": 1.0, "tags": ["Ni", "powder"]})
+    frozenset()
     >>> check_storable("start", {"uid": "a", "time": 1.0, "tags": {"Ni"}})
     Traceback (most recent call last):
     ...
