@@ -8,29 +8,12 @@ from pathlib import Path
 import bluesky.plans as bp
 import h5py
 import numpy as np
-import pytest
-from server_support import Api, scandeck_environment, server_config
 
 import scandeck
 from scandeck.resource_paths import uri_to_path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from test_ophyd_async import Beamline  # noqa: E402 - the ophyd-async beamline of the tests
-
-
-@pytest.fixture
-def paths(monkeypatch, tmp_path):
-    return scandeck_environment(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def jp_server_config(paths):
-    return server_config(paths)
-
-
-@pytest.fixture
-def api(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
-    return Api(http_server_client, jp_base_url, jp_auth_header)
 
 
 async def test_preview_plots_an_external_scalar_read_from_its_hdf5_file(api, paths, tmp_path):

@@ -14,26 +14,11 @@ import logging
 
 import pytest
 from event_model import compose_run
-from server_support import Api, scandeck_environment, server_config, write_run
+from server_support import write_run
 
 import scandeck
 
 PWN = "x{open('PWNED','w').write('1')}"
-
-
-@pytest.fixture
-def paths(monkeypatch, tmp_path):
-    return scandeck_environment(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def jp_server_config(paths):
-    return server_config(paths)
-
-
-@pytest.fixture
-def api(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
-    return Api(http_server_client, jp_base_url, jp_auth_header)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from server_support import Api, server_config, until
+from server_support import until
 
 import scandeck
 from scandeck.cli import main
@@ -80,16 +80,6 @@ def paths(world, monkeypatch, tmp_path):
     monkeypatch.setenv("SCANDECK_CATALOGS", str(catalogs))
     monkeypatch.delenv("SCANDECK_CATALOG", raising=False)
     return {"prov": world["data"] / "provenance"}
-
-
-@pytest.fixture
-def jp_server_config(paths):
-    return server_config(paths)
-
-
-@pytest.fixture
-def api(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
-    return Api(http_server_client, jp_base_url, jp_auth_header)
 
 
 @pytest.fixture
