@@ -16,7 +16,7 @@ class LiveTable:
     (a value, never a datum id), array keys (images) only those named in
     ``fill`` (``True`` for all); the others are not columns at all. Rows of a
     stream without events (a fly scan) come from its stream_datum documents,
-    once every stream key has reached them; their ``time`` is NaN.
+    once every stream key has reached them; they have no ``time`` column.
 
     A value that cannot be read (file missing, out of range) becomes None and
     its error is kept in :attr:`errors` for the owner to report.
@@ -59,6 +59,11 @@ class LiveTable:
 
     def __len__(self) -> int:
         return len(self._seq)
+
+    @property
+    def timed(self) -> bool:
+        """False for a stream whose rows came from stream_datum documents alone (no times)."""
+        return self._events_seen or not self._seq
 
     def wanted(self, key: str, info: Mapping[str, Any]) -> bool:
         """Is ``key`` a column: internal, an external scalar, or an external array asked for."""
@@ -220,9 +225,14 @@ class LiveTable:
         return 0
 
     def columns(self, start: int = 0, stop: int | None = None) -> dict[str, list[Any]]:
-        """A snapshot of rows ``start:stop`` as plain lists (``time``, ``seq_num``, keys)."""
+        """A snapshot of rows ``start:stop`` as plain lists (``time``, ``seq_num``, keys).
+
+        A stream without events (a fly scan's) has no ``time``: its rows have none.
+        """
         with self._lock:
-            out = {"seq_num": self._seq[start:stop], "time": self._time[start:stop]}
+            out = {"seq_num": self._seq[start:stop]}
+            if self.timed:
+                out["time"] = self._time[start:stop]
             for key, col in self._cols.items():
                 out[key] = col[start:stop]
         return out
@@ -232,7 +242,9 @@ class LiveTable:
         with self._lock:
             if not self._seq:
                 return None
-            out = {"seq_num": self._seq[index], "time": self._time[index]}
+            out = {"seq_num": self._seq[index]}
+            if self.timed:
+                out["time"] = self._time[index]
             for key, col in self._cols.items():
                 out[key] = col[index]
         return out
@@ -248,7 +260,7 @@ class LiveTable:
 
         with self._lock:
             n = len(self._seq)
-            named = {"seq_num": self._seq, "time": self._time, **self._cols}
+            named = {"seq_num": self._seq, **({"time": self._time} if self.timed else {}), **self._cols}
             for key, values in named.items():
                 grown = self._arrays.get(key)
                 if grown is None or grown.n > len(values):
