@@ -342,13 +342,12 @@ def _shaped(shape: list[Any], values: list[Any], *, page: bool = False):
 
 
 @pytest.mark.parametrize("shape,values,page,words", [
-    ([], [1.0, [1.0, 2.0, 3.0]], False, "data key 'x' has shape [3] but its descriptor declares shape []"),
-    ([2, 3], [np.zeros((3, 2))], False, "has shape [3, 2] but its descriptor declares shape [2, 3]"),
-    ([2, 2], [[[1, 2], [3]]], False, "is a ragged list"),
-    ([2], [np.zeros((2, 2))], False, "has shape [2, 2] but its descriptor declares shape [2]"),
-    ([2], [[1, 2], [1, 2, 3]], True, "data key 'x' (row 1 of the page) has shape [3]"),
-    ([], [1.0, [1.0]], True, "(row 1 of the page) has shape [1] but its descriptor declares shape []"),
-], ids=["scalar-got-list", "transposed", "ragged", "array-extra-dim", "page-row", "page-scalar"])
+    ([], [1.0, [1.0, 2.0, 3.0]], False,
+     "data key 'x' has shape [3] (1 dimensions) but its descriptor declares shape [] (0)"),
+    ([2], [np.zeros((2, 2))], False, "has shape [2, 2] (2 dimensions) but its descriptor declares shape [2]"),
+    ([2, 3], [np.zeros(6)], False, "has shape [6] (1 dimensions) but its descriptor declares shape [2, 3]"),
+    ([], [1.0, [1.0]], True, "(row 1 of the page) has shape [1] (1 dimensions) but its descriptor declares"),
+], ids=["scalar-got-list", "array-extra-dim", "array-missing-dim", "page-scalar"])
 def test_events_that_disagree_with_their_declared_shape_are_refused(cat, shape, values, page, words):
     docs = _shaped(shape, values, page=page)
     writer = cat.writer()
@@ -372,7 +371,13 @@ def test_events_that_disagree_with_their_declared_shape_are_refused(cat, shape, 
     ([], [1.0, 2, "text", None, True], True),
     ([3], [[1, 2, 3], None], False),
     ([2], [[[1, 2], [3, 4]]], False),  # ophyd declares a nested list by its length alone
-], ids=["variable", "zero-dims", "page-variable", "page-scalars", "missing", "ophyd-nested-list"])
+    # A waveform whose length changes during the run (EPICS NORD): declared by its first reading.
+    ([4], [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]], False),
+    ([2, 3], [np.zeros((3, 2))], False),
+    ([2, 2], [[[1, 2], [3]]], False),
+    ([2], [[1, 2], [1, 2, 3]], True),
+], ids=["variable", "zero-dims", "page-variable", "page-scalars", "missing", "ophyd-nested-list",
+        "waveform-grows", "other-lengths", "ragged", "page-rows-grow"])
 def test_events_within_their_declared_shape_are_accepted_and_readable(cat, shape, values, page):
     docs = _shaped(shape, values, page=page)
     writer = cat.writer()
@@ -390,3 +395,20 @@ def test_ophyd_sim_devices_pass_the_shape_checks(RE, cat, hw):
     ds = cat[uid].primary.read()
     assert ds["direct_img_list"].shape == (2, 10, 10)
     assert ds["det"].shape == (2,)
+
+
+def test_a_waveform_whose_length_changes_never_aborts_the_run(RE, cat):
+    """ophyd declares a waveform by its first reading; EPICS waveforms change length (NORD)."""
+    import itertools
+
+    import bluesky.plans as bp
+    from ophyd.sim import SynSignal
+
+    lengths = itertools.count(4)
+    wf = SynSignal(func=lambda: np.arange(float(next(lengths))), name="wf")
+    RE.subscribe(cat.writer())
+    (uid,) = RE(bp.count([wf], num=3))
+    run = cat[uid]
+    assert run.status == "success" and run.num_events == 3
+    rows = run.primary.read()["wf"].values
+    assert [len(r) for r in rows] == [5, 6, 7]  # describe() took the 4

@@ -327,13 +327,17 @@ def declared_shapes(data_keys: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
 
 def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[Any, ...]],
                  flat: frozenset[str] = frozenset()) -> None:
-    """Raise :class:`InvalidDocument` if an event's values disagree with their declared shapes.
+    """Raise :class:`InvalidDocument` if an event's values have another rank than declared.
 
-    A declared dimension of ``None`` (unknown or variable length) or ``0`` matches
-    any length, and ``None`` values (no reading) are always accepted. A nested
-    list may have more dimensions than declared: ophyd declares a list value by its
-    length alone (``ophyd.utils.data_shape``); a numpy array may not. ``flat``: the
-    keys of an event page's columns known to hold scalars only (from :func:`check_storable`).
+    Lengths are not enforced: a producer declares the shape of the first reading
+    (ophyd's ``describe()``, ophyd-async's datakey), and a waveform whose length
+    changes during a run (EPICS NORD) is real data that must not abort the run;
+    such rows read back as one array per row. What is refused is a value of another
+    rank: a list where a scalar is declared, a 2-D array where 1-D is. ``None``
+    values (no reading) are always accepted, and a nested list may have more
+    dimensions than declared (ophyd declares a list by its length alone,
+    ``ophyd.utils.data_shape``); a numpy array may not. ``flat``: the keys of an
+    event page's columns known to hold scalars only (from :func:`check_storable`).
     """
     data = doc["data"]
     page = name == "event_page"
@@ -353,22 +357,21 @@ def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[A
 def _check_shape(name: str, doc: Mapping[str, Any], key: str, declared: tuple[Any, ...],
                  value: Any, row: int | None) -> None:
     actual = _shape_of(value)
-    if actual is not None and _fits(declared, actual, isinstance(value, (list, tuple))):
-        return
+    is_list = isinstance(value, (list, tuple))
+    if actual is None or _fits(declared, actual, is_list):
+        return  # a ragged list: variable lengths, read back as one object per row
     where = f"data key {key!r}" + ("" if row is None else f" (row {row} of the page)")
-    has = "is a ragged list (its rows differ in length)" if actual is None else f"has shape {list(actual)}"
     raise InvalidDocument(
         name, doc,
-        f"{where} {has} but its descriptor declares shape {list(declared)}; make the device "
-        "describe() the shape it reads (None for a dimension of variable length)",
+        f"{where} has shape {list(actual)} ({len(actual)} dimensions) but its descriptor declares "
+        f"shape {list(declared)} ({len(declared)}); make the device describe() the shape it reads",
         field=f"data/{key}",
     )
 
 
 def _fits(declared: tuple[Any, ...], actual: tuple[int, ...], is_list: bool) -> bool:
-    if len(actual) != len(declared) and not (is_list and declared and len(actual) > len(declared)):
-        return False
-    return all(d is None or d <= 0 or d == a for d, a in zip(declared, actual, strict=False))
+    """Same rank (any lengths); a list may have more dimensions than declared."""
+    return len(actual) == len(declared) or (is_list and bool(declared) and len(actual) > len(declared))
 
 
 def _shape_of(value: Any) -> tuple[int, ...] | None:
