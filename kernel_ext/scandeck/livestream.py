@@ -138,6 +138,8 @@ class Live:
         stands in for a value. The same arguments give the same stream.
         """
         attr = "pages" if pages else "rows"
+        if isinstance(fill, str):
+            fill = (fill,)
         wanted = fill if isinstance(fill, bool) else tuple(sorted(fill))
         feed, new = self._feed(name, wanted, attr)
         if not new:
@@ -338,6 +340,8 @@ class _Feed:
                     return  # kept until a stream wants them
                 stop = min(end, self._consumed + FILL_ROWS) if self.fill else end
                 cols = state.table.columns(self._consumed, stop)
+                if self.fill:
+                    state.table.release(stop)  # handed on: the table keeps no frames
                 self._consumed = stop
                 self._report_errors(state)
                 nbytes = _nbytes(cols) if self.fill else 0
@@ -346,8 +350,7 @@ class _Feed:
                     return
 
     def _report_errors(self, state: FollowState) -> None:
-        errors, state.table.errors[:] = list(state.table.errors), []
-        for err in errors:
+        for err in state.table.take_errors():
             self.live._failed(err, f"filling external data of {self.name!r}")
 
 

@@ -68,6 +68,8 @@ def collect(
     data), a collection of keys fills those and keeps the others' references.
     """
     table = Table()
+    if isinstance(fill, str):
+        fill = (fill,)
     wanted = (lambda key: True) if fill is True else (lambda key: False) if not fill else set(fill).__contains__
     filler = None
     descriptors: list[dict[str, Any]] = []
@@ -173,10 +175,12 @@ def _merge_stream_data(table: Table) -> None:
     if not table.stream_data:
         return
     if not table.seq_num:
-        keys = list(table.stream_data)
-        common = set(table.stream_data[keys[0]])
+        # Every declared stream key, not only those with data yet: a row exists once
+        # all of them reached it (as the live table does), so a running read only grows.
+        keys = [k for k, info in table.data_keys.items() if _is_stream_key(info)] or list(table.stream_data)
+        common = set(table.stream_data.get(keys[0], ()))
         for key in keys[1:]:
-            common &= table.stream_data[key].keys()
+            common &= table.stream_data.get(key, {}).keys()
         table.seq_num = sorted(common)
         table.time = []
         table.timed = False
@@ -198,7 +202,8 @@ def _column(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
-    if kind == "array" or info.get("shape"):
+    # An external scalar declared [1] is one value per event (read from its file): gaps become NaN.
+    if (kind == "array" or info.get("shape")) and not (_is_external(info) and is_scalar(info)):
         if values and all(v is not None for v in values):
             return np.stack([np.asarray(v) for v in values]) if values else np.empty((0,))
         return np.asarray(values, dtype=object)

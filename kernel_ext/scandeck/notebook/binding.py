@@ -191,7 +191,7 @@ def fill_warnings(table: Any) -> list[dict[str, Any]]:
     """A stderr output naming the external data the table could not read (taken from it)."""
     from ..safe_text import printable
 
-    errors, table.errors[:] = list(table.errors), []
+    errors = table.take_errors()
     if not errors:
         return []
     lines = [f"scandeck: could not read external data ({len(errors)} values are None): "]

@@ -34,7 +34,7 @@ class LiveTable:
 
     def __init__(self, stream: str = "primary", *, fill: bool | Collection[str] = ()) -> None:
         self.stream = stream
-        self.fill = fill if isinstance(fill, bool) else frozenset(fill)
+        self.fill = fill if isinstance(fill, bool) else frozenset((fill,) if isinstance(fill, str) else fill)
         self._lock = threading.Lock()
         self._descriptors: set[str] = set()
         self.keys: list[str] = []
@@ -53,8 +53,9 @@ class LiveTable:
         self._skipped: set[str] = set()
         self._sres_key: dict[str, str] = {}
         self._pending: dict[int, dict[str, Any]] = {}
+        self._row_of: dict[int, int] = {}  # seq_num -> row, for stream data after its event
         self._events_seen = False
-        self._evented: set[int] = set()
+        self._released = 0
         self.errors: list[BaseException] = []
 
     def __len__(self) -> int:
@@ -113,8 +114,32 @@ class LiveTable:
         try:
             return self._filler_for().fill_datum(datum_id)
         except Exception as err:  # noqa: BLE001 - kept for the owner to report; the follow goes on
-            self.errors.append(err)
+            with self._lock:
+                self.errors.append(err)
             return None
+
+    def take_errors(self) -> list[BaseException]:
+        """The fill errors since the last call (each reported once)."""
+        with self._lock:
+            errors, self.errors = self.errors, []
+        return errors
+
+    def release(self, stop: int) -> None:
+        """Forget the filled arrays of rows before ``stop``: their consumer took them.
+
+        A live pipeline (``live().stream(fill=...)``, ``plot.image``) hands rows on
+        and never reads them again; releasing keeps its memory to the rows in flight,
+        not every frame of the run. ``%%bind`` keeps them: its ``df`` holds them.
+        """
+        with self._lock:
+            keys = [k for k in self._cols if self.data_keys[k].get("external")
+                    and list(self.data_keys[k].get("shape") or []) not in ([], [1])]
+            for key in keys:
+                column = self._cols[key]
+                for i in range(self._released, min(stop, len(column))):
+                    column[i] = None
+                self._arrays.pop(key, None)
+            self._released = max(self._released, stop)
 
     def _event_values(self, data: Mapping[str, Any], rows: int | None) -> dict[str, Any]:
         """``{key: value or column}`` of the datum keys, filled (file reads outside the lock)."""
@@ -138,7 +163,7 @@ class LiveTable:
             streamed = self._pending.pop(seq, None)
             if streamed:
                 data.update(streamed)
-            self._evented.add(seq)
+            self._row_of[seq] = len(self._seq)
             self._time.append(doc["time"])
             self._seq.append(seq)
             for key, col in self._cols.items():
@@ -153,9 +178,10 @@ class LiveTable:
         data = {**doc["data"], **self._event_values(doc["data"], n)}
         with self._lock:
             self._events_seen = True
+            first = len(self._seq)
+            self._row_of.update((seq, first + i) for i, seq in enumerate(doc["seq_num"]))
             self._time.extend(doc["time"])
             self._seq.extend(doc["seq_num"])
-            self._evented.update(doc["seq_num"])
             for key, col in self._cols.items():
                 values = data.get(key)
                 col.extend(values if values is not None else [None] * n)
@@ -176,13 +202,20 @@ class LiveTable:
             return 0
         try:
             values = list(self._filler_for().fill_stream_datum(doc))
-        except Exception as err:  # noqa: BLE001 - kept for the owner to report
-            self.errors.append(err)
-            values = [None] * (doc["seq_nums"]["stop"] - doc["seq_nums"]["start"])
+        except Exception as err:  # noqa: BLE001 - kept for the owner to report; no rows made up
+            with self._lock:
+                self.errors.append(err)
+            return 0
         first = doc["seq_nums"]["start"]
         with self._lock:
+            column = self._cols.get(key)
             for i, value in enumerate(values):
-                self._pending.setdefault(first + i, {})[key] = value
+                row = self._row_of.get(first + i)
+                if row is not None and column is not None:  # its event came first
+                    column[row] = value
+                    self._arrays.pop(key, None)  # frame()'s copy of this column is stale
+                else:
+                    self._pending.setdefault(first + i, {})[key] = value
             many = len(values) > 1  # a step scan's stream_datum covers one event
             return self._rows_from_stream(before=first + (len(values) if many else 0))
 
