@@ -128,3 +128,53 @@ def test_a_live_pipeline_keeps_no_frames_it_handed_on(sqlite_cat, RE, hw):
         table = feed.follower.state.table
         assert len(table) == 6 and all(v is None for v in table.columns()["img"])
     assert all(f is not None and f.shape == (10, 10) for p in pages for f in p["img"])
+
+
+def test_events_count_once_per_stream_across_its_descriptors(cat, tmp_path):
+    """A stream's seq_num counts across its descriptors (a configuration change mid-scan)."""
+    total = np.arange(6.0)
+    bundle, first, sres = _stream_run(tmp_path, keys={"total": total}, declared={"total": []})
+    second = bundle.compose_descriptor(name="primary", data_keys=first.descriptor_doc["data_keys"])
+    writer = cat.writer()
+    for name, doc in [("start", bundle.start_doc), ("descriptor", first.descriptor_doc),
+                      ("descriptor", second.descriptor_doc),
+                      ("stream_resource", sres["total"].stream_resource_doc),
+                      ("stream_datum", _datum(sres["total"], first, 0, 3)),
+                      ("stream_datum", _datum(sres["total"], second, 3, 6)),
+                      ("stop", bundle.compose_stop())]:
+        writer(name, doc)
+    run = cat[bundle.start_doc["uid"]]
+    assert run.num_events == 6 and len(run.primary) == 6
+    np.testing.assert_array_equal(run.primary.read()["total"].values, total)
+
+
+@pytest.mark.parametrize("indices,seq_nums", [
+    ((0, 2**62), (1, 2**62 + 1)),   # consistent but absurd: readers would make 2**62 rows
+    ((0, 5), (1, 6)),               # consistent: accepted, and reading says the file is short
+    ((0, 3), (1, 3)),               # three events of data for two seq_nums
+    ((2, 1), (3, 2)),               # backwards
+    ((-1, 1), (1, 3)),              # before the file's start
+])
+def test_stream_datum_ranges_must_count_the_same_events(cat, tmp_path, indices, seq_nums):
+    from scandeck.exceptions import InvalidDocument
+
+    bundle, desc, sres = _stream_run(tmp_path, keys={"total": np.arange(3.0)}, declared={"total": []})
+    writer = cat.writer()
+    for name, doc in [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
+                      ("stream_resource", sres["total"].stream_resource_doc)]:
+        writer(name, doc)
+    doc = sres["total"].compose_stream_datum(
+        indices={"start": indices[0], "stop": indices[1]},
+        seq_nums={"start": seq_nums[0], "stop": seq_nums[1]}, descriptor=desc.descriptor_doc)
+    if indices == (0, 5):
+        writer("stream_datum", doc)  # accepted; reading it is an error naming the file, not a hang
+        from scandeck.exceptions import DatumIndexError
+
+        with pytest.raises(DatumIndexError, match="frames.h5"):
+            cat[bundle.start_doc["uid"]].primary.read()
+    else:
+        with pytest.raises(InvalidDocument, match="must be ranges from 0 up") as info:
+            writer("stream_datum", doc)
+        assert info.value.field == "indices"
+    writer("stop", bundle.compose_stop())
+    assert cat[bundle.start_doc["uid"]].status == "success"

@@ -32,6 +32,10 @@ DOCUMENT_NAMES: tuple[str, ...] = (
     "stop",
 )
 
+#: The most events one stream_datum may cover: readers make a row (or a reference) per
+#: event, so a range of 2**62 would hang them; no detector writes 2**31 frames at once.
+MAX_STREAM_DATUM_EVENTS = 2**31
+
 #: Documents that belong to one descriptor (and so to one stream).
 PER_DESCRIPTOR = frozenset({"event", "event_page", "stream_datum"})
 
@@ -157,9 +161,10 @@ class RunOrder:
         self._descriptor_run: dict[str, str] = {}
         self._resource_run: dict[str, str] = {}
         self._stream_resource_run: dict[str, str] = {}
-        # descriptor uid -> [highest event seq_num, highest stream_datum seq_num]: an
-        # event counts once, whether its data came in events, stream_datums or both.
-        self._seq_marks: dict[str, list[int]] = {}
+        # (run uid, stream name) -> [highest event seq_num, highest stream_datum seq_num]:
+        # an event counts once, whether its data came in events, stream_datums or both,
+        # and under however many descriptors (seq_num counts per stream, not per descriptor).
+        self._seq_marks: dict[tuple[str, str], list[int]] = {}
 
     @property
     def open_runs(self) -> list[str]:
@@ -212,8 +217,8 @@ class RunOrder:
             self._mark(name, doc)
         elif name == "stop":
             run = self._runs.pop(placed.run_uid)
-            for desc in run.descriptors:
-                self._seq_marks.pop(desc, None)
+            for stream in set(run.descriptors.values()):
+                self._seq_marks.pop((run.uid, stream), None)
             self._stopped.add(run.uid)
             for table in (self._descriptor_run, self._resource_run, self._stream_resource_run):
                 for key in [k for k, v in table.items() if v == run.uid]:
@@ -333,14 +338,24 @@ class RunOrder:
         if self._descriptor_run.get(doc["descriptor"]) != run_uid:
             rule = f"its descriptor {doc['descriptor']!r} is not a descriptor of the same run"
             raise InvalidDocument("stream_datum", doc, rule)
+        (i0, i1), (s0, s1) = ((doc[k]["start"], doc[k]["stop"]) for k in ("indices", "seq_nums"))
+        if not (0 <= i0 <= i1 and 0 <= s0 <= s1 and i1 - i0 == s1 - s0 <= MAX_STREAM_DATUM_EVENTS):
+            rule = (f"its indices {i0}:{i1} and seq_nums {s0}:{s1} must be ranges from 0 up that count "
+                    "the same events (one index per event, as the reference readers map them), "
+                    f"at most {MAX_STREAM_DATUM_EVENTS:,} of them")
+            raise InvalidDocument("stream_datum", doc, rule, field="indices")
         seen = max(self._marks(doc["descriptor"]))
         return Placed(run_uid, doc["descriptor"], max(0, doc["seq_nums"]["stop"] - 1 - seen))
 
+    def _stream_of(self, descriptor: str) -> tuple[str, str]:
+        run_uid = self._descriptor_run[descriptor]
+        return run_uid, self._runs[run_uid].descriptors[descriptor]
+
     def _marks(self, descriptor: str) -> list[int]:
-        return self._seq_marks.get(descriptor) or [0, 0]
+        return self._seq_marks.get(self._stream_of(descriptor)) or [0, 0]
 
     def _mark(self, name: str, doc: Mapping[str, Any]) -> None:
-        marks = self._seq_marks.setdefault(doc["descriptor"], [0, 0])
+        marks = self._seq_marks.setdefault(self._stream_of(doc["descriptor"]), [0, 0])
         if name == "event":
             marks[0] = max(marks[0], doc["seq_num"])
         elif name == "event_page":
