@@ -471,3 +471,55 @@ def test_paths_and_uris() -> None:
         uri_to_path("s3://bucket/x.h5")
     with pytest.raises(FillError, match="on host 'beamline-ioc'"):
         uri_to_path("file://beamline-ioc/data/x.h5")
+
+
+@pytest.mark.parametrize("multiplier", ["x", [2], 2.5, 0])
+def test_a_bad_multiplier_is_a_fill_error(run: Any, tmp_path: Path, multiplier: Any) -> None:
+    descriptor, bundle = _stream_setup(run, tmp_path, "file://localhost", np.zeros((4, 2, 2)))
+    bundle.stream_resource_doc["parameters"]["multiplier"] = multiplier
+    doc = bundle.compose_stream_datum(
+        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=descriptor
+    )
+    with Filler() as filler:
+        _feed(filler, ("descriptor", descriptor), ("stream_resource", bundle.stream_resource_doc))
+        with pytest.raises(FillError, match="multiplier"):
+            filler.fill_stream_datum(doc)
+
+
+def test_a_stream_handler_whose_shape_is_unusable_is_a_fill_error(run: Any, tmp_path: Path) -> None:
+    class Odd:
+        def __init__(self, uri: str, **parameters: Any) -> None:
+            pass
+
+        def shape(self) -> tuple[int, ...]:  # a method, not the property the Filler reads
+            return (4, 2, 2)
+
+        def __call__(self, start: int, stop: int) -> np.ndarray:
+            return np.zeros((stop - start, 2, 2))
+
+    descriptor, bundle = _stream_setup(run, tmp_path, "file://localhost", np.zeros((4, 2, 2)))
+    doc = bundle.compose_stream_datum(
+        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=descriptor
+    )
+    with Filler(stream_handlers={"application/x-hdf5": Odd}) as filler:
+        _feed(filler, ("descriptor", descriptor), ("stream_resource", bundle.stream_resource_doc))
+        with pytest.raises(FillError, match="cannot tell the shape"):
+            filler.fill_stream_datum(doc)
+
+
+def test_a_files_path_with_control_characters_is_escaped_in_errors(run: Any, tmp_path: Path) -> None:
+    bundle = event_model.compose_stream_resource(
+        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
+        uri=f"file://localhost{tmp_path}/\x1b]0;pwned\x07.h5", parameters={"dataset": "/d"},
+    )
+    descriptor = run.compose_descriptor(
+        name="primary", data_keys={"det": {"source": "s", "dtype": "array", "shape": [2], "external": "STREAM:"}},
+    ).descriptor_doc
+    doc = bundle.compose_stream_datum(
+        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=descriptor
+    )
+    with Filler() as filler:
+        _feed(filler, ("descriptor", descriptor), ("stream_resource", bundle.stream_resource_doc))
+        with pytest.raises(ExternalFileMissing) as info:
+            filler.fill_stream_datum(doc)
+    assert "\x1b" not in str(info.value) and "\\u001b]0;pwned\\u0007.h5" in str(info.value)

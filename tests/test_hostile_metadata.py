@@ -345,3 +345,11 @@ def test_summaries_with_a_limit_beyond_64_bits_is_a_clear_error(tmp_path):
         cat.summaries(offset=-1)
     assert cat.summaries(limit=5) == []
     cat.close()
+
+
+def test_snippets_never_reach_an_attribute_through_unicode_normalisation():
+    from scandeck.server.snippets import code_for
+
+    fullwidth = "\uff44\uff4f\uff43\uff55\uff4d\uff45\uff4e\uff54\uff53"  # NFKC: "documents"
+    load = code_for("3f2a9c1e-77", "local", [fullwidth])["load"]
+    assert f"run[{fullwidth!r}]" in load and "run.\uff44" not in load

@@ -39,6 +39,7 @@ from .handlers_builtin import (
 )
 from .resource_paths import resource_path
 from .resource_paths import uri_to_path as uri_to_path  # for handler writers, as before
+from .safe_text import printable
 
 #: A handler class: built once per resource, then called once per datum.
 HandlerClass = Callable[..., Callable[..., Any]]
@@ -304,15 +305,21 @@ class Filler(DocumentRouter):
             )
         try:
             file_shape = getattr(handler, "shape", None)
+            file_shape = None if file_shape is None else tuple(int(d) for d in file_shape)
         except FileNotFoundError as exc:
             raise self._missing(exc, sres["uri"], sres) from exc
+        except (OSError, TypeError, ValueError) as exc:  # locked, truncated, or a handler's odd shape
+            raise FillError(
+                f"{what}: cannot tell the shape of the data in {printable(sres['uri'])} "
+                f"({type(exc).__name__}: {printable(str(exc))})"
+            ) from exc
         shape = self._event_shape(doc, sres)
         per_event = _rows_per_event(shape, file_shape, what, sres)
         rows = self._call(handler, (i0 * per_event, i1 * per_event), {}, sres, what)
         n = i1 - i0
         if rows.size != n * math.prod(shape):
             raise DatumIndexError(
-                f"{what} in {sres['uri']} gave data of shape {rows.shape} for {n} events "
+                f"{what} in {printable(sres['uri'])} gave data of shape {rows.shape} for {n} events "
                 f"of declared shape {list(shape)}; the file and the documents disagree"
             )
         return rows.reshape(n, *shape)
@@ -340,6 +347,11 @@ class Filler(DocumentRouter):
             )
         shape = tuple(declared)
         multiplier = (sres.get("parameters") or {}).get("multiplier")
+        if multiplier is not None and (type(multiplier) is not int or multiplier < 1):
+            raise FillError(
+                f"stream_resource {sres['uid']!r} has parameters multiplier={multiplier!r}; "
+                "it must be a whole number of frames per event, 1 or more"
+            )
         if multiplier and (not shape or shape[0] != multiplier):  # older ophyd-async
             shape = (int(multiplier), *(shape[1:] if shape[:1] == (1,) else shape))
         return () if shape == (1,) else shape
@@ -408,7 +420,7 @@ class Filler(DocumentRouter):
             raise self._missing(exc, "?", res) from exc
         except IndexError as exc:
             raise DatumIndexError(
-                f"{what} of resource {res['uid']} is out of range: {exc}. The file may be "
+                f"{what} of resource {res['uid']!r} is out of range: {printable(str(exc))}. The file may be "
                 "truncated or still being written; for a live run, try again later"
             ) from exc
 
@@ -419,7 +431,7 @@ class Filler(DocumentRouter):
         if "root" in res:  # a resource, not a stream_resource: a moved root can be mapped
             hint += f", or if they moved pass Filler(root_map={{{res['root']!r}: NEW_ROOT}})"
         return ExternalFileMissing(
-            f"external data file {path} of resource {res['uid']} does not exist; {hint}",
+            f"external data file {printable(path)} of resource {res['uid']!r} does not exist; {hint}",
             path,
             str(res["uid"]),
         )
@@ -434,7 +446,7 @@ def _rows_per_event(
     row = tuple(int(d) for d in file_shape)[1:]
     if len(row) > len(shape) or (row and shape[len(shape) - len(row):] != row):
         raise FillError(
-            f"{what}: the dataset in {sres['uri']} has shape {tuple(file_shape)}, whose rows "
+            f"{what}: the dataset in {printable(sres['uri'])} has shape {tuple(file_shape)}, whose rows "
             f"{row} cannot make events of the declared shape {list(shape)}"
         )
     return math.prod(shape[: len(shape) - len(row)])

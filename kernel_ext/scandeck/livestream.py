@@ -32,6 +32,7 @@ from typing import Any
 from .catalog import Catalog, Run
 from .pipeline.follower import RUN_START, Follower, FollowState
 from .pipeline.loop import Coalescer, KernelLoop
+from .safe_text import printable
 
 __all__ = ["Live", "live"]
 
@@ -225,7 +226,8 @@ class Live:
             self.last_error = err
             count = self.failures
         if count <= SHOWN_FAILURES:
-            text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+            # The error may quote a run's values (a file path, a uid): never raw to a terminal.
+            text = printable("".join(traceback.format_exception(type(err), err, err.__traceback__)), keep="\n")
             sys.stderr.write(f"scandeck.live: {what} failed ({count} so far; the stream goes on):\n{text}")
             if count == SHOWN_FAILURES:
                 sys.stderr.write("scandeck.live: further failures are counted in Live.failures, not shown\n")

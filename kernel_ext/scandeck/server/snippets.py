@@ -45,7 +45,9 @@ def _stream_access(name: str) -> str:
     """``run.primary`` when the stream name is a plain attribute of a Run, else ``run["name"]``."""
     from ..catalog import Run
 
-    if name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_") and not hasattr(Run, name):
+    # ASCII only: Python NFKC-normalises identifiers, so run.ｄｏｃｕｍｅｎｔｓ is run.documents.
+    if (name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+            and not hasattr(Run, name)):
         return f"run.{name}"
     return f"run[{name!r}]"
 
