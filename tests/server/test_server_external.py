@@ -33,3 +33,22 @@ async def test_preview_plots_an_external_scalar_read_from_its_hdf5_file(api, pat
     assert body["num_events"] == 4
     code, body = await api(f"runs/{uid}")
     assert code == 200 and body["run"]["num_events"] == 4
+
+
+async def test_preview_without_the_file_plots_the_rest_and_says_what_it_skipped(api, paths, tmp_path):
+    import os
+
+    cat = scandeck.open_catalog()
+    files = tmp_path / "files"
+    files.mkdir()
+    beamline = Beamline(files, cat)
+    uid = beamline.run(bp.scan([beamline.bdet], beamline.stage.x, -1, 1, 3))
+    (sres, *_) = beamline.of(uid, "stream_resource")
+    beamline.bdet.pattern_generator.close_file()
+    os.remove(uri_to_path(sres["uri"]))
+    cat.close()
+    code, body = await api(f"runs/{uid}/preview")
+    assert code == 200
+    assert body["x"]["name"] == "stage-x" and len(body["x"]["values"]) == 3 and body["y"] == []
+    (skipped,) = body["skipped"]
+    assert skipped["name"] == "bdet-sum" and "does not exist" in skipped["reason"]

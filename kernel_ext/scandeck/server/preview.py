@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import AmbiguousUID, RunNotFound, StreamNotFound
+from ..exceptions import AmbiguousUID, FillError, RunNotFound, StreamNotFound
 from ..safe_text import printable
 from .serialize import jsonable, run_summary
 
@@ -162,19 +162,31 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
     wanted = ([x] if x else []) + ys
     uids = {d["uid"] for d in descriptors}
     keys = _data_keys(descriptors)
+    skipped: list[dict[str, str]] = []
+    rows: list[tuple[int, list[Any]]] | None = None
     if any(keys[k].get("external") for k in wanted):
-        rows = _filled_rows(source, summary.uid, uids, wanted)
-    else:
+        try:
+            rows = _filled_rows(source, summary.uid, uids, wanted)
+        except FillError as err:  # a file gone or unreadable: plot what the documents hold
+            external = [k for k in wanted if keys[k].get("external")]
+            skipped = [{"name": k, "reason": printable(str(err))} for k in external]
+            x = None if x in external else x
+            ys = [y for y in ys if y not in external]
+            wanted = ([x] if x else []) + ys
+    if rows is None:
         rows = _event_rows(source, summary.uid, uids, wanted)
     picked = [rows[i] for i in downsample(len(rows), max_points)]
     x_values = [row[1][0] for row in picked] if x else [row[0] for row in picked]
     offset = 1 if x else 0
-    return {
+    out = {
         "stream": stream,
         "x": {"name": x or "seq_num", "values": jsonable(x_values)},
         "y": [{"name": y, "values": jsonable([row[1][offset + j] for row in picked])} for j, y in enumerate(ys)],
         "num_events": len(rows),
     }
+    if skipped:
+        out["skipped"] = skipped
+    return out
 
 
 def _event_rows(source: Source, uid: str, uids: set[str], wanted: list[str]) -> list[tuple[int, list[Any]]]:
