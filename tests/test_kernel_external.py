@@ -10,30 +10,18 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 from kernel_harness import output_text
 from test_kernel_bind import kernel, store  # noqa: F401 - fixtures
-from test_ophyd_async import Beamline
-
-from scandeck.resource_paths import uri_to_path
+from test_ophyd_async import step_scan_into
 
 
 @pytest.fixture
 def step_scan(tmp_path: Path, store: Path):  # noqa: F811 - the fixture imported above
-    import bluesky.plans as bp
-
     import scandeck
 
     cat = scandeck.open_catalog(store)
-    files = tmp_path / "files"
-    files.mkdir()
-    beamline = Beamline(files, cat)
-    uid = beamline.run(bp.scan([beamline.bdet], beamline.stage.x, -1, 1, 5))
-    (sres, *_) = beamline.of(uid, "stream_resource")
-    with h5py.File(uri_to_path(sres["uri"]), "r") as f:
-        sums = np.asarray(f["/entry/sum"])
+    _, uid, sums = step_scan_into(cat, tmp_path / "files", 5)
     cat.close()
     return uid, sums
 

@@ -61,6 +61,16 @@ class Beamline:
         return out
 
 
+def step_scan_into(catalog: Any, directory: Path, points: int) -> tuple[Beamline, str, np.ndarray]:
+    """A blob-detector step scan over the stage's x into ``catalog``: (beamline, uid, sums in the file)."""
+    import bluesky.plans as bp
+
+    directory.mkdir(exist_ok=True)
+    beamline = Beamline(directory, catalog)
+    uid = beamline.run(bp.scan([beamline.bdet], beamline.stage.x, -1, 1, points))
+    return beamline, uid, h5_truth(beamline, uid)[1]
+
+
 @pytest.fixture
 def beamline(tmp_path: Path, sqlite_cat: Any) -> Beamline:
     files = tmp_path / "files"

@@ -5,31 +5,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import bluesky.plans as bp
-import h5py
 import numpy as np
 
 import scandeck
 from scandeck.resource_paths import uri_to_path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from test_ophyd_async import Beamline  # noqa: E402 - the ophyd-async beamline of the tests
+from test_ophyd_async import step_scan_into  # noqa: E402 - the ophyd-async beamline of the tests
 
 
 async def test_preview_plots_an_external_scalar_read_from_its_hdf5_file(api, paths, tmp_path):
     cat = scandeck.open_catalog()
-    files = tmp_path / "files"
-    files.mkdir()
-    beamline = Beamline(files, cat)
-    uid = beamline.run(bp.scan([beamline.bdet], beamline.stage.x, -1, 1, 4))
-    (sres, *_) = beamline.of(uid, "stream_resource")
-    with h5py.File(uri_to_path(sres["uri"]), "r") as f:
-        sums = np.asarray(f["/entry/sum"]).tolist()
+    _, uid, sums = step_scan_into(cat, tmp_path / "files", 4)
     cat.close()
     code, body = await api(f"runs/{uid}/preview")
     assert code == 200
     assert body["x"]["name"] == "stage-x" and np.allclose(body["x"]["values"], [-1, -1 / 3, 1 / 3, 1])
-    assert body["y"] == [{"name": "bdet-sum", "values": sums}]
+    assert body["y"] == [{"name": "bdet-sum", "values": sums.tolist()}]
     assert body["num_events"] == 4
     code, body = await api(f"runs/{uid}")
     assert code == 200 and body["run"]["num_events"] == 4
@@ -39,10 +31,7 @@ async def test_preview_without_the_file_plots_the_rest_and_says_what_it_skipped(
     import os
 
     cat = scandeck.open_catalog()
-    files = tmp_path / "files"
-    files.mkdir()
-    beamline = Beamline(files, cat)
-    uid = beamline.run(bp.scan([beamline.bdet], beamline.stage.x, -1, 1, 3))
+    beamline, uid, _ = step_scan_into(cat, tmp_path / "files", 3)
     (sres, *_) = beamline.of(uid, "stream_resource")
     beamline.bdet.pattern_generator.close_file()
     os.remove(uri_to_path(sres["uri"]))
