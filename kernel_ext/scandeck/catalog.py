@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import InvalidQuery, RunNotFound, ScandeckError, StreamNotFound
 from .follow import follow_run, follow_runs
 from .provenance.context import note
-from .queries import Key, Query, ScanID, parse
+from .query import Key, Query, ScanID, parse
 from .safe_text import printable
 from .sources.protocol import RunSummary, Source, Writer
 from .uris import redact

@@ -143,7 +143,7 @@ def list_runs(cat: Catalog, limit: int | None) -> list[RunSummary]:
     A run still being written is what a user looks for first, even when an
     older one (a long scan) is still going while newer runs finished.
     """
-    from .queries import Key
+    from .query import Key
 
     unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
     running = [s for s in cat.search(unstopped).summaries(limit=OPEN_RUNS_LOOKED_AT)

@@ -430,7 +430,7 @@ def _resolve(target: Any, catalog: Catalog | None) -> tuple[Any, str | None, Any
 
 
 def _query_of(catalog: Catalog) -> Any:
-    from .queries import Query
+    from .query import Query
 
     return None if catalog.query == Query.all() else catalog.query
 

@@ -220,7 +220,7 @@ def catalog_html(cat: Catalog, n: int | None = CATALOG_ROWS) -> str:
 
     ``n=None`` (or 0) lists every run. Reads index rows only, never events.
     """
-    from ..queries import Query
+    from ..query import Query
 
     limit = n or None
     summaries = list_runs(cat, limit)

@@ -220,7 +220,7 @@ class Follower:
 
 
 def _all() -> Any:
-    from ..queries import Query
+    from ..query import Query
 
     return Query.all()
 

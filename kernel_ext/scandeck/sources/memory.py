@@ -16,7 +16,7 @@ from typing import Any
 
 from ..documents import PER_DESCRIPTOR, RunOrder, normalize
 from ..exceptions import InvalidDocument, RunNotFound, StoreError
-from ..queries import Query
+from ..query import Query
 from .protocol import Entry, RunSummary
 
 _named: weakref.WeakValueDictionary[str, MemorySource] = weakref.WeakValueDictionary()

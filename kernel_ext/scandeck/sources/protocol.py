@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from ..queries import Query
+from ..query import Query
 
 #: Status of a run: its stop document's exit_status, ``running`` while it is
 #: written, or ``incomplete`` when its writer went away without a stop document.

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..documents import PER_DESCRIPTOR, unpack
 from ..exceptions import RunNotFound, StoreError
-from ..queries import Query
+from ..query import Query
 from .liveness import writer_alive
 from .protocol import Entry, RunSummary, Source
 from .redis_layout import Keys, RedisOptions, auth_failed, connect, is_auth_error, is_connection_error, unreachable

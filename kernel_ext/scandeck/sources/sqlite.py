@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
 from ..exceptions import InvalidDocument, ReadOnlyStore, RunNotFound, StoreError
-from ..queries import Query
+from ..query import Query
 from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
 

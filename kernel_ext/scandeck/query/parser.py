@@ -28,16 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import InvalidQuery, QuerySyntaxError
-from .query_fields import make_comparison
-from .query_tree import MatchAll, Query, all_of, any_of, negate
-from .query_values import INT_MAX, INT_MIN, KEYWORDS, DocName, Value
+from ..exceptions import InvalidQuery, QuerySyntaxError
+from .fields import make_comparison
+from .tree import MatchAll, Query, all_of, any_of, negate
+from .values import INT_MAX, INT_MIN, KEYWORDS, DocName, Value
 
 __all__ = ["MAX_DEPTH", "parse_query"]
 
 #: How deeply parentheses and ``not`` may nest in the text (each counts once): deeper
 #: text is a syntax error, not a RecursionError. (The query it parses to has a limit
-#: of its own, :data:`~scandeck.query_tree.MAX_DEPTH`.)
+#: of its own, :data:`~scandeck.query.tree.MAX_DEPTH`.)
 MAX_DEPTH = 100
 
 _NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?", re.ASCII)

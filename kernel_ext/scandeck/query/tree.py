@@ -4,7 +4,7 @@
 ``scan_id`` and ``uid`` columns; :class:`And`, :class:`Or` and :class:`Not`
 combine queries (build them with ``&``, ``|`` and ``~``, which flatten and merge
 through :func:`all_of`, :func:`any_of` and :func:`negate`). Field comparisons
-live in :mod:`scandeck.query_fields`; users import all of them from
+live in :mod:`scandeck.query.fields`; users import all of them from
 :mod:`scandeck.queries`.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import InvalidQuery
-from .query_sql import Frag
-from .query_time import TimeLike, py_time, text_time, time_interval
-from .query_values import MISSING, check_int, json_kind, text_value
+from ..exceptions import InvalidQuery
+from .sql import Frag
+from .times import TimeLike, py_time, text_time, time_interval
+from .values import MISSING, check_int, json_kind, text_value
 
 #: How deeply ``and``, ``or`` and ``not`` may nest in a query (a comparison is depth 1):
 #: SQLite's parser overflows on SQL nested much deeper.

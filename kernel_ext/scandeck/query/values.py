@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, Literal, TypeAlias
 
-from .exceptions import InvalidQuery
-from .safe_text import UNSAFE
+from ..exceptions import InvalidQuery
+from ..safe_text import UNSAFE
 
 #: A value a key can be compared with: JSON scalars or (nested) lists of them.
 Value: TypeAlias = "None | bool | int | float | str | tuple[Value, ...]"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from .query_values import ORDERING, DocName, Value, json_kind
+from .values import ORDERING, DocName, Value, json_kind
 
 #: SQL text and its ``?`` parameters, in order.
 Frag: TypeAlias = "tuple[str, list[Any]]"

@@ -13,7 +13,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import TypeAlias
 
-from .exceptions import InvalidQuery
+from ..exceptions import InvalidQuery
 
 #: What :class:`~scandeck.queries.TimeRange` and the ``time`` key accept as a point in time.
 TimeLike: TypeAlias = "float | int | datetime | date | str"

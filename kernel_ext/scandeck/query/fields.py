@@ -2,9 +2,9 @@
 
 ``Key("md.sample") == "Ni"`` builds a :class:`Comparison`, or the run-column
 query a comparison stands for (:func:`make_comparison`): ``time`` against a date
-becomes a :class:`~scandeck.query_tree.TimeRange`, ``scan_id ==`` an integer a
-:class:`~scandeck.query_tree.ScanID`, ``uid startswith`` a
-:class:`~scandeck.query_tree.PartialUID`.
+becomes a :class:`~scandeck.query.tree.TimeRange`, ``scan_id ==`` an integer a
+:class:`~scandeck.query.tree.ScanID`, ``uid startswith`` a
+:class:`~scandeck.query.tree.PartialUID`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .exceptions import InvalidQuery
-from .query_sql import Frag, comparison_sql
-from .query_time import time_interval
-from .query_tree import Not, PartialUID, Query, ScanID, TimeRange
-from .query_values import (
+from ..exceptions import InvalidQuery
+from .sql import Frag, comparison_sql
+from .times import time_interval
+from .tree import Not, PartialUID, Query, ScanID, TimeRange
+from .values import (
     MISSING,
     OPERATORS,
     ORDERING,
