@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
+import scandeck.registry
 from scandeck import handlers
 from scandeck.exceptions import ScandeckError, UnknownHandler
 from scandeck.handlers import (
@@ -41,12 +42,10 @@ def run() -> event_model.ComposeRunBundle:
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
     """Undo whatever a test registers."""
-    saved = dict(handlers._HANDLERS._table), dict(handlers._STREAM_HANDLERS._table)
+    saved = handlers.HANDLERS.snapshot(), handlers.STREAM_HANDLERS.snapshot()
     yield
-    handlers._HANDLERS._table.clear()
-    handlers._HANDLERS._table.update(saved[0])
-    handlers._STREAM_HANDLERS._table.clear()
-    handlers._STREAM_HANDLERS._table.update(saved[1])
+    handlers.HANDLERS.restore(saved[0])
+    handlers.STREAM_HANDLERS.restore(saved[1])
 
 
 def _resource(run: Any, spec: str, root: str, path: str, kwargs: dict[str, Any]) -> Any:
@@ -335,7 +334,7 @@ def test_register_overwrite_and_entry_points(
     hdf5 = EntryPoint("text/x-mine", "scandeck.handlers:HDF5StreamHandler",
                       "scandeck.stream_handlers")
     eps = {"scandeck.handlers": [good, broken], "scandeck.stream_handlers": [hdf5]}
-    monkeypatch.setattr(handlers, "entry_points", lambda group: eps.get(group, []))
+    monkeypatch.setattr(scandeck.registry, "entry_points", lambda group: eps.get(group, []))
     assert "EP_SPEC" not in handlers.registered_handlers()["specs"]  # loaded lazily ...
     assert get_handler("EP_SPEC") is handlers.HDF5DatasetHandler  # ... on the first miss
     assert "EP_SPEC" in handlers.registered_handlers()["specs"]

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from scandeck.exceptions import DatumIndexError, FillError
+from scandeck.external import uri_to_path
 from scandeck.pipeline.table import LiveTable
-from scandeck.resource_paths import uri_to_path
 
 HEIGHT, WIDTH = 240, 320
 

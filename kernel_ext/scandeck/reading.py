@@ -123,7 +123,7 @@ def collect(
 
 
 def _filler() -> Any:
-    from .handlers import Filler
+    from .external import Filler
 
     return Filler()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import scandeck
-from scandeck.resource_paths import uri_to_path
+from scandeck.external import uri_to_path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from test_ophyd_async import step_scan_into  # noqa: E402 - the ophyd-async beamline of the tests

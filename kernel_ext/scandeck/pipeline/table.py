@@ -98,7 +98,7 @@ class LiveTable:
 
     def _filler_for(self) -> Any:
         if self._filler is None:
-            from ..handlers import Filler
+            from ..external import Filler
 
             self._filler = Filler()
         return self._filler

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from .exceptions import FillError
+from ..exceptions import FillError
 
 __all__ = ["resource_path", "uri_to_path"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import FillError, missing_dependency
-from .resource_paths import uri_to_path
+from ..exceptions import FillError, missing_dependency
+from .paths import uri_to_path
 
 __all__ = [
     "AreaDetectorHDF5Handler",
