@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from ..exceptions import ScandeckError, UnknownName, missing_dependency
+from ..exceptions import ScandeckError, missing_dependency
+from ..registry import Registry
 
 __all__ = [
     "RerunExecutor",
@@ -393,55 +394,30 @@ class DaskExecutor:
             self._client = None
 
 
-_executors: dict[str, ExecutorFactory] = {}
-_entry_points_loaded = False
+#: Rerun executor factories by name (entry-point group ``scandeck.rerun_executors``).
+EXECUTORS: Registry[ExecutorFactory] = Registry("rerun executor", "scandeck.rerun_executors")
 
 
-def register_executor(name: str, factory: ExecutorFactory) -> None:
+def register_executor(name: str, factory: ExecutorFactory, *, overwrite: bool = False) -> None:
     """Make an executor available by ``name`` (``scandeck rerun --executor NAME``).
 
     ``factory(workers=N, address=A)`` returns a :class:`RerunExecutor`.
 
     Examples
     --------
-    >>> register_executor("local", LocalExecutor)
-# The same pool without kernels booted ahead: no idle kernel ever waits (memory-tight machines).
-register_executor("local-cold", functools.partial(LocalExecutor, warm=False))
+    >>> register_executor("my-cluster", MyExecutor)  # doctest: +SKIP
     """
-    _executors[name] = factory
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="scandeck.rerun_executors"):
-        if ep.name not in _executors:
-            try:
-                _executors[ep.name] = ep.load()
-            except Exception:  # noqa: BLE001, S112 - a broken plug-in must not hide the others
-                continue
+    EXECUTORS.register(name, factory, overwrite=overwrite)
 
 
 def available_executors() -> list[str]:
-    """Names of the registered executors."""
-    _load_entry_points()
-    return sorted(_executors)
+    """Names of the registered executors, and of those entry points offer."""
+    return EXECUTORS.available()
 
 
 def get_executor(name: str, *, workers: int = 2, address: str | None = None) -> RerunExecutor:
     """A new executor of the kind ``name``; unknown names raise :class:`UnknownName`."""
-    _load_entry_points()
-    try:
-        factory = _executors[name]
-    except KeyError:
-        raise UnknownName(
-            f"no rerun executor named {name!r}; available: {', '.join(available_executors())}"
-        ) from None
-    return factory(workers=workers, address=address)
+    return EXECUTORS.get(name)(workers=workers, address=address)
 
 
 def run_all(executor: RerunExecutor, tasks: Iterable[Task]) -> Iterator[Result]:

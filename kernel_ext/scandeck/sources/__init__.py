@@ -1,24 +1,26 @@
 """Run stores ("sources"), one module per transport, all behind :mod:`.protocol`.
 
-A registry maps URI schemes to factories: ``register("sqlite", factory)``.
-Other packages add schemes through the ``scandeck.sources`` entry point group.
+A registry (:class:`scandeck.registry.Registry`) maps URI schemes to factories:
+``register("sqlite", factory)``. Other packages add schemes through the
+``scandeck.sources`` entry point group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import StoreError, UnknownName
+from ..registry import Registry
 from .protocol import Entry, RunSummary, Source, Writer
 
 __all__ = [
     "Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes", "sqlite_target",
 ]
 
-_factories: dict[str, Callable[[str], Source]] = {}
+#: Source factories by URI scheme.
+SOURCES: Registry[Callable[[str], Source]] = Registry("source URI scheme", "scandeck.sources")
 
 
 def register(scheme: str, factory: Callable[[str], Source], *, overwrite: bool = False) -> None:
@@ -28,21 +30,12 @@ def register(scheme: str, factory: Callable[[str], Source], *, overwrite: bool =
     --------
     >>> register("memory", _memory, overwrite=True)
     """
-    if scheme in _factories and not overwrite:
-        raise ValueError(f"a source is already registered for {scheme!r}; pass overwrite=True")
-    _factories[scheme] = factory
+    SOURCES.register(scheme, factory, overwrite=overwrite)
 
 
 def schemes() -> list[str]:
     """URI schemes that open a source, built-in and from entry points."""
-    _load_entry_points()
-    return sorted(_factories)
-
-
-def _load_entry_points() -> None:
-    for ep in entry_points(group="scandeck.sources"):
-        if ep.name not in _factories:
-            _factories[ep.name] = ep.load()
+    return SOURCES.available()
 
 
 def open_source(uri: str | Path) -> Source:
@@ -55,10 +48,7 @@ def open_source(uri: str | Path) -> Source:
     scheme = urlsplit(text).scheme if "://" in text else ""
     if not scheme:
         return _sqlite(text)
-    factory = _factories.get(scheme)
-    if factory is None:
-        _load_entry_points()
-        factory = _factories.get(scheme)
+    factory = SOURCES.find(scheme)
     if factory is None:
         raise UnknownName(
             f"no source for {scheme!r} URIs like {text!r}; available: {', '.join(schemes())}. "
