@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from .sources.protocol import Entry, RunSummary, Source
+from .sources.protocol import Entry, RunSummary, Source, WaitRun
 
 #: Longest single wait between re-reads; bounds how late a reader notices a
 #: writer that died without a stop document.
@@ -34,7 +34,7 @@ def follow_run(
     last_news = time.monotonic()
     # A source that can block on one run's documents (Redis) wakes the follower
     # as they land; the others are waited on through their change token.
-    wait_run = getattr(source, "wait_run", None)
+    wait_run = source.wait_run if isinstance(source, WaitRun) else None
     while True:
         token = None if wait_run else source.change_token()
         got = 0

@@ -6,11 +6,11 @@ new runs) from a given position without gaps or duplicates. The Catalog and
 everything above it speak only this protocol; ``tests/test_source_conformance.py``
 runs every registered source through the same cases.
 
-Two methods are optional, used when a source has them: ``raw_documents(uid,
-names=, descriptors=)`` returns undecoded ``(name, msgpack bytes)`` pairs for
-bulk reads, and ``wait_run(uid, start, timeout)`` blocks until a run has a
-document at ``start`` or later (the Redis source), which followers prefer to
-:meth:`Source.wait`.
+Optional capabilities are small protocols of their own, checked with
+``isinstance(source, Capability)`` by the code that can use them:
+:class:`RawDocuments` (undecoded bulk reads), :class:`WaitRun` (block on one
+run's documents) and :class:`OpenRuns` (the runs without a stop document, from
+an index). A source without them works everywhere, only slower.
 """
 
 from __future__ import annotations
@@ -141,3 +141,36 @@ class Source(Protocol):
 
 
 SourceFactory = Callable[[str], Source]
+
+
+# -- optional capabilities ------------------------------------------------------------------------
+
+
+@runtime_checkable
+class RawDocuments(Protocol):
+    """A source that hands out a run's documents undecoded, for bulk readers (SQLite, Redis)."""
+
+    def raw_documents(
+        self, uid: str, *, names: Iterable[str], descriptors: Iterable[str] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """``(name, msgpack bytes)`` of the run's documents called ``names``, in order
+        (of those per descriptor, only ``descriptors``' when given)."""
+
+
+@runtime_checkable
+class WaitRun(Protocol):
+    """A source that can block on one run's documents (Redis): followers prefer it to ``wait``."""
+
+    def wait_run(self, uid: str, start: int, timeout: float) -> bool:
+        """Block until run ``uid`` has a document at position ``start`` or later; False on timeout."""
+
+
+@runtime_checkable
+class OpenRuns(Protocol):
+    """A source that lists its runs without a stop document from an index (SQLite).
+
+    A live view (the panel's running runs) asks this instead of searching every run.
+    """
+
+    def open_runs(self, query: Query, *, limit: int = 200) -> list[RunSummary]:
+        """Matching runs without a stop document (running or incomplete), newest first."""

@@ -22,7 +22,7 @@ from ..documents import PER_DESCRIPTOR, unpack
 from ..exceptions import RunNotFound, StoreError
 from ..query import Query
 from .liveness import writer_alive
-from .protocol import Entry, RunSummary, Source
+from .protocol import Entry, RawDocuments, RunSummary, Source
 from .redis_layout import Keys, RedisOptions, auth_failed, connect, is_auth_error, is_connection_error, unreachable
 from .redis_writer import RedisWriter, settle
 
@@ -310,13 +310,12 @@ class RedisSource:
             entries, present = self._chunk(uid, pos)
             if not entries and not present:
                 archive = self._archived(uid)
-                raw = getattr(archive, "raw_documents", None)
-                if raw is None or pos:
+                if not isinstance(archive, RawDocuments) or pos:
                     from ..documents import pack
 
                     rest = archive.documents(uid, start=pos, names=names, descriptors=descriptors)
                     return out + [(e.name, pack(e.doc)) for e in rest]
-                return raw(uid, names=names, descriptors=descriptors)
+                return archive.raw_documents(uid, names=names, descriptors=descriptors)
             for eid, fields in entries:
                 pos = int(eid.split(b"-")[1])
                 name = fields[b"n"]
