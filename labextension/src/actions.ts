@@ -242,21 +242,16 @@ export class PanelActions {
       stop_on_error: true
     });
     future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
-      const content = msg.content as any;
-      switch (msg.header.msg_type) {
-        case 'stream':
-          parts.push(String(content.text));
-          break;
-        case 'execute_result':
-        case 'display_data':
-          if (content.data?.['text/plain'] !== undefined) {
-            parts.push(String(content.data['text/plain']) + '\n');
-          }
-          break;
-        case 'error':
-          ok = false;
-          parts.push(`${content.ename}: ${content.evalue}`.replace(ANSI, '') + '\n');
-          break;
+      if (KernelMessage.isStreamMsg(msg)) {
+        parts.push(String(msg.content.text));
+      } else if (KernelMessage.isExecuteResultMsg(msg) || KernelMessage.isDisplayDataMsg(msg)) {
+        const plain = msg.content.data?.['text/plain'];
+        if (plain !== undefined) {
+          parts.push(String(plain) + '\n');
+        }
+      } else if (KernelMessage.isErrorMsg(msg)) {
+        ok = false;
+        parts.push(`${msg.content.ename}: ${msg.content.evalue}`.replace(ANSI, '') + '\n');
       }
     };
     const reply = await future.done;

@@ -28,8 +28,7 @@ export class ScandeckAPIError extends Error {
   /** Whether the error is a bad query (shown under the search box). */
   get isQueryError(): boolean {
     return (
-      this.status === 400 &&
-      (this.kind === 'QuerySyntaxError' || this.kind === 'InvalidQuery')
+      this.status === 400 && (this.kind === 'QuerySyntaxError' || this.kind === 'InvalidQuery')
     );
   }
 }
@@ -37,6 +36,15 @@ export class ScandeckAPIError extends Error {
 /** The message of anything thrown. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** What the server answers on an error (a JSON object; any field may be missing). */
+interface IErrorBody {
+  error?: unknown;
+  message?: unknown;
+  reason?: unknown;
+  position?: unknown;
+  query?: unknown;
 }
 
 export type Params = Record<string, string | number | null | undefined>;
@@ -60,10 +68,11 @@ export async function requestAPI<T>(
       query[key] = String(value);
     }
   }
-  const url =
-    URLExt.join(settings.baseUrl, API_PATH, endPoint) +
-    URLExt.objectToQueryString(query);
-  if (init.body !== undefined && !(init.headers as any)?.['Content-Type']) {
+  const url = URLExt.join(settings.baseUrl, API_PATH, endPoint) + URLExt.objectToQueryString(query);
+  if (
+    init.body !== undefined &&
+    !(init.headers as Record<string, string> | undefined)?.['Content-Type']
+  ) {
     init = {
       ...init,
       headers: { ...(init.headers ?? {}), 'Content-Type': 'application/json' }
@@ -80,7 +89,7 @@ export async function requestAPI<T>(
     );
   }
   const text = await response.text();
-  let data: any = null;
+  let data: IErrorBody | null = null;
   if (text.length > 0) {
     try {
       data = JSON.parse(text);
@@ -98,9 +107,7 @@ export async function requestAPI<T>(
       );
     }
     const message =
-      data?.message ??
-      data?.reason ??
-      `${response.status} ${response.statusText || 'error'}`;
+      data?.message ?? data?.reason ?? `${response.status} ${response.statusText || 'error'}`;
     throw new ScandeckAPIError(
       String(message),
       response.status,
@@ -128,13 +135,7 @@ export interface ICatalogs {
   open_panel?: boolean;
 }
 
-export type RunStatus =
-  | 'running'
-  | 'success'
-  | 'abort'
-  | 'fail'
-  | 'incomplete'
-  | string;
+export type RunStatus = 'running' | 'success' | 'abort' | 'fail' | 'incomplete' | string;
 
 export interface IRunSummary {
   uid: string;
@@ -300,10 +301,10 @@ export function getProvenance(limit = 50, offset = 0): Promise<IProvPage> {
 }
 
 export function openProvenance(id: string): Promise<{ path: string }> {
-  return requestAPI<{ path: string }>(
-    `provenance/${encodeURIComponent(id)}/open`,
-    { method: 'POST', body: '{}' }
-  );
+  return requestAPI<{ path: string }>(`provenance/${encodeURIComponent(id)}/open`, {
+    method: 'POST',
+    body: '{}'
+  });
 }
 
 export function startRerun(body: {

@@ -42,7 +42,9 @@ export function Progress(props: { run: IRunSummary }): JSX.Element {
         />
       </div>
       <span className="jp-scandeck-event-count">
-        {known ? `${events.toLocaleString()} / ${points.toLocaleString()}` : plural(events, 'event')}
+        {known
+          ? `${events.toLocaleString()} / ${points.toLocaleString()}`
+          : plural(events, 'event')}
       </span>
     </div>
   );
@@ -153,7 +155,10 @@ export function RunActions(props: { actions: PanelActions; disabled: boolean }):
   );
 }
 
-export function DetailView(props: { model: ScansModel; actions: PanelActions }): JSX.Element | null {
+export function DetailView(props: {
+  model: ScansModel;
+  actions: PanelActions;
+}): JSX.Element | null {
   const { model, actions } = props;
   const uid = model.selected;
   if (!uid) {
@@ -190,7 +195,9 @@ export function DetailView(props: { model: ScansModel; actions: PanelActions }):
       ) : model.previewError ? (
         <div className="jp-scandeck-preview jp-scandeck-preview-empty">{model.previewError}</div>
       ) : (
-        !model.detailError && <div className="jp-scandeck-preview jp-scandeck-preview-empty">Loading…</div>
+        !model.detailError && (
+          <div className="jp-scandeck-preview jp-scandeck-preview-empty">Loading…</div>
+        )
       )}
       {run && (
         <KeyValueTable

@@ -60,7 +60,11 @@ export function formatTick(value: number, step: number): string {
   }
   if (Math.abs(step) >= 1e3) {
     // 50000 -> 50k, 1500000 -> 1.5M: short enough for the narrow y axis.
-    for (const [scale, suffix] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) {
+    for (const [scale, suffix] of [
+      [1e9, 'G'],
+      [1e6, 'M'],
+      [1e3, 'k']
+    ] as const) {
       if (magnitude >= scale) {
         return `${formatTick(value / scale, step / scale)}${suffix}`;
       }
@@ -68,7 +72,10 @@ export function formatTick(value: number, step: number): string {
   }
   // Enough decimals to tell ticks `step` apart (0.25 needs two, 0.5 one).
   let decimals = 0;
-  while (decimals < 6 && Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-6) {
+  while (
+    decimals < 6 &&
+    Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-6
+  ) {
     decimals += 1;
   }
   return value.toFixed(decimals);

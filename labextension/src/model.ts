@@ -133,9 +133,7 @@ export class ScansModel implements IDisposable {
     if (this.selected === null) {
       return null;
     }
-    return (
-      this.displayRuns.find(r => r.uid === this.selected) ?? this.detail?.run ?? null
-    );
+    return this.displayRuns.find(r => r.uid === this.selected) ?? this.detail?.run ?? null;
   }
 
   // ------------------------------------------------------------ start-up
@@ -153,9 +151,7 @@ export class ScansModel implements IDisposable {
       this.openPanel = Boolean(answer.open_panel);
       const names = new Set(answer.catalogs.map(c => c.name));
       this.catalog =
-        saved?.catalog !== undefined && names.has(saved.catalog)
-          ? saved.catalog
-          : answer.default;
+        saved?.catalog !== undefined && names.has(saved.catalog) ? saved.catalog : answer.default;
       this.serverError = null;
     } catch (error) {
       this.serverError = messageOf(error);
@@ -379,9 +375,7 @@ export class ScansModel implements IDisposable {
       }
       clearTimeout(this._detailTimer);
     }
-    const wait = final
-      ? 0
-      : Math.max(0, this._detailFetched + DETAIL_REFRESH_MS - Date.now());
+    const wait = final ? 0 : Math.max(0, this._detailFetched + DETAIL_REFRESH_MS - Date.now());
     this._detailTimer = window.setTimeout(() => {
       this._detailTimer = null;
       if (this.selected === uid) {
@@ -476,9 +470,7 @@ export class ScansModel implements IDisposable {
     const head = page.runs;
     const last = head[head.length - 1];
     const headUids = new Set(head.map(r => r.uid));
-    const older = last
-      ? this.runs.filter(r => !headUids.has(r.uid) && r.time < last.time)
-      : [];
+    const older = last ? this.runs.filter(r => !headUids.has(r.uid) && r.time < last.time) : [];
     const hadMorePages = this.runs.length > head.length;
     this.runs = [...head, ...older];
     this.live = (page.live ?? []).slice().sort(byTimeDesc);

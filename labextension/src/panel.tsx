@@ -35,7 +35,7 @@ function Notice(props: { model: ScansModel }): JSX.Element | null {
       }
     }, NOTICE_MS);
     return () => clearTimeout(timer);
-  }, [notice]);
+  }, [model, notice]);
   if (!notice) {
     return null;
   }

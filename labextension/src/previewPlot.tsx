@@ -172,9 +172,7 @@ export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
         <div className="jp-scandeck-legend">
           {preview.y.map((series, i) => (
             <span key={series.name} className="jp-scandeck-legend-item">
-              <span
-                className={`jp-scandeck-swatch jp-scandeck-series-${i % SERIES_COUNT}`}
-              />
+              <span className={`jp-scandeck-swatch jp-scandeck-series-${i % SERIES_COUNT}`} />
               {series.name}
             </span>
           ))}

@@ -91,7 +91,10 @@ export class ProvenanceModel implements IDisposable {
     try {
       const { job } = await api.startRerun({ record, scans, catalog });
       this.onJobPushed(job);
-      this.notify(`Rerun started on ${scans.length} scan${scans.length === 1 ? '' : 's'}.`, 'success');
+      this.notify(
+        `Rerun started on ${scans.length} scan${scans.length === 1 ? '' : 's'}.`,
+        'success'
+      );
     } catch (error) {
       this.notify(`Rerun not started: ${errorMessage(error)}`, 'error');
     }

@@ -33,7 +33,10 @@ function JobView(props: { job: IJob; model: ScansModel }): JSX.Element {
           aria-valuenow={finished}
           data-failed={job.failed > 0 ? 'true' : undefined}
         >
-          <div className="jp-scandeck-progress-fill" style={{ width: `${(fraction * 100).toFixed(1)}%` }} />
+          <div
+            className="jp-scandeck-progress-fill"
+            style={{ width: `${(fraction * 100).toFixed(1)}%` }}
+          />
         </div>
         <span className="jp-scandeck-event-count">
           {finished} / {job.total}
@@ -100,7 +103,11 @@ function RecordView(props: {
       {params.length > 0 && (
         <div className="jp-scandeck-record-params">
           {params.map(([key, value]) => (
-            <span key={key} className="jp-scandeck-chip" title={`${key} = ${JSON.stringify(value)}`}>
+            <span
+              key={key}
+              className="jp-scandeck-chip"
+              title={`${key} = ${JSON.stringify(value)}`}
+            >
               {key} = {formatValue(JSON.stringify(value) ?? String(value), 40)}
             </span>
           ))}
@@ -111,13 +118,17 @@ function RecordView(props: {
           input scans:{' '}
           {record.inputs
             .slice(0, 12)
-            .map(i => (i.scan_id !== null && i.scan_id !== undefined ? String(i.scan_id) : i.uid.slice(0, 8)))
+            .map(i =>
+              i.scan_id !== null && i.scan_id !== undefined ? String(i.scan_id) : i.uid.slice(0, 8)
+            )
             .join(', ')}
           {record.inputs.length > 12 ? ` and ${record.inputs.length - 12} more` : ''}
         </div>
       )}
       {record.error && (
-        <div className="jp-scandeck-error">{formatValue(record.error.message ?? record.error, 300)}</div>
+        <div className="jp-scandeck-error">
+          {formatValue(record.error.message ?? record.error, 300)}
+        </div>
       )}
       {selected && (
         <div className="jp-scandeck-actions">
@@ -179,7 +190,9 @@ export function ProvenanceView(props: { model: ScansModel; actions: PanelActions
           Rerun on selected scans
         </button>
       </div>
-      {prov.jobs.length > 0 && <div className="jp-scandeck-section-title jp-scandeck-pad">Reruns</div>}
+      {prov.jobs.length > 0 && (
+        <div className="jp-scandeck-section-title jp-scandeck-pad">Reruns</div>
+      )}
       {prov.jobs.length > 0 && (
         <ul className="jp-scandeck-jobs">
           {prov.jobs.map(job => (

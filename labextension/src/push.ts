@@ -137,7 +137,7 @@ export class PushClient {
   }
 
   private _onMessage(event: MessageEvent): void {
-    let message: any;
+    let message: { type?: unknown; run?: IRunSummary; job?: IJob } | null;
     try {
       message = JSON.parse(String(event.data));
     } catch {
@@ -147,12 +147,12 @@ export class PushClient {
     switch (message?.type) {
       case 'run':
         if (message.run) {
-          this._runChanged.emit(message.run as IRunSummary);
+          this._runChanged.emit(message.run);
         }
         break;
       case 'job':
         if (message.job) {
-          this._jobChanged.emit(message.job as IJob);
+          this._jobChanged.emit(message.job);
         }
         break;
       case 'hello':

@@ -26,12 +26,13 @@ function CaretLine(props: { query: string; position: number }): JSX.Element {
 function SearchBox(props: { model: ScansModel }): JSX.Element {
   const { model } = props;
   const [text, setText] = useState(model.query);
-  // Follow the model when the query changes elsewhere (state restored).
-  useEffect(() => {
-    if (model.query !== text) {
-      setText(model.query);
-    }
-  }, [model.query]);
+  // Follow the model when the query changes elsewhere (state restored): adjust the
+  // state while rendering (React's pattern for it), not in an effect.
+  const [followed, setFollowed] = useState(model.query);
+  if (model.query !== followed) {
+    setFollowed(model.query);
+    setText(model.query);
+  }
   const error = model.queryError;
   return (
     <div className="jp-scandeck-searchbox">
@@ -55,9 +56,7 @@ function SearchBox(props: { model: ScansModel }): JSX.Element {
       />
       {error && (
         <div className="jp-scandeck-search-error" role="alert" data-error={error.kind}>
-          <div className="jp-scandeck-search-error-message">
-            {error.message.split('\n')[0]}
-          </div>
+          <div className="jp-scandeck-search-error-message">{error.message.split('\n')[0]}</div>
           {error.position !== null && (
             <CaretLine query={error.query ?? model.query} position={error.position} />
           )}
@@ -115,7 +114,9 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
         <div className="jp-scandeck-run-line jp-scandeck-dim">
           <span className="jp-scandeck-run-time">{formatTime(run.time)}</span>
           <span className="jp-scandeck-run-uid">{run.uid.slice(0, 8)}</span>
-          {!running && <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>}
+          {!running && (
+            <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>
+          )}
         </div>
         {running && <Progress run={run} />}
       </div>

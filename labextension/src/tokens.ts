@@ -5,11 +5,11 @@ export const PANEL_ID = 'scandeck-panel';
 export const STATE_KEY = 'scandeck:panel';
 export const PALETTE_CATEGORY = 'Scans';
 
-export namespace CommandIDs {
-  export const open = 'scandeck:open';
-  export const refresh = 'scandeck:refresh';
-  export const insertCode = 'scandeck:insert-code';
-  export const bindCell = 'scandeck:bind-cell';
-  export const copyUid = 'scandeck:copy-uid';
-  export const saveProvenance = 'scandeck:save-provenance';
-}
+export const CommandIDs = {
+  open: 'scandeck:open',
+  refresh: 'scandeck:refresh',
+  insertCode: 'scandeck:insert-code',
+  bindCell: 'scandeck:bind-cell',
+  copyUid: 'scandeck:copy-uid',
+  saveProvenance: 'scandeck:save-provenance'
+} as const;
