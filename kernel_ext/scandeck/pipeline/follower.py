@@ -1,32 +1,28 @@
 """A background thread that follows one run, or the newest run and each new one.
 
-It reads documents straight from the source (no gaps, no duplicates: its own
-position), keeps the followed stream's rows in a :class:`LiveTable`, and tells
-its listener what changed. The listener decides when (and on which thread) to
+It reads documents through a :class:`~scandeck.follow.RunCursor` (the same reading,
+gathering, waiting and liveness rules as :func:`~scandeck.follow.follow_run`: no
+gaps, no duplicates, its own position), keeps the followed stream's rows in a
+:class:`LiveTable`, and tells its listener what changed. The listener decides when (and on which thread) to
 react; the follower never runs user code.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..follow import BATCH, RunCursor
 from ..sources.protocol import Source
 from .table import LiveTable
 
 #: What a follower reports: a new run started, rows arrived, the run ended.
 RUN_START, DATA, RUN_STOP = "run_start", "data", "run_stop"
 
+#: Longest wait between looks for news (bounds how long stop() takes).
 _IDLE_WAIT = 0.25
-_BATCH = 5000
-#: After a read that found documents, let a few more land before reading again:
-#: at 10k events/s this reads ~50 documents at a time instead of spinning on 3.
-_GATHER = 0.005
-#: A run with no news for this long gets its writer checked (is it still alive?).
-_LIVENESS_AFTER = 0.5
 
 
 @dataclass
@@ -96,7 +92,6 @@ class Follower:
         self.state = FollowState(table=LiveTable(stream, fill=fill))
         self.error: BaseException | None = None
         self._stopping = threading.Event()
-        self._quiet_since = time.monotonic()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
@@ -133,9 +128,7 @@ class Follower:
             uid, seq = self._newest()
         else:
             uid = self.source.get(self.target).uid
-        pos = 0
-        if uid is not None:
-            self._switch(uid)
+        cursor = self._switch(uid) if uid is not None else None
         token: object = None
         while not self._stopping.is_set():
             previous, token = token, self.source.change_token()
@@ -145,78 +138,76 @@ class Follower:
                     seq = newer[-1].seq
                     newer = [s for s in newer if self._keeps(s)]
                     if newer and newer[-1].uid != uid:
-                        uid, pos = newer[-1].uid, 0
-                        self._switch(uid)
+                        uid = newer[-1].uid
+                        cursor = self._switch(uid)
             got = 0
-            if uid is not None and not self.state.finished:
-                got, pos = self._read(uid, pos)
-            if got:
-                self._quiet_since = time.monotonic()
-                if got < _BATCH:
-                    self._stopping.wait(_GATHER)
+            if cursor is not None and not self.state.finished:
+                got = self._read(cursor)
+            if cursor is not None and got:
+                if got < BATCH:
+                    cursor.gather(self._stopping.wait)
                 continue
-            if uid is not None and not self.state.finished and self._writer_gone(uid):
+            if cursor is not None and not self.state.finished and cursor.writer_gone():
+                self._writer_died(cursor)
                 continue
             if self.target is None and self.every_run:
                 moved = False
                 for summary in self.source.runs_since(seq, limit=50):
                     seq = summary.seq
                     if self._keeps(summary) and summary.uid != uid:
-                        uid, pos, moved = summary.uid, 0, True
-                        self._switch(uid)
+                        uid, moved = summary.uid, True
+                        cursor = self._switch(uid)
                         break
                 if moved:
                     continue
-            if self.target is not None and self.state.finished:
-                return
-            self.source.wait(token, _IDLE_WAIT)
+            if self.target is not None and cursor is not None:  # a target always has a cursor
+                if self.state.finished:
+                    return
+                cursor.wait(_IDLE_WAIT)
+            else:
+                self.source.wait(token, _IDLE_WAIT)  # new runs, as well as this one's documents
 
     def _keeps(self, summary: Any) -> bool:
         return self.query is None or self.query.matches(summary.start, summary.stop)
 
-    def _switch(self, uid: str) -> None:
+    def _switch(self, uid: str) -> RunCursor:
         self.state.table.close()
         self.state = FollowState(uid=uid, table=LiveTable(self.stream, fill=self.fill), status="running")
+        return RunCursor(self.source, uid)
 
-    def _read(self, uid: str, pos: int) -> tuple[int, int]:
+    def _read(self, cursor: RunCursor, limit: int | None = BATCH) -> int:
+        """Read what is new into the state and tell the listener; returns the documents read."""
         state = self.state
-        rows = docs = 0
-        ended = False
-        for entry in self.source.documents(uid, start=pos):
-            pos = entry.pos + 1
-            docs += 1
+        rows = 0
+        batch = cursor.read(limit)
+        for entry in batch:
             if entry.name == "start":
                 state.start = entry.doc
             elif entry.name == "stop":
                 state.stop = entry.doc
                 state.status = entry.doc.get("exit_status", "success")
                 rows += state.table.finish()
-                ended = True
             else:
                 rows += state.table.add(entry.name, entry.doc)
-            if self._stopping.is_set() or docs >= _BATCH:
-                break  # report in slices: the listener sees progress on long backlogs
+        docs = len(batch)
         state.documents += docs
         if docs and state.start is not None and state.documents == docs:
             self.listener(RUN_START, state)
         if rows:
             self.listener(DATA, state)
-        if ended:
+        if state.stop is not None and docs and batch[-1].name == "stop":
             self.listener(RUN_STOP, state)
-        return docs, pos
+        return docs
 
-    def _writer_gone(self, uid: str) -> bool:
-        """After a quiet spell, ask whether the run's writer died (then report the end)."""
-        if time.monotonic() - self._quiet_since < _LIVENESS_AFTER:
-            return False
-        self._quiet_since = time.monotonic()
-        if self.source.get(uid).status != "incomplete":
-            return False
+    def _writer_died(self, cursor: RunCursor) -> None:
+        """The run's writer is gone without a stop: take what it committed, then report the end."""
+        self._read(cursor, limit=None)
+        if self.state.stop is not None:
+            return  # the stop document was there after all: reported by _read
         self.state.status = "incomplete"
         if self.state.table.finish():
             self.listener(DATA, self.state)
         self.listener(RUN_STOP, self.state)
-        return True
 
 
 def _all() -> Any:
