@@ -7,6 +7,9 @@ and what to do next.
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 from .safe_text import printable
 
 
@@ -131,6 +134,19 @@ def missing_dependency(package: str, extra: str) -> ScandeckError:
     return ScandeckError(
         f"this needs the {package!r} package: pip install 'scandeck[{extra}]'"
     )
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or raise :func:`missing_dependency` naming its extra.
+
+    Examples
+    --------
+    >>> h5py = require("h5py", "hdf5")  # doctest: +SKIP
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise missing_dependency(module.partition(".")[0], extra) from exc
 
 
 class InvalidQuery(ScandeckError, ValueError):

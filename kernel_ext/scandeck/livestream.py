@@ -394,14 +394,9 @@ def _ends_in_sinks(stream: Any) -> bool:
 
 
 def _new_stream(name: str) -> Any:
-    try:
-        import streamz
-    except ImportError as exc:
-        from .exceptions import missing_dependency
+    from .exceptions import require
 
-        raise missing_dependency("streamz", "notebook") from exc
-
-    return streamz.Stream(stream_name=name)
+    return require("streamz", "notebook").Stream(stream_name=name)
 
 
 def _shell() -> Any:
@@ -416,9 +411,9 @@ def _resolve(target: Any, catalog: Catalog | None) -> tuple[Any, str | None, Any
     if isinstance(target, Catalog):
         return target.source, None, _query_of(target)
     if catalog is None:
-        import scandeck
+        from .opening import open_catalog
 
-        catalog = scandeck.open_catalog()
+        catalog = open_catalog()
     if target is None:
         return catalog.source, None, _query_of(catalog)
     if isinstance(target, (str, int)) and not isinstance(target, bool):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import FillError, missing_dependency
+from ..exceptions import FillError, require
 from .paths import uri_to_path
 
 __all__ = [
@@ -24,11 +24,7 @@ __all__ = [
 
 
 def _import_h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as exc:
-        raise missing_dependency("h5py", "hdf5") from exc
-    return h5py
+    return require("h5py", "hdf5")
 
 
 class _H5Rows:

@@ -9,15 +9,11 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..exceptions import missing_dependency
+from ..exceptions import require
 
 
 def _widgets() -> Any:
-    try:
-        import ipywidgets
-    except ImportError as err:
-        raise missing_dependency("ipywidgets", "notebook") from err
-    return ipywidgets
+    return require("ipywidgets", "notebook")
 
 
 class BindingView:

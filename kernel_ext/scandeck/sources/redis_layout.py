@@ -43,6 +43,14 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
+def _seconds(options: dict[str, str], key: str) -> float:
+    """The option ``key`` as a positive number of seconds."""
+    seconds = float(options[key])
+    if not seconds > 0:
+        raise ValueError(f"{key} must be a positive number of seconds, not {options[key]!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class RedisOptions:
     """A parsed ``redis://host:port/db?prefix=...`` URI.
@@ -81,12 +89,10 @@ class RedisOptions:
                 opts = replace(opts, archive=ours["archive"])
             if "buffer" in ours:
                 opts = replace(opts, buffer=parse_size(ours["buffer"]))
-            for key in ("heartbeat", "reconnect"):
-                if key in ours:
-                    value = float(ours[key])
-                    if not value > 0:
-                        raise ValueError(f"{key} must be a positive number of seconds, not {ours[key]!r}")
-                    opts = replace(opts, **{key: value})
+            if "heartbeat" in ours:
+                opts = replace(opts, heartbeat=_seconds(ours, "heartbeat"))
+            if "reconnect" in ours:
+                opts = replace(opts, reconnect=_seconds(ours, "reconnect"))
         except ValueError as err:
             raise ScandeckError(f"bad option in {uri!r}: {err}") from None
         return opts
@@ -140,12 +146,9 @@ class Keys:
 
 def connect(opts: RedisOptions) -> Any:
     """A redis-py client (hiredis parses when installed); callers handle reconnects."""
-    try:
-        import redis
-    except ImportError:  # pragma: no cover - the redis extra
-        from ..exceptions import missing_dependency
+    from ..exceptions import require
 
-        raise missing_dependency("redis", "redis") from None
+    redis = require("redis", "redis")
     return redis.Redis.from_url(opts.url, socket_connect_timeout=5, socket_keepalive=True)
 
 
