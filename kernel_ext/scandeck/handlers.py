@@ -7,7 +7,11 @@ and plug-ins written against earlier releases) keeps working.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from . import external
+
+if TYPE_CHECKING:  # a type checker does not follow the swap below: show it the same names
+    from .external import *  # noqa: F403
 
 sys.modules[__name__] = external

@@ -103,7 +103,9 @@ documents hold JSON values, use a list. Nothing was stored for it.
         if name == "stream_datum":  # its ranges become seq_nums and frame indices
             for key in ("seq_nums", "indices"):
                 ranges = doc.get(key)
-                for end in ("start", "stop") if isinstance(ranges, dict) else ():
+                if not isinstance(ranges, dict):
+                    continue
+                for end in ("start", "stop"):
                     try:
                         _check_int64(ranges.get(end))
                     except _Refused as err:
@@ -160,10 +162,10 @@ def _show(value: Any) -> str:
 
 
 def _path(parts: list[str | int]) -> str:
-    parts = [str(p) if len(str(p)) <= 40 else f"{str(p)[:30]}..." for p in reversed(parts)]
-    if len(parts) > 8:
-        parts = [*parts[:3], "...", *parts[-3:]]
-    return "/".join(parts)
+    shown = [str(p) if len(str(p)) <= 40 else f"{str(p)[:30]}..." for p in reversed(parts)]
+    if len(shown) > 8:
+        shown = [*shown[:3], "...", *shown[-3:]]
+    return "/".join(shown)
 
 
 def _walk(value: Any, depth: int) -> None:

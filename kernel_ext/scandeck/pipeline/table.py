@@ -263,7 +263,7 @@ class LiveTable:
         A stream without events (a fly scan's) has no ``time``: its rows have none.
         """
         with self._lock:
-            out = {"seq_num": self._seq[start:stop]}
+            out: dict[str, list[Any]] = {"seq_num": self._seq[start:stop]}
             if self.timed:
                 out["time"] = self._time[start:stop]
             for key, col in self._cols.items():
@@ -275,7 +275,7 @@ class LiveTable:
         with self._lock:
             if not self._seq:
                 return None
-            out = {"seq_num": self._seq[index]}
+            out: dict[str, Any] = {"seq_num": self._seq[index]}
             if self.timed:
                 out["time"] = self._time[index]
             for key, col in self._cols.items():
@@ -293,7 +293,9 @@ class LiveTable:
 
         with self._lock:
             n = len(self._seq)
-            named = {"seq_num": self._seq, **({"time": self._time} if self.timed else {}), **self._cols}
+            named: dict[str, list[Any]] = {
+                "seq_num": self._seq, **({"time": self._time} if self.timed else {}), **self._cols
+            }
             for key, values in named.items():
                 grown = self._arrays.get(key)
                 if grown is None or grown.n > len(values):

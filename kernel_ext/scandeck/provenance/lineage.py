@@ -101,7 +101,7 @@ class _Builder:
         """Uids of the catalog's runs whose start document lists ``uid`` in ``parent_uids``."""
         if self.catalog is None:
             return []
-        from ..queries import Key
+        from ..query import Key
 
         found = self.catalog.source.search(Key("parent_uids").contains(uid))
         return [s.uid for s in reversed(found)]  # oldest first, like the records below

@@ -88,12 +88,13 @@ def choose_kernel(nb: NotebookNode, kernel_name: str | None = None, language: st
     ksm = KernelSpecManager()
     name = kernel_name or spec_meta.get("name") or None
     if name is None:
-        if (wanted or "python").lower() == "python":
+        wanted_lower = (wanted or "python").lower()
+        if wanted_lower == "python":
             name = NATIVE_KERNEL_NAME
         else:
             specs = ksm.get_all_specs()
             matching = sorted(name for name, spec in specs.items()
-                              if spec["spec"].get("language", "").lower() == wanted.lower())
+                              if spec["spec"].get("language", "").lower() == wanted_lower)
             if not matching:
                 said = "--language" if language else "the notebook's metadata"
                 raise UnknownKernel(
@@ -172,6 +173,7 @@ def literal_assignments(source: str) -> dict[str, Any]:
         else:
             continue
         for target in targets:
+            pairs: list[tuple[ast.expr, ast.expr]]
             if isinstance(target, ast.Name):
                 pairs = [(target, value)]
             elif (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))

@@ -94,8 +94,9 @@ def build_record(
     if not name:
         name = Path(path).stem if path else "notebook"
     env = environment if isinstance(environment, Environment) else Environment.model_validate(environment)
+    ident: dict[str, Any] = {"id": record_id} if record_id else {}  # else the model's fresh id
     return ProvenanceRecord(
-        **({"id": record_id} if record_id else {}),
+        **ident,
         name=name,
         kind=kind,
         tags=_unique(tags),

@@ -189,6 +189,8 @@ def _manager_class() -> Any:
         from jupyter_client.manager import AsyncKernelManager
 
         class TrackingKernelManager(AsyncKernelManager):
+            scandeck_clients: list[Any]  # set by whoever starts the kernel, before any client()
+
             def client(self, **kwargs: Any) -> Any:
                 kc = super().client(**kwargs)
                 self.scandeck_clients.append(kc)

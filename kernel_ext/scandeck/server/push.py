@@ -109,7 +109,7 @@ class PushHub:
             watcher.join(JOIN_TIMEOUT)
 
 
-class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
     """``WebSocket scandeck/api/events?catalog=NAME``: hello, run and job messages."""
 
     auth_resource = AUTH_RESOURCE
@@ -129,12 +129,12 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
             raise web.HTTPError(403)
         self.catalog_name = self.get_argument("catalog", "")
         try:
-            self.catalog = await self._open(self.catalog_name)
+            self.catalog = await self._open_catalog(self.catalog_name)
         except ScandeckError as err:
             error = api_error(err)
             raise web.HTTPError(error.status_code, "%s", error.body["message"]) from err
 
-    async def _open(self, name: str) -> Catalog:
+    async def _open_catalog(self, name: str) -> Catalog:
         self.app.remember_loop()
         return await IOLoop.current().run_in_executor(self.app.executor, self.app.catalogs.get, name)
 
@@ -146,7 +146,7 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
         if result is not None:
             await result
 
-    def open(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # starts the keep-alive pings
         self.send({"type": "hello", "catalog": self.catalog_name})
         self.app.push.subscribe(self, self.catalog_name, self.catalog)
@@ -166,7 +166,7 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
 
     async def _switch(self, name: str) -> None:
         try:
-            catalog = await self._open(name)
+            catalog = await self._open_catalog(name)
         except ScandeckError as err:
             self.send({"type": "error", **api_error(err).body})
             return

@@ -179,7 +179,8 @@ class _Sender:
                 self.cond.notify_all()
 
     def _next_batch(self) -> list[_Item]:
-        batch, size = [], 0
+        batch: list[_Item] = []
+        size = 0
         for item in self.queue:
             if len(batch) >= _BATCH or (batch and size + item.size > _BATCH_BYTES):
                 break
@@ -356,7 +357,8 @@ class RedisWriter:
         if not failures:
             return
         for failure in failures:
-            if isinstance(failure, InvalidDocument) and failure.doc.get("uid") == undo_start:
+            if (undo_start is not None and isinstance(failure, InvalidDocument)
+                    and isinstance(failure.doc, dict) and failure.doc.get("uid") == undo_start):
                 self._order.forget(undo_start)
                 self._pos.pop(undo_start, None)
         raise failures[0]

@@ -514,6 +514,7 @@ class SQLiteWriter:
                  self._host, self._pid, self._token),
             )
             run_id = cur.lastrowid
+            assert run_id is not None  # an INSERT that succeeded always sets lastrowid
             conn.execute(
                 "INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob)
             )
