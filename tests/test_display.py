@@ -18,7 +18,7 @@ from event_model import compose_run
 
 import scandeck
 from scandeck.catalog import Catalog, Stream
-from scandeck.cli_format import run_rows
+from scandeck.cli.format import run_rows
 from scandeck.listing import local_time
 from scandeck.notebook.display import (
     STATUS_CLASSES,

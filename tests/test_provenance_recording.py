@@ -19,6 +19,7 @@ import nbformat
 import pytest
 from kernel_harness import KernelSession
 
+from scandeck.cli.run import parse_value
 from scandeck.provenance.notebooks import (
     describe_failure,
     failure_of,
@@ -26,7 +27,6 @@ from scandeck.provenance.notebooks import (
     parameters_of,
     stamp,
 )
-from scandeck.provenance.run_cli import parse_value
 
 READ_CELL = """\
 import scandeck

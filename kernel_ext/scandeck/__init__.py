@@ -10,9 +10,11 @@ Examples
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+# The one place a catalog's name is read and the catalog opened; light (standard library only).
+from .opening import open_catalog
 
 __version__ = "0.1.0"
 
@@ -23,49 +25,6 @@ if TYPE_CHECKING:
     from .livestream import Live
 
 __all__ = ["open_catalog", "live", "derive", "load_ipython_extension", "unload_ipython_extension", "__version__"]
-
-
-def open_catalog(target: str | Path | None = None) -> Catalog:
-    """Open a catalog of runs.
-
-    Parameters
-    ----------
-    target
-        ``None``: ``$SCANDECK_CATALOG`` when set, else the embedded default store
-        (in ``$SCANDECK_DATA``, else the user data directory). A path (directory or ``.sqlite`` file) or a URI
-        (``sqlite:///path``, ``memory://name``): that store. Any other name: the
-        entry of that name in the Intake catalog files (see
-        :func:`scandeck.catalog_files.list_entries`).
-
-    Examples
-    --------
-    >>> cat = open_catalog("memory://scratch")
-    >>> len(cat)
-    0
-    """
-    from .catalog import Catalog
-    from .config import default_store
-    from .sources import open_source
-
-    if target is None or target == "":
-        chosen = os.environ.get("SCANDECK_CATALOG", "")
-        if not chosen:
-            return Catalog(open_source(default_store()), name="local")
-        target = chosen  # the session's choice (the CLI's --catalog, scandeck run / rerun)
-    text = str(target)
-    if isinstance(target, Path) or "://" in text or "/" in text or "\\" in text:
-        return Catalog(open_source(text))
-    from .catalog_files import open_entry
-    from .exceptions import UnknownName
-    from .sources import sqlite_target
-
-    try:
-        return open_entry(text)
-    except UnknownName:
-        # A store directory in the working directory (store, store?mode=ro).
-        if Path(sqlite_target(text)[0]).exists():
-            return Catalog(open_source(text))
-        raise
 
 
 def live(target: object = None, *, catalog: Catalog | None = None, interval: float = 0.02) -> Live:

@@ -170,7 +170,7 @@ def derive(
     from event_model import compose_run
 
     if not isinstance(catalog, Catalog):
-        from . import open_catalog
+        from .opening import open_catalog
 
         catalog = open_catalog(catalog)
     if isinstance(parents, (Run, str)):

@@ -108,8 +108,8 @@ class ScandeckReader(BaseReader):
 
     def _read(self, data: ScandeckStore | None = None) -> Catalog:
         """The store's catalog of runs (opened now, started, ready to search or write)."""
-        from . import open_catalog
         from .catalog import Catalog
+        from .opening import open_catalog
         from .sources import open_source
 
         where = None if data is None else data.location()

@@ -3,15 +3,16 @@
 Pure helpers (no store access, no heavy imports) that decide which runs come
 first, which optional metadata columns appear, and how a value becomes short
 cell text; plus :func:`list_runs`, which reads the index rows of a listing from
-a catalog. :mod:`scandeck.cli_format` renders them as text, and
-:mod:`scandeck.notebook.display` as HTML.
+a catalog; and :func:`render_table`, the text table of ``scandeck ls`` and of
+the provenance and rerun summaries. :mod:`scandeck.cli.format` renders runs as
+text, and :mod:`scandeck.notebook.display` as HTML.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "local_time",
     "num_points",
     "optional_columns",
+    "render_table",
     "running_first",
     "shape_text",
 ]
@@ -190,3 +192,31 @@ def data_key_rows(data_keys: Mapping[str, Mapping[str, Any]]) -> list[list[str]]
             f"yes ({external})" if external else "no",
         ])
     return rows
+
+
+def render_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[int] = ()
+) -> str:
+    """Columns padded to their widest cell, two spaces apart, no trailing blanks.
+
+    Cells are escaped with :func:`~scandeck.safe_text.printable` (run values are user input).
+
+    Examples
+    --------
+    >>> print(render_table(["id", "n"], [["a", "1"], ["bb", "10"]], right={1}))
+    id   n
+    a    1
+    bb  10
+    """
+    header = [printable(h) for h in header]
+    rows = [[printable(c) for c in r] for r in rows]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])

@@ -52,9 +52,9 @@ class ScandeckMagics(Magics):
     def session_catalog(self) -> Any:
         """The catalog ``%catalog`` chose (default: the embedded store)."""
         if self._catalog is None:
-            import scandeck
+            from ..opening import open_catalog
 
-            self._catalog = scandeck.open_catalog()
+            self._catalog = open_catalog()
         return self._catalog
 
     @no_var_expand
@@ -66,11 +66,11 @@ class ScandeckMagics(Magics):
         (``%catalog "my store"``). Without an argument, show the
         current one (the embedded default store unless chosen otherwise).
         """
-        import scandeck
+        from ..opening import open_catalog
 
         target = unquote_arg(line.strip())
         if target:
-            self._catalog = scandeck.open_catalog(target)
+            self._catalog = open_catalog(target)
         return self.session_catalog
 
     # -- listing ---------------------------------------------------------------------------

@@ -35,13 +35,12 @@ from .rerun_plan import (  # noqa: F401 - the planning API, importable from here
     LOCAL_EXECUTORS,
     RerunPlan,
     Target,
-    _open_store,
-    _record_catalog,
-    _safe,
     fresh_notebook,
     parameter_names,
     plan,
+    record_catalog,
     resolve_targets,
+    safe_name,
     scan_parameter_of,
 )
 
@@ -111,8 +110,8 @@ class Progress:
             try:
                 from tqdm import tqdm
             except ImportError:
-                tqdm = None
-            if tqdm is not None:
+                pass  # a counter line per rerun instead
+            else:
                 self._bar = tqdm(total=total, desc="rerun", unit="nb", file=self.file, dynamic_ncols=True)
 
     def update(self, result: RerunResult) -> None:
@@ -227,21 +226,22 @@ def rerun(
     True
     """
     from ..catalog import Catalog as CatalogClass
+    from .store import open_store
 
-    prov = _open_store(store)
+    prov = open_store(store)
     record = prov.get(record_id)
     target_text: str | None = None
     owned: Catalog | None = None
     if isinstance(catalog, CatalogClass):
         cat = catalog
     else:
-        from .. import open_catalog
+        from ..opening import open_catalog
 
         if catalog is not None:
             target_text = str(catalog)
             cat = owned = open_catalog(catalog)
         else:
-            cat = owned = _record_catalog(record) or open_catalog()
+            cat = owned = record_catalog(record) or open_catalog()
     try:
         the_plan = plan(record.id, catalog=cat, store=prov, scans=scans, query=query, parameters=parameters,
                         output_dir=output_dir, kernel_name=kernel_name, catalog_target=target_text,
@@ -259,7 +259,7 @@ def rerun(
 
 def summary_table(results: list[RerunResult]) -> str:
     """scan_id, uid8, status, seconds, failing cell + error, output path: one line per rerun."""
-    from ..cli_format import render_table
+    from ..listing import render_table
 
     rows = []
     for r in results:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["CATALOG_PARAMETER", "DEFAULT_SCAN_PARAMETER", "LOCAL_EXECUTORS", "RerunPlan", "Target",
-           "fresh_notebook", "parameter_names", "plan", "resolve_targets", "scan_parameter_of"]
+           "fresh_notebook", "parameter_names", "plan", "record_catalog", "resolve_targets", "safe_name",
+           "scan_parameter_of"]
 
 #: The parameter a rerun sets to the target's uid, unless the notebook names another.
 DEFAULT_SCAN_PARAMETER = "scan_uid"
@@ -219,36 +220,31 @@ def _kernel(nb: NotebookNode, kernel_name: str | None, required: bool = True) ->
     return name, options
 
 
-def _catalog_value(target: str) -> str:
-    from .run_cli import _catalog_value as absolute
-
-    return absolute(target)
-
-
 # -- planning ----------------------------------------------------------------------------------------
 
 
-def _open_store(store: ProvStore | str | Path | None) -> ProvStore:
-    from .store import ProvStore, open_store
+def record_catalog(record: ProvenanceRecord) -> Catalog | None:
+    """The catalog the record's first input was read from, if it still opens as a store path or URI.
 
-    return store if isinstance(store, ProvStore) else open_store(store)
-
-
-def _record_catalog(record: ProvenanceRecord) -> Catalog | None:
-    """The catalog the record's first input was read from, if it still opens as a store path/URI."""
-    from .. import open_catalog
+    A ``memory://`` catalog lived in the recording process only; a store path that is
+    gone is not created again; a catalog-file name is not trusted (it may name
+    another catalog now) unless it is a store directory here.
+    """
+    from ..opening import catalog_name, open_catalog
 
     for inp in record.inputs:
         where = inp.catalog
         if not where:
             continue
-        if where.startswith("memory://"):
+        name = catalog_name(where)
+        if name.kind == "uri" and where.startswith("memory://"):
             continue  # lives in the recording process only
-        if "://" in where or Path(where).exists():
-            try:
+        try:
+            path = name.store_path
+            if name.kind == "uri" or (path is not None and path.exists()):
                 return open_catalog(where)
-            except Exception:  # noqa: BLE001 - a stale catalog name is only a guess gone wrong
-                continue
+        except Exception:  # noqa: BLE001 - a stale catalog is only a guess gone wrong
+            continue
     return None
 
 
@@ -273,6 +269,8 @@ def plan(
     ``$SCANDECK_CATALOG`` and set as the ``catalog`` parameter when the notebook
     defines one and ``parameters`` do not set it.
     """
+    from ..opening import catalog_name
+
     record = store.get(record_id)
     # Plain JSON, not nbformat: importing nbformat costs ~1 s here (jsonschema's format checkers),
     # and the workers read and validate the notebook anyway.
@@ -292,7 +290,7 @@ def plan(
     env: dict[str, str] = {}
     notes: list[str] = []
     if catalog_target:
-        value = _catalog_value(catalog_target)
+        value = catalog_name(catalog_target).portable()  # the kernels run in another directory
         env["SCANDECK_CATALOG"] = value
         if CATALOG_PARAMETER in defined and CATALOG_PARAMETER not in (parameters or {}):
             params[CATALOG_PARAMETER] = value
@@ -304,7 +302,8 @@ def plan(
     if scan_param in (parameters or {}):
         notes.append(f"note: -p {scan_param} is replaced by each target's uid")
 
-    out = Path(output_dir) if output_dir is not None else Path("reruns") / f"{_safe(record.name)}-{record.id[:8]}"
+    default = Path("reruns") / f"{safe_name(record.name)}-{record.id[:8]}"
+    out = Path(output_dir) if output_dir is not None else default
     out = out.expanduser().absolute()
     cwd = None
     if record.notebook_path and Path(record.notebook_path).parent.is_dir():
@@ -332,7 +331,7 @@ def plan(
     return RerunPlan(record, scan_param, params, targets, out, tasks, notes)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     """A record name made safe as a directory name."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
     return cleaned or "notebook"

@@ -558,9 +558,9 @@ def _load(text: str) -> ProvenanceRecord:
         ) from err
 
 
-def open_store(directory: str | Path | None = None) -> ProvStore:
-    """The provenance store in ``directory`` (default ``<data dir>/provenance``)."""
-    return ProvStore(directory)
+def open_store(directory: ProvStore | str | Path | None = None) -> ProvStore:
+    """The provenance store in ``directory`` (default ``<data dir>/provenance``); a store is returned as is."""
+    return directory if isinstance(directory, ProvStore) else ProvStore(directory)
 
 
 __all__ = ["ProvStore", "open_store", "DB_NAME", "NOTEBOOKS"]

@@ -9,12 +9,12 @@ names a path or a URI.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ScandeckError
+from ..opening import chosen_catalog
 from ..uris import redact as redact  # shown URIs carry no password
 from .errors import UnknownCatalog
 
@@ -41,10 +41,6 @@ def live_runs(cat: Catalog, limit: int = LIVE_LOOKED_AT) -> list[RunSummary]:
 
     unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
     return [s for s in cat.search(unstopped).summaries(limit=limit) if s.status == "running"]
-
-
-def _looks_like_path(text: str) -> bool:
-    return "://" not in text and ("/" in text or "\\" in text or text.endswith((".sqlite", ".sqlite3", ".db")))
 
 
 class CatalogPool:
@@ -92,7 +88,7 @@ class CatalogPool:
         from ..catalog_files import list_entries
 
         default: dict[str, Any] = {"name": "", "label": "Default store", "description": "", "uri": None}
-        target = self.default or os.environ.get("SCANDECK_CATALOG", "")
+        target = chosen_catalog(self.default).text
         if target:
             default["label"] = f"Default ({redact(target)})"
             default["description"] = f"the catalog {redact(target)!r} this server opens by default"
@@ -133,12 +129,12 @@ class CatalogPool:
         self.check(name)
         if name:
             return name
-        target = self.default or os.environ.get("SCANDECK_CATALOG", "")
-        if not target:
+        chosen = chosen_catalog(self.default)
+        if chosen.kind == "default":
             from ..config import default_store
 
             return str(default_store().absolute())
-        return str(Path(target).expanduser().absolute()) if _looks_like_path(target) else target
+        return chosen.portable()
 
     def code_target(self, name: str) -> str | None:
         """The argument of ``scandeck.open_catalog(...)`` in code for a kernel; None for no argument."""
@@ -174,7 +170,7 @@ class CatalogPool:
             from ..catalog_files import open_entry
 
             return open_entry(name)
-        from .. import open_catalog
+        from ..opening import open_catalog
 
         return open_catalog(self.default or None)
 

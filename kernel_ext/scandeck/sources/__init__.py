@@ -1,61 +1,24 @@
 """Run stores ("sources"), one module per transport, all behind :mod:`.protocol`.
 
-A registry (:class:`scandeck.registry.Registry`) maps URI schemes to factories:
-``register("sqlite", factory)``. Other packages add schemes through the
-``scandeck.sources`` entry point group.
+A registry (:class:`scandeck.registry.Registry`, in :mod:`.openers`) maps URI
+schemes to factories: ``register("sqlite", factory)``. Other packages add schemes
+through the ``scandeck.sources`` entry point group. The built-in transports are
+registered at the bottom of this module; a transport that opens other sources
+(the Redis bus opens its archive) imports :func:`open_source` from :mod:`.openers`,
+which knows no transport.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-from ..exceptions import StoreError, UnknownName
-from ..registry import Registry
+from ..exceptions import StoreError
+from .openers import SOURCES, open_source, register, schemes
 from .protocol import Entry, RunSummary, Source, Writer
 
 __all__ = [
-    "Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes", "sqlite_target",
+    "SOURCES", "Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes", "sqlite_target",
 ]
-
-#: Source factories by URI scheme.
-SOURCES: Registry[Callable[[str], Source]] = Registry("source URI scheme", "scandeck.sources")
-
-
-def register(scheme: str, factory: Callable[[str], Source], *, overwrite: bool = False) -> None:
-    """Make ``open_source("scheme://...")`` call ``factory(uri)``.
-
-    Examples
-    --------
-    >>> register("memory", _memory, overwrite=True)
-    """
-    SOURCES.register(scheme, factory, overwrite=overwrite)
-
-
-def schemes() -> list[str]:
-    """URI schemes that open a source, built-in and from entry points."""
-    return SOURCES.available()
-
-
-def open_source(uri: str | Path) -> Source:
-    """The source a URI or filesystem path names, not yet started.
-
-    A path (or ``sqlite://`` URI) opens the embedded store; ``memory://NAME``
-    an in-process one; ``redis://host:port/db?prefix=P`` the facility bus.
-    """
-    text = str(uri)
-    scheme = urlsplit(text).scheme if "://" in text else ""
-    if not scheme:
-        return _sqlite(text)
-    factory = SOURCES.find(scheme)
-    if factory is None:
-        raise UnknownName(
-            f"no source for {scheme!r} URIs like {text!r}; available: {', '.join(schemes())}. "
-            "Give a directory path for the embedded store."
-        )
-    return factory(text)
-
 
 def sqlite_target(uri: str) -> tuple[str, bool]:
     """The path an embedded-store path or ``sqlite://`` URI names, and whether it says ``mode=ro``.

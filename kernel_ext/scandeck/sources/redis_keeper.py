@@ -97,7 +97,7 @@ class Keeper:
     def archive(self) -> Source:
         """The archive: the one chosen, else the one the bus already uses, else the default store."""
         if self._archive is None:
-            from . import open_source
+            from .openers import open_source
 
             target = self._chosen
             if target is None:
@@ -157,7 +157,7 @@ class Keeper:
                 report.trimmed.append(summary.uid)
         if report.trimmed:
             n = len(report.trimmed)
-            self.say(f"trimmed {n} persisted run{'s' if n != 1 else ''} from Redis ({self._policy_text()})")
+            self.say(f"trimmed {n} persisted run{'s' if n != 1 else ''} from Redis ({self.policy_text()})")
         return report
 
     def run_forever(self, stop: threading.Event, *, interval: float = 1.0) -> None:
@@ -284,7 +284,8 @@ class Keeper:
                 return bool(self.bus._talk(f"trimming run {uid}", trim))
             raise
 
-    def _policy_text(self) -> str:
+    def policy_text(self) -> str:
+        """The trim policy in one line, for logs: ``max_runs=1000, max_age=86400s``."""
         p = self.policy
         parts = [f"max_runs={p.max_runs}" if p.max_runs is not None else "",
                  f"max_age={p.max_age:g}s" if p.max_age is not None else "",

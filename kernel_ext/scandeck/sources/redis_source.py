@@ -181,7 +181,7 @@ class RedisSource:
             return None
         if self._archive_src is not None and uri == self._archive_uri:
             return self._archive_src
-        from . import open_source
+        from .openers import open_source
 
         if uri.startswith("sqlite://") or "://" not in uri:
             path = Path(uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri).expanduser()

@@ -11,15 +11,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import default_store_label, open_target, report, target_of
-from .exceptions import DocumentFileError, InvalidDocument, RunNotFound, ScandeckError
-from .safe_text import printable
+from ..exceptions import DocumentFileError, InvalidDocument, RunNotFound, ScandeckError
+from ..safe_text import printable
+from .arguments import add_command, count, seconds
+from .errors import report
+from .keeper import start_keeper_thread
+from .targets import default_store_label, open_target, target_of
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
-    from .sources.protocol import Writer
+    from ..catalog import Catalog
+    from ..sources.protocol import Writer
 
-__all__ = ["cmd_demo", "cmd_ingest"]
+__all__ = ["add_parsers", "cmd_demo", "cmd_ingest"]
+
+EPILOGS = {
+    "ingest": """\
+examples:
+  scandeck ingest runs/*.jsonl
+  scandeck ingest --catalog ./store backup/*.msgpack
+
+Runs already in the catalog are skipped, so ingesting a folder twice is safe.
+A damaged file is reported with its line and skipped from there on; the
+documents before the damage are kept (that run is then 'incomplete').""",
+    "demo": """\
+examples:
+  scandeck demo                     runs until Ctrl-C, about one point per second
+  scandeck demo --runs 5 --pace 0   five runs, as fast as possible
+  scandeck demo --catalog ./demo-store --seed 1
+  scandeck demo --catalog 'redis://localhost:6379/0?prefix=demo'   publish on a Redis bus
+
+Watch it from another terminal with 'scandeck ls' (same --catalog).
+Ctrl-C stops: the run in flight is aborted and still gets its stop document.""",
+}
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ingest and demo to the ``scandeck`` sub-parsers."""
+    ingest = add_command(sub, common, "ingest", "store the runs of document files (JSON lines or msgpack)",
+                         EPILOGS["ingest"])
+    ingest.add_argument("files", nargs="+", metavar="FILE", help=".jsonl or .msgpack files")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    demo = add_command(sub, common, "demo", "record simulated beamline scans into the catalog",
+                       EPILOGS["demo"])
+    demo.add_argument("--pace", type=seconds, default=1.0, metavar="SECONDS",
+                      help="seconds per point (default: 1; 0: as fast as possible)")
+    demo.add_argument("--runs", type=count, default=None, metavar="N",
+                      help="stop after N runs (default: until Ctrl-C)")
+    demo.add_argument("--seed", type=int, default=None, metavar="S",
+                      help="reproduce the same mix of plans, samples and data")
+    demo.set_defaults(handler=cmd_demo)
 
 
 @dataclass
@@ -43,7 +84,7 @@ class _SkipAlreadyStored:
     """
 
     def __init__(self, cat: Catalog) -> None:
-        from .docfiles import RunMembership
+        from ..docfiles import RunMembership
 
         self.cat = cat
         self.runs = RunMembership()
@@ -69,7 +110,7 @@ class _SkipAlreadyStored:
 
 def _ingest_file(cat: Catalog, path: str) -> tuple[_Tally, str]:
     """Store one file's runs; return what was stored and an error message ("" if none)."""
-    from .docfiles import read_documents
+    from ..docfiles import read_documents
 
     tally = _Tally()
     skip = _SkipAlreadyStored(cat)
@@ -144,7 +185,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def _asset_dir(cat: Catalog, args: argparse.Namespace) -> Path:
     """Where the demo's detectors write files: next to the store, or in the data directory."""
-    from .config import data_dir
+    from ..config import data_dir
 
     directory = getattr(cat.source, "directory", None)
     if target_of(args) is None or directory is None:
@@ -154,7 +195,7 @@ def _asset_dir(cat: Catalog, args: argparse.Namespace) -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``scandeck demo [--pace SECONDS] [--runs N] [--seed S]``."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     stop = threading.Event()
     pressed: list[bool] = []
@@ -185,20 +226,18 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
     assets = _asset_dir(cat, args)
     target = target_of(args)
     where = "" if target is None else f" --catalog {shlex.quote(target)}"
-    watch, newest = f"scandeck ls{where}", f"scandeck show -1{where}"
+    watch, show_newest = f"scandeck ls{where}", f"scandeck show -1{where}"
     runs = "until Ctrl-C" if args.runs is None else _runs(args.runs)
     print(f"scandeck demo: simulated beamline writing to {default_store_label(args)} "
           f"({cat.source.uri})")
     print(f"  {runs}, {args.pace:g} s per point; detector images in {assets}")
-    print(f"  watch it from another terminal:  {watch}   (the newest run: {newest})")
+    print(f"  watch it from another terminal:  {watch}   (the newest run: {show_newest})")
     if cat.source.uri.startswith("memory://"):
         print("  note: a memory:// catalog vanishes when this command ends")
     if args.runs is None:
         print("  Ctrl-C stops; the run in flight still gets its stop document")
 
     if cat.source.uri.startswith(("redis://", "rediss://")):
-        from .cli_keeper import start_keeper_thread
-
         print("  a keeper copies finished runs to the archive and trims Redis (scandeck keeper --help)")
         keeper = start_keeper_thread(cat.source.uri, stop,
                                      lambda line: print(f"  keeper: {printable(line)}", flush=True))
@@ -208,10 +247,10 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
 
     writer = cat.writer()
     try:
-        newest = cat.summaries(limit=1)
+        last = cat.summaries(limit=1)
         n = run_demo(writer, asset_dir=assets, pace=args.pace, runs=args.runs, seed=args.seed,
                      stop_event=stop, progress=lambda line: print(line, flush=True),
-                     last_scan_id=(newest[0].scan_id or 0) if newest else 0)
+                     last_scan_id=(last[0].scan_id or 0) if last else 0)
     finally:
         writer.close()
         if keeper is not None:

@@ -1,7 +1,7 @@
 """The reading commands of ``scandeck``: ls, show, export, catalogs.
 
 Each ``cmd_*`` takes the parsed arguments and returns an exit status; user
-errors are raised (:class:`~scandeck.cli.CliError` or scandeck's own) and
+errors are raised (:class:`~scandeck.cli.errors.CliError` or scandeck's own) and
 turned into one stderr line by :func:`scandeck.cli.main`.
 """
 
@@ -9,17 +9,81 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .cli import CliError, open_target, report, target_of
-from .cli_format import render_table, run_json, run_rows, show_run
-from .listing import list_runs
-from .safe_text import printable
+from ..listing import list_runs, render_table
+from ..safe_text import printable
+from .arguments import add_command, count
+from .errors import CliError, report
+from .format import run_json, run_rows, show_run
+from .targets import open_target, target_of
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, Run
+    from ..catalog import Catalog, Run
 
-__all__ = ["cmd_catalogs", "cmd_export", "cmd_ls", "cmd_show", "resolve_run"]
+__all__ = ["add_parsers", "cmd_catalogs", "cmd_export", "cmd_ls", "cmd_show", "resolve_run"]
+
+EPILOGS = {
+    "ls": """\
+examples:
+  scandeck ls                                    the 20 newest runs
+  scandeck ls -n 0                               every run
+  scandeck ls 'sample == "Ni"'                   runs of one sample
+  scandeck ls 'plan_name == "scan" and num_points > 10'
+  scandeck ls 'stop.exit_status != "success"'    runs that did not succeed
+  scandeck ls 'time > "2024-05-01"' --json       one JSON object per run (for jq)
+
+Running runs come first, then the rest newest first. Quote the query for the shell.""",
+    "show": """\
+examples:
+  scandeck show -1          the newest run (-2: the one before)
+  scandeck show 42          the newest run with scan_id 42
+  scandeck show 3f2a9c      the run whose uid starts with 3f2a9c""",
+    "export": """\
+examples:
+  scandeck export -1                             the newest run, as <uid>.jsonl here
+  scandeck export 42 43 --format msgpack -o backup/
+
+Files the run refers to (detector images) are not copied: its resource
+documents keep their paths. 'scandeck ingest' reads the files back.""",
+    "catalogs": """\
+examples:
+  scandeck catalogs
+  scandeck ls --catalog NAME     list the runs of one of them""",
+}
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ls, show, export and catalogs to the ``scandeck`` sub-parsers."""
+
+    def command(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+        return add_command(sub, common, name, help, epilog)
+
+    ls = command("ls", "list runs, running ones first, then newest first", EPILOGS["ls"])
+    ls.add_argument("query", nargs="?", metavar="QUERY", help="a scandeck text query")
+    ls.add_argument("-n", type=count, default=20, metavar="N",
+                    help="show at most N runs (default: 20; 0: all)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per run")
+    ls.set_defaults(handler=cmd_ls)
+
+    show = command("show", "show one run's metadata, status, streams and data keys", EPILOGS["show"])
+    show.add_argument("run", metavar="UID", help="uid, uid prefix, scan_id, or -1 for the newest")
+    show.set_defaults(handler=cmd_show)
+
+    export = command("export", "write runs to document files, one <uid>.<format> per run",
+                     EPILOGS["export"])
+    export.add_argument("runs", nargs="+", metavar="UID",
+                        help="uid, uid prefix, scan_id, or -1 for the newest")
+    export.add_argument("--format", choices=("jsonl", "msgpack"), default="jsonl",
+                        help="file format (default: jsonl)")
+    export.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR",
+                        help="directory to write to (default: the current directory)")
+    export.add_argument("--overwrite", action="store_true", help="replace existing files")
+    export.set_defaults(handler=cmd_export)
+
+    catalogs = command("catalogs", "list the catalogs available by name", EPILOGS["catalogs"])
+    catalogs.set_defaults(handler=cmd_catalogs)
 
 
 def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
@@ -29,8 +93,8 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
     it), falling back to a uid prefix because uids can start with digits too;
     anything else is a uid or uid prefix.
     """
-    from .exceptions import InvalidQuery, RunNotFound
-    from .queries import ScanID
+    from ..exceptions import InvalidQuery, RunNotFound
+    from ..queries import ScanID
 
     if re.fullmatch(r"-\d+", ident):
         index = int(ident)
@@ -106,8 +170,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``scandeck export UID... --format jsonl|msgpack [-o DIR]``."""
-    from .docfiles import write_documents
-    from .exceptions import DocumentFileError
+    from ..docfiles import write_documents
+    from ..exceptions import DocumentFileError
 
     cat = open_target(args)
     try:
@@ -145,10 +209,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_catalogs(args: argparse.Namespace) -> int:
     """``scandeck catalogs``: the Intake catalog entries available by name."""
-    from .config import catalog_dirs
+    from ..config import catalog_dirs
 
     try:
-        from .catalog_files import list_entries
+        from ..catalog_files import list_entries
     except ImportError:
         raise CliError(
             "named catalogs are not available in this installation "

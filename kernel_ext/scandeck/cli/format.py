@@ -1,43 +1,38 @@
-"""Text rendering for the ``scandeck`` command line: run tables, run details, JSON rows.
+"""Text rendering for ``scandeck ls`` and ``scandeck show``: run tables, run details, JSON rows.
 
-Kept apart from :mod:`scandeck.cli` so that the parser and the error handling
-stay readable, and so that the rendering can be tested without a store.
-Nothing here reads events: a listing works from index rows
-(:class:`~scandeck.sources.protocol.RunSummary`) alone. Every text shown passes
-through :func:`~scandeck.safe_text.printable`: metadata never reaches the
-terminal as control sequences.
+Kept apart from the commands so that the rendering can be tested without a
+store. Nothing here reads events: a listing works from index rows
+(:class:`~scandeck.sources.protocol.RunSummary`) alone. Which columns a listing
+has, how a value becomes cell text and how a table is laid out are shared with
+the notebook's HTML tables and the provenance commands (:mod:`scandeck.listing`).
+Every text shown passes through :func:`~scandeck.safe_text.printable`: metadata
+never reaches the terminal as control sequences.
 """
 
 from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-# Which columns a listing has and how a value becomes cell text are shared with
-# the notebook's HTML tables (scandeck.notebook.display); re-exported here.
-from .listing import (
+from ..listing import (
     DATA_KEY_HEADER,
-    MAX_CELL,
-    OPTIONAL_COLUMNS,
     cell,
     compact,
     data_key_rows,
     finite,
     local_time,
     optional_columns,
+    render_table,
 )
-from .safe_text import printable
+from ..safe_text import printable
 
 if TYPE_CHECKING:
-    from .catalog import Run
-    from .sources.protocol import RunSummary
+    from ..catalog import Run
+    from ..sources.protocol import RunSummary
 
-__all__ = [
-    "MAX_CELL", "OPTIONAL_COLUMNS", "cell", "compact", "finite", "local_time",
-    "render_table", "run_json", "run_rows", "show_run",
-]
+__all__ = ["MAX_VALUE_LINES", "run_json", "run_rows", "show_run"]
 
 #: Lines a metadata value may take in ``scandeck show`` before it is cut.
 MAX_VALUE_LINES = 4
@@ -67,27 +62,6 @@ def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]
         ])
     numeric = {0, len(header) - 2}
     return header, rows, numeric
-
-
-def render_table(
-    header: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[int] = ()
-) -> str:
-    """Columns padded to their widest cell, two spaces apart, no trailing blanks.
-
-    Cells are escaped with :func:`~scandeck.safe_text.printable` (run values are user input).
-    """
-    header = [printable(h) for h in header]
-    rows = [[printable(c) for c in r] for r in rows]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(header), *(line(r) for r in rows)])
 
 
 def run_json(s: RunSummary) -> str:

@@ -8,9 +8,11 @@ import signal
 import threading
 from typing import Any
 
-from .cli import CliError, target_of
+from .arguments import add_command
+from .errors import CliError
+from .targets import target_of
 
-__all__ = ["EPILOG", "add_arguments", "cmd_keeper", "start_keeper_thread"]
+__all__ = ["EPILOG", "add_arguments", "add_parsers", "cmd_keeper", "start_keeper_thread"]
 
 EPILOG = """\
 examples:
@@ -36,7 +38,7 @@ def _duration(text: str) -> float:
 
 
 def _size(text: str) -> int:
-    from .sources.redis_layout import parse_size
+    from ..sources.redis_layout import parse_size
 
     try:
         return parse_size(text)
@@ -72,8 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
 
 
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add keeper to the ``scandeck`` sub-parsers."""
+    parser = add_command(sub, common, "keeper",
+                         "persist a Redis bus's finished runs to the archive and trim Redis", EPILOG)
+    add_arguments(parser)
+    parser.set_defaults(handler=cmd_keeper)
+
+
 def _keeper(args: argparse.Namespace, say: Any) -> Any:
-    from .sources.redis_keeper import Keeper, TrimPolicy
+    from ..sources.redis_keeper import Keeper, TrimPolicy
 
     bus = args.bus or target_of(args)
     if not bus or not bus.startswith(("redis://", "rediss://")):
@@ -86,7 +96,7 @@ def _keeper(args: argparse.Namespace, say: Any) -> Any:
 
 def cmd_keeper(args: argparse.Namespace) -> int:
     """``scandeck keeper REDIS_URI [--archive A] [--max-runs N] [--max-age D] [--max-memory S]``."""
-    from .safe_text import printable
+    from ..safe_text import printable
 
     keeper = _keeper(args, lambda line: print(printable(line), flush=True))  # lines name run uids
     try:
@@ -100,7 +110,7 @@ def cmd_keeper(args: argparse.Namespace) -> int:
                       f"{len(report.skipped)} could not be persisted")
             return 1 if report.skipped else 0
         print(f"scandeck keeper: {keeper.bus.uri} -> archive {keeper.archive.uri} "
-              f"({keeper._policy_text()}); Ctrl-C stops", flush=True)
+              f"({keeper.policy_text()}); Ctrl-C stops", flush=True)
         stop = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
@@ -114,7 +124,7 @@ def cmd_keeper(args: argparse.Namespace) -> int:
 
 def start_keeper_thread(uri: str, stop: threading.Event, say: Any) -> threading.Thread:
     """A keeper with the default policy on a daemon thread (the demo's), until ``stop``."""
-    from .sources.redis_keeper import Keeper
+    from ..sources.redis_keeper import Keeper
 
     keeper = Keeper(uri, say=say)
 

@@ -1,10 +1,10 @@
-"""``scandeck provenance ls|show|open|lineage`` and ``scandeck rerun``.
+"""``scandeck provenance ls|show|open|lineage``: the provenance records and the lineage of a run.
 
-:func:`add_parsers` adds both commands to the ``scandeck`` parser;
-:func:`cmd_provenance` and :func:`cmd_rerun` run them. Errors follow the rest
-of the command line: one stderr line and a hint, exit 2 for bad arguments (a
-scan or record that does not exist: nothing is run), 1 for failures (a rerun
-that failed). This module is imported when the parser is built, so it imports
+:func:`add_parsers` adds the command to the ``scandeck`` parser and
+:func:`cmd_provenance` runs it; :func:`store_of` and :func:`get_record` are
+shared with ``scandeck rerun`` (:mod:`.rerun`). Errors follow the rest of the
+command line: one stderr line and a hint, exit 2 for bad arguments, 1 for
+failures. This module is imported when the parser is built, so it imports
 nothing heavy at module level.
 """
 
@@ -16,14 +16,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..listing import local_time, render_table
 from ..safe_text import printable
+from .arguments import count
+from .errors import CliError
+from .targets import open_target
 
 if TYPE_CHECKING:
-    from ..catalog import Catalog
-    from .record import ProvenanceRecord
-    from .store import ProvStore
+    from ..provenance.record import ProvenanceRecord
+    from ..provenance.store import ProvStore
 
-__all__ = ["add_parsers", "cmd_provenance", "cmd_rerun"]
+__all__ = ["add_parsers", "add_store_option", "cmd_provenance", "environment_summary", "get_record",
+           "node_dict", "show_record", "store_of"]
 
 #: Packages ``provenance show`` names in the environment summary, in this order, when installed.
 KEY_PACKAGES = (
@@ -42,55 +46,29 @@ examples:
 
 Records live in <data dir>/provenance ($SCANDECK_DATA), or --store DIR."""
 
-RERUN_EPILOG = """\
-examples:
-  scandeck rerun 1a2b --scan 3f2a9c --scan 77e0b1          on two scans
-  scandeck rerun 1a2b --query 'sample == "Ni"' --workers 4  on every Ni run
-  scandeck rerun 1a2b --scan 3f2a9c -p bins 40              with a parameter changed
-  scandeck rerun 1a2b --query 'scan_id > 100' --dask tcp://10.0.0.5:8786
-
-Each target runs the record's notebook in a fresh kernel with its recorded
-parameters (-p overrides them) and the scan parameter (scan_uid, or the one
-nb.metadata.scandeck.scan_parameter names) set to the target's uid. Every
-target is looked up first: one that is missing stops the command before any
-kernel starts. Output notebooks go to ./reruns/<name>-<id8>/<scan_id>-<uid8>.ipynb
-(--output-dir), failed ones included; each rerun is recorded with the record as
-its parent. Exit status 1 when any rerun failed."""
-
 
 # -- parser ---------------------------------------------------------------------------------------
 
 
-def _count(text: str) -> int:
-    from ..cli import _count as count
-
-    return count(text)
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    """``--store DIR``: the provenance store to use."""
     parser.add_argument("--store", metavar="DIR", type=Path,
                         help="the provenance store directory (default: <data dir>/provenance)")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``provenance`` (with its sub-commands) and ``rerun`` to the ``scandeck`` sub-parsers."""
+    """Add ``provenance`` (with its sub-commands) to the ``scandeck`` sub-parsers."""
     formatter = argparse.RawDescriptionHelpFormatter
     prov = sub.add_parser("provenance", help="list, show and open provenance records; lineage of a run",
                           description="Provenance records: what ran on which runs, with which software.",
                           epilog=PROVENANCE_EPILOG, formatter_class=formatter)
+    prov.set_defaults(handler=cmd_provenance)
     psub = prov.add_subparsers(dest="provenance_command", metavar="SUBCOMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         parser = psub.add_parser(name, parents=[common], help=help, formatter_class=formatter,
                                  description=help[:1].upper() + help[1:] + ".", epilog=PROVENANCE_EPILOG)
-        _store_option(parser)
+        add_store_option(parser)
         return parser
 
     ls = command("ls", "list records, newest first")
@@ -99,7 +77,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--name", metavar="N", help="records of this name")
     ls.add_argument("--tag", metavar="T", help="records with this tag")
     ls.add_argument("--kind", choices=("interactive", "batch", "rerun"), help="records of this kind")
-    ls.add_argument("-n", type=_count, default=20, metavar="N",
+    ls.add_argument("-n", type=count, default=20, metavar="N",
                     help="show at most N records (default: 20; 0: all)")
     ls.add_argument("--json", action="store_true", help="one JSON record per line")
 
@@ -117,45 +95,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     lin.add_argument("run", metavar="UID", help="run uid or uid prefix (in --catalog)")
     lin.add_argument("--json", action="store_true", help="the tree as JSON")
 
-    rerun = sub.add_parser("rerun", parents=[common], help="rerun a recorded notebook on other scans",
-                           description="Rerun a recorded notebook on other scans, in parallel.",
-                           epilog=RERUN_EPILOG, formatter_class=formatter)
-    _store_option(rerun)
-    rerun.add_argument("record", metavar="ID", help="record id or id prefix ('scandeck provenance ls')")
-    rerun.add_argument("--scan", action="append", default=[], metavar="UID",
-                       help="a run to rerun on: uid or uid prefix (repeatable)")
-    rerun.add_argument("--query", metavar="Q", help="rerun on every run matching this query")
-    rerun.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       dest="parameters", help="override a parameter (value parsed as by 'scandeck run')")
-    rerun.add_argument("-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       dest="raw_parameters", help="override a parameter with a string, as given")
-    rerun.add_argument("--workers", type=_positive, default=2, metavar="N",
-                       help="reruns at once on this machine (default: 2)")
-    rerun.add_argument("--dask", metavar="ADDRESS", help="run on this dask scheduler instead (tcp://host:8786)")
-    rerun.add_argument("--executor", metavar="NAME",
-                       help="a registered executor (default: local, or dask with --dask)")
-    rerun.add_argument("--output-dir", type=Path, metavar="DIR",
-                       help="where output notebooks go (default: ./reruns/<name>-<id8>/)")
-    rerun.add_argument("-k", "--kernel", metavar="NAME", help="Jupyter kernel (default: the notebook's)")
-    rerun.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell that runs longer")
-    rerun.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the new records")
-    rerun.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    rerun.add_argument("--progress-json", action="store_true",
-                       help="for programs: one JSON line on stdout per finished rerun (uid, scan_id, status, "
-                            "seconds, output, record, error); the summary goes to stderr")
-
 
 # -- shared ---------------------------------------------------------------------------------------
 
 
-def _store(args: argparse.Namespace) -> ProvStore:
-    from .store import open_store
+def store_of(args: argparse.Namespace) -> ProvStore:
+    """The provenance store ``--store`` names (default: ``<data dir>/provenance``)."""
+    from ..provenance.store import open_store
 
     return open_store(args.store)
 
 
-def _get(store: ProvStore, ident: str, code: int = 1) -> ProvenanceRecord:
-    from ..cli import CliError
+def get_record(store: ProvStore, ident: str, code: int = 1) -> ProvenanceRecord:
+    """The record ``ident`` (an id or id prefix) names, else a :class:`CliError` with exit ``code``."""
     from ..exceptions import AmbiguousRecord, RecordNotFound
 
     try:
@@ -166,19 +118,11 @@ def _get(store: ProvStore, ident: str, code: int = 1) -> ProvenanceRecord:
         raise CliError(str(err), "give more characters of the id", code) from None
 
 
-def _ago(t: float) -> str:
-    from ..listing import local_time
-
-    return local_time(t)
-
-
 # -- provenance ----------------------------------------------------------------------------------
 
 
 def cmd_provenance(args: argparse.Namespace) -> int:
     """``scandeck provenance ls|show|open|lineage``."""
-    from ..cli import CliError
-
     handlers = {"ls": _cmd_ls, "show": _cmd_show, "open": _cmd_open, "lineage": _cmd_lineage}
     if args.provenance_command is None:
         raise CliError("which provenance command?", "scandeck provenance ls|show|open|lineage (--help)", 2)
@@ -186,13 +130,11 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def _record_row(rec: ProvenanceRecord) -> list[str]:
-    return [rec.id[:8], rec.name, rec.kind, rec.status, _ago(rec.created), str(len(rec.inputs)),
+    return [rec.id[:8], rec.name, rec.kind, rec.status, local_time(rec.created), str(len(rec.inputs)),
             rec.parent[:8] if rec.parent else "-"]
 
 
 def _query_uids(args: argparse.Namespace) -> set[str]:
-    from ..cli import open_target
-
     cat = open_target(args)
     try:
         return {s.uid for s in cat.search(args.query).summaries()}
@@ -201,9 +143,7 @@ def _query_uids(args: argparse.Namespace) -> set[str]:
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
-    from ..cli_format import render_table
-
-    store = _store(args)
+    store = store_of(args)
     limit = args.n or None
     if args.query:
         uids = _query_uids(args)
@@ -258,11 +198,11 @@ def _kv(pairs: list[tuple[str, str]], indent: str = "  ") -> list[str]:
 
 def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     """Everything ``scandeck provenance show`` prints about one record."""
-    from ..cli_format import render_table
     from ..listing import cut
 
     out = [f"record {rec.id}"]
-    overview = [("name", rec.name), ("kind", rec.kind), ("status", rec.status), ("created", _ago(rec.created))]
+    overview = [("name", rec.name), ("kind", rec.kind), ("status", rec.status),
+                ("created", local_time(rec.created))]
     if rec.duration is not None:
         overview.append(("duration", f"{rec.duration:.1f} s"))
     if rec.tags:
@@ -296,7 +236,8 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     if rec.parent:
         try:
             parent = store.get(rec.parent)
-            out.append(f"  {parent.id[:8]}  {parent.name}  {parent.kind}  {parent.status}  {_ago(parent.created)}")
+            out.append(f"  {parent.id[:8]}  {parent.name}  {parent.kind}  {parent.status}  "
+                       f"{local_time(parent.created)}")
         except Exception:  # noqa: BLE001 - a parent from another store: show its id
             out.append(f"  {rec.parent}  (not in this store)")
     else:
@@ -305,7 +246,7 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     children = store.children(rec.id)
     out += ["", f"reruns ({len(children)})" if children else "reruns"]
     if children:
-        rows = [[c.id[:8], c.status, (c.target_scan or "-")[:8], _ago(c.created),
+        rows = [[c.id[:8], c.status, (c.target_scan or "-")[:8], local_time(c.created),
                  _short_error(c)] for c in children]
         out += ["  " + line for line in render_table(["id", "status", "scan", "created", "error"],
                                                      rows).splitlines()]
@@ -313,7 +254,7 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
         out.append("  none")
 
     if rec.error is not None:
-        from .notebooks import describe_failure
+        from ..provenance.notebooks import describe_failure
 
         out += ["", "error", f"  {describe_failure(rec.error)}"]
         if rec.error.cell_source:
@@ -330,8 +271,8 @@ def _short_error(rec: ProvenanceRecord) -> str:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    store = _store(args)
-    rec = _get(store, args.record)
+    store = store_of(args)
+    rec = get_record(store, args.record)
     if args.json:
         print(json.dumps(rec.to_metadata(), indent=2))
     else:
@@ -345,12 +286,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-    from .rerun import _safe
+    from ..provenance.rerun_plan import safe_name
 
-    store = _store(args)
-    rec = _get(store, args.record)
-    default = f"{_safe(rec.name)}-{rec.id[:8]}.ipynb"
+    store = store_of(args)
+    rec = get_record(store, args.record)
+    default = f"{safe_name(rec.name)}-{rec.id[:8]}.ipynb"
     path = args.path.expanduser() if args.path is not None else Path(default)
     if path.is_dir():
         path = path / default
@@ -381,10 +321,9 @@ def node_dict(node: Any) -> dict[str, Any]:
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from ..cli import open_target
-    from .lineage import lineage, render
+    from ..provenance.lineage import lineage, render
 
-    store = _store(args)
+    store = store_of(args)
     cat = open_target(args)
     try:
         tree = lineage(args.run, store=store, catalog=cat)
@@ -395,87 +334,3 @@ def _cmd_lineage(args: argparse.Namespace) -> int:
     finally:
         cat.close()
     return 0
-
-
-# -- rerun ----------------------------------------------------------------------------------------
-
-
-def _catalog_for_rerun(args: argparse.Namespace, record: ProvenanceRecord) -> tuple[Catalog, str | None, str]:
-    """The catalog to look targets up in, the --catalog text for the kernels, and a note."""
-    from ..cli import default_store_label, open_target, target_of
-    from .rerun import _record_catalog
-
-    target = target_of(args)
-    if target:
-        return open_target(args), target, ""
-    cat = _record_catalog(record)
-    if cat is not None:
-        return cat, None, f"note: looking the scans up in {cat.name}, the catalog the record read from"
-    return open_target(args), None, f"note: looking the scans up in {default_store_label(args)}"
-
-
-def cmd_rerun(args: argparse.Namespace) -> int:
-    """``scandeck rerun ID [--scan UID ...] [--query Q] [-p NAME VALUE ...] [--workers N] [--dask A]``."""
-    from ..cli import CliError
-    from ..exceptions import AmbiguousUID, RunNotFound
-    from .rerun import LOCAL_EXECUTORS, RerunSetupError, execute_plan, plan, summary_table
-    from .run_cli import parse_value
-
-    if not args.scan and not args.query:
-        raise CliError("no scans to rerun on", "give --scan UID (repeatable) and/or --query Q", 2)
-    store = _store(args)
-    record = _get(store, args.record, code=2)
-    parameters: dict[str, Any] = {name: parse_value(value) for name, value in args.parameters}
-    parameters.update({name: value for name, value in args.raw_parameters})
-    executor = args.executor or ("dask" if args.dask else "local")
-    from .rerun_executors import available_executors
-
-    if executor not in available_executors():
-        raise CliError(f"no rerun executor named {executor!r}",
-                       f"available: {', '.join(available_executors())}", 2)
-
-    cat, target, note = _catalog_for_rerun(args, record)
-    try:
-        the_plan = plan(record.id, catalog=cat, store=store, scans=args.scan, query=args.query,
-                        parameters=parameters, output_dir=args.output_dir, kernel_name=args.kernel,
-                        catalog_target=target, timeout=args.timeout, tags=args.tag,
-                        check_kernel=executor in LOCAL_EXECUTORS)
-    except (RunNotFound, AmbiguousUID) as err:
-        raise CliError(str(err), f"'scandeck ls --catalog ...' lists the runs of {cat.name}", 2) from None
-    except RerunSetupError as err:
-        raise CliError(str(err), "", 2) from None
-    finally:
-        cat.close()
-    if note:
-        print(note, file=sys.stderr)
-    for line in the_plan.notes:
-        print(line, file=sys.stderr)
-    n = len(the_plan.targets)
-    where = f"dask at {args.dask}" if args.dask else f"{executor}, {min(args.workers, n)} workers"
-    print(f"rerunning {record.id[:8]} ({record.name}) on {n} scan{'s' if n != 1 else ''} ({where}) "
-          f"into {the_plan.output_dir}", file=sys.stderr)
-    try:
-        results = execute_plan(the_plan, executor=executor, workers=args.workers, address=args.dask,
-                               progress=not args.no_progress,
-                               on_result=_print_json_result if args.progress_json else None)
-    except Exception as err:
-        from ..exceptions import ScandeckError
-
-        if isinstance(err, ScandeckError):
-            raise
-        raise CliError(f"the {executor} executor failed: {type(err).__name__}: {err}".splitlines()[0]) from err
-    out = sys.stderr if args.progress_json else sys.stdout  # stdout carries only the JSON lines then
-    print(summary_table(results), file=out)
-    failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} of {len(results)} reruns ok"
-          + (f", {len(failed)} failed (their notebooks, with the traceback, are listed above)" if failed else "")
-          + f"; 'scandeck provenance show {record.id[:8]}' lists them", file=out)
-    return 1 if failed else 0
-
-
-def _print_json_result(result: Any) -> None:
-    """``--progress-json``: one line per finished rerun, flushed at once for a reading program."""
-    print(json.dumps({
-        "uid": result.uid, "scan_id": result.scan_id, "status": result.status, "seconds": result.seconds,
-        "output": result.output_path, "record": result.record_id, "error": result.describe_error() or None,
-    }), flush=True)

@@ -22,7 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EPILOG", "add_arguments", "cmd_run", "parse_value"]
+from ..opening import ENV_CATALOG, catalog_name
+from .arguments import add_command
+from .errors import CliError, report
+from .targets import open_target
+
+__all__ = ["EPILOG", "add_arguments", "add_parsers", "cmd_run", "parse_value"]
 
 EPILOG = """\
 examples:
@@ -68,6 +73,14 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add run to the ``scandeck`` sub-parsers."""
+    parser = add_command(sub, common, "run", "execute a notebook with papermill and record its provenance",
+                         EPILOG)
+    add_arguments(parser)
+    parser.set_defaults(handler=cmd_run)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``run`` arguments to ``parser`` (which already has ``--catalog``)."""
     parser.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="the .ipynb file to execute")
@@ -101,23 +114,12 @@ def _output_path(notebook: Path, output: Path | None) -> Path:
     return output.absolute()
 
 
-def _catalog_value(target: str) -> str:
-    """``--catalog`` as the kernel should see it: paths made absolute (the kernel runs elsewhere)."""
-    from ..cli import _looks_like_path
-
-    if _looks_like_path(target) and not target.startswith("sqlite://"):
-        return str(Path(target).expanduser().absolute())
-    return target
-
-
 def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path, Any]:
-    from ..cli import CliError
-
     notebook = args.notebook.expanduser().absolute()
     if not notebook.is_file():
         raise CliError(f"no notebook at {args.notebook}", "give the path of an .ipynb file")
     try:
-        from .notebooks import read_notebook
+        from ..provenance.notebooks import read_notebook
 
         nb = read_notebook(notebook)
     except Exception as err:  # nbformat raises several kinds for a file that is not a notebook
@@ -135,24 +137,22 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``scandeck run NOTEBOOK [-p NAME VALUE ...] [--name N] [-o PATH] [--tag T] [--kernel K]``."""
-    from ..cli import CliError, open_target, report
-
     notebook, output, source_nb = _check_inputs(args)
     parameters: dict[str, Any] = {name: parse_value(value) for name, value in args.parameters}
     parameters.update({name: value for name, value in args.raw_parameters})
     if args.catalog:
         open_target(args).close()  # a mistyped store path fails here, not inside the notebook
-        target = _catalog_value(args.catalog)
-        os.environ["SCANDECK_CATALOG"] = target  # the kernel inherits this process's environment
-        from .notebooks import parameters_of
+        target = catalog_name(args.catalog).portable()  # the kernel runs in the notebook's directory
+        os.environ[ENV_CATALOG] = target  # the kernel inherits this process's environment
+        from ..provenance.notebooks import parameters_of
 
         if "catalog" in parameters_of(source_nb) and "catalog" not in parameters:
             parameters["catalog"] = target
 
     from jupyter_client.kernelspec import NoSuchKernel
 
-    from .engine import Recording, execute
-    from .notebooks import describe_failure, read_notebook
+    from ..provenance.engine import Recording, execute
+    from ..provenance.notebooks import describe_failure, read_notebook
 
     recording = Recording(kind="batch", name=args.name or notebook.stem, tags=list(args.tag))
     extra: dict[str, Any] = {}
