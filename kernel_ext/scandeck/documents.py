@@ -11,12 +11,26 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
 from .exceptions import InvalidDocument
 from .storable import check_shapes, check_storable, declared_shapes
+
+if TYPE_CHECKING:  # event_model (and numpy with it) loads on the first write
+    from event_model.documents import (
+        Datum,
+        DatumPage,
+        Event,
+        EventDescriptor,
+        EventPage,
+        Resource,
+        RunStart,
+        RunStop,
+        StreamDatum,
+        StreamResource,
+    )
 
 #: Document names a store accepts, in the vocabulary of ``RE.subscribe`` callbacks.
 DOCUMENT_NAMES: tuple[str, ...] = (
@@ -189,7 +203,7 @@ class RunOrder:
         validate_schema(name, doc)
         try:
             if name == "event_page":
-                return self._check_event_page(doc, flat)
+                return self._check_event_page(cast("EventPage", doc), flat)  # checked just above
             return getattr(self, f"_check_{name}")(doc)
         except InvalidDocument:
             raise
@@ -228,7 +242,7 @@ class RunOrder:
         """Drop an open run (its writer is closing without a stop document)."""
         self._runs.pop(run_uid, None)
 
-    # -- one rule set per document name -------------------------------------------------
+    # -- one rule set per document name (called once the document matches its schema) ----
 
     def _open_run(self, name: str, doc: Mapping[str, Any], run_uid: str | None) -> str:
         if run_uid is None:
@@ -249,13 +263,13 @@ class RunOrder:
             )
         return run_uid
 
-    def _check_start(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_start(self, doc: RunStart) -> Placed:
         uid = doc["uid"]
         if uid in self._runs or uid in self._stopped:
             raise InvalidDocument("start", doc, "a run with this uid was already started")
         return Placed(uid, None, 0)
 
-    def _check_descriptor(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_descriptor(self, doc: EventDescriptor) -> Placed:
         run_uid = self._open_run("descriptor", doc, doc["run_start"])
         if doc["uid"] in self._descriptor_run:
             raise InvalidDocument("descriptor", doc, "a descriptor with this uid was already stored")
@@ -289,18 +303,18 @@ class RunOrder:
         if doc["timestamps"].keys() != data.keys():
             raise InvalidDocument(name, doc, "its timestamps keys differ from its data keys")
 
-    def _check_event(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_event(self, doc: Event) -> Placed:
         run_uid, data_keys, shapes = self._descriptor_of("event", doc)
         self._check_keys("event", doc, data_keys)
         check_shapes("event", doc, shapes)
         counted = doc["seq_num"] <= self._marks(doc["descriptor"])[1]
         return Placed(run_uid, doc["descriptor"], 0 if counted else 1)
 
-    def _check_event_page(self, doc: Mapping[str, Any], flat: frozenset[str] = frozenset()) -> Placed:
+    def _check_event_page(self, doc: EventPage, flat: frozenset[str] = frozenset()) -> Placed:
         run_uid, data_keys, shapes = self._descriptor_of("event_page", doc)
         self._check_keys("event_page", doc, data_keys)
         n = len(doc["seq_num"])
-        columns = [doc["time"], doc["uid"], *doc["data"].values(), *doc["timestamps"].values()]
+        columns: list[list[Any]] = [doc["time"], doc["uid"], *doc["data"].values(), *doc["timestamps"].values()]
         if any(len(col) != n for col in columns):
             raise InvalidDocument("event_page", doc, "its columns differ in length from seq_num")
         check_shapes("event_page", doc, shapes, flat)
@@ -308,7 +322,7 @@ class RunOrder:
         new = n if not streamed else sum(1 for s in doc["seq_num"] if s > streamed)
         return Placed(run_uid, doc["descriptor"], new)
 
-    def _check_resource(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_resource(self, doc: Resource) -> Placed:
         run_uid = self._open_run("resource", doc, doc.get("run_start"))
         return Placed(run_uid, None, 0)
 
@@ -319,17 +333,17 @@ class RunOrder:
             raise InvalidDocument(name, doc, rule)
         return Placed(run_uid, None, 0)
 
-    def _check_datum(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_datum(self, doc: Datum) -> Placed:
         return self._datum_run("datum", doc)
 
-    def _check_datum_page(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_datum_page(self, doc: DatumPage) -> Placed:
         return self._datum_run("datum_page", doc)
 
-    def _check_stream_resource(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_stream_resource(self, doc: StreamResource) -> Placed:
         run_uid = self._open_run("stream_resource", doc, doc.get("run_start"))
         return Placed(run_uid, None, 0)
 
-    def _check_stream_datum(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_stream_datum(self, doc: StreamDatum) -> Placed:
         run_uid = self._stream_resource_run.get(doc["stream_resource"])
         if run_uid is None:
             rule = (f"its stream_resource {doc['stream_resource']!r} is unknown; "
@@ -363,6 +377,6 @@ class RunOrder:
         else:
             marks[1] = max(marks[1], doc["seq_nums"]["stop"] - 1)
 
-    def _check_stop(self, doc: Mapping[str, Any]) -> Placed:
+    def _check_stop(self, doc: RunStop) -> Placed:
         run_uid = self._open_run("stop", doc, doc["run_start"])
         return Placed(run_uid, None, 0)

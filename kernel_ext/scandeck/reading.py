@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .exceptions import FillError
 from .sources.protocol import Entry
+
+if TYPE_CHECKING:
+    from event_model.documents import StreamDatum
+
+    from .external import Filler
 
 #: Documents a stream read needs (the rest of the run is skipped in the store).
 STREAM_DOCUMENTS = (
@@ -71,11 +76,11 @@ def collect(
     if isinstance(fill, str):
         fill = (fill,)
     wanted = (lambda key: True) if fill is True else (lambda key: False) if not fill else set(fill).__contains__
-    filler = None
+    filler: Filler | None = None
     descriptors: list[dict[str, Any]] = []
     stream_keys: dict[str, str] = {}  # stream_resource uid -> data key
 
-    def get_filler() -> Any:
+    def get_filler() -> Filler:
         nonlocal filler
         if filler is None:
             filler = _filler()
@@ -107,7 +112,8 @@ def collect(
                             f"stream_datum {doc['uid']!r} names stream_resource "
                             f"{doc['stream_resource']!r}, which the run never declared"
                         )
-                    _add_stream_datum(table, key, doc, get_filler() if wanted(key) else None)
+                    sdatum = cast("StreamDatum", doc)  # a stored document matched its schema
+                    _add_stream_datum(table, key, sdatum, get_filler() if wanted(key) else None)
             elif fill:
                 get_filler()(name, doc)
         refs = [k for k, v in table.data_keys.items()
@@ -122,7 +128,7 @@ def collect(
     return table
 
 
-def _filler() -> Any:
+def _filler() -> Filler:
     from .external import Filler
 
     return Filler()
@@ -152,7 +158,7 @@ def _append(table: Table, name: str, doc: Mapping[str, Any]) -> None:
             column.extend(values if values is not None else [None] * n)
 
 
-def _add_stream_datum(table: Table, key: str, doc: Mapping[str, Any], filler: Any) -> None:
+def _add_stream_datum(table: Table, key: str, doc: StreamDatum, filler: Filler | None) -> None:
     """Remember the values (or references) of a stream_datum's events by seq_num."""
     first = int(doc["seq_nums"]["start"])
     if filler is not None:

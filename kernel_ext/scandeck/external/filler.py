@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from event_model import DocumentRouter, unpack_datum_page
@@ -26,6 +26,9 @@ from ..exceptions import (
 from ..safe_text import printable
 from .paths import resource_path
 from .registry import HandlerClass, get_handler, get_stream_handler
+
+if TYPE_CHECKING:
+    from event_model.documents import Datum, DatumPage, EventDescriptor, Resource, StreamDatum, StreamResource
 
 __all__ = ["Filler"]
 
@@ -63,37 +66,37 @@ class Filler(DocumentRouter):
         super().__init__()
         self.root_map = dict(root_map or {})
         self._overrides = {**(handlers or {})}, {**(stream_handlers or {})}
-        self.resources: dict[str, Any] = {}
-        self.datums: dict[str, Any] = {}
-        self.stream_resources: dict[str, Any] = {}
-        self.stream_datums: dict[str, Any] = {}
-        self.descriptors: dict[str, Any] = {}
+        self.resources: dict[str, Resource] = {}
+        self.datums: dict[str, Datum] = {}
+        self.stream_resources: dict[str, StreamResource] = {}
+        self.stream_datums: dict[str, StreamDatum] = {}
+        self.descriptors: dict[str, EventDescriptor] = {}
         self._instances: dict[str, Any] = {}  # (stream_)resource uid -> handler instance
         self._lock = threading.Lock()
 
     # DocumentRouter hooks: remember the document and pass it through unchanged.
-    def descriptor(self, doc: Any) -> Any:
+    def descriptor(self, doc: EventDescriptor) -> EventDescriptor:
         self.descriptors[doc["uid"]] = doc
         return doc
 
-    def resource(self, doc: Any) -> Any:
+    def resource(self, doc: Resource) -> Resource:
         self.resources[doc["uid"]] = doc
         return doc
 
-    def datum(self, doc: Any) -> Any:
+    def datum(self, doc: Datum) -> Datum:
         self.datums[doc["datum_id"]] = doc
         return doc
 
-    def datum_page(self, doc: Any) -> Any:
+    def datum_page(self, doc: DatumPage) -> DatumPage:
         for datum in unpack_datum_page(doc):
             self.datums[datum["datum_id"]] = datum
         return doc
 
-    def stream_resource(self, doc: Any) -> Any:
+    def stream_resource(self, doc: StreamResource) -> StreamResource:
         self.stream_resources[doc["uid"]] = doc
         return doc
 
-    def stream_datum(self, doc: Any) -> Any:
+    def stream_datum(self, doc: StreamDatum) -> StreamDatum:
         self.stream_datums[doc["uid"]] = doc
         return doc
 
@@ -120,7 +123,7 @@ class Filler(DocumentRouter):
         handler = self._handler(resource, stream=False)
         return self._call(handler, (), datum["datum_kwargs"], resource, f"datum {datum_id!r}")
 
-    def fill_stream_datum(self, doc: Mapping[str, Any]) -> np.ndarray:
+    def fill_stream_datum(self, doc: StreamDatum) -> np.ndarray:
         """The data of a stream_datum's events: shape ``(n_events, *event_shape)``.
 
         As the reference readers (bluesky-tiled-plugins' consolidators) read it:
@@ -170,7 +173,7 @@ class Filler(DocumentRouter):
             )
         return rows.reshape(n, *shape)
 
-    def _event_shape(self, doc: Mapping[str, Any], sres: Mapping[str, Any]) -> tuple[int, ...]:
+    def _event_shape(self, doc: StreamDatum, sres: StreamResource) -> tuple[int, ...]:
         """The declared shape of one event of the stream_resource's data key."""
         desc = self.descriptors.get(doc["descriptor"])
         if desc is None:
@@ -186,12 +189,12 @@ class Filler(DocumentRouter):
                 f"{desc['uid']!r} does not declare (its keys: {sorted(desc['data_keys'])})"
             )
         declared = info.get("shape") or []
-        if any(not isinstance(d, int) or d < 0 for d in declared):
+        shape = tuple(d for d in declared if isinstance(d, int) and d >= 0)
+        if len(shape) != len(declared):  # a None (variable) or negative dimension
             raise FillError(
                 f"data key {key!r} declares shape {declared} (stream_resource {sres['uid']!r}); "
                 "scandeck reads stream data of a fixed shape only"
             )
-        shape = tuple(declared)
         multiplier = (sres.get("parameters") or {}).get("multiplier")
         if multiplier is not None and (type(multiplier) is not int or multiplier < 1):
             raise FillError(
@@ -202,7 +205,7 @@ class Filler(DocumentRouter):
             shape = (int(multiplier), *(shape[1:] if shape[:1] == (1,) else shape))
         return () if shape == (1,) else shape
 
-    def stream_data_key(self, doc: Mapping[str, Any]) -> str:
+    def stream_data_key(self, doc: StreamDatum) -> str:
         """The data key a stream_datum fills: its stream_resource's ``data_key``."""
         return str(self._stream_resource_of(doc)["data_key"])
 
@@ -221,7 +224,7 @@ class Filler(DocumentRouter):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _stream_resource_of(self, doc: Mapping[str, Any]) -> Any:
+    def _stream_resource_of(self, doc: StreamDatum) -> StreamResource:
         sres = self.stream_resources.get(doc["stream_resource"])
         if sres is None:
             raise ResourceNotFound(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from event_model.documents import StreamDatum
+
+    from ..external import Filler
 
 
 class LiveTable:
@@ -47,7 +52,7 @@ class LiveTable:
         self._arrays: dict[str, _Growing] = {}
         # External data: datum keys filled at add time, stream keys by seq_num until
         # their row exists; skipped keys are external arrays nobody asked for.
-        self._filler: Any = None
+        self._filler: Filler | None = None
         self._datum_keys: list[str] = []
         self._stream_keys: list[str] = []
         self._skipped: set[str] = set()
@@ -74,7 +79,7 @@ class LiveTable:
             return True
         return self.fill is True or (not isinstance(self.fill, bool) and key in self.fill)
 
-    def add_descriptor(self, doc: Mapping[str, Any]) -> bool:
+    def add_descriptor(self, doc: dict[str, Any]) -> bool:
         """Take a descriptor if it belongs to this stream; True if it does."""
         if doc.get("name", "primary") != self.stream:
             return False
@@ -96,7 +101,7 @@ class LiveTable:
             self._filler_for()("descriptor", doc)
         return True
 
-    def _filler_for(self) -> Any:
+    def _filler_for(self) -> Filler:
         if self._filler is None:
             from ..external import Filler
 
@@ -201,7 +206,7 @@ class LiveTable:
         if key is None or key in self._skipped:
             return 0
         try:
-            values = list(self._filler_for().fill_stream_datum(doc))
+            values = list(self._filler_for().fill_stream_datum(cast("StreamDatum", doc)))
         except Exception as err:  # noqa: BLE001 - kept for the owner to report; no rows made up
             with self._lock:
                 self.errors.append(err)
@@ -238,7 +243,7 @@ class LiveTable:
                 col.append(values.get(key))
         return len(ready)
 
-    def add(self, name: str, doc: Mapping[str, Any]) -> int:
+    def add(self, name: str, doc: dict[str, Any]) -> int:
         """Route any document; returns the rows it added."""
         if name == "event":
             return self.add_event(doc)
