@@ -110,7 +110,7 @@ class Live:
         self._room = threading.Condition(self._lock)  # signalled as filled data is drained
         self._filled_bytes = 0
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._feeds: dict[tuple[str, bool], _Feed] = {}
+        self._feeds: dict[tuple[str, bool | tuple[str, ...]], _Feed] = {}  # (stream name, fill) -> feed
         self._runs: Any = None
         self._unstarted: dict[Any, float] = {}  # new streams -> when made (see HOLD_SECONDS)
         self._loop = KernelLoop(_shell() if shell == "auto" else shell)

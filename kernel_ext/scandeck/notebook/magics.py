@@ -11,13 +11,16 @@ import atexit
 import html
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..exceptions import ScandeckError
 from .magic_args import unquote_arg
+
+if TYPE_CHECKING:
+    from .binding import Binding
 
 _N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
 
@@ -43,7 +46,8 @@ class ScandeckMagics(Magics):
         super().__init__(shell)
         self._catalog: Any = None
         self._loop: Any = None
-        self.bindings: dict[int, Any] = {}
+        # Not "bindings": that name is the %bindings magic method.
+        self._bindings: dict[int, Binding] = {}
         atexit.register(self.unbind_all)
 
     # -- the session's catalog -------------------------------------------------------------
@@ -141,6 +145,7 @@ class ScandeckMagics(Magics):
             uid = cat[args.scan].uid
         if not live_front_end(self.shell):
             if uid is None:
+                assert self.shell is not None  # a magic runs in the shell that registered it
                 scan_uid = self.shell.user_ns.get("scan_uid")
                 run = cat[scan_uid] if scan_uid else cat[-1]
             else:
@@ -152,13 +157,13 @@ class ScandeckMagics(Magics):
         options = BindOptions(uid=uid, stream=args.stream, on=args.on, every=args.every,
                               fill=fill_option(args.fill))
         cell_id = self._cell_id()
-        for old in [b for b in self.bindings.values() if cell_id and b.cell_id == cell_id]:
+        for old in [b for b in self._bindings.values() if cell_id and b.cell_id == cell_id]:
             # The cell was run again: its previous binding's output area is gone.
-            del self.bindings[old.id]
+            del self._bindings[old.id]
             old.stop()
         view = BindingView()
         binding = Binding(self.shell, self._loop_for_shell(), cat, cell, options, view, cell_id)
-        self.bindings[binding.id] = binding
+        self._bindings[binding.id] = binding
         view.display()
         binding.start()
 
@@ -175,7 +180,7 @@ class ScandeckMagics(Magics):
         """List the bindings: id, target run, events seen, executions, failures, last error."""
         from IPython.display import HTML
 
-        rows = [b.summary() for b in self.bindings.values()]
+        rows = [b.summary() for b in self._bindings.values()]
         if not rows:
             return HTML("<p>no bindings: use <code>%%bind</code> in a cell</p>")
         head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
@@ -197,16 +202,16 @@ class ScandeckMagics(Magics):
             return
         for word in words:
             try:
-                binding = self.bindings.pop(int(word.lstrip("#")))
+                binding = self._bindings.pop(int(word.lstrip("#")))
             except (ValueError, KeyError):
-                known = ", ".join(str(i) for i in self.bindings) or "none"
+                known = ", ".join(str(i) for i in self._bindings) or "none"
                 raise ScandeckError(f"no binding {word!r}; bindings: {known}") from None
             binding.stop()
 
     def unbind_all(self) -> None:
         """End every binding (also at kernel shutdown)."""
-        while self.bindings:
-            _, binding = self.bindings.popitem()
+        while self._bindings:
+            _, binding = self._bindings.popitem()
             binding.stop()
 
 

@@ -501,7 +501,8 @@ class ProvStore:
         ``scan``: records that read that run uid (or uid prefix); ``name``,
         ``kind``: equal; ``tag``: among the record's tags.
         """
-        where, params = ["1"], []
+        where: builtins.list[str] = ["1"]
+        params: builtins.list[str | int] = []
         if scan:
             where.append("seq IN (SELECT seq FROM record_runs WHERE role = 'in' AND uid >= ? AND uid < ?)")
             params += [scan, scan + "\U0010ffff"]
