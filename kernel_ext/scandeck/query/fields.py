@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import InvalidQuery
 from .sql import Frag, comparison_sql
@@ -61,7 +61,8 @@ class Key:
     """
 
     __slots__ = ("doc", "path")
-    __hash__ = None  # type: ignore[assignment]  # == builds a query
+    # == builds a query (the DSL), so a Key is unhashable; typeshed types object.__hash__ as a method
+    __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, name: str | Sequence[str], doc: DocName | None = None) -> None:
         path = tuple(name.split(".")) if isinstance(name, str) else tuple(name)
@@ -79,6 +80,7 @@ class Key:
     def _cmp(self, op: str, value: object) -> Query:
         return make_comparison(self.doc, self.path, op, value)
 
+    # The query DSL: == and != build a Query, not a bool (object.__eq__ promises a bool).
     def __eq__(self, value: object) -> Query:  # type: ignore[override]
         return self._cmp("==", value)
 
@@ -210,11 +212,13 @@ class Comparison(Query):
         if op in ORDERING:
             return json_kind(field) == json_kind(v) and bool(ORDERING[op](field, v))
         if op in ("in", "not in"):
-            found = any(json_equal(field, x) for x in v)  # type: ignore[union-attr]
+            assert isinstance(v, tuple)  # check_value() froze the list of an 'in'
+            found = any(json_equal(field, x) for x in v)
             return found if op == "in" else not found
         if op == "contains":
             return json_kind(field) == "list" and any(json_equal(x, v) for x in field)
-        return isinstance(field, str) and field.startswith(v)  # type: ignore[arg-type]
+        assert isinstance(v, str)  # check_value(): 'startswith' takes a string
+        return isinstance(field, str) and field.startswith(v)
 
     def _sql(self) -> Frag:
         return comparison_sql(self.doc, self.path, self.op, self.value)
@@ -250,12 +254,12 @@ def make_comparison(doc: DocName, path: tuple[str, ...], op: str, value: object)
             return TimeRange(since=bound) if op[0] == ">" else TimeRange(until=bound)
     if special == "scan_id":
         if op == "==" and json_kind(value) == "num" and isinstance(value, numbers.Integral):
-            return ScanID(value)  # type: ignore[arg-type]
+            return ScanID(int(value))
         if op == "in" and isinstance(value, (list, tuple)) and value:
             if all(json_kind(v) == "num" and isinstance(v, numbers.Integral) for v in value):
                 return ScanID(*value)
     if special == "uid" and op == "startswith" and isinstance(value, str) and value:
         return PartialUID(value)
-    return Comparison(doc, path, op, value)  # type: ignore[arg-type]
+    return Comparison(doc, path, op, cast(Value, value))  # its __post_init__ checks and freezes it
 
 

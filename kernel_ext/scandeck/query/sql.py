@@ -141,8 +141,10 @@ def _sql_eq(node: _Json, v: Value) -> Frag:
         return f"({_is_number(t)} AND {node.value()} = ?)", [v]
     if k == "str":
         return f"({t} IS 'text' AND {node.value()} = ?)", [v]
-    parts, params = [f"{t} IS 'array'", f"{node.length()} = {len(v)}"], []  # type: ignore[arg-type]
-    for i, item in enumerate(v):  # type: ignore[arg-type]
+    assert isinstance(v, tuple)  # the kind left: a list, which freeze() made a tuple
+    parts: list[str] = [f"{t} IS 'array'", f"{node.length()} = {len(v)}"]
+    params: list[Any] = []
+    for i, item in enumerate(v):
         sql, ps = _sql_eq(node.child(i), item)
         parts.append(sql)
         params += ps
@@ -207,14 +209,16 @@ def comparison_sql(doc: DocName, path: tuple[str, ...], op: str, v: Value) -> Fr
         guard = f"{t} IS 'text'" if isinstance(v, str) else _is_number(t)
         return f"({guard} AND {node.value()} {op} ?)", [v]
     if op in ("in", "not in"):
-        sql, ps = _sql_in(node, column, v)  # type: ignore[arg-type]
+        assert isinstance(v, tuple)  # check_value() froze the list of an 'in'
+        sql, ps = _sql_in(node, column, v)
         return (sql, ps) if op == "in" else (f"({t} IS NOT NULL AND NOT {sql})", ps)
     if op == "contains":
         sql, ps = _sql_eq(_Row(), v)
         exists = f"EXISTS (SELECT 1 FROM {node.each()} AS je WHERE {sql})"
         return f"({t} IS 'array' AND {exists})", ps
     # startswith: substr is case-sensitive and has no wildcards, unlike LIKE
-    n = len(v)  # type: ignore[arg-type]
+    assert isinstance(v, str)  # check_value(): 'startswith' takes a string
+    n = len(v)
     if column is not None:
         return f"(typeof({column}) = 'text' AND substr({column}, 1, {n}) = ?)", [v]
     return f"({t} IS 'text' AND substr({node.value()}, 1, {n}) = ?)", [v]

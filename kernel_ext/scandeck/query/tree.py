@@ -62,8 +62,11 @@ class Query(ABC):
 
     # precedence in the text syntax (1 or, 2 and, 3 not, 4 atom) and in Python
     # (0 comparison operator, 2 |, 3 &, 4 ~, 5 call)
-    _text_prec = 4
     _py_prec = 5
+
+    @property
+    def _text_prec(self) -> int:  # a property: TimeRange and PartialUID compute theirs
+        return 4
     #: Nesting depth: 1 for a condition, one more for each And, Or, Not around it.
     depth = 1
 
@@ -153,7 +156,7 @@ class TimeRange(Query):
             object.__setattr__(self, name, None if value is None else time_interval(value)[0])
 
     @property
-    def _text_prec(self) -> int:  # type: ignore[override]
+    def _text_prec(self) -> int:
         return 2 if self.since is not None and self.until is not None else 4
 
     def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
@@ -251,7 +254,7 @@ class PartialUID(Query):
         object.__setattr__(self, "prefixes", tuple(prefixes))
 
     @property
-    def _text_prec(self) -> int:  # type: ignore[override]
+    def _text_prec(self) -> int:
         return 4 if len(self.prefixes) == 1 else 1
 
     def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:

@@ -123,22 +123,20 @@ def check_value(op: str, value: object) -> Value:
 
 def value_tag(v: Value) -> tuple[Any, ...]:
     """A key for structural equality that keeps True apart from 1."""
-    k = json_kind(v)
-    if k == "list":
-        return ("list", tuple(value_tag(x) for x in v))  # type: ignore[union-attr]
-    return (k, v)
+    if isinstance(v, (list, tuple)):  # json_kind "list"
+        return ("list", tuple(value_tag(x) for x in v))
+    return (json_kind(v), v)
 
 
 def json_equal(field: Any, value: Value) -> bool:
     """Whether a document field equals a query value under the same-JSON-type rule."""
-    k = json_kind(value)
-    if k == "list":
+    if isinstance(value, (list, tuple)):  # json_kind "list"
         return (
             json_kind(field) == "list"
-            and len(field) == len(value)  # type: ignore[arg-type]
-            and all(json_equal(f, v) for f, v in zip(field, value, strict=True))  # type: ignore[arg-type]
+            and len(field) == len(value)
+            and all(json_equal(f, v) for f, v in zip(field, value, strict=True))
         )
-    return json_kind(field) == k and bool(field == value)
+    return json_kind(field) == json_kind(value) and bool(field == value)
 
 
 def text_value(v: Value) -> str:
