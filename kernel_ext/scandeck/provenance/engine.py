@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
     from .record import ProvenanceRecord
+    from .recording import Kind
     from .store import ProvStore
 
 __all__ = ["ENGINE_NAME", "Recording", "ScandeckEngine", "execute", "register"]
@@ -106,7 +107,7 @@ class Recording:
     and ``kernel_report_error`` (why the kernel did not report, or "").
     """
 
-    kind: str = "batch"
+    kind: Kind = "batch"
     name: str | None = None
     tags: list[str] = field(default_factory=list)
     parent: str | None = None
@@ -295,7 +296,7 @@ class ScandeckEngine(NBClientEngine):
             error = ErrorInfo(cell_index=index, cell_source=first_lines(source),
                               ename=type(failure).__name__, evalue=str(failure)[:500])
         record = build_record(
-            nb, kind=recording.kind,  # type: ignore[arg-type]
+            nb, kind=recording.kind,
             environment=environment, name=recording.name,
             inputs=(report or {}).get("inputs", ()), outputs=(report or {}).get("outputs", ()),
             record_id=(report or {}).get("record_id"),

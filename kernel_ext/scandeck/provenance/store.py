@@ -176,6 +176,10 @@ class ProvStore:
             from ..config import data_dir
 
             directory = data_dir() / "provenance"
+        self._at(directory)
+
+    def _at(self, directory: str | Path) -> None:
+        """Point at ``directory``, not yet connected (also what unpickling does)."""
         self.directory = Path(directory).expanduser()
         self.db_path = self.directory / DB_NAME
         self.notebooks_dir = self.directory / NOTEBOOKS
@@ -192,7 +196,7 @@ class ProvStore:
         return {"directory": str(self.directory)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["directory"])  # type: ignore[misc]
+        self._at(state["directory"])
 
     # -- connection ------------------------------------------------------------------------
 

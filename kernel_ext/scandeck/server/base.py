@@ -7,7 +7,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -84,7 +84,8 @@ class ScandeckHandler(ExtensionHandlerMixin, APIHandler):
 
     @property
     def app(self) -> ScandeckApp:
-        return self.extensionapp  # type: ignore[return-value]
+        # jupyter_server types it as any ExtensionApp; the one that registered this handler is ours.
+        return cast("ScandeckApp", self.extensionapp)
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in the extension's thread pool: the event loop stays free."""

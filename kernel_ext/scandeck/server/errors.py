@@ -9,8 +9,8 @@ unknown run is 404, a query typo 400), and the base handler's ``write_error`` an
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from tornado import web
 
@@ -99,19 +99,20 @@ def api_error(err: ScandeckError, status: int | None = None, **extra: Any) -> Ap
     return ApiError(status, type(err).__name__, message, **extra)
 
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def json_errors(method: F) -> F:
+def json_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Map the scandeck errors a handler verb raises to :class:`ApiError` answers."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await method(self, *args, **kwargs)
+            return await method(*args, **kwargs)
         except web.HTTPError:
             raise
         except ScandeckError as err:
             raise api_error(err) from err
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -11,7 +11,7 @@ a client message ``{"catalog": NAME}`` switches catalogs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
@@ -116,7 +116,8 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
 
     @property
     def app(self) -> ScandeckApp:
-        return self.extensionapp  # type: ignore[return-value]
+        # jupyter_server types it as any ExtensionApp; the one that registered this handler is ours.
+        return cast("ScandeckApp", self.extensionapp)
 
     def set_default_headers(self) -> None:
         """No JupyterHandler page headers on a WebSocket (as jupyter_server's kernel socket)."""
