@@ -18,6 +18,8 @@ from .exceptions import FillError
 from .sources.protocol import Entry
 
 if TYPE_CHECKING:
+    import pandas
+    import xarray
     from event_model.documents import StreamDatum
 
     from .external import Filler
@@ -266,7 +268,7 @@ def columns(table: Table) -> tuple[np.ndarray | None, np.ndarray, dict[str, np.n
     return time, seq, out
 
 
-def to_xarray(table: Table) -> Any:
+def to_xarray(table: Table) -> xarray.Dataset:
     """An ``xarray.Dataset``: ``time`` as dimension coordinate, one variable per key.
 
     A stream without events (a fly scan's) has no times: its dimension is ``seq_num``.
@@ -291,7 +293,7 @@ def to_xarray(table: Table) -> Any:
     return xr.Dataset(variables, coords=coords)
 
 
-def to_pandas(table: Table) -> Any:
+def to_pandas(table: Table) -> pandas.DataFrame:
     """A ``pandas.DataFrame`` of the scalar keys, indexed by ``seq_num``, with ``time``.
 
     External scalars are included when the table was filled for them; a key

@@ -7,6 +7,8 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas
     from event_model.documents import StreamDatum
 
     from ..external import Filler
@@ -287,7 +289,7 @@ class LiveTable:
                 out[key] = col[index]
         return out
 
-    def frame(self, start: int = 0, stop: int | None = None) -> Any:
+    def frame(self, start: int = 0, stop: int | None = None) -> pandas.DataFrame:
         """Rows ``start:stop`` as a ``pandas.DataFrame`` indexed by ``seq_num``.
 
         The columns are copied (a memcpy) from arrays kept up to date incrementally,
@@ -318,7 +320,7 @@ class _Growing:
     __slots__ = ("array", "n")
 
     def __init__(self) -> None:
-        self.array: Any = None
+        self.array: np.ndarray | None = None
         self.n = 0
 
     def extend(self, values: list[Any]) -> None:
@@ -352,7 +354,7 @@ class _Growing:
         self.array[self.n : need] = new
         self.n = need
 
-    def view(self, start: int, stop: int) -> Any:
+    def view(self, start: int, stop: int) -> np.ndarray:
         import numpy as np
 
         if self.array is None:
