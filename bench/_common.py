@@ -76,8 +76,9 @@ def _cpus() -> int:
 # ------------------------------------------------------------------------ timing
 
 
-def timed(fn: Callable[[], Any], repeat: int, *, setup: Callable[[], Any] | None = None,
-          warmup: int = 1) -> list[float]:
+def timed(
+    fn: Callable[[], Any], repeat: int, *, setup: Callable[[], Any] | None = None, warmup: int = 1
+) -> list[float]:
     """Wall times (perf_counter) of ``repeat`` calls of ``fn`` after ``warmup`` calls.
 
     ``setup`` (untimed) runs before every call, warm-up calls included.
@@ -96,8 +97,13 @@ def timed(fn: Callable[[], Any], repeat: int, *, setup: Callable[[], Any] | None
     return out
 
 
-def interleaved(cases: dict[str, tuple[Callable[[], Any], Callable[[], Any] | None]], repeat: int,
-                *, warmup: int = 1, block: int = 1) -> dict[str, list[float]]:
+def interleaved(
+    cases: dict[str, tuple[Callable[[], Any], Callable[[], Any] | None]],
+    repeat: int,
+    *,
+    warmup: int = 1,
+    block: int = 1,
+) -> dict[str, list[float]]:
     """``repeat`` times of each ``{label: (fn, setup)}`` case, the cases taking turns.
 
     Each turn runs one case ``block`` times in a row, after one untimed warm-up
@@ -204,8 +210,7 @@ def _grid_start_metadata(nx: int, ny: int, scan_id: int) -> dict[str, Any]:
         "shape": [nx, ny],
         "extents": [[-1.5, 1.5], [-0.1, 0.1]],
         "snaking": [False, False],
-        "hints": {"dimensions": [[["motor1"], "primary"], [["motor2"], "primary"]],
-                  "gridding": "rectilinear"},
+        "hints": {"dimensions": [[["motor1"], "primary"], [["motor2"], "primary"]], "gridding": "rectilinear"},
         "sample": "Ni",
         "operator": "jdoe",
         "proposal": "GU-300001",
@@ -214,8 +219,14 @@ def _grid_start_metadata(nx: int, ny: int, scan_id: int) -> dict[str, Any]:
 
 
 def _data_key(name: str, obj: str) -> dict[str, Any]:
-    return {"dtype": "number", "shape": [], "source": f"SIM:{name}", "precision": 3,
-            "object_name": obj, "units": "mm" if obj.startswith("motor") else "counts"}
+    return {
+        "dtype": "number",
+        "shape": [],
+        "source": f"SIM:{name}",
+        "precision": 3,
+        "object_name": obj,
+        "units": "mm" if obj.startswith("motor") else "counts",
+    }
 
 
 def _descriptor_args(t: float) -> dict[str, Any]:
@@ -242,10 +253,16 @@ def _descriptor_args(t: float) -> dict[str, Any]:
             "det4": _data_key("det4", "det4"),
         },
         "configuration": configuration,
-        "hints": {"motor1": {"fields": ["motor1"]}, "motor2": {"fields": ["motor2"]},
-                  "det4": {"fields": ["det4"]}},
-        "object_keys": {"motor1": ["motor1", "motor1_setpoint"],
-                        "motor2": ["motor2", "motor2_setpoint"], "det4": ["det4"]},
+        "hints": {
+            "motor1": {"fields": ["motor1"]},
+            "motor2": {"fields": ["motor2"]},
+            "det4": {"fields": ["det4"]},
+        },
+        "object_keys": {
+            "motor1": ["motor1", "motor1_setpoint"],
+            "motor2": ["motor2", "motor2_setpoint"],
+            "det4": ["det4"],
+        },
         "time": t,
     }
 
@@ -266,30 +283,36 @@ def _grid_rows(nx: int, ny: int, t0: float, seed: int) -> Iterable[Row]:
             ry = y + rng.gauss(0.0, 1e-4)
             det = math.exp(-(rx * rx + ry * ry) / 2.0) + rng.gauss(0.0, 1e-3)
             data = {"motor1": rx, "motor1_setpoint": x, "motor2": ry, "motor2_setpoint": y, "det4": det}
-            stamps = {"motor1": t - 3e-3, "motor1_setpoint": t - 3e-3, "motor2": t - 2e-3,
-                      "motor2_setpoint": t - 2e-3, "det4": t - 1e-3}
+            stamps = {
+                "motor1": t - 3e-3,
+                "motor1_setpoint": t - 3e-3,
+                "motor2": t - 2e-3,
+                "motor2_setpoint": t - 2e-3,
+                "det4": t - 1e-3,
+            }
             yield t, data, stamps
             i += 1
 
 
-def grid_scan_run(nx: int, ny: int, *, page_size: int = 0, scan_id: int = 1,
-                  t0: float = 1.7e9, seed: int = 0) -> list[Doc]:
+def grid_scan_run(
+    nx: int, ny: int, *, page_size: int = 0, scan_id: int = 1, t0: float = 1.7e9, seed: int = 0
+) -> list[Doc]:
     """A finished ``nx × ny`` grid_scan: start, descriptor, events (or pages), stop.
 
     ``page_size`` > 0 packs the events into ``event_page`` documents of that many
     events (the last one may be shorter); 0 gives one ``event`` per point, as the
     RunEngine emits them.
     """
-    bundle = event_model.compose_run(metadata=_grid_start_metadata(nx, ny, scan_id), time=t0,
-                                     validate=False)
+    bundle = event_model.compose_run(metadata=_grid_start_metadata(nx, ny, scan_id), time=t0, validate=False)
     docs: list[Doc] = [("start", bundle.start_doc)]
     desc = bundle.compose_descriptor(**_descriptor_args(t0 + 0.01), validate=False)
     docs.append(("descriptor", desc.descriptor_doc))
     rows = _grid_rows(nx, ny, t0, seed)
     if page_size <= 0:
         for seq, (t, data, stamps) in enumerate(rows, 1):
-            docs.append(("event", desc.compose_event(data=data, timestamps=stamps, seq_num=seq,
-                                                     time=t, validate=False)))
+            docs.append(
+                ("event", desc.compose_event(data=data, timestamps=stamps, seq_num=seq, time=t, validate=False))
+            )
     else:
         import uuid
 
@@ -317,8 +340,9 @@ def grid_scan_run(nx: int, ny: int, *, page_size: int = 0, scan_id: int = 1,
                 flush()
         if buf:
             flush()
-    docs.append(("stop", bundle.compose_stop(exit_status="success", time=t0 + 0.05 * (nx * ny + 2),
-                                             validate=False)))
+    docs.append(
+        ("stop", bundle.compose_stop(exit_status="success", time=t0 + 0.05 * (nx * ny + 2), validate=False))
+    )
     return docs
 
 
@@ -371,8 +395,11 @@ def profile_top(fn: Callable[[], Any], n: int = 12, sort: str = "tottime") -> li
 def print_profile(title: str, fn: Callable[[], Any], n: int = 12) -> None:
     rows = profile_top(fn, n)
     print(f"   {title} (cProfile, one call, sorted by own time; profiler overhead inflates small calls)")
-    print_table(["function", "calls", "own", "cumulative"],
-                [(f[:90], c, fmt_time(tt), fmt_time(ct)) for f, c, tt, ct in rows], indent="     ")
+    print_table(
+        ["function", "calls", "own", "cumulative"],
+        [(f[:90], c, fmt_time(tt), fmt_time(ct)) for f, c, tt, ct in rows],
+        indent="     ",
+    )
 
 
 def fail_soft(label: str, fn: Callable[[], Any]) -> Any:
@@ -437,9 +464,26 @@ class RedisServer:
 
         log = os.path.join(self.dir, "redis.log")
         self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
-             "--appendonly", "no", "--protected-mode", "no", "--logfile", log],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.dir,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                "--logfile",
+                log,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -504,18 +548,32 @@ class JupyterServer:
         env = dict(os.environ)
         for var in ("JUPYTER_CONFIG_PATH", "JUPYTER_PATH", "JUPYTER_NO_CONFIG", "SCANDECK_CATALOG"):
             env.pop(var, None)  # the venv's own paths, nothing from the caller's shell
-        for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("SCANDECK_DATA", "scandeck-data")):
+        for var, sub in (
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_DATA_DIR", "data"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("SCANDECK_DATA", "scandeck-data"),
+        ):
             env[var] = os.path.join(self.dir, sub)
             os.makedirs(env[var], exist_ok=True)
         os.makedirs(self.root, exist_ok=True)
         exe = str(Path(sys.executable).with_name("jupyter"))
-        argv = [exe, "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-                "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", "--allow-root",
-                f"--ServerApp.root_dir={self.root}", *self.args]
+        argv = [
+            exe,
+            "server",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            "--allow-root",
+            f"--ServerApp.root_dir={self.root}",
+            *self.args,
+        ]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, cwd=self.root)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root
+            )
         deadline = time.monotonic() + timeout
         last = "no answer"
         while True:
@@ -535,8 +593,9 @@ class JupyterServer:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 text = open(self.log_path, errors="replace").read()[-3000:]
-                raise RuntimeError(f"jupyter server on port {self.port} did not answer GET {probe} "
-                                   f"({last}):\n{text}")
+                raise RuntimeError(
+                    f"jupyter server on port {self.port} did not answer GET {probe} ({last}):\n{text}"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:

@@ -25,8 +25,9 @@ class Kernel:
     goes live for such a front end (papermill and nbclient send False).
     """
 
-    def __init__(self, env: dict[str, str] | None = None, *, log: str | None = None,
-                 startup_timeout: float = 60) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, *, log: str | None = None, startup_timeout: float = 60
+    ) -> None:
         from jupyter_client.manager import KernelManager
 
         self.km = KernelManager(kernel_name="python3")  # loopback TCP, as a local JupyterLab
@@ -116,11 +117,11 @@ class Kernel:
             own = [m for _, m in self.messages if m.get("parent_header", {}).get("msg_id") == msg_id]
         content = dict(reply["content"])
         if content["status"] == "error":
-            raise RuntimeError(f"kernel error in {code[:60]!r}: {content.get('ename')}: "
-                               f"{content.get('evalue')}")
+            raise RuntimeError(f"kernel error in {code[:60]!r}: {content.get('ename')}: {content.get('evalue')}")
         content["elapsed"] = elapsed
-        content["stdout"] = "".join(m["content"]["text"] for m in own
-                                    if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+        content["stdout"] = "".join(
+            m["content"]["text"] for m in own if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
         return content
 
     def value(self, expression: str, *, timeout: float = 60) -> Any:
@@ -175,8 +176,9 @@ class Child:
         import sys
 
         self.role = role
-        self.proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
         _children.append(self)
         self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._pump, name=f"bench-{role}", daemon=True).start()

@@ -58,16 +58,32 @@ from _kernel import Child, Kernel, cleanup, emit  # noqa: E402
 HERE = os.path.abspath(__file__)
 
 FULL = {
-    "pages_n": 100_000, "page": 1000, "single_n": 20_000, "repeat": 3, "repeat_pages": 5,
-    "lat_seconds": 4.0, "lat_repeat": 2,
-    "flow_rate": 10_000, "coalesce_seconds": 3.0,
-    "rt_rounds": 2, "rt_base_seconds": 3.0, "rt_flow_seconds": 6.0,
+    "pages_n": 100_000,
+    "page": 1000,
+    "single_n": 20_000,
+    "repeat": 3,
+    "repeat_pages": 5,
+    "lat_seconds": 4.0,
+    "lat_repeat": 2,
+    "flow_rate": 10_000,
+    "coalesce_seconds": 3.0,
+    "rt_rounds": 2,
+    "rt_base_seconds": 3.0,
+    "rt_flow_seconds": 6.0,
 }
 QUICK = {
-    "pages_n": 5_000, "page": 500, "single_n": 2_000, "repeat": 1, "repeat_pages": 1,
-    "lat_seconds": 1.0, "lat_repeat": 1,
-    "flow_rate": 10_000, "coalesce_seconds": 0.5,
-    "rt_rounds": 1, "rt_base_seconds": 1.0, "rt_flow_seconds": 1.5,
+    "pages_n": 5_000,
+    "page": 500,
+    "single_n": 2_000,
+    "repeat": 1,
+    "repeat_pages": 1,
+    "lat_seconds": 1.0,
+    "lat_repeat": 1,
+    "flow_rate": 10_000,
+    "coalesce_seconds": 0.5,
+    "rt_rounds": 1,
+    "rt_base_seconds": 1.0,
+    "rt_flow_seconds": 1.5,
 }
 GOALS = {"pages": 100_000.0, "lat_p99": 0.050, "rt_p99": 0.100}
 LIVE_INTERVAL = 0.02  # scandeck.live's default: at most one emission per 20 ms
@@ -154,8 +170,12 @@ def child_produce(sink_kind: str, target: str, rate: float, page: int, total: in
                 _, data, _ = next(rows)
                 seq += 1
                 now = time.time()
-                sink("event", desc.compose_event(data=data, timestamps=dict.fromkeys(data, now),
-                                                 seq_num=seq, time=now, validate=False))
+                sink(
+                    "event",
+                    desc.compose_event(
+                        data=data, timestamps=dict.fromkeys(data, now), seq_num=seq, time=now, validate=False
+                    ),
+                )
                 written += 1
                 ahead = t0 + written / rate - time.monotonic()
                 if ahead > 0:
@@ -187,14 +207,19 @@ def child_consume(address: str, expected: int, latency: bool) -> None:
 
     from bluesky.callbacks.zmq import RemoteDispatcher
 
-    st: dict[str, Any] = {"n": 0, "t_done": None, "t_last": None, "lat": [], "probed": False,
-                          "activity": time.monotonic()}
+    st: dict[str, Any] = {
+        "n": 0,
+        "t_done": None,
+        "t_last": None,
+        "lat": [],
+        "probed": False,
+        "activity": time.monotonic(),
+    }
     lock = threading.Lock()
 
     def finish(reason: str) -> None:
         with lock:
-            emit({"n": st["n"], "t_done": st["t_done"], "t_last": st["t_last"], "lat": st["lat"],
-                  "end": reason})
+            emit({"n": st["n"], "t_done": st["t_done"], "t_last": st["t_last"], "lat": st["lat"], "end": reason})
             os._exit(0)
 
     def callback(name: str, doc: dict[str, Any]) -> None:
@@ -302,19 +327,22 @@ class ScandeckTrial:
         import scandeck
 
         scandeck.open_catalog(self.store).close()
-        self.producer = Child(f"producer {tag}", [HERE, "child", "produce", "scandeck", self.store,
-                                                  str(rate), str(page), str(total)])
-        self.kernel = Kernel({"SCANDECK_DATA": os.path.join(self.dir, "data"), "SCANDECK_BIND": "live"},
-                             log=os.path.join(self.dir, "kernel.log"))
+        self.producer = Child(
+            f"producer {tag}", [HERE, "child", "produce", "scandeck", self.store, str(rate), str(page), str(total)]
+        )
+        self.kernel = Kernel(
+            {"SCANDECK_DATA": os.path.join(self.dir, "data"), "SCANDECK_BIND": "live"},
+            log=os.path.join(self.dir, "kernel.log"),
+        )
         self.uid = self.producer.get(120)["uid"]
         self.kernel.execute(f"%load_ext scandeck\n%catalog {self.store}")
 
-    def setup(self, *, n: int, latency: bool, live: bool, pages: bool, bind: bool,
-              interval: float = LIVE_INTERVAL) -> None:
+    def setup(
+        self, *, n: int, latency: bool, live: bool, pages: bool, bind: bool, interval: float = LIVE_INTERVAL
+    ) -> None:
         self.kernel.execute(KERNEL_STATE.format(n=n, latency=latency))
         if live:
-            self.kernel.execute(KERNEL_LIVE.format(uid=self.uid, store=self.store, pages=pages,
-                                                   interval=interval))
+            self.kernel.execute(KERNEL_LIVE.format(uid=self.uid, store=self.store, pages=pages, interval=interval))
         if bind:
             self.kernel.execute(KERNEL_BIND)
         time.sleep(0.5)  # the followers have read the start and the descriptor and wait
@@ -355,8 +383,15 @@ def scandeck_throughput(root: str, tag: str, n: int, page: int) -> dict[str, Any
         got["exec"] = trial.kernel.value('_bench["exec"]')
     finally:
         trial.close()
-    return {"n": n, "seen": got["rows"], "t_first": wrote["t_first"], "t_write": wrote["t_last"],
-            "t_done": got["t_done"], "exec": got["exec"], **iopub}
+    return {
+        "n": n,
+        "seen": got["rows"],
+        "t_first": wrote["t_first"],
+        "t_write": wrote["t_last"],
+        "t_done": got["t_done"],
+        "exec": got["exec"],
+        **iopub,
+    }
 
 
 def scandeck_latency(root: str, tag: str, seconds: float, interval: float = LIVE_INTERVAL) -> dict[str, Any]:
@@ -375,8 +410,11 @@ def scandeck_latency(root: str, tag: str, seconds: float, interval: float = LIVE
 def count_iopub(kernel: Kernel, t0: float, t1: float) -> dict[str, int]:
     """IOPub messages in a window that our own requests did not cause (the bound cell's)."""
     ours = ("status", "execute_input", "execute_result", "stream", "error")
-    msgs = [m for m in kernel.iopub_between(t0, t1)
-            if not (m["msg_type"] in ours and m.get("parent_header", {}).get("msg_id") in kernel.own)]
+    msgs = [
+        m
+        for m in kernel.iopub_between(t0, t1)
+        if not (m["msg_type"] in ours and m.get("parent_header", {}).get("msg_id") in kernel.own)
+    ]
     updates = [m for m in msgs if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"]
     outputs = [m for m in updates if "outputs" in m["content"]["data"].get("state", {})]
     return {"iopub": len(msgs), "comm_updates": len(updates), "output_updates": len(outputs)}
@@ -421,8 +459,14 @@ def scandeck_round_trip(root: str, rate: float, rounds: int, base_s: float, flow
         got = trial.wait_done(timeout=30)
     finally:
         trial.close()
-    return {"base": base, "flow": flow, "rate": min(achieved), "seen": got["rows"],
-            "n": rounds * n_flow, "exec": got["exec"]}
+    return {
+        "base": base,
+        "flow": flow,
+        "rate": min(achieved),
+        "seen": got["rows"],
+        "n": rounds * n_flow,
+        "exec": got["exec"],
+    }
 
 
 # ---------------------------------------------------------------- kernel-side breakdown
@@ -530,17 +574,24 @@ def scandeck_breakdown(root: str, rate: float, seconds: float) -> dict[str, Any]
         trial.close()
     elapsed = wrote["t_last"] - wrote["t_first"]
     cpu = {name: (cpu1[name] - cpu0.get(name, 0.0)) / elapsed for name in cpu1}
-    return {"elapsed": elapsed, "rate": wrote["n"] / elapsed, "cpu": cpu, "probe": probe,
-            "frame_rows": rows, "frame_s": frame_s}
+    return {
+        "elapsed": elapsed,
+        "rate": wrote["n"] / elapsed,
+        "cpu": cpu,
+        "probe": probe,
+        "frame_rows": rows,
+        "frame_s": frame_s,
+    }
 
 
 def report_breakdown(b: dict[str, Any]) -> None:
     p, el = b["probe"], b["elapsed"]
-    print(f"\n-- where the kernel's time goes: the setup of 4 again, instrumented, {fmt_rate(b['rate'])} single "
-          f"events for {el:.1f} s, no requests meanwhile")
+    print(
+        f"\n-- where the kernel's time goes: the setup of 4 again, instrumented, {fmt_rate(b['rate'])} single "
+        f"events for {el:.1f} s, no requests meanwhile"
+    )
     busy = sorted(((v, k) for k, v in b["cpu"].items() if v >= 0.01), reverse=True)
-    print("   CPU per kernel thread (share of one core): "
-          + ", ".join(f"{k} {100 * v:.0f}%" for v, k in busy))
+    print("   CPU per kernel thread (share of one core): " + ", ".join(f"{k} {100 * v:.0f}%" for v, k in busy))
     calls, secs = p["calls"], p["secs"]
     rows = []
     for who in ("scandeck-bind", "scandeck-live"):
@@ -549,23 +600,53 @@ def report_breakdown(b: dict[str, Any]) -> None:
             continue
         gets = calls.get(f"{who} get", 0)
         polls = calls.get(f"{who} change_token", 0) + calls.get(f"{who} runs_since", 0)
-        rows.append((who, f"{reads / el:,.0f}", f"{calls.get(f'{who} documents', 0) / reads:.1f}",
-                     f"{polls / el:,.0f}", f"{gets / el:,.0f}",
-                     fmt_time(secs.get(f"{who} get", 0) / gets) if gets else "-",
-                     f"{calls.get(f'{who} wait', 0) / el:,.0f}"))
-    print_table(["follower thread", "reads/s", "docs/read", "token+runs_since/s", "status checks/s",
-                 "per check", "waits/s"], rows)
+        rows.append(
+            (
+                who,
+                f"{reads / el:,.0f}",
+                f"{calls.get(f'{who} documents', 0) / reads:.1f}",
+                f"{polls / el:,.0f}",
+                f"{gets / el:,.0f}",
+                fmt_time(secs.get(f"{who} get", 0) / gets) if gets else "-",
+                f"{calls.get(f'{who} wait', 0) / el:,.0f}",
+            )
+        )
+    print_table(
+        [
+            "follower thread",
+            "reads/s",
+            "docs/read",
+            "token+runs_since/s",
+            "status checks/s",
+            "per check",
+            "waits/s",
+        ],
+        rows,
+    )
     loop_rows = []
-    for label, key in (("%%bind executions", "bind"), ("live drains (rows → streamz)", "drain"),
-                       ("lateness of a 5 ms loop timer", "lag")):
+    for label, key in (
+        ("%%bind executions", "bind"),
+        ("live drains (rows → streamz)", "drain"),
+        ("lateness of a 5 ms loop timer", "lag"),
+    ):
         xs = p[key]
         if xs:
-            loop_rows.append((label, len(xs), ms(percentile(xs, 50)), ms(percentile(xs, 99)), ms(max(xs)),
-                              f"{100 * sum(xs) / el:.0f}%" if key != "lag" else ""))
+            loop_rows.append(
+                (
+                    label,
+                    len(xs),
+                    ms(percentile(xs, 50)),
+                    ms(percentile(xs, 99)),
+                    ms(max(xs)),
+                    f"{100 * sum(xs) / el:.0f}%" if key != "lag" else "",
+                )
+            )
     print_table(["on the kernel loop", "count", "p50", "p99", "max", "loop share"], loop_rows)
-    print(f"   the %%bind cell's df is rebuilt from the row lists each execution: table.frame() of "
-          f"{b['frame_rows']:,} rows took {ms(b['frame_s'])} ({1e6 * b['frame_s'] / max(b['frame_rows'], 1):.2f} "
-          f"µs/row)")
+    print(
+        f"   the %%bind cell's df is rebuilt from the row lists each execution: table.frame() of "
+        f"{b['frame_rows']:,} rows took {ms(b['frame_s'])} ({1e6 * b['frame_s'] / max(b['frame_rows'], 1):.2f} "
+        f"µs/row)"
+    )
 
 
 # ============================================================================ the peer
@@ -580,10 +661,12 @@ class Peer:
         self.in_address, self.out_address = ports["in"], ports["out"]
 
     def trial(self, n: int, *, rate: float = 0, page: int = 1, latency: bool = False) -> dict[str, Any]:
-        consumer = Child("0MQ consumer", [HERE, "child", "consume", self.out_address, str(n),
-                                          "1" if latency else "0"])
-        producer = Child("0MQ producer", [HERE, "child", "produce", "zmq", self.in_address,
-                                          str(rate), str(page), str(n)])
+        consumer = Child(
+            "0MQ consumer", [HERE, "child", "consume", self.out_address, str(n), "1" if latency else "0"]
+        )
+        producer = Child(
+            "0MQ producer", [HERE, "child", "produce", "zmq", self.in_address, str(rate), str(page), str(n)]
+        )
         try:
             producer.get(120)
             consumer.get(120)  # the first probe arrived: publisher → proxy → consumer is up
@@ -595,9 +678,15 @@ class Peer:
         finally:
             producer.kill()
             consumer.kill()
-        return {"n": n, "seen": got["n"], "t_first": wrote["t_first"], "t_write": wrote["t_last"],
-                "t_done": got["t_done"] if got["t_done"] is not None else got["t_last"],
-                "lat": got["lat"], "rate": n / (wrote["t_last"] - wrote["t_first"])}
+        return {
+            "n": n,
+            "seen": got["n"],
+            "t_first": wrote["t_first"],
+            "t_write": wrote["t_last"],
+            "t_done": got["t_done"] if got["t_done"] is not None else got["t_last"],
+            "lat": got["lat"],
+            "rate": n / (wrote["t_last"] - wrote["t_first"]),
+        }
 
     def close(self) -> None:
         self.proxy.kill()
@@ -627,8 +716,9 @@ def ms(x: float) -> str:
 def main() -> int:
     args = parse_args(__doc__.splitlines()[0])
     size = QUICK if args.quick else FULL
-    banner("live_kernel: store → kernel pipeline vs bluesky 0MQ (Publisher → Proxy → RemoteDispatcher)",
-           args.quick)
+    banner(
+        "live_kernel: store → kernel pipeline vs bluesky 0MQ (Publisher → Proxy → RemoteDispatcher)", args.quick
+    )
     root = tempfile.mkdtemp(prefix="scandeck-bench-live-")
 
     def on_term(signum: int, frame: Any) -> None:
@@ -651,8 +741,9 @@ def main() -> int:
 
 
 def run_all(root: str, size: dict[str, Any], peer: Peer) -> dict[str, Any]:
-    out: dict[str, Any] = {k: [] for k in ("sd_pages", "peer_pages", "sd_single", "peer_single",
-                                          "sd_lat", "sd_lat_fast", "peer_lat")}
+    out: dict[str, Any] = {
+        k: [] for k in ("sd_pages", "peer_pages", "sd_single", "peer_single", "sd_lat", "sd_lat_fast", "peer_lat")
+    }
     # 1 + 5: throughput, the contenders taking turns (order rotating from round to round),
     # after one untimed scandeck trial (a warm-up, as in _common.interleaved).
     if size["repeat"] > 1:
@@ -675,9 +766,11 @@ def run_all(root: str, size: dict[str, Any], peer: Peer) -> dict[str, Any]:
     # 2 + 5: latency at 1 kHz: scandeck with live's default interval, with 1 ms, and the peer.
     secs = size["lat_seconds"]
     for r in range(size["lat_repeat"]):
-        cases2 = [("sd_lat", lambda tag: scandeck_latency(root, tag, secs)),
-                  ("sd_lat_fast", lambda tag: scandeck_latency(root, tag, secs, FAST_INTERVAL)),
-                  ("peer_lat", lambda tag: peer.trial(int(1000 * secs), rate=1000, latency=True))]
+        cases2 = [
+            ("sd_lat", lambda tag: scandeck_latency(root, tag, secs)),
+            ("sd_lat_fast", lambda tag: scandeck_latency(root, tag, secs, FAST_INTERVAL)),
+            ("peer_lat", lambda tag: peer.trial(int(1000 * secs), rate=1000, latency=True)),
+        ]
         shift = r % len(cases2)
         for label, fn in cases2[shift:] + cases2[:shift]:
             k += 1
@@ -686,11 +779,13 @@ def run_all(root: str, size: dict[str, Any], peer: Peer) -> dict[str, Any]:
     # 3: coalescing.
     out["coalesce"] = scandeck_coalescing(root, size["flow_rate"], size["coalesce_seconds"])
     # 4: round trip.
-    out["rt"] = scandeck_round_trip(root, size["flow_rate"], size["rt_rounds"], size["rt_base_seconds"],
-                                    size["rt_flow_seconds"])
+    out["rt"] = scandeck_round_trip(
+        root, size["flow_rate"], size["rt_rounds"], size["rt_base_seconds"], size["rt_flow_seconds"]
+    )
     # Where the kernel's time goes (reaches into scandeck internals: skipped if they moved).
-    out["breakdown"] = fail_soft("kernel breakdown", lambda: scandeck_breakdown(
-        root, size["flow_rate"], size["rt_flow_seconds"]))
+    out["breakdown"] = fail_soft(
+        "kernel breakdown", lambda: scandeck_breakdown(root, size["flow_rate"], size["rt_flow_seconds"])
+    )
     return out
 
 
@@ -702,12 +797,15 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
         note = "" if seen == n else f" (delivered {seen:,} of {n:,})"
         return median(rates), note
 
-    print(f"\n-- 1 + 5. throughput, write → pipeline (median of {size['repeat_pages']} (pages) and "
-          f"{size['repeat']} (single) trials; events/s from the first write to the last row in the sink)")
+    print(
+        f"\n-- 1 + 5. throughput, write → pipeline (median of {size['repeat_pages']} (pages) and "
+        f"{size['repeat']} (single) trials; events/s from the first write to the last row in the sink)"
+    )
     rows = []
-    for sd, pe, desc in (("sd_pages", "peer_pages",
-                          f"{size['pages_n']:,} events as event_pages of {size['page']:,}"),
-                         ("sd_single", "peer_single", f"{size['single_n']:,} single events, full speed")):
+    for sd, pe, desc in (
+        ("sd_pages", "peer_pages", f"{size['pages_n']:,} events as event_pages of {size['page']:,}"),
+        ("sd_single", "peer_single", f"{size['single_n']:,} single events, full speed"),
+    ):
         (a, na), (b, nb) = thr(sd), thr(pe)
         rows.append((desc, fmt_rate(a) + na, fmt_rate(b) + nb, f"{a / b:.2f}x" if b else "n/a"))
     print_table(["case", "scandeck (kernel sink)", "peer (0MQ callback)", "scandeck/peer"], rows)
@@ -716,16 +814,20 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
         rs = res[label]
         write_s = median([r["t_write"] - r["t_first"] for r in rs])
         tail = median([r["t_done"] - r["t_write"] for r in rs if r["t_done"] is not None] or [float("nan")])
-        print(f"   {label}: writing alone {fmt_rate(rs[0]['n'] / write_s)}; the kernel saw the last row "
-              f"{ms(tail)} after the last write; %%bind ran {median([r['exec'] for r in rs]):.0f} times, "
-              f"{median([r['iopub'] for r in rs]):.0f} IOPub messages")
+        print(
+            f"   {label}: writing alone {fmt_rate(rs[0]['n'] / write_s)}; the kernel saw the last row "
+            f"{ms(tail)} after the last write; %%bind ran {median([r['exec'] for r in rs]):.0f} times, "
+            f"{median([r['iopub'] for r in rs]):.0f} IOPub messages"
+        )
     for label in ("peer_pages", "peer_single"):
         rs = res[label]
         write_s = median([r["t_write"] - r["t_first"] for r in rs])
         print(f"   {label}: publishing alone {fmt_rate(rs[0]['n'] / write_s)}")
 
-    print(f"\n-- 2 + 5. latency at 1 kHz (single events paced at 1,000/s, {size['lat_seconds']:g} s per trial, "
-          f"{size['lat_repeat']} trial(s) each, samples pooled); ratio > 1: scandeck slower")
+    print(
+        f"\n-- 2 + 5. latency at 1 kHz (single events paced at 1,000/s, {size['lat_seconds']:g} s per trial, "
+        f"{size['lat_repeat']} trial(s) each, samples pooled); ratio > 1: scandeck slower"
+    )
     sd_lat = [x for r in res["sd_lat"] for x in r["lat"]]
     fast_lat = [x for r in res["sd_lat_fast"] for x in r["lat"]]
     pe_lat = [x for r in res["peer_lat"] for x in r["lat"]]
@@ -733,33 +835,53 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
     for q in (50, 90, 99, 100):
         a, f, b = percentile(sd_lat, q), percentile(fast_lat, q), percentile(pe_lat, q)
         rows.append((f"p{q}" if q < 100 else "max", ms(a), ms(f), ms(b), f"{a / b:.1f}x", f"{f / b:.1f}x"))
-    print_table(["", f"scandeck, live() default ({LIVE_INTERVAL * 1e3:g} ms)",
-                 f"scandeck, interval={FAST_INTERVAL:g}", "peer (0MQ callback)", "default/peer",
-                 "1 ms/peer"], rows)
-    print(f"   samples: {len(sd_lat):,} / {len(fast_lat):,} / {len(pe_lat):,}. live() batches rows: at most one "
-          f"emission per interval, so a row waits up to one interval on top of the transport")
+    print_table(
+        [
+            "",
+            f"scandeck, live() default ({LIVE_INTERVAL * 1e3:g} ms)",
+            f"scandeck, interval={FAST_INTERVAL:g}",
+            "peer (0MQ callback)",
+            "default/peer",
+            "1 ms/peer",
+        ],
+        rows,
+    )
+    print(
+        f"   samples: {len(sd_lat):,} / {len(fast_lat):,} / {len(pe_lat):,}. live() batches rows: at most one "
+        f"emission per interval, so a row waits up to one interval on top of the transport"
+    )
 
     c = res["coalesce"]
     per = 10_000 / c["n"]
-    print(f"\n-- 3. coalescing: one %%bind cell (--every 0.2 default), {c['n']:,} single events "
-          f"at {fmt_rate(c['rate'])}")
-    print_table(["per 10k events", "count"], [
-        ("cell executions", f"{c['exec'] * per:.1f}"),
-        ("IOPub comm_msg updates", f"{c['comm_updates'] * per:.1f}"),
-        ("  of which Output.outputs updates", f"{c['output_updates'] * per:.1f}"),
-        ("IOPub messages, all", f"{c['iopub'] * per:.1f}"),
-    ])
+    print(
+        f"\n-- 3. coalescing: one %%bind cell (--every 0.2 default), {c['n']:,} single events "
+        f"at {fmt_rate(c['rate'])}"
+    )
+    print_table(
+        ["per 10k events", "count"],
+        [
+            ("cell executions", f"{c['exec'] * per:.1f}"),
+            ("IOPub comm_msg updates", f"{c['comm_updates'] * per:.1f}"),
+            ("  of which Output.outputs updates", f"{c['output_updates'] * per:.1f}"),
+            ("IOPub messages, all", f"{c['iopub'] * per:.1f}"),
+        ],
+    )
 
     rt = res["rt"]
     b50, b99 = percentile(rt["base"], 50), percentile(rt["base"], 99)
     f50, f99 = percentile(rt["flow"], 50), percentile(rt["flow"], 99)
-    print(f"\n-- 4. round trip of `1+1` (request → idle), %%bind cell + live row pipeline active; "
-          f"flowing: single events at {fmt_rate(rt['rate'])} (slowest round)")
-    print_table(["", "p50", "p99", "max", "samples"], [
-        ("nothing flowing (baseline)", ms(b50), ms(b99), ms(max(rt["base"])), len(rt["base"])),
-        (f"{size['flow_rate']:,} events/s flowing", ms(f50), ms(f99), ms(max(rt["flow"])), len(rt["flow"])),
-        ("ratio flowing/baseline", f"{f50 / b50:.2f}x", f"{f99 / b99:.2f}x", "", ""),
-    ])
+    print(
+        f"\n-- 4. round trip of `1+1` (request → idle), %%bind cell + live row pipeline active; "
+        f"flowing: single events at {fmt_rate(rt['rate'])} (slowest round)"
+    )
+    print_table(
+        ["", "p50", "p99", "max", "samples"],
+        [
+            ("nothing flowing (baseline)", ms(b50), ms(b99), ms(max(rt["base"])), len(rt["base"])),
+            (f"{size['flow_rate']:,} events/s flowing", ms(f50), ms(f99), ms(max(rt["flow"])), len(rt["flow"])),
+            ("ratio flowing/baseline", f"{f50 / b50:.2f}x", f"{f99 / b99:.2f}x", "", ""),
+        ],
+    )
     print(f"   the pipeline saw {rt['seen']:,} of {rt['n']:,} rows; %%bind ran {rt['exec']} times")
 
     if res.get("breakdown"):
@@ -768,11 +890,14 @@ def report(res: dict[str, Any], size: dict[str, Any]) -> None:
     pages_rate = thr("sd_pages")[0]
     lat99 = percentile(sd_lat, 99)
     print("\n-- goals")
-    print_table(["goal", "measured", "verdict"], [
-        ("≥ 100k events/s via pages", fmt_rate(pages_rate), verdict(pages_rate >= GOALS["pages"])),
-        ("p99 latency < 50 ms at 1 kHz", ms(lat99), verdict(lat99 < GOALS["lat_p99"])),
-        ("round-trip p99 < 100 ms while 10k events/s flow", ms(f99), verdict(f99 < GOALS["rt_p99"])),
-    ])
+    print_table(
+        ["goal", "measured", "verdict"],
+        [
+            ("≥ 100k events/s via pages", fmt_rate(pages_rate), verdict(pages_rate >= GOALS["pages"])),
+            ("p99 latency < 50 ms at 1 kHz", ms(lat99), verdict(lat99 < GOALS["lat_p99"])),
+            ("round-trip p99 < 100 ms while 10k events/s flow", ms(f99), verdict(f99 < GOALS["rt_p99"])),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -96,8 +96,14 @@ DEEP_PAGES = 20
 
 
 def _data_key(name: str, units: str) -> dict[str, Any]:
-    return {"dtype": "number", "shape": [], "source": f"SIM:{name}", "precision": 3, "units": units,
-            "object_name": name.removesuffix("_setpoint")}
+    return {
+        "dtype": "number",
+        "shape": [],
+        "source": f"SIM:{name}",
+        "precision": 3,
+        "units": units,
+        "object_name": name.removesuffix("_setpoint"),
+    }
 
 
 def with_events(start: dict[str, Any], stop: dict[str, Any], seed: int) -> list[Doc]:
@@ -115,8 +121,16 @@ def with_events(start: dict[str, Any], stop: dict[str, Any], seed: int) -> list[
         keys[d], object_keys[d], hints[d] = _data_key(d, "counts"), [d], {"fields": [d]}
     counters: dict[str, int] = {}
     desc = event_model.compose_descriptor(
-        start=start, streams={}, event_counters=counters, name="primary", data_keys=keys,
-        object_keys=object_keys, hints=hints, time=start["time"] + 0.01, validate=False)
+        start=start,
+        streams={},
+        event_counters=counters,
+        name="primary",
+        data_keys=keys,
+        object_keys=object_keys,
+        hints=hints,
+        time=start["time"] + 0.01,
+        validate=False,
+    )
     docs: list[Doc] = [("descriptor", desc.descriptor_doc)]
     n = int(start["num_points"])
     centre = rng.uniform(-0.5, 0.5)
@@ -128,11 +142,29 @@ def with_events(start: dict[str, Any], stop: dict[str, Any], seed: int) -> list[
             data[m], data[f"{m}_setpoint"] = x + rng.gauss(0.0, 1e-4), x
         for d in dets:
             data[d] = 1e4 * math.exp(-(((x - centre) / 0.3) ** 2)) + rng.gauss(0.0, 10.0)
-        docs.append(("event", desc.compose_event(data=data, timestamps=dict.fromkeys(data, t - 1e-3),
-                                                 seq_num=i + 1, time=t, validate=False)))
-    docs.append(("stop", event_model.compose_stop(
-        start=start, event_counters=counters, poison_pill=[], exit_status=stop["exit_status"],
-        reason=stop.get("reason", ""), uid=stop["uid"], time=stop["time"], validate=False)))
+        docs.append(
+            (
+                "event",
+                desc.compose_event(
+                    data=data, timestamps=dict.fromkeys(data, t - 1e-3), seq_num=i + 1, time=t, validate=False
+                ),
+            )
+        )
+    docs.append(
+        (
+            "stop",
+            event_model.compose_stop(
+                start=start,
+                event_counters=counters,
+                poison_pill=[],
+                exit_status=stop["exit_status"],
+                reason=stop.get("reason", ""),
+                uid=stop["uid"],
+                time=stop["time"],
+                validate=False,
+            ),
+        )
+    )
     return docs
 
 
@@ -213,16 +245,25 @@ def page_in_process(cat: scandeck.Catalog, q: str, before: tuple[float, int] | N
     """What ``GET runs`` computes, as scandeck objects: page (+1), total, live list on a first page."""
     view = cat.search(q) if q else cat
     page = view.source.search(view.query, limit=LIMIT + 1, before=before)
-    return {"runs": page[:LIMIT], "live": live_runs(view) if before is None else [], "total": len(view),
-            "next": page[LIMIT - 1] if len(page) > LIMIT else None}
+    return {
+        "runs": page[:LIMIT],
+        "live": live_runs(view) if before is None else [],
+        "total": len(view),
+        "next": page[LIMIT - 1] if len(page) > LIMIT else None,
+    }
 
 
 def page_to_json(result: dict[str, Any]) -> str:
     """The API's JSON of :func:`page_in_process`'s result (what the server adds to it)."""
     nxt = result["next"]
-    return dumps({"runs": [run_summary(s) for s in result["runs"]],
-                  "live": [run_summary(s) for s in result["live"]],
-                  "total": result["total"], "next": encode_cursor(nxt) if nxt is not None else None})
+    return dumps(
+        {
+            "runs": [run_summary(s) for s in result["runs"]],
+            "live": [run_summary(s) for s in result["live"]],
+            "total": result["total"],
+            "next": encode_cursor(nxt) if nxt is not None else None,
+        }
+    )
 
 
 def detail_in_process(cat: scandeck.Catalog, store: str, uid: str) -> dict[str, Any]:
@@ -245,6 +286,7 @@ def picker(values: list[str], box: dict[str, str], key: str) -> Callable[[], Non
 
     def setup() -> None:
         box[key] = next(it)
+
     return setup
 
 
@@ -274,10 +316,13 @@ def run(args: Any, tmp: str) -> None:
     del runs
     gc.collect()
     db_mb = sum(os.path.getsize(os.path.join(store, f)) for f in os.listdir(store)) / 1e6
-    print(f"\n-- store: {n_runs:,} runs, {len(eventful):,} of them with a primary stream "
-          f"({n_events:,} single events); {n_docs:,} documents composed in {fmt_time(compose_s)}, "
-          f"written through cat.writer() in {fmt_time(fill_s)} = {fmt_time(fill_s / n_runs)} per run, "
-          f"{n_docs / fill_s:,.0f} documents/s; {db_mb:.1f} MB", flush=True)
+    print(
+        f"\n-- store: {n_runs:,} runs, {len(eventful):,} of them with a primary stream "
+        f"({n_events:,} single events); {n_docs:,} documents composed in {fmt_time(compose_s)}, "
+        f"written through cat.writer() in {fmt_time(fill_s)} = {fmt_time(fill_s / n_runs)} per run, "
+        f"{n_docs / fill_s:,.0f} documents/s; {db_mb:.1f} MB",
+        flush=True,
+    )
 
     cat = scandeck.open_catalog(store)
     gc.collect()
@@ -309,14 +354,27 @@ def cursor_at(cat: scandeck.Catalog, index: int) -> tuple[str, tuple[float, int]
     return encode_cursor(row), (row.time, row.seq)
 
 
-def measure(args: Any, cat: scandeck.Catalog, store: str, server: JupyterServer, client: Client,
-            eventful: list[str], n_runs: int, repeat: int, rng: random.Random, start_s: float) -> None:
+def measure(
+    args: Any,
+    cat: scandeck.Catalog,
+    store: str,
+    server: JupyterServer,
+    client: Client,
+    eventful: list[str],
+    n_runs: int,
+    repeat: int,
+    rng: random.Random,
+    start_s: float,
+) -> None:
     catalogs = client.json(API + "catalogs")
     default = catalogs["catalogs"][0]
     if "error" in default or not str(default.get("uri", "")).endswith(os.path.join(store, "scandeck.sqlite")):
         raise RuntimeError(f"the server does not serve the benchmark's store: {default}")
-    print(f"   jupyter server (pid {server.pid}, port {server.port}) answered GET catalogs "
-          f"{fmt_time(start_s)} after its start; default catalog {default['uri']}", flush=True)
+    print(
+        f"   jupyter server (pid {server.pid}, port {server.port}) answered GET catalogs "
+        f"{fmt_time(start_s)} after its start; default catalog {default['uri']}",
+        flush=True,
+    )
 
     # -- the pages, each checked against the in-process answer before anything is timed
     view = cat.search(QUERY)
@@ -336,8 +394,13 @@ def measure(args: Any, cat: scandeck.Catalog, store: str, server: JupyterServer,
         ("searched first page", QUERY, None),
     ]
     if q_last_page > 1:  # not in --quick: the query matches one page there
-        pages.append((f"searched page {q_last_page}, the last (cursor)", QUERY,
-                      cursor_at(view, (q_last_page - 1) * LIMIT - 1)[0]))
+        pages.append(
+            (
+                f"searched page {q_last_page}, the last (cursor)",
+                QUERY,
+                cursor_at(view, (q_last_page - 1) * LIMIT - 1)[0],
+            )
+        )
 
     Case = tuple[Callable[[], Any], Callable[[], None] | None]
     groups: dict[str, dict[str, Case]] = {}
@@ -348,8 +411,10 @@ def measure(args: Any, cat: scandeck.Catalog, store: str, server: JupyterServer,
         answer, ref = client.json(path), page_in_process(cat, q, before)
         assert json.loads(page_to_json(ref)) == answer, label
         assert answer["total"] == (n_q if q else n_runs) and ("the last" not in label or answer["next"] is None)
-        groups[label] = {"server": (functools.partial(client.get, path), None),
-                         "in-process": (functools.partial(page_in_process, cat, q, before), None)}
+        groups[label] = {
+            "server": (functools.partial(client.get, path), None),
+            "in-process": (functools.partial(page_in_process, cat, q, before), None),
+        }
         to_json[label], paths[label] = functools.partial(page_to_json, ref), path
 
     # -- detail and preview: a new run with events each time, the same sequence for both contenders
@@ -371,32 +436,70 @@ def measure(args: Any, cat: scandeck.Catalog, store: str, server: JupyterServer,
     to_json["run detail"], paths["run detail"] = functools.partial(dumps, ref_detail), f"{API}runs/{uid0}"
     to_json["preview"], paths["preview"] = functools.partial(dumps, ref_prev), f"{API}runs/{uid0}/preview"
 
-    results = {label: interleaved(cases, repeat, warmup=2, block=max(1, repeat // 5))
-               for label, cases in groups.items()}
+    results = {
+        label: interleaved(cases, repeat, warmup=2, block=max(1, repeat // 5)) for label, cases in groups.items()
+    }
     # The floor of any authenticated jupyter_server API request (its own handler, no thread pool).
     floor = timed(lambda: client.get("/api/status"), repeat, warmup=2)
     # What turning the in-process answer into the API's JSON costs (no store access: timed alone).
     json_times = {label: median(timed(fn, repeat, warmup=2)) for label, fn in to_json.items()}
     sizes = {label: len(client.get(path)) for label, path in paths.items()}
 
-    print(f"\n-- {n_runs:,} runs; query {QUERY!r} matches {n_q:,}; limit={LIMIT}; "
-          f"p50 / p99 of {repeat} repetitions; ratio = server p50 / in-process p50 (the limit)")
+    print(
+        f"\n-- {n_runs:,} runs; query {QUERY!r} matches {n_q:,}; limit={LIMIT}; "
+        f"p50 / p99 of {repeat} repetitions; ratio = server p50 / in-process p50 (the limit)"
+    )
     rows = []
     for label, times in results.items():
         sv, ip = times["server"], times["in-process"]
         extra = median(sv) - median(ip)
-        rows.append((label, fmt_time(percentile(sv, 50)), fmt_time(percentile(sv, 99)),
-                     fmt_time(percentile(ip, 50)), fmt_time(percentile(ip, 99)),
-                     fmt_ratio(median(sv), median(ip)), fmt_time(extra) if extra > 0 else f"-{fmt_time(-extra)}",
-                     fmt_time(json_times[label]), f"{sizes[label] / 1e3:.1f} kB"))
-    rows.append(("floor: GET /api/status", fmt_time(percentile(floor, 50)), fmt_time(percentile(floor, 99)),
-                 "", "", "", "", "", ""))
-    print_table(["request", "server p50", "p99", "in-process p50", "p99", "ratio", "server - in-proc",
-                 "to JSON", "answer"], rows)
-    print(f"   {client.requests:,} requests over {client.connects} TCP connection(s) (keep-alive); "
-          f"walking the first {DEEP_PAGES} pages to the cursor took {fmt_time(walk20_s)}")
+        rows.append(
+            (
+                label,
+                fmt_time(percentile(sv, 50)),
+                fmt_time(percentile(sv, 99)),
+                fmt_time(percentile(ip, 50)),
+                fmt_time(percentile(ip, 99)),
+                fmt_ratio(median(sv), median(ip)),
+                fmt_time(extra) if extra > 0 else f"-{fmt_time(-extra)}",
+                fmt_time(json_times[label]),
+                f"{sizes[label] / 1e3:.1f} kB",
+            )
+        )
+    rows.append(
+        (
+            "floor: GET /api/status",
+            fmt_time(percentile(floor, 50)),
+            fmt_time(percentile(floor, 99)),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        )
+    )
+    print_table(
+        [
+            "request",
+            "server p50",
+            "p99",
+            "in-process p50",
+            "p99",
+            "ratio",
+            "server - in-proc",
+            "to JSON",
+            "answer",
+        ],
+        rows,
+    )
+    print(
+        f"   {client.requests:,} requests over {client.connects} TCP connection(s) (keep-alive); "
+        f"walking the first {DEEP_PAGES} pages to the cursor took {fmt_time(walk20_s)}"
+    )
 
     if args.quick:
+
         def http_page(c: str | None) -> tuple[list[str], str | None]:
             body = client.json(runs_path(before=c))
             return [r["uid"] for r in body["runs"]], body["next"]
@@ -414,15 +517,19 @@ def measure(args: Any, cat: scandeck.Catalog, store: str, server: JupyterServer,
         local_s = time.perf_counter() - t0
         assert local == uids
         pages = math.ceil(n_runs / LIMIT)
-        print(f"\n-- walking all {pages} pages through 'next': server {fmt_time(walk_s)}, in-process "
-              f"{fmt_time(local_s)} ({fmt_ratio(walk_s, local_s)}); {len(uids):,} runs, each exactly once")
+        print(
+            f"\n-- walking all {pages} pages through 'next': server {fmt_time(walk_s)}, in-process "
+            f"{fmt_time(local_s)} ({fmt_ratio(walk_s, local_s)}); {len(uids):,} runs, each exactly once"
+        )
 
     server.stop()  # nothing is measured over HTTP after this; the breakdown adds an index to the store
     fail_soft("breakdown", lambda: breakdown(cat, parse_cursor(last_cursor)))
 
 
-RUN_COLUMNS = ("id, uid, scan_id, time, start, stop, exit_status, num_events, num_documents, "
-               "writer_host, writer_pid, writer_token, writer_open")
+RUN_COLUMNS = (
+    "id, uid, scan_id, time, start, stop, exit_status, num_events, num_documents, "
+    "writer_host, writer_pid, writer_token, writer_open"
+)
 
 
 def breakdown(cat: scandeck.Catalog, last_before: tuple[float, int]) -> None:
@@ -445,13 +552,15 @@ def breakdown(cat: scandeck.Catalog, last_before: tuple[float, int]) -> None:
     }
     if q_last > 0:
         row = src.search(view.query, limit=1, offset=q_last - 1)[0]
-        parts[f"searched page of 51 at its last page's cursor (page {q_last // LIMIT + 1})"] = (
-            lambda: src.search(view.query, limit=LIMIT + 1, before=(row.time, row.seq)))
+        parts[f"searched page of 51 at its last page's cursor (page {q_last // LIMIT + 1})"] = lambda: src.search(
+            view.query, limit=LIMIT + 1, before=(row.time, row.seq)
+        )
     repeat = 15
     rows = [(label, fmt_time(median(timed(fn, repeat, warmup=1)))) for label, fn in parts.items()]
 
     conn = sqlite3.connect(src.db_path)
     try:
+
         def sql_time(sql: str, params: tuple[Any, ...] = ()) -> str:
             return fmt_time(median(timed(lambda: conn.execute(sql, params).fetchall(), repeat, warmup=1)))
 
@@ -459,22 +568,30 @@ def breakdown(cat: scandeck.Catalog, last_before: tuple[float, int]) -> None:
             return "; ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
 
         t, seq = last_before
-        cursor_or = (f"SELECT {RUN_COLUMNS} FROM runs WHERE (1) AND (time < ? OR (time = ? AND id < ?)) "
-                     f"ORDER BY time DESC, id DESC LIMIT {LIMIT + 1}")
-        cursor_rv = (f"SELECT {RUN_COLUMNS} FROM runs WHERE (time, id) < (?, ?) "
-                     f"ORDER BY time DESC, id DESC LIMIT {LIMIT + 1}")
+        cursor_or = (
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE (1) AND (time < ? OR (time = ? AND id < ?)) "
+            f"ORDER BY time DESC, id DESC LIMIT {LIMIT + 1}"
+        )
+        cursor_rv = (
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE (time, id) < (?, ?) "
+            f"ORDER BY time DESC, id DESC LIMIT {LIMIT + 1}"
+        )
         where, params = live_query_sql()
         live_json = f"SELECT {RUN_COLUMNS} FROM runs WHERE {where} ORDER BY time DESC, id DESC LIMIT 200"
-        live_col = (f"SELECT {RUN_COLUMNS} FROM runs WHERE exit_status IS NULL "
-                    "ORDER BY time DESC, id DESC LIMIT 200")
+        live_col = (
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE exit_status IS NULL ORDER BY time DESC, id DESC LIMIT 200"
+        )
         rows += [
             ("SQL: last page's cursor as scandeck writes it (OR)", sql_time(cursor_or, (t, t, seq))),
             ("SQL: the same with a row value, (time, id) < (?, ?)", sql_time(cursor_rv, (t, seq))),
             ("SQL: live list as scandeck writes it (json_extract on stop)", sql_time(live_json, tuple(params))),
             ("SQL: live list on the exit_status column, no index", sql_time(live_col)),
         ]
-        plans = [("cursor, OR", plan(cursor_or, (t, t, seq))), ("cursor, row value", plan(cursor_rv, (t, seq))),
-                 ("live, json", plan(live_json, tuple(params)))]
+        plans = [
+            ("cursor, OR", plan(cursor_or, (t, t, seq))),
+            ("cursor, row value", plan(cursor_rv, (t, seq))),
+            ("live, json", plan(live_json, tuple(params))),
+        ]
         conn.execute("CREATE INDEX bench_unfinished ON runs(time, id) WHERE exit_status IS NULL")
         rows.append(("SQL: the same with a partial index WHERE exit_status IS NULL", sql_time(live_col)))
         plans.append(("live, partial index", plan(live_col)))

@@ -90,12 +90,14 @@ def reference_pipeline(path: str) -> xr.Dataset:
 
 def without_gc(fn):
     """``fn`` run with the cyclic garbage collector paused (reference counting still frees)."""
+
     def call():
         gc.disable()
         try:
             return fn()
         finally:
             gc.enable()
+
     return call
 
 
@@ -205,13 +207,16 @@ def bench_one(label: str, nx: int, ny: int, repeat: int, tmp: str, profile: bool
         assert ds.sizes["time"] == n, (ds.sizes, n)
         assert set(KEYS) <= set(ds.data_vars), list(ds.data_vars)
         assert len(limit()) == n + 3
-        times = interleaved({
-            "sd": (reader, reader.setup),
-            "lim": (limit, gc.collect),
-            "floor": (without_gc(limit), gc.collect),
-            "ref": (lambda: reference_pipeline(mp_path), gc.collect),
-            "sd_nogc": (reader_nogc, reader.setup),
-        }, repeat)
+        times = interleaved(
+            {
+                "sd": (reader, reader.setup),
+                "lim": (limit, gc.collect),
+                "floor": (without_gc(limit), gc.collect),
+                "ref": (lambda: reference_pipeline(mp_path), gc.collect),
+                "sd_nogc": (reader_nogc, reader.setup),
+            },
+            repeat,
+        )
     finally:
         reader.close()
     ref = reference_pipeline(mp_path)
@@ -219,32 +224,57 @@ def bench_one(label: str, nx: int, ny: int, repeat: int, tmp: str, profile: bool
 
     res = {k: median(v) for k, v in times.items()}
     res.update(label=label, n=n, write=write_s, mp_bytes=mp_bytes, db_bytes=db_bytes)
-    print(f"\n-- {label}: {n:,} events, stored by cat.writer() in {fmt_time(write_s)} "
-          f"({n / write_s:,.0f} events/s); SQLite store {db_bytes / 1e6:.1f} MB, "
-          f"msgpack file {mp_bytes / 1e6:.1f} MB; median of {repeat}, cases interleaved")
+    print(
+        f"\n-- {label}: {n:,} events, stored by cat.writer() in {fmt_time(write_s)} "
+        f"({n / write_s:,.0f} events/s); SQLite store {db_bytes / 1e6:.1f} MB, "
+        f"msgpack file {mp_bytes / 1e6:.1f} MB; median of {repeat}, cases interleaved"
+    )
     print_table(
         ["", "median", "per event", "vs limit"],
         [
-            ("scandeck cat[uid].primary.read()", fmt_time(res["sd"]), fmt_time(res["sd"] / n),
-             fmt_ratio(res["sd"], res["lim"])),
+            (
+                "scandeck cat[uid].primary.read()",
+                fmt_time(res["sd"]),
+                fmt_time(res["sd"] / n),
+                fmt_ratio(res["sd"], res["lim"]),
+            ),
             ("limit: msgpack.Unpacker over one file", fmt_time(res["lim"]), fmt_time(res["lim"] / n), "1.00x"),
-            ("  same decode, gc disabled (floor)", fmt_time(res["floor"]), fmt_time(res["floor"] / n),
-             fmt_ratio(res["floor"], res["lim"])),
-            ("reference: msgpack + numpy cols + xarray", fmt_time(res["ref"]), fmt_time(res["ref"] / n),
-             fmt_ratio(res["ref"], res["lim"])),
-            ("what-if: scandeck read, gc disabled", fmt_time(res["sd_nogc"]), fmt_time(res["sd_nogc"] / n),
-             fmt_ratio(res["sd_nogc"], res["lim"])),
+            (
+                "  same decode, gc disabled (floor)",
+                fmt_time(res["floor"]),
+                fmt_time(res["floor"] / n),
+                fmt_ratio(res["floor"], res["lim"]),
+            ),
+            (
+                "reference: msgpack + numpy cols + xarray",
+                fmt_time(res["ref"]),
+                fmt_time(res["ref"] / n),
+                fmt_ratio(res["ref"], res["lim"]),
+            ),
+            (
+                "what-if: scandeck read, gc disabled",
+                fmt_time(res["sd_nogc"]),
+                fmt_time(res["sd_nogc"] / n),
+                fmt_ratio(res["sd_nogc"], res["lim"]),
+            ),
         ],
     )
-    print(f"   scandeck vs gc-disabled floor: {fmt_ratio(res['sd'], res['floor'])} "
-          "(Python's cyclic GC runs over every decoded dict while they pile up)")
+    print(
+        f"   scandeck vs gc-disabled floor: {fmt_ratio(res['sd'], res['floor'])} "
+        "(Python's cyclic GC runs over every decoded dict while they pile up)"
+    )
     parts = fail_soft("breakdown", lambda: breakdown(store, uid, max(3, repeat // 2)))
     if parts:
         total = sum(t for _, t in parts)
-        print(f"   breakdown (each stage timed alone with the GC paused, median; sum {fmt_time(total)} "
-              f"vs end-to-end {fmt_time(res['sd'])}):")
-        print_table(["stage", "time", "share"],
-                    [(k, fmt_time(t), f"{100 * t / total:.0f}%") for k, t in parts], indent="     ")
+        print(
+            f"   breakdown (each stage timed alone with the GC paused, median; sum {fmt_time(total)} "
+            f"vs end-to-end {fmt_time(res['sd'])}):"
+        )
+        print_table(
+            ["stage", "time", "share"],
+            [(k, fmt_time(t), f"{100 * t / total:.0f}%") for k, t in parts],
+            indent="     ",
+        )
     if profile:
         reader = ScandeckRead(store, uid)
         try:
@@ -270,17 +300,30 @@ def main() -> int:
     print("\n-- summary")
     print_table(
         ["run", "events", "scandeck", "msgpack limit", "ratio", f"<= {GOAL_RATIO:g}x limit"],
-        [(r["label"], f"{r['n']:,}", fmt_time(r["sd"]), fmt_time(r["lim"]),
-          fmt_ratio(r["sd"], r["lim"]), verdict(r["sd"] <= GOAL_RATIO * r["lim"])) for r in results],
+        [
+            (
+                r["label"],
+                f"{r['n']:,}",
+                fmt_time(r["sd"]),
+                fmt_time(r["lim"]),
+                fmt_ratio(r["sd"], r["lim"]),
+                verdict(r["sd"] <= GOAL_RATIO * r["lim"]),
+            )
+            for r in results
+        ],
     )
     small = results[0]
-    print(f"   goal 'within {GOAL_RATIO:g}x of the limit': "
-          f"{verdict(all(r['sd'] <= GOAL_RATIO * r['lim'] for r in results))}")
+    print(
+        f"   goal 'within {GOAL_RATIO:g}x of the limit': "
+        f"{verdict(all(r['sd'] <= GOAL_RATIO * r['lim'] for r in results))}"
+    )
     if args.quick:
         print("   goal '<50 ms for 5,625 events': not measured (--quick uses smaller runs)")
     else:
-        print(f"   goal '<50 ms for 5,625 events': {verdict(small['sd'] < GOAL_SMALL_SECONDS)} "
-              f"({fmt_time(small['sd'])})")
+        print(
+            f"   goal '<50 ms for 5,625 events': {verdict(small['sd'] < GOAL_SMALL_SECONDS)} "
+            f"({fmt_time(small['sd'])})"
+        )
     return 0
 
 

@@ -68,10 +68,28 @@ from _kernel import Child, emit, kill_children  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 
-FULL = {"pages_n": 100_000, "page": 100, "single_n": 10_000, "repeat_pages": 5, "repeat_single": 3,
-        "lat_rate": 1000.0, "lat_seconds": 2.0, "lat_repeat": 2, "warmup": True}
-QUICK = {"pages_n": 5_000, "page": 100, "single_n": 1_000, "repeat_pages": 1, "repeat_single": 1,
-         "lat_rate": 1000.0, "lat_seconds": 0.3, "lat_repeat": 1, "warmup": False}
+FULL = {
+    "pages_n": 100_000,
+    "page": 100,
+    "single_n": 10_000,
+    "repeat_pages": 5,
+    "repeat_single": 3,
+    "lat_rate": 1000.0,
+    "lat_seconds": 2.0,
+    "lat_repeat": 2,
+    "warmup": True,
+}
+QUICK = {
+    "pages_n": 5_000,
+    "page": 100,
+    "single_n": 1_000,
+    "repeat_pages": 1,
+    "repeat_single": 1,
+    "lat_rate": 1000.0,
+    "lat_seconds": 0.3,
+    "lat_repeat": 1,
+    "warmup": False,
+}
 #: The issue's goal: scandeck at ≥ 50 % of the raw limit's events/s with event pages.
 GOAL_SHARE = 0.5
 #: The raw limit's pipelining: a round trip per this many documents (500 pages are ~7 MB; a
@@ -191,8 +209,12 @@ def produce_one(commands: Any, kind: str, target: str, total: int, page: int, ra
             for seq in range(1, total + 1):
                 _, data, _ = next(rows)
                 now = time.time()
-                sink("event", desc.compose_event(data=data, timestamps=dict.fromkeys(data, now), seq_num=seq,
-                                                 time=now, validate=False))
+                sink(
+                    "event",
+                    desc.compose_event(
+                        data=data, timestamps=dict.fromkeys(data, now), seq_num=seq, time=now, validate=False
+                    ),
+                )
                 ahead = t0 + seq / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
@@ -429,8 +451,9 @@ class Bench:
         info = self.client.info("cpu")
         return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
-    def trial(self, kind: str, n: int, *, page: int = 1, rate: float = 0.0,
-              latency: bool = False) -> dict[str, Any]:
+    def trial(
+        self, kind: str, n: int, *, page: int = 1, rate: float = 0.0, latency: bool = False
+    ) -> dict[str, Any]:
         self.k += 1
         prefix = f"bench-{self.k}"
         target = {"scandeck": f"{self.redis.url}?prefix={prefix}", "zmq": self.zmq_in}.get(kind, self.redis.url)
@@ -457,10 +480,20 @@ class Bench:
         producer.send("end")
         producer.get(120)
         self.client.flushdb()
-        return {"kind": kind, "n": n, "events": tally.events, "docs": tally.docs,
-                "t_first": wrote["t_first"], "t_write": wrote["t_last"], "t_stop": tally.t_stop,
-                "t_end": tally.t_stop or tally.t_last or wrote["t_last"], "lat": tally.lat,
-                "cpu_producer": wrote["cpu"], "cpu_server": server_cpu, "cpu_follower": tally.cpu}
+        return {
+            "kind": kind,
+            "n": n,
+            "events": tally.events,
+            "docs": tally.docs,
+            "t_first": wrote["t_first"],
+            "t_write": wrote["t_last"],
+            "t_stop": tally.t_stop,
+            "t_end": tally.t_stop or tally.t_last or wrote["t_last"],
+            "lat": tally.lat,
+            "cpu_producer": wrote["cpu"],
+            "cpu_server": server_cpu,
+            "cpu_follower": tally.cpu,
+        }
 
     def close(self) -> None:
         """Stop what this benchmark started, each by its own pid; idempotent."""
@@ -478,12 +511,24 @@ def run_all(bench: Bench, size: dict[str, Any]) -> dict[str, list[dict[str, Any]
     pages_n, page, single_n = size["pages_n"], size["page"], size["single_n"]
     lat_n = int(size["lat_rate"] * size["lat_seconds"])
     scenarios = [
-        ("pages", size["repeat_pages"], ("scandeck", "raw", "raw-prepacked", "zmq"),
-         lambda kind: bench.trial(kind, pages_n, page=page)),
-        ("single", size["repeat_single"], ("scandeck", "raw", "raw-prepacked", "zmq"),
-         lambda kind: bench.trial(kind, single_n)),
-        ("latency", size["lat_repeat"], ("scandeck", "raw", "zmq"),
-         lambda kind: bench.trial(kind, lat_n, rate=size["lat_rate"], latency=True)),
+        (
+            "pages",
+            size["repeat_pages"],
+            ("scandeck", "raw", "raw-prepacked", "zmq"),
+            lambda kind: bench.trial(kind, pages_n, page=page),
+        ),
+        (
+            "single",
+            size["repeat_single"],
+            ("scandeck", "raw", "raw-prepacked", "zmq"),
+            lambda kind: bench.trial(kind, single_n),
+        ),
+        (
+            "latency",
+            size["lat_repeat"],
+            ("scandeck", "raw", "zmq"),
+            lambda kind: bench.trial(kind, lat_n, rate=size["lat_rate"], latency=True),
+        ),
     ]
     if size["warmup"]:  # one untimed round: first-use costs in this process
         for kind in ("scandeck", "raw", "zmq"):
@@ -494,8 +539,11 @@ def run_all(bench: Bench, size: dict[str, Any]) -> dict[str, list[dict[str, Any]
             for kind in kinds[shift:] + kinds[:shift]:
                 res = fn(kind)
                 out.setdefault(f"{scenario}/{kind}", []).append(res)
-                extra = (f"p99 {fmt_time(percentile(res['lat'], 99))}" if res["lat"]
-                         else fmt_rate(events_rate(res)) + " events")
+                extra = (
+                    f"p99 {fmt_time(percentile(res['lat'], 99))}"
+                    if res["lat"]
+                    else fmt_rate(events_rate(res)) + " events"
+                )
                 print(f"   . {scenario} {kind} #{r + 1}: {extra}", file=sys.stderr)
     return out
 
@@ -534,22 +582,49 @@ def delivered(rs: list[dict[str, Any]]) -> str:
 
 def report(res: dict[str, list[dict[str, Any]]], size: dict[str, Any]) -> float:
     """Print the tables; return scandeck's share of the limit with pages (the goal's figure)."""
-    print(f"\n-- 1. throughput, producer process → follower in this process (median of {size['repeat_pages']} "
-          f"(pages) / {size['repeat_single']} (single) trials; from just before the first event document is "
-          "written to the stop document's arrival)")
+    print(
+        f"\n-- 1. throughput, producer process → follower in this process (median of {size['repeat_pages']} "
+        f"(pages) / {size['repeat_single']} (single) trials; from just before the first event document is "
+        "written to the stop document's arrival)"
+    )
     rows = []
-    for scenario, label in (("pages", f"{size['pages_n']:,} events as event_pages of {size['page']}"),
-                            ("single", f"{size['single_n']:,} single events")):
+    for scenario, label in (
+        ("pages", f"{size['pages_n']:,} events as event_pages of {size['page']}"),
+        ("single", f"{size['single_n']:,} single events"),
+    ):
         for what, fn in (("events/s", events_rate), ("documents/s", docs_rate)):
             if scenario == "single" and what == "documents/s":
                 continue  # one document per event
             sd, raw, pre, zmq = (med(res[f"{scenario}/{k}"], fn) for k in CONTENDERS)
-            rows.append((f"{label}, {what}", fmt_rate(sd), fmt_rate(raw), fmt_rate(pre), fmt_rate(zmq),
-                         f"{sd / raw:.2f}x", f"{sd / pre:.2f}x", f"{sd / zmq:.2f}x"))
-    print_table(["case", "scandeck", "raw limit", "raw, pre-packed", "0MQ peer", "scandeck/limit",
-                 "scandeck/pre-packed", "scandeck/0MQ"], rows)
-    print("   ratio > 1: scandeck faster. raw limit: pack + pipelined XADD, XREAD BLOCK + unpack; pre-packed: "
-          "the same with the payloads packed beforehand (untimed): the transport alone")
+            rows.append(
+                (
+                    f"{label}, {what}",
+                    fmt_rate(sd),
+                    fmt_rate(raw),
+                    fmt_rate(pre),
+                    fmt_rate(zmq),
+                    f"{sd / raw:.2f}x",
+                    f"{sd / pre:.2f}x",
+                    f"{sd / zmq:.2f}x",
+                )
+            )
+    print_table(
+        [
+            "case",
+            "scandeck",
+            "raw limit",
+            "raw, pre-packed",
+            "0MQ peer",
+            "scandeck/limit",
+            "scandeck/pre-packed",
+            "scandeck/0MQ",
+        ],
+        rows,
+    )
+    print(
+        "   ratio > 1: scandeck faster. raw limit: pack + pipelined XADD, XREAD BLOCK + unpack; pre-packed: "
+        "the same with the payloads packed beforehand (untimed): the transport alone"
+    )
     notes = []
     for scenario in ("pages", "single"):
         for kind in CONTENDERS:
@@ -559,54 +634,81 @@ def report(res: dict[str, list[dict[str, Any]]], size: dict[str, Any]) -> float:
     print("\n".join(notes) if notes else "   every trial delivered every document, stop included")
 
     print("\n   spread (min–max events/s over the trials)")
-    print_table(["case"] + [CONTENDERS[k] for k in CONTENDERS],
-                [(scenario, *(spread(res[f"{scenario}/{k}"], events_rate) for k in CONTENDERS))
-                 for scenario in ("pages", "single")])
+    print_table(
+        ["case"] + [CONTENDERS[k] for k in CONTENDERS],
+        [
+            (scenario, *(spread(res[f"{scenario}/{k}"], events_rate) for k in CONTENDERS))
+            for scenario in ("pages", "single")
+        ],
+    )
 
-    print("\n   where the time goes (medians). producer alone: its events / its writing time (first write to the "
-          "last one acknowledged); tail: the stop's arrival after the producer was done (0: the follower kept "
-          "up); CPU per 1,000 events of the producer process, the server (redis-server, resp. the 0MQ proxy) "
-          "and the follower")
+    print(
+        "\n   where the time goes (medians). producer alone: its events / its writing time (first write to the "
+        "last one acknowledged); tail: the stop's arrival after the producer was done (0: the follower kept "
+        "up); CPU per 1,000 events of the producer process, the server (redis-server, resp. the 0MQ proxy) "
+        "and the follower"
+    )
     rows = []
     for scenario in ("pages", "single"):
         for kind in CONTENDERS:
             rs = res[f"{scenario}/{kind}"]
             per = 1000 / rs[0]["n"]
-            rows.append((f"{scenario}, {CONTENDERS[kind]}",
-                         fmt_rate(med(rs, lambda r: r["n"] / (r["t_write"] - r["t_first"]))),
-                         fmt_time(med(rs, lambda r: max(0.0, r["t_end"] - r["t_write"]))),
-                         fmt_time(med(rs, lambda r: r["cpu_producer"]) * per),
-                         fmt_time(med(rs, lambda r: r["cpu_server"]) * per),
-                         fmt_time(med(rs, lambda r: r["cpu_follower"]) * per)))
+            rows.append(
+                (
+                    f"{scenario}, {CONTENDERS[kind]}",
+                    fmt_rate(med(rs, lambda r: r["n"] / (r["t_write"] - r["t_first"]))),
+                    fmt_time(med(rs, lambda r: max(0.0, r["t_end"] - r["t_write"]))),
+                    fmt_time(med(rs, lambda r: r["cpu_producer"]) * per),
+                    fmt_time(med(rs, lambda r: r["cpu_server"]) * per),
+                    fmt_time(med(rs, lambda r: r["cpu_follower"]) * per),
+                )
+            )
     print_table(["case", "producer alone", "tail", "CPU producer", "CPU server", "CPU follower"], rows)
 
     lat_n = int(size["lat_rate"] * size["lat_seconds"])
-    print(f"\n-- 2. latency: {lat_n:,} single events paced at {size['lat_rate']:,.0f}/s, {size['lat_repeat']} "
-          "trial(s) each, samples pooled; arrival time.time() - the event's time (set just before writing)")
+    print(
+        f"\n-- 2. latency: {lat_n:,} single events paced at {size['lat_rate']:,.0f}/s, {size['lat_repeat']} "
+        "trial(s) each, samples pooled; arrival time.time() - the event's time (set just before writing)"
+    )
     lats = {k: [x for r in res[f"latency/{k}"] for x in r["lat"]] for k in ("scandeck", "raw", "zmq")}
     rows = []
     for q in (50, 90, 99, 100):
         sd, raw, zmq = (percentile(lats[k], q) for k in ("scandeck", "raw", "zmq"))
-        rows.append(("max" if q == 100 else f"p{q}", fmt_time(sd), fmt_time(raw), fmt_time(zmq),
-                     f"{sd / raw:.1f}x", f"{sd / zmq:.1f}x"))
+        rows.append(
+            (
+                "max" if q == 100 else f"p{q}",
+                fmt_time(sd),
+                fmt_time(raw),
+                fmt_time(zmq),
+                f"{sd / raw:.1f}x",
+                f"{sd / zmq:.1f}x",
+            )
+        )
     print_table(["", "scandeck", "raw limit", "0MQ peer", "scandeck/limit", "scandeck/0MQ"], rows)
     counts = " / ".join(f"{len(lats[k]):,}" for k in ("scandeck", "raw", "zmq"))
     print(f"   ratio > 1: scandeck slower. samples: {counts} (of {lat_n * size['lat_repeat']:,} each)")
 
     share = med(res["pages/scandeck"], events_rate) / med(res["pages/raw"], events_rate)
     print("\n-- goal")
-    print_table(["goal", "measured", "verdict"], [
-        (f"≥ {GOAL_SHARE:.0%} of the raw limit with event pages", f"{share:.0%} of the limit",
-         verdict(share >= GOAL_SHARE)),
-    ])
+    print_table(
+        ["goal", "measured", "verdict"],
+        [
+            (
+                f"≥ {GOAL_SHARE:.0%} of the raw limit with event pages",
+                f"{share:.0%} of the limit",
+                verdict(share >= GOAL_SHARE),
+            ),
+        ],
+    )
     return share
 
 
 def main() -> int:
     args = parse_args(__doc__.splitlines()[0])
     size = QUICK if args.quick else FULL
-    banner("redis_live: writer → follow_run over Redis vs raw XADD/XREAD (limit) and bluesky 0MQ (peer)",
-           args.quick)
+    banner(
+        "redis_live: writer → follow_run over Redis vs raw XADD/XREAD (limit) and bluesky 0MQ (peer)", args.quick
+    )
     import redis
 
     print(f"   redis-py {redis.__version__}, hiredis {'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}")

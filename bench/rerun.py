@@ -45,12 +45,12 @@ from _common import banner, fail_soft, fmt_ratio, fmt_time, parse_args, print_ta
 
 GOAL = 3.0
 WORKERS = 2
-ANALYSIS = '''\
+ANALYSIS = """\
 import scandeck
 cat = scandeck.open_catalog(catalog)
 ds = cat[scan_uid].primary.read()
 peak = float(ds["motor"][int(ds["det"].values.argmax())])
-print(f"peak {peak:.4f} events {ds.sizes['time']}")'''
+print(f"peak {peak:.4f} events {ds.sizes['time']}")"""
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -59,19 +59,38 @@ print(f"peak {peak:.4f} events {ds.sizes['time']}")'''
 def scan_docs(scan_id: int, center: float, num: int, t0: float) -> list[tuple[str, dict]]:
     """A finished 1-D ``scan`` of ``motor`` with ``det`` a Gaussian at ``center``."""
     bundle = event_model.compose_run(
-        metadata={"scan_id": scan_id, "plan_name": "scan", "sample": "Ni", "motors": ["motor"],
-                  "detectors": ["det"], "num_points": num, "bench": "rerun"}, time=t0)
+        metadata={
+            "scan_id": scan_id,
+            "plan_name": "scan",
+            "sample": "Ni",
+            "motors": ["motor"],
+            "detectors": ["det"],
+            "num_points": num,
+            "bench": "rerun",
+        },
+        time=t0,
+    )
     desc = bundle.compose_descriptor(
-        name="primary", time=t0,
-        data_keys={"motor": {"dtype": "number", "shape": [], "source": "SIM:motor", "units": "mm"},
-                   "det": {"dtype": "number", "shape": [], "source": "SIM:det", "units": "counts"}})
+        name="primary",
+        time=t0,
+        data_keys={
+            "motor": {"dtype": "number", "shape": [], "source": "SIM:motor", "units": "mm"},
+            "det": {"dtype": "number", "shape": [], "source": "SIM:det", "units": "counts"},
+        },
+    )
     docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc)]
     for i in range(num):
         x = -2.0 + 4.0 * i / (num - 1)
         t = t0 + 0.1 * (i + 1)
-        det = 1000.0 * math.exp(-((x - center) ** 2) / (2 * 0.3 ** 2))
-        docs.append(("event", desc.compose_event(data={"motor": x, "det": det},
-                                                 timestamps={"motor": t, "det": t}, seq_num=i + 1, time=t)))
+        det = 1000.0 * math.exp(-((x - center) ** 2) / (2 * 0.3**2))
+        docs.append(
+            (
+                "event",
+                desc.compose_event(
+                    data={"motor": x, "det": det}, timestamps={"motor": t, "det": t}, seq_num=i + 1, time=t
+                ),
+            )
+        )
     docs.append(("stop", bundle.compose_stop(exit_status="success", time=t0 + 0.1 * (num + 1))))
     return docs
 
@@ -79,7 +98,7 @@ def scan_docs(scan_id: int, center: float, num: int, t0: float) -> list[tuple[st
 def expected_line(center: float, num: int) -> str:
     """What the notebook prints for that scan, computed here without scandeck."""
     xs = [-2.0 + 4.0 * i / (num - 1) for i in range(num)]
-    best = max(range(num), key=lambda i: (math.exp(-((xs[i] - center) ** 2) / (2 * 0.3 ** 2)), -i))
+    best = max(range(num), key=lambda i: (math.exp(-((xs[i] - center) ** 2) / (2 * 0.3**2)), -i))
     return f"peak {xs[best]:.4f} events {num}"
 
 
@@ -144,25 +163,60 @@ def peer_loop(nb: Path, store: Path, scans: list[tuple[str, int, str]], out: Pat
     for uid, scan_id, _ in scans:
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [*_tool("papermill"), str(nb), str(out / f"{scan_id}-{uid[:8]}.ipynb"), "-p", "scan_uid", uid,
-             "-p", "catalog", str(store), "--no-progress-bar"],
-            cwd=nb.parent, env=env, capture_output=True, text=True)
+            [
+                *_tool("papermill"),
+                str(nb),
+                str(out / f"{scan_id}-{uid[:8]}.ipynb"),
+                "-p",
+                "scan_uid",
+                uid,
+                "-p",
+                "catalog",
+                str(store),
+                "--no-progress-bar",
+            ],
+            cwd=nb.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         walls.append(time.perf_counter() - t0)
         if proc.returncode != 0:
-            print(f"   peer: papermill failed on scan {scan_id}: {proc.stderr.strip().splitlines()[-1:]}",
-                  file=sys.stderr)
+            print(
+                f"   peer: papermill failed on scan {scan_id}: {proc.stderr.strip().splitlines()[-1:]}",
+                file=sys.stderr,
+            )
     return walls
 
 
-def scandeck_batch(record_id: str, store: Path, prov: Path, out: Path, env: dict,
-                   executor: str = "local") -> tuple[float, str]:
+def scandeck_batch(
+    record_id: str, store: Path, prov: Path, out: Path, env: dict, executor: str = "local"
+) -> tuple[float, str]:
     """``scandeck rerun ID --query ... --workers 2``: its wall time and its stdout."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [*_tool("scandeck"), "rerun", record_id, "--query", 'bench == "rerun"', "--workers", str(WORKERS),
-         "--catalog", str(store), "--store", str(prov), "--output-dir", str(out), "--no-progress",
-         "--executor", executor],
-        env=env, capture_output=True, text=True)
+        [
+            *_tool("scandeck"),
+            "rerun",
+            record_id,
+            "--query",
+            'bench == "rerun"',
+            "--workers",
+            str(WORKERS),
+            "--catalog",
+            str(store),
+            "--store",
+            str(prov),
+            "--output-dir",
+            str(out),
+            "--no-progress",
+            "--executor",
+            executor,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         print(f"   scandeck rerun exited {proc.returncode}: {proc.stderr.strip()[-500:]}", file=sys.stderr)
@@ -173,12 +227,19 @@ def scandeck_batch(record_id: str, store: Path, prov: Path, out: Path, env: dict
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--compare-cold", action="store_true",
-        help="also time the pool without kernels booted ahead (--executor local-cold)"))
+    args = parse_args(
+        __doc__.splitlines()[0],
+        lambda p: p.add_argument(
+            "--compare-cold",
+            action="store_true",
+            help="also time the pool without kernels booted ahead (--executor local-cold)",
+        ),
+    )
     n = 6 if args.quick else 50
-    banner(f"rerun: {n} reruns of an analysis notebook, scandeck rerun --workers {WORKERS} vs a papermill loop",
-           args.quick)
+    banner(
+        f"rerun: {n} reruns of an analysis notebook, scandeck rerun --workers {WORKERS} vs a papermill loop",
+        args.quick,
+    )
     root = Path(tempfile.mkdtemp(prefix="scandeck-bench-rerun-"))
     try:
         return run(root, n, args.compare_cold)
@@ -197,10 +258,17 @@ def run(root: Path, n: int, compare_cold: bool = False) -> int:
     scans = write_scans(store, n)
     nb = root / "peak.ipynb"
     write_notebook(nb, store)
-    record, _ = execute(nb, root / "peak.out.ipynb", parameters={"scan_uid": scans[0][0]},
-                        recording=Recording(kind="batch", name="peak", store=prov), cwd=root)
-    print(f"   setup: {n} scans written, notebook recorded as {record.id[:8]} ({record.status}) "
-          f"in {fmt_time(time.perf_counter() - t0)}")
+    record, _ = execute(
+        nb,
+        root / "peak.out.ipynb",
+        parameters={"scan_uid": scans[0][0]},
+        recording=Recording(kind="batch", name="peak", store=prov),
+        cwd=root,
+    )
+    print(
+        f"   setup: {n} scans written, notebook recorded as {record.id[:8]} ({record.status}) "
+        f"in {fmt_time(time.perf_counter() - t0)}"
+    )
 
     peer_out, sd_out = root / "peer", root / "reruns"
     peer_out.mkdir()
@@ -229,10 +297,16 @@ def run(root: Path, n: int, compare_cold: bool = False) -> int:
     ok_records = sum(r.status == "ok" and r.target_scan is not None for r in reruns) // (2 if compare_cold else 1)
 
     # -- per-notebook figures
-    sd_cells = [cells_seconds(sd_out / f"{s}-{u[:8]}.ipynb") for u, s, _ in scans
-                if (sd_out / f"{s}-{u[:8]}.ipynb").exists()]
-    peer_cells = [cells_seconds(peer_out / f"{s}-{u[:8]}.ipynb") for u, s, _ in scans
-                  if (peer_out / f"{s}-{u[:8]}.ipynb").exists()]
+    sd_cells = [
+        cells_seconds(sd_out / f"{s}-{u[:8]}.ipynb")
+        for u, s, _ in scans
+        if (sd_out / f"{s}-{u[:8]}.ipynb").exists()
+    ]
+    peer_cells = [
+        cells_seconds(peer_out / f"{s}-{u[:8]}.ipynb")
+        for u, s, _ in scans
+        if (peer_out / f"{s}-{u[:8]}.ipynb").exists()
+    ]
     sd_latency = _latencies(sd_stdout)
 
     def p50(values: list[float]) -> str:
@@ -242,36 +316,66 @@ def run(root: Path, n: int, compare_cold: bool = False) -> int:
         return fmt_time(statistics.median(total) - statistics.median(cells)) if total and cells else "?"
 
     rows = [
-        ["scandeck rerun --workers 2", fmt_time(sd_wall), fmt_time(sd_wall / n), p50(sd_latency), p50(sd_cells),
-         overhead(sd_latency, sd_cells)],
-        ["peer: papermill CLI loop", fmt_time(peer_wall), fmt_time(peer_wall / n), p50(peer_walls),
-         p50(peer_cells), overhead(peer_walls, peer_cells)],
+        [
+            "scandeck rerun --workers 2",
+            fmt_time(sd_wall),
+            fmt_time(sd_wall / n),
+            p50(sd_latency),
+            p50(sd_cells),
+            overhead(sd_latency, sd_cells),
+        ],
+        [
+            "peer: papermill CLI loop",
+            fmt_time(peer_wall),
+            fmt_time(peer_wall / n),
+            p50(peer_walls),
+            p50(peer_cells),
+            overhead(peer_walls, peer_cells),
+        ],
     ]
     if compare_cold:
         cold_cells = [cells_seconds(p) for p in cold_out.glob("*.ipynb")]
         cold_latency = _latencies(cold_stdout)
-        rows.insert(1, ["  same, --executor local-cold", fmt_time(cold_wall), fmt_time(cold_wall / n),
-                        p50(cold_latency), p50(cold_cells), overhead(cold_latency, cold_cells)])
+        rows.insert(
+            1,
+            [
+                "  same, --executor local-cold",
+                fmt_time(cold_wall),
+                fmt_time(cold_wall / n),
+                p50(cold_latency),
+                p50(cold_cells),
+                overhead(cold_latency, cold_cells),
+            ],
+        )
     print()
-    print_table(["contender", "wall", "per notebook", "one notebook (p50)", "its cells (p50)", "overhead (p50)"],
-                rows)
+    print_table(
+        ["contender", "wall", "per notebook", "one notebook (p50)", "its cells (p50)", "overhead (p50)"], rows
+    )
     ratio = peer_wall / sd_wall
     print()
     print(f"   speed-up vs peer (papermill loop wall / scandeck wall): {fmt_ratio(peer_wall, sd_wall)}")
     if compare_cold:
-        print(f"   without kernels booted ahead (local-cold): {fmt_ratio(peer_wall, cold_wall)}; "
-              f"the warm pool gains {fmt_ratio(cold_wall, sd_wall)}")
+        print(
+            f"   without kernels booted ahead (local-cold): {fmt_ratio(peer_wall, cold_wall)}; "
+            f"the warm pool gains {fmt_ratio(cold_wall, sd_wall)}"
+        )
     who = "scandeck (warm and cold pool)" if compare_cold else "scandeck"
-    print(f"   outputs: {n - missing - len(mismatches)}/{n} identical between {who} and the peer (fresh kernels) "
-          f"and equal to the data's peak; {len(mismatches)} differ, {missing} missing")
+    print(
+        f"   outputs: {n - missing - len(mismatches)}/{n} identical between {who} and the peer (fresh kernels) "
+        f"and equal to the data's peak; {len(mismatches)} differ, {missing} missing"
+    )
     for scan_id, a, b, expected in mismatches[:5]:
         print(f"     scan {scan_id}: peer {a!r}, scandeck {b!r}, expected {expected!r}")
     print(f"   records: {ok_records}/{n} reruns recorded ok with parent {record.id[:8]} and their target scan")
     met = ratio >= GOAL and not mismatches and not missing
-    print(f"   goal >= {GOAL:.0f}x the sequential loop: {verdict(met)} ({ratio:.2f}x)"
-          f"{'  [--quick: not representative]' if n < 50 else ''}")
-    fail_soft("load", lambda: print(f"   load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-                                    flush=True))
+    print(
+        f"   goal >= {GOAL:.0f}x the sequential loop: {verdict(met)} ({ratio:.2f}x)"
+        f"{'  [--quick: not representative]' if n < 50 else ''}"
+    )
+    fail_soft(
+        "load",
+        lambda: print(f"   load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True),
+    )
     return 0
 
 

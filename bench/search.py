@@ -56,14 +56,36 @@ from scandeck.queries import parse  # noqa: E402
 
 QUERY = 'plan_name == "scan" and sample == "Ni"'
 PLANS = ("count", "scan", "grid_scan", "rel_scan")
-SAMPLES = ("Ni", "Cu", "Fe", "Si", "LaB6", "CeO2", "Al2O3", "Au", "Ag", "Pt", "Pd", "Ti",
-           "ZnO", "GaAs", "SrTiO3", "MgO", "NaCl", "KBr", "TiO2", "Y2O3")
+SAMPLES = (
+    "Ni",
+    "Cu",
+    "Fe",
+    "Si",
+    "LaB6",
+    "CeO2",
+    "Al2O3",
+    "Au",
+    "Ag",
+    "Pt",
+    "Pd",
+    "Ti",
+    "ZnO",
+    "GaAs",
+    "SrTiO3",
+    "MgO",
+    "NaCl",
+    "KBr",
+    "TiO2",
+    "Y2O3",
+)
 OPERATORS = ("jdoe", "asmith", "mchen", "rpatel", "lgarcia")
 MOTORS = ("motor", "motor1", "motor2", "sample_x", "sample_y", "theta")
 DETECTORS = ("det", "det4", "diode", "I0", "It")
 
-RUN_COLUMNS = ("id, uid, scan_id, time, start, stop, exit_status, num_events, num_documents, "
-               "writer_host, writer_pid, writer_token, writer_open")
+RUN_COLUMNS = (
+    "id, uid, scan_id, time, start, stop, exit_status, num_events, num_documents, "
+    "writer_host, writer_pid, writer_token, writer_open"
+)
 SQL_WHERE = "json_extract(start,'$.plan_name')='scan' AND json_extract(start,'$.sample')='Ni'"
 
 
@@ -75,8 +97,7 @@ def make_runs(n: int, seed: int = 1) -> list[tuple[dict, dict]]:
     for i in range(n):
         plan = rng.choice(PLANS)
         num = 1 if plan == "count" and rng.random() < 0.5 else rng.choice((5, 11, 21, 41, 101, 121))
-        motors = [] if plan == "count" else (["motor1", "motor2"] if plan == "grid_scan"
-                                             else [rng.choice(MOTORS)])
+        motors = [] if plan == "count" else (["motor1", "motor2"] if plan == "grid_scan" else [rng.choice(MOTORS)])
         dets = sorted(rng.sample(DETECTORS, rng.randint(1, 3)))
         md = {
             "scan_id": i + 1,
@@ -131,9 +152,11 @@ def main() -> int:
         runs = make_runs(n_runs)
         compose_s = time.perf_counter() - t0
         fill_s = fill_store(store, runs)
-        print(f"\n-- store: {n_runs:,} runs (start+stop) composed in {fmt_time(compose_s)}; "
-              f"written through cat.writer() in {fmt_time(fill_s)} "
-              f"= {fmt_time(fill_s / n_runs)} per run, {2 * n_runs / fill_s:,.0f} documents/s")
+        print(
+            f"\n-- store: {n_runs:,} runs (start+stop) composed in {fmt_time(compose_s)}; "
+            f"written through cat.writer() in {fmt_time(fill_s)} "
+            f"= {fmt_time(fill_s / n_runs)} per run, {2 * n_runs / fill_s:,.0f} documents/s"
+        )
         uids = [s["uid"] for s, _ in runs]
         del runs
         gc.collect()
@@ -147,8 +170,10 @@ def main() -> int:
         load_s = time.perf_counter() - t0
         gc.collect()
         gc.freeze()  # the benchmark's own 100k dicts: no GC pauses charged to whoever runs next
-        print(f"   store size {db_mb:.1f} MB; loading every start document into Python "
-              f"(SELECT + json.loads) takes {fmt_time(load_s)} (once, untimed below)")
+        print(
+            f"   store size {db_mb:.1f} MB; loading every start document into Python "
+            f"(SELECT + json.loads) takes {fmt_time(load_s)} (once, untimed below)"
+        )
 
         # Every answer checked against the others before timing.
         expect = sum(1 for s in starts if s.get("plan_name") == "scan" and s.get("sample") == "Ni")
@@ -163,6 +188,7 @@ def main() -> int:
         def pick(kind):  # a fresh key per call, the same key for all three peers of a round
             def setup():
                 picked[kind] = next(it[kind])
+
             return setup
 
         def sql_rows(sql, params=()):
@@ -178,8 +204,7 @@ def main() -> int:
                         break
             return out
 
-        page_sql = (f"SELECT {RUN_COLUMNS} FROM runs WHERE {SQL_WHERE} "
-                    "ORDER BY time DESC, id DESC LIMIT 20")
+        page_sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE {SQL_WHERE} ORDER BY time DESC, id DESC LIMIT 20"
         count_sql = f"SELECT count(*) FROM runs WHERE {SQL_WHERE}"
         last_sql = f"SELECT {RUN_COLUMNS} FROM runs ORDER BY time DESC, id DESC LIMIT 1"
         sid_sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE scan_id = ? ORDER BY time DESC, id DESC LIMIT 1"
@@ -188,8 +213,10 @@ def main() -> int:
             "count": {
                 "scandeck": (lambda: len(cat.search(QUERY)), None),
                 "plain SQL": (lambda: conn.execute(count_sql).fetchone()[0], None),
-                "Python loop": (lambda: sum(1 for s in starts if s.get("plan_name") == "scan"
-                                            and s.get("sample") == "Ni"), None),
+                "Python loop": (
+                    lambda: sum(1 for s in starts if s.get("plan_name") == "scan" and s.get("sample") == "Ni"),
+                    None,
+                ),
             },
             "first page (20)": {
                 "scandeck": (lambda: cat.search(QUERY).summaries(limit=20), None),
@@ -204,8 +231,10 @@ def main() -> int:
             "cat[scan_id]": {
                 "scandeck": (lambda: cat[picked["sid"]], pick("sid")),
                 "plain SQL": (lambda: sql_rows(sid_sql, (picked["sid"],)), pick("sid")),
-                "Python loop": (lambda: next(s for s in reversed(starts) if s.get("scan_id") == picked["sid"]),
-                                pick("sid")),
+                "Python loop": (
+                    lambda: next(s for s in reversed(starts) if s.get("scan_id") == picked["sid"]),
+                    pick("sid"),
+                ),
             },
             "cat[uid_prefix]": {
                 "scandeck": (lambda: cat[picked["pfx"]], pick("pfx")),
@@ -224,32 +253,55 @@ def main() -> int:
         for label, cases in groups.items():
             results[label] = interleaved(cases, repeat, warmup=2, block=max(1, repeat // 5))
 
-        print(f"\n-- {n_runs:,} runs, query {QUERY!r} matches {expect:,}; "
-              f"p50 / p99 of {repeat} repetitions; ratio = scandeck p50 / peer p50")
+        print(
+            f"\n-- {n_runs:,} runs, query {QUERY!r} matches {expect:,}; "
+            f"p50 / p99 of {repeat} repetitions; ratio = scandeck p50 / peer p50"
+        )
         rows = []
         for label, times in results.items():
             sd, sq, py = (times[k] for k in ("scandeck", "plain SQL", "Python loop"))
-            rows.append((label, fmt_time(percentile(sd, 50)), fmt_time(percentile(sd, 99)),
-                         fmt_time(percentile(sq, 50)), fmt_time(percentile(sq, 99)),
-                         fmt_time(percentile(py, 50)), fmt_time(percentile(py, 99)),
-                         fmt_ratio(median(sd), median(sq)), fmt_ratio(median(sd), median(py))))
-        print_table(["operation", "scandeck p50", "p99", "SQL p50", "p99", "loop p50", "p99",
-                     "vs SQL", "vs loop"], rows)
+            rows.append(
+                (
+                    label,
+                    fmt_time(percentile(sd, 50)),
+                    fmt_time(percentile(sd, 99)),
+                    fmt_time(percentile(sq, 50)),
+                    fmt_time(percentile(sq, 99)),
+                    fmt_time(percentile(py, 50)),
+                    fmt_time(percentile(py, 99)),
+                    fmt_ratio(median(sd), median(sq)),
+                    fmt_ratio(median(sd), median(py)),
+                )
+            )
+        print_table(
+            ["operation", "scandeck p50", "p99", "SQL p50", "p99", "loop p50", "p99", "vs SQL", "vs loop"], rows
+        )
 
         sql, params = fail_soft("to_sql", lambda: parse(QUERY).to_sql()) or ("?", [])
         print(f"   scandeck's WHERE for the query: {sql}  params={params}")
-        plan = fail_soft("explain", lambda: conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs WHERE {sql} ORDER BY time DESC, id DESC "
-            "LIMIT 20", params).fetchall())
+        plan = fail_soft(
+            "explain",
+            lambda: conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs WHERE {sql} ORDER BY time DESC, id DESC "
+                "LIMIT 20",
+                params,
+            ).fetchall(),
+        )
         if plan:
             print("   its page query plan: " + "; ".join(r[-1] for r in plan))
 
         if not args.quick:
             print()
-            fail_soft("profile", lambda: print_profile("scandeck count, hottest functions",
-                                                       lambda: len(cat.search(QUERY)), n=6))
-            fail_soft("profile", lambda: print_profile("scandeck cat[uid_prefix], hottest functions",
-                                                       lambda: cat[prefixes[1]], n=8))
+            fail_soft(
+                "profile",
+                lambda: print_profile("scandeck count, hottest functions", lambda: len(cat.search(QUERY)), n=6),
+            )
+            fail_soft(
+                "profile",
+                lambda: print_profile(
+                    "scandeck cat[uid_prefix], hottest functions", lambda: cat[prefixes[1]], n=8
+                ),
+            )
         conn.close()
         cat.close()
     return 0

@@ -149,8 +149,10 @@ class RawWrite:
             for row in self.rows:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute(insert, row)
-                conn.execute("UPDATE runs SET num_events = num_events + ?, num_documents = ? "
-                             "WHERE id = 1", (row[4], row[1] + 1))
+                conn.execute(
+                    "UPDATE runs SET num_events = num_events + ?, num_documents = ? WHERE id = 1",
+                    (row[4], row[1] + 1),
+                )
                 conn.execute("COMMIT")
         else:
             conn.execute("BEGIN IMMEDIATE")
@@ -250,38 +252,93 @@ def bench_case(label: str, docs, repeat: int, root: str, tag: str, extra=None) -
 
 def report(r: dict, numpy_label: str | None = None) -> None:
     n, nd = r["n"], r["docs"]
-    print(f"\n-- {r['label']}: {n:,} events in {nd:,} documents ({r['mb']:.1f} MB of msgpack); "
-          "median, cases interleaved")
+    print(
+        f"\n-- {r['label']}: {n:,} events in {nd:,} documents ({r['mb']:.1f} MB of msgpack); "
+        "median, cases interleaved"
+    )
     rate = lambda s: fmt_rate(n / s)  # noqa: E731
     rows = [
-        ("scandeck cat.writer()", fmt_time(r["sd"]), rate(r["sd"]), fmt_time(r["sd"] / nd),
-         fmt_ratio(r["sd"], r["raw1"]), fmt_ratio(r["sd"], r["raw2"])),
-        ("limit (i): INSERT + COMMIT per row", fmt_time(r["raw1"]), rate(r["raw1"]), fmt_time(r["raw1"] / nd),
-         "1.00x", fmt_ratio(r["raw1"], r["raw2"])),
-        ("limit (ii): one transaction", fmt_time(r["raw2"]), rate(r["raw2"]), fmt_time(r["raw2"] / nd),
-         fmt_ratio(r["raw2"], r["raw1"]), "1.00x"),
-        ("design alternative: append-only file, flush/doc", fmt_time(r["append"]), rate(r["append"]),
-         fmt_time(r["append"] / nd), fmt_ratio(r["append"], r["raw1"]), fmt_ratio(r["append"], r["raw2"])),
+        (
+            "scandeck cat.writer()",
+            fmt_time(r["sd"]),
+            rate(r["sd"]),
+            fmt_time(r["sd"] / nd),
+            fmt_ratio(r["sd"], r["raw1"]),
+            fmt_ratio(r["sd"], r["raw2"]),
+        ),
+        (
+            "limit (i): INSERT + COMMIT per row",
+            fmt_time(r["raw1"]),
+            rate(r["raw1"]),
+            fmt_time(r["raw1"] / nd),
+            "1.00x",
+            fmt_ratio(r["raw1"], r["raw2"]),
+        ),
+        (
+            "limit (ii): one transaction",
+            fmt_time(r["raw2"]),
+            rate(r["raw2"]),
+            fmt_time(r["raw2"] / nd),
+            fmt_ratio(r["raw2"], r["raw1"]),
+            "1.00x",
+        ),
+        (
+            "design alternative: append-only file, flush/doc",
+            fmt_time(r["append"]),
+            rate(r["append"]),
+            fmt_time(r["append"] / nd),
+            fmt_ratio(r["append"], r["raw1"]),
+            fmt_ratio(r["append"], r["raw2"]),
+        ),
     ]
     if "sdx" in r and numpy_label:
-        rows.insert(1, (numpy_label, fmt_time(r["sdx"]), rate(r["sdx"]), fmt_time(r["sdx"] / nd),
-                        fmt_ratio(r["sdx"], r["raw1"]), fmt_ratio(r["sdx"], r["raw2"])))
+        rows.insert(
+            1,
+            (
+                numpy_label,
+                fmt_time(r["sdx"]),
+                rate(r["sdx"]),
+                fmt_time(r["sdx"] / nd),
+                fmt_ratio(r["sdx"], r["raw1"]),
+                fmt_ratio(r["sdx"], r["raw2"]),
+            ),
+        )
     print_table(["", "total", "events/s", "per doc", "vs (i)", "vs (ii)"], rows)
     other = r["sd"] - r["validate"] - r["pack"]
     print("   breakdown of the scandeck time (each part timed alone, median):")
     print_table(
         ["part", "total", "per doc", "share"],
         [
-            ("validation: RunOrder.check + commit", fmt_time(r["validate"]), fmt_time(r["validate"] / nd),
-             f"{100 * r['validate'] / r['sd']:.0f}%"),
-            ("  of which validate_schema (fastjsonschema)", fmt_time(r["schema"]), fmt_time(r["schema"] / nd),
-             f"{100 * r['schema'] / r['sd']:.0f}%"),
-            ("msgpack: documents.pack", fmt_time(r["pack"]), fmt_time(r["pack"] / nd),
-             f"{100 * r['pack'] / r['sd']:.0f}%"),
-            ("the rest: SQLite + writer bookkeeping", fmt_time(other), fmt_time(other / nd),
-             f"{100 * other / r['sd']:.0f}%"),
-            ("  cf. limit (i) + per-doc UPDATE runs", fmt_time(r["raw1u"]), fmt_time(r["raw1u"] / nd),
-             f"{100 * r['raw1u'] / r['sd']:.0f}%"),
+            (
+                "validation: RunOrder.check + commit",
+                fmt_time(r["validate"]),
+                fmt_time(r["validate"] / nd),
+                f"{100 * r['validate'] / r['sd']:.0f}%",
+            ),
+            (
+                "  of which validate_schema (fastjsonschema)",
+                fmt_time(r["schema"]),
+                fmt_time(r["schema"] / nd),
+                f"{100 * r['schema'] / r['sd']:.0f}%",
+            ),
+            (
+                "msgpack: documents.pack",
+                fmt_time(r["pack"]),
+                fmt_time(r["pack"] / nd),
+                f"{100 * r['pack'] / r['sd']:.0f}%",
+            ),
+            (
+                "the rest: SQLite + writer bookkeeping",
+                fmt_time(other),
+                fmt_time(other / nd),
+                f"{100 * other / r['sd']:.0f}%",
+            ),
+            (
+                "  cf. limit (i) + per-doc UPDATE runs",
+                fmt_time(r["raw1u"]),
+                fmt_time(r["raw1u"] / nd),
+                f"{100 * r['raw1u'] / r['sd']:.0f}%",
+            ),
         ],
         indent="     ",
     )
@@ -295,26 +352,37 @@ def main() -> int:
     single = grid_scan_run(nx, ny)
     paged = grid_scan_run(nx, ny, page_size=PAGE)
     with tempfile.TemporaryDirectory(prefix="scandeck-bench-write-") as root:
-        a = bench_case(f"(a) single events, grid_scan {nx}x{ny}", single, repeat, root, "a",
-                       extra=to_numpy_scalars(single))
+        a = bench_case(
+            f"(a) single events, grid_scan {nx}x{ny}", single, repeat, root, "a", extra=to_numpy_scalars(single)
+        )
         report(a, numpy_label="  same, numpy.float64 values (ophyd.sim)")
         b = bench_case(f"(b) event_page of {PAGE}, grid_scan {nx}x{ny}", paged, repeat, root, "b")
         report(b)
         if not args.quick:
+
             def profile_single():
                 sd = ScandeckWrite(root, "prof", single[:5000])
                 sd.setup()
                 print_profile("scandeck writer, 5,000 documents of (a), hottest functions", sd, n=14)
                 sd.dirs.next()
+
             print()
             fail_soft("profile", profile_single)
 
     print("\n-- summary (events/s)")
     print_table(
         ["case", "scandeck", "limit (i) per-row commit", "ratio", "limit (ii) one txn", "ratio"],
-        [(r["label"].split(",")[0], fmt_rate(r["n"] / r["sd"]), fmt_rate(r["n"] / r["raw1"]),
-          fmt_ratio(r["sd"], r["raw1"]), fmt_rate(r["n"] / r["raw2"]), fmt_ratio(r["sd"], r["raw2"]))
-         for r in (a, b)],
+        [
+            (
+                r["label"].split(",")[0],
+                fmt_rate(r["n"] / r["sd"]),
+                fmt_rate(r["n"] / r["raw1"]),
+                fmt_ratio(r["sd"], r["raw1"]),
+                fmt_rate(r["n"] / r["raw2"]),
+                fmt_ratio(r["sd"], r["raw2"]),
+            )
+            for r in (a, b)
+        ],
     )
     print("   ratio = scandeck time / limit time (1.00x = at the limit)")
     return 0

@@ -57,17 +57,23 @@ class KernelSession:
                     if parent in self._idle:
                         self._idle[parent].set()
 
-    def execute(self, code: str, *, allow_stdin: bool = True, timeout: float = 60,
-                cell_id: str | None = None) -> dict[str, Any]:
+    def execute(
+        self, code: str, *, allow_stdin: bool = True, timeout: float = 60, cell_id: str | None = None
+    ) -> dict[str, Any]:
         """Run ``code``; return its reply content plus its own outputs under ``outputs``.
 
         ``cell_id`` is sent in the request metadata as JupyterLab does (``cellId``).
         """
         done = threading.Event()
-        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                   "allow_stdin": allow_stdin, "stop_on_error": True}
-        msg = self.kc.session.msg("execute_request", content,
-                                  metadata={"cellId": cell_id} if cell_id else {})
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": True,
+        }
+        msg = self.kc.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
         self.kc.shell_channel.send(msg)
         msg_id = msg["header"]["msg_id"]
         with self._lock:
@@ -89,8 +95,9 @@ class KernelSession:
     def outputs_of(self, msg_id: str) -> list[dict[str, Any]]:
         kinds = ("stream", "display_data", "execute_result", "error", "update_display_data")
         with self._lock:
-            return [m for m in self.messages
-                    if m["msg_type"] in kinds and m["parent_header"].get("msg_id") == msg_id]
+            return [
+                m for m in self.messages if m["msg_type"] in kinds and m["parent_header"].get("msg_id") == msg_id
+            ]
 
     def text_of(self, msg_id: str) -> str:
         parts = []

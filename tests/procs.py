@@ -39,8 +39,10 @@ def stream(store: str, rate: float, seconds: float, page: int) -> None:
     bundle = compose_run(metadata={"plan_name": "stream", "num_points": total})
     desc = bundle.compose_descriptor(
         name="primary",
-        data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x"},
-                   "det": {"dtype": "number", "shape": [], "source": "sim:det"}},
+        data_keys={
+            "x": {"dtype": "number", "shape": [], "source": "sim:x"},
+            "det": {"dtype": "number", "shape": [], "source": "sim:det"},
+        },
     )
     writer("start", bundle.start_doc)
     writer("descriptor", desc.descriptor_doc)
@@ -52,12 +54,24 @@ def stream(store: str, rate: float, seconds: float, page: int) -> None:
         seq = list(range(first + 1, first + n + 1))
         now = time.time()
         if page > 1:
-            writer("event_page", desc.compose_event_page(
-                data={"x": [float(s) for s in seq], "det": [float(s % 7) for s in seq]},
-                timestamps={"x": [now] * n, "det": [now] * n}, seq_num=seq, time=[now] * n))
+            writer(
+                "event_page",
+                desc.compose_event_page(
+                    data={"x": [float(s) for s in seq], "det": [float(s % 7) for s in seq]},
+                    timestamps={"x": [now] * n, "det": [now] * n},
+                    seq_num=seq,
+                    time=[now] * n,
+                ),
+            )
         else:
-            writer("event", desc.compose_event(data={"x": float(seq[0]), "det": float(seq[0] % 7)},
-                                               timestamps={"x": now, "det": now}, seq_num=seq[0]))
+            writer(
+                "event",
+                desc.compose_event(
+                    data={"x": float(seq[0]), "det": float(seq[0] % 7)},
+                    timestamps={"x": now, "det": now},
+                    seq_num=seq[0],
+                ),
+            )
         ahead = t0 + (first + n) / rate - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)

@@ -26,8 +26,9 @@ class RedisServer:
     password in it, :meth:`url_with` puts one in.
     """
 
-    def __init__(self, directory: Path, *, appendonly: bool = False, port: int | None = None,
-                 password: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, appendonly: bool = False, port: int | None = None, password: str | None = None
+    ) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server (./run test does it)")
@@ -48,9 +49,23 @@ class RedisServer:
         return f"redis://{userinfo}@127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--protected-mode", "no", "--logfile", str(self.dir / "redis.log")]
+        args = [
+            self.exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
         if self.password is not None:
             args += ["--requirepass", self.password]
         hello = b"PING\r\n" if self.password is None else f"AUTH {self.password}\r\nPING\r\n".encode()

@@ -11,10 +11,13 @@ import pytest
 BENCH = Path(__file__).parents[1] / "bench"
 
 
-@pytest.mark.parametrize("script", ["read_run.py", "search.py", "write.py", "live_kernel.py", "rerun.py",
-                                    "redis_live.py", "panel_api.py"])
+@pytest.mark.parametrize(
+    "script",
+    ["read_run.py", "search.py", "write.py", "live_kernel.py", "rerun.py", "redis_live.py", "panel_api.py"],
+)
 def test_benchmark_runs_and_prints_a_ratio(script):
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"],
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stderr
     assert "x" in proc.stdout and ("limit" in proc.stdout or "peer" in proc.stdout)

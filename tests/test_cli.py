@@ -34,7 +34,10 @@ def scandeck(
     full_env.update(SCANDECK_DATA=str(data), **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "scandeck.cli", *args],
-        capture_output=True, text=True, env=full_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
     )
 
 
@@ -75,16 +78,20 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cat = open_store(path)
     # A run whose writer is alive but which started an hour before the others.
     live = cat.writer()
-    running = {"uid": str(uuid.uuid4()), "time": time.time() - 3600, "scan_id": 99,
-               "plan_name": "manual", "sample": "Fe"}
+    running = {
+        "uid": str(uuid.uuid4()),
+        "time": time.time() - 3600,
+        "scan_id": 99,
+        "plan_name": "manual",
+        "sample": "Fe",
+    }
     live("start", running)
 
     writer = cat.writer()
     RE = RunEngine({}, context_managers=[])
     RE.subscribe(writer)
     uids = {
-        "count": RE(bp.count([det, spectrum], num=3), sample="Ni", operator="jdoe",
-                    purpose="check")[0],
+        "count": RE(bp.count([det, spectrum], num=3), sample="Ni", operator="jdoe", purpose="check")[0],
         "scan_cu": RE(bp.scan([det], motor, -1, 1, 5), sample="Cu")[0],
         "grid": RE(bp.grid_scan([det4], motor1, -1, 1, 3, motor2, -1, 1, 4), sample="Ni")[0],
         "scan_ni": RE(bp.scan([det], motor, -1, 1, 7), sample="Ni")[0],
@@ -122,12 +129,9 @@ def test_ls_limit_and_query(store: dict[str, Any], data: Path) -> None:
     assert [r[0] for r in table_rows(result.stdout)] == ["99", "4"]
     assert result.stdout.strip().splitlines()[-1].startswith("2 of 5 runs")
 
-    result = scandeck("ls", 'plan_name == "scan" and sample == "Ni"', "--catalog", where,
-                      data=data)
+    result = scandeck("ls", 'plan_name == "scan" and sample == "Ni"', "--catalog", where, data=data)
     assert result.returncode == 0, result.stderr
-    assert [r[:3] for r in table_rows(result.stdout)] == [
-        ["4", store["uids"]["scan_ni"][:8], "scan"]
-    ]
+    assert [r[:3] for r in table_rows(result.stdout)] == [["4", store["uids"]["scan_ni"][:8], "scan"]]
     result = scandeck("ls", 'sample == "Zr"', "--catalog", where, data=data)
     assert result.returncode == 0 and "no matching runs" in result.stdout
 
@@ -145,8 +149,7 @@ def test_ls_query_typo_exits_2_with_caret(store: dict[str, Any], data: Path) -> 
 
 
 def test_ls_json(store: dict[str, Any], data: Path) -> None:
-    result = scandeck("ls", "--json", "sample == 'Ni'", "--catalog", str(store["path"]),
-                      data=data)
+    result = scandeck("ls", "--json", "sample == 'Ni'", "--catalog", str(store["path"]), data=data)
     assert result.returncode == 0, result.stderr
     runs = [json.loads(line) for line in result.stdout.splitlines()]
     uids = store["uids"]
@@ -171,7 +174,7 @@ def test_show_data_keys_shapes_units(store: dict[str, Any], data: Path) -> None:
     out = result.stdout
     assert out.startswith(f"run {store['uids']['count']}")
     assert re.search(r"^  status\s+success$", out, re.M)
-    assert re.search(r"^  sample\s+Ni$", out, re.M)          # start document fields
+    assert re.search(r"^  sample\s+Ni$", out, re.M)  # start document fields
     assert re.search(r"^  exit_status\s+success$", out, re.M)  # stop document
     assert re.search(r"^  num_events\s+\{\"primary\": 3\}$", out, re.M)
     assert "  primary: 3 events" in out
@@ -202,13 +205,21 @@ def test_show_by_index_and_prefix(store: dict[str, Any], data: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "msgpack"])
-def test_export_ingest_round_trip(
-    store: dict[str, Any], data: Path, tmp_path: Path, fmt: str
-) -> None:
+def test_export_ingest_round_trip(store: dict[str, Any], data: Path, tmp_path: Path, fmt: str) -> None:
     uids = store["uids"]
     out = tmp_path / "exported"
-    result = scandeck("export", uids["grid"][:8], "1", "--format", fmt, "-o", str(out),
-                      "--catalog", str(store["path"]), data=data)
+    result = scandeck(
+        "export",
+        uids["grid"][:8],
+        "1",
+        "--format",
+        fmt,
+        "-o",
+        str(out),
+        "--catalog",
+        str(store["path"]),
+        data=data,
+    )
     assert result.returncode == 0, result.stderr
     paths = [Path(line) for line in result.stdout.splitlines()]
     assert [p.name for p in paths] == [f"{uids['grid']}.{fmt}", f"{uids['count']}.{fmt}"]
@@ -230,18 +241,16 @@ def test_export_ingest_round_trip(
     finally:
         target.close()
 
-    clash = scandeck("export", "1", "--format", fmt, "-o", str(out),
-                     "--catalog", str(store["path"]), data=data)
+    clash = scandeck("export", "1", "--format", fmt, "-o", str(out), "--catalog", str(store["path"]), data=data)
     assert clash.returncode == 1 and "--overwrite" in clash.stderr
 
 
-def test_ingest_corrupt_line_keeps_earlier_documents(
-    store: dict[str, Any], data: Path, tmp_path: Path
-) -> None:
+def test_ingest_corrupt_line_keeps_earlier_documents(store: dict[str, Any], data: Path, tmp_path: Path) -> None:
     uids = store["uids"]
     out = tmp_path / "exported"
-    scandeck("export", uids["scan_cu"], uids["scan_ni"], "-o", str(out),
-             "--catalog", str(store["path"]), data=data)
+    scandeck(
+        "export", uids["scan_cu"], uids["scan_ni"], "-o", str(out), "--catalog", str(store["path"]), data=data
+    )
     bad, good = out / f"{uids['scan_cu']}.jsonl", out / f"{uids['scan_ni']}.jsonl"
     lines = bad.read_text().splitlines(keepends=True)
     lines[4] = '["event", {"uid": \n'  # line 5: cut short
@@ -270,8 +279,7 @@ def test_ingest_corrupt_line_keeps_earlier_documents(
 
 def test_demo_writes_runs_then_ls_shows_them(tmp_path: Path, data: Path) -> None:
     where = str(tmp_path / "demo-store")
-    result = scandeck("demo", "--runs", "3", "--pace", "0", "--seed", "1", "--catalog", where,
-                      data=data)
+    result = scandeck("demo", "--runs", "3", "--pace", "0", "--seed", "1", "--catalog", where, data=data)
     assert result.returncode == 0, result.stderr
     assert f"scandeck ls --catalog {where}" in result.stdout  # how to watch it
     assert "3 runs written" in result.stdout
@@ -290,8 +298,13 @@ def test_demo_stops_cleanly_on_sigint(tmp_path: Path, data: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANDECK_")}
     # Through $SCANDECK_CATALOG this time: it is the default for --catalog.
     env.update(SCANDECK_DATA=str(data), SCANDECK_CATALOG=str(where))
-    proc = subprocess.Popen([sys.executable, "-m", "scandeck.cli", "demo", "--pace", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scandeck.cli", "demo", "--pace", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait until a run is under way with events
@@ -332,8 +345,7 @@ def test_installed_script(store: dict[str, Any], data: Path) -> None:
     env.update(SCANDECK_DATA=str(data), SCANDECK_CATALOG=str(store["path"]))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), *args], capture_output=True, text=True, env=env,
-                              timeout=60)
+        return subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=60)
 
     from scandeck import __version__
 

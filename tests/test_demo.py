@@ -36,8 +36,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[list[Doc]]
     docs: list[Doc] = []
     lines: list[str] = []
     # Seed 3 happens to include a simulated fault within 12 runs (faults are rare).
-    n = run_demo(lambda name, doc: docs.append((name, doc)), asset_dir=assets, runs=12,
-                 pace=0, seed=3, progress=lines.append)
+    n = run_demo(
+        lambda name, doc: docs.append((name, doc)),
+        asset_dir=assets,
+        runs=12,
+        pace=0,
+        seed=3,
+        progress=lines.append,
+    )
     return n, _split_runs(docs), lines
 
 
@@ -137,8 +143,9 @@ def test_stop_event_ends_a_slow_demo_promptly(tmp_path: Path) -> None:
             first_event.set()
 
     def demo() -> None:  # off the main thread, as in a notebook or a server
-        result.append(run_demo(callback, asset_dir=tmp_path, pace=0.2, runs=None, seed=5,
-                               stop_event=stop, progress=None))
+        result.append(
+            run_demo(callback, asset_dir=tmp_path, pace=0.2, runs=None, seed=5, stop_event=stop, progress=None)
+        )
 
     worker = threading.Thread(target=demo, daemon=True)
     worker.start()
@@ -194,8 +201,7 @@ def test_a_callers_own_sigint_handler_is_left_in_charge(tmp_path: Path) -> None:
     previous = signal.signal(signal.SIGINT, callers_handler)
     try:
         threading.Thread(target=press_ctrl_c, daemon=True).start()
-        assert run_demo(callback, asset_dir=tmp_path, pace=0.2, seed=5, stop_event=stop,
-                        progress=None) == 1
+        assert run_demo(callback, asset_dir=tmp_path, pace=0.2, seed=5, stop_event=stop, progress=None) == 1
         assert calls == [signal.SIGINT]
         assert signal.getsignal(signal.SIGINT) is callers_handler
     finally:

@@ -49,8 +49,14 @@ def test_derive_from_a_real_scan(scanned):
     table = normalized(parent)
     current().clear()  # reading the parent noted it; derive must note it by itself
 
-    run = scandeck.derive(cat, [parent], table, units={"det_norm": "a.u."},
-                          metadata={"sample": "Ni", "purpose": "normalize"}, record_id="rec-1")
+    run = scandeck.derive(
+        cat,
+        [parent],
+        table,
+        units={"det_norm": "a.u."},
+        metadata={"sample": "Ni", "purpose": "normalize"},
+        record_id="rec-1",
+    )
     noted = current().inputs()  # before this test reads the new run (reading notes it)
 
     assert isinstance(run, Run) and run.status == "success"
@@ -112,8 +118,13 @@ def test_column_types_read_back(cat):
     run = scandeck.derive(cat, ["p"], data, stream="fit")
     assert list(run) == ["fit"]
     keys = run.fit.data_keys
-    assert {k: keys[k]["dtype"] for k in data} == {"i": "integer", "f": "number", "b": "boolean",
-                                                    "s": "string", "img": "array"}
+    assert {k: keys[k]["dtype"] for k in data} == {
+        "i": "integer",
+        "f": "number",
+        "b": "boolean",
+        "s": "string",
+        "img": "array",
+    }
     assert keys["img"]["shape"] == [2, 3] and keys["i"]["shape"] == []
     ds = run.fit.read()
     assert ds["i"].to_numpy().tolist() == [1, 2, 3] and ds["i"].dtype == np.int64

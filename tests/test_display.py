@@ -63,7 +63,8 @@ def write_run(
     bundle = compose_run(metadata={"scan_id": scan_id, "plan_name": "count", **md}, time=t)
     writer("start", bundle.start_doc)
     baseline = bundle.compose_descriptor(
-        name="baseline", data_keys={"temp": {"source": "sim:temp", "dtype": "number", "shape": []}},
+        name="baseline",
+        data_keys={"temp": {"source": "sim:temp", "dtype": "number", "shape": []}},
         time=t,
     )
     writer("descriptor", baseline.descriptor_doc)
@@ -72,9 +73,15 @@ def write_run(
     writer("descriptor", primary.descriptor_doc)
     for i in range(events):
         data = {"det": float(i), "motor": i / 10, "img": [[0] * 7] * 5}
-        writer("event", primary.compose_event(
-            data=data, timestamps={k: t + i for k in data}, seq_num=i + 1, time=t + i,
-        ))
+        writer(
+            "event",
+            primary.compose_event(
+                data=data,
+                timestamps={k: t + i for k in data},
+                seq_num=i + 1,
+                time=t + i,
+            ),
+        )
     if exit_status is not None:
         writer("stop", bundle.compose_stop(exit_status=exit_status, reason="", time=t + 10.0))
     return bundle.start_doc["uid"]
@@ -86,8 +93,15 @@ def cat() -> Iterator[Catalog]:
     catalog = scandeck.open_catalog(f"memory://display-{uuid.uuid4().hex}")
     writer = catalog.writer()
     write_run(writer, 1, sample="<script>alert('x')</script>", operator="O'Brien & Co")
-    write_run(writer, 2, plan_name="scan", num_points=10, events=4, exit_status=None,
-              purpose="a long purpose that a table cell cannot show in full")
+    write_run(
+        writer,
+        2,
+        plan_name="scan",
+        num_points=10,
+        events=4,
+        exit_status=None,
+        purpose="a long purpose that a table cell cannot show in full",
+    )
     write_run(writer, 3, exit_status="abort", sample={"name": "Ni", "composition": "Ni"})
     write_run(writer, 4, exit_status="fail")
     dying = catalog.writer()
@@ -153,8 +167,7 @@ def test_runs_table_columns_match_the_cli(cat: Catalog) -> None:
     html = runs_table_html(summaries)
     header = re.findall(r"<th[^>]*>([^<]*)</th>", html.split("</thead>")[0])
     assert header == run_rows(summaries)[0]
-    assert header == ["scan_id", "uid", "plan", "sample", "operator", "purpose", "status", "events",
-                      "start time"]
+    assert header == ["scan_id", "uid", "plan", "sample", "operator", "purpose", "status", "events", "start time"]
     # Without any operator, sample or purpose, those columns go.
     plain = [s for s in summaries if s.scan_id in (4, 6)]
     header = re.findall(r"<th[^>]*>([^<]*)</th>", runs_table_html(plain))
@@ -221,8 +234,9 @@ def test_run_html_finished(cat: Catalog) -> None:
     # Streams in arrival order, the first open, with event counts and data keys.
     assert html.index("<b>baseline</b>") < html.index("<b>primary</b>")
     assert '<details class="sd-stream" open><summary><b>baseline</b>' in html
-    assert ('<details class="sd-stream"><summary><b>primary</b> '
-            '<span class="sd-muted">· 3 events · 3 data keys') in html
+    assert (
+        '<details class="sd-stream"><summary><b>primary</b> <span class="sd-muted">· 3 events · 3 data keys'
+    ) in html
     assert "· 1 event · 1 data key<" in html
     cells = "</td><td>".join
     assert f"<tr><td>{cells(['<code>det</code>', 'number', 'scalar', 'counts', 'sim:det'])}</td></tr>" in html
@@ -325,8 +339,9 @@ def test_install_reprs_in_an_interactive_shell(tmp_path: Any) -> None:
     # A subprocess: InteractiveShell.instance() would stay the process's get_ipython() for
     # every later test. IPYTHONDIR keeps its profile and history out of the home directory.
     env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
-    proc = subprocess.run([sys.executable, "-c", SHELL_PROBE], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SHELL_PROBE], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ok"]
 
@@ -347,8 +362,9 @@ print(" ".join(m for m in sys.argv[1:] if m in sys.modules))
 
 def test_display_imports_stay_light() -> None:
     heavy = ["numpy", "pandas", "xarray", "ipywidgets", "holoviews", "bokeh", "redis"]
-    proc = subprocess.run([sys.executable, "-c", BUDGET_PROBE, *heavy], capture_output=True,
-                          text=True, check=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", BUDGET_PROBE, *heavy], capture_output=True, text=True, check=True, timeout=120
+    )
     assert proc.stdout.split() == []
 
 
@@ -370,8 +386,9 @@ def test_display_imports_stay_light() -> None:
         (0.0, math.nan, 5, 100, None),
     ],
 )
-def test_eta_seconds(start: float | None, now: float, done: int, total: int | None,
-                     expected: float | None) -> None:
+def test_eta_seconds(
+    start: float | None, now: float, done: int, total: int | None, expected: float | None
+) -> None:
     assert eta_seconds(start, now, done, total) == expected
 
 
@@ -384,8 +401,16 @@ def test_eta_seconds_with_a_rate() -> None:
 
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (0, 0.34, 9.96, 12.4, 59.6, 61, 3599, 3600, 7325)] == [
-        "0.0 s", "0.3 s", "10 s", "12 s", "1 min 00 s", "1 min 01 s", "59 min 59 s",
-        "1 h 00 min", "2 h 02 min"]
+        "0.0 s",
+        "0.3 s",
+        "10 s",
+        "12 s",
+        "1 min 00 s",
+        "1 min 01 s",
+        "59 min 59 s",
+        "1 h 00 min",
+        "2 h 02 min",
+    ]
     assert format_duration(0.2, decimals=False) == "1 s"  # an ETA rounds up
     assert format_duration(12.1, decimals=False) == "13 s"
     assert [format_duration(s) for s in (None, -1, math.inf, math.nan)] == ["-"] * 4
@@ -395,10 +420,14 @@ def test_progress_label() -> None:
     label = progress_label(scan_id=42, plan_name="count", done=37, total=100, eta=11.6)
     assert label == "scan 42 · count · 37/100 events · ETA 12 s"
     assert progress_label(scan_id=42, plan_name="count", done=37, total=100) == "scan 42 · count · 37/100 events"
-    assert progress_label(scan_id=None, uid="0123456789", plan_name=None, done=0, total=None) == \
-        "run 01234567 · 0 events"
-    assert progress_label(scan_id=3, plan_name="scan", done=7, total=10, status="abort", eta=5.0) == \
-        "scan 3 · scan · 7/10 events · abort"
+    assert (
+        progress_label(scan_id=None, uid="0123456789", plan_name=None, done=0, total=None)
+        == "run 01234567 · 0 events"
+    )
+    assert (
+        progress_label(scan_id=3, plan_name="scan", done=7, total=10, status="abort", eta=5.0)
+        == "scan 3 · scan · 7/10 events · abort"
+    )
 
 
 def test_event_rate_smooths() -> None:
@@ -456,8 +485,10 @@ def test_run_progress_unknown_length() -> None:
     assert label.value.endswith("9 events · abort")
 
 
-@pytest.mark.parametrize(("status", "style"), [("success", "success"), ("abort", "warning"),
-                                               ("fail", "danger"), ("incomplete", "danger")])
+@pytest.mark.parametrize(
+    ("status", "style"),
+    [("success", "success"), ("abort", "warning"), ("fail", "danger"), ("incomplete", "danger")],
+)
 def test_run_progress_final_styles(status: str, style: str) -> None:
     progress = RunProgress(START)
     progress.update(40, status, now=1050.0)

@@ -74,9 +74,7 @@ def test_runs_fixture_has_numpy_and_external_data(runs: dict[str, Docs]) -> None
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("plan", ["count", "scan", "grid_scan", "arrays"])
-def test_round_trip_one_file_per_run(
-    runs: dict[str, Docs], plan: str, fmt: str, tmp_path: Path
-) -> None:
+def test_round_trip_one_file_per_run(runs: dict[str, Docs], plan: str, fmt: str, tmp_path: Path) -> None:
     docs = runs[plan]
     paths = write_documents(docs, tmp_path, format=fmt)  # type: ignore[arg-type]
     uid = docs[0][1]["uid"]
@@ -127,9 +125,7 @@ def test_floats_nan_and_infinity_round_trip_exactly(fmt: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_several_runs_in_one_stream_read_in_order(
-    runs: dict[str, Docs], fmt: str, tmp_path: Path
-) -> None:
+def test_several_runs_in_one_stream_read_in_order(runs: dict[str, Docs], fmt: str, tmp_path: Path) -> None:
     docs = runs["count"] + runs["scan"] + runs["grid_scan"]
     path = tmp_path / f"all.{fmt}"
     with open(path, "wb") as f:
@@ -172,9 +168,7 @@ def test_reads_suitcase_msgpack_layout(runs: dict[str, Docs], tmp_path: Path) ->
     assert isinstance(event["data"]["arr"], np.ndarray) and event["data"]["arr"].shape == (3, 4)
 
 
-def test_reads_plain_json_lines_objects_and_blank_lines(
-    runs: dict[str, Docs], tmp_path: Path
-) -> None:
+def test_reads_plain_json_lines_objects_and_blank_lines(runs: dict[str, Docs], tmp_path: Path) -> None:
     docs = runs["scan"]
     lines = [json.dumps(normalise([n, d])) for n, d in docs]
     lines[1] = json.dumps({"name": docs[1][0], "doc": normalise(docs[1][1])})
@@ -262,9 +256,7 @@ def pack(*items: object) -> bytes:
         (pack(["stop", 5]), "the stop document must be a mapping, not int"),
     ],
 )
-def test_msgpack_errors_name_file_and_document_index(
-    tail: bytes, message: str, tmp_path: Path
-) -> None:
+def test_msgpack_errors_name_file_and_document_index(tail: bytes, message: str, tmp_path: Path) -> None:
     path = tmp_path / "run.mpk"
     head = pack(START, ["descriptor", {"uid": "d", "run_start": "s"}])
     path.write_bytes(head + tail)
@@ -303,9 +295,7 @@ def test_failure_midway_leaves_no_file(runs: dict[str, Docs], fmt: str, tmp_path
 def test_unencodable_value_names_the_document_and_leaves_no_file(tmp_path: Path) -> None:
     docs = [tuple(START), ("stop", {"uid": "e", "run_start": "s", "bad": object()})]
     for fmt in FORMATS:
-        with pytest.raises(
-            DocumentFileError, match=f"document index 1 .stop.: cannot be written as {fmt}"
-        ):
+        with pytest.raises(DocumentFileError, match=f"document index 1 .stop.: cannot be written as {fmt}"):
             write_documents(docs, tmp_path, format=fmt)  # type: ignore[arg-type]
     assert os.listdir(tmp_path) == []
 

@@ -51,29 +51,89 @@ def _deep(levels: int, leaf: Any = 1, as_dict: bool = False) -> Any:
 
 #: Fresh hostile (and some harmless) values; called each time, so nothing is shared.
 VALUES: list[Callable[[], Any]] = [
-    lambda: {"Ni", "powder"}, lambda: frozenset({1}), lambda: set(),
-    lambda: b"\x00raw", lambda: bytearray(b"x"), lambda: memoryview(b"x"),
-    lambda: 1j, lambda: object(), lambda: datetime.datetime(2024, 1, 1), lambda: Path("/tmp"),
-    lambda: math.nan, lambda: math.inf, lambda: -math.inf, lambda: -0.0, lambda: 1e308,
-    lambda: 2**63 - 1, lambda: 2**63, lambda: 2**64 - 1, lambda: 2**64, lambda: -(2**63),
-    lambda: -(2**63) - 1, lambda: 10**40,
-    lambda: "\ud800", lambda: "ok\udfffok", lambda: {"k\udc80": 1}, lambda: "ünïcödé ☃ \U0001f600",
-    lambda: {(1, 2): "x"}, lambda: {1: "x"}, lambda: {None: 1}, lambda: {1.5: 1},
-    lambda: _deep(70), lambda: _deep(70, as_dict=True), lambda: _deep(63), lambda: _deep(400),
-    lambda: None, lambda: True, lambda: False, lambda: 0, lambda: -1, lambda: 7, lambda: 1.5, lambda: "",
-    lambda: "text", lambda: [], lambda: [1, 2, 3], lambda: [[1, 2], [3]], lambda: [[1, 2], [3, 4]],
-    lambda: {}, lambda: {"a": [1, {"b": None}]}, lambda: (1, 2), lambda: ((1,), (2,)),
-    lambda: np.float32(1.5), lambda: np.float16(2), lambda: np.int64(-5), lambda: np.uint64(2**64 - 1),
-    lambda: np.bool_(True), lambda: np.str_("x"), lambda: np.str_("\ud800"), lambda: np.arange(3),
-    lambda: np.zeros((2, 2)), lambda: np.zeros((10, 10)), lambda: np.array([1 + 1j]),
-    lambda: np.array(["a", "b"]), lambda: np.array(["\udc80"]), lambda: np.array([b"a"]),
-    lambda: np.array([None, {"a": 1}], dtype=object), lambda: np.array([{1, 2}], dtype=object),
-    lambda: np.datetime64("2024-01-01"), lambda: np.timedelta64(1, "s"), lambda: np.longdouble(1),
-    lambda: np.array(5.0), lambda: np.empty((0, 3)),
+    lambda: {"Ni", "powder"},
+    lambda: frozenset({1}),
+    lambda: set(),
+    lambda: b"\x00raw",
+    lambda: bytearray(b"x"),
+    lambda: memoryview(b"x"),
+    lambda: 1j,
+    lambda: object(),
+    lambda: datetime.datetime(2024, 1, 1),
+    lambda: Path("/tmp"),
+    lambda: math.nan,
+    lambda: math.inf,
+    lambda: -math.inf,
+    lambda: -0.0,
+    lambda: 1e308,
+    lambda: 2**63 - 1,
+    lambda: 2**63,
+    lambda: 2**64 - 1,
+    lambda: 2**64,
+    lambda: -(2**63),
+    lambda: -(2**63) - 1,
+    lambda: 10**40,
+    lambda: "\ud800",
+    lambda: "ok\udfffok",
+    lambda: {"k\udc80": 1},
+    lambda: "ünïcödé ☃ \U0001f600",
+    lambda: {(1, 2): "x"},
+    lambda: {1: "x"},
+    lambda: {None: 1},
+    lambda: {1.5: 1},
+    lambda: _deep(70),
+    lambda: _deep(70, as_dict=True),
+    lambda: _deep(63),
+    lambda: _deep(400),
+    lambda: None,
+    lambda: True,
+    lambda: False,
+    lambda: 0,
+    lambda: -1,
+    lambda: 7,
+    lambda: 1.5,
+    lambda: "",
+    lambda: "text",
+    lambda: [],
+    lambda: [1, 2, 3],
+    lambda: [[1, 2], [3]],
+    lambda: [[1, 2], [3, 4]],
+    lambda: {},
+    lambda: {"a": [1, {"b": None}]},
+    lambda: (1, 2),
+    lambda: ((1,), (2,)),
+    lambda: np.float32(1.5),
+    lambda: np.float16(2),
+    lambda: np.int64(-5),
+    lambda: np.uint64(2**64 - 1),
+    lambda: np.bool_(True),
+    lambda: np.str_("x"),
+    lambda: np.str_("\ud800"),
+    lambda: np.arange(3),
+    lambda: np.zeros((2, 2)),
+    lambda: np.zeros((10, 10)),
+    lambda: np.array([1 + 1j]),
+    lambda: np.array(["a", "b"]),
+    lambda: np.array(["\udc80"]),
+    lambda: np.array([b"a"]),
+    lambda: np.array([None, {"a": 1}], dtype=object),
+    lambda: np.array([{1, 2}], dtype=object),
+    lambda: np.datetime64("2024-01-01"),
+    lambda: np.timedelta64(1, "s"),
+    lambda: np.longdouble(1),
+    lambda: np.array(5.0),
+    lambda: np.empty((0, 3)),
 ]
 KEYS: list[Callable[[], Any]] = [
-    lambda: "extra", lambda: "", lambda: "k\ud800", lambda: (1, 2), lambda: 1, lambda: None,
-    lambda: np.str_("np"), lambda: "uid", lambda: "time",
+    lambda: "extra",
+    lambda: "",
+    lambda: "k\ud800",
+    lambda: (1, 2),
+    lambda: 1,
+    lambda: None,
+    lambda: np.str_("np"),
+    lambda: "uid",
+    lambda: "time",
 ]
 
 
@@ -151,8 +211,9 @@ def real_run(tmp_path_factory) -> list[tuple[str, dict[str, Any]]]:
     engine = RunEngine({}, context_managers=[])
     docs: list[tuple[str, dict[str, Any]]] = []
     engine.subscribe(lambda name, doc: docs.append((name, copy.deepcopy(doc))))
-    plan = baseline_wrapper(bp.scan([devices.det, devices.direct_img_list], devices.motor, -1, 1, 4),
-                            [devices.motor1])
+    plan = baseline_wrapper(
+        bp.scan([devices.det, devices.direct_img_list], devices.motor, -1, 1, 4), [devices.motor1]
+    )
     engine(plan, sample="Ni", tags=["powder"])
     return docs
 
@@ -177,7 +238,7 @@ def _renamed(docs: list[tuple[str, dict[str, Any]]], pages: bool) -> list[tuple[
         if name == "stop" and pages:
             for group in events.values():
                 for first in range(0, len(group), 2):
-                    out.append(("event_page", pack_event_page(*group[first:first + 2])))
+                    out.append(("event_page", pack_event_page(*group[first : first + 2])))
         out.append((name, doc))
     return out
 
@@ -202,8 +263,7 @@ class Ledger:
         self.runs[run].append((name, pack(normalize(doc))))
 
 
-def write(writer: Any, ledger: Ledger, name: str, doc: dict[str, Any], what: str,
-          failures: list[str]) -> bool:
+def write(writer: Any, ledger: Ledger, name: str, doc: dict[str, Any], what: str, failures: list[str]) -> bool:
     """Write one document; record a failure for anything but acceptance or InvalidDocument."""
     try:
         writer(name, doc)
@@ -237,8 +297,9 @@ def check_reads(cat: Catalog, ledger: Ledger, failures: list[str]) -> None:
                 except ScandeckError:
                     pass
                 except Exception as err:  # noqa: BLE001
-                    failures.append(f"run {uid} stream {stream!r} {how}(): {type(err).__name__}: "
-                                    f"{_short(str(err))}")
+                    failures.append(
+                        f"run {uid} stream {stream!r} {how}(): {type(err).__name__}: {_short(str(err))}"
+                    )
 
 
 def fuzz(cat: Catalog, template: list[tuple[str, dict[str, Any]]], trials: int, seed: int) -> tuple[int, int]:
@@ -293,8 +354,13 @@ def test_mutated_real_documents_are_stored_faithfully_or_refused(real_run, sourc
 
 _texts = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=6)
 _leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(),
-    _texts, st.binary(max_size=3), st.complex_numbers(max_magnitude=10),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    _texts,
+    st.binary(max_size=3),
+    st.complex_numbers(max_magnitude=10),
     st.sampled_from([np.float32(1.5), np.int64(-3), np.uint64(2**64 - 1), np.bool_(False)]),
     st.builds(np.asarray, st.lists(st.floats(), max_size=3)),
 )
@@ -314,16 +380,23 @@ _shapes = st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=3)), 
 @pytest.fixture(scope="module")
 def property_catalogs(request) -> Iterator[dict[str, Catalog]]:
     with tempfile.TemporaryDirectory() as tmp:
-        cats = {"sqlite": Catalog(open_source(str(Path(tmp) / "store"))),
-                "memory": Catalog(open_source(f"memory://property-{uuid.uuid4().hex}"))}
+        cats = {
+            "sqlite": Catalog(open_source(str(Path(tmp) / "store"))),
+            "memory": Catalog(open_source(f"memory://property-{uuid.uuid4().hex}")),
+        }
         yield cats
         for cat in cats.values():
             cat.close()
 
 
 @pytest.mark.parametrize("source", ["memory", "sqlite"])
-@settings(max_examples=150, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     metadata=st.dictionaries(_texts.filter(lambda k: k not in ("time", "uid")), _values, max_size=3),
     shape=_shapes,
@@ -336,21 +409,46 @@ def test_accepted_implies_readable(property_catalogs, source, metadata, shape, d
     cat = property_catalogs[source]
     bundle = compose_run(metadata={"plan_name": "count", **metadata}, time=time, validate=False)
     desc = bundle.compose_descriptor(
-        name="primary", validate=False,
-        data_keys={"x": {"dtype": dtype, "shape": shape, "source": "sim:x"},
-                   "n": {"dtype": "number", "shape": [], "source": "sim:n"}},
+        name="primary",
+        validate=False,
+        data_keys={
+            "x": {"dtype": dtype, "shape": shape, "source": "sim:x"},
+            "n": {"dtype": "number", "shape": [], "source": "sim:n"},
+        },
     )
     n = len(column)
     if page:
-        events = [("event_page", desc.compose_event_page(
-            data={"x": column, "n": [float(i) for i in range(n)]}, timestamps={"x": [1.0] * n, "n": [1.0] * n},
-            seq_num=list(range(1, n + 1)), time=[1.0 + i for i in range(n)], validate=False))]
+        events = [
+            (
+                "event_page",
+                desc.compose_event_page(
+                    data={"x": column, "n": [float(i) for i in range(n)]},
+                    timestamps={"x": [1.0] * n, "n": [1.0] * n},
+                    seq_num=list(range(1, n + 1)),
+                    time=[1.0 + i for i in range(n)],
+                    validate=False,
+                ),
+            )
+        ]
     else:
-        events = [("event", desc.compose_event(data={"x": value, "n": float(i)}, timestamps={"x": 1.0, "n": 1.0},
-                                               seq_num=i + 1, validate=False))
-                  for i, value in enumerate(column)]
-    docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc), *events,
-            ("stop", bundle.compose_stop())]
+        events = [
+            (
+                "event",
+                desc.compose_event(
+                    data={"x": value, "n": float(i)},
+                    timestamps={"x": 1.0, "n": 1.0},
+                    seq_num=i + 1,
+                    validate=False,
+                ),
+            )
+            for i, value in enumerate(column)
+        ]
+    docs = [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        *events,
+        ("stop", bundle.compose_stop()),
+    ]
     ledger, failures = Ledger(), []
     writer = cat.writer()
     for name, doc in docs:

@@ -67,10 +67,13 @@ def good_run(scan_id: int = 1) -> list[tuple[str, dict[str, Any]]]:
     desc = bundle.compose_descriptor(
         name="primary", data_keys={"det": {"dtype": "number", "shape": [], "source": "sim:det"}}
     )
-    events = [desc.compose_event(data={"det": float(i)}, timestamps={"det": 1.0}, seq_num=i + 1)
-              for i in range(3)]
-    return [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-            *(("event", e) for e in events), ("stop", bundle.compose_stop())]
+    events = [desc.compose_event(data={"det": float(i)}, timestamps={"det": 1.0}, seq_num=i + 1) for i in range(3)]
+    return [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        *(("event", e) for e in events),
+        ("stop", bundle.compose_stop()),
+    ]
 
 
 def assert_reads_back(cat, docs: list[tuple[str, dict[str, Any]]]) -> None:
@@ -88,8 +91,9 @@ def test_a_start_the_store_cannot_hold_is_refused_and_the_writer_goes_on(cat, ca
     fields, field, words = REFUSED_STARTS[case]
     time = fields.get("time")
     metadata = {k: v for k, v in fields.items() if k != "time"}
-    bundle = compose_run(metadata={"plan_name": "count", **metadata}, validate=False,
-                         **({"time": time} if time is not None else {}))
+    bundle = compose_run(
+        metadata={"plan_name": "count", **metadata}, validate=False, **({"time": time} if time is not None else {})
+    )
     writer = cat.writer()
     with pytest.raises(InvalidDocument) as info:
         writer("start", bundle.start_doc)
@@ -114,18 +118,28 @@ def test_values_a_store_can_hold_read_back_exactly(cat):
 
     metadata = {
         "edges": [2**63 - 1, 2**64 - 1, -(2**63), -0.0, math.nan, math.inf, 1e308, 5e-324],
-        "numpy": {"f32": np.float32(1.5), "u64": np.uint64(2**64 - 1), "b": np.bool_(True),
-                  "s": np.str_("Ni"), "f16": np.float16(0.5), "i8": np.int8(-3)},
-        "arrays": [np.arange(3), np.zeros((2, 2), dtype=np.float32), np.array(["a", "bc"]),
-                   np.array([None, {"a": 1}], dtype=object), np.array(7.0)],
+        "numpy": {
+            "f32": np.float32(1.5),
+            "u64": np.uint64(2**64 - 1),
+            "b": np.bool_(True),
+            "s": np.str_("Ni"),
+            "f16": np.float16(0.5),
+            "i8": np.int8(-3),
+        },
+        "arrays": [
+            np.arange(3),
+            np.zeros((2, 2), dtype=np.float32),
+            np.array(["a", "bc"]),
+            np.array([None, {"a": 1}], dtype=object),
+            np.array(7.0),
+        ],
         "table": np.array([(1, 2.5, "x")], dtype=[("a", "<i4"), ("b", "<f8"), ("c", "U2")]),
         "text": "ünïcödé ☃ \U0001f600 \x00",
         "tuple": (1, (2, 3)),
         "mode": Mode.FAST,
         "deep": deep(60),
     }
-    bundle = compose_run(metadata={"plan_name": "count", **metadata}, time=1_700_000_000,
-                         validate=False)
+    bundle = compose_run(metadata={"plan_name": "count", **metadata}, time=1_700_000_000, validate=False)
     docs = [("start", bundle.start_doc), ("stop", bundle.compose_stop())]
     writer = cat.writer()
     for name, doc in docs:
@@ -164,8 +178,9 @@ def test_a_refused_start_leaves_no_lock_for_another_writer_process(RE, tmp_path)
             with pytest.raises(Exception) as info:  # noqa: PT011 - its type is checked below
                 RE(count([det], 3), **md)
             refused.append(info.value)
-        other = subprocess.run([sys.executable, PROCS, "write", store, "2", "0"],
-                               capture_output=True, text=True, timeout=120)
+        other = subprocess.run(
+            [sys.executable, PROCS, "write", store, "2", "0"], capture_output=True, text=True, timeout=120
+        )
         assert other.returncode == 0, other.stderr[-2000:]
         assert [type(err) for err in refused] == [InvalidDocument] * 3, refused
         assert [err.field for err in refused] == ["tags", "note", "scan_id"]
@@ -208,8 +223,12 @@ def _object_run(value: Any) -> tuple[list[tuple[str, dict[str, Any]]], dict[str,
     )
     bad = desc.compose_event(data={"det": value}, timestamps={"det": 1.0}, seq_num=1, validate=False)
     good = desc.compose_event(data={"det": 2.0}, timestamps={"det": 1.0}, seq_num=1)
-    return [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc), ("event", good),
-            ("stop", bundle.compose_stop())], bad
+    return [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("event", good),
+        ("stop", bundle.compose_stop()),
+    ], bad
 
 
 def test_a_poison_event_with_a_tuple_key_is_refused_and_the_run_stays_readable(cat, tmp_path):
@@ -230,13 +249,17 @@ def test_a_poison_event_with_a_tuple_key_is_refused_and_the_run_stays_readable(c
         assert [name for name, _ in read_documents(path)] == [name for name, _ in docs]
 
 
-@pytest.mark.parametrize("value,words", [
-    ({"a": {1, 2}}, "is a set"),
-    (np.array([1 + 2j]), "complex"),
-    ("\ud800", "lone surrogate"),
-    (2**64, "outside the integers"),
-    (deep(100), "deeper than 64 levels"),
-], ids=["set", "complex", "surrogate", "2**64", "deep"])
+@pytest.mark.parametrize(
+    "value,words",
+    [
+        ({"a": {1, 2}}, "is a set"),
+        (np.array([1 + 2j]), "complex"),
+        ("\ud800", "lone surrogate"),
+        (2**64, "outside the integers"),
+        (deep(100), "deeper than 64 levels"),
+    ],
+    ids=["set", "complex", "surrogate", "2**64", "deep"],
+)
 def test_event_values_the_store_cannot_hold_are_refused(cat, value, words):
     docs, bad = _object_run(value)
     writer = cat.writer()
@@ -285,15 +308,24 @@ def test_a_seq_num_beyond_int64_is_refused(cat, page, big):
 
 def test_a_stream_datum_range_beyond_int64_is_refused(cat):
     bundle = compose_run(metadata={"plan_name": "fly"})
-    desc = bundle.compose_descriptor(name="primary", data_keys={
-        "cam": {"dtype": "array", "shape": [2], "source": "cam", "external": "STREAM:"}})
-    sres = bundle.compose_stream_resource(mimetype="application/x-hdf5", uri="file:///a.h5",
-                                          data_key="cam", parameters={})
-    bad = sres.compose_stream_datum(indices={"start": 0, "stop": 1}, seq_nums={"start": 2**63, "stop": 2**63 + 1},
-                                    descriptor=desc.descriptor_doc, validate=False)
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"cam": {"dtype": "array", "shape": [2], "source": "cam", "external": "STREAM:"}}
+    )
+    sres = bundle.compose_stream_resource(
+        mimetype="application/x-hdf5", uri="file:///a.h5", data_key="cam", parameters={}
+    )
+    bad = sres.compose_stream_datum(
+        indices={"start": 0, "stop": 1},
+        seq_nums={"start": 2**63, "stop": 2**63 + 1},
+        descriptor=desc.descriptor_doc,
+        validate=False,
+    )
     writer = cat.writer()
-    for name, doc in [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-                      ("stream_resource", sres.stream_resource_doc)]:
+    for name, doc in [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("stream_resource", sres.stream_resource_doc),
+    ]:
         writer(name, doc)
     with pytest.raises(InvalidDocument, match="signed 64-bit") as info:
         writer("stream_datum", bad)
@@ -304,8 +336,9 @@ def test_a_stream_datum_range_beyond_int64_is_refused(cat):
 def test_validate_schema_never_crashes_on_hostile_input():
     """The validators themselves break on these; the boundary turns it into InvalidDocument."""
     bundle = compose_run()
-    desc = bundle.compose_descriptor(name="primary", data_keys={"x": {"dtype": "number", "shape": [],
-                                                                     "source": "x"}})
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}}
+    )
     d = desc.descriptor_doc
     for name, broken in [
         ("start", {**bundle.start_doc, 1: 2}),  # TypeError in the patternProperties regex
@@ -324,30 +357,54 @@ def _shaped(shape: list[Any], values: list[Any], *, page: bool = False):
     bundle = compose_run(metadata={"plan_name": "fly"})
     desc = bundle.compose_descriptor(
         name="primary",
-        data_keys={"x": {"dtype": "array" if shape else "number", "shape": shape, "source": "x"},
-                   "n": {"dtype": "number", "shape": [], "source": "n"}},
+        data_keys={
+            "x": {"dtype": "array" if shape else "number", "shape": shape, "source": "x"},
+            "n": {"dtype": "number", "shape": [], "source": "n"},
+        },
     )
     docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc)]
     if page:
         n = len(values)
-        docs.append(("event_page", desc.compose_event_page(
-            data={"x": values, "n": [float(i) for i in range(n)]},
-            timestamps={"x": [1.0] * n, "n": [1.0] * n}, seq_num=list(range(1, n + 1)),
-            time=[1.0] * n, validate=False)))
+        docs.append(
+            (
+                "event_page",
+                desc.compose_event_page(
+                    data={"x": values, "n": [float(i) for i in range(n)]},
+                    timestamps={"x": [1.0] * n, "n": [1.0] * n},
+                    seq_num=list(range(1, n + 1)),
+                    time=[1.0] * n,
+                    validate=False,
+                ),
+            )
+        )
     else:
-        docs += [("event", desc.compose_event(data={"x": v, "n": float(i)}, timestamps={"x": 1.0, "n": 1.0},
-                                              seq_num=i + 1, validate=False))
-                 for i, v in enumerate(values)]
+        docs += [
+            (
+                "event",
+                desc.compose_event(
+                    data={"x": v, "n": float(i)}, timestamps={"x": 1.0, "n": 1.0}, seq_num=i + 1, validate=False
+                ),
+            )
+            for i, v in enumerate(values)
+        ]
     return docs + [("stop", bundle.compose_stop())]
 
 
-@pytest.mark.parametrize("shape,values,page,words", [
-    ([], [1.0, [1.0, 2.0, 3.0]], False,
-     "data key 'x' has shape [3] (1 dimensions) but its descriptor declares shape [] (0)"),
-    ([2], [np.zeros((2, 2))], False, "has shape [2, 2] (2 dimensions) but its descriptor declares shape [2]"),
-    ([2, 3], [np.zeros(6)], False, "has shape [6] (1 dimensions) but its descriptor declares shape [2, 3]"),
-    ([], [1.0, [1.0]], True, "(row 1 of the page) has shape [1] (1 dimensions) but its descriptor declares"),
-], ids=["scalar-got-list", "array-extra-dim", "array-missing-dim", "page-scalar"])
+@pytest.mark.parametrize(
+    "shape,values,page,words",
+    [
+        (
+            [],
+            [1.0, [1.0, 2.0, 3.0]],
+            False,
+            "data key 'x' has shape [3] (1 dimensions) but its descriptor declares shape [] (0)",
+        ),
+        ([2], [np.zeros((2, 2))], False, "has shape [2, 2] (2 dimensions) but its descriptor declares shape [2]"),
+        ([2, 3], [np.zeros(6)], False, "has shape [6] (1 dimensions) but its descriptor declares shape [2, 3]"),
+        ([], [1.0, [1.0]], True, "(row 1 of the page) has shape [1] (1 dimensions) but its descriptor declares"),
+    ],
+    ids=["scalar-got-list", "array-extra-dim", "array-missing-dim", "page-scalar"],
+)
 def test_events_that_disagree_with_their_declared_shape_are_refused(cat, shape, values, page, words):
     docs = _shaped(shape, values, page=page)
     writer = cat.writer()
@@ -364,20 +421,34 @@ def test_events_that_disagree_with_their_declared_shape_are_refused(cat, shape, 
     assert_reads_back(cat, accepted)
 
 
-@pytest.mark.parametrize("shape,values,page", [
-    ([None], [[1.0, 2.0], [1.0, 2.0, 3.0]], False),
-    ([0, 0], [np.zeros((2, 3)), np.zeros((4, 5))], False),
-    ([None], [[1.0], [1.0, 2.0]], True),
-    ([], [1.0, 2, "text", None, True], True),
-    ([3], [[1, 2, 3], None], False),
-    ([2], [[[1, 2], [3, 4]]], False),  # ophyd declares a nested list by its length alone
-    # A waveform whose length changes during the run (EPICS NORD): declared by its first reading.
-    ([4], [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]], False),
-    ([2, 3], [np.zeros((3, 2))], False),
-    ([2, 2], [[[1, 2], [3]]], False),
-    ([2], [[1, 2], [1, 2, 3]], True),
-], ids=["variable", "zero-dims", "page-variable", "page-scalars", "missing", "ophyd-nested-list",
-        "waveform-grows", "other-lengths", "ragged", "page-rows-grow"])
+@pytest.mark.parametrize(
+    "shape,values,page",
+    [
+        ([None], [[1.0, 2.0], [1.0, 2.0, 3.0]], False),
+        ([0, 0], [np.zeros((2, 3)), np.zeros((4, 5))], False),
+        ([None], [[1.0], [1.0, 2.0]], True),
+        ([], [1.0, 2, "text", None, True], True),
+        ([3], [[1, 2, 3], None], False),
+        ([2], [[[1, 2], [3, 4]]], False),  # ophyd declares a nested list by its length alone
+        # A waveform whose length changes during the run (EPICS NORD): declared by its first reading.
+        ([4], [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]], False),
+        ([2, 3], [np.zeros((3, 2))], False),
+        ([2, 2], [[[1, 2], [3]]], False),
+        ([2], [[1, 2], [1, 2, 3]], True),
+    ],
+    ids=[
+        "variable",
+        "zero-dims",
+        "page-variable",
+        "page-scalars",
+        "missing",
+        "ophyd-nested-list",
+        "waveform-grows",
+        "other-lengths",
+        "ragged",
+        "page-rows-grow",
+    ],
+)
 def test_events_within_their_declared_shape_are_accepted_and_readable(cat, shape, values, page):
     docs = _shaped(shape, values, page=page)
     writer = cat.writer()

@@ -18,20 +18,26 @@ def _valid_documents():
         name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}}
     )
     res = bundle.compose_resource(spec="NPY_SEQ", root="/", resource_path="a", resource_kwargs={})
-    sres = bundle.compose_stream_resource(mimetype="application/x-hdf5", uri="file:///a.h5",
-                                          data_key="x", parameters={})
+    sres = bundle.compose_stream_resource(
+        mimetype="application/x-hdf5", uri="file:///a.h5", data_key="x", parameters={}
+    )
     return [
         ("start", bundle.start_doc),
         ("descriptor", desc.descriptor_doc),
         ("resource", res.resource_doc),
         ("datum", res.compose_datum(datum_kwargs={"index": 0})),
         ("stream_resource", sres.stream_resource_doc),
-        ("stream_datum", sres.compose_stream_datum(indices={"start": 0, "stop": 1},
-                                                   seq_nums={"start": 1, "stop": 2},
-                                                   descriptor=desc.descriptor_doc)),
+        (
+            "stream_datum",
+            sres.compose_stream_datum(
+                indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=desc.descriptor_doc
+            ),
+        ),
         ("event", desc.compose_event(data={"x": 1.0}, timestamps={"x": 1.0}, seq_num=1)),
-        ("event_page", desc.compose_event_page(data={"x": [1.0]}, timestamps={"x": [1.0]},
-                                               seq_num=[2], time=[1.0])),
+        (
+            "event_page",
+            desc.compose_event_page(data={"x": [1.0]}, timestamps={"x": [1.0]}, seq_num=[2], time=[1.0]),
+        ),
         ("stop", bundle.compose_stop()),
     ]
 

@@ -24,7 +24,9 @@ def test_stream_resource_hdf5_rows_join_their_events(cat, tmp_path):
         },
     )
     sres = bundle.compose_stream_resource(
-        mimetype="application/x-hdf5", uri=f"file://localhost{path}", data_key="cam",
+        mimetype="application/x-hdf5",
+        uri=f"file://localhost{path}",
+        data_key="cam",
         parameters={"dataset": "/entry/data"},
     )
     writer = cat.writer()
@@ -34,13 +36,15 @@ def test_stream_resource_hdf5_rows_join_their_events(cat, tmp_path):
     for block in range(2):
         rows = range(block * 3, block * 3 + 3)
         for i in rows:
-            writer("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 1.0},
-                                               seq_num=i + 1))
-        writer("stream_datum", sres.compose_stream_datum(
-            indices={"start": rows.start, "stop": rows.stop},
-            seq_nums={"start": rows.start + 1, "stop": rows.stop + 1},
-            descriptor=desc.descriptor_doc,
-        ))
+            writer("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 1.0}, seq_num=i + 1))
+        writer(
+            "stream_datum",
+            sres.compose_stream_datum(
+                indices={"start": rows.start, "stop": rows.stop},
+                seq_nums={"start": rows.start + 1, "stop": rows.stop + 1},
+                descriptor=desc.descriptor_doc,
+            ),
+        )
     writer("stop", bundle.compose_stop())
     ds = cat[-1].primary.read()
     np.testing.assert_array_equal(ds["cam"].values, frames)
@@ -54,15 +58,17 @@ def test_unknown_spec_is_named_in_the_error(cat):
         name="primary",
         data_keys={"cam": {"dtype": "array", "shape": [2], "source": "c", "external": "FILESTORE:"}},
     )
-    res = bundle.compose_resource(spec="MY_DETECTOR_SPEC", root="/", resource_path="nowhere",
-                                  resource_kwargs={})
+    res = bundle.compose_resource(spec="MY_DETECTOR_SPEC", root="/", resource_path="nowhere", resource_kwargs={})
     datum = res.compose_datum(datum_kwargs={"index": 0})
     writer = cat.writer()
-    for name, doc in [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-                      ("resource", res.resource_doc), ("datum", datum),
-                      ("event", desc.compose_event(data={"cam": datum["datum_id"]},
-                                                   timestamps={"cam": 1.0}, seq_num=1)),
-                      ("stop", bundle.compose_stop())]:
+    for name, doc in [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("resource", res.resource_doc),
+        ("datum", datum),
+        ("event", desc.compose_event(data={"cam": datum["datum_id"]}, timestamps={"cam": 1.0}, seq_num=1)),
+        ("stop", bundle.compose_stop()),
+    ]:
         writer(name, doc)
     with pytest.raises(UnknownHandler, match="MY_DETECTOR_SPEC") as info:
         cat[-1].primary.read()

@@ -50,17 +50,18 @@ def clean_registry() -> Iterator[None]:
 
 def _resource(run: Any, spec: str, root: str, path: str, kwargs: dict[str, Any]) -> Any:
     return event_model.compose_resource(
-        start=run.start_doc, spec=spec, root=root, resource_path=path, resource_kwargs=kwargs,
+        start=run.start_doc,
+        spec=spec,
+        root=root,
+        resource_path=path,
+        resource_kwargs=kwargs,
         path_semantics="posix",
     )
 
 
 def _datums(resource: Any, kwargs: list[dict[str, Any]]) -> list[Any]:
     counter = itertools.count()
-    return [
-        event_model.compose_datum(resource=resource, counter=counter, datum_kwargs=kw)
-        for kw in kwargs
-    ]
+    return [event_model.compose_datum(resource=resource, counter=counter, datum_kwargs=kw) for kw in kwargs]
 
 
 def _feed(filler: Filler, *docs: tuple[str, Any]) -> None:
@@ -92,9 +93,7 @@ def test_npy_seq_datum_and_datum_page(run: Any, tmp_path: Path) -> None:
     res = _resource(run, "NPY_SEQ", str(tmp_path), "stem", {}).resource_doc
     counter = itertools.count()
     datums = [event_model.compose_datum(resource=res, counter=counter, datum_kwargs={"index": 0})]
-    page = event_model.compose_datum_page(
-        resource=res, counter=counter, datum_kwargs={"index": [1, 2, 3]}
-    )
+    page = event_model.compose_datum_page(resource=res, counter=counter, datum_kwargs={"index": [1, 2, 3]})
     with Filler() as filler:
         _feed(filler, ("start", run.start_doc), ("resource", res), ("datum", datums[0]))
         _feed(filler, ("datum_page", page))
@@ -156,11 +155,12 @@ def _stream_setup(run: Any, tmp_path: Path, uri_prefix: str, rows: np.ndarray) -
         f["/entry/det"] = rows
     descriptor = run.compose_descriptor(
         name="primary",
-        data_keys={"det": {"source": "sim", "dtype": "array", "shape": [2, 2],
-                           "external": "STREAM:"}},
+        data_keys={"det": {"source": "sim", "dtype": "array", "shape": [2, 2], "external": "STREAM:"}},
     ).descriptor_doc
     bundle = event_model.compose_stream_resource(
-        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
+        start=run.start_doc,
+        mimetype="application/x-hdf5",
+        data_key="det",
         uri=f"{uri_prefix}{tmp_path / 'stream.h5'}",
         parameters={"dataset": "/entry/det", "chunk_shape": [1, 2, 2]},
     )
@@ -196,8 +196,11 @@ def test_stream_datum_several_rows_per_event(run: Any, tmp_path: Path) -> None:
         data_keys={"det": {"source": "sim", "dtype": "array", "shape": [2, 2, 2], "external": "STREAM:"}},
     ).descriptor_doc
     bundle = event_model.compose_stream_resource(
-        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
-        uri=f"file://localhost{tmp_path / 'stream.h5'}", parameters={"dataset": "/entry/det"},
+        start=run.start_doc,
+        mimetype="application/x-hdf5",
+        data_key="det",
+        uri=f"file://localhost{tmp_path / 'stream.h5'}",
+        parameters={"dataset": "/entry/det"},
     )
     doc = bundle.compose_stream_datum(
         indices={"start": 0, "stop": 3}, seq_nums={"start": 1, "stop": 4}, descriptor=descriptor
@@ -229,8 +232,11 @@ def test_stream_datum_whose_file_cannot_hold_the_declared_shape(run: Any, tmp_pa
         data_keys={"det": {"source": "sim", "dtype": "array", "shape": [2, 3, 4], "external": "STREAM:"}},
     ).descriptor_doc
     bundle = event_model.compose_stream_resource(
-        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
-        uri=f"file://localhost{tmp_path / 'stream.h5'}", parameters={"dataset": "/entry/det"},
+        start=run.start_doc,
+        mimetype="application/x-hdf5",
+        data_key="det",
+        uri=f"file://localhost{tmp_path / 'stream.h5'}",
+        parameters={"dataset": "/entry/det"},
     )
     doc = bundle.compose_stream_datum(
         indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=descriptor
@@ -294,12 +300,13 @@ def test_unknown_spec_message(run: Any, tmp_path: Path) -> None:
 
 def test_unknown_mimetype_message(run: Any, tmp_path: Path) -> None:
     bundle = event_model.compose_stream_resource(
-        start=run.start_doc, mimetype="image/tiff", data_key="det", uri="file:///x.tif",
+        start=run.start_doc,
+        mimetype="image/tiff",
+        data_key="det",
+        uri="file:///x.tif",
         parameters={},
     )
-    doc = bundle.compose_stream_datum(
-        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}
-    )
+    doc = bundle.compose_stream_datum(indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2})
     filler = Filler()
     _feed(filler, ("stream_resource", bundle.stream_resource_doc))
     with pytest.raises(UnknownHandler) as info:
@@ -312,9 +319,7 @@ def test_unknown_mimetype_message(run: Any, tmp_path: Path) -> None:
         get_handler("NOPE")  # no resource uid to name
 
 
-def test_register_overwrite_and_entry_points(
-    clean_registry: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_register_overwrite_and_entry_points(clean_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
     class Mine:
         def __init__(self, path: str, **kwargs: Any) -> None: ...
 
@@ -331,8 +336,7 @@ def test_register_overwrite_and_entry_points(
 
     good = EntryPoint("EP_SPEC", "scandeck.handlers:HDF5DatasetHandler", "scandeck.handlers")
     broken = EntryPoint("EP_BROKEN", "no_such_module_xyz:Nope", "scandeck.handlers")
-    hdf5 = EntryPoint("text/x-mine", "scandeck.handlers:HDF5StreamHandler",
-                      "scandeck.stream_handlers")
+    hdf5 = EntryPoint("text/x-mine", "scandeck.handlers:HDF5StreamHandler", "scandeck.stream_handlers")
     eps = {"scandeck.handlers": [good, broken], "scandeck.stream_handlers": [hdf5]}
     monkeypatch.setattr(scandeck.registry, "entry_points", lambda group: eps.get(group, []))
     assert "EP_SPEC" not in handlers.registered_handlers()["specs"]  # loaded lazily ...
@@ -375,9 +379,7 @@ def test_unknown_datum_and_unseen_resources(run: Any, tmp_path: Path) -> None:
     with pytest.raises(ResourceNotFound, match=f"resource '{res['uid']}'.*'resource' document"):
         filler.fill_datum(datum["datum_id"])
     _, bundle = _stream_setup(run, tmp_path, "file://localhost", np.zeros((1, 2, 2)))
-    doc = bundle.compose_stream_datum(
-        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}
-    )
+    doc = bundle.compose_stream_datum(indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2})
     with pytest.raises(ResourceNotFound, match="'stream_resource' document"):
         filler.fill_stream_datum(doc)
 
@@ -396,13 +398,14 @@ def test_missing_files_name_path_and_resource(run: Any, tmp_path: Path) -> None:
         assert info.value.path == str(tmp_path / path) and info.value.resource_uid == res["uid"]
         assert isinstance(info.value, FileNotFoundError)
     stream = event_model.compose_stream_resource(
-        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
-        uri=f"file://localhost{tmp_path / 'gone_stream.h5'}", parameters={"dataset": "/d"},
+        start=run.start_doc,
+        mimetype="application/x-hdf5",
+        data_key="det",
+        uri=f"file://localhost{tmp_path / 'gone_stream.h5'}",
+        parameters={"dataset": "/d"},
     )
     _feed(filler, ("stream_resource", stream.stream_resource_doc))
-    doc = stream.compose_stream_datum(
-        indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}
-    )
+    doc = stream.compose_stream_datum(indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2})
     with pytest.raises(ExternalFileMissing) as info:
         filler.fill_stream_datum(doc)
     assert str(tmp_path / "gone_stream.h5") in str(info.value)
@@ -508,11 +511,15 @@ def test_a_stream_handler_whose_shape_is_unusable_is_a_fill_error(run: Any, tmp_
 
 def test_a_files_path_with_control_characters_is_escaped_in_errors(run: Any, tmp_path: Path) -> None:
     bundle = event_model.compose_stream_resource(
-        start=run.start_doc, mimetype="application/x-hdf5", data_key="det",
-        uri=f"file://localhost{tmp_path}/\x1b]0;pwned\x07.h5", parameters={"dataset": "/d"},
+        start=run.start_doc,
+        mimetype="application/x-hdf5",
+        data_key="det",
+        uri=f"file://localhost{tmp_path}/\x1b]0;pwned\x07.h5",
+        parameters={"dataset": "/d"},
     )
     descriptor = run.compose_descriptor(
-        name="primary", data_keys={"det": {"source": "s", "dtype": "array", "shape": [2], "external": "STREAM:"}},
+        name="primary",
+        data_keys={"det": {"source": "s", "dtype": "array", "shape": [2], "external": "STREAM:"}},
     ).descriptor_doc
     doc = bundle.compose_stream_datum(
         indices={"start": 0, "stop": 1}, seq_nums={"start": 1, "stop": 2}, descriptor=descriptor

@@ -36,14 +36,16 @@ C1 = "\x9b31mred"
 PWN = "x{open('PWNED','w').write('1')}"
 
 
-def write_run(cat: Any, *, uid: str | None = None, stream: str = "primary", key: str = "det",
-              **metadata: Any) -> str:
+def write_run(
+    cat: Any, *, uid: str | None = None, stream: str = "primary", key: str = "det", **metadata: Any
+) -> str:
     """One finished run of two events (compose_run); returns its uid."""
     bundle = compose_run(uid=uid, metadata={"plan_name": "count", **metadata})
     writer = cat.writer()
     writer("start", bundle.start_doc)
     desc = bundle.compose_descriptor(
-        name=stream, data_keys={key: {"dtype": "number", "shape": [], "source": "sim:det"}})
+        name=stream, data_keys={key: {"dtype": "number", "shape": [], "source": "sim:det"}}
+    )
     writer("descriptor", desc.descriptor_doc)
     for i in range(2):
         writer("event", desc.compose_event(data={key: float(i)}, timestamps={key: 0.0}))
@@ -58,8 +60,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     path = tmp_path_factory.mktemp("hostile") / "store"
     cat = scandeck.open_catalog(path)
     uids = {
-        "term": write_run(cat, scan_id=1, purpose=TERM, sample=BIDI, operator=C1,
-                          stream=f"dark{TERM}", key="det\x1b[31m"),
+        "term": write_run(
+            cat, scan_id=1, purpose=TERM, sample=BIDI, operator=C1, stream=f"dark{TERM}", key="det\x1b[31m"
+        ),
         "pwn": write_run(cat, uid=PWN, scan_id=2),
         "amb1": write_run(cat, uid="amb\x1b[2J-1", scan_id=3),
         "amb2": write_run(cat, uid="amb\x1b[2J-2", scan_id=4),
@@ -72,8 +75,9 @@ def scandeck_cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     """``python -m scandeck.cli ARGS`` with its own data directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANDECK_")}
     env["SCANDECK_DATA"] = str(data)
-    return subprocess.run([sys.executable, "-m", "scandeck.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "scandeck.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def raw_controls(text: str) -> list[str]:
@@ -84,9 +88,27 @@ def raw_controls(text: str) -> list[str]:
 # -- printable ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ch", ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\x9b", "\u061c", "\u200e",
-                                "\u200f", "\u2028", "\u2029", "\u202a", "\u202e", "\u2066", "\u2069",
-                                "\ud800"])
+@pytest.mark.parametrize(
+    "ch",
+    [
+        "\x00",
+        "\x07",
+        "\x1b",
+        "\x7f",
+        "\x85",
+        "\x9b",
+        "\u061c",
+        "\u200e",
+        "\u200f",
+        "\u2028",
+        "\u2029",
+        "\u202a",
+        "\u202e",
+        "\u2066",
+        "\u2069",
+        "\ud800",
+    ],
+)
 def test_printable_escapes_every_control_and_bidi_character(ch: str) -> None:
     shown = printable(f"a{ch}b")
     assert shown == f"a\\u{ord(ch):04x}b"
@@ -115,8 +137,7 @@ def test_ls_escapes_metadata(hostile: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_show_escapes_metadata_streams_and_keys(hostile: dict[str, Any], tmp_path: Path) -> None:
-    result = scandeck_cli("show", hostile["uids"]["term"], "--catalog", str(hostile["path"]),
-                          data=tmp_path)
+    result = scandeck_cli("show", hostile["uids"]["term"], "--catalog", str(hostile["path"]), data=tmp_path)
     assert result.returncode == 0, result.stderr
     assert raw_controls(result.stdout) == []
     assert "\\u001b]0;pwned\\u0007\\u001b[2J" in result.stdout
@@ -144,11 +165,14 @@ def test_error_messages_escape_the_run_values_they_name(hostile: dict[str, Any],
     assert "\x1b" not in str(info.value) and info.value.matches[0].startswith("amb\x1b")
 
 
-@pytest.mark.parametrize("query", [
-    "scan_id > 99999999999999999999999999999",
-    "not " * 2400 + "scan_id == 1",
-    "(" * 1500 + "scan_id == 1" + ")" * 1500,
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "scan_id > 99999999999999999999999999999",
+        "not " * 2400 + "scan_id == 1",
+        "(" * 1500 + "scan_id == 1" + ")" * 1500,
+    ],
+)
 def test_ls_refuses_unusable_queries_in_one_error(query: str, hostile: dict[str, Any], tmp_path: Path) -> None:
     result = scandeck_cli("ls", query, "--catalog", str(hostile["path"]), data=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -167,15 +191,18 @@ def test_show_with_more_digits_than_a_scan_id_looks_for_a_uid(hostile: dict[str,
 # -- queries from Python and text ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "scan_id > 99999999999999999999999999999",
-    "scan_id == 99999999999999999999999999999",
-    "md.count < -9223372036854775809",
-    "scan_id in [1, 9223372036854775808]",
-    "x == " + "9" * 5000,  # more digits than int() takes
-    "not " * 2400 + "scan_id == 1",
-    "(" * 1500 + "scan_id == 1" + ")" * 1500,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "scan_id > 99999999999999999999999999999",
+        "scan_id == 99999999999999999999999999999",
+        "md.count < -9223372036854775809",
+        "scan_id in [1, 9223372036854775808]",
+        "x == " + "9" * 5000,  # more digits than int() takes
+        "not " * 2400 + "scan_id == 1",
+        "(" * 1500 + "scan_id == 1" + ")" * 1500,
+    ],
+)
 def test_search_text_out_of_range_or_too_deep_is_a_syntax_error(text: str, hostile: dict[str, Any]) -> None:
     with pytest.raises(QuerySyntaxError) as info:
         hostile["cat"].search(text)
@@ -183,14 +210,17 @@ def test_search_text_out_of_range_or_too_deep_is_a_syntax_error(text: str, hosti
     assert re.search(r"out of range|levels deep", info.value.message)
 
 
-@pytest.mark.parametrize("build", [
-    lambda: Key("scan_id") > 10**30,
-    lambda: Key("scan_id") == 10**30,
-    lambda: Key("scan_id").in_([1, 10**30]),
-    lambda: Key("md.count") <= -(2**63) - 1,
-    lambda: Key("x") == 10**5000,
-    lambda: ScanID(2**63),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Key("scan_id") > 10**30,
+        lambda: Key("scan_id") == 10**30,
+        lambda: Key("scan_id").in_([1, 10**30]),
+        lambda: Key("md.count") <= -(2**63) - 1,
+        lambda: Key("x") == 10**5000,
+        lambda: ScanID(2**63),
+    ],
+)
 def test_python_queries_out_of_range_raise_invalid_query(build: Any) -> None:
     with pytest.raises(InvalidQuery, match="out of range"):
         build()
@@ -258,7 +288,7 @@ def test_the_bind_line_gives_the_magic_each_stream_name_back(stream: str) -> Non
     from scandeck.server.snippets import code_for
 
     first = code_for("abc-1", None, [stream])["bind"].splitlines()[0]
-    args = parse_argstring(ScandeckMagics.bind, first[len("%%bind "):])  # as IPython splits it
+    args = parse_argstring(ScandeckMagics.bind, first[len("%%bind ") :])  # as IPython splits it
     assert (unquote_arg(args.uid), unquote_arg(args.stream)) == ("abc-1", stream)
 
 
@@ -268,7 +298,7 @@ def test_snippets_quote_catalog_names_and_refuse_what_cannot_be_quoted() -> None
 
     code = code_for("abc-1", "my {x} store", [PWN])
     assert code["setup"] == '%load_ext scandeck\n%catalog "my {x} store"'
-    assert unquote_arg(code["setup"].splitlines()[1][len("%catalog "):]) == "my {x} store"
+    assert unquote_arg(code["setup"].splitlines()[1][len("%catalog ") :]) == "my {x} store"
     assert f"run[{PWN!r}]" in code["load"] and "open_catalog('my {x} store')" in code["load"]
     for bad_stream in ("a\nimport os", "tab\there", "\u202eevil", "both ' and \" quotes"):
         with pytest.raises(UnsafeValue, match="stream name"):
@@ -286,8 +316,7 @@ def test_notebook_html_escapes_names_keys_and_queries(tmp_path: Path) -> None:
     script = "<script>alert(1)</script>"
     cat = scandeck.open_catalog(tmp_path / "store")
     try:
-        uid = write_run(cat, stream=f"s{script}", key="k<img src=x onerror=alert(1)>",
-                        sample=script, purpose=TERM)
+        uid = write_run(cat, stream=f"s{script}", key="k<img src=x onerror=alert(1)>", sample=script, purpose=TERM)
         run = cat[uid]
         stream = run[f"s{script}"]
         pages = [run_html(run), stream_html(stream), catalog_html(cat.search(Key("sample") == script))]

@@ -13,8 +13,7 @@ from event_model import compose_run
 
 import scandeck
 
-HEAVY = ("numpy", "pandas", "xarray", "event_model", "jsonschema", "h5py", "redis", "holoviews",
-         "bokeh", "intake")
+HEAVY = ("numpy", "pandas", "xarray", "event_model", "jsonschema", "h5py", "redis", "holoviews", "bokeh", "intake")
 
 PROBE = """
 import sys
@@ -33,6 +32,7 @@ def test_browsing_a_catalog_stays_light(tmp_path):
     bundle = compose_run(metadata={"sample": "Ni"})
     writer("start", bundle.start_doc)
     writer("stop", bundle.compose_stop())
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "store"), *HEAVY],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "store"), *HEAVY], capture_output=True, text=True, check=True
+    )
     assert proc.stdout.split() == []

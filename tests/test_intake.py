@@ -134,8 +134,14 @@ def test_shipped_catalog_is_a_complete_intake_2_catalog(dirs) -> None:
 def test_a_user_catalog_file_points_redis_at_the_facility_bus(dirs, redis_server) -> None:
     """The shipped "redis" entry names localhost; a facility's file of its own wins."""
     user_dir = dirs["catalogs"]
-    text = shipped().read_text().replace("redis://localhost:6379/0?prefix=scandeck",
-                                         f"{redis_server.url}?prefix=facility-{uuid.uuid4().hex[:6]}")
+    text = (
+        shipped()
+        .read_text()
+        .replace(
+            "redis://localhost:6379/0?prefix=scandeck",
+            f"{redis_server.url}?prefix=facility-{uuid.uuid4().hex[:6]}",
+        )
+    )
     (user_dir / "facility.yaml").write_text(text)
     cat = scandeck.open_catalog("redis")
     try:
@@ -220,15 +226,19 @@ def test_other_yaml_files_are_passed_over(dirs, caplog: pytest.LogCaptureFixture
 
 
 def test_unknown_name_lists_what_exists_and_how_to_add_one(dirs, tmp_path: Path) -> None:
-    (dirs["catalogs"] / "beamtimes.yaml").write_text(
-        store_catalog_yaml("beamtime", str(tmp_path / "store"))
-    )
+    (dirs["catalogs"] / "beamtimes.yaml").write_text(store_catalog_yaml("beamtime", str(tmp_path / "store")))
     with pytest.raises(UnknownName) as info:
         scandeck.open_catalog("nosuchname")
     message = str(info.value)
     assert isinstance(info.value, KeyError)
-    for expected in ("'nosuchname'", "local", "beamtime", str(dirs["catalogs"]),
-                     str(shipped().parent), "SCANDECK_CATALOGS"):
+    for expected in (
+        "'nosuchname'",
+        "local",
+        "beamtime",
+        str(dirs["catalogs"]),
+        str(shipped().parent),
+        "SCANDECK_CATALOGS",
+    ):
         assert expected in message
 
 
@@ -241,7 +251,8 @@ def test_malformed_file_is_skipped_logged_and_named(dirs, caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="scandeck.catalog_files"):
         assert list(list_entries()) == ["local", "redis"]  # the others still work
     assert {r.getMessage().split(":")[0] for r in caplog.records} == {
-        f"skipping catalog file {broken}", f"skipping catalog file {incomplete}"
+        f"skipping catalog file {broken}",
+        f"skipping catalog file {incomplete}",
     }
     with pytest.raises(UnknownName) as info:
         open_entry("beamtime")
@@ -275,9 +286,7 @@ def test_entry_point_import_registers_the_reader_without_loading_the_catalog() -
         print("ok")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert "failed" not in done.stderr  # intake logs entry-point import failures

@@ -76,8 +76,9 @@ def test_kernel_answers_while_10k_events_per_second_stream_in(kernel, store):
         time.sleep(0.02)
     finish(proc)
     assert answers and set(answers) == {"42\n"}
-    assert kernel.wait_for(lambda: kernel.execute("print(n)", timeout=30)["outputs"][0]["content"]["text"]
-                           == "30000\n", 30)
+    assert kernel.wait_for(
+        lambda: kernel.execute("print(n)", timeout=30)["outputs"][0]["content"]["text"] == "30000\n", 30
+    )
 
 
 def test_failing_bound_cell_keeps_binding_and_others_alive(kernel, store):
@@ -86,6 +87,7 @@ def test_failing_bound_cell_keeps_binding_and_others_alive(kernel, store):
     for _ in range(2):
         finish(produce(store, "write", str(store), "5", "0"))
     assert kernel.wait_for(lambda: any("ok 5" in output_text(u[2]) for u in kernel.widget_outputs()))
+
     def errors():
         return [o for _, _, outs in kernel.widget_outputs() for o in outs if o["output_type"] == "error"]
 
@@ -93,7 +95,8 @@ def test_failing_bound_cell_keeps_binding_and_others_alive(kernel, store):
     assert errors()[-1]["ename"] == "ValueError"
     assert any("boom" in line for line in errors()[-1]["traceback"])
     assert kernel.wait_for(  # the final state of the second run shows as the last error
-        lambda: "ValueError: boom at 5" in kernel.text_of(kernel.execute("%bindings")["msg_id"]))
+        lambda: "ValueError: boom at 5" in kernel.text_of(kernel.execute("%bindings")["msg_id"])
+    )
     assert kernel.execute("1 + 1")["status"] == "ok"  # the kernel lives on
 
 
@@ -150,8 +153,9 @@ def test_batch_path_runs_once_on_the_run_named_by_scan_uid(tmp_path, store):
     src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, src)
     t0 = time.monotonic()
-    papermill.execute_notebook(str(src), str(out), parameters={"scan_uid": older.uid},
-                               kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(
+        str(src), str(out), parameters={"scan_uid": older.uid}, kernel_name="python3", progress_bar=False
+    )
     assert time.monotonic() - t0 < 120  # it completes: no live binding holds it open
     text = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"]
     assert text.split() == [older.uid, "4", "4"]
@@ -171,12 +175,15 @@ def test_bind_one_run_by_scan_or_uid_with_new_rows_and_progress(kernel, store):
     kernel.execute(f'%%bind --uid {first.uid[:8]}\nprint("uid", run.uid, event["seq_num"])')
     # Each producer process starts its RunEngine at scan_id 1: --scan takes the newest.
     assert kernel.wait_for(lambda: any("scan1 9 9" in output_text(u[2]) for u in kernel.widget_outputs()))
-    assert kernel.wait_for(lambda: any(f"uid {first.uid} 7" in output_text(u[2])
-                                       for u in kernel.widget_outputs()))
+    assert kernel.wait_for(lambda: any(f"uid {first.uid} 7" in output_text(u[2]) for u in kernel.widget_outputs()))
+
     def progress_maxima():
-        return sorted(m["content"]["data"]["state"]["max"] for m in list(kernel.messages)
-                      if m["msg_type"] == "comm_open"
-                      and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel")
+        return sorted(
+            m["content"]["data"]["state"]["max"]
+            for m in list(kernel.messages)
+            if m["msg_type"] == "comm_open"
+            and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel"
+        )
 
     # The progress bar follows the outputs in the same update: wait for both bars.
     assert kernel.wait_for(lambda: progress_maxima() == [7, 9]), progress_maxima()
@@ -200,8 +207,10 @@ def test_kernel_shuts_down_cleanly_with_live_bindings(tmp_path, store):
         session.execute(f"%load_ext scandeck\n%catalog {store}")
         session.execute("%%bind\nprint(len(df))")
         session.execute("%%bind --on run\nprint(len(df))")
-        session.execute(f"import scandeck\npipe = scandeck.live(catalog=scandeck.open_catalog({str(store)!r}))"
-                        ".stream().sink(lambda row: None)")
+        session.execute(
+            f"import scandeck\npipe = scandeck.live(catalog=scandeck.open_catalog({str(store)!r}))"
+            ".stream().sink(lambda row: None)"
+        )
         proc = produce(store, "write", str(store), "100000", "0.001")  # still running at shutdown
         assert session.wait_for(lambda: len(session.widget_outputs()) > 1)
     finally:

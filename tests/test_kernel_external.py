@@ -43,8 +43,7 @@ def test_bound_df_holds_external_scalars_as_values(kernel, step_scan):  # noqa: 
 def test_bind_fill_reads_the_frames_asked_for(kernel, step_scan):  # noqa: F811
     uid, _ = step_scan
     kernel.execute(f'%%bind --uid {uid} --fill bdet\nprint(len(df), df["bdet"].iloc[-1].shape)')
-    assert kernel.wait_for(lambda: "5 (1, 240, 320)" in last_widget_text(kernel), 60), \
-        last_widget_text(kernel)
+    assert kernel.wait_for(lambda: "5 (1, 240, 320)" in last_widget_text(kernel), 60), last_widget_text(kernel)
 
 
 def test_bind_fill_npy_seq_images_of_ophyd_sim(kernel, store, RE, hw):  # noqa: F811

@@ -20,8 +20,10 @@ import scandeck
 from scandeck.livestream import Live
 
 PROCS = str(Path(__file__).with_name("procs.py"))
-DATA_KEYS = {"x": {"dtype": "number", "shape": [], "source": "sim:x"},
-             "det": {"dtype": "number", "shape": [], "source": "sim:det"}}
+DATA_KEYS = {
+    "x": {"dtype": "number", "shape": [], "source": "sim:x"},
+    "det": {"dtype": "number", "shape": [], "source": "sim:det"},
+}
 
 
 def write_run(cat, num: int, *, page: int = 1, every: int = 0, pause: float = 0.0, **md) -> str:
@@ -30,7 +32,8 @@ def write_run(cat, num: int, *, page: int = 1, every: int = 0, pause: float = 0.
     bundle = compose_run(metadata={"plan_name": "test", **md})
     primary = bundle.compose_descriptor(name="primary", data_keys=DATA_KEYS)
     baseline = bundle.compose_descriptor(
-        name="baseline", data_keys={"T": {"dtype": "number", "shape": [], "source": "sim:T"}})
+        name="baseline", data_keys={"T": {"dtype": "number", "shape": [], "source": "sim:T"}}
+    )
     writer("start", bundle.start_doc)
     writer("descriptor", primary.descriptor_doc)
     writer("descriptor", baseline.descriptor_doc)
@@ -38,13 +41,24 @@ def write_run(cat, num: int, *, page: int = 1, every: int = 0, pause: float = 0.
     for first in range(1, num + 1, page):
         seq = list(range(first, min(first + page, num + 1)))
         if page > 1:
-            writer("event_page", primary.compose_event_page(
-                data={"x": [float(s) for s in seq], "det": [float(s % 7) for s in seq]},
-                timestamps={"x": [0.0] * len(seq), "det": [0.0] * len(seq)},
-                seq_num=seq, time=[time.time()] * len(seq)))
+            writer(
+                "event_page",
+                primary.compose_event_page(
+                    data={"x": [float(s) for s in seq], "det": [float(s % 7) for s in seq]},
+                    timestamps={"x": [0.0] * len(seq), "det": [0.0] * len(seq)},
+                    seq_num=seq,
+                    time=[time.time()] * len(seq),
+                ),
+            )
         else:
-            writer("event", primary.compose_event(data={"x": float(first), "det": float(first % 7)},
-                                                  timestamps={"x": 0.0, "det": 0.0}, seq_num=first))
+            writer(
+                "event",
+                primary.compose_event(
+                    data={"x": float(first), "det": float(first % 7)},
+                    timestamps={"x": 0.0, "det": 0.0},
+                    seq_num=first,
+                ),
+            )
         if every and first % every == 0 and pause:
             time.sleep(pause)
     writer("stop", bundle.compose_stop())
@@ -85,8 +99,7 @@ def test_rows_arrive_in_order_without_gaps_or_duplicates(sqlite_cat, live_of):
     rows = []
     live.stream().sink(rows.append)
     uid_holder = {}
-    writer = in_thread(lambda: uid_holder.setdefault("uid", write_run(sqlite_cat, 1500, every=300,
-                                                                      pause=0.01)))
+    writer = in_thread(lambda: uid_holder.setdefault("uid", write_run(sqlite_cat, 1500, every=300, pause=0.01)))
     writer.join()
     assert wait_for(lambda: len(rows) >= 1500)
     time.sleep(0.1)  # nothing more may come
@@ -219,13 +232,15 @@ def test_rows_wait_for_the_pipeline_to_end_in_a_sink(sqlite_cat, live_of):
 
 
 def test_the_package_function_is_lazy(tmp_path):
-    code = ("import sys, scandeck\n"
-            "assert 'streamz' not in sys.modules and 'scandeck.livestream' not in sys.modules\n"
-            f"cat = scandeck.open_catalog({str(tmp_path / 's')!r})\n"
-            "one = scandeck.live(catalog=cat)\n"
-            "import scandeck.livestream\n"
-            "two = scandeck.live(catalog=cat)\n"
-            "print(type(one).__name__, type(two).__name__)\n")
+    code = (
+        "import sys, scandeck\n"
+        "assert 'streamz' not in sys.modules and 'scandeck.livestream' not in sys.modules\n"
+        f"cat = scandeck.open_catalog({str(tmp_path / 's')!r})\n"
+        "one = scandeck.live(catalog=cat)\n"
+        "import scandeck.livestream\n"
+        "two = scandeck.live(catalog=cat)\n"
+        "print(type(one).__name__, type(two).__name__)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["Live", "Live"]
 
@@ -250,8 +265,11 @@ def test_kernel_pipeline_totals_every_event_and_the_kernel_answers(tmp_path):
             "live.stream(pages=True).sink(count)"
         )
         rate, seconds, page = 20_000, 1.0, 50
-        proc = subprocess.Popen([sys.executable, PROCS, "stream", str(store), str(rate), str(seconds),
-                                 str(page)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, PROCS, "stream", str(store), str(rate), str(seconds), str(page)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline().strip() == "writing"
         answers = []
         while proc.poll() is None:

@@ -24,30 +24,52 @@ def _stream_run(tmp_path: Path, *, keys: dict[str, np.ndarray], declared: dict[s
         for key, data in keys.items():
             f[f"/entry/{key}"] = data
     bundle = compose_run()
-    desc = bundle.compose_descriptor(name="primary", data_keys={
-        "x": {"dtype": "number", "shape": [], "source": "x"},
-        **{k: {"dtype": "array" if declared[k] not in ([], [1]) else "number", "shape": declared[k],
-               "source": k, "external": "STREAM:"} for k in keys},
-    })
-    sres = {k: bundle.compose_stream_resource(mimetype="application/x-hdf5", uri=f"file://localhost{path}",
-                                              data_key=k, parameters={"dataset": f"/entry/{k}"})
-            for k in keys}
+    desc = bundle.compose_descriptor(
+        name="primary",
+        data_keys={
+            "x": {"dtype": "number", "shape": [], "source": "x"},
+            **{
+                k: {
+                    "dtype": "array" if declared[k] not in ([], [1]) else "number",
+                    "shape": declared[k],
+                    "source": k,
+                    "external": "STREAM:",
+                }
+                for k in keys
+            },
+        },
+    )
+    sres = {
+        k: bundle.compose_stream_resource(
+            mimetype="application/x-hdf5",
+            uri=f"file://localhost{path}",
+            data_key=k,
+            parameters={"dataset": f"/entry/{k}"},
+        )
+        for k in keys
+    }
     return bundle, desc, sres
 
 
 def _datum(sres: Any, desc: Any, start: int, stop: int) -> dict[str, Any]:
-    return sres.compose_stream_datum(indices={"start": start, "stop": stop},
-                                     seq_nums={"start": start + 1, "stop": stop + 1},
-                                     descriptor=desc.descriptor_doc)
+    return sres.compose_stream_datum(
+        indices={"start": start, "stop": stop},
+        seq_nums={"start": start + 1, "stop": stop + 1},
+        descriptor=desc.descriptor_doc,
+    )
 
 
 def test_stream_data_that_arrives_after_its_events_lands_on_them(tmp_path):
     frames = np.arange(4 * 2 * 3, dtype=float).reshape(4, 2, 3)
     bundle, desc, sres = _stream_run(tmp_path, keys={"cam": frames}, declared={"cam": [2, 3]})
-    docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-            ("stream_resource", sres["cam"].stream_resource_doc)]
-    docs += [("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 0.0}, seq_num=i + 1))
-             for i in range(4)]
+    docs = [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("stream_resource", sres["cam"].stream_resource_doc),
+    ]
+    docs += [
+        ("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 0.0}, seq_num=i + 1)) for i in range(4)
+    ]
     docs += [("stream_datum", _datum(sres["cam"], desc, 0, 4)), ("stop", bundle.compose_stop())]
     table = LiveTable("primary", fill=["cam"])
     for name, doc in docs:
@@ -62,14 +84,21 @@ def test_a_running_fly_read_waits_for_every_stream_key(tmp_path):
     """One key ahead of the other: rows appear once both reached them, and never go away."""
     img = np.arange(4 * 2, dtype=float).reshape(4, 2)
     total = np.arange(4.0)
-    bundle, desc, sres = _stream_run(tmp_path, keys={"img": img, "total": total},
-                                     declared={"img": [2], "total": []})
-    head = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-            *(("stream_resource", s.stream_resource_doc) for s in sres.values())]
+    bundle, desc, sres = _stream_run(
+        tmp_path, keys={"img": img, "total": total}, declared={"img": [2], "total": []}
+    )
+    head = [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        *(("stream_resource", s.stream_resource_doc) for s in sres.values()),
+    ]
     seen = []
     docs = head + [("stream_datum", _datum(sres["total"], desc, 0, 4))]
-    for more in ([], [("stream_datum", _datum(sres["img"], desc, 0, 2))],
-                 [("stream_datum", _datum(sres["img"], desc, 2, 4))]):
+    for more in (
+        [],
+        [("stream_datum", _datum(sres["img"], desc, 0, 2))],
+        [("stream_datum", _datum(sres["img"], desc, 2, 4))],
+    ):
         docs += more
         uids = {desc.descriptor_doc["uid"]}
         table = collect(((i, n, d) for i, (n, d) in enumerate(docs) if n in STREAM_DOCUMENTS), uids)
@@ -83,10 +112,14 @@ def test_a_running_fly_read_waits_for_every_stream_key(tmp_path):
 def test_an_external_scalar_with_a_gap_is_nan_not_none(tmp_path):
     total = np.arange(3.0) + 10
     bundle, desc, sres = _stream_run(tmp_path, keys={"total": total}, declared={"total": [1]})
-    docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-            ("stream_resource", sres["total"].stream_resource_doc)]
-    docs += [("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 0.0}, seq_num=i + 1))
-             for i in range(4)]
+    docs = [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("stream_resource", sres["total"].stream_resource_doc),
+    ]
+    docs += [
+        ("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": 0.0}, seq_num=i + 1)) for i in range(4)
+    ]
     docs += [("stream_datum", _datum(sres["total"], desc, 0, 3))]  # the fourth never came
     uids = {desc.descriptor_doc["uid"]}
     _, _, cols = columns(collect(((i, n, d) for i, (n, d) in enumerate(docs)), uids))
@@ -98,9 +131,13 @@ def test_an_external_scalar_with_a_gap_is_nan_not_none(tmp_path):
 def test_fill_names_a_key_as_a_string_or_a_list(tmp_path, fill):
     frames = np.ones((2, 2, 3))
     bundle, desc, sres = _stream_run(tmp_path, keys={"cam": frames}, declared={"cam": [2, 3]})
-    docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-            ("stream_resource", sres["cam"].stream_resource_doc),
-            ("stream_datum", _datum(sres["cam"], desc, 0, 2)), ("stop", bundle.compose_stop())]
+    docs = [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("stream_resource", sres["cam"].stream_resource_doc),
+        ("stream_datum", _datum(sres["cam"], desc, 0, 2)),
+        ("stop", bundle.compose_stop()),
+    ]
     table = LiveTable("primary", fill=fill)
     for name, doc in docs:
         table.add(name, doc)
@@ -136,36 +173,47 @@ def test_events_count_once_per_stream_across_its_descriptors(cat, tmp_path):
     bundle, first, sres = _stream_run(tmp_path, keys={"total": total}, declared={"total": []})
     second = bundle.compose_descriptor(name="primary", data_keys=first.descriptor_doc["data_keys"])
     writer = cat.writer()
-    for name, doc in [("start", bundle.start_doc), ("descriptor", first.descriptor_doc),
-                      ("descriptor", second.descriptor_doc),
-                      ("stream_resource", sres["total"].stream_resource_doc),
-                      ("stream_datum", _datum(sres["total"], first, 0, 3)),
-                      ("stream_datum", _datum(sres["total"], second, 3, 6)),
-                      ("stop", bundle.compose_stop())]:
+    for name, doc in [
+        ("start", bundle.start_doc),
+        ("descriptor", first.descriptor_doc),
+        ("descriptor", second.descriptor_doc),
+        ("stream_resource", sres["total"].stream_resource_doc),
+        ("stream_datum", _datum(sres["total"], first, 0, 3)),
+        ("stream_datum", _datum(sres["total"], second, 3, 6)),
+        ("stop", bundle.compose_stop()),
+    ]:
         writer(name, doc)
     run = cat[bundle.start_doc["uid"]]
     assert run.num_events == 6 and len(run.primary) == 6
     np.testing.assert_array_equal(run.primary.read()["total"].values, total)
 
 
-@pytest.mark.parametrize("indices,seq_nums", [
-    ((0, 2**62), (1, 2**62 + 1)),   # consistent but absurd: readers would make 2**62 rows
-    ((0, 5), (1, 6)),               # consistent: accepted, and reading says the file is short
-    ((0, 3), (1, 3)),               # three events of data for two seq_nums
-    ((2, 1), (3, 2)),               # backwards
-    ((-1, 1), (1, 3)),              # before the file's start
-])
+@pytest.mark.parametrize(
+    "indices,seq_nums",
+    [
+        ((0, 2**62), (1, 2**62 + 1)),  # consistent but absurd: readers would make 2**62 rows
+        ((0, 5), (1, 6)),  # consistent: accepted, and reading says the file is short
+        ((0, 3), (1, 3)),  # three events of data for two seq_nums
+        ((2, 1), (3, 2)),  # backwards
+        ((-1, 1), (1, 3)),  # before the file's start
+    ],
+)
 def test_stream_datum_ranges_must_count_the_same_events(cat, tmp_path, indices, seq_nums):
     from scandeck.exceptions import InvalidDocument
 
     bundle, desc, sres = _stream_run(tmp_path, keys={"total": np.arange(3.0)}, declared={"total": []})
     writer = cat.writer()
-    for name, doc in [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc),
-                      ("stream_resource", sres["total"].stream_resource_doc)]:
+    for name, doc in [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("stream_resource", sres["total"].stream_resource_doc),
+    ]:
         writer(name, doc)
     doc = sres["total"].compose_stream_datum(
         indices={"start": indices[0], "stop": indices[1]},
-        seq_nums={"start": seq_nums[0], "stop": seq_nums[1]}, descriptor=desc.descriptor_doc)
+        seq_nums={"start": seq_nums[0], "stop": seq_nums[1]},
+        descriptor=desc.descriptor_doc,
+    )
     if indices == (0, 5):
         writer("stream_datum", doc)  # accepted; reading it is an error naming the file, not a hang
         from scandeck.exceptions import DatumIndexError

@@ -27,14 +27,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("magics")
     store = root / "store"
     cat = scandeck.open_catalog(store)
-    uids = {"pwn_uid": write_run(cat, uid=PWN, scan_id=1),
-            "pwn_stream": write_run(cat, scan_id=2, stream=PWN)}
+    uids = {"pwn_uid": write_run(cat, uid=PWN, scan_id=1), "pwn_stream": write_run(cat, scan_id=2, stream=PWN)}
     cat.close()
     work = root / "work"
     work.mkdir()
     kernel = KernelSession({"SCANDECK_DATA": str(root / "data"), "SCANDECK_BIND": "once"})
-    kernel.execute(f"import os; os.chdir({str(work)!r}); HOME = 'home'\n%load_ext scandeck\n"
-                   f"%catalog {store}")
+    kernel.execute(f"import os; os.chdir({str(work)!r}); HOME = 'home'\n%load_ext scandeck\n%catalog {store}")
     yield {"kernel": kernel, "work": work, "store": store, "uids": uids}
     kernel.close()
 
@@ -83,12 +81,15 @@ def test_the_panels_bind_snippet_for_a_hostile_stream_runs_as_data(world: dict) 
     assert "x" in text and "2" in text  # df.tail(): the stream's two rows
 
 
-@pytest.mark.parametrize("line", [
-    f'%scans uid == "{PWN}"',
-    f"%unbind {PWN}",
-    f"%catalog {PWN}",
-    f"%provenance show --name {PWN}",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'%scans uid == "{PWN}"',
+        f"%unbind {PWN}",
+        f"%catalog {PWN}",
+        f"%provenance show --name {PWN}",
+    ],
+)
 def test_line_magics_do_not_expand_braces(world: dict, line: str) -> None:
     run(world, line)  # whatever the magic answers, the braces were not run
     run(world, f"%catalog {world['store']}")
@@ -106,8 +107,9 @@ def test_bound_output_of_a_live_binding_names_the_uid_as_given(world: dict, tmp_
     try:
         status, text = run(world, f"%%bind --uid {PWN} --on run\nprint('live', run.uid)")
         assert status == "ok", text
-        assert kernel.wait_for(lambda: any(f"live {PWN}" in output_text(u[2])
-                                           for u in kernel.widget_outputs()), 30)
+        assert kernel.wait_for(
+            lambda: any(f"live {PWN}" in output_text(u[2]) for u in kernel.widget_outputs()), 30
+        )
         listing = kernel.text_of(kernel.execute("%bindings")["msg_id"])
         assert "run x{open(&#x27; · primary · on run" in listing  # the uid as given, cut to 8
     finally:

@@ -105,8 +105,9 @@ def test_readers_at_any_speed_see_every_document_once(tmp_path, store):
     for proc in (writer, fast, slow, late):
         assert proc.wait(60) == 0
     assert counts[0] < counts[-1] and sorted(counts) == counts
-    stored = [[pos, name, doc.get("uid") or doc.get("datum_id")]
-              for pos, name, doc in cat[-1].follow(positions=True)]
+    stored = [
+        [pos, name, doc.get("uid") or doc.get("datum_id")] for pos, name, doc in cat[-1].follow(positions=True)
+    ]
     assert [name for _, name, _ in stored].count("event") == 300
     assert [pos for pos, _, _ in stored] == list(range(len(stored)))
     for out in outs:

@@ -9,21 +9,24 @@ import pytest
 from scandeck.opening import ENV_CATALOG, catalog_name, chosen_catalog, open_catalog
 
 
-@pytest.mark.parametrize(("target", "kind"), [
-    (None, "default"),
-    ("", "default"),
-    (Path("store"), "path"),
-    ("./store", "path"),
-    ("./store?mode=ro", "path"),
-    ("data\\store", "path"),
-    ("runs.sqlite", "path"),
-    ("runs.db?mode=ro", "path"),
-    ("sqlite:///data/store", "path"),
-    ("memory://scratch", "uri"),
-    ("redis://bus:6379/0?prefix=28id", "uri"),
-    ("beamtime-2024", "name"),
-    ("store", "name"),  # a catalog-file entry, else ./store (open_catalog decides which)
-])
+@pytest.mark.parametrize(
+    ("target", "kind"),
+    [
+        (None, "default"),
+        ("", "default"),
+        (Path("store"), "path"),
+        ("./store", "path"),
+        ("./store?mode=ro", "path"),
+        ("data\\store", "path"),
+        ("runs.sqlite", "path"),
+        ("runs.db?mode=ro", "path"),
+        ("sqlite:///data/store", "path"),
+        ("memory://scratch", "uri"),
+        ("redis://bus:6379/0?prefix=28id", "uri"),
+        ("beamtime-2024", "name"),
+        ("store", "name"),  # a catalog-file entry, else ./store (open_catalog decides which)
+    ],
+)
 def test_every_kind_of_name(target, kind):
     assert catalog_name(target).kind == kind
 

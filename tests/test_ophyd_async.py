@@ -171,6 +171,7 @@ def test_count_with_an_ophyd_async_detector(beamline, sqlite_cat):
 def test_values_agree_with_the_reference_reader(beamline, sqlite_cat, per_event):
     """bluesky-tiled-plugins' HDF5 consolidator and its Tiled adapter read the same documents."""
     from bluesky_tiled_plugins.writing import consolidators
+
     uid = fly(beamline, events=3, per_event=per_event)
     (desc,) = beamline.of(uid, "descriptor")
     ds = sqlite_cat[uid].primary.read()

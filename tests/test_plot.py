@@ -135,8 +135,10 @@ def hv_kernel(tmp_path_factory):
     store = tmp / "store"
     scandeck.open_catalog(store).close()
     kernel = KernelSession({"SCANDECK_DATA": str(tmp / "data")})
-    kernel.execute("import holoviews as hv, scandeck, scandeck.plot\nhv.extension('bokeh')\n"
-                   f"%load_ext scandeck\n%catalog {store}\ncat = scandeck.open_catalog({str(store)!r})")
+    kernel.execute(
+        "import holoviews as hv, scandeck, scandeck.plot\nhv.extension('bokeh')\n"
+        f"%load_ext scandeck\n%catalog {store}\ncat = scandeck.open_catalog({str(store)!r})"
+    )
     yield kernel, store
     kernel.close()
 
@@ -170,8 +172,11 @@ def test_kernel_plot_updates_stay_near_30_per_second(hv_kernel):
     rate, seconds, page = 20_000, 1.0, 50
     events = int(rate * seconds)
     seen = len(kernel.messages)
-    proc = subprocess.Popen([sys.executable, PROCS, "stream", str(store), str(rate), str(seconds), str(page)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, PROCS, "stream", str(store), str(rate), str(seconds), str(page)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "writing"
     t0 = time.monotonic()
     while proc.poll() is None:
@@ -191,8 +196,10 @@ def test_kernel_plot_updates_stay_near_30_per_second(hv_kernel):
     updates = [m for m in comm if '"msgtype": "PATCH-DOC"' in str(m["content"]["data"])]
     duration = comm[-1]["received"] - t0
     sends = int(kernel.text_of(kernel.execute("print(scandeck.plot.feed(p).sends)")["msg_id"]))
-    print(f"kernel plot: {events} events -> {sends} Buffer sends, {len(updates)} PATCH-DOC updates, "
-          f"{len(comm)} comm messages in {duration:.1f} s")
+    print(
+        f"kernel plot: {events} events -> {sends} Buffer sends, {len(updates)} PATCH-DOC updates, "
+        f"{len(comm)} comm messages in {duration:.1f} s"
+    )
     assert 2 <= len(updates) <= 40 * duration + 20  # a rate cap (~30 Hz), not a speed test
     assert sends <= 40 * duration + 20
 
@@ -205,9 +212,12 @@ def test_bound_cell_returning_a_holoviews_object_shows_it(hv_kernel):
     cat.close()
 
     def holoviews_outputs():
-        return [o for outs in widget_outputs(kernel) for o in outs
-                if o["output_type"] == "display_data"
-                and "application/vnd.holoviews_exec.v0+json" in o.get("data", {})]
+        return [
+            o
+            for outs in widget_outputs(kernel)
+            for o in outs
+            if o["output_type"] == "display_data" and "application/vnd.holoviews_exec.v0+json" in o.get("data", {})
+        ]
 
     assert wait_for(lambda: holoviews_outputs(), 30)
     data = holoviews_outputs()[-1]["data"]
@@ -219,4 +229,3 @@ def test_importing_scandeck_imports_no_plotting():
     code = "import sys, scandeck; print(any(m in sys.modules for m in ('holoviews', 'bokeh', 'streamz')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-

@@ -37,8 +37,9 @@ def _notebook(scan_parameter: str | None = None) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("scan_uid = None\nbins = 10", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print('hello')", outputs=[nbformat.v4.new_output("stream", text="hello\n")],
-                                  execution_count=1),
+        nbformat.v4.new_code_cell(
+            "print('hello')", outputs=[nbformat.v4.new_output("stream", text="hello\n")], execution_count=1
+        ),
     ]
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     if scan_parameter:
@@ -63,20 +64,47 @@ def world(tmp_path, RE, monkeypatch):  # noqa: N803 - the RunEngine fixture
         uids += RE(bp.scan([det], motor, -1, 1, 5), sample=sample)
     prov = open_store(tmp_path / "prov")
     env = capture(kernel_name="python3")
-    inputs = [{"uid": uids[0], "scan_id": 1, "catalog": cat.name, "streams": ["primary"],
-               "fields": ["det", "motor"]}]
+    inputs = [
+        {"uid": uids[0], "scan_id": 1, "catalog": cat.name, "streams": ["primary"], "fields": ["det", "motor"]}
+    ]
     nb = _notebook()
-    original = save_stamped(prov, build_record(nb, kind="batch", environment=env, name="peak", inputs=inputs,
-                                               tags=["nightly"], notebook_path=tmp_path / "peak.ipynb",
-                                               duration=1.5), nb)
+    original = save_stamped(
+        prov,
+        build_record(
+            nb,
+            kind="batch",
+            environment=env,
+            name="peak",
+            inputs=inputs,
+            tags=["nightly"],
+            notebook_path=tmp_path / "peak.ipynb",
+            duration=1.5,
+        ),
+        nb,
+    )
     reruns = []
     failure = ErrorInfo(cell_index=3, cell_source="assert x", ename="AssertionError", evalue="seven")
     for uid, error in ((uids[1], None), (uids[2], failure)):
-        rec = build_record(_notebook(), kind="rerun", environment=env, name="peak", parent=original.id,
-                           target_scan=uid, inputs=[{"uid": uid, "catalog": cat.name}], error=error)
+        rec = build_record(
+            _notebook(),
+            kind="rerun",
+            environment=env,
+            name="peak",
+            parent=original.id,
+            target_scan=uid,
+            inputs=[{"uid": uid, "catalog": cat.name}],
+            error=error,
+        )
         reruns.append(save_stamped(prov, rec, _notebook()))
-    yield {"cat": cat, "store": store, "prov": prov, "uids": uids, "original": original, "reruns": reruns,
-           "tmp": tmp_path}
+    yield {
+        "cat": cat,
+        "store": store,
+        "prov": prov,
+        "uids": uids,
+        "original": original,
+        "reruns": reruns,
+        "tmp": tmp_path,
+    }
     cat.close()
     prov.close()
 
@@ -112,8 +140,9 @@ def test_ls_filters(world, capsys):
     _, out, _ = _run(capsys, "provenance", "ls", "--store", prov, "--tag", "nightly", "--json")
     assert [json.loads(line)["id"] for line in out.splitlines()] == [world["original"].id]
     # records that read any Cu run: the rerun on the second scan
-    _, out, _ = _run(capsys, "provenance", "ls", "--store", prov, "--catalog", str(world["store"]),
-                     "--query", 'sample == "Cu"')
+    _, out, _ = _run(
+        capsys, "provenance", "ls", "--store", prov, "--catalog", str(world["store"]), "--query", 'sample == "Cu"'
+    )
     assert [line.split()[0] for line in out.splitlines()[1:]] == [world["reruns"][0].id[:8]]
     _, out, _ = _run(capsys, "provenance", "ls", "--store", prov, "--name", "nothing")
     assert out.startswith("no matching provenance records")
@@ -207,11 +236,28 @@ def test_lineage_of_a_scan_lists_readers_reruns_and_derived_runs(world, capsys):
     assert [n.id for n in up.find("derived from")] == [first]
     assert [n.id for n in up.find("written by")] == [original.id]
 
-    code, out, _ = _run(capsys, "provenance", "lineage", first[:8], "--store", str(prov.directory),
-                        "--catalog", str(world["store"]))
+    code, out, _ = _run(
+        capsys,
+        "provenance",
+        "lineage",
+        first[:8],
+        "--store",
+        str(prov.directory),
+        "--catalog",
+        str(world["store"]),
+    )
     assert code == 0 and out.strip() == text
-    _, out, _ = _run(capsys, "provenance", "lineage", first[:8], "--store", str(prov.directory),
-                     "--catalog", str(world["store"]), "--json")
+    _, out, _ = _run(
+        capsys,
+        "provenance",
+        "lineage",
+        first[:8],
+        "--store",
+        str(prov.directory),
+        "--catalog",
+        str(world["store"]),
+        "--json",
+    )
     data = json.loads(out)
     assert data["id"] == first and data["children"][0]["relation"] == "read by"
 
@@ -227,8 +273,16 @@ def test_lineage_of_a_rerun_target_shows_the_rerun_and_its_parent(world):
 def test_lineage_of_an_unknown_run(world, capsys):
     with pytest.raises(RunNotFound, match="no run with uid or uid prefix 'ffffffff'"):
         lineage("ffffffff", store=world["prov"], catalog=world["cat"])
-    code, _, err = _run(capsys, "provenance", "lineage", "ffffffff", "--store", str(world["prov"].directory),
-                        "--catalog", str(world["store"]))
+    code, _, err = _run(
+        capsys,
+        "provenance",
+        "lineage",
+        "ffffffff",
+        "--store",
+        str(world["prov"].directory),
+        "--catalog",
+        str(world["store"]),
+    )
     assert code == 1 and "hint:" in err
 
 
@@ -252,8 +306,14 @@ def test_targets_are_resolved_together_and_every_missing_one_is_named(world):
 
 def test_plan_sets_the_scan_parameter_and_keeps_the_recorded_ones(world, tmp_path):
     original = world["original"]
-    the_plan = plan(original.id, catalog=world["cat"], store=world["prov"], scans=[world["uids"][1]],
-                    parameters={"bins": 20}, output_dir=tmp_path / "o")
+    the_plan = plan(
+        original.id,
+        catalog=world["cat"],
+        store=world["prov"],
+        scans=[world["uids"][1]],
+        parameters={"bins": 20},
+        output_dir=tmp_path / "o",
+    )
     (task,) = the_plan.tasks
     assert task["parameters"] == {"scan_uid": world["uids"][1], "bins": 20}
     assert task["output_path"] == str(tmp_path / "o" / f"2-{world['uids'][1][:8]}.ipynb")
@@ -286,8 +346,16 @@ def test_a_notebook_without_the_scan_parameter_cannot_be_rerun(world):
 
 def test_rerun_usage_errors_exit_2_and_run_nothing(world, capsys, tmp_path):
     prov, out_dir = str(world["prov"].directory), tmp_path / "never"
-    base = ["rerun", world["original"].id[:8], "--store", prov, "--catalog", str(world["store"]),
-            "--output-dir", str(out_dir)]
+    base = [
+        "rerun",
+        world["original"].id[:8],
+        "--store",
+        prov,
+        "--catalog",
+        str(world["store"]),
+        "--output-dir",
+        str(out_dir),
+    ]
     code, _, err = _run(capsys, *base)
     assert code == 2 and "no scans to rerun on" in err
     code, _, err = _run(capsys, *base, "--scan", world["uids"][0][:8], "--scan", "deadbeef")
@@ -316,10 +384,16 @@ class _Fake:
     def map(self, fn, tasks):
         for task in reversed(tasks):
             bad = task["scan_id"] % 2 == 1
-            yield {"uid": task["uid"], "scan_id": task["scan_id"], "status": "failed" if bad else "ok",
-                   "seconds": 0.25, "output_path": task["output_path"], "record_id": None,
-                   "error": {"cell_index": 2, "ename": "ValueError", "evalue": "odd"} if bad else None,
-                   "message": ""}
+            yield {
+                "uid": task["uid"],
+                "scan_id": task["scan_id"],
+                "status": "failed" if bad else "ok",
+                "seconds": 0.25,
+                "output_path": task["output_path"],
+                "record_id": None,
+                "error": {"cell_index": 2, "ename": "ValueError", "evalue": "odd"} if bad else None,
+                "message": "",
+            }
 
     def close(self) -> None:
         self.closed = True
@@ -330,8 +404,13 @@ def test_executor_registry(world, tmp_path):
     with pytest.raises(UnknownName, match="no rerun executor named 'nope'; available: .*dask.*local"):
         get_executor("nope")
     register_executor("fake", _Fake)
-    the_plan = plan(world["original"].id, catalog=world["cat"], store=world["prov"],
-                    scans=world["uids"], output_dir=tmp_path / "fake")
+    the_plan = plan(
+        world["original"].id,
+        catalog=world["cat"],
+        store=world["prov"],
+        scans=world["uids"],
+        output_dir=tmp_path / "fake",
+    )
     seen: list[RerunResult] = []
     results = execute_plan(the_plan, executor="fake", on_result=seen.append)
     assert [r.uid for r in results] == world["uids"]  # target order, whatever the completion order
@@ -349,8 +428,13 @@ def test_progress_without_tqdm_is_a_counter_line(world, tmp_path, monkeypatch, c
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
     register_executor("fake", _Fake)
-    the_plan = plan(world["original"].id, catalog=world["cat"], store=world["prov"],
-                    scans=world["uids"][:2], output_dir=tmp_path / "fake")
+    the_plan = plan(
+        world["original"].id,
+        catalog=world["cat"],
+        store=world["prov"],
+        scans=world["uids"][:2],
+        output_dir=tmp_path / "fake",
+    )
     execute_plan(the_plan, executor="fake", progress=True)
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("rerun 1/2  (0 failed)  last: 2 ok")
@@ -361,15 +445,28 @@ def test_the_python_api_resolves_plans_and_runs_on_an_executor(world, tmp_path):
     from scandeck.provenance.rerun import rerun
 
     register_executor("fake", _Fake)
-    results = rerun(world["original"].id[:6], scans=[world["uids"][1][:8]], query='sample == "Cu"',
-                    parameters={"bins": 3}, output_dir=tmp_path / "api", catalog=world["store"],
-                    store=world["prov"].directory, executor="fake")
+    results = rerun(
+        world["original"].id[:6],
+        scans=[world["uids"][1][:8]],
+        query='sample == "Cu"',
+        parameters={"bins": 3},
+        output_dir=tmp_path / "api",
+        catalog=world["store"],
+        store=world["prov"].directory,
+        executor="fake",
+    )
     assert [(r.uid, r.status) for r in results] == [(world["uids"][1], "ok")]  # the query adds no repeat
     assert results[0].output_path == str(tmp_path / "api" / f"2-{world['uids'][1][:8]}.ipynb")
     assert (tmp_path / "api").is_dir()
     with pytest.raises(RunNotFound, match="'nope' not in"):
-        rerun(world["original"].id, scans=["nope"], catalog=world["store"], store=world["prov"].directory,
-              output_dir=tmp_path / "never", executor="fake")
+        rerun(
+            world["original"].id,
+            scans=["nope"],
+            catalog=world["store"],
+            store=world["prov"].directory,
+            output_dir=tmp_path / "never",
+            executor="fake",
+        )
     assert not (tmp_path / "never").exists()
 
 
@@ -409,11 +506,13 @@ def test_show_escapes_what_a_notebook_carried(world, capsys):
     """A record's name, parameters and failing cell are a notebook's text: shown, never obeyed."""
     env = capture(kernel_name="python3")
     hostile = "\x1b]0;pwned\x07\x1b[2J"
-    failure = ErrorInfo(cell_index=1, cell_source=f"raise ValueError('{hostile}')", ename="ValueError",
-                        evalue=hostile)
+    failure = ErrorInfo(
+        cell_index=1, cell_source=f"raise ValueError('{hostile}')", ename="ValueError", evalue=hostile
+    )
     nb = _notebook()
-    rec = save_stamped(world["prov"], build_record(nb, kind="batch", environment=env, name=f"peak{hostile}",
-                                                   error=failure), nb)
+    rec = save_stamped(
+        world["prov"], build_record(nb, kind="batch", environment=env, name=f"peak{hostile}", error=failure), nb
+    )
     code, out, _ = _run(capsys, "provenance", "show", rec.id, "--store", str(world["prov"].directory))
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out

@@ -17,8 +17,9 @@ def fresh_context():
 
 def _run(cat, scan_id):
     bundle = compose_run(metadata={"scan_id": scan_id})
-    desc = bundle.compose_descriptor(name="primary",
-                                     data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}})
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}}
+    )
     writer = cat.writer()
     writer("start", bundle.start_doc)
     writer("descriptor", desc.descriptor_doc)

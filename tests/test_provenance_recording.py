@@ -40,8 +40,10 @@ def _notebook(*sources: str, parameters: str = "scan_uid = None\ncatalog = None\
     cell = nbformat.v4.new_code_cell(parameters)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# analysis"), cell]
-    nb.cells += [nbformat.v4.new_markdown_cell(s[3:]) if s.startswith("md:") else nbformat.v4.new_code_cell(s)
-                 for s in sources]
+    nb.cells += [
+        nbformat.v4.new_markdown_cell(s[3:]) if s.startswith("md:") else nbformat.v4.new_code_cell(s)
+        for s in sources
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
@@ -74,8 +76,13 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def _scandeck(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scandeck.cli", *args], env=_env(data_dir),
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "scandeck.cli", *args],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def _record_id(stdout: str) -> str:
@@ -93,17 +100,26 @@ def _store():
 
 
 def test_literal_assignments_are_evaluated_safely_one_by_one():
-    source = ("%matplotlib inline\n"
-              "scan_uid = None  # the run\n"
-              "n: int = -3\n"
-              "a = b = 'x'\n"
-              "lo, hi = (0.5, 2)\n"
-              "xs = (1, 2)\n"
-              "arr = np.arange(3)\n"
-              "os.system('touch pwned')\n"
-              "odd = {1, 2}\n")
-    assert literal_assignments(source) == {"scan_uid": None, "n": -3, "a": "x", "b": "x", "lo": 0.5,
-                                           "hi": 2, "xs": [1, 2]}
+    source = (
+        "%matplotlib inline\n"
+        "scan_uid = None  # the run\n"
+        "n: int = -3\n"
+        "a = b = 'x'\n"
+        "lo, hi = (0.5, 2)\n"
+        "xs = (1, 2)\n"
+        "arr = np.arange(3)\n"
+        "os.system('touch pwned')\n"
+        "odd = {1, 2}\n"
+    )
+    assert literal_assignments(source) == {
+        "scan_uid": None,
+        "n": -3,
+        "a": "x",
+        "b": "x",
+        "lo": 0.5,
+        "hi": 2,
+        "xs": [1, 2],
+    }
     assert literal_assignments("def broken(:\n") == {}
 
 
@@ -121,12 +137,17 @@ def test_parameters_injected_and_recorded_by_papermill_override_the_defaults():
 def test_failure_of_follows_papermill():
     nb = _notebook("x = 1", "1/0", "y = 2")
     assert failure_of(nb) is None
-    nb.cells[3].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError",
-                                                  evalue="division by zero", traceback=[])]
+    nb.cells[3].outputs = [
+        nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])
+    ]
     nb.cells[3].execution_count = 2
     error = failure_of(nb)
     assert (error.cell_index, error.ename, error.evalue, error.cell_source) == (
-        3, "ZeroDivisionError", "division by zero", "1/0")
+        3,
+        "ZeroDivisionError",
+        "division by zero",
+        "1/0",
+    )
     assert describe_failure(error, nb) == "cell 3 (In [2]) raised ZeroDivisionError: division by zero (in: 1/0)"
     # papermill's error markers in the output file do not move the index
     marker = nbformat.v4.new_markdown_cell("An Exception was encountered")
@@ -144,20 +165,38 @@ def test_stamp_puts_the_record_beside_papermill():
     from scandeck.provenance.recording import build_record
 
     nb = _notebook("x = 1")
-    record = build_record(nb, kind="batch", environment={"python": "3", "platform": "p"},
-                          notebook_path="/x/analysis.ipynb", tags=["a", "a", "b"])
+    record = build_record(
+        nb,
+        kind="batch",
+        environment={"python": "3", "platform": "p"},
+        notebook_path="/x/analysis.ipynb",
+        tags=["a", "a", "b"],
+    )
     assert record.name == "analysis" and record.tags == ["a", "b"] and record.status == "ok"
     stamp(nb, record)
     assert nb.metadata.scandeck == record.to_metadata()
     nbformat.validate(nb)
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("None", None), ("True", True), ("False", False), ("3", 3), ("-2.5", -2.5), ("1e3", 1000.0),
-    ("[1, 'a']", [1, "a"]), ("{'k': 1}", {"k": 1}), ("'007'", "007"), ("abc", "abc"),
-    ("3f2a9c", "3f2a9c"), ("1234e567", "1234e567"), ("e385348c-263b-42cc", "e385348c-263b-42cc"),
-    ("[unclosed", "[unclosed"),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("None", None),
+        ("True", True),
+        ("False", False),
+        ("3", 3),
+        ("-2.5", -2.5),
+        ("1e3", 1000.0),
+        ("[1, 'a']", [1, "a"]),
+        ("{'k': 1}", {"k": 1}),
+        ("'007'", "007"),
+        ("abc", "abc"),
+        ("3f2a9c", "3f2a9c"),
+        ("1234e567", "1234e567"),
+        ("e385348c-263b-42cc", "e385348c-263b-42cc"),
+        ("[unclosed", "[unclosed"),
+    ],
+)
 def test_parameter_values_are_parsed_like_papermill(text, value):
     assert parse_value(text) == value
 
@@ -170,8 +209,7 @@ def test_scandeck_run_records_parameters_inputs_and_environment(tmp_path, data_d
     src = tmp_path / "work" / "peak.ipynb"
     src.parent.mkdir()
     nbformat.write(_notebook(READ_CELL, "md:## done", "print('ok')"), src)
-    proc = _scandeck("run", str(src), "-p", "scan_uid", uid, "--tag", "nightly", "--tag", "ni",
-                     data_dir=data_dir)
+    proc = _scandeck("run", str(src), "-p", "scan_uid", uid, "--tag", "nightly", "--tag", "ni", data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr
     out = src.with_name("peak.out.ipynb")
     assert f"output {out}" in proc.stdout
@@ -195,8 +233,9 @@ def test_scandeck_run_records_parameters_inputs_and_environment(tmp_path, data_d
     # the executed notebook carries the record (its own hash cannot be in it)
     executed = nbformat.read(out, as_version=4)
     assert executed.metadata.papermill.parameters == {"scan_uid": uid}
-    assert "points 5" in "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
-                                 for o in c.outputs)
+    assert "points 5" in "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+    )
     assert executed.metadata.scandeck == {**record.to_metadata(), "notebook_sha256": ""}
     # ... and is, byte for byte, the notebook the store keeps under record.notebook_sha256
     assert hashlib.sha256(out.read_bytes()).hexdigest() == record.notebook_sha256
@@ -209,18 +248,22 @@ def test_scandeck_run_of_a_failing_notebook_records_the_failed_cell(tmp_path, da
     nbformat.write(_notebook(READ_CELL, "md:## then", "ratio = 1 / 0", "print('never')"), src)
     out = tmp_path / "elsewhere" / "result.ipynb"
     out.parent.mkdir()
-    proc = _scandeck("run", str(src), "-p", "scan_uid", uid, "--name", "ratio", "-o", str(out),
-                     data_dir=data_dir)
+    proc = _scandeck("run", str(src), "-p", "scan_uid", uid, "--name", "ratio", "-o", str(out), data_dir=data_dir)
     assert proc.returncode == 1, proc.stderr
     # cells: markdown, parameters, injected parameters, read, markdown, failing
-    assert "scandeck run: error: cell 5 (In [4]) raised ZeroDivisionError: division by zero (in: ratio = 1 / 0)" \
+    assert (
+        "scandeck run: error: cell 5 (In [4]) raised ZeroDivisionError: division by zero (in: ratio = 1 / 0)"
         in proc.stderr
+    )
     assert str(out) in proc.stderr
     assert out.exists()
     record = _store().get(_record_id(proc.stdout))
     assert record.status == "failed" and record.name == "ratio"
     assert (record.error.cell_index, record.error.ename, record.error.evalue) == (
-        5, "ZeroDivisionError", "division by zero")
+        5,
+        "ZeroDivisionError",
+        "division by zero",
+    )
     assert [i.uid for i in record.inputs] == [uid]  # read before the failure, still recorded
     executed = nbformat.read(out, as_version=4)
     assert executed.metadata.scandeck == {**record.to_metadata(), "notebook_sha256": ""}
@@ -283,9 +326,14 @@ def test_papermill_cli_with_the_scandeck_engine_records(tmp_path, data_dir, scan
     nbformat.write(_notebook(READ_CELL), src)
     out = tmp_path / "pm-out.ipynb"
     papermill = Path(sys.executable).with_name("papermill")
-    proc = subprocess.run([str(papermill), "--engine", "scandeck", "--no-progress-bar", str(src), str(out),
-                           "-p", "scan_uid", uid], env=_env(data_dir), capture_output=True, text=True,
-                          timeout=180, cwd=tmp_path)
+    proc = subprocess.run(
+        [str(papermill), "--engine", "scandeck", "--no-progress-bar", str(src), str(out), "-p", "scan_uid", uid],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (record,) = _store().list()
     assert record.kind == "batch" and record.name == "pm" and record.status == "ok"
@@ -301,10 +349,12 @@ def test_engine_execute_in_process_for_reruns(tmp_path, data_dir, scans):
     uid, other = scans
     src = tmp_path / "r.ipynb"
     nbformat.write(_notebook(READ_CELL), src)
-    recording = Recording(kind="rerun", parent="0" * 32, target_scan=other, tags=["rerun"],
-                          store=tmp_path / "prov")
-    record, nb = execute(src, tmp_path / "r-out.ipynb", parameters={"scan_uid": other}, recording=recording,
-                         cwd=tmp_path)
+    recording = Recording(
+        kind="rerun", parent="0" * 32, target_scan=other, tags=["rerun"], store=tmp_path / "prov"
+    )
+    record, nb = execute(
+        src, tmp_path / "r-out.ipynb", parameters={"scan_uid": other}, recording=recording, cwd=tmp_path
+    )
     assert recording.record == record and nb.metadata.scandeck["id"] == record.id
     assert (record.kind, record.parent, record.target_scan) == ("rerun", "0" * 32, other)
     assert [i.uid for i in record.inputs] == [other]
@@ -341,8 +391,9 @@ def test_provenance_magic_shows_and_saves_with_path(tmp_path, kernel_env, scans)
     kernel = KernelSession(kernel_env)
     try:
         kernel.execute("%load_ext scandeck")
-        kernel.execute(f"import scandeck\ncat = scandeck.open_catalog()\ncat[{uid!r}].primary.read()\n"
-                       f"cat[{second!r}]")
+        kernel.execute(
+            f"import scandeck\ncat = scandeck.open_catalog()\ncat[{uid!r}].primary.read()\ncat[{second!r}]"
+        )
         reply = kernel.execute("%provenance")
         shown = kernel.text_of(reply["msg_id"])
         assert uid[:8] in shown and second[:8] in shown and "primary" in shown

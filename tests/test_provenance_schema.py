@@ -42,8 +42,9 @@ def test_checked_in_schema_matches_the_model():
 
 
 def test_the_module_prints_the_schema_it_is_checked_in_as():
-    out = subprocess.run([sys.executable, "-m", "scandeck.provenance.record"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "scandeck.provenance.record"], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == checked_in(), f"regenerate with: {REGENERATE}"
 
 
@@ -54,10 +55,17 @@ def test_records_validate_against_the_checked_in_schema(full):
     rec = ProvenanceRecord(name="fit", kind="batch", environment=env)
     if full:
         rec = ProvenanceRecord(
-            name="fit", kind="rerun", environment=env, tags=["ni"], parent="a" * 32,
-            parameters={"scan_uid": "u", "n": 3, "xs": [1.5, None]}, target_scan="u",
+            name="fit",
+            kind="rerun",
+            environment=env,
+            tags=["ni"],
+            parent="a" * 32,
+            parameters={"scan_uid": "u", "n": 3, "xs": [1.5, None]},
+            target_scan="u",
             inputs=[InputRef(uid="u", scan_id=3, catalog="local", streams=["primary"], fields=["det"])],
-            outputs=[OutputRef(uid="d", catalog="local")], status="failed", duration=1.5,
+            outputs=[OutputRef(uid="d", catalog="local")],
+            status="failed",
+            duration=1.5,
             error=ErrorInfo(cell_index=2, cell_source="1/0", ename="ZeroDivisionError", evalue="division"),
         )
     metadata = rec.to_metadata()

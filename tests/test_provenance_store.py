@@ -57,8 +57,11 @@ def store(tmp_path: Path):
 
 
 def test_round_trip_record_and_notebook(store):
-    rec = record(tags=["ni"], parameters={"scan_uid": "abc", "n": 3},
-                 inputs=[InputRef(uid="u1", scan_id=4, streams=["primary"], fields=["det"])])
+    rec = record(
+        tags=["ni"],
+        parameters={"scan_uid": "abc", "n": 3},
+        inputs=[InputRef(uid="u1", scan_id=4, streams=["primary"], fields=["det"])],
+    )
     nb = notebook()
     saved = store.save(rec, nb)
     expected_bytes = nbformat.writes(nb).encode()
@@ -177,12 +180,33 @@ def test_lookup_by_prefix_and_ambiguity(store):
 
 def test_list_filters_and_newest_first(store):
     t0 = 1_700_000_000.0
-    a = store.save(record(id="a" * 32, name="fit", kind="batch", created=t0 + 1, tags=["ni", "fit"],
-                          inputs=[InputRef(uid="scan-111"), InputRef(uid="scan-222")]), notebook())
-    b = store.save(record(id="b" * 32, name="fit", kind="rerun", created=t0 + 3, tags=["ni"],
-                          parent=a.id, inputs=[InputRef(uid="scan-333")]), notebook("z"))
-    c = store.save(record(id="c" * 32, name="plot", kind="interactive", created=t0 + 2,
-                          inputs=[InputRef(uid="scan-111")]), notebook())
+    a = store.save(
+        record(
+            id="a" * 32,
+            name="fit",
+            kind="batch",
+            created=t0 + 1,
+            tags=["ni", "fit"],
+            inputs=[InputRef(uid="scan-111"), InputRef(uid="scan-222")],
+        ),
+        notebook(),
+    )
+    b = store.save(
+        record(
+            id="b" * 32,
+            name="fit",
+            kind="rerun",
+            created=t0 + 3,
+            tags=["ni"],
+            parent=a.id,
+            inputs=[InputRef(uid="scan-333")],
+        ),
+        notebook("z"),
+    )
+    c = store.save(
+        record(id="c" * 32, name="plot", kind="interactive", created=t0 + 2, inputs=[InputRef(uid="scan-111")]),
+        notebook(),
+    )
     d = store.save(record(id="d" * 32, name="plot", created=t0 + 2), notebook())  # same time as c
     ids = lambda records: [r.id for r in records]  # noqa: E731
     assert ids(store.list()) == [b.id, d.id, c.id, a.id]  # ties: last saved first
@@ -200,12 +224,23 @@ def test_list_filters_and_newest_first(store):
 
 
 def test_children_readers_writers_and_add_output(store):
-    parent = store.save(record(id="p" * 32, created=1.0, inputs=[InputRef(uid="raw-1")],
-                               outputs=[OutputRef(uid="der-1", catalog="local")]), notebook())
-    kid1 = store.save(record(kind="rerun", parent=parent.id, created=2.0, target_scan="raw-2",
-                             inputs=[InputRef(uid="raw-2")]), notebook())
-    kid2 = store.save(record(kind="rerun", parent=parent.id, created=3.0,
-                             inputs=[InputRef(uid="raw-1"), InputRef(uid="der-1")]), notebook())
+    parent = store.save(
+        record(
+            id="p" * 32,
+            created=1.0,
+            inputs=[InputRef(uid="raw-1")],
+            outputs=[OutputRef(uid="der-1", catalog="local")],
+        ),
+        notebook(),
+    )
+    kid1 = store.save(
+        record(kind="rerun", parent=parent.id, created=2.0, target_scan="raw-2", inputs=[InputRef(uid="raw-2")]),
+        notebook(),
+    )
+    kid2 = store.save(
+        record(kind="rerun", parent=parent.id, created=3.0, inputs=[InputRef(uid="raw-1"), InputRef(uid="der-1")]),
+        notebook(),
+    )
     assert [r.id for r in store.children(parent.id)] == [kid2.id, kid1.id]
     assert store.children(kid1.id) == []
     assert [r.id for r in store.readers_of("raw-1")] == [kid2.id, parent.id]
@@ -261,8 +296,11 @@ while count < 0 or i < count:
 
 
 def start_writer(directory: Path, tag: str, count: int, big: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(directory), tag, str(count), str(big)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(directory), tag, str(count), str(big)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def check_store(directory: Path) -> list[ProvenanceRecord]:
@@ -346,13 +384,19 @@ def test_three_processes_saving_at_once(tmp_path):
 
 def git(repo: Path, *args: str) -> str:
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
-                           "-c", "init.defaultBranch=main", *args],
-                          cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main", *args],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
-@pytest.mark.skipif(subprocess.run(["which", "git"], capture_output=True).returncode != 0,
-                    reason="git is not installed")
+@pytest.mark.skipif(
+    subprocess.run(["which", "git"], capture_output=True).returncode != 0, reason="git is not installed"
+)
 def test_capture_reports_the_git_commit_and_dirty_flag(tmp_path):
     repo = tmp_path / "repo"
     (repo / "sub").mkdir(parents=True)

@@ -110,9 +110,7 @@ def runs(local_time: None) -> dict[str, tuple[dict, dict | None]]:
         bundle = compose_run(uid=uid, time=T(*when), metadata=md)
         stop_doc = None
         if stop is not None:
-            stop_doc = bundle.compose_stop(
-                exit_status=stop[0], reason=stop[1], time=T(*when) + 60
-            )
+            stop_doc = bundle.compose_stop(exit_status=stop[0], reason=stop[1], time=T(*when) + 60)
             stop_doc = dict(stop_doc)
         out[name] = (dict(bundle.start_doc), stop_doc)
     return out
@@ -201,8 +199,10 @@ CASES: dict[str, Case] = {
     "order_list": (lambda: Key("shape") < 100, set()),
     "dict_field": (lambda: Key("sample.name") == "Ni", {"dict_sample"}),
     "through_string": (lambda: Key("md.operator.x") == 1, set()),
-    "dict_ne": (lambda: Key("md") != 1, {"ni1", "cu", "running", "weird", "null_sample",
-                                         "fractional", "underscore", "winter"}),
+    "dict_ne": (
+        lambda: Key("md") != 1,
+        {"ni1", "cu", "running", "weird", "null_sample", "fractional", "underscore", "winter"},
+    ),
     # contains
     "contains": (lambda: Key("detectors").contains("det"), {"ni1", "cu", "upper", "no_scan_id"}),
     "contains_one": (lambda: Key("detectors").contains(1), {"upper"}),
@@ -240,19 +240,20 @@ CASES: dict[str, Case] = {
     # stop document
     "stop_eq": (
         lambda: Key("stop.exit_status") == "success",
-        {"ni1", "null_sample", "list_sample", "fractional", "underscore", "upper",
-         "no_scan_id", "winter"},
+        {"ni1", "null_sample", "list_sample", "fractional", "underscore", "upper", "no_scan_id", "winter"},
     ),
-    "stop_ne": (lambda: Key("stop.exit_status") != "success",
-                {"cu", "ni_lower", "dict_sample", "quotes"}),
-    "stop_not": (lambda: ~(Key("stop.exit_status") == "success"),
-                 {"cu", "ni_lower", "dict_sample", "quotes", "running", "weird", "stopkey"}),
-    "stop_missing": (lambda: Key("stop.uid").startswith(""),
-                     ALL - {"running", "weird", "stopkey"}),
+    "stop_ne": (lambda: Key("stop.exit_status") != "success", {"cu", "ni_lower", "dict_sample", "quotes"}),
+    "stop_not": (
+        lambda: ~(Key("stop.exit_status") == "success"),
+        {"cu", "ni_lower", "dict_sample", "quotes", "running", "weird", "stopkey"},
+    ),
+    "stop_missing": (lambda: Key("stop.uid").startswith(""), ALL - {"running", "weird", "stopkey"}),
     "stop_in_start": (lambda: Key(("stop", "x"), doc="start") == 1, {"stopkey"}),
     "stop_doc_x": (lambda: Key("stop.x") == 1, set()),
-    "stop_time": (lambda: Key("stop.time") > T(2026, 11, 22, 0, 0, 30),
-                  {"underscore", "upper", "quotes", "no_scan_id"}),
+    "stop_time": (
+        lambda: Key("stop.time") > T(2026, 11, 22, 0, 0, 30),
+        {"underscore", "upper", "quotes", "no_scan_id"},
+    ),
     # awkward key names
     "space_key": (lambda: Key("weird key") == "yes", {"weird"}),
     "unicode_key": (lambda: Key("température") > 20, {"weird"}),
@@ -265,73 +266,96 @@ CASES: dict[str, Case] = {
     "unicode_nested_ne": (lambda: Key("md.é.x") != ["a"], {"weird"}),
     # time
     "time_day": (lambda: TimeRange(since="2026-11-21", until="2026-11-22"), DAY_21),
-    "time_minute": (lambda: TimeRange(since="2026-11-21 10:30", until="2026-11-21 10:31"),
-                    {"null_sample", "list_sample"}),
-    "time_seconds_T": (lambda: TimeRange(until="2026-11-21T10:30:00"),
-                       {"ni1", "cu", "ni_lower", "running", "weird", "winter"}),
-    "time_offset": (lambda: TimeRange(since="2026-11-21T10:30:00+01:00", until="2026-11-22"),
-                    DAY_21 - {"weird"}),
-    "time_offset_compact": (lambda: TimeRange(since="2026-11-21T11:30:00+0200",
-                                              until="2026-11-21T09:31Z"),
-                            {"null_sample", "list_sample"}),
-    "time_utc": (lambda: TimeRange(since="2026-11-21T09:30:00Z", until="2026-11-21 10:31"),
-                 {"null_sample", "list_sample"}),
-    "time_fraction": (lambda: TimeRange(since="2026-11-21T12:00:00.25"),
-                      {"fractional", "underscore", "upper", "stopkey", "quotes", "no_scan_id"}),
-    "time_fraction_until": (lambda: TimeRange(since="2026-11-21 12:00",
-                                              until="2026-11-21T12:00:00.25"), set()),
-    "time_datetime": (lambda: TimeRange(since=datetime(2026, 11, 22)),
-                      {"upper", "stopkey", "quotes", "no_scan_id"}),
-    "time_aware": (lambda: TimeRange(until=datetime(2026, 11, 20, 23, tzinfo=timezone.utc)),
-                   {"ni1", "cu", "ni_lower", "running", "winter"}),
+    "time_minute": (
+        lambda: TimeRange(since="2026-11-21 10:30", until="2026-11-21 10:31"),
+        {"null_sample", "list_sample"},
+    ),
+    "time_seconds_T": (
+        lambda: TimeRange(until="2026-11-21T10:30:00"),
+        {"ni1", "cu", "ni_lower", "running", "weird", "winter"},
+    ),
+    "time_offset": (lambda: TimeRange(since="2026-11-21T10:30:00+01:00", until="2026-11-22"), DAY_21 - {"weird"}),
+    "time_offset_compact": (
+        lambda: TimeRange(since="2026-11-21T11:30:00+0200", until="2026-11-21T09:31Z"),
+        {"null_sample", "list_sample"},
+    ),
+    "time_utc": (
+        lambda: TimeRange(since="2026-11-21T09:30:00Z", until="2026-11-21 10:31"),
+        {"null_sample", "list_sample"},
+    ),
+    "time_fraction": (
+        lambda: TimeRange(since="2026-11-21T12:00:00.25"),
+        {"fractional", "underscore", "upper", "stopkey", "quotes", "no_scan_id"},
+    ),
+    "time_fraction_until": (lambda: TimeRange(since="2026-11-21 12:00", until="2026-11-21T12:00:00.25"), set()),
+    "time_datetime": (
+        lambda: TimeRange(since=datetime(2026, 11, 22)),
+        {"upper", "stopkey", "quotes", "no_scan_id"},
+    ),
+    "time_aware": (
+        lambda: TimeRange(until=datetime(2026, 11, 20, 23, tzinfo=timezone.utc)),
+        {"ni1", "cu", "ni_lower", "running", "winter"},
+    ),
     "time_date": (lambda: TimeRange(since=date(2026, 11, 23)), {"no_scan_id"}),
-    "time_number": (lambda: TimeRange(since=T(2026, 11, 21, 10, 30),
-                                      until=int(T(2026, 11, 21, 10, 31))),
-                    {"null_sample", "list_sample"}),
-    "time_key_gt_minute": (lambda: Key("time") > "2026-11-21 10:30",
-                           {"dict_sample", "fractional", "underscore", "upper", "stopkey",
-                            "quotes", "no_scan_id"}),
-    "time_key_le_minute": (lambda: (Key("time") <= "2026-11-21 10:30")
-                           & (Key("time") >= "2026-11-21"),
-                           {"weird", "null_sample", "list_sample"}),
+    "time_number": (
+        lambda: TimeRange(since=T(2026, 11, 21, 10, 30), until=int(T(2026, 11, 21, 10, 31))),
+        {"null_sample", "list_sample"},
+    ),
+    "time_key_gt_minute": (
+        lambda: Key("time") > "2026-11-21 10:30",
+        {"dict_sample", "fractional", "underscore", "upper", "stopkey", "quotes", "no_scan_id"},
+    ),
+    "time_key_le_minute": (
+        lambda: (Key("time") <= "2026-11-21 10:30") & (Key("time") >= "2026-11-21"),
+        {"weird", "null_sample", "list_sample"},
+    ),
     "time_key_eq_day": (lambda: Key("time") == "2026-11-21", DAY_21),
     "time_key_ne_day": (lambda: Key("time") != "2026-11-21", ALL - DAY_21),
-    "time_key_gt_number": (lambda: Key("time") > T(2026, 11, 21, 10, 30),
-                           {"list_sample", "dict_sample", "fractional", "underscore", "upper",
-                            "stopkey", "quotes", "no_scan_id"}),
-    "time_key_le_number": (lambda: (Key("time") <= T(2026, 11, 21, 10, 30)) & ~ScanID(13),
-                           {"ni1", "cu", "ni_lower", "running", "weird", "null_sample"}),
+    "time_key_gt_number": (
+        lambda: Key("time") > T(2026, 11, 21, 10, 30),
+        {"list_sample", "dict_sample", "fractional", "underscore", "upper", "stopkey", "quotes", "no_scan_id"},
+    ),
+    "time_key_le_number": (
+        lambda: (Key("time") <= T(2026, 11, 21, 10, 30)) & ~ScanID(13),
+        {"ni1", "cu", "ni_lower", "running", "weird", "null_sample"},
+    ),
     "time_key_eq_number": (lambda: Key("time") == T(2026, 11, 21, 12, 0, 0.25), {"fractional"}),
     "time_dst_day": (lambda: Key("time") == "2026-03-29", {"winter"}),
     # composition
-    "and": (lambda: (Key("sample") == "Ni") & (Key("stop.exit_status") == "success"),
-            {"ni1", "fractional", "winter"}),
+    "and": (
+        lambda: (Key("sample") == "Ni") & (Key("stop.exit_status") == "success"),
+        {"ni1", "fractional", "winter"},
+    ),
     "or": (lambda: (Key("sample") == "Cu") | Key("detectors").contains("I1"), {"cu", "running"}),
     "not_and": (lambda: ~((Key("sample") == "Ni") & ScanID(1)), ALL - {"ni1"}),
-    "and_or_not": (lambda: ((Key("flag") == True) | ~(Key("scan_id") < 5))  # noqa: E712
-                   & ~Key("sample").in_(["Pt", "Fe"]), None),
+    "and_or_not": (
+        lambda: (
+            ((Key("flag") == True) | ~(Key("scan_id") < 5))  # noqa: E712
+            & ~Key("sample").in_(["Pt", "Fe"])
+        ),
+        None,
+    ),
     "all": (Query.all, ALL),
     "none": (lambda: ~Query.all(), set()),
     # text
     "text_and_not": ('sample == "Ni" and not stop.exit_status == "success"', {"weird"}),
-    "text_or_flag": ('sample in ["Cu", "Fe"] or flag == true', {"cu", "underscore", "ni1",
-                                                               "no_scan_id"}),
+    "text_or_flag": ('sample in ["Cu", "Fe"] or flag == true', {"cu", "underscore", "ni1", "no_scan_id"}),
     "text_not_or": ('not (sample == "Ni" or sample == "Cu")', NOT_NI - {"cu"} | SAMPLE_MISSING),
     "text_backquote": ("`weird key` == 'yes' || température >= 21.5", {"weird"}),
     "text_dotted": ("md.`a.b` == 1 or md.`it's` == 1 or `it's` > 1", {"weird", "quotes"}),
     "text_stop_key": ("`stop`.x == 1 or stop.x == 1", {"stopkey"}),
     "text_time": ('time >= "2026-11-21" && time < "2026-11-22"', DAY_21),
-    "text_time_eq": ('time == "2026-11-21" and not uid startswith "scan_"',
-                     DAY_21 - {"underscore"}),
+    "text_time_eq": ('time == "2026-11-21" and not uid startswith "scan_"', DAY_21 - {"underscore"}),
     "text_uid": ('uid startswith "scan_0042%" | uid startswith "ABC"', {"underscore", "upper"}),
     "text_scan": ("scan_id in [1, 42] and scan_id != 42", {"ni1", "upper"}),
     "text_contains_null": ("detectors contains null", {"upper"}),
     "text_note": ('note == "5" || note == 5', {"ni1", "running"}),
-    "text_symbols": ("!(flag == true) & sample != null",
-                     ALL - SAMPLE_MISSING - {"ni1", "no_scan_id"}),
+    "text_symbols": ("!(flag == true) & sample != null", ALL - SAMPLE_MISSING - {"ni1", "no_scan_id"}),
     "text_not_in": ('SAMPLE == 1 OR sample NOT IN ["Ni"]', NOT_NI),
-    "text_precedence": ('not sample == "Ni" and scan_id > 10 or scan_id == 1',
-                        {"underscore", "quotes", "ni1", "upper"}),
+    "text_precedence": (
+        'not sample == "Ni" and scan_id > 10 or scan_id == 1',
+        {"underscore", "quotes", "ni1", "upper"},
+    ),
     "text_escapes": ("sample == 'it\\'s \"quoted\"'", {"quotes"}),
     "text_numbers": ("md.temperature >= 3e2 and md.temperature < 1E3", {"ni1", "fractional"}),
     "text_negative": ("md.temperature > -1.5e2 and md.temperature < 5", {"winter"}),
@@ -663,9 +687,7 @@ def test_combinators_simplify() -> None:
     assert (A & B) & (C & A) == And(A, B, C, A)
     assert (A | B) | C == Or(A, B, C)
     assert PartialUID("a") | A | Key("uid").startswith("b") == Or(PartialUID("a", "b"), A)
-    assert TimeRange(since=5) & A & TimeRange(until=9) & TimeRange(since=7) == And(
-        TimeRange(since=7, until=9), A
-    )
+    assert TimeRange(since=5) & A & TimeRange(until=9) & TimeRange(since=7) == And(TimeRange(since=7, until=9), A)
     assert Key("uid").startswith("a3f") == PartialUID("a3f")
     assert (Key("scan_id") == 3) == ScanID(3)
     assert Key("scan_id").in_(range(3)) == ScanID(0, 1, 2)

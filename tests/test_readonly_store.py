@@ -38,8 +38,10 @@ def record(cat: Catalog, **md: Any) -> list[str]:
     RE = RunEngine({}, context_managers=[])  # noqa: N806
     writer = cat.writer()
     RE.subscribe(writer)
-    uids = [RE(bp.count([det], num=3), sample="Ni", **md)[0],
-            RE(bp.scan([det], motor, -1, 1, 5), sample="Cu", **md)[0]]
+    uids = [
+        RE(bp.count([det], num=3), sample="Ni", **md)[0],
+        RE(bp.scan([det], motor, -1, 1, 5), sample="Cu", **md)[0],
+    ]
     writer.close()
     return uids
 
@@ -98,16 +100,15 @@ def read_only(tmp_path: Path) -> Iterator[Any]:
 def scandeck_cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANDECK_")}
     env["SCANDECK_DATA"] = str(data)
-    return subprocess.run([sys.executable, "-m", "scandeck.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "scandeck.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 # -- a read-only file system ------------------------------------------------------------------
 
 
-def test_store_on_read_only_mount_reads_and_searches(
-    finished: dict[str, Any], read_only: Any
-) -> None:
+def test_store_on_read_only_mount_reads_and_searches(finished: dict[str, Any], read_only: Any) -> None:
     ro = read_only(finished["path"])
     with pytest.raises(OSError):
         (ro / "probe").touch()  # really read-only, for root too
@@ -125,9 +126,7 @@ def test_store_on_read_only_mount_reads_and_searches(
     assert sorted(p.name for p in ro.iterdir()) == ["scandeck.sqlite"]
 
 
-def test_writer_on_read_only_mount_says_which_directory(
-    finished: dict[str, Any], read_only: Any
-) -> None:
+def test_writer_on_read_only_mount_says_which_directory(finished: dict[str, Any], read_only: Any) -> None:
     ro = read_only(finished["path"])
     cat = scandeck.open_catalog(ro)
     try:
@@ -142,9 +141,7 @@ def test_writer_on_read_only_mount_says_which_directory(
         cat.close()
 
 
-def test_read_only_mount_of_a_store_still_open_sees_its_wal(
-    tmp_path: Path, read_only: Any
-) -> None:
+def test_read_only_mount_of_a_store_still_open_sees_its_wal(tmp_path: Path, read_only: Any) -> None:
     """A snapshot taken while a writer had the store open keeps runs only in the -wal file.
 
     Opening that with ``immutable=1`` would ignore the -wal file and lose them, so
@@ -193,9 +190,7 @@ def test_missing_store_on_read_only_mount_is_one_line(tmp_path: Path, read_only:
     assert "not writable" in str(info.value)
 
 
-def test_cli_ls_show_export_on_read_only_mount(
-    finished: dict[str, Any], read_only: Any, tmp_path: Path
-) -> None:
+def test_cli_ls_show_export_on_read_only_mount(finished: dict[str, Any], read_only: Any, tmp_path: Path) -> None:
     ro = str(read_only(finished["path"]))
     data = tmp_path / "data"
     listed = scandeck_cli("ls", "--catalog", ro, data=data)
@@ -210,8 +205,7 @@ def test_cli_ls_show_export_on_read_only_mount(
     assert (out / f"{finished['uids'][1]}.jsonl").exists()
 
     # Writing into it: one line, no traceback.
-    ingest = scandeck_cli("ingest", str(out / f"{finished['uids'][1]}.jsonl"), "--catalog", ro,
-                          data=data)
+    ingest = scandeck_cli("ingest", str(out / f"{finished['uids'][1]}.jsonl"), "--catalog", ro, data=data)
     assert ingest.returncode == 1
     assert "Traceback" not in ingest.stderr
     assert "read-only" in ingest.stderr.splitlines()[0]
@@ -221,9 +215,7 @@ def test_cli_ls_show_export_on_read_only_mount(
 
 
 @pytest.mark.parametrize("form", ["path", "sqlite-uri", "sqlite-file"])
-def test_mode_ro_reads_refuses_writes_and_sees_new_runs(
-    finished: dict[str, Any], form: str
-) -> None:
+def test_mode_ro_reads_refuses_writes_and_sees_new_runs(finished: dict[str, Any], form: str) -> None:
     """``?mode=ro`` on a writable directory: a reader that can never write.
 
     A writer elsewhere may still be adding runs, so the reader must see them

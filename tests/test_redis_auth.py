@@ -93,9 +93,7 @@ def test_writing_with_a_bad_password_says_authentication_failed(
 
 
 @pytest.mark.parametrize("userinfo", [f":{PASSWORD}", f"default:{PASSWORD}"])
-def test_the_password_in_the_uri_reads_and_writes(
-    server: RedisServer, tmp_path: Path, userinfo: str
-) -> None:
+def test_the_password_in_the_uri_reads_and_writes(server: RedisServer, tmp_path: Path, userinfo: str) -> None:
     import bluesky.plans as bp
     from bluesky import RunEngine
     from ophyd.sim import det
@@ -120,14 +118,15 @@ def test_the_password_in_the_uri_reads_and_writes(
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_cli_ls_with_a_bad_password_prints_one_line(
-    server: RedisServer, tmp_path: Path, case: str
-) -> None:
+def test_cli_ls_with_a_bad_password_prints_one_line(server: RedisServer, tmp_path: Path, case: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANDECK_")}
     env["SCANDECK_DATA"] = str(tmp_path / "data")
     result = subprocess.run(
         [sys.executable, "-m", "scandeck.cli", "ls", "--catalog", uri(server, BAD[case], tmp_path)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

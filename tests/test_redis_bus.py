@@ -82,8 +82,9 @@ def test_redis_restart_mid_run_loses_and_doubles_nothing(RE, own_server, tmp_pat
     uri = bus(own_server, tmp_path)
     scandeck.open_catalog(uri)  # the bus exists before the follower looks at it
     out = tmp_path / "seen.json"
-    follower = subprocess.Popen([sys.executable, PROCS, "follow", uri, str(out)], stdout=subprocess.PIPE,
-                                text=True)
+    follower = subprocess.Popen(
+        [sys.executable, PROCS, "follow", uri, str(out)], stdout=subprocess.PIPE, text=True
+    )
     assert follower.stdout.readline().strip() == "following"  # connected before Redis goes away
     seen_here = []
 
@@ -94,8 +95,9 @@ def test_redis_restart_mid_run_loses_and_doubles_nothing(RE, own_server, tmp_pat
 
     here = threading.Thread(target=follow_here, daemon=True)
     here.start()
-    cat, uid, emitted = record_while(RE, uri, bp.count([det], num=300, delay=0.004),
-                                     lambda: own_server.restart(down_for=0.3), at_event=60)
+    cat, uid, emitted = record_while(
+        RE, uri, bp.count([det], num=300, delay=0.004), lambda: own_server.restart(down_for=0.3), at_event=60
+    )
     here.join(60)
     assert follower.wait(60) == 0
     follower.stdout.close()
@@ -141,8 +143,11 @@ def _open_run(writer, n_keys: int = 1):
 
 
 def _event(desc, i: int, n_keys: int = 1):
-    return desc.compose_event(data={f"x{k}": float(i) for k in range(n_keys)},
-                              timestamps={f"x{k}": 1.0 for k in range(n_keys)}, seq_num=i + 1)
+    return desc.compose_event(
+        data={f"x{k}": float(i) for k in range(n_keys)},
+        timestamps={f"x{k}": 1.0 for k in range(n_keys)},
+        seq_num=i + 1,
+    )
 
 
 def test_writer_buffers_while_redis_is_away_and_refuses_when_full(own_server, tmp_path):
@@ -238,11 +243,14 @@ def test_a_reader_gives_up_after_reconnect_seconds(own_server, tmp_path):
     assert len(cat) == 0  # the same catalog works again
 
 
-@pytest.mark.parametrize("query, message", [
-    ("buffer=lots", "not a size"),
-    ("heartbeat=-1", "heartbeat must be a positive"),
-    ("prefix=a b", "may hold only"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("buffer=lots", "not a size"),
+        ("heartbeat=-1", "heartbeat must be a positive"),
+        ("prefix=a b", "may hold only"),
+    ],
+)
 def test_bad_options_in_the_uri_are_named(redis_server, query, message):
     with pytest.raises(ScandeckError, match=message):
         scandeck.open_catalog(f"{redis_server.url}?{query}")
@@ -260,8 +268,7 @@ def test_late_readers_start_from_the_start_document(RE, redis_server, tmp_path):
         cat = scandeck.open_catalog(uri)
         seen_mid.extend(cat[-1].follow(timeout=30))
 
-    cat, uid, emitted = record_while(RE, uri, bp.scan([det], motor, -1, 1, 100),
-                                     join_late, at_event=40)
+    cat, uid, emitted = record_while(RE, uri, bp.scan([det], motor, -1, 1, 100), join_late, at_event=40)
     when(lambda: len(seen_mid) == len(emitted), what="the late reader to finish")
     assert seen_mid == emitted
     assert list(scandeck.open_catalog(uri)[uid].documents()) == emitted  # and one after the run
@@ -277,12 +284,19 @@ def test_images_bypass_the_stream_through_stream_resources(redis_server, tmp_pat
     path = tmp_path / "cam.h5"
     cat = scandeck.open_catalog(bus(redis_server, tmp_path))
     bundle = compose_run(metadata={"plan_name": "fly"})
-    desc = bundle.compose_descriptor(name="primary", data_keys={
-        "cam": {"dtype": "array", "shape": [64, 64], "source": "cam", "external": "STREAM:"},
-        "x": {"dtype": "number", "shape": [], "source": "x"},
-    })
-    sres = bundle.compose_stream_resource(mimetype="application/x-hdf5", uri=f"file://localhost{path}",
-                                          data_key="cam", parameters={"dataset": "/entry/data"})
+    desc = bundle.compose_descriptor(
+        name="primary",
+        data_keys={
+            "cam": {"dtype": "array", "shape": [64, 64], "source": "cam", "external": "STREAM:"},
+            "x": {"dtype": "number", "shape": [], "source": "x"},
+        },
+    )
+    sres = bundle.compose_stream_resource(
+        mimetype="application/x-hdf5",
+        uri=f"file://localhost{path}",
+        data_key="cam",
+        parameters={"dataset": "/entry/data"},
+    )
     writer = cat.writer()
     writer("start", bundle.start_doc)
     writer("descriptor", desc.descriptor_doc)
@@ -291,14 +305,25 @@ def test_images_bypass_the_stream_through_stream_resources(redis_server, tmp_pat
         data = f.create_dataset("/entry/data", shape=(0, 64, 64), maxshape=(None, 64, 64), dtype="f4")
         for start in range(0, 200, 50):  # the detector writes a block, then says so
             data.resize(start + 50, axis=0)
-            data[start:start + 50] = frames[start:start + 50]
+            data[start : start + 50] = frames[start : start + 50]
             f.flush()
-            writer("event_page", desc.compose_event_page(
-                data={"x": [float(i) for i in range(start, start + 50)]}, timestamps={"x": [1.0] * 50},
-                seq_num=list(range(start + 1, start + 51)), time=[1.0] * 50))
-            writer("stream_datum", sres.compose_stream_datum(
-                indices={"start": start, "stop": start + 50},
-                seq_nums={"start": start + 1, "stop": start + 51}, descriptor=desc.descriptor_doc))
+            writer(
+                "event_page",
+                desc.compose_event_page(
+                    data={"x": [float(i) for i in range(start, start + 50)]},
+                    timestamps={"x": [1.0] * 50},
+                    seq_num=list(range(start + 1, start + 51)),
+                    time=[1.0] * 50,
+                ),
+            )
+            writer(
+                "stream_datum",
+                sres.compose_stream_datum(
+                    indices={"start": start, "stop": start + 50},
+                    seq_nums={"start": start + 1, "stop": start + 51},
+                    descriptor=desc.descriptor_doc,
+                ),
+            )
     writer("stop", bundle.compose_stop())
     writer.close()
     uid = bundle.start_doc["uid"]
@@ -320,8 +345,9 @@ def test_a_bound_cell_in_a_kernel_follows_the_bus(redis_server, tmp_path):
     try:
         session.execute(f"%load_ext scandeck\n%catalog {uri}")
         session.execute('%%bind --every 0.1\nprint("rows", len(df), "status", run.status)')
-        proc = subprocess.Popen([sys.executable, PROCS, "write", uri, "100", "0.01"], stdout=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, PROCS, "write", uri, "100", "0.01"], stdout=subprocess.PIPE, text=True
+        )
         try:
             assert proc.stdout.readline().strip() == "writing"
 

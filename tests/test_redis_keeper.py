@@ -63,8 +63,14 @@ class Bus:
     def archive_catalog(self) -> Catalog:
         return self.keep(Catalog(open_source(self.archive)))
 
-    def keeper(self, *, max_runs: int | None = None, max_age: float | None = None,
-               max_memory: int | None = None, grace: float = 60.0) -> Keeper:
+    def keeper(
+        self,
+        *,
+        max_runs: int | None = None,
+        max_age: float | None = None,
+        max_memory: int | None = None,
+        grace: float = 60.0,
+    ) -> Keeper:
         policy = TrimPolicy(max_runs=max_runs, max_age=max_age, max_memory=max_memory, grace=grace)
         return self.keep(Keeper(self.uri, archive=str(self.archive), policy=policy, say=self.said.append))
 
@@ -74,8 +80,11 @@ class Bus:
 
     def gone(self, uid: str) -> bool:
         """Every key of run ``uid`` is deleted and it left the run list and the persisted set."""
-        return (self.client.exists(*self.keys.of_run(uid)) == 0 and self.client.zscore(self.keys.runs, uid) is None
-                and not self.client.sismember(self.keys.persisted, uid))
+        return (
+            self.client.exists(*self.keys.of_run(uid)) == 0
+            and self.client.zscore(self.keys.runs, uid) is None
+            and not self.client.sismember(self.keys.persisted, uid)
+        )
 
     def persisted_flag(self, uid: str) -> bytes | None:
         """The run's ``persisted`` mark (b"1" once the archive holds it), checked against the set."""
@@ -117,24 +126,37 @@ def record(RE: Any, cat: Catalog, plan: Any, **md: Any) -> str:
     return uid
 
 
-def composed(n: int, *, t0: float | None = None, sample: str = "Ni", points: int = 1,
-             exit_status: str = "success") -> list[Doc]:
+def composed(
+    n: int, *, t0: float | None = None, sample: str = "Ni", points: int = 1, exit_status: str = "success"
+) -> list[Doc]:
     """A run of ``n`` event pages of ``points`` points each, started at ``t0`` (now by default)."""
     t0 = time.time() if t0 is None else t0
     bundle = compose_run(time=t0, metadata={"plan_name": "count", "sample": sample, "num_points": n * points})
     desc = bundle.compose_descriptor(
-        name="primary", time=t0,
-        data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x"},
-                   "det": {"dtype": "number", "shape": [], "source": "sim:det"}})
+        name="primary",
+        time=t0,
+        data_keys={
+            "x": {"dtype": "number", "shape": [], "source": "sim:x"},
+            "det": {"dtype": "number", "shape": [], "source": "sim:det"},
+        },
+    )
     docs: list[Doc] = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc)]
     rng = np.random.default_rng(n)
     for i in range(n):
         seq = list(range(i * points + 1, (i + 1) * points + 1))
         times = [t0 + 0.001 * s for s in seq]
-        docs.append(("event_page", desc.compose_event_page(
-            data={"x": [float(s) for s in seq], "det": rng.random(points).tolist()},
-            timestamps={"x": times, "det": times}, seq_num=seq, time=times,
-            validate=points <= 100)))  # jsonschema takes seconds over 20 000 points
+        docs.append(
+            (
+                "event_page",
+                desc.compose_event_page(
+                    data={"x": [float(s) for s in seq], "det": rng.random(points).tolist()},
+                    timestamps={"x": times, "det": times},
+                    seq_num=seq,
+                    time=times,
+                    validate=points <= 100,
+                ),
+            )
+        )  # jsonschema takes seconds over 20 000 points
     docs.append(("stop", bundle.compose_stop(exit_status=exit_status, time=t0 + 0.001 * (n * points + 1))))
     return docs
 
@@ -158,8 +180,10 @@ def test_finished_runs_reach_the_archive_with_identical_documents(bus, RE, hw):
     import bluesky.plans as bp
 
     cat = bus.catalog()
-    uids = [record(RE, cat, scan(hw), sample="Ni"),
-            record(RE, cat, bp.count([hw.img, hw.det], 3), sample="Cu")]  # resources and datums too
+    uids = [
+        record(RE, cat, scan(hw), sample="Ni"),
+        record(RE, cat, bp.count([hw.img, hw.det], 3), sample="Cu"),
+    ]  # resources and datums too
     before = {uid: list(cat[uid].documents()) for uid in uids}
     keeper = bus.keeper()
     report = keeper.run_once()
@@ -373,8 +397,7 @@ def test_a_follower_goes_on_from_the_archive_when_its_run_is_trimmed_mid_read(bu
     assert [(name, doc) for _, name, doc in seen] == [(n, normalize(d)) for n, d in docs]
 
 
-def test_a_documents_reader_goes_on_from_the_archive_when_its_run_is_trimmed_mid_read(
-        bus, RE, hw, monkeypatch):
+def test_a_documents_reader_goes_on_from_the_archive_when_its_run_is_trimmed_mid_read(bus, RE, hw, monkeypatch):
     monkeypatch.setattr(redis_source, "_CHUNK", 4)  # Redis is read in chunks; stop inside the second
     cat = bus.catalog()
     uid = record(RE, cat, scan(hw, 10))
@@ -434,7 +457,8 @@ def test_a_copy_the_keeper_cannot_complete_stays_in_redis_and_the_keeper_says_wh
     assert f"holds 4 of its {len(documents)} documents (success)" in report.skipped[cut]
     assert bus.persisted_flag(cut) is None and bus.in_redis() == [cut]
     assert [line for line in bus.said if line.startswith("cannot")] == [
-        f"cannot persist run {cut}: {report.skipped[cut]}; it stays in Redis"]
+        f"cannot persist run {cut}: {report.skipped[cut]}; it stays in Redis"
+    ]
     assert list(cat[cut].documents()) == documents  # read from Redis: the whole run
     keeper.close()
 
@@ -498,25 +522,32 @@ def test_cli_keeper_once_persists_and_trims(bus, RE, hw, capsys):
     assert bus.client.get(bus.keys.keeper) is None  # the lock is let go on exit
 
 
-@pytest.mark.parametrize("argv", [["STORE"], ["--catalog", "memory://kept"], []],
-                         ids=["path", "memory-catalog", "nothing"])
+@pytest.mark.parametrize(
+    "argv", [["STORE"], ["--catalog", "memory://kept"], []], ids=["path", "memory-catalog", "nothing"]
+)
 def test_cli_keeper_needs_a_redis_bus(tmp_path, capsys, argv):
     argv = [str(tmp_path / "store") if a == "STORE" else a for a in argv]
     assert main(["keeper", *argv, "--once"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == ["scandeck keeper: error: the keeper needs a Redis bus",
-                                "  hint: give it as scandeck keeper redis://host:6379/0?prefix=P"]
+    assert err.splitlines() == [
+        "scandeck keeper: error: the keeper needs a Redis bus",
+        "  hint: give it as scandeck keeper redis://host:6379/0?prefix=P",
+    ]
     assert not (tmp_path / "store").exists()
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [
-    ("--max-age", "soon", "'soon' is not a duration; write e.g. 90s, 15m, 12h or 7d"),
-    ("--grace", "5 minutes", "'5 minutes' is not a duration; write e.g. 90s, 15m, 12h or 7d"),
-    ("--max-memory", "lots", "'lots' is not a size; write e.g. 500kB, 64MB or 2GB"),
-    ("--max-runs", "0", "keep at least 1 run"),
-    ("--max-runs", "many", "'many' is not a whole number"),
-], ids=["max-age", "grace", "max-memory", "max-runs-zero", "max-runs-word"])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--max-age", "soon", "'soon' is not a duration; write e.g. 90s, 15m, 12h or 7d"),
+        ("--grace", "5 minutes", "'5 minutes' is not a duration; write e.g. 90s, 15m, 12h or 7d"),
+        ("--max-memory", "lots", "'lots' is not a size; write e.g. 500kB, 64MB or 2GB"),
+        ("--max-runs", "0", "keep at least 1 run"),
+        ("--max-runs", "many", "'many' is not a whole number"),
+    ],
+    ids=["max-age", "grace", "max-memory", "max-runs-zero", "max-runs-word"],
+)
 def test_cli_keeper_rejects_bad_limits(capsys, option, value, message):
     with pytest.raises(SystemExit) as exit_:
         main(["keeper", "redis://127.0.0.1:1/0?prefix=never", option, value, "--once"])
@@ -535,7 +566,8 @@ def test_demo_on_redis_runs_a_keeper_that_archives_its_runs(bus, tmp_path, capsy
     assert len(uids) == 2
     assert all(bus.persisted_flag(u) == b"1" for u in uids)
     assert [line.split()[:4] for line in out.splitlines() if "keeper: persisted" in line] == [
-        ["keeper:", "persisted", "run", u[:8]] for u in uids]
+        ["keeper:", "persisted", "run", u[:8]] for u in uids
+    ]
     store = tmp_path / "data" / "store"  # the default store of SCANDECK_DATA
     assert bus.client.get(bus.keys.archive).decode() == f"sqlite://{(store / 'scandeck.sqlite').resolve()}"
     archive = bus.keep(Catalog(open_source(store)))

@@ -30,11 +30,13 @@ def _notebook(path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("scan_uid = None\ncatalog = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import scandeck\ncat = scandeck.open_catalog(catalog)\n"
-                                  "ds = cat[scan_uid].primary.read()"),
+        nbformat.v4.new_code_cell(
+            "import scandeck\ncat = scandeck.open_catalog(catalog)\nds = cat[scan_uid].primary.read()"
+        ),
         nbformat.v4.new_code_cell('assert len(ds.time) != 7, "seven events"'),
-        nbformat.v4.new_code_cell("peak = float(ds.motor[int(ds.det.values.argmax())])\n"
-                                  'print(f"events {len(ds.time)} peak {peak:.3f}")'),
+        nbformat.v4.new_code_cell(
+            'peak = float(ds.motor[int(ds.det.values.argmax())])\nprint(f"events {len(ds.time)} peak {peak:.3f}")'
+        ),
     ]
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
@@ -43,8 +45,9 @@ def _notebook(path: Path) -> None:
 def printed(path: str | Path) -> str:
     """The stdout of the notebook's last code cell."""
     nb = json.loads(Path(path).read_text())
-    return "".join("".join(o.get("text", "")) for o in nb["cells"][-1].get("outputs", [])
-                   if o.get("name") == "stdout").strip()
+    return "".join(
+        "".join(o.get("text", "")) for o in nb["cells"][-1].get("outputs", []) if o.get("name") == "stdout"
+    ).strip()
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +76,12 @@ def world(tmp_path_factory):
             scans.append({"uid": uid, "scan_id": cat[uid].scan_id, "expected": expected})
         nb = tmp / "peak.ipynb"
         _notebook(nb)
-        assert main(["run", str(nb), "-p", "scan_uid", scans[0]["uid"], "-p", "catalog", str(store),
-                     "--name", "peak"]) == 0
+        assert (
+            main(
+                ["run", str(nb), "-p", "scan_uid", scans[0]["uid"], "-p", "catalog", str(store), "--name", "peak"]
+            )
+            == 0
+        )
         prov = open_store(tmp / "data" / "provenance")
         (record,) = prov.list()
         yield {"tmp": tmp, "store": store, "cat": cat, "scans": scans, "record": record, "prov": prov}
@@ -92,9 +99,24 @@ def three(world):
     a, _, c, d = world["scans"]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["rerun", world["record"].id[:8], "--scan", a["uid"][:8], "--scan", c["uid"][:10],
-                     "--scan", d["uid"], "--workers", "2", "--catalog", str(world["store"]),
-                     "--output-dir", str(world["tmp"] / "three")])
+        code = main(
+            [
+                "rerun",
+                world["record"].id[:8],
+                "--scan",
+                a["uid"][:8],
+                "--scan",
+                c["uid"][:10],
+                "--scan",
+                d["uid"],
+                "--workers",
+                "2",
+                "--catalog",
+                str(world["store"]),
+                "--output-dir",
+                str(world["tmp"] / "three"),
+            ]
+        )
     return code, out.getvalue(), err.getvalue()
 
 
@@ -103,9 +125,21 @@ def by_query(world, three):
     """``scandeck rerun ID --query 'sample == "Ni"'``: the 7-point scan fails, the 9-point one not."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["rerun", world["record"].id, "--query", 'sample == "Ni"', "--catalog", str(world["store"]),
-                     "--store", str(world["prov"].directory), "--output-dir", str(world["tmp"] / "query"),
-                     "--no-progress"])
+        code = main(
+            [
+                "rerun",
+                world["record"].id,
+                "--query",
+                'sample == "Ni"',
+                "--catalog",
+                str(world["store"]),
+                "--store",
+                str(world["prov"].directory),
+                "--output-dir",
+                str(world["tmp"] / "query"),
+                "--no-progress",
+            ]
+        )
     return code, out.getvalue()
 
 
@@ -175,8 +209,20 @@ def test_rerun_summary_table_and_progress(world, three):
 def test_a_missing_scan_stops_everything_before_any_kernel(world, capsys):
     before = len(world["prov"])
     out_dir = world["tmp"] / "missing"
-    code = main(["rerun", world["record"].id, "--scan", world["scans"][0]["uid"], "--scan", "feedface",
-                 "--catalog", str(world["store"]), "--output-dir", str(out_dir)])
+    code = main(
+        [
+            "rerun",
+            world["record"].id,
+            "--scan",
+            world["scans"][0]["uid"],
+            "--scan",
+            "feedface",
+            "--catalog",
+            str(world["store"]),
+            "--output-dir",
+            str(out_dir),
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 2
     assert "scan 'feedface' not in" in err and "nothing was run" in err
@@ -193,11 +239,29 @@ def test_dask_cluster_gives_the_same_results(world, three):
         # deprecated internals; none of that is about reruns.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="distributed")
         warnings.filterwarnings("ignore", category=UserWarning, module="distributed")
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, contextlib.redirect_stdout(out):
-            code = main(["rerun", world["record"].id, "--scan", nine["uid"], "--scan", eleven["uid"],
-                         "--dask", cluster.scheduler_address, "--catalog", str(world["store"]),
-                         "--output-dir", str(world["tmp"] / "dask"), "--no-progress"])
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            contextlib.redirect_stdout(out),
+        ):
+            code = main(
+                [
+                    "rerun",
+                    world["record"].id,
+                    "--scan",
+                    nine["uid"],
+                    "--scan",
+                    eleven["uid"],
+                    "--dask",
+                    cluster.scheduler_address,
+                    "--catalog",
+                    str(world["store"]),
+                    "--output-dir",
+                    str(world["tmp"] / "dask"),
+                    "--no-progress",
+                ]
+            )
     assert code == 0, out.getvalue()
     for scan in (nine, eleven):
         assert printed(_out(world, "dask", scan)) == printed(_out(world, "three", scan)) == scan["expected"]

@@ -61,8 +61,9 @@ def scans(data_dir: Path, RE) -> list[str]:  # noqa: N803 - the RunEngine fixtur
 
 def scandeck(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SCANDECK_DATA": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "scandeck.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "scandeck.cli", *args], env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 def record_id(stdout: str) -> str:
@@ -76,15 +77,19 @@ def printed(path: Path) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
-@pytest.mark.parametrize("options", [[], ["--kernel", "python3"], ["--language", "python"]],
-                         ids=["default", "kernel-only", "language-only"])
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--kernel", "python3"], ["--language", "python"]],
+    ids=["default", "kernel-only", "language-only"],
+)
 def test_run_a_notebook_without_kernelspec(
     tmp_path: Path, data_dir: Path, scans: list[str], options: list[str]
 ) -> None:
     src = tmp_path / "bare.ipynb"
     nbformat.write(bare_notebook(READ_CELL), src)
-    proc = scandeck("run", str(src), "-p", "scan_uid", scans[0], "-p", "threshold", "0.75", *options,
-                    data_dir=data_dir)
+    proc = scandeck(
+        "run", str(src), "-p", "scan_uid", scans[0], "-p", "threshold", "0.75", *options, data_dir=data_dir
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "points 5 threshold 0.75" in printed(tmp_path / "bare.out.ipynb")
@@ -103,16 +108,25 @@ def test_rerun_of_a_notebook_without_kernelspec(tmp_path: Path, data_dir: Path, 
     nbformat.write(bare_notebook(READ_CELL), src)
     first = scandeck("run", str(src), "-p", "scan_uid", scans[0], data_dir=data_dir)
     assert first.returncode == 0, first.stderr
-    again = scandeck("rerun", record_id(first.stdout), "--scan", scans[1], "--output-dir",
-                     str(tmp_path / "reruns"), "--no-progress", data_dir=data_dir)
+    again = scandeck(
+        "rerun",
+        record_id(first.stdout),
+        "--scan",
+        scans[1],
+        "--output-dir",
+        str(tmp_path / "reruns"),
+        "--no-progress",
+        data_dir=data_dir,
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Traceback" not in again.stderr
     [out] = (tmp_path / "reruns").glob("*.ipynb")
     assert "points 3 threshold 0.5" in printed(out)
 
 
-@pytest.mark.parametrize("options", [["--kernel", "no-such-kernel"], ["--language", "cobol"]],
-                         ids=["kernel", "language"])
+@pytest.mark.parametrize(
+    "options", [["--kernel", "no-such-kernel"], ["--language", "cobol"]], ids=["kernel", "language"]
+)
 def test_a_kernel_that_does_not_exist_is_one_line_listing_the_kernels(
     tmp_path: Path, data_dir: Path, options: list[str]
 ) -> None:
@@ -128,9 +142,7 @@ def test_a_kernel_that_does_not_exist_is_one_line_listing_the_kernels(
     assert not (tmp_path / "bare.out.ipynb").exists()
 
 
-def test_a_notebook_in_another_language_without_kernelspec_needs_a_kernel(
-    tmp_path: Path, data_dir: Path
-) -> None:
+def test_a_notebook_in_another_language_without_kernelspec_needs_a_kernel(tmp_path: Path, data_dir: Path) -> None:
     nb = bare_notebook("x <- 1")
     nb.metadata["language_info"] = {"name": "cobol"}
     src = tmp_path / "other.ipynb"

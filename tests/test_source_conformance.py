@@ -66,8 +66,7 @@ def test_grid_scan_baseline_and_image_external_data(RE, cat, hw):
     import bluesky.plans as bp
     from bluesky.preprocessors import baseline_wrapper
 
-    plan = baseline_wrapper(bp.grid_scan([hw.det4, hw.img], hw.motor1, -1, 1, 3, hw.motor2, -1, 1, 4),
-                            [hw.motor3])
+    plan = baseline_wrapper(bp.grid_scan([hw.det4, hw.img], hw.motor1, -1, 1, 3, hw.motor2, -1, 1, 4), [hw.motor3])
     uid, _ = record(RE, cat, plan)
     run = cat[uid]
     assert set(run) == {"primary", "baseline"}
@@ -85,8 +84,10 @@ def test_event_pages_read_like_events(cat):
     bundle = compose_run(metadata={"plan_name": "fly"})
     desc = bundle.compose_descriptor(
         name="primary",
-        data_keys={"x": {"dtype": "number", "shape": [], "source": "x", "units": "mm"},
-                   "y": {"dtype": "integer", "shape": [], "source": "y"}},
+        data_keys={
+            "x": {"dtype": "number", "shape": [], "source": "x", "units": "mm"},
+            "y": {"dtype": "integer", "shape": [], "source": "y"},
+        },
     )
     writer = cat.writer()
     writer("start", bundle.start_doc)
@@ -113,8 +114,7 @@ def _runs(cat, n, **md):
     writer = cat.writer()
     uids = []
     for i in range(n):
-        bundle = compose_run(metadata={"scan_id": i + 1, "plan_name": "count", **md},
-                             time=1_700_000_000.0 + i)
+        bundle = compose_run(metadata={"scan_id": i + 1, "plan_name": "count", **md}, time=1_700_000_000.0 + i)
         writer("start", bundle.start_doc)
         writer("stop", bundle.compose_stop())
         uids.append(bundle.start_doc["uid"])
@@ -180,15 +180,18 @@ def test_search_objects_text_nested_and_count(cat):
 def test_rejects_bad_documents_and_keeps_going(cat):
     writer = cat.writer()
     bundle = compose_run()
-    desc = bundle.compose_descriptor(name="primary",
-                                     data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}})
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}}
+    )
     writer("start", bundle.start_doc)
     with pytest.raises(InvalidDocument, match="descriptor .* is unknown"):
         writer("event", desc.compose_event(data={"x": 1}, timestamps={"x": 1}, seq_num=1))
     writer("descriptor", desc.descriptor_doc)
     with pytest.raises(InvalidDocument, match=r"data keys \['y'\]"):
-        writer("event", desc.compose_event(data={"x": 1, "y": 2}, timestamps={"x": 1, "y": 2},
-                                           seq_num=1, validate=False))
+        writer(
+            "event",
+            desc.compose_event(data={"x": 1, "y": 2}, timestamps={"x": 1, "y": 2}, seq_num=1, validate=False),
+        )
     with pytest.raises(InvalidDocument, match="schema"):
         writer("event", {"descriptor": desc.descriptor_doc["uid"], "data": {}})
     with pytest.raises(InvalidDocument, match="not a document name"):

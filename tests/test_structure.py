@@ -48,7 +48,8 @@ MODULES = _modules()
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
@@ -112,8 +113,12 @@ class _Imports:
                     if _private(alias.name):  # a private module counts too: _x is nobody else's
                         self.private.append(f"line {node.lineno}: from {base} import {alias.name}")
         for node in nodes:
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in bound and _private(node.attr)):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and _private(node.attr)
+            ):
                 target = bound[node.value.id]
                 self.private.append(f"line {node.lineno}: {node.value.id}.{node.attr} ({target})")
 
@@ -145,7 +150,7 @@ def _find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
                 continue
             state = colour.get(nxt)
             if state == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if state is None:
                 colour[nxt] = 1
                 path.append(nxt)
@@ -169,13 +174,15 @@ def test_no_import_cycles():
 
 def test_no_private_names_across_modules():
     found = [f"{name}: {line}" for name, imp in sorted(IMPORTS.items()) for line in imp.private]
-    assert not found, ("modules use private names of other scandeck modules; make the name public "
-                       "or move the code:\n  " + "\n  ".join(found))
+    assert not found, (
+        "modules use private names of other scandeck modules; make the name public "
+        "or move the code:\n  " + "\n  ".join(found)
+    )
 
 
 def test_the_checks_see_what_they_should(tmp_path):
     """The checks themselves: function-level imports count, TYPE_CHECKING ones do not."""
-    sample = '''
+    sample = """
 from typing import TYPE_CHECKING
 from . import catalog
 if TYPE_CHECKING:
@@ -183,7 +190,7 @@ if TYPE_CHECKING:
 def f():
     from .sources.sqlite import _private_thing
     return catalog._hidden
-'''
+"""
     path = tmp_path / "probe.py"
     path.write_text(sample)
     imp = _Imports("scandeck.probe", path)

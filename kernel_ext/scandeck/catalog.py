@@ -181,6 +181,7 @@ class Catalog:
         Ends when no new run started for ``timeout`` seconds; ``None`` follows
         for ever. ``after`` is a source ``seq`` to resume from.
         """
+
         def keep(summary: RunSummary) -> bool:
             return self.query.matches(summary.start, summary.stop)
 
@@ -284,8 +285,9 @@ class Run:
         streams = self._stream_descriptors()
         if name not in streams:
             raise StreamNotFound(
-                printable(f"run {self.uid[:8]} has no stream {name!r}; "
-                          f"its streams: {', '.join(streams) or 'none yet'}")
+                printable(
+                    f"run {self.uid[:8]} has no stream {name!r}; its streams: {', '.join(streams) or 'none yet'}"
+                )
             )
         return Stream(self, name, streams[name])
 
@@ -308,9 +310,7 @@ class Run:
         for entry in self.source.documents(self.uid, start=start):
             yield entry.name, entry.doc
 
-    def follow(
-        self, *, start: int = 0, timeout: float | None = None, positions: bool = False
-    ) -> Iterator[Any]:
+    def follow(self, *, start: int = 0, timeout: float | None = None, positions: bool = False) -> Iterator[Any]:
         """Documents as they are stored, from position ``start`` (0 = start document).
 
         Blocks for new documents; ends after the stop document, when the writer
@@ -370,8 +370,13 @@ class Stream:
         return to_xarray(self._table(fill))
 
     def _note(self) -> None:
-        note(self.run.uid, scan_id=self.run.scan_id, catalog=self.run.source.uri,
-             stream=self.name, fields=self.data_keys)
+        note(
+            self.run.uid,
+            scan_id=self.run.scan_id,
+            catalog=self.run.source.uri,
+            stream=self.name,
+            fields=self.data_keys,
+        )
 
     def to_pandas(self) -> pandas.DataFrame:
         """Scalar keys, external ones filled, as a ``pandas.DataFrame`` indexed by ``seq_num``.

@@ -115,12 +115,14 @@ def run_demo(
     stop = stop_event if stop_event is not None else threading.Event()
     control = _Control(stop, pace)
     tally = _Tally(progress)
-    RE, loop = _run_engine({
-        "scan_id": last_scan_id,
-        "beamline_id": "sim",
-        "operator": rng.choice(OPERATORS),
-        "proposal": str(rng.randint(300000, 319999)),
-    })
+    RE, loop = _run_engine(
+        {
+            "scan_id": last_scan_id,
+            "beamline_id": "sim",
+            "operator": rng.choice(OPERATORS),
+            "proposal": str(rng.randint(300000, 319999)),
+        }
+    )
     RE.subscribe(callback)
     RE.subscribe(tally)  # after the callback: "finished" means the callback has the stop
     sample = rng.choice(SAMPLES)
@@ -187,8 +189,9 @@ def _beamline(asset_dir: Path, nprng: np.random.Generator) -> SimpleNamespace:
     class HDF5Camera(NoConfiguration, Signal):
         """An area detector writing uint16 frames to ``/entry/data/data`` (spec ``AD_HDF5``)."""
 
-        def __init__(self, func: Callable[[], np.ndarray], *, name: str, save_path: str,
-                     frame_per_point: int = 1) -> None:
+        def __init__(
+            self, func: Callable[[], np.ndarray], *, name: str, save_path: str, frame_per_point: int = 1
+        ) -> None:
             super().__init__(name=name, value="")  # the value is the last datum id
             self._func, self._save_path, self._fpp = func, save_path, frame_per_point
             self._assets: deque[tuple[str, dict[str, Any]]] = deque()
@@ -201,15 +204,27 @@ def _beamline(asset_dir: Path, nprng: np.random.Generator) -> SimpleNamespace:
 
             filename = f"{self.name}_{uuid.uuid4().hex[:12]}.h5"
             self._file = h5py.File(os.path.join(self._save_path, filename), "w")
-            self._file.create_dataset("/entry/data/data", shape=(0, *IMAGE_SHAPE), dtype="<u2",
-                                      maxshape=(None, *IMAGE_SHAPE), chunks=(1, *IMAGE_SHAPE))
+            self._file.create_dataset(
+                "/entry/data/data",
+                shape=(0, *IMAGE_SHAPE),
+                dtype="<u2",
+                maxshape=(None, *IMAGE_SHAPE),
+                chunks=(1, *IMAGE_SHAPE),
+            )
             self._resource_uid, self._points = str(uuid.uuid4()), itertools.count()
-            self._assets.append(("resource", {
-                "spec": "AD_HDF5", "root": self._save_path, "resource_path": filename,
-                "resource_kwargs": {"frame_per_point": self._fpp},
-                "path_semantics": "windows" if os.name == "nt" else "posix",
-                "uid": self._resource_uid,
-            }))
+            self._assets.append(
+                (
+                    "resource",
+                    {
+                        "spec": "AD_HDF5",
+                        "root": self._save_path,
+                        "resource_path": filename,
+                        "resource_kwargs": {"frame_per_point": self._fpp},
+                        "path_semantics": "windows" if os.name == "nt" else "posix",
+                        "uid": self._resource_uid,
+                    },
+                )
+            )
             return [self]
 
         def trigger(self) -> Any:
@@ -217,18 +232,34 @@ def _beamline(asset_dir: Path, nprng: np.random.Generator) -> SimpleNamespace:
             frames = np.stack([self._func() for _ in range(self._fpp)])
             data = self._file["/entry/data/data"]
             data.resize((point + 1) * self._fpp, axis=0)
-            data[point * self._fpp:] = np.clip(frames, 0, 65535).astype("<u2")
+            data[point * self._fpp :] = np.clip(frames, 0, 65535).astype("<u2")
             self._file.flush()  # readers of a live run see each frame as it lands
             datum_id = f"{self._resource_uid}/{point}"
-            self._assets.append(("datum", {"resource": self._resource_uid, "datum_id": datum_id,
-                                           "datum_kwargs": {"point_number": point}}))
+            self._assets.append(
+                (
+                    "datum",
+                    {
+                        "resource": self._resource_uid,
+                        "datum_id": datum_id,
+                        "datum_kwargs": {"point_number": point},
+                    },
+                )
+            )
             self.put(datum_id)
             return NullStatus()
 
         def describe(self) -> dict[str, Any]:
             shape = list(IMAGE_SHAPE) if self._fpp == 1 else [self._fpp, *IMAGE_SHAPE]
-            return {self.name: {"source": f"SIM:{self.name}", "dtype": "array", "shape": shape,
-                                "dtype_numpy": "<u2", "units": "counts", "external": "FILESTORE:"}}
+            return {
+                self.name: {
+                    "source": f"SIM:{self.name}",
+                    "dtype": "array",
+                    "shape": shape,
+                    "dtype_numpy": "<u2",
+                    "units": "counts",
+                    "external": "FILESTORE:",
+                }
+            }
 
         def collect_asset_docs(self) -> Iterator[tuple[str, dict[str, Any]]]:
             while self._assets:
@@ -260,12 +291,33 @@ def _beamline(asset_dir: Path, nprng: np.random.Generator) -> SimpleNamespace:
         return lambda: round(float(mean + sd * nprng.standard_normal()), 4)
 
     return SimpleNamespace(
-        motor=motor, motor1=motor1, motor2=motor2,
-        det=SynGauss("det", motor, "motor", center=0.0, Imax=10000.0, sigma=0.5,
-                     noise="uniform", noise_multiplier=40.0, random_state=nprng),
-        det4=Syn2DGauss("det4", motor1, "motor1", motor2, "motor2", center=(0.0, 0.0),
-                        Imax=1.0, sigma=0.8, noise="uniform", noise_multiplier=0.02,
-                        random_state=nprng),
+        motor=motor,
+        motor1=motor1,
+        motor2=motor2,
+        det=SynGauss(
+            "det",
+            motor,
+            "motor",
+            center=0.0,
+            Imax=10000.0,
+            sigma=0.5,
+            noise="uniform",
+            noise_multiplier=40.0,
+            random_state=nprng,
+        ),
+        det4=Syn2DGauss(
+            "det4",
+            motor1,
+            "motor1",
+            motor2,
+            "motor2",
+            center=(0.0, 0.0),
+            Imax=1.0,
+            sigma=0.8,
+            noise="uniform",
+            noise_multiplier=0.02,
+            random_state=nprng,
+        ),
         I0=SynSignal(noisy(1.0e5, 800.0), name="I0"),
         diode=SynSignal(noisy(2.4e3, 40.0), name="diode"),
         temperature=SynSignal(noisy(295.0, 0.05), name="temperature"),
@@ -310,8 +362,7 @@ def _plan(kind: str, bl: SimpleNamespace, rng: random.Random) -> tuple[Any, int,
     if kind == "grid_scan":
         bl.det4.center.put((round(rng.uniform(-1, 1), 3), round(rng.uniform(-1, 1), 3)))
         ny, nx = rng.choice(((5, 5), (5, 7), (7, 7)))
-        plan = bp.grid_scan([bl.det4], bl.motor1, -2, 2, ny, bl.motor2, -2, 2, nx,
-                            snake_axes=True)
+        plan = bp.grid_scan([bl.det4], bl.motor1, -2, 2, ny, bl.motor2, -2, 2, nx, snake_axes=True)
         return plan, nx * ny, "sample mapping"
     if kind == "image_count":
         n = rng.randint(3, 6)
@@ -427,9 +478,7 @@ def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
     Only over Python's default handler: a caller's own SIGINT handler is left in charge.
     """
     restore = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or (
-        restore is not signal.default_int_handler
-    ):
+    if threading.current_thread() is not threading.main_thread() or (restore is not signal.default_int_handler):
         yield
         return
 

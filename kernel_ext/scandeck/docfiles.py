@@ -97,8 +97,7 @@ class RunMembership:
     def run_of(self, name: str, doc: Mapping[str, Any]) -> str | None:
         """The start uid of ``doc``'s run (None before any start), remembering it for children."""
         refs = (doc.get(field) for field in self._PARENT_FIELDS.get(name, ()))
-        run = next((self._owner[r] for r in refs if isinstance(r, str) and r in self._owner),
-                   self.current)
+        run = next((self._owner[r] for r in refs if isinstance(r, str) and r in self._owner), self.current)
         if name in self._PARENTS and isinstance(doc.get("uid"), str) and run is not None:
             self._owner[doc["uid"]] = run
         return run
@@ -252,9 +251,7 @@ def _encoder(format: str) -> Callable[[str, dict[str, Any], int], bytes]:
     return encode
 
 
-def write_documents_to(
-    docs: Iterable[tuple[str, dict[str, Any]]], fileobj: IO[Any], *, format: Format
-) -> int:
+def write_documents_to(docs: Iterable[tuple[str, dict[str, Any]]], fileobj: IO[Any], *, format: Format) -> int:
     """Write ``(name, doc)`` pairs to one open file, as one stream, and return the count.
 
     *fileobj* may be text (jsonl only) or binary. It is not closed. Several

@@ -129,8 +129,10 @@ def validate_schema(name: str, doc: Any) -> None:
     except (RecursionError, TypeError, ValueError, OverflowError) as err:
         # Hostile input (deep nesting, unhashable keys) breaks the validator itself.
         raise InvalidDocument(
-            name, doc, f"cannot be checked against the event-model schema ({type(err).__name__}: "
-            f"{err}); check_storable() says which value is to blame"
+            name,
+            doc,
+            f"cannot be checked against the event-model schema ({type(err).__name__}: "
+            f"{err}); check_storable() says which value is to blame",
         ) from err
 
 
@@ -208,8 +210,7 @@ class RunOrder:
         except InvalidDocument:
             raise
         except Exception as err:  # noqa: BLE001 - a document the checks above let through
-            raise InvalidDocument(name, doc, f"cannot be placed in its run ({type(err).__name__}: "
-                                  f"{err})") from err
+            raise InvalidDocument(name, doc, f"cannot be placed in its run ({type(err).__name__}: {err})") from err
 
     def commit(self, name: str, doc: Mapping[str, Any], placed: Placed) -> None:
         """Remember an accepted document once it is stored."""
@@ -249,17 +250,18 @@ class RunOrder:
             if len(self._runs) == 1:
                 return next(iter(self._runs))
             raise InvalidDocument(
-                name, doc, "it names no run_start and this writer has "
-                f"{len(self._runs)} open runs, so its run is unknown"
+                name,
+                doc,
+                f"it names no run_start and this writer has {len(self._runs)} open runs, so its run is unknown",
             )
         if run_uid in self._stopped:
-            raise InvalidDocument(
-                name, doc, f"its run {run_uid!r} already has a stop document"
-            )
+            raise InvalidDocument(name, doc, f"its run {run_uid!r} already has a stop document")
         if run_uid not in self._runs:
             raise InvalidDocument(
-                name, doc, f"its run_start {run_uid!r} is not a run started through this writer; "
-                "send the start document first"
+                name,
+                doc,
+                f"its run_start {run_uid!r} is not a run started through this writer; "
+                "send the start document first",
             )
         return run_uid
 
@@ -295,7 +297,8 @@ class RunOrder:
             raise InvalidDocument(name, doc, rule)
         # Keys filled by stream_datum documents never appear in events.
         missing = [
-            k for k, v in data_keys.items()
+            k
+            for k, v in data_keys.items()
             if k not in data and not str(v.get("external", "")).startswith("STREAM:")
         ]
         if missing:
@@ -346,17 +349,21 @@ class RunOrder:
     def _check_stream_datum(self, doc: StreamDatum) -> Placed:
         run_uid = self._stream_resource_run.get(doc["stream_resource"])
         if run_uid is None:
-            rule = (f"its stream_resource {doc['stream_resource']!r} is unknown; "
-                    "send the stream_resource document first")
+            rule = (
+                f"its stream_resource {doc['stream_resource']!r} is unknown; "
+                "send the stream_resource document first"
+            )
             raise InvalidDocument("stream_datum", doc, rule)
         if self._descriptor_run.get(doc["descriptor"]) != run_uid:
             rule = f"its descriptor {doc['descriptor']!r} is not a descriptor of the same run"
             raise InvalidDocument("stream_datum", doc, rule)
         (i0, i1), (s0, s1) = ((doc[k]["start"], doc[k]["stop"]) for k in ("indices", "seq_nums"))
         if not (0 <= i0 <= i1 and 0 <= s0 <= s1 and i1 - i0 == s1 - s0 <= MAX_STREAM_DATUM_EVENTS):
-            rule = (f"its indices {i0}:{i1} and seq_nums {s0}:{s1} must be ranges from 0 up that count "
-                    "the same events (one index per event, as the reference readers map them), "
-                    f"at most {MAX_STREAM_DATUM_EVENTS:,} of them")
+            rule = (
+                f"its indices {i0}:{i1} and seq_nums {s0}:{s1} must be ranges from 0 up that count "
+                "the same events (one index per event, as the reference readers map them), "
+                f"at most {MAX_STREAM_DATUM_EVENTS:,} of them"
+            )
             raise InvalidDocument("stream_datum", doc, rule, field="indices")
         seen = max(self._marks(doc["descriptor"]))
         return Placed(run_uid, doc["descriptor"], max(0, doc["seq_nums"]["stop"] - 1 - seen))

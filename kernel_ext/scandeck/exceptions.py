@@ -37,8 +37,7 @@ class AmbiguousUID(ScandeckError, _NotFound):
         # (uids are any text a RunEngine was given: escaped, as everywhere they are shown)
         shown = printable(", ".join(matches[:10])) + (" ..." if len(matches) > 10 else "")
         super().__init__(
-            f"uid prefix {prefix!r} matches {len(matches)} runs: {shown}; "
-            "give more characters of the uid"
+            f"uid prefix {prefix!r} matches {len(matches)} runs: {shown}; give more characters of the uid"
         )
 
 
@@ -131,9 +130,7 @@ class DocumentFileError(ScandeckError, ValueError):
 
 def missing_dependency(package: str, extra: str) -> ScandeckError:
     """An error for an optional dependency that is not installed."""
-    return ScandeckError(
-        f"this needs the {package!r} package: pip install 'scandeck[{extra}]'"
-    )
+    return ScandeckError(f"this needs the {package!r} package: pip install 'scandeck[{extra}]'")
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -200,8 +197,7 @@ class AmbiguousRecord(ScandeckError, _NotFound):
         self.matches = matches
         shown = ", ".join(matches[:10]) + (" ..." if len(matches) > 10 else "")
         super().__init__(
-            f"record id prefix {prefix!r} matches {len(matches)} records: {shown}; "
-            "give more characters of the id"
+            f"record id prefix {prefix!r} matches {len(matches)} records: {shown}; give more characters of the id"
         )
 
 

@@ -101,9 +101,7 @@ class RunCursor:
             self.source.wait(self._token, timeout)
 
 
-def follow_run(
-    source: Source, uid: str, *, start: int = 0, timeout: float | None = None
-) -> Iterator[Entry]:
+def follow_run(source: Source, uid: str, *, start: int = 0, timeout: float | None = None) -> Iterator[Entry]:
     """Documents of run ``uid`` from position ``start``, as they are stored.
 
     Ends after the stop document, when the run's writer is gone without one

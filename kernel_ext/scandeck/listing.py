@@ -148,8 +148,7 @@ def list_runs(cat: Catalog, limit: int | None) -> list[RunSummary]:
     from .query import Key
 
     unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
-    running = [s for s in cat.search(unstopped).summaries(limit=OPEN_RUNS_LOOKED_AT)
-               if s.status == "running"]
+    running = [s for s in cat.search(unstopped).summaries(limit=OPEN_RUNS_LOOKED_AT) if s.status == "running"]
     if limit is not None:
         running = running[:limit]
     lifted = {s.uid for s in running}
@@ -183,20 +182,20 @@ def data_key_rows(data_keys: Mapping[str, Mapping[str, Any]]) -> list[list[str]]
         if info.get("dtype_numpy"):
             dtype += f" ({info['dtype_numpy']})"
         external = info.get("external")
-        rows.append([
-            key,
-            dtype,
-            shape_text(info.get("shape")),
-            str(info.get("units") or "-"),
-            str(info.get("source") or "-"),
-            f"yes ({external})" if external else "no",
-        ])
+        rows.append(
+            [
+                key,
+                dtype,
+                shape_text(info.get("shape")),
+                str(info.get("units") or "-"),
+                str(info.get("source") or "-"),
+                f"yes ({external})" if external else "no",
+            ]
+        )
     return rows
 
 
-def render_table(
-    header: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[int] = ()
-) -> str:
+def render_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[int] = ()) -> str:
     """Columns padded to their widest cell, two spaces apart, no trailing blanks.
 
     Cells are escaped with :func:`~scandeck.safe_text.printable` (run values are user input).
@@ -214,8 +213,7 @@ def render_table(
 
     def line(cells: Sequence[str]) -> str:
         parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
 

@@ -97,8 +97,9 @@ class Live:
         ``emit`` calls made and rows delivered so far.
     """
 
-    def __init__(self, target: Any = None, *, catalog: Catalog | None = None,
-                 interval: float = 0.02, shell: Any = "auto") -> None:
+    def __init__(
+        self, target: Any = None, *, catalog: Catalog | None = None, interval: float = 0.02, shell: Any = "auto"
+    ) -> None:
         self.source, self.uid, self.query = _resolve(target, catalog)
         self.interval = interval
         self.failures = 0
@@ -120,13 +121,14 @@ class Live:
     def __repr__(self) -> str:
         what = f"run {self.uid[:8]}" if self.uid else "the newest run and each new one"
         state = "stopped" if self.stopped else "live"
-        return (f"<Live {what} of {self.source.uri}: {state}, {self.rows} rows in "
-                f"{self.emissions} emissions, {self.failures} failures>")
+        return (
+            f"<Live {what} of {self.source.uri}: {state}, {self.rows} rows in "
+            f"{self.emissions} emissions, {self.failures} failures>"
+        )
 
     # -- the public streams ----------------------------------------------------------------
 
-    def stream(self, name: str = "primary", *, pages: bool = False,
-               fill: bool | Collection[str] = False) -> Any:
+    def stream(self, name: str = "primary", *, pages: bool = False, fill: bool | Collection[str] = False) -> Any:
         """A ``streamz.Stream`` of the rows of stream ``name`` of the followed runs.
 
         Each row is a dict: ``uid`` (of its run), ``seq_num``, ``time`` and one
@@ -253,8 +255,7 @@ class Live:
         taken: list[tuple[Any, ...]] = []
         rows = filled = 0
         with self._lock:
-            while self._queue and (not taken or (rows < MAX_ROWS_PER_CALL
-                                                 and filled < MAX_FILLED_BYTES // 4)):
+            while self._queue and (not taken or (rows < MAX_ROWS_PER_CALL and filled < MAX_FILLED_BYTES // 4)):
                 item = self._queue.popleft()
                 taken.append(item)
                 if item[0] == "rows":
@@ -303,9 +304,16 @@ class _Feed:
         self._state: FollowState | None = None
         self._consumed = 0
         self._lock = threading.Lock()
-        self.follower = Follower(live.source, live.uid, stream=name, listener=self._on_follow,
-                                 name=f"scandeck-live-{name}", query=live.query, every_run=True,
-                                 fill=fill)
+        self.follower = Follower(
+            live.source,
+            live.uid,
+            stream=name,
+            listener=self._on_follow,
+            name=f"scandeck-live-{name}",
+            query=live.query,
+            every_run=True,
+            fill=fill,
+        )
 
     def close(self) -> None:
         if self._state is not None:
@@ -321,8 +329,13 @@ class _Feed:
         if kind == RUN_START and state.uid is not None:
             from .provenance.context import note
 
-            note(state.uid, scan_id=(state.start or {}).get("scan_id"), catalog=live.source.uri,
-                 stream=self.name, fields=list(state.table.keys))
+            note(
+                state.uid,
+                scan_id=(state.start or {}).get("scan_id"),
+                catalog=live.source.uri,
+                stream=self.name,
+                fields=list(state.table.keys),
+            )
             if self.lead:
                 live._push(("run", Run(live.source, live.source.get(state.uid))))
         self.take(state)
@@ -358,8 +371,7 @@ class _Feed:
 
 def _nbytes(cols: dict[str, list[Any]]) -> int:
     """Bytes of the arrays (filled external data) in a chunk of rows."""
-    return sum(getattr(v, "nbytes", 0) for values in cols.values() for v in values
-               if getattr(v, "ndim", 0))
+    return sum(getattr(v, "nbytes", 0) for values in cols.values() for v in values if getattr(v, "ndim", 0))
 
 
 def _merge(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -367,8 +379,14 @@ def _merge(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for item in items:
         last = out[-1] if out else None
-        if (item[0] == "rows" and last is not None and last[0] == "rows"
-                and last[1] is item[1] and last[2] == item[2] and list(last[3]) == list(item[3])):
+        if (
+            item[0] == "rows"
+            and last is not None
+            and last[0] == "rows"
+            and last[1] is item[1]
+            and last[2] == item[2]
+            and list(last[3]) == list(item[3])
+        ):
             for key, values in item[3].items():
                 last[3][key].extend(values)
         else:

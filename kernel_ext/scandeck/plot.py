@@ -56,8 +56,9 @@ class Feed:
     rows in them, ``runs`` the runs shown.
     """
 
-    def __init__(self, run: Any, stream: str, catalog: Catalog | None, *,
-                 fill: bool | tuple[str, ...] = False) -> None:
+    def __init__(
+        self, run: Any, stream: str, catalog: Catalog | None, *, fill: bool | tuple[str, ...] = False
+    ) -> None:
         self.live = Live(run, catalog=catalog, interval=1 / RATE)
         self.stream_name = stream
         self.fill = fill
@@ -67,8 +68,10 @@ class Feed:
         self._on_page: Callable[[Mapping[str, Any], bool], None] | None = None
 
     def __repr__(self) -> str:
-        return (f"<Feed {self.stream_name!r}: {self.rows} rows in {self.pages} pages, "
-                f"{self.sends} sends, {self.runs} runs, {self.live.failures} failures>")
+        return (
+            f"<Feed {self.stream_name!r}: {self.rows} rows in {self.pages} pages, "
+            f"{self.sends} sends, {self.runs} runs, {self.live.failures} failures>"
+        )
 
     def start(self, on_page: Callable[[Mapping[str, Any], bool], None]) -> None:
         """Call ``on_page(page, new_run)`` on the kernel loop for each batch of rows."""
@@ -116,16 +119,25 @@ def stop(obj: Any = None) -> None:
 # -- line ----------------------------------------------------------------------------------
 
 
-def line(x: str, y: str, *, run: Any = None, stream: str = "primary", catalog: Catalog | None = None,
-         length: int = 100_000, **opts: Any) -> hv.DynamicMap:
+def line(
+    x: str,
+    y: str,
+    *,
+    run: Any = None,
+    stream: str = "primary",
+    catalog: Catalog | None = None,
+    length: int = 100_000,
+    **opts: Any,
+) -> hv.DynamicMap:
     """A live ``hv.Curve`` of ``y`` against ``x`` (data keys, ``seq_num`` or ``time``).
 
     ``length`` rows are kept (the newest); ``opts`` go to the Curve (``width=600``,
     ``color="red"``, ...).
     """
     columns = [x] if x == y else [x, y]
-    buffer = hv.streams.Buffer(pd.DataFrame({c: np.array([], dtype=float) for c in columns}),
-                               length=length, index=False)
+    buffer = hv.streams.Buffer(
+        pd.DataFrame({c: np.array([], dtype=float) for c in columns}), length=length, index=False
+    )
     plot = hv.DynamicMap(lambda data: hv.Curve(data, kdims=[x], vdims=[y]), streams=[buffer])
     if opts:
         plot = plot.opts(**opts)
@@ -143,8 +155,15 @@ def line(x: str, y: str, *, run: Any = None, stream: str = "primary", catalog: C
 # -- table ---------------------------------------------------------------------------------
 
 
-def table(*, run: Any = None, stream: str = "primary", catalog: Catalog | None = None,
-          columns: Sequence[str] | None = None, length: int = 1_000, **opts: Any) -> hv.DynamicMap:
+def table(
+    *,
+    run: Any = None,
+    stream: str = "primary",
+    catalog: Catalog | None = None,
+    columns: Sequence[str] | None = None,
+    length: int = 1_000,
+    **opts: Any,
+) -> hv.DynamicMap:
     """A live ``hv.Table`` of the newest ``length`` rows, newest first.
 
     ``columns`` default to ``seq_num``, ``time`` and every scalar data key of
@@ -192,8 +211,9 @@ def _scalar_columns(driver: Feed, page: Mapping[str, Any]) -> list[str]:
 # -- image ---------------------------------------------------------------------------------
 
 
-def image(key: str, *, run: Any = None, stream: str = "primary", catalog: Catalog | None = None,
-          **opts: Any) -> hv.Layout:
+def image(
+    key: str, *, run: Any = None, stream: str = "primary", catalog: Catalog | None = None, **opts: Any
+) -> hv.Layout:
     """The latest frame of ``key`` and the running sum of the run's frames, side by side.
 
     External frames (``NPY_SEQ``, ``AD_HDF5``, ... resources) are read on the
@@ -210,6 +230,7 @@ def image(key: str, *, run: Any = None, stream: str = "primary", catalog: Catalo
             frame = data[which]
             label = f"{key} latest" if which == "latest" else f"{key} sum of {data['frames']} frames"
             return hv.Image(frame, bounds=(0, 0, frame.shape[1], frame.shape[0]), label=label)
+
         return element
 
     latest, total = (hv.DynamicMap(show(which), streams=[pipe]) for which in ("latest", "sum"))

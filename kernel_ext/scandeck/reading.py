@@ -26,8 +26,14 @@ if TYPE_CHECKING:
 
 #: Documents a stream read needs (the rest of the run is skipped in the store).
 STREAM_DOCUMENTS = (
-    "descriptor", "event", "event_page", "resource", "datum", "datum_page",
-    "stream_resource", "stream_datum",
+    "descriptor",
+    "event",
+    "event_page",
+    "resource",
+    "datum",
+    "datum_page",
+    "stream_resource",
+    "stream_datum",
 )
 
 
@@ -65,9 +71,7 @@ def is_scalar(data_key: Mapping[str, Any]) -> bool:
     return list(data_key.get("shape") or []) in ([], [1])
 
 
-def collect(
-    entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool | Collection[str] = True
-) -> Table:
+def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool | Collection[str] = True) -> Table:
     """Gather the columns of the stream made of ``descriptor_uids``.
 
     ``fill``: True reads every external value through the handlers, False keeps
@@ -118,8 +122,7 @@ def collect(
                     _add_stream_datum(table, key, sdatum, get_filler() if wanted(key) else None)
             elif fill:
                 get_filler()(name, doc)
-        refs = [k for k, v in table.data_keys.items()
-                if _is_external(v) and not _is_stream_key(v) and wanted(k)]
+        refs = [k for k, v in table.data_keys.items() if _is_external(v) and not _is_stream_key(v) and wanted(k)]
         if refs:
             f = get_filler()
             for key in refs:
@@ -303,7 +306,8 @@ def to_pandas(table: Table) -> pandas.DataFrame:
 
     time, seq, cols = columns(table)
     scalar = {
-        k: v for k, v in cols.items()
+        k: v
+        for k, v in cols.items()
         if v.ndim == 1 and is_scalar(table.data_keys[k]) and not _holds_references(v, table.data_keys[k])
     }
     head = {"time": time} if time is not None else {}

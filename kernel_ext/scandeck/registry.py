@@ -48,8 +48,14 @@ class Registry(Generic[T]):
     scandeck.exceptions.UnknownName: "no colour named 'blue'; available: red"
     """
 
-    def __init__(self, what: str, group: str, *, error: type[ScandeckError] = UnknownName,
-                 check: Callable[[str, T], None] | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        group: str,
+        *,
+        error: type[ScandeckError] = UnknownName,
+        check: Callable[[str, T], None] | None = None,
+    ) -> None:
         self.what, self.group, self.error, self._check = what, group, error, check
         self._table: dict[str, T] = {}
         self._lock = threading.Lock()

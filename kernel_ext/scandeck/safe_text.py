@@ -17,9 +17,7 @@ __all__ = ["UNSAFE", "printable"]
 #: C0 controls, DEL, C1 controls, the bidi marks, embeddings, overrides and isolates,
 #: the line and paragraph separators, and lone surrogates (which cannot even be encoded
 #: to print).
-UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
-)
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 

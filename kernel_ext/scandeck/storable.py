@@ -136,8 +136,7 @@ def _check_time(value: Any) -> None:
     except (TypeError, OverflowError):  # not a number, or an int beyond any float
         ok = isinstance(value, (list, tuple))  # a wrong type: the schema says so
     if not ok:
-        raise _Refused(f"is {_show(value)}: a document's time must be a finite number of seconds "
-                       "since the epoch")
+        raise _Refused(f"is {_show(value)}: a document's time must be a finite number of seconds since the epoch")
 
 
 def _check_int64(value: Any) -> None:
@@ -177,8 +176,10 @@ def _walk(value: Any, depth: int) -> None:
         pass
     elif t is int:
         if not _INT_MIN <= value < _INT_END:
-            raise _Refused(f"is {_show(value)}, outside the integers a document can hold "
-                           "([-2**63, 2**64)); store it as a str or a float")
+            raise _Refused(
+                f"is {_show(value)}, outside the integers a document can hold "
+                "([-2**63, 2**64)); store it as a str or a float"
+            )
     elif t is dict:
         _walk_dict(value, depth)
     elif t is list or t is tuple:
@@ -244,8 +245,9 @@ def _walk_list(value: Sequence[Any], depth: int) -> bool:
 
 def _check_key(key: Any) -> None:
     if not isinstance(key, str):
-        raise _Refused(f"has a key {_show(key)} of type {type(key).__name__}: keys must be str "
-                       "(documents hold JSON values)")
+        raise _Refused(
+            f"has a key {_show(key)} of type {type(key).__name__}: keys must be str (documents hold JSON values)"
+        )
     if not key.isascii():
         try:
             _check_text(key)
@@ -327,8 +329,9 @@ def declared_shapes(data_keys: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[Any, ...]],
-                 flat: frozenset[str] = frozenset()) -> None:
+def check_shapes(
+    name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[Any, ...]], flat: frozenset[str] = frozenset()
+) -> None:
     """Raise :class:`InvalidDocument` if an event's values have another rank than declared.
 
     Lengths are not enforced: a producer declares the shape of the first reading
@@ -356,15 +359,17 @@ def check_shapes(name: str, doc: Mapping[str, Any], shapes: Mapping[str, tuple[A
                     _check_shape(name, doc, key, declared, item, row)
 
 
-def _check_shape(name: str, doc: Mapping[str, Any], key: str, declared: tuple[Any, ...],
-                 value: Any, row: int | None) -> None:
+def _check_shape(
+    name: str, doc: Mapping[str, Any], key: str, declared: tuple[Any, ...], value: Any, row: int | None
+) -> None:
     actual = _shape_of(value)
     is_list = isinstance(value, (list, tuple))
     if actual is None or _fits(declared, actual, is_list):
         return  # a ragged list: variable lengths, read back as one object per row
     where = f"data key {key!r}" + ("" if row is None else f" (row {row} of the page)")
     raise InvalidDocument(
-        name, doc,
+        name,
+        doc,
         f"{where} has shape {list(actual)} ({len(actual)} dimensions) but its descriptor declares "
         f"shape {list(declared)} ({len(declared)}); make the device describe() the shape it reads",
         field=f"data/{key}",

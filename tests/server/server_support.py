@@ -71,9 +71,16 @@ class Api:
         self.base_url = base_url
         self.auth = auth
 
-    async def __call__(self, path: str, *, method: str = "GET", params: dict[str, Any] | None = None,
-                       body: Any = None, headers: dict[str, str] | None = None,
-                       auth: bool = True) -> tuple[int, Any]:
+    async def __call__(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> tuple[int, Any]:
         url = f"{self.base_url}scandeck/api/{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
@@ -83,8 +90,15 @@ class Api:
             body = json.dumps(body)
         if body is None and method == "POST":
             body = ""
-        response = await self.client.fetch(url, method=method, headers=all_headers, body=body,
-                                           raise_error=False, follow_redirects=False, request_timeout=60)
+        response = await self.client.fetch(
+            url,
+            method=method,
+            headers=all_headers,
+            body=body,
+            raise_error=False,
+            follow_redirects=False,
+            request_timeout=60,
+        )
         text = response.body.decode() if response.body else ""
         try:
             data = json.loads(text) if text else None
@@ -93,13 +107,21 @@ class Api:
         return response.code, data
 
 
-def write_run(writer: Callable[[str, dict], None], *, time_: float | None = None, events: int = 1,
-              exit_status: str | None = "success", uid: str | None = None, **metadata: Any) -> Any:
+def write_run(
+    writer: Callable[[str, dict], None],
+    *,
+    time_: float | None = None,
+    events: int = 1,
+    exit_status: str | None = "success",
+    uid: str | None = None,
+    **metadata: Any,
+) -> Any:
     """One run of ``events`` events of a ``x`` key (compose_run); returns the bundle (uid: ``.start_doc``)."""
     bundle = compose_run(metadata={"plan_name": "count", **metadata}, time=time_, uid=uid)
     writer("start", bundle.start_doc)
     desc = bundle.compose_descriptor(
-        name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x", "units": "mm"}})
+        name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x", "units": "mm"}}
+    )
     writer("descriptor", desc.descriptor_doc)
     for i in range(events):
         writer("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": time.time()}))

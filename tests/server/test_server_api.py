@@ -21,8 +21,19 @@ from scandeck.provenance.record import Environment, ProvenanceRecord
 from scandeck.provenance.store import ProvStore
 from scandeck.queries import Query
 
-RUN_KEYS = {"uid", "scan_id", "time", "plan_name", "sample", "operator", "purpose", "status", "num_events",
-            "num_points", "duration"}
+RUN_KEYS = {
+    "uid",
+    "scan_id",
+    "time",
+    "plan_name",
+    "sample",
+    "operator",
+    "purpose",
+    "status",
+    "num_events",
+    "num_points",
+    "duration",
+}
 ENV = Environment(python="3.11.7", platform="Linux-test", packages={"scandeck": "0.1.0"})
 
 
@@ -98,8 +109,10 @@ def prov(paths):
 
 def _notebook(source: str = "x = 1") -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("scan_uid = None", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(source)]
+    nb.cells = [
+        nbformat.v4.new_code_cell("scan_uid = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(source),
+    ]
     return nb
 
 
@@ -124,8 +137,12 @@ async def test_catalogs_lists_the_default_and_every_named_catalog(api, paths):
     for entry in body["catalogs"]:
         assert {"name", "label", "description", "uri"} <= set(entry)
     assert by_name[""]["uri"] == f"sqlite://{(paths['store'] / 'scandeck.sqlite').resolve()}"
-    assert by_name["beamtime"] == {"name": "beamtime", "label": "beamtime", "description": "The test beamtime",
-                                   "uri": str(paths["beamtime"])}
+    assert by_name["beamtime"] == {
+        "name": "beamtime",
+        "label": "beamtime",
+        "description": "The test beamtime",
+        "uri": str(paths["beamtime"]),
+    }
 
 
 @pytest.mark.parametrize("scandeck_settings", [{"open_panel": True}])
@@ -148,9 +165,17 @@ async def test_runs_answers_summaries_newest_first(api, store, scans):
     scan = body["runs"][2]
     summary = store.source.get(scans["scan"])
     assert scan == {
-        "uid": scans["scan"], "scan_id": summary.scan_id, "time": summary.time, "plan_name": "scan",
-        "sample": "Ni", "operator": "jdoe", "purpose": "alignment", "status": "success", "num_events": 7,
-        "num_points": 7, "duration": pytest.approx(summary.stop["time"] - summary.time),
+        "uid": scans["scan"],
+        "scan_id": summary.scan_id,
+        "time": summary.time,
+        "plan_name": "scan",
+        "sample": "Ni",
+        "operator": "jdoe",
+        "purpose": "alignment",
+        "status": "success",
+        "num_events": 7,
+        "num_points": 7,
+        "duration": pytest.approx(summary.stop["time"] - summary.time),
     }
     assert body["runs"][1]["sample"] == "Cu"  # a sample dict stands by its name
     assert body["runs"][1]["operator"] is None
@@ -182,8 +207,9 @@ async def test_paging_with_the_cursor_returns_every_run_once_in_order(api, store
     # A search pages the same way.
     seen, before = [], None
     while True:
-        code, body = await api("runs", params={"q": 'sample == "Ni"', "limit": 7,
-                                               **({"before": before} if before else {})})
+        code, body = await api(
+            "runs", params={"q": 'sample == "Ni"', "limit": 7, **({"before": before} if before else {})}
+        )
         assert body["total"] == 60
         seen += [r["uid"] for r in body["runs"]]
         before = body["next"]
@@ -205,7 +231,7 @@ async def test_search_narrows_and_live_lists_running_runs(api, store, writer):
     assert body["live"][0]["duration"] is None
 
 
-@pytest.mark.parametrize(("q", "position"), [('sample ==', 9), ('sample = "Ni"', 7), ("(plan_name", 10)])
+@pytest.mark.parametrize(("q", "position"), [("sample ==", 9), ('sample = "Ni"', 7), ("(plan_name", 10)])
 async def test_a_query_syntax_error_is_400_with_its_position(api, store, q, position):
     code, body = await api("runs", params={"q": q})
     assert code == 400
@@ -279,8 +305,14 @@ async def test_run_detail_has_documents_streams_and_code(api, store, scans):
     assert primary["num_events"] == 3
     keys = {k["key"]: k for k in primary["data_keys"]}
     assert set(keys) == set(run.primary.data_keys)
-    assert keys["det"] == {"key": "det", "dtype": "number", "shape": [], "units": None, "source": "SIM:det",
-                           "external": False}
+    assert keys["det"] == {
+        "key": "det",
+        "dtype": "number",
+        "shape": [],
+        "units": None,
+        "source": "SIM:det",
+        "external": False,
+    }
     assert keys["img"]["external"] is True and keys["img"]["shape"] == [10, 10]
     assert set(body["code"]) == {"load", "bind", "setup"}
 
@@ -306,7 +338,7 @@ async def test_the_bind_snippet_is_a_bind_cell_for_the_run(api, scans):
     code, body = await api(f"runs/{uid}")
     first, *rest = body["code"]["bind"].splitlines()
     assert first.startswith("%%bind ") and rest
-    args = parse_argstring(ScandeckMagics.bind, first[len("%%bind "):])
+    args = parse_argstring(ScandeckMagics.bind, first[len("%%bind ") :])
     assert args.uid == uid and args.stream == "primary"
     compile("\n".join(rest), "<bind body>", "exec")
     assert body["code"]["setup"] == "%load_ext scandeck"
@@ -334,8 +366,12 @@ async def test_preview_plots_the_hinted_detector_against_the_motor(api, store, s
     code, body = await api(f"runs/{uid}/preview")
     assert code == 200
     ds = store[uid].primary.read()
-    assert body == {"stream": "primary", "x": {"name": "motor", "values": list(ds.motor.values)},
-                    "y": [{"name": "det", "values": list(ds.det.values)}], "num_events": 7}
+    assert body == {
+        "stream": "primary",
+        "x": {"name": "motor", "values": list(ds.motor.values)},
+        "y": [{"name": "det", "values": list(ds.det.values)}],
+        "num_events": 7,
+    }
 
 
 async def test_preview_downsamples_keeping_first_and_last(api, store, scans):
@@ -366,40 +402,46 @@ async def test_preview_of_unhinted_numbers_and_of_no_numbers(api, writer):
 # -- bad input --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "params", "kind"), [
-    ("runs", {"limit": "0"}, "BadParameter"),
-    ("runs", {"limit": "501"}, "BadParameter"),
-    ("runs", {"limit": "many"}, "BadParameter"),
-    ("runs", {"before": "yesterday"}, "BadCursor"),
-    ("runs", {"before": "1700000000.0:x"}, "BadCursor"),
-    ("runs", {"before": "nan:3"}, "BadCursor"),
-    ("runs", {"before": "1700000000.0:-1"}, "BadCursor"),
-    ("runs", {"before": f"1700000000.0:{2**64}"}, "BadCursor"),
-    ("runs", {"q": "x" * 10_001}, "BadParameter"),
-    ("runs/abc/preview", {"max_points": "0"}, "BadParameter"),
-    ("runs/abc/preview", {"max_points": "5001"}, "BadParameter"),
-    ("provenance", {"limit": "x"}, "BadParameter"),
-    ("provenance", {"offset": "-1"}, "BadParameter"),
-])
+@pytest.mark.parametrize(
+    ("path", "params", "kind"),
+    [
+        ("runs", {"limit": "0"}, "BadParameter"),
+        ("runs", {"limit": "501"}, "BadParameter"),
+        ("runs", {"limit": "many"}, "BadParameter"),
+        ("runs", {"before": "yesterday"}, "BadCursor"),
+        ("runs", {"before": "1700000000.0:x"}, "BadCursor"),
+        ("runs", {"before": "nan:3"}, "BadCursor"),
+        ("runs", {"before": "1700000000.0:-1"}, "BadCursor"),
+        ("runs", {"before": f"1700000000.0:{2**64}"}, "BadCursor"),
+        ("runs", {"q": "x" * 10_001}, "BadParameter"),
+        ("runs/abc/preview", {"max_points": "0"}, "BadParameter"),
+        ("runs/abc/preview", {"max_points": "5001"}, "BadParameter"),
+        ("provenance", {"limit": "x"}, "BadParameter"),
+        ("provenance", {"offset": "-1"}, "BadParameter"),
+    ],
+)
 async def test_malformed_parameters_are_400_with_a_message(api, store, path, params, kind):
     code, body = await api(path, params=params)
     assert code == 400
     assert body["error"] == kind and list(params)[0] in body["message"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ("{not json", "JSON"),
-    ("[1, 2]", "JSON object"),
-    ({}, "record"),
-    ({"record": "", "scans": ["a"]}, "record"),
-    ({"record": "abc"}, "scans"),
-    ({"record": "abc", "scans": []}, "scans"),
-    ({"record": "abc", "scans": "a,b"}, "scans"),
-    ({"record": "abc", "scans": [1, 2]}, "scans"),
-    ({"record": "abc", "scans": ["a"], "workers": 0}, "workers"),
-    ({"record": "abc", "scans": ["a"], "workers": "2"}, "workers"),
-    ({"record": "abc", "scans": ["a"], "catalog": 3}, "catalog"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("{not json", "JSON"),
+        ("[1, 2]", "JSON object"),
+        ({}, "record"),
+        ({"record": "", "scans": ["a"]}, "record"),
+        ({"record": "abc"}, "scans"),
+        ({"record": "abc", "scans": []}, "scans"),
+        ({"record": "abc", "scans": "a,b"}, "scans"),
+        ({"record": "abc", "scans": [1, 2]}, "scans"),
+        ({"record": "abc", "scans": ["a"], "workers": 0}, "workers"),
+        ({"record": "abc", "scans": ["a"], "workers": "2"}, "workers"),
+        ({"record": "abc", "scans": ["a"], "catalog": 3}, "catalog"),
+    ],
+)
 async def test_a_bad_rerun_request_is_400_naming_the_field(api, body, field):
     code, answer = await api("reruns", method="POST", body=body)
     assert code == 400 and field in answer["message"]
@@ -428,19 +470,36 @@ async def test_a_rerun_of_an_unknown_record_or_scan_is_400_and_runs_nothing(api,
 
 
 async def test_provenance_lists_gets_and_opens_records(api, prov, jp_root_dir):
-    old = prov.save(_record(name="peak fit", created=1_700_000_000.0, parameters={"bins": 20, "x": float("nan")},
-                            inputs=[{"uid": "u1", "scan_id": 4, "catalog": "local"}],
-                            notebook_path="/a/peak.ipynb"), _notebook("y = 2"))
-    newer = [prov.save(_record(name=f"n{i}", created=1_700_000_100.0 + i), _notebook(f"z = {i}"))
-             for i in range(3)]
+    old = prov.save(
+        _record(
+            name="peak fit",
+            created=1_700_000_000.0,
+            parameters={"bins": 20, "x": float("nan")},
+            inputs=[{"uid": "u1", "scan_id": 4, "catalog": "local"}],
+            notebook_path="/a/peak.ipynb",
+        ),
+        _notebook("y = 2"),
+    )
+    newer = [
+        prov.save(_record(name=f"n{i}", created=1_700_000_100.0 + i), _notebook(f"z = {i}")) for i in range(3)
+    ]
     code, body = await api("provenance")
     assert code == 200 and body["total"] == 4
     assert [r["id"] for r in body["records"]] == [r.id for r in reversed(newer)] + [old.id]
     summary = body["records"][-1]
     assert summary == {
-        "id": old.id, "name": "peak fit", "kind": "interactive", "created": "2023-11-14T22:13:20.000+00:00",
-        "notebook": "peak.ipynb", "status": "ok", "parameters": {"bins": 20, "x": None},
-        "inputs": [{"uid": "u1", "scan_id": 4}], "outputs": [], "parent": None, "target_scan": None, "error": None,
+        "id": old.id,
+        "name": "peak fit",
+        "kind": "interactive",
+        "created": "2023-11-14T22:13:20.000+00:00",
+        "notebook": "peak.ipynb",
+        "status": "ok",
+        "parameters": {"bins": 20, "x": None},
+        "inputs": [{"uid": "u1", "scan_id": 4}],
+        "outputs": [],
+        "parent": None,
+        "target_scan": None,
+        "error": None,
     }
     code, body = await api("provenance", params={"limit": 2, "offset": 1})
     assert [r["id"] for r in body["records"]] == [newer[1].id, newer[0].id] and body["total"] == 4
@@ -503,9 +562,17 @@ async def test_an_unknown_endpoint_is_a_json_404(api):
 # -- authentication, authorization, XSRF ---------------------------------------------------------------
 
 ENDPOINTS = [
-    ("GET", "catalogs"), ("GET", "runs"), ("GET", "runs/abc"), ("GET", "runs/abc/preview"),
-    ("GET", "provenance"), ("GET", "provenance/abc"), ("POST", "provenance/abc/open"),
-    ("GET", "reruns"), ("POST", "reruns"), ("GET", "reruns/abc"), ("DELETE", "reruns/abc"),
+    ("GET", "catalogs"),
+    ("GET", "runs"),
+    ("GET", "runs/abc"),
+    ("GET", "runs/abc/preview"),
+    ("GET", "provenance"),
+    ("GET", "provenance/abc"),
+    ("POST", "provenance/abc/open"),
+    ("GET", "reruns"),
+    ("POST", "reruns"),
+    ("GET", "reruns/abc"),
+    ("DELETE", "reruns/abc"),
     ("GET", "nothing"),
 ]
 
@@ -542,8 +609,11 @@ async def test_cookie_authenticated_writes_need_the_xsrf_token(api, prov, jp_roo
     assert code == 200  # the cookie alone authenticates reads
 
     target = jp_root_dir / "provenance" / f"cookie-{rec.id[:8]}.ipynb"
-    for headers in ({"Cookie": cookie}, {"Cookie": f"{cookie}; _xsrf=abcdef0123"},
-                    {"Cookie": f"{cookie}; _xsrf=abcdef0123", "X-XSRFToken": "0123abcdef"}):
+    for headers in (
+        {"Cookie": cookie},
+        {"Cookie": f"{cookie}; _xsrf=abcdef0123"},
+        {"Cookie": f"{cookie}; _xsrf=abcdef0123", "X-XSRFToken": "0123abcdef"},
+    ):
         code, body = await api(f"provenance/{rec.id}/open", method="POST", headers=headers, auth=False)
         assert code == 403 and "xsrf" in body["message"].lower(), headers
         code, body = await api("reruns/abc", method="DELETE", headers=headers, auth=False)

@@ -35,7 +35,8 @@ def run_with_one_stream(writer, uid: str, stream: str) -> None:
     bundle = compose_run(uid=uid, metadata={"plan_name": "count"})
     writer("start", bundle.start_doc)
     desc = bundle.compose_descriptor(
-        name=stream, data_keys={"y": {"dtype": "number", "shape": [], "source": "sim:y"}})
+        name=stream, data_keys={"y": {"dtype": "number", "shape": [], "source": "sim:y"}}
+    )
     writer("descriptor", desc.descriptor_doc)
     writer("event", desc.compose_event(data={"y": 1.0}, timestamps={"y": 0.0}))
     writer("stop", bundle.compose_stop())
@@ -49,12 +50,15 @@ def no_server_errors(caplog):
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR or r.exc_info] == []
 
 
-@pytest.mark.parametrize("q", [
-    "scan_id > 99999999999999999999999999999",
-    "x == " + "9" * 5000,
-    "not " * 2400 + "scan_id == 1",
-    "(" * 1500 + "scan_id == 1" + ")" * 1500,
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "scan_id > 99999999999999999999999999999",
+        "x == " + "9" * 5000,
+        "not " * 2400 + "scan_id == 1",
+        "(" * 1500 + "scan_id == 1" + ")" * 1500,
+    ],
+)
 async def test_unusable_queries_are_a_400_with_a_message(api, writer, no_server_errors, q):
     write_run(writer, scan_id=1)
     code, body = await api("runs", params={"q": q})
@@ -106,7 +110,7 @@ async def test_code_quotes_a_hostile_stream_name(api, writer, no_server_errors):
     assert code == 200, body
     assert body["run"]["uid"] == uid
     first = body["code"]["bind"].splitlines()[0]
-    args = parse_argstring(ScandeckMagics.bind, first[len("%%bind "):])
+    args = parse_argstring(ScandeckMagics.bind, first[len("%%bind ") :])
     assert (unquote_arg(args.uid), unquote_arg(args.stream)) == (uid, f"{PWN} frames")
 
 

@@ -110,7 +110,8 @@ def _writer_thread(store_path, steps: queue.Queue, uid: str, events: int, errors
             bundle = compose_run(uid=uid, metadata={"plan_name": "count", "num_points": events, "sample": "Ni"})
             writer("start", bundle.start_doc)
             desc = bundle.compose_descriptor(
-                name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x"}})
+                name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x"}}
+            )
             writer("descriptor", desc.descriptor_doc)
             for i in range(events):
                 assert steps.get(timeout=DEADLINE) == i
@@ -145,10 +146,28 @@ async def test_hello_then_each_event_count_then_the_final_status(connect, paths,
         steps.put(run["num_events"])
     await asyncio.get_running_loop().run_in_executor(None, thread.join, DEADLINE)
     assert not errors
-    assert seen == [(0, "running"), (1, "running"), (2, "running"), (3, "running"), (4, "running"),
-                    (5, "running"), (5, "success")]
-    assert set(run) == {"uid", "scan_id", "time", "plan_name", "sample", "operator", "purpose", "status",
-                        "num_events", "num_points", "duration"}
+    assert seen == [
+        (0, "running"),
+        (1, "running"),
+        (2, "running"),
+        (3, "running"),
+        (4, "running"),
+        (5, "running"),
+        (5, "success"),
+    ]
+    assert set(run) == {
+        "uid",
+        "scan_id",
+        "time",
+        "plan_name",
+        "sample",
+        "operator",
+        "purpose",
+        "status",
+        "num_events",
+        "num_points",
+        "duration",
+    }
     assert run["num_points"] == 5 and run["sample"] == "Ni" and run["duration"] is not None
 
 
@@ -158,8 +177,9 @@ async def test_a_run_already_running_when_the_client_connects_is_followed(connec
     try:
         bundle = compose_run(uid="push-test-run-2", metadata={"plan_name": "count"})
         writer("start", bundle.start_doc)
-        desc = bundle.compose_descriptor(name="primary",
-                                         data_keys={"x": {"dtype": "number", "shape": [], "source": "s"}})
+        desc = bundle.compose_descriptor(
+            name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "s"}}
+        )
         writer("descriptor", desc.descriptor_doc)
         ws = await connect("")
         assert (await receive(ws))["type"] == "hello"

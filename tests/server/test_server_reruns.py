@@ -21,8 +21,22 @@ import scandeck
 from scandeck.cli import main
 from scandeck.provenance.store import ProvStore
 
-JOB_KEYS = {"id", "record", "name", "catalog", "scans", "total", "done", "failed", "status", "started",
-            "finished", "results", "output_dir", "message"}
+JOB_KEYS = {
+    "id",
+    "record",
+    "name",
+    "catalog",
+    "scans",
+    "total",
+    "done",
+    "failed",
+    "status",
+    "started",
+    "finished",
+    "results",
+    "output_dir",
+    "message",
+}
 #: A batch of two reruns starts two kernels; generous on a loaded machine.
 JOB_DEADLINE = 240.0
 
@@ -31,10 +45,12 @@ def _notebook(path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("scan_uid = None\ncatalog = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import time\nimport scandeck\ncat = scandeck.open_catalog(catalog)\n"
-                                  "run = cat[scan_uid]\n"
-                                  'if run.metadata["start"].get("sample") == "slow":\n    time.sleep(600)\n'
-                                  "ds = run.primary.read()"),
+        nbformat.v4.new_code_cell(
+            "import time\nimport scandeck\ncat = scandeck.open_catalog(catalog)\n"
+            "run = cat[scan_uid]\n"
+            'if run.metadata["start"].get("sample") == "slow":\n    time.sleep(600)\n'
+            "ds = run.primary.read()"
+        ),
         nbformat.v4.new_code_cell('print(f"events {len(ds.time)}")'),
     ]
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -128,9 +144,11 @@ async def _finished(api, job_id: str) -> dict:
 async def test_a_rerun_job_reports_progress_and_ends_in_success(api, app, world, events, jp_root_dir):
     received = await events()
     record, scans = world["record"], world["scans"]
-    code, body = await api("reruns", method="POST",
-                           body={"record": record.id[:8], "scans": [scans["first"][:8], scans["second"]],
-                                 "workers": 2})
+    code, body = await api(
+        "reruns",
+        method="POST",
+        body={"record": record.id[:8], "scans": [scans["first"][:8], scans["second"]], "workers": 2},
+    )
     assert code == 202, body
     job = body["job"]
     assert set(job) == JOB_KEYS
@@ -159,8 +177,9 @@ async def test_a_rerun_job_reports_progress_and_ends_in_success(api, app, world,
     code, body = await api("reruns")
     assert [j["id"] for j in body["jobs"]] == [job["id"]]
     # The WebSocket told the same story: each result as it came, then the end.
-    await until(lambda: received["jobs"] and received["jobs"][-1]["status"] == "success",
-                what="the last job message")
+    await until(
+        lambda: received["jobs"] and received["jobs"][-1]["status"] == "success", what="the last job message"
+    )
     done = [m["done"] for m in received["jobs"] if m["id"] == job["id"]]
     assert done == sorted(done) and done[-1] == 2 and 1 in done
     assert received["jobs"][-1] == final
@@ -168,8 +187,11 @@ async def test_a_rerun_job_reports_progress_and_ends_in_success(api, app, world,
 
 async def test_cancelling_a_job_ends_its_processes_and_kernels(api, app, world, events):
     received = await events()
-    code, body = await api("reruns", method="POST", body={"record": world["record"].id,
-                                                          "scans": [world["scans"]["slow"]], "workers": 1})
+    code, body = await api(
+        "reruns",
+        method="POST",
+        body={"record": world["record"].id, "scans": [world["scans"]["slow"]], "workers": 1},
+    )
     assert code == 202, body
     job_id = body["job"]["id"]
     process = app.jobs.job(job_id).process
@@ -205,8 +227,11 @@ async def test_cancelling_a_job_ends_its_processes_and_kernels(api, app, world, 
 
 
 async def test_server_stop_cancels_running_jobs(api, app, world):
-    code, body = await api("reruns", method="POST", body={"record": world["record"].id,
-                                                          "scans": [world["scans"]["slow"]], "workers": 1})
+    code, body = await api(
+        "reruns",
+        method="POST",
+        body={"record": world["record"].id, "scans": [world["scans"]["slow"]], "workers": 1},
+    )
     assert code == 202, body
     job = app.jobs.job(body["job"]["id"])
     await app.stop_extension()

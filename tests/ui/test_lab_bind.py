@@ -43,8 +43,7 @@ WATCH = """([bound, other]) => {
 
 def write_notebook(path: Path, store: Path) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.cells = [
         nbformat.v4.new_code_cell(f"%load_ext scandeck\n%catalog {store}"),
         nbformat.v4.new_code_cell('%%bind --every 0.1\nprint("rows", len(df), run.status)'),
@@ -106,8 +105,9 @@ def test_bound_cell_updates_in_place_in_jupyterlab(lab, page, artifacts: Path) -
     # states that last a few milliseconds are seen too, and all of them are checked.
     page.evaluate(WATCH, [bound.element_handle(), outputs[2].element_handle()])
 
-    producer = subprocess.Popen([sys.executable, PROCS, "write", str(store), str(EVENTS), "0.01"],
-                                stdout=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        [sys.executable, PROCS, "write", str(store), str(EVENTS), "0.01"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert producer.stdout.readline().strip() == "writing"
         run_cell(page, cells.nth(2))  # unrelated work while the run is recorded

@@ -30,7 +30,8 @@ def write_run(cat, *, uid: str | None, stream: str, scan_id: int) -> str:
     writer = cat.writer()
     writer("start", bundle.start_doc)
     desc = bundle.compose_descriptor(
-        name=stream, data_keys={"det": {"dtype": "number", "shape": [], "source": "sim:det"}})
+        name=stream, data_keys={"det": {"dtype": "number", "shape": [], "source": "sim:det"}}
+    )
     writer("descriptor", desc.descriptor_doc)
     for i in range(3):
         writer("event", desc.compose_event(data={"det": 10.0 + i}, timestamps={"det": 0.0}))

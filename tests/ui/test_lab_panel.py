@@ -48,15 +48,19 @@ def set_theme(lab, theme: str) -> None:
     """Choose the theme through JupyterLab's settings API (what Settings > Theme does)."""
     body = json.dumps({"raw": json.dumps({"theme": theme})}).encode()
     request = urllib.request.Request(
-        f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:themes", data=body, method="PUT",
-        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"})
+        f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:themes",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10):
         pass
 
 
 def scandeck_api(lab, path: str) -> dict:
-    request = urllib.request.Request(f"{lab.url}/scandeck/api/{path}",
-                                     headers={"Authorization": f"token {lab.token}"})
+    request = urllib.request.Request(
+        f"{lab.url}/scandeck/api/{path}", headers={"Authorization": f"token {lab.token}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -90,8 +94,9 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
     page.screenshot(path=str(artifacts / "panel_runs_light.png"))
 
     # A run recorded now by another process: on top while it runs, its count growing (pushed).
-    producer = subprocess.Popen([sys.executable, PROCS, "write", str(store), str(LIVE_EVENTS), "0.05"],
-                                stdout=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        [sys.executable, PROCS, "write", str(store), str(LIVE_EVENTS), "0.05"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert producer.stdout.readline().strip() == "writing"
         live = panel.locator(f'{RUN}[data-status="running"]')
@@ -104,7 +109,8 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             status, text = row.evaluate(
-                "e => [e.dataset.status, (e.querySelector('.jp-scandeck-event-count') || {}).textContent || '']")
+                "e => [e.dataset.status, (e.querySelector('.jp-scandeck-event-count') || {}).textContent || '']"
+            )
             if status != "running":
                 break
             if (m := re.match(r"(\d+)", text)) and (not seen or int(m.group(1)) != seen[-1]):
@@ -192,9 +198,13 @@ def test_provenance_saved_from_the_panel_and_rerun_on_checked_scans(lab, page, a
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     params = nbformat.v4.new_code_cell('scan_uid = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "import scandeck\ncat = scandeck.open_catalog()\nrun = cat[scan_uid] if scan_uid else cat[-1]\n"
-        "print('sample', run.metadata['start']['sample'], 'peak', run.primary.read()['det'].values.max())")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import scandeck\ncat = scandeck.open_catalog()\nrun = cat[scan_uid] if scan_uid else cat[-1]\n"
+            "print('sample', run.metadata['start']['sample'], 'peak', run.primary.read()['det'].values.max())"
+        ),
+    ]
     nbformat.write(nb, lab.root / "analysis.ipynb")
 
     page.goto(lab.page_url("analysis.ipynb"))

@@ -38,13 +38,22 @@ def seconds(text: str) -> float:
     return value
 
 
-def add_command(sub: Any, common: argparse.ArgumentParser, name: str, help: str, epilog: str,
-                ) -> argparse.ArgumentParser:
+def add_command(
+    sub: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    help: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
     """A sub-command of ``scandeck`` with the common options (``--catalog``) and examples below its help.
 
     ``help`` is the one line ``scandeck --help`` shows; the description is that line as a sentence.
     """
     return sub.add_parser(
-        name, parents=[common], help=help, description=help[:1].upper() + help[1:] + ".",
-        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        name,
+        parents=[common],
+        help=help,
+        description=help[:1].upper() + help[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -16,9 +16,9 @@ PROG = "scandeck"
 #: Hints for scandeck's errors, by class name (their messages already say what happened).
 HINTS = {
     "RunNotFound": "'scandeck ls' lists the runs; give a uid prefix, a scan_id or -1",
-    "QuerySyntaxError": "queries look like: plan_name == \"scan\" and sample == \"Ni\" "
+    "QuerySyntaxError": 'queries look like: plan_name == "scan" and sample == "Ni" '
     "(quote the whole query for the shell)",
-    "InvalidQuery": "queries look like: plan_name == \"scan\" and sample == \"Ni\"",
+    "InvalidQuery": 'queries look like: plan_name == "scan" and sample == "Ni"',
     "UnknownName": "'scandeck catalogs' lists the catalog names; or give a store path",
     "StreamNotFound": "'scandeck show UID' lists the run's streams",
     "UnknownKernel": "'jupyter kernelspec list' shows the installed kernels",

@@ -51,15 +51,17 @@ def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]
     header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
     rows = []
     for s in summaries:
-        rows.append([
-            "" if s.scan_id is None else str(s.scan_id),
-            s.uid[:8],
-            cell(s.start.get("plan_name")),
-            *(cell(s.start.get(k)) for k in extra),
-            s.status,
-            str(s.num_events),
-            local_time(s.time),
-        ])
+        rows.append(
+            [
+                "" if s.scan_id is None else str(s.scan_id),
+                s.uid[:8],
+                cell(s.start.get("plan_name")),
+                *(cell(s.start.get(k)) for k in extra),
+                s.status,
+                str(s.num_events),
+                local_time(s.time),
+            ]
+        )
     numeric = {0, len(header) - 2}
     return header, rows, numeric
 
@@ -70,22 +72,26 @@ def run_json(s: RunSummary) -> str:
     C1 controls, bidi overrides and lone surrogates are ``\\uXXXX`` escapes too (JSON
     escapes only C0 ones), so the line is safe on a terminal and parses the same.
     """
-    return printable(json.dumps(
-        finite({
-            "uid": s.uid,
-            "scan_id": s.scan_id,
-            "plan_name": s.start.get("plan_name"),
-            "status": s.status,
-            "num_events": s.num_events,
-            "num_documents": s.num_documents,
-            "time": s.time,
-            "start_time": local_time(s.time),
-            "start": s.start,
-            "stop": s.stop,
-        }),
-        default=str,
-        ensure_ascii=False,
-    ))
+    return printable(
+        json.dumps(
+            finite(
+                {
+                    "uid": s.uid,
+                    "scan_id": s.scan_id,
+                    "plan_name": s.start.get("plan_name"),
+                    "status": s.status,
+                    "num_events": s.num_events,
+                    "num_documents": s.num_documents,
+                    "time": s.time,
+                    "start_time": local_time(s.time),
+                    "start": s.start,
+                    "stop": s.stop,
+                }
+            ),
+            default=str,
+            ensure_ascii=False,
+        )
+    )
 
 
 # -- one run ----------------------------------------------------------------------------------

@@ -57,27 +57,47 @@ def _limit(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bus", nargs="?", metavar="REDIS_URI",
-                        help="the bus, redis://host:port/db?prefix=P (default: --catalog)")
-    parser.add_argument("--archive", metavar="PATH|URI",
-                        help="durable catalog for finished runs (default: archive= in the URI, else the "
-                             "archive the bus already uses, else the embedded default store)")
-    parser.add_argument("--max-runs", type=_limit, default=1000, metavar="N",
-                        help="keep at most N runs in Redis (default: 1000)")
-    parser.add_argument("--max-age", type=_duration, default=None, metavar="DURATION",
-                        help="trim runs that ended longer ago (e.g. 12h, 7d)")
-    parser.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
-                        help="trim the oldest runs while Redis uses more (e.g. 2GB)")
-    parser.add_argument("--grace", type=_duration, default=60.0, metavar="DURATION",
-                        help="how long a run whose writer vanished waits before it counts as "
-                             "finished (default: 60s)")
+    parser.add_argument(
+        "bus", nargs="?", metavar="REDIS_URI", help="the bus, redis://host:port/db?prefix=P (default: --catalog)"
+    )
+    parser.add_argument(
+        "--archive",
+        metavar="PATH|URI",
+        help="durable catalog for finished runs (default: archive= in the URI, else the "
+        "archive the bus already uses, else the embedded default store)",
+    )
+    parser.add_argument(
+        "--max-runs", type=_limit, default=1000, metavar="N", help="keep at most N runs in Redis (default: 1000)"
+    )
+    parser.add_argument(
+        "--max-age",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="trim runs that ended longer ago (e.g. 12h, 7d)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="trim the oldest runs while Redis uses more (e.g. 2GB)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_duration,
+        default=60.0,
+        metavar="DURATION",
+        help="how long a run whose writer vanished waits before it counts as finished (default: 60s)",
+    )
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add keeper to the ``scandeck`` sub-parsers."""
-    parser = add_command(sub, common, "keeper",
-                         "persist a Redis bus's finished runs to the archive and trim Redis", EPILOG)
+    parser = add_command(
+        sub, common, "keeper", "persist a Redis bus's finished runs to the archive and trim Redis", EPILOG
+    )
     add_arguments(parser)
     parser.set_defaults(handler=cmd_keeper)
 
@@ -87,10 +107,10 @@ def _keeper(args: argparse.Namespace, say: Any) -> Any:
 
     bus = args.bus or target_of(args)
     if not bus or not bus.startswith(("redis://", "rediss://")):
-        raise CliError("the keeper needs a Redis bus",
-                       "give it as scandeck keeper redis://host:6379/0?prefix=P", code=2)
-    policy = TrimPolicy(max_runs=args.max_runs, max_age=args.max_age, max_memory=args.max_memory,
-                        grace=args.grace)
+        raise CliError(
+            "the keeper needs a Redis bus", "give it as scandeck keeper redis://host:6379/0?prefix=P", code=2
+        )
+    policy = TrimPolicy(max_runs=args.max_runs, max_age=args.max_age, max_memory=args.max_memory, grace=args.grace)
     return Keeper(bus, archive=args.archive, policy=policy, say=say)
 
 
@@ -106,11 +126,16 @@ def cmd_keeper(args: argparse.Namespace) -> int:
             if report.waiting:
                 print("another keeper is active on this bus; nothing done")
             else:
-                print(f"{len(report.persisted)} persisted, {len(report.trimmed)} trimmed, "
-                      f"{len(report.skipped)} could not be persisted")
+                print(
+                    f"{len(report.persisted)} persisted, {len(report.trimmed)} trimmed, "
+                    f"{len(report.skipped)} could not be persisted"
+                )
             return 1 if report.skipped else 0
-        print(f"scandeck keeper: {keeper.bus.uri} -> archive {keeper.archive.uri} "
-              f"({keeper.policy_text()}); Ctrl-C stops", flush=True)
+        print(
+            f"scandeck keeper: {keeper.bus.uri} -> archive {keeper.archive.uri} "
+            f"({keeper.policy_text()}); Ctrl-C stops",
+            flush=True,
+        )
         stop = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:

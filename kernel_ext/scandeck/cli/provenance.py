@@ -26,13 +26,34 @@ if TYPE_CHECKING:
     from ..provenance.record import ProvenanceRecord
     from ..provenance.store import ProvStore
 
-__all__ = ["add_parsers", "add_store_option", "cmd_provenance", "environment_summary", "get_record",
-           "node_dict", "show_record", "store_of"]
+__all__ = [
+    "add_parsers",
+    "add_store_option",
+    "cmd_provenance",
+    "environment_summary",
+    "get_record",
+    "node_dict",
+    "show_record",
+    "store_of",
+]
 
 #: Packages ``provenance show`` names in the environment summary, in this order, when installed.
 KEY_PACKAGES = (
-    "scandeck", "bluesky", "ophyd", "event-model", "numpy", "scipy", "pandas", "xarray", "matplotlib",
-    "holoviews", "papermill", "nbclient", "ipykernel", "dask", "distributed",
+    "scandeck",
+    "bluesky",
+    "ophyd",
+    "event-model",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xarray",
+    "matplotlib",
+    "holoviews",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+    "dask",
+    "distributed",
 )
 
 PROVENANCE_EPILOG = """\
@@ -52,22 +73,33 @@ Records live in <data dir>/provenance ($SCANDECK_DATA), or --store DIR."""
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:
     """``--store DIR``: the provenance store to use."""
-    parser.add_argument("--store", metavar="DIR", type=Path,
-                        help="the provenance store directory (default: <data dir>/provenance)")
+    parser.add_argument(
+        "--store", metavar="DIR", type=Path, help="the provenance store directory (default: <data dir>/provenance)"
+    )
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``provenance`` (with its sub-commands) to the ``scandeck`` sub-parsers."""
     formatter = argparse.RawDescriptionHelpFormatter
-    prov = sub.add_parser("provenance", help="list, show and open provenance records; lineage of a run",
-                          description="Provenance records: what ran on which runs, with which software.",
-                          epilog=PROVENANCE_EPILOG, formatter_class=formatter)
+    prov = sub.add_parser(
+        "provenance",
+        help="list, show and open provenance records; lineage of a run",
+        description="Provenance records: what ran on which runs, with which software.",
+        epilog=PROVENANCE_EPILOG,
+        formatter_class=formatter,
+    )
     prov.set_defaults(handler=cmd_provenance)
     psub = prov.add_subparsers(dest="provenance_command", metavar="SUBCOMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        parser = psub.add_parser(name, parents=[common], help=help, formatter_class=formatter,
-                                 description=help[:1].upper() + help[1:] + ".", epilog=PROVENANCE_EPILOG)
+        parser = psub.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            formatter_class=formatter,
+            description=help[:1].upper() + help[1:] + ".",
+            epilog=PROVENANCE_EPILOG,
+        )
         add_store_option(parser)
         return parser
 
@@ -77,8 +109,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--name", metavar="N", help="records of this name")
     ls.add_argument("--tag", metavar="T", help="records with this tag")
     ls.add_argument("--kind", choices=("interactive", "batch", "rerun"), help="records of this kind")
-    ls.add_argument("-n", type=count, default=20, metavar="N",
-                    help="show at most N records (default: 20; 0: all)")
+    ls.add_argument("-n", type=count, default=20, metavar="N", help="show at most N records (default: 20; 0: all)")
     ls.add_argument("--json", action="store_true", help="one JSON record per line")
 
     show = command("show", "show one record: parameters, inputs, outputs, environment, reruns, error")
@@ -87,8 +118,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     open_ = command("open", "write a record's executed notebook to a file")
     open_.add_argument("record", metavar="ID", help="record id or id prefix")
-    open_.add_argument("path", metavar="PATH", nargs="?", type=Path,
-                       help="file or directory to write to (default: ./<name>-<id8>.ipynb)")
+    open_.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="?",
+        type=Path,
+        help="file or directory to write to (default: ./<name>-<id8>.ipynb)",
+    )
     open_.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
     lin = command("lineage", "show what a run came from, who read it, what they derived and reran")
@@ -130,8 +166,15 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def _record_row(rec: ProvenanceRecord) -> list[str]:
-    return [rec.id[:8], rec.name, rec.kind, rec.status, local_time(rec.created), str(len(rec.inputs)),
-            rec.parent[:8] if rec.parent else "-"]
+    return [
+        rec.id[:8],
+        rec.name,
+        rec.kind,
+        rec.status,
+        local_time(rec.created),
+        str(len(rec.inputs)),
+        rec.parent[:8] if rec.parent else "-",
+    ]
 
 
 def _query_uids(args: argparse.Namespace) -> set[str]:
@@ -147,19 +190,30 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     limit = args.n or None
     if args.query:
         uids = _query_uids(args)
-        records = [r for r in store.list(scan=args.scan, name=args.name, tag=args.tag, kind=args.kind)
-                   if any(i.uid in uids for i in r.inputs)]
+        records = [
+            r
+            for r in store.list(scan=args.scan, name=args.name, tag=args.tag, kind=args.kind)
+            if any(i.uid in uids for i in r.inputs)
+        ]
         total = len(records)
         records = records[:limit] if limit else records
     else:
-        records = store.list(scan=args.scan, name=args.name, tag=args.tag, kind=args.kind,
-                             limit=None if limit is None else limit + 1)
+        records = store.list(
+            scan=args.scan,
+            name=args.name,
+            tag=args.tag,
+            kind=args.kind,
+            limit=None if limit is None else limit + 1,
+        )
         total = len(records)
         if limit is not None and total > limit:
             records = records[:limit]
             filtered = any((args.scan, args.name, args.tag, args.kind))
-            total = len(store.list(scan=args.scan, name=args.name, tag=args.tag, kind=args.kind)) \
-                if filtered else len(store)
+            total = (
+                len(store.list(scan=args.scan, name=args.name, tag=args.tag, kind=args.kind))
+                if filtered
+                else len(store)
+            )
     if args.json:
         for rec in records:
             print(rec.model_dump_json())
@@ -201,8 +255,12 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     from ..listing import cut
 
     out = [f"record {rec.id}"]
-    overview = [("name", rec.name), ("kind", rec.kind), ("status", rec.status),
-                ("created", local_time(rec.created))]
+    overview = [
+        ("name", rec.name),
+        ("kind", rec.kind),
+        ("status", rec.status),
+        ("created", local_time(rec.created)),
+    ]
     if rec.duration is not None:
         overview.append(("duration", f"{rec.duration:.1f} s"))
     if rec.tags:
@@ -219,10 +277,20 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
 
     out += ["", "inputs"]
     if rec.inputs:
-        rows = [[i.uid[:8], "" if i.scan_id is None else str(i.scan_id), ", ".join(i.streams) or "-",
-                 ", ".join(i.fields) or "-", i.catalog or "-"] for i in rec.inputs]
-        out += ["  " + line for line in render_table(["uid", "scan_id", "streams", "fields", "catalog"],
-                                                     rows, {1}).splitlines()]
+        rows = [
+            [
+                i.uid[:8],
+                "" if i.scan_id is None else str(i.scan_id),
+                ", ".join(i.streams) or "-",
+                ", ".join(i.fields) or "-",
+                i.catalog or "-",
+            ]
+            for i in rec.inputs
+        ]
+        out += [
+            "  " + line
+            for line in render_table(["uid", "scan_id", "streams", "fields", "catalog"], rows, {1}).splitlines()
+        ]
     else:
         out.append("  none recorded")
 
@@ -236,8 +304,9 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     if rec.parent:
         try:
             parent = store.get(rec.parent)
-            out.append(f"  {parent.id[:8]}  {parent.name}  {parent.kind}  {parent.status}  "
-                       f"{local_time(parent.created)}")
+            out.append(
+                f"  {parent.id[:8]}  {parent.name}  {parent.kind}  {parent.status}  {local_time(parent.created)}"
+            )
         except Exception:  # noqa: BLE001 - a parent from another store: show its id
             out.append(f"  {rec.parent}  (not in this store)")
     else:
@@ -246,10 +315,13 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     children = store.children(rec.id)
     out += ["", f"reruns ({len(children)})" if children else "reruns"]
     if children:
-        rows = [[c.id[:8], c.status, (c.target_scan or "-")[:8], local_time(c.created),
-                 _short_error(c)] for c in children]
-        out += ["  " + line for line in render_table(["id", "status", "scan", "created", "error"],
-                                                     rows).splitlines()]
+        rows = [
+            [c.id[:8], c.status, (c.target_scan or "-")[:8], local_time(c.created), _short_error(c)]
+            for c in children
+        ]
+        out += [
+            "  " + line for line in render_table(["id", "status", "scan", "created", "error"], rows).splitlines()
+        ]
     else:
         out.append("  none")
 
@@ -314,8 +386,14 @@ def node_dict(node: Any) -> dict[str, Any]:
         out.update(scan_id=node.run.scan_id, plan_name=node.run.start.get("plan_name"), status=node.run.status)
     if node.record is not None:
         rec = node.record
-        out.update(name=rec.name, record_kind=rec.kind, status=rec.status, created=rec.created,
-                   target_scan=rec.target_scan, parent=rec.parent)
+        out.update(
+            name=rec.name,
+            record_kind=rec.kind,
+            status=rec.status,
+            created=rec.created,
+            target_scan=rec.target_scan,
+            parent=rec.parent,
+        )
     out["children"] = [node_dict(c) for c in node.children]
     return out
 

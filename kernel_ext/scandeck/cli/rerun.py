@@ -50,27 +50,57 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rerun.set_defaults(handler=cmd_rerun)
     add_store_option(rerun)
     rerun.add_argument("record", metavar="ID", help="record id or id prefix ('scandeck provenance ls')")
-    rerun.add_argument("--scan", action="append", default=[], metavar="UID",
-                       help="a run to rerun on: uid or uid prefix (repeatable)")
+    rerun.add_argument(
+        "--scan",
+        action="append",
+        default=[],
+        metavar="UID",
+        help="a run to rerun on: uid or uid prefix (repeatable)",
+    )
     rerun.add_argument("--query", metavar="Q", help="rerun on every run matching this query")
-    rerun.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       dest="parameters", help="override a parameter (value parsed as by 'scandeck run')")
-    rerun.add_argument("-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       dest="raw_parameters", help="override a parameter with a string, as given")
-    rerun.add_argument("--workers", type=positive, default=2, metavar="N",
-                       help="reruns at once on this machine (default: 2)")
+    rerun.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="parameters",
+        help="override a parameter (value parsed as by 'scandeck run')",
+    )
+    rerun.add_argument(
+        "-r",
+        "--raw",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="raw_parameters",
+        help="override a parameter with a string, as given",
+    )
+    rerun.add_argument(
+        "--workers", type=positive, default=2, metavar="N", help="reruns at once on this machine (default: 2)"
+    )
     rerun.add_argument("--dask", metavar="ADDRESS", help="run on this dask scheduler instead (tcp://host:8786)")
-    rerun.add_argument("--executor", metavar="NAME",
-                       help="a registered executor (default: local, or dask with --dask)")
-    rerun.add_argument("--output-dir", type=Path, metavar="DIR",
-                       help="where output notebooks go (default: ./reruns/<name>-<id8>/)")
+    rerun.add_argument(
+        "--executor", metavar="NAME", help="a registered executor (default: local, or dask with --dask)"
+    )
+    rerun.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where output notebooks go (default: ./reruns/<name>-<id8>/)",
+    )
     rerun.add_argument("-k", "--kernel", metavar="NAME", help="Jupyter kernel (default: the notebook's)")
     rerun.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell that runs longer")
     rerun.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the new records")
     rerun.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    rerun.add_argument("--progress-json", action="store_true",
-                       help="for programs: one JSON line on stdout per finished rerun (uid, scan_id, status, "
-                            "seconds, output, record, error); the summary goes to stderr")
+    rerun.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="for programs: one JSON line on stdout per finished rerun (uid, scan_id, status, "
+        "seconds, output, record, error); the summary goes to stderr",
+    )
 
 
 # -- rerun ----------------------------------------------------------------------------------------
@@ -104,15 +134,26 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from ..provenance.rerun_executors import available_executors
 
     if executor not in available_executors():
-        raise CliError(f"no rerun executor named {executor!r}",
-                       f"available: {', '.join(available_executors())}", 2)
+        raise CliError(
+            f"no rerun executor named {executor!r}", f"available: {', '.join(available_executors())}", 2
+        )
 
     cat, target, note = _catalog_for_rerun(args, record)
     try:
-        the_plan = plan(record.id, catalog=cat, store=store, scans=args.scan, query=args.query,
-                        parameters=parameters, output_dir=args.output_dir, kernel_name=args.kernel,
-                        catalog_target=target, timeout=args.timeout, tags=args.tag,
-                        check_kernel=executor in LOCAL_EXECUTORS)
+        the_plan = plan(
+            record.id,
+            catalog=cat,
+            store=store,
+            scans=args.scan,
+            query=args.query,
+            parameters=parameters,
+            output_dir=args.output_dir,
+            kernel_name=args.kernel,
+            catalog_target=target,
+            timeout=args.timeout,
+            tags=args.tag,
+            check_kernel=executor in LOCAL_EXECUTORS,
+        )
     except (RunNotFound, AmbiguousUID) as err:
         raise CliError(str(err), f"'scandeck ls --catalog ...' lists the runs of {cat.name}", 2) from None
     except RerunSetupError as err:
@@ -125,12 +166,20 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     n = len(the_plan.targets)
     where = f"dask at {args.dask}" if args.dask else f"{executor}, {min(args.workers, n)} workers"
-    print(f"rerunning {record.id[:8]} ({record.name}) on {n} scan{'s' if n != 1 else ''} ({where}) "
-          f"into {the_plan.output_dir}", file=sys.stderr)
+    print(
+        f"rerunning {record.id[:8]} ({record.name}) on {n} scan{'s' if n != 1 else ''} ({where}) "
+        f"into {the_plan.output_dir}",
+        file=sys.stderr,
+    )
     try:
-        results = execute_plan(the_plan, executor=executor, workers=args.workers, address=args.dask,
-                               progress=not args.no_progress,
-                               on_result=_print_json_result if args.progress_json else None)
+        results = execute_plan(
+            the_plan,
+            executor=executor,
+            workers=args.workers,
+            address=args.dask,
+            progress=not args.no_progress,
+            on_result=_print_json_result if args.progress_json else None,
+        )
     except Exception as err:
         from ..exceptions import ScandeckError
 
@@ -140,15 +189,28 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     out = sys.stderr if args.progress_json else sys.stdout  # stdout carries only the JSON lines then
     print(summary_table(results), file=out)
     failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} of {len(results)} reruns ok"
-          + (f", {len(failed)} failed (their notebooks, with the traceback, are listed above)" if failed else "")
-          + f"; 'scandeck provenance show {record.id[:8]}' lists them", file=out)
+    print(
+        f"{len(results) - len(failed)} of {len(results)} reruns ok"
+        + (f", {len(failed)} failed (their notebooks, with the traceback, are listed above)" if failed else "")
+        + f"; 'scandeck provenance show {record.id[:8]}' lists them",
+        file=out,
+    )
     return 1 if failed else 0
 
 
 def _print_json_result(result: Any) -> None:
     """``--progress-json``: one line per finished rerun, flushed at once for a reading program."""
-    print(json.dumps({
-        "uid": result.uid, "scan_id": result.scan_id, "status": result.status, "seconds": result.seconds,
-        "output": result.output_path, "record": result.record_id, "error": result.describe_error() or None,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "uid": result.uid,
+                "scan_id": result.scan_id,
+                "status": result.status,
+                "seconds": result.seconds,
+                "output": result.output_path,
+                "record": result.record_id,
+                "error": result.describe_error() or None,
+            }
+        ),
+        flush=True,
+    )

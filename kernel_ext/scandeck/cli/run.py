@@ -75,8 +75,7 @@ def parse_value(text: str) -> Any:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add run to the ``scandeck`` sub-parsers."""
-    parser = add_command(sub, common, "run", "execute a notebook with papermill and record its provenance",
-                         EPILOG)
+    parser = add_command(sub, common, "run", "execute a notebook with papermill and record its provenance", EPILOG)
     add_arguments(parser)
     parser.set_defaults(handler=cmd_run)
 
@@ -84,24 +83,59 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``run`` arguments to ``parser`` (which already has ``--catalog``)."""
     parser.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="the .ipynb file to execute")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        dest="parameters", help="set a parameter (value parsed: numbers, True, None, [..])")
-    parser.add_argument("-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        dest="raw_parameters", help="set a parameter to a string, as given")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="parameters",
+        help="set a parameter (value parsed: numbers, True, None, [..])",
+    )
+    parser.add_argument(
+        "-r",
+        "--raw",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="raw_parameters",
+        help="set a parameter to a string, as given",
+    )
     parser.add_argument("--name", help="the record's name (default: the notebook's file stem)")
-    parser.add_argument("-o", "--output", type=Path, metavar="PATH",
-                        help="where to write the executed notebook (default: <stem>.out.ipynb beside it)")
-    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
-                        help="tag the record (repeat for more tags)")
-    parser.add_argument("-k", "--kernel", metavar="NAME",
-                        help="Jupyter kernel to run in (default: the notebook's own kernelspec; "
-                             "without one, python3 or a kernelspec of --language)")
-    parser.add_argument("--language", metavar="LANG",
-                        help="the notebook's language, for one without metadata (default: python)")
-    parser.add_argument("--cwd", type=Path, metavar="DIR",
-                        help="working directory of the kernel (default: the notebook's directory)")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="fail a cell that runs longer than this (default: no limit)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="where to write the executed notebook (default: <stem>.out.ipynb beside it)",
+    )
+    parser.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="tag the record (repeat for more tags)"
+    )
+    parser.add_argument(
+        "-k",
+        "--kernel",
+        metavar="NAME",
+        help="Jupyter kernel to run in (default: the notebook's own kernelspec; "
+        "without one, python3 or a kernelspec of --language)",
+    )
+    parser.add_argument(
+        "--language", metavar="LANG", help="the notebook's language, for one without metadata (default: python)"
+    )
+    parser.add_argument(
+        "--cwd",
+        type=Path,
+        metavar="DIR",
+        help="working directory of the kernel (default: the notebook's directory)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="fail a cell that runs longer than this (default: no limit)",
+    )
     return parser
 
 
@@ -123,15 +157,19 @@ def _check_inputs(args: argparse.Namespace) -> tuple[Path, Path, Any]:
 
         nb = read_notebook(notebook)
     except Exception as err:  # nbformat raises several kinds for a file that is not a notebook
-        raise CliError(f"{args.notebook} is not a readable notebook: {err}".splitlines()[0],
-                       "give the path of an .ipynb file") from None
+        raise CliError(
+            f"{args.notebook} is not a readable notebook: {err}".splitlines()[0], "give the path of an .ipynb file"
+        ) from None
     output = _output_path(notebook, args.output)
     if output == notebook:
-        raise CliError(f"the output {args.output} is the input notebook",
-                       "give another --output; the input is never overwritten")
+        raise CliError(
+            f"the output {args.output} is the input notebook",
+            "give another --output; the input is never overwritten",
+        )
     if not output.parent.is_dir():
-        raise CliError(f"no directory {output.parent} for the output notebook",
-                       "create it first, or give another --output")
+        raise CliError(
+            f"no directory {output.parent} for the output notebook", "create it first, or give another --output"
+        )
     return notebook, output, nb
 
 
@@ -159,25 +197,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.timeout:
         extra["execution_timeout"] = args.timeout
     try:
-        record, _ = execute(notebook, output, parameters=parameters, recording=recording,
-                            kernel_name=args.kernel, language=args.language, cwd=args.cwd or notebook.parent,
-                            progress_bar=sys.stderr.isatty(), **extra)
+        record, _ = execute(
+            notebook,
+            output,
+            parameters=parameters,
+            recording=recording,
+            kernel_name=args.kernel,
+            language=args.language,
+            cwd=args.cwd or notebook.parent,
+            progress_bar=sys.stderr.isatty(),
+            **extra,
+        )
     except NoSuchKernel as err:
-        raise CliError(f"no Jupyter kernel named {err.name!r}",
-                       "'jupyter kernelspec list' shows the installed kernels; pick one with --kernel") from None
+        raise CliError(
+            f"no Jupyter kernel named {err.name!r}",
+            "'jupyter kernelspec list' shows the installed kernels; pick one with --kernel",
+        ) from None
 
     inputs = f"{len(record.inputs)} input run{'s' if len(record.inputs) != 1 else ''}"
     took = f", {record.duration:.1f} s" if record.duration is not None else ""
     print(f"record {record.id} ({record.status}, {inputs}{took})")
     print(f"output {output}")
     if recording.kernel_report_error:
-        print(f"note: the kernel did not report the runs it read ({recording.kernel_report_error}); "
-              "the record has no inputs", file=sys.stderr)
+        print(
+            f"note: the kernel did not report the runs it read ({recording.kernel_report_error}); "
+            "the record has no inputs",
+            file=sys.stderr,
+        )
     if record.status == "failed" and record.error is not None:
         try:
             executed = read_notebook(output)
         except Exception:  # noqa: BLE001 - the message only loses the execution count
             executed = None
-        return report("run", describe_failure(record.error, executed),
-                      f"the executed notebook, with the traceback, is {output}")
+        return report(
+            "run",
+            describe_failure(record.error, executed),
+            f"the executed notebook, with the traceback, is {output}",
+        )
     return 0

@@ -62,8 +62,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     ls = command("ls", "list runs, running ones first, then newest first", EPILOGS["ls"])
     ls.add_argument("query", nargs="?", metavar="QUERY", help="a scandeck text query")
-    ls.add_argument("-n", type=count, default=20, metavar="N",
-                    help="show at most N runs (default: 20; 0: all)")
+    ls.add_argument("-n", type=count, default=20, metavar="N", help="show at most N runs (default: 20; 0: all)")
     ls.add_argument("--json", action="store_true", help="one JSON object per run")
     ls.set_defaults(handler=cmd_ls)
 
@@ -71,14 +70,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("run", metavar="UID", help="uid, uid prefix, scan_id, or -1 for the newest")
     show.set_defaults(handler=cmd_show)
 
-    export = command("export", "write runs to document files, one <uid>.<format> per run",
-                     EPILOGS["export"])
-    export.add_argument("runs", nargs="+", metavar="UID",
-                        help="uid, uid prefix, scan_id, or -1 for the newest")
-    export.add_argument("--format", choices=("jsonl", "msgpack"), default="jsonl",
-                        help="file format (default: jsonl)")
-    export.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR",
-                        help="directory to write to (default: the current directory)")
+    export = command("export", "write runs to document files, one <uid>.<format> per run", EPILOGS["export"])
+    export.add_argument("runs", nargs="+", metavar="UID", help="uid, uid prefix, scan_id, or -1 for the newest")
+    export.add_argument(
+        "--format", choices=("jsonl", "msgpack"), default="jsonl", help="file format (default: jsonl)"
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="directory to write to (default: the current directory)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace existing files")
     export.set_defaults(handler=cmd_export)
 
@@ -185,9 +189,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             if run.refresh().status == "running":
                 print(f"note: run {printable(run.uid[:8])} is still running; exporting its documents so far")
             try:
-                paths = write_documents(
-                    run.documents(), args.output, format=args.format, overwrite=args.overwrite
-                )
+                paths = write_documents(run.documents(), args.output, format=args.format, overwrite=args.overwrite)
             except DocumentFileError as err:
                 failed += 1
                 # Only the "file exists" error names a path; the others are encoding failures.
@@ -227,9 +229,11 @@ def cmd_catalogs(args: argparse.Namespace) -> int:
     # "*" marks the one --catalog / $SCANDECK_CATALOG selects, as git marks its branch.
     current = target_of(args)
     table = [
-        [("* " if name == current else "  ") + name,
-         str(getattr(entry, "description", "") or "-"),
-         str(getattr(entry, "path", "") or "-")]
+        [
+            ("* " if name == current else "  ") + name,
+            str(getattr(entry, "description", "") or "-"),
+            str(getattr(entry, "path", "") or "-"),
+        ]
         for name, entry in entries.items()
     ]
     print(render_table(["  name", "description", "defined in"], table))

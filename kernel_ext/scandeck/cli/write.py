@@ -47,19 +47,26 @@ Ctrl-C stops: the run in flight is aborted and still gets its stop document.""",
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ingest and demo to the ``scandeck`` sub-parsers."""
-    ingest = add_command(sub, common, "ingest", "store the runs of document files (JSON lines or msgpack)",
-                         EPILOGS["ingest"])
+    ingest = add_command(
+        sub, common, "ingest", "store the runs of document files (JSON lines or msgpack)", EPILOGS["ingest"]
+    )
     ingest.add_argument("files", nargs="+", metavar="FILE", help=".jsonl or .msgpack files")
     ingest.set_defaults(handler=cmd_ingest)
 
-    demo = add_command(sub, common, "demo", "record simulated beamline scans into the catalog",
-                       EPILOGS["demo"])
-    demo.add_argument("--pace", type=seconds, default=1.0, metavar="SECONDS",
-                      help="seconds per point (default: 1; 0: as fast as possible)")
-    demo.add_argument("--runs", type=count, default=None, metavar="N",
-                      help="stop after N runs (default: until Ctrl-C)")
-    demo.add_argument("--seed", type=int, default=None, metavar="S",
-                      help="reproduce the same mix of plans, samples and data")
+    demo = add_command(sub, common, "demo", "record simulated beamline scans into the catalog", EPILOGS["demo"])
+    demo.add_argument(
+        "--pace",
+        type=seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds per point (default: 1; 0: as fast as possible)",
+    )
+    demo.add_argument(
+        "--runs", type=count, default=None, metavar="N", help="stop after N runs (default: until Ctrl-C)"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=None, metavar="S", help="reproduce the same mix of plans, samples and data"
+    )
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -207,8 +214,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         pressed.append(True)
         stop.set()
-        print("stopping: the run in flight is being closed (Ctrl-C again to quit at once)",
-              file=sys.stderr, flush=True)
+        print(
+            "stopping: the run in flight is being closed (Ctrl-C again to quit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     # Installed before opening anything: a Ctrl-C while ophyd imports still stops cleanly.
     previous = signal.signal(signal.SIGINT, on_ctrl_c)
@@ -228,8 +238,7 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
     where = "" if target is None else f" --catalog {shlex.quote(target)}"
     watch, show_newest = f"scandeck ls{where}", f"scandeck show -1{where}"
     runs = "until Ctrl-C" if args.runs is None else _runs(args.runs)
-    print(f"scandeck demo: simulated beamline writing to {default_store_label(args)} "
-          f"({cat.source.uri})")
+    print(f"scandeck demo: simulated beamline writing to {default_store_label(args)} ({cat.source.uri})")
     print(f"  {runs}, {args.pace:g} s per point; detector images in {assets}")
     print(f"  watch it from another terminal:  {watch}   (the newest run: {show_newest})")
     if cat.source.uri.startswith("memory://"):
@@ -239,8 +248,9 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
 
     if cat.source.uri.startswith(("redis://", "rediss://")):
         print("  a keeper copies finished runs to the archive and trims Redis (scandeck keeper --help)")
-        keeper = start_keeper_thread(cat.source.uri, stop,
-                                     lambda line: print(f"  keeper: {printable(line)}", flush=True))
+        keeper = start_keeper_thread(
+            cat.source.uri, stop, lambda line: print(f"  keeper: {printable(line)}", flush=True)
+        )
     else:
         keeper = None
     print(flush=True)
@@ -248,9 +258,16 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
     writer = cat.writer()
     try:
         last = cat.summaries(limit=1)
-        n = run_demo(writer, asset_dir=assets, pace=args.pace, runs=args.runs, seed=args.seed,
-                     stop_event=stop, progress=lambda line: print(line, flush=True),
-                     last_scan_id=(last[0].scan_id or 0) if last else 0)
+        n = run_demo(
+            writer,
+            asset_dir=assets,
+            pace=args.pace,
+            runs=args.runs,
+            seed=args.seed,
+            stop_event=stop,
+            progress=lambda line: print(line, flush=True),
+            last_scan_id=(last[0].scan_id or 0) if last else 0,
+        )
     finally:
         writer.close()
         if keeper is not None:

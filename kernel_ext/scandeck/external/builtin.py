@@ -95,9 +95,7 @@ class AreaDetectorHDF5Handler(_H5Rows):
     >>> AreaDetectorHDF5Handler("/data/cam.h5", frame_per_point=1)(point_number=3)  # doctest: +SKIP
     """
 
-    def __init__(
-        self, resource_path: str, frame_per_point: int = 1, **resource_kwargs: Any
-    ) -> None:
+    def __init__(self, resource_path: str, frame_per_point: int = 1, **resource_kwargs: Any) -> None:
         super().__init__(resource_path, "/entry/data/data")
         self.frame_per_point = int(frame_per_point)
 

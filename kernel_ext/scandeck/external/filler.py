@@ -260,8 +260,9 @@ class Filler(DocumentRouter):
             self._instances[uid] = handler
             return handler
 
-    def _call(self, handler: Any, args: Iterable[Any], kwargs: Mapping[str, Any],
-              res: Mapping[str, Any], what: str) -> np.ndarray:
+    def _call(
+        self, handler: Any, args: Iterable[Any], kwargs: Mapping[str, Any], res: Mapping[str, Any], what: str
+    ) -> np.ndarray:
         try:
             return np.asarray(handler(*args, **kwargs))
         except FillError:
@@ -287,18 +288,14 @@ class Filler(DocumentRouter):
         )
 
 
-def _rows_per_event(
-    shape: tuple[int, ...], file_shape: Any, what: str, sres: Mapping[str, Any]
-) -> int:
+def _rows_per_event(shape: tuple[int, ...], file_shape: Any, what: str, sres: Mapping[str, Any]) -> int:
     """Rows of the dataset that one event of ``shape`` spans (1 when the handler has no ``shape``)."""
     if file_shape is None:
         return 1
     row = tuple(int(d) for d in file_shape)[1:]
-    if len(row) > len(shape) or (row and shape[len(shape) - len(row):] != row):
+    if len(row) > len(shape) or (row and shape[len(shape) - len(row) :] != row):
         raise FillError(
             f"{what}: the dataset in {printable(sres['uri'])} has shape {tuple(file_shape)}, whose rows "
             f"{row} cannot make events of the declared shape {list(shape)}"
         )
     return math.prod(shape[: len(shape) - len(row)])
-
-

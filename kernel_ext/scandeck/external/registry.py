@@ -18,8 +18,14 @@ from ..registry import Registry
 from .builtin import AreaDetectorHDF5Handler, HDF5DatasetHandler, HDF5StreamHandler, NpySeqHandler
 
 __all__ = [
-    "HANDLERS", "STREAM_HANDLERS", "HandlerClass", "get_handler", "get_stream_handler",
-    "register_handler", "register_stream_handler", "registered_handlers",
+    "HANDLERS",
+    "STREAM_HANDLERS",
+    "HandlerClass",
+    "get_handler",
+    "get_stream_handler",
+    "register_handler",
+    "register_stream_handler",
+    "registered_handlers",
 ]
 
 #: A handler class: built once per resource, then called once per datum.
@@ -88,9 +94,7 @@ def get_handler(spec: str, *, resource_uid: str | None = None) -> HandlerClass:
     return HANDLERS.get(spec, where=_where(resource_uid))
 
 
-def register_stream_handler(
-    mimetype: str, handler_cls: HandlerClass, *, overwrite: bool = False
-) -> None:
+def register_stream_handler(mimetype: str, handler_cls: HandlerClass, *, overwrite: bool = False) -> None:
     """Read stream resources of ``mimetype`` with ``handler_cls``.
 
     ``handler_cls(uri, **parameters)`` returns a callable
@@ -123,7 +127,6 @@ def registered_handlers() -> dict[str, list[str]]:
     ['application/x-hdf5']
     """
     return {"specs": HANDLERS.names(), "mimetypes": STREAM_HANDLERS.names()}
-
 
 
 register_handler("NPY_SEQ", NpySeqHandler)

@@ -48,8 +48,13 @@ def bind_names(shell: Any, catalog: Catalog, state: FollowState, consumed: int) 
 
     table = state.table
     if state.uid:
-        note(state.uid, scan_id=(state.start or {}).get("scan_id"), catalog=catalog.name,
-             stream=table.stream, fields=list(table.keys))
+        note(
+            state.uid,
+            scan_id=(state.start or {}).get("scan_id"),
+            catalog=catalog.name,
+            stream=table.stream,
+            fields=list(table.keys),
+        )
     shell.user_ns["run"] = Run(catalog.source, catalog.source.get(state.uid)) if state.uid else None
     shell.user_ns["df"] = table.frame()
     shell.user_ns["new"] = table.frame(consumed)
@@ -59,8 +64,16 @@ def bind_names(shell: Any, catalog: Catalog, state: FollowState, consumed: int) 
 class Binding:
     """One ``%%bind`` cell, live."""
 
-    def __init__(self, shell: Any, loop: KernelLoop, catalog: Catalog, code: str,
-                 options: BindOptions, view: Any, cell_id: str | None = None) -> None:
+    def __init__(
+        self,
+        shell: Any,
+        loop: KernelLoop,
+        catalog: Catalog,
+        code: str,
+        options: BindOptions,
+        view: Any,
+        cell_id: str | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.cell_id = cell_id
         self.shell = shell
@@ -80,9 +93,14 @@ class Binding:
         self._finished_pending = False
         self.coalescer = Coalescer(loop, self._execute, options.every)
         self.ui = Coalescer(loop, self._refresh_ui, 0.2)  # status and progress between cell runs
-        self.follower = Follower(catalog.source, options.uid, stream=options.stream,
-                                 listener=self._on_follow, name=f"scandeck-bind-{self.id}",
-                                 fill=options.fill)
+        self.follower = Follower(
+            catalog.source,
+            options.uid,
+            stream=options.stream,
+            listener=self._on_follow,
+            name=f"scandeck-bind-{self.id}",
+            fill=options.fill,
+        )
         self.active = False
 
     def start(self) -> None:
@@ -108,8 +126,7 @@ class Binding:
         scan = state.start.get("scan_id") if state.start else None
         run = f"scan {scan} ({state.uid[:8]})" if state.uid else "waiting for a run"
         runs = "1 run" if self.executions == 1 else f"{self.executions} runs"
-        text = (f"bind #{self.id} · {run} · {state.status} · {state.num_events} events · "
-                f"{runs} of the cell")
+        text = f"bind #{self.id} · {run} · {state.status} · {state.num_events} events · {runs} of the cell"
         if self.failures:
             text += f" · {self.failures} failed"
         return text
@@ -201,8 +218,9 @@ def fill_warnings(table: Any) -> list[dict[str, Any]]:
     return [{"output_type": "stream", "name": "stderr", "text": "\n".join(lines) + "\n"}]
 
 
-def run_once(shell: Any, catalog: Catalog, run: Run, code: str, stream: str,
-             fill: bool | tuple[str, ...] = ()) -> None:
+def run_once(
+    shell: Any, catalog: Catalog, run: Run, code: str, stream: str, fill: bool | tuple[str, ...] = ()
+) -> None:
     """The batch path (papermill, nbclient): bind the finished run's data, run the cell once.
 
     Outputs go to the cell as usual; an exception propagates so the notebook
@@ -219,8 +237,7 @@ def run_once(shell: Any, catalog: Catalog, run: Run, code: str, stream: str,
         import sys
 
         sys.stderr.write(output["text"])
-    state = FollowState(uid=run.uid, table=table, start=run.start, stop=run.stop,
-                        status=run.status)
+    state = FollowState(uid=run.uid, table=table, start=run.start, stop=run.stop, status=run.status)
     bind_names(shell, catalog, state, 0)
     result = execute(shell, code)
     if result is not None:

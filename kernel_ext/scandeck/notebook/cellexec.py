@@ -58,8 +58,16 @@ class _DisplayTo:
         self._real = real
         self.is_publishing = False
 
-    def publish(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,
-                source: Any = None, *, transient: Any = None, update: bool = False, **_: Any) -> None:
+    def publish(
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        source: Any = None,
+        *,
+        transient: Any = None,
+        update: bool = False,
+        **_: Any,
+    ) -> None:
         if update:  # display_id updates address outputs elsewhere: let them through
             self._real.publish(data, metadata, transient=transient, update=update)
             return

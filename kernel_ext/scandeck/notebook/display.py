@@ -199,15 +199,17 @@ def runs_table_html(summaries: Sequence[RunSummary], *, total: int | None = None
     header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
     rows = []
     for s in summaries:
-        rows.append([
-            "" if s.scan_id is None else _e(s.scan_id),
-            _uid_cell(s.uid),
-            _meta_cell(s.start.get("plan_name")),
-            *(_meta_cell(s.start.get(k)) for k in extra),
-            status_badge(s.status),
-            _e(_events_text(s)),
-            _e(local_time(s.time)),
-        ])
+        rows.append(
+            [
+                "" if s.scan_id is None else _e(s.scan_id),
+                _uid_cell(s.uid),
+                _meta_cell(s.start.get("plan_name")),
+                *(_meta_cell(s.start.get(k)) for k in extra),
+                status_badge(s.status),
+                _e(_events_text(s)),
+                _e(local_time(s.time)),
+            ]
+        )
     row_classes = ["sd-row-running" if s.status == "running" else "" for s in summaries]
     parts.append(_table(header, rows, numeric={0, len(header) - 2}, cls="sd-runs", row_classes=row_classes))
     if total is not None and total > len(summaries):
@@ -247,9 +249,11 @@ def _data_keys_table(data_keys: Mapping[str, Mapping[str, Any]]) -> str:
 def _stream_block(stream: Stream, *, open_: bool) -> str:
     n = len(stream)
     keys = stream.data_keys
-    summary = (f"<summary><b>{_e(stream.name)}</b> "
-               f'<span class="sd-muted">· {n} event{"" if n == 1 else "s"} · '
-               f"{len(keys)} data key{'' if len(keys) == 1 else 's'}</span></summary>")
+    summary = (
+        f"<summary><b>{_e(stream.name)}</b> "
+        f'<span class="sd-muted">· {n} event{"" if n == 1 else "s"} · '
+        f"{len(keys)} data key{'' if len(keys) == 1 else 's'}</span></summary>"
+    )
     table = _data_keys_table(keys) if keys else '<div class="sd-empty">no data keys</div>'
     return f'<details class="sd-stream"{" open" if open_ else ""}>{summary}{table}</details>'
 
@@ -283,8 +287,9 @@ def run_html(run: Run) -> str:
     t0 = start.get("time", s.time)
     if stop is not None and isinstance(stop.get("time"), (int, float)) and isinstance(t0, (int, float)):
         took = format_duration(stop["time"] - t0)
-        fields.append(("duration", f"{_e(took)} <span class=\"sd-muted\">(stopped "
-                                   f"{_e(local_time(stop['time']))})</span>"))
+        fields.append(
+            ("duration", f'{_e(took)} <span class="sd-muted">(stopped {_e(local_time(stop["time"]))})</span>')
+        )
     elif s.status == "running" and isinstance(t0, (int, float)):
         fields.append(("duration", f"{_e(format_duration(time.time() - t0))} so far"))
     else:
@@ -301,8 +306,10 @@ def run_html(run: Run) -> str:
         streams = "".join(_stream_block(run[name], open_=i == 0) for i, name in enumerate(names))
     else:
         streams = '<div class="sd-empty">no streams yet</div>'
-    body = (f'<div class="sd-title">{_e(head)}</div>{_fields_table(fields)}'
-            f'<div class="sd-section">streams</div>{streams}')
+    body = (
+        f'<div class="sd-title">{_e(head)}</div>{_fields_table(fields)}'
+        f'<div class="sd-section">streams</div>{streams}'
+    )
     return _wrap(body)
 
 
@@ -310,8 +317,7 @@ def stream_html(stream: Stream) -> str:
     """One stream: its name, its run, its event count and its data keys."""
     run = stream.run
     n = len(stream)
-    head = (f"stream {stream.name} of {_run_name(run.scan_id, run.uid)} "
-            f"· {n} event{'' if n == 1 else 's'}")
+    head = f"stream {stream.name} of {_run_name(run.scan_id, run.uid)} · {n} event{'' if n == 1 else 's'}"
     keys = stream.data_keys
     table = _data_keys_table(keys) if keys else '<div class="sd-empty">no data keys</div>'
     title = f'<div class="sd-title" title="run {_e(run.uid)}">{_e(head)}</div>'

@@ -38,7 +38,8 @@ def quote_arg(value: str, what: str) -> str:
     """
     if UNSAFE.search(value):
         raise UnsafeValue(
-            what, value,
+            what,
+            value,
             "it holds a line break or another control character, which would end the "
             "magic's line; write the cell by hand",
         )

@@ -95,7 +95,7 @@ class ScandeckMagics(Magics):
         match = _N_OPTION.search(line)
         if match:
             limit = int(match.group(1))
-            line = line[: match.start()] + line[match.end():]
+            line = line[: match.start()] + line[match.end() :]
         cat = self.session_catalog.search(line.strip()) if line.strip() else self.session_catalog
         summaries = list_runs(cat, limit or None)
         return HTML(runs_table_html(summaries, total=len(cat), title=cat.name))
@@ -114,13 +114,19 @@ class ScandeckMagics(Magics):
     @argument("--uid", help="follow this run (uid or unique prefix) only")
     @argument("--scan", type=int, help="follow the newest run with this scan_id only")
     @argument("--stream", default="primary", help="the stream whose rows df holds (default primary)")
-    @argument("--on", choices=("event", "run"), default="event",
-              help="re-run on each batch of events (default) or once per finished run")
-    @argument("--every", type=float, default=0.2,
-              help="at most one re-run per this many seconds (default 0.2)")
-    @argument("--fill", default="",
-              help="external array keys (images) to read into df, comma-separated, or 'all'; "
-                   "external scalars are always read")
+    @argument(
+        "--on",
+        choices=("event", "run"),
+        default="event",
+        help="re-run on each batch of events (default) or once per finished run",
+    )
+    @argument("--every", type=float, default=0.2, help="at most one re-run per this many seconds (default 0.2)")
+    @argument(
+        "--fill",
+        default="",
+        help="external array keys (images) to read into df, comma-separated, or 'all'; "
+        "external scalars are always read",
+    )
     @cell_magic
     def bind(self, line: str, cell: str) -> None:
         """Re-run this cell as data arrives, its output replaced in place.
@@ -154,8 +160,9 @@ class ScandeckMagics(Magics):
             return
         from .view import BindingView
 
-        options = BindOptions(uid=uid, stream=args.stream, on=args.on, every=args.every,
-                              fill=fill_option(args.fill))
+        options = BindOptions(
+            uid=uid, stream=args.stream, on=args.on, every=args.every, fill=fill_option(args.fill)
+        )
         cell_id = self._cell_id()
         for old in [b for b in self._bindings.values() if cell_id and b.cell_id == cell_id]:
             # The cell was run again: its previous binding's output area is gone.
@@ -185,8 +192,7 @@ class ScandeckMagics(Magics):
             return HTML("<p>no bindings: use <code>%%bind</code> in a cell</p>")
         head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
-            for row in rows
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows
         )
         return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
@@ -214,13 +220,17 @@ class ScandeckMagics(Magics):
             _, binding = self._bindings.popitem()
             binding.stop()
 
-
     # -- provenance ------------------------------------------------------------------------
 
     @no_var_expand
     @magic_arguments()
-    @argument("action", nargs="?", choices=("show", "save"), default="show",
-              help="show (default): what would be recorded; save: record the notebook as saved")
+    @argument(
+        "action",
+        nargs="?",
+        choices=("show", "save"),
+        default="show",
+        help="show (default): what would be recorded; save: record the notebook as saved",
+    )
     @argument("--name", help="the record's name (default: the notebook's file stem)")
     @argument("--tag", action="append", default=[], help="tag the record (repeat for more)")
     @argument("--path", help="the notebook file (default: this kernel's notebook, from Jupyter)")
@@ -238,8 +248,7 @@ class ScandeckMagics(Magics):
         recording.ExecutionClock.install(self.shell)
         if args.action == "show":
             return recording.preview(self.shell, path=args.path, name=args.name)
-        record, note = recording.record_interactive(self.shell, path=args.path, name=args.name,
-                                                    tags=args.tag)
+        record, note = recording.record_interactive(self.shell, path=args.path, name=args.name, tags=args.tag)
         if note:
             print(note)
         print(f"recorded {record.id} ({record.name}, {len(record.inputs)} input runs)")

@@ -267,8 +267,13 @@ class RunProgress:
     def label(self) -> str:
         """The text beside the bar (see :func:`progress_label`)."""
         return progress_label(
-            scan_id=self.scan_id, plan_name=self.plan_name, done=self.num_events,
-            total=self.total, status=self.status, eta=self.eta, uid=self.uid,
+            scan_id=self.scan_id,
+            plan_name=self.plan_name,
+            done=self.num_events,
+            total=self.total,
+            status=self.status,
+            eta=self.eta,
+            uid=self.uid,
         )
 
     @property
@@ -295,7 +300,10 @@ class RunProgress:
 
             value, maximum = self.bar_range
             self._bar = ipywidgets.IntProgress(
-                value=value, min=0, max=maximum, bar_style=self.bar_style,
+                value=value,
+                min=0,
+                max=maximum,
+                bar_style=self.bar_style,
                 layout=ipywidgets.Layout(width="16em"),
             )
             self._text = ipywidgets.Label(self.label)

@@ -35,8 +35,7 @@ class BindingView:
 
     def status(self, text: str) -> None:
         self._status.value = (
-            '<span style="font-size:90%;color:var(--jp-ui-font-color2,#666)">'
-            f"{html.escape(text)}</span>"
+            f'<span style="font-size:90%;color:var(--jp-ui-font-color2,#666)">{html.escape(text)}</span>'
         )
 
     def show(self, outputs: list[dict[str, Any]]) -> None:

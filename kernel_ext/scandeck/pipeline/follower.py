@@ -214,4 +214,3 @@ def _all() -> Any:
     from ..query import Query
 
     return Query.all()
-

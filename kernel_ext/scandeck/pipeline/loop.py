@@ -44,8 +44,7 @@ class KernelLoop:
 
     def close(self) -> None:
         if self.shell is not None and hasattr(self.shell, "events"):
-            for name, fn in (("pre_run_cell", self._pre_run_cell),
-                             ("post_run_cell", self._post_run_cell)):
+            for name, fn in (("pre_run_cell", self._pre_run_cell), ("post_run_cell", self._post_run_cell)):
                 try:
                     self.shell.events.unregister(name, fn)
                 except ValueError:

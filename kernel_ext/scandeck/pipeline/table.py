@@ -139,8 +139,12 @@ class LiveTable:
         not every frame of the run. ``%%bind`` keeps them: its ``df`` holds them.
         """
         with self._lock:
-            keys = [k for k in self._cols if self.data_keys[k].get("external")
-                    and list(self.data_keys[k].get("shape") or []) not in ([], [1])]
+            keys = [
+                k
+                for k in self._cols
+                if self.data_keys[k].get("external")
+                and list(self.data_keys[k].get("shape") or []) not in ([], [1])
+            ]
             for key in keys:
                 column = self._cols[key]
                 for i in range(self._released, min(stop, len(column))):
@@ -235,8 +239,11 @@ class LiveTable:
         """Turn complete waiting stream rows with seq_num < ``before`` into rows (lock held)."""
         if self._events_seen or not self._pending:
             return 0
-        ready = sorted(s for s, v in self._pending.items()
-                       if (before is None or s < before) and len(v) == len(self._stream_keys))
+        ready = sorted(
+            s
+            for s, v in self._pending.items()
+            if (before is None or s < before) and len(v) == len(self._stream_keys)
+        )
         for seq in ready:
             values = self._pending.pop(seq)
             self._time.append(float("nan"))
@@ -301,13 +308,15 @@ class LiveTable:
         with self._lock:
             n = len(self._seq)
             named: dict[str, list[Any]] = {
-                "seq_num": self._seq, **({"time": self._time} if self.timed else {}), **self._cols
+                "seq_num": self._seq,
+                **({"time": self._time} if self.timed else {}),
+                **self._cols,
             }
             for key, values in named.items():
                 grown = self._arrays.get(key)
                 if grown is None or grown.n > len(values):
                     grown = self._arrays[key] = _Growing()
-                grown.extend(values[grown.n:n])
+                grown.extend(values[grown.n : n])
         lo, hi, _ = slice(start, stop).indices(n)
         views = {key: self._arrays[key].view(lo, hi) for key in named}
         seq = views.pop("seq_num")

@@ -22,8 +22,15 @@ class ProvenanceContext:
         self._lock = threading.Lock()
         self._runs: dict[str, dict[str, Any]] = {}
 
-    def note(self, uid: str, *, scan_id: int | None = None, catalog: str = "",
-             stream: str | None = None, fields: Iterable[str] = ()) -> None:
+    def note(
+        self,
+        uid: str,
+        *,
+        scan_id: int | None = None,
+        catalog: str = "",
+        stream: str | None = None,
+        fields: Iterable[str] = (),
+    ) -> None:
         """Record that run ``uid`` was read (and which stream and fields of it).
 
         The catalog's URI is kept without its credentials: records travel in notebooks.
@@ -32,8 +39,13 @@ class ProvenanceContext:
         with self._lock:
             entry = self._runs.get(uid)
             if entry is None:
-                entry = self._runs[uid] = {"uid": uid, "scan_id": scan_id, "catalog": catalog,
-                                           "streams": [], "fields": []}
+                entry = self._runs[uid] = {
+                    "uid": uid,
+                    "scan_id": scan_id,
+                    "catalog": catalog,
+                    "streams": [],
+                    "fields": [],
+                }
             if entry["scan_id"] is None and scan_id is not None:
                 entry["scan_id"] = scan_id
             if not entry["catalog"] and catalog:
@@ -47,8 +59,7 @@ class ProvenanceContext:
     def inputs(self) -> list[dict[str, Any]]:
         """The notes so far, in the order the runs were first read (copies)."""
         with self._lock:
-            return [{**e, "streams": list(e["streams"]), "fields": list(e["fields"])}
-                    for e in self._runs.values()]
+            return [{**e, "streams": list(e["streams"]), "fields": list(e["fields"])} for e in self._runs.values()]
 
     def clear(self) -> None:
         with self._lock:

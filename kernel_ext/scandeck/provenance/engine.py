@@ -128,8 +128,15 @@ class Recording:
 class ScandeckNotebookClient(PapermillNotebookClient):
     """papermill's client plus the end-of-run kernel report and the running cell's index."""
 
-    def __init__(self, nb_man: NotebookExecutionManager, km: Any = None, raise_on_iopub_timeout: bool = True,
-                 *, report_expression: str = "", **kw: Any) -> None:
+    def __init__(
+        self,
+        nb_man: NotebookExecutionManager,
+        km: Any = None,
+        raise_on_iopub_timeout: bool = True,
+        *,
+        report_expression: str = "",
+        **kw: Any,
+    ) -> None:
         super().__init__(nb_man, km=km, raise_on_iopub_timeout=raise_on_iopub_timeout, **kw)
         self.report_expression = report_expression
         self.report: dict[str, Any] | None = None
@@ -149,13 +156,22 @@ class ScandeckNotebookClient(PapermillNotebookClient):
                 self.report = self.kernel_report(self.report_expression, REPORT_TIMEOUT)
             except Exception as err:  # noqa: BLE001 - a missing report must not lose the run
                 self.report_error = f"{type(err).__name__}: {err}"
-                log.warning("scandeck: the kernel did not report its inputs and environment (%s); "
-                            "recording without inputs, with this process's environment", self.report_error)
+                log.warning(
+                    "scandeck: the kernel did not report its inputs and environment (%s); "
+                    "recording without inputs, with this process's environment",
+                    self.report_error,
+                )
 
     async def _async_kernel_report(self, expression: str, timeout: float) -> dict[str, Any]:
         assert self.kc is not None
-        msg_id = self.kc.execute("", silent=True, store_history=False, allow_stdin=False,
-                                 stop_on_error=False, user_expressions={"scandeck": expression})
+        msg_id = self.kc.execute(
+            "",
+            silent=True,
+            store_history=False,
+            allow_stdin=False,
+            stop_on_error=False,
+            user_expressions={"scandeck": expression},
+        )
         deadline = monotonic() + timeout
         while True:
             remaining = deadline - monotonic()
@@ -204,23 +220,40 @@ class ScandeckEngine(NBClientEngine):
     """papermill's nbclient engine that records provenance at the end of execution."""
 
     @classmethod
-    def execute_notebook(cls, nb: NotebookNode, kernel_name: str, output_path: str | None = None,
-                         progress_bar: Any = True, log_output: bool = False, autosave_cell_every: int = 30,
-                         **kwargs: Any) -> NotebookNode:
+    def execute_notebook(
+        cls,
+        nb: NotebookNode,
+        kernel_name: str,
+        output_path: str | None = None,
+        progress_bar: Any = True,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        **kwargs: Any,
+    ) -> NotebookNode:
         recording = kwargs.pop(ENGINE_NAME, None) or Recording()
         if not isinstance(recording, Recording):
             recording = Recording(**dict(recording))
         input_path = _local_path(kwargs.get("input_path"))
-        nb_man = NotebookExecutionManager(nb, output_path=output_path, progress_bar=progress_bar,
-                                          log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man = NotebookExecutionManager(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
         holder: dict[str, Any] = {}
         failure: BaseException | None = None
         started = time.monotonic()
         nb_man.notebook_start()
         try:
-            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, scandeck_holder=holder,
-                                         scandeck_notebook_path=str(input_path) if input_path else None,
-                                         **kwargs)
+            cls.execute_managed_notebook(
+                nb_man,
+                kernel_name,
+                log_output=log_output,
+                scandeck_holder=holder,
+                scandeck_notebook_path=str(input_path) if input_path else None,
+                **kwargs,
+            )
         except BaseException as err:
             failure = err
             raise
@@ -231,8 +264,9 @@ class ScandeckEngine(NBClientEngine):
             # A kernel that never ran a cell (no such kernel, failed to start): nothing to record.
             if failure is None or (client is not None and client.running_cell is not None):
                 try:
-                    cls._record(nb_man, recording, client, kernel_name, input_path,
-                                time.monotonic() - started, failure)
+                    cls._record(
+                        nb_man, recording, client, kernel_name, input_path, time.monotonic() - started, failure
+                    )
                 except Exception:
                     if failure is None:
                         raise
@@ -240,11 +274,19 @@ class ScandeckEngine(NBClientEngine):
         return nb_man.nb
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: NotebookExecutionManager, kernel_name: str,
-                                 log_output: bool = False, stdout_file: Any = None, stderr_file: Any = None,
-                                 start_timeout: int = 60, execution_timeout: int | None = None,
-                                 scandeck_holder: dict[str, Any] | None = None,
-                                 scandeck_notebook_path: str | None = None, **kwargs: Any) -> Any:
+    def execute_managed_notebook(
+        cls,
+        nb_man: NotebookExecutionManager,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: int | None = None,
+        scandeck_holder: dict[str, Any] | None = None,
+        scandeck_notebook_path: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """As :meth:`NBClientEngine.execute_managed_notebook`, with :class:`ScandeckNotebookClient`."""
         from papermill.log import logger
         from papermill.utils import merge_kwargs, remove_args
@@ -264,24 +306,35 @@ class ScandeckEngine(NBClientEngine):
             stderr_file=stderr_file,
         )
         client = ScandeckNotebookClient(
-            nb_man, report_expression=kernel_report_expression(kernel_name, scandeck_notebook_path),
-            **final_kwargs)
+            nb_man, report_expression=kernel_report_expression(kernel_name, scandeck_notebook_path), **final_kwargs
+        )
         if scandeck_holder is not None:
             scandeck_holder["client"] = client
         return client.execute()
 
     @classmethod
-    def _record(cls, nb_man: NotebookExecutionManager, recording: Recording,
-                client: ScandeckNotebookClient | None, kernel_name: str, input_path: Path | None,
-                duration: float, failure: BaseException | None) -> None:
+    def _record(
+        cls,
+        nb_man: NotebookExecutionManager,
+        recording: Recording,
+        client: ScandeckNotebookClient | None,
+        kernel_name: str,
+        input_path: Path | None,
+        duration: float,
+        failure: BaseException | None,
+    ) -> None:
         from .notebooks import failure_of, first_lines
         from .recording import build_record, save_stamped
 
         nb = nb_man.nb
         report = client.report if client is not None else None
-        recording.kernel_report_error = (client.report_error if client is not None and client.report_error
-                                         else "" if report is not None
-                                         else "execution ended before the kernel could report")
+        recording.kernel_report_error = (
+            client.report_error
+            if client is not None and client.report_error
+            else ""
+            if report is not None
+            else "execution ended before the kernel could report"
+        )
         environment = (report or {}).get("environment")
         if environment is None:
             from .environment import capture
@@ -293,16 +346,26 @@ class ScandeckEngine(NBClientEngine):
         if failure is not None:
             index = client.running_cell if client is not None else None
             source = nb.cells[index].source if index is not None and index < len(nb.cells) else ""
-            error = ErrorInfo(cell_index=index, cell_source=first_lines(source),
-                              ename=type(failure).__name__, evalue=str(failure)[:500])
+            error = ErrorInfo(
+                cell_index=index,
+                cell_source=first_lines(source),
+                ename=type(failure).__name__,
+                evalue=str(failure)[:500],
+            )
         record = build_record(
-            nb, kind=recording.kind,
-            environment=environment, name=recording.name,
-            inputs=(report or {}).get("inputs", ()), outputs=(report or {}).get("outputs", ()),
+            nb,
+            kind=recording.kind,
+            environment=environment,
+            name=recording.name,
+            inputs=(report or {}).get("inputs", ()),
+            outputs=(report or {}).get("outputs", ()),
             record_id=(report or {}).get("record_id"),
-            tags=recording.tags, parent=recording.parent,
-            target_scan=recording.target_scan, duration=round(duration, 3),
-            notebook_path=input_path, error=error,
+            tags=recording.tags,
+            parent=recording.parent,
+            target_scan=recording.target_scan,
+            duration=round(duration, 3),
+            notebook_path=input_path,
+            error=error,
         )
         store = recording.open_store()
         try:
@@ -320,10 +383,18 @@ def register() -> None:
     papermill_engines.register(ENGINE_NAME, ScandeckEngine)
 
 
-def execute(input_path: str | Path, output_path: str | Path, *, parameters: dict[str, Any] | None = None,
-            recording: Recording | None = None, kernel_name: str | None = None,
-            language: str | None = None, cwd: str | Path | None = None, progress_bar: bool = False,
-            **papermill_kwargs: Any) -> tuple[ProvenanceRecord, NotebookNode | None]:
+def execute(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    parameters: dict[str, Any] | None = None,
+    recording: Recording | None = None,
+    kernel_name: str | None = None,
+    language: str | None = None,
+    cwd: str | Path | None = None,
+    progress_bar: bool = False,
+    **papermill_kwargs: Any,
+) -> tuple[ProvenanceRecord, NotebookNode | None]:
     """Execute a notebook with papermill and the scandeck engine; return (record, executed nb).
 
     A failing notebook does not raise: its record has ``status == "failed"`` and
@@ -345,10 +416,17 @@ def execute(input_path: str | Path, output_path: str | Path, *, parameters: dict
     recording = recording or Recording()
     try:
         nb = papermill.execute_notebook(
-            str(input_path), str(output_path), parameters=parameters or {}, engine_name=ENGINE_NAME,
-            kernel_name=kernel_name, language=language, cwd=str(cwd) if cwd is not None else None,
+            str(input_path),
+            str(output_path),
+            parameters=parameters or {},
+            engine_name=ENGINE_NAME,
+            kernel_name=kernel_name,
+            language=language,
+            cwd=str(cwd) if cwd is not None else None,
             progress_bar=progress_bar,
-            **{ENGINE_NAME: recording}, **papermill_kwargs)
+            **{ENGINE_NAME: recording},
+            **papermill_kwargs,
+        )
     except PapermillExecutionError:
         if recording.record is None:
             raise

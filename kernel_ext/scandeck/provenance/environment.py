@@ -26,7 +26,11 @@ _packages_lock = threading.Lock()
 
 # Variables that would point git at another repository than the one asked about.
 _GIT_ENV_OVERRIDES = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
 )
 
 
@@ -84,7 +88,11 @@ def _git(directory: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(
             ["git", "-C", str(directory), *args],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            env=env,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -106,10 +106,16 @@ class _Builder:
         found = self.catalog.source.search(Key("parent_uids").contains(uid))
         return [s.uid for s in reversed(found)]  # oldest first, like the records below
 
-    def _node(self, kind: Literal["run", "record"], ident: str, relation: Relation,
-              record: ProvenanceRecord | None = None) -> tuple[LineageNode, bool]:
-        node = LineageNode(kind, ident, relation, record=record,
-                           run=self.summary(ident) if kind == "run" else None)
+    def _node(
+        self,
+        kind: Literal["run", "record"],
+        ident: str,
+        relation: Relation,
+        record: ProvenanceRecord | None = None,
+    ) -> tuple[LineageNode, bool]:
+        node = LineageNode(
+            kind, ident, relation, record=record, run=self.summary(ident) if kind == "run" else None
+        )
         key = (kind, ident)
         if key in self.seen:
             node.repeat = True
@@ -222,8 +228,9 @@ def resolve_uid(uid: str, store: ProvStore, catalog: Catalog | None) -> str:
     )
 
 
-def lineage(uid: str, *, store: ProvStore, catalog: Catalog | None = None,
-            max_depth: int = MAX_DEPTH) -> LineageNode:
+def lineage(
+    uid: str, *, store: ProvStore, catalog: Catalog | None = None, max_depth: int = MAX_DEPTH
+) -> LineageNode:
     """The lineage tree of run ``uid`` (a uid, or a uid prefix the catalog resolves).
 
     Parameters
@@ -293,8 +300,7 @@ def render(root: LineageNode) -> str:
         for i, child in enumerate(node.children):
             last = i == len(node.children) - 1
             tail = "  (shown above)" if child.repeat else ""
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{child.relation}  "
-                         f"{describe(child, root.id)}{tail}")
+            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{child.relation}  {describe(child, root.id)}{tail}")
             walk(child, prefix + ("   " if last else "│  "))
 
     walk(root, "")

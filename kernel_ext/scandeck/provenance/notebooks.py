@@ -53,8 +53,9 @@ def read_notebook(path: str | Path) -> NotebookNode:
 # -- kernel -----------------------------------------------------------------------------------
 
 
-def choose_kernel(nb: NotebookNode, kernel_name: str | None = None, language: str | None = None,
-                  *, required: bool = True) -> tuple[str, str]:
+def choose_kernel(
+    nb: NotebookNode, kernel_name: str | None = None, language: str | None = None, *, required: bool = True
+) -> tuple[str, str]:
     """The Jupyter kernel and the language to run ``nb`` in: ``(kernelspec name, language)``.
 
     The kernel is ``kernel_name``, else the notebook's ``metadata.kernelspec.name``,
@@ -93,8 +94,9 @@ def choose_kernel(nb: NotebookNode, kernel_name: str | None = None, language: st
             name = NATIVE_KERNEL_NAME
         else:
             specs = ksm.get_all_specs()
-            matching = sorted(name for name, spec in specs.items()
-                              if spec["spec"].get("language", "").lower() == wanted_lower)
+            matching = sorted(
+                name for name, spec in specs.items() if spec["spec"].get("language", "").lower() == wanted_lower
+            )
             if not matching:
                 said = "--language" if language else "the notebook's metadata"
                 raise UnknownKernel(
@@ -176,8 +178,11 @@ def literal_assignments(source: str) -> dict[str, Any]:
             pairs: list[tuple[ast.expr, ast.expr]]
             if isinstance(target, ast.Name):
                 pairs = [(target, value)]
-            elif (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
-                  and len(target.elts) == len(value.elts)):
+            elif (
+                isinstance(target, (ast.Tuple, ast.List))
+                and isinstance(value, (ast.Tuple, ast.List))
+                and len(target.elts) == len(value.elts)
+            ):
                 pairs = list(zip(target.elts, value.elts, strict=True))
             else:
                 continue
@@ -263,12 +268,12 @@ def failure_of(nb: NotebookNode) -> ErrorInfo | None:
             if ename == "SystemExit" and evalue in ("", "0"):
                 clean_exit = True
                 continue
-            return ErrorInfo(cell_index=index, cell_source=first_lines(cell.source),
-                             ename=ename, evalue=evalue)
+            return ErrorInfo(cell_index=index, cell_source=first_lines(cell.source), ename=ename, evalue=evalue)
         marked = cell.get("metadata", {}).get("papermill", {}).get("exception") is True
         if marked and not clean_exit:
-            return ErrorInfo(cell_index=index, cell_source=first_lines(cell.source),
-                             ename="CellExecutionError", evalue="")
+            return ErrorInfo(
+                cell_index=index, cell_source=first_lines(cell.source), ename="CellExecutionError", evalue=""
+            )
     return None
 
 

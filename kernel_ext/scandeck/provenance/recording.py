@@ -146,8 +146,11 @@ def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> st
     """
     from .context import current, peek_pending_record_id
 
-    report: dict[str, Any] = {"inputs": current().inputs(), "outputs": derived_outputs(),
-                              "record_id": peek_pending_record_id()}
+    report: dict[str, Any] = {
+        "inputs": current().inputs(),
+        "outputs": derived_outputs(),
+        "record_id": peek_pending_record_id(),
+    }
     try:
         from .environment import capture
 
@@ -166,8 +169,10 @@ def derived_outputs() -> list[dict[str, Any]]:
 
 def kernel_report_expression(kernel_name: str = "", notebook_path: str | None = None) -> str:
     """The user expression that calls :func:`kernel_report` in a kernel."""
-    return (f"__import__('scandeck.provenance.recording', fromlist=['kernel_report'])"
-            f".kernel_report({kernel_name!r}, {notebook_path!r})")
+    return (
+        f"__import__('scandeck.provenance.recording', fromlist=['kernel_report'])"
+        f".kernel_report({kernel_name!r}, {notebook_path!r})"
+    )
 
 
 # -- interactive: inside the kernel -----------------------------------------------------------
@@ -203,8 +208,9 @@ class ExecutionClock:
 
 
 def _session_name(shell: Any) -> str:
-    return os.environ.get("JPY_SESSION_NAME") or str((getattr(shell, "user_ns", None) or {}).get("__session__")
-                                                     or "")
+    return os.environ.get("JPY_SESSION_NAME") or str(
+        (getattr(shell, "user_ns", None) or {}).get("__session__") or ""
+    )
 
 
 def _resolve_session(session: str) -> Path | None:
@@ -244,12 +250,15 @@ def locate_notebook(shell: Any, path: str | Path | None = None) -> Path:
         return given
     session = _session_name(shell)
     if not session:
-        raise NotebookNotFound("this kernel was not started for a notebook file (no $JPY_SESSION_NAME): "
-                               "pass --path NOTEBOOK.ipynb")
+        raise NotebookNotFound(
+            "this kernel was not started for a notebook file (no $JPY_SESSION_NAME): pass --path NOTEBOOK.ipynb"
+        )
     found = _resolve_session(session)
     if found is None:
-        raise NotebookNotFound(f"the notebook {session} is not on disk (not saved yet, or renamed): "
-                               "save it first, or pass --path NOTEBOOK.ipynb")
+        raise NotebookNotFound(
+            f"the notebook {session} is not on disk (not saved yet, or renamed): "
+            "save it first, or pass --path NOTEBOOK.ipynb"
+        )
     return found
 
 
@@ -300,9 +309,14 @@ def _capture(kernel_name: str, notebook_path: Path | None) -> Environment:
     return capture(kernel_name=kernel_name, notebook_path=notebook_path)
 
 
-def record_interactive(shell: Any, *, path: str | Path | None = None, name: str | None = None,
-                       tags: Iterable[str] = (), store: ProvStore | None = None,
-                       ) -> tuple[ProvenanceRecord, str]:
+def record_interactive(
+    shell: Any,
+    *,
+    path: str | Path | None = None,
+    name: str | None = None,
+    tags: Iterable[str] = (),
+    store: ProvStore | None = None,
+) -> tuple[ProvenanceRecord, str]:
     """Record the notebook as saved, with this kernel's inputs and environment.
 
     Returns the stored record and a note for the user ("" or a caution).
@@ -319,14 +333,20 @@ def record_interactive(shell: Any, *, path: str | Path | None = None, name: str 
         if not explicit:
             raise NotebookNotFound(
                 f"{nb_path.name} was saved {stale:.0f} s before the last cell ran: save the notebook "
-                "first (Ctrl+S), then run %provenance save again")
-        note = (f"note: {nb_path.name} was saved before the last cell ran; "
-                "recording the file as saved")
+                "first (Ctrl+S), then run %provenance save again"
+            )
+        note = f"note: {nb_path.name} was saved before the last cell ran; recording the file as saved"
     nb = nbformat.reads(nb_path.read_text(encoding="utf-8"), as_version=4)
     record = build_record(
-        nb, kind="interactive", name=name or None, notebook_path=nb_path, tags=tags,
-        inputs=current().inputs(), outputs=derived_outputs(),
-        environment=_capture(kernel_name_of(shell), nb_path), record_id=peek_pending_record_id(),
+        nb,
+        kind="interactive",
+        name=name or None,
+        notebook_path=nb_path,
+        tags=tags,
+        inputs=current().inputs(),
+        outputs=derived_outputs(),
+        environment=_capture(kernel_name_of(shell), nb_path),
+        record_id=peek_pending_record_id(),
     )
     if store is None:
         from .store import open_store
@@ -346,18 +366,29 @@ class Preview:
     def _rows(self) -> list[tuple[str, str]]:
         f = self.fields
         env = f["environment"]
-        env_text = ", ".join(x for x in (
-            f"Python {env.get('python', '?')}", env.get("platform", ""),
-            f"kernel {env['kernel_name']}" if env.get("kernel_name") else "",
-            f"{len(env.get('packages') or {})} packages",
-            f"scandeck {env['packages']['scandeck']}" if "scandeck" in (env.get("packages") or {}) else "",
-            f"git {str(env['git_commit'])[:10]}{' (dirty)' if env.get('git_dirty') else ''}"
-            if env.get("git_commit") else "",
-            env.get("error", ""),
-        ) if x)
+        env_text = ", ".join(
+            x
+            for x in (
+                f"Python {env.get('python', '?')}",
+                env.get("platform", ""),
+                f"kernel {env['kernel_name']}" if env.get("kernel_name") else "",
+                f"{len(env.get('packages') or {})} packages",
+                f"scandeck {env['packages']['scandeck']}" if "scandeck" in (env.get("packages") or {}) else "",
+                f"git {str(env['git_commit'])[:10]}{' (dirty)' if env.get('git_dirty') else ''}"
+                if env.get("git_commit")
+                else "",
+                env.get("error", ""),
+            )
+            if x
+        )
         params = ", ".join(f"{k}={v!r}" for k, v in f["parameters"].items()) or "none"
-        return [("name", f["name"]), ("notebook", f["notebook"]), ("parameters", params),
-                ("inputs", f"{len(f['inputs'])} run(s)"), ("environment", env_text)]
+        return [
+            ("name", f["name"]),
+            ("notebook", f["notebook"]),
+            ("parameters", params),
+            ("inputs", f"{len(f['inputs'])} run(s)"),
+            ("environment", env_text),
+        ]
 
     def __repr__(self) -> str:
         lines = ["provenance (what %provenance save records)"]
@@ -368,20 +399,34 @@ class Preview:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        rows = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(v)}</td>"
-                       "</tr>" for k, v in self._rows())
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(v)}</td></tr>"
+            for k, v in self._rows()
+        )
         inputs = self.fields["inputs"]
         table = ""
         if inputs:
             head = "".join(f"<th>{h}</th>" for h in ("uid", "scan_id", "catalog", "streams", "fields"))
             body = "".join(
-                "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
-                    i["uid"][:8], "" if i.get("scan_id") is None else i["scan_id"], i.get("catalog", ""),
-                    ", ".join(i.get("streams", [])), ", ".join(i.get("fields", [])))) + "</tr>"
-                for i in inputs)
+                "<tr>"
+                + "".join(
+                    f"<td>{esc(str(v))}</td>"
+                    for v in (
+                        i["uid"][:8],
+                        "" if i.get("scan_id") is None else i["scan_id"],
+                        i.get("catalog", ""),
+                        ", ".join(i.get("streams", [])),
+                        ", ".join(i.get("fields", [])),
+                    )
+                )
+                + "</tr>"
+                for i in inputs
+            )
             table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        return (f"<div class='scandeck-provenance'><b>provenance</b> (what <code>%provenance save</code> "
-                f"records)<table>{rows}</table>{table}</div>")
+        return (
+            f"<div class='scandeck-provenance'><b>provenance</b> (what <code>%provenance save</code> "
+            f"records)<table>{rows}</table>{table}</div>"
+        )
 
 
 def _input_line(i: Mapping[str, Any]) -> str:
@@ -415,10 +460,12 @@ def preview(shell: Any, *, path: str | Path | None = None, name: str | None = No
         env = _capture(kernel_name_of(shell), nb_path).model_dump(mode="json")
     except Exception as err:  # noqa: BLE001 - show what failed instead of nothing
         env = {"error": f"environment capture failed: {type(err).__name__}: {err}"}
-    return Preview({
-        "name": name or (nb_path.stem if nb_path else "notebook"),
-        "notebook": where,
-        "parameters": parameters,
-        "inputs": current().inputs(),
-        "environment": env,
-    })
+    return Preview(
+        {
+            "name": name or (nb_path.stem if nb_path else "notebook"),
+            "notebook": where,
+            "parameters": parameters,
+            "inputs": current().inputs(),
+            "environment": env,
+        }
+    )

@@ -48,8 +48,16 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from .store import ProvStore
 
-__all__ = ["RerunPlan", "RerunResult", "Target", "execute_plan", "plan", "rerun", "resolve_targets",
-           "summary_table"]
+__all__ = [
+    "RerunPlan",
+    "RerunResult",
+    "Target",
+    "execute_plan",
+    "plan",
+    "rerun",
+    "resolve_targets",
+    "summary_table",
+]
 
 
 @dataclass
@@ -78,10 +86,14 @@ class RerunResult:
     def from_dict(cls, data: Mapping[str, Any]) -> RerunResult:
         error = data.get("error")
         return cls(
-            uid=data["uid"], scan_id=data.get("scan_id"), status=data["status"],
-            seconds=float(data.get("seconds") or 0.0), output_path=data.get("output_path"),
+            uid=data["uid"],
+            scan_id=data.get("scan_id"),
+            status=data["status"],
+            seconds=float(data.get("seconds") or 0.0),
+            output_path=data.get("output_path"),
             record_id=data.get("record_id"),
-            error=ErrorInfo.model_validate(error) if error else None, message=data.get("message", ""),
+            error=ErrorInfo.model_validate(error) if error else None,
+            message=data.get("message", ""),
         )
 
     def describe_error(self) -> str:
@@ -124,8 +136,11 @@ class Progress:
             self._bar.update(1)
         else:
             label = result.scan_id if result.scan_id is not None else result.uid[:8]
-            print(f"rerun {self.done}/{self.total}  ({self.failed} failed)  last: {label} {result.status}",
-                  file=self.file, flush=True)
+            print(
+                f"rerun {self.done}/{self.total}  ({self.failed} failed)  last: {label} {result.status}",
+                file=self.file,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -243,10 +258,20 @@ def rerun(
         else:
             cat = owned = record_catalog(record) or open_catalog()
     try:
-        the_plan = plan(record.id, catalog=cat, store=prov, scans=scans, query=query, parameters=parameters,
-                        output_dir=output_dir, kernel_name=kernel_name, catalog_target=target_text,
-                        timeout=timeout, tags=tags,
-                        check_kernel=dask is None and executor in (None, *LOCAL_EXECUTORS))
+        the_plan = plan(
+            record.id,
+            catalog=cat,
+            store=prov,
+            scans=scans,
+            query=query,
+            parameters=parameters,
+            output_dir=output_dir,
+            kernel_name=kernel_name,
+            catalog_target=target_text,
+            timeout=timeout,
+            tags=tags,
+            check_kernel=dask is None and executor in (None, *LOCAL_EXECUTORS),
+        )
     finally:
         if owned is not None:
             owned.close()
@@ -266,6 +291,14 @@ def summary_table(results: list[RerunResult]) -> str:
         error = r.describe_error().splitlines()[0] if r.describe_error() else ""
         if len(error) > 60:
             error = error[:57] + "..."
-        rows.append(["" if r.scan_id is None else str(r.scan_id), r.uid[:8], r.status, f"{r.seconds:.2f}",
-                     error or "-", r.output_path or "-"])
+        rows.append(
+            [
+                "" if r.scan_id is None else str(r.scan_id),
+                r.uid[:8],
+                r.status,
+                f"{r.seconds:.2f}",
+                error or "-",
+                r.output_path or "-",
+            ]
+        )
     return render_table(["scan_id", "uid", "status", "seconds", "error", "output"], rows, {0, 3})

@@ -86,8 +86,13 @@ class WarmKernels:
     @staticmethod
     def key(task: Task) -> tuple[Any, ...]:
         env = tuple(sorted((task.get("env") or {}).items()))
-        return (task.get("kernel_name"), task.get("cwd") or os.getcwd(), env,
-                tuple(task.get("extra_arguments") or ()), task.get("transport", "tcp"))
+        return (
+            task.get("kernel_name"),
+            task.get("cwd") or os.getcwd(),
+            env,
+            tuple(task.get("extra_arguments") or ()),
+            task.get("transport", "tcp"),
+        )
 
     def start(self, task: Task) -> Any:
         """Launch a kernel for ``task`` (returns once the process is started, not ready)."""
@@ -245,8 +250,14 @@ def run_one(task: Task) -> Result:
 
     started = time.perf_counter()
     register()
-    recording = Recording(kind="rerun", name=task["name"], tags=list(task.get("tags", [])),
-                          parent=task["parent"], target_scan=task["uid"], store=task["store"])
+    recording = Recording(
+        kind="rerun",
+        name=task["name"],
+        tags=list(task.get("tags", [])),
+        parent=task["parent"],
+        target_scan=task["uid"],
+        store=task["store"],
+    )
     nb = nbformat.reads(task["notebook"], as_version=4)
     message = ""
     kwargs: dict[str, Any] = {}
@@ -269,9 +280,16 @@ def run_one(task: Task) -> Result:
                 warm.prepare(task)
         with _environment(task.get("env", {})):
             papermill.execute_notebook(
-                nb, task["output_path"], parameters=task["parameters"], engine_name=ENGINE_NAME,
-                kernel_name=task.get("kernel_name"), cwd=task.get("cwd"), progress_bar=False,
-                **{ENGINE_NAME: recording}, **kwargs)
+                nb,
+                task["output_path"],
+                parameters=task["parameters"],
+                engine_name=ENGINE_NAME,
+                kernel_name=task.get("kernel_name"),
+                cwd=task.get("cwd"),
+                progress_bar=False,
+                **{ENGINE_NAME: recording},
+                **kwargs,
+            )
     except PapermillExecutionError:
         pass  # recorded as failed by the engine, output notebook written
     except Exception as err:  # noqa: BLE001 - one rerun's trouble must not stop the batch
@@ -298,9 +316,13 @@ def run_one(task: Task) -> Result:
 def _crashed(task: Task, err: BaseException) -> Result:
     """The result of a task whose worker died or raised outside :func:`run_one`'s guard."""
     return {
-        "uid": task["uid"], "scan_id": task.get("scan_id"), "status": "failed", "seconds": 0.0,
+        "uid": task["uid"],
+        "scan_id": task.get("scan_id"),
+        "status": "failed",
+        "seconds": 0.0,
         "output_path": task["output_path"] if os.path.exists(task["output_path"]) else None,
-        "record_id": None, "error": None,
+        "record_id": None,
+        "error": None,
         "message": f"worker failed: {type(err).__name__}: {err}".splitlines()[0][:300],
     }
 
@@ -338,10 +360,13 @@ class LocalExecutor:
         workers = min(self.workers, len(tasks))
         # Each worker keeps its next kernel booting while a notebook runs, except for the
         # last tasks (a worker does not know which task is its last, so roughly).
-        tasks = [{**task, "warm": self.warm, "prestart": i < len(tasks) - workers}
-                 for i, task in enumerate(tasks)]
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=warm_worker, initargs=(tasks[0],))
+        tasks = [{**task, "warm": self.warm, "prestart": i < len(tasks) - workers} for i, task in enumerate(tasks)]
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=warm_worker,
+            initargs=(tasks[0],),
+        )
         futures = {self._pool.submit(fn, task): task for task in tasks}
         for future in as_completed(futures):
             try:

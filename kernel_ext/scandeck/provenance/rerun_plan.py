@@ -27,9 +27,20 @@ if TYPE_CHECKING:
     from .store import ProvStore
 
 
-__all__ = ["CATALOG_PARAMETER", "DEFAULT_SCAN_PARAMETER", "LOCAL_EXECUTORS", "RerunPlan", "Target",
-           "fresh_notebook", "parameter_names", "plan", "record_catalog", "resolve_targets", "safe_name",
-           "scan_parameter_of"]
+__all__ = [
+    "CATALOG_PARAMETER",
+    "DEFAULT_SCAN_PARAMETER",
+    "LOCAL_EXECUTORS",
+    "RerunPlan",
+    "Target",
+    "fresh_notebook",
+    "parameter_names",
+    "plan",
+    "record_catalog",
+    "resolve_targets",
+    "safe_name",
+    "scan_parameter_of",
+]
 
 #: The parameter a rerun sets to the target's uid, unless the notebook names another.
 DEFAULT_SCAN_PARAMETER = "scan_uid"
@@ -154,8 +165,13 @@ def parameter_names(nb: NotebookNode) -> set[str]:
         except SyntaxError:
             continue
         for node in tree.body:
-            targets = (node.targets if isinstance(node, ast.Assign)
-                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
             for target in targets:
                 for sub in ast.walk(target):
                     if isinstance(sub, ast.Name):
@@ -297,8 +313,10 @@ def plan(
     params.update(parameters or {})
     unknown = sorted(set(parameters or {}) - defined)
     if unknown:
-        notes.append(f"note: the notebook's parameters cell does not define {', '.join(unknown)}; "
-                     "papermill injects them anyway")
+        notes.append(
+            f"note: the notebook's parameters cell does not define {', '.join(unknown)}; "
+            "papermill injects them anyway"
+        )
     if scan_param in (parameters or {}):
         notes.append(f"note: -p {scan_param} is replaced by each target's uid")
 
@@ -311,23 +329,25 @@ def plan(
     source = _notebook_text(nb)
     tasks = []
     for target in targets:
-        tasks.append({
-            "notebook": source,
-            "parameters": {**params, scan_param: target.uid},
-            "output_path": str(out / target.file_name),
-            "uid": target.uid,
-            "scan_id": target.scan_id,
-            "name": record.name,
-            "parent": record.id,
-            "tags": list(tags),
-            "store": str(store.directory),
-            "kernel_name": kernel,
-            "extra_arguments": options.get("extra_arguments", []),
-            "transport": options.get("transport", "tcp"),
-            "cwd": cwd,
-            "env": env,
-            "timeout": timeout,
-        })
+        tasks.append(
+            {
+                "notebook": source,
+                "parameters": {**params, scan_param: target.uid},
+                "output_path": str(out / target.file_name),
+                "uid": target.uid,
+                "scan_id": target.scan_id,
+                "name": record.name,
+                "parent": record.id,
+                "tags": list(tags),
+                "store": str(store.directory),
+                "kernel_name": kernel,
+                "extra_arguments": options.get("extra_arguments", []),
+                "transport": options.get("transport", "tcp"),
+                "cwd": cwd,
+                "env": env,
+                "timeout": timeout,
+            }
+        )
     return RerunPlan(record, scan_param, params, targets, out, tasks, notes)
 
 

@@ -238,8 +238,7 @@ class ProvStore:
         except sqlite3.DatabaseError as err:
             conn.close()
             raise StoreError(
-                f"cannot open the provenance store {self.db_path}: {err}; is it a scandeck "
-                "provenance index?"
+                f"cannot open the provenance store {self.db_path}: {err}; is it a scandeck provenance index?"
             ) from err
         except BaseException:
             conn.close()
@@ -365,9 +364,7 @@ class ProvStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def save(
-        self, record: ProvenanceRecord, notebook: nbformat.NotebookNode | bytes | str
-    ) -> ProvenanceRecord:
+    def save(self, record: ProvenanceRecord, notebook: nbformat.NotebookNode | bytes | str) -> ProvenanceRecord:
         """Store ``record`` with its executed ``notebook``; returns the saved copy.
 
         The notebook is stored content-addressed (sha256 of its bytes;
@@ -487,9 +484,7 @@ class ProvStore:
 
     def __contains__(self, record_id: object) -> bool:
         """Whether a record with exactly this id is stored."""
-        return isinstance(record_id, str) and bool(
-            self._query("SELECT 1 FROM records WHERE id = ?", (record_id,))
-        )
+        return isinstance(record_id, str) and bool(self._query("SELECT 1 FROM records WHERE id = ?", (record_id,)))
 
     def list(
         self,

@@ -148,7 +148,6 @@ class Key:
     __and__ = __rand__ = __or__ = __ror__ = __invert__ = _misuse
 
 
-
 @dataclass(frozen=True, eq=False, repr=False)
 class Comparison(Query):
     """A field compared with a value; build it with :class:`Key`, not directly.
@@ -242,9 +241,7 @@ def make_comparison(doc: DocName, path: tuple[str, ...], op: str, value: object)
             value = list(value)
     special = path[0] if doc == "start" and len(path) == 1 else None
     if special == "time" and (op in ORDERING or op in ("==", "!=")):
-        if isinstance(value, (str, date)) or (
-            op in ORDERING and json_kind(value) == "num"
-        ):
+        if isinstance(value, (str, date)) or (op in ORDERING and json_kind(value) == "num"):
             begin, end = time_interval(value)
             if op == "==":
                 return TimeRange(since=begin, until=end)
@@ -261,5 +258,3 @@ def make_comparison(doc: DocName, path: tuple[str, ...], op: str, value: object)
     if special == "uid" and op == "startswith" and isinstance(value, str) and value:
         return PartialUID(value)
     return Comparison(doc, path, op, cast(Value, value))  # its __post_init__ checks and freezes it
-
-

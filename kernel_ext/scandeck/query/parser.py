@@ -103,9 +103,7 @@ class _Parser:
         c = text[i]
         for typo in ("===", "=>", "=<", "<>"):
             if text.startswith(typo, i):
-                raise self.error(
-                    i, f"'{typo}' is not an operator: did you mean '{_OP_TYPOS[typo]}'?"
-                )
+                raise self.error(i, f"'{typo}' is not an operator: did you mean '{_OP_TYPOS[typo]}'?")
         two = text[i : i + 2]
         if two in ("==", "!=", "<=", ">="):
             return self._make("op", two, i, i + 2)
@@ -150,7 +148,8 @@ class _Parser:
             if len(digits) > 19 or not INT_MIN <= int(raw) <= INT_MAX:
                 shown = raw if len(raw) <= 40 else f"{raw[:20]}... ({len(digits)} digits)"
                 raise self.error(
-                    i, f"the integer {shown} is out of range: queries compare integers from "
+                    i,
+                    f"the integer {shown} is out of range: queries compare integers from "
                     f"{INT_MIN} to {INT_MAX}; write a larger number with an exponent, e.g. 1e30",
                 )
             return self._make("number", int(raw), i, j)
@@ -164,9 +163,7 @@ class _Parser:
         out: list[str] = []
         while True:
             if j >= len(text):
-                raise self.error(
-                    i, f"unterminated string starting at column {i + 1}: close it with {quote}"
-                )
+                raise self.error(i, f"unterminated string starting at column {i + 1}: close it with {quote}")
             ch = text[j]
             if ch == quote:
                 return self._make("string", "".join(out), i, j + 1)
@@ -182,13 +179,9 @@ class _Parser:
                 code, j = self._unicode_escape(j)
                 out.append(code)
             elif not esc:
-                raise self.error(
-                    i, f"unterminated string starting at column {i + 1}: close it with {quote}"
-                )
+                raise self.error(i, f"unterminated string starting at column {i + 1}: close it with {quote}")
             else:
-                raise self.error(
-                    j, f"unknown escape '\\{esc}' in string: write '\\\\' for a backslash"
-                )
+                raise self.error(j, f"unknown escape '\\{esc}' in string: write '\\\\' for a backslash")
 
     def _hex4(self, j: int) -> int | None:
         digits = self.text[j + 2 : j + 6]
@@ -213,9 +206,7 @@ class _Parser:
         out: list[str] = []
         while True:
             if j >= len(text):
-                raise self.error(
-                    i, f"unterminated quoted key starting at column {i + 1}: close it with `"
-                )
+                raise self.error(i, f"unterminated quoted key starting at column {i + 1}: close it with `")
             ch = text[j]
             if ch == "`":
                 break
@@ -223,8 +214,7 @@ class _Parser:
                 esc = text[j + 1 : j + 2]
                 if esc not in ("`", "\\"):
                     raise self.error(
-                        j, "in a quoted key only '\\`' and '\\\\' are escapes: write '\\\\' "
-                        "for a backslash"
+                        j, "in a quoted key only '\\`' and '\\\\' are escapes: write '\\\\' for a backslash"
                     )
                 out.append(esc)
                 j += 2
@@ -245,8 +235,7 @@ class _Parser:
         if tok.kind != "eof":
             raise self.error(
                 tok.pos,
-                f"unexpected {tok.describe()} after a complete condition: "
-                "join conditions with 'and' or 'or'",
+                f"unexpected {tok.describe()} after a complete condition: join conditions with 'and' or 'or'",
             )
         return query
 
@@ -315,8 +304,7 @@ class _Parser:
                     )
                 raise self.error(
                     self.tok.pos,
-                    f"expected ')' to close '(' opened at column {tok.pos + 1} "
-                    f"but found {self.tok.describe()}",
+                    f"expected ')' to close '(' opened at column {tok.pos + 1} but found {self.tok.describe()}",
                 )
             self.advance()
             self.depth -= 1
@@ -374,7 +362,7 @@ class _Parser:
                 raise self.error(
                     self.tok.pos,
                     f"expected 'in' after '{key_text} {tok.text}' "
-                    f"(as in: sample not in [\"Ni\", \"Cu\"]) but found {self.tok.describe()}",
+                    f'(as in: sample not in ["Ni", "Cu"]) but found {self.tok.describe()}',
                 )
             in_tok = self.advance()
             op = "not in"
@@ -388,7 +376,7 @@ class _Parser:
                     at,
                     "'contains' takes one value, not a list: to require several, join "
                     f"conditions with 'and', as in {key_text} contains \"a\" and "
-                    f"{key_text} contains \"b\"",
+                    f'{key_text} contains "b"',
                 )
             if op == "startswith" and not isinstance(value, str):
                 raise self.error(
@@ -399,8 +387,7 @@ class _Parser:
         else:
             raise self.error(
                 tok.pos,
-                f"expected a comparison operator {_COMPARE} after '{key_text}' "
-                f"but found {tok.describe()}",
+                f"expected a comparison operator {_COMPARE} after '{key_text}' but found {tok.describe()}",
             )
         try:
             return make_comparison(doc, path, op, value)
@@ -452,10 +439,7 @@ class _Parser:
             if tok.kind == "eof":
                 message = f"expected ']' to close '[' opened at column {opening.pos + 1}"
             else:
-                message = (
-                    f"expected ',' or ']' after a list item (the list opened at column "
-                    f"{opening.pos + 1})"
-                )
+                message = f"expected ',' or ']' after a list item (the list opened at column {opening.pos + 1})"
             raise self.error(tok.pos, f"{message} but found {tok.describe()}")
 
 

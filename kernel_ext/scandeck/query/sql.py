@@ -89,10 +89,7 @@ class _Member(_Json):
         self.each_of_parent, self.name = each, name
 
     def _select(self, column: str, extra: str = "") -> str:
-        return (
-            f"(SELECT je.{column} FROM {self.each_of_parent} AS je "
-            f"WHERE je.key = {_lit(self.name)}{extra})"
-        )
+        return f"(SELECT je.{column} FROM {self.each_of_parent} AS je WHERE je.key = {_lit(self.name)}{extra})"
 
     def type(self) -> str:
         return self._select("type")

@@ -105,4 +105,3 @@ def py_time(t: float) -> str:
     """A timestamp as a Python literal: an ISO date string when one is exact, else the float."""
     iso = _format_time(t)
     return repr(t if iso is None else iso)
-

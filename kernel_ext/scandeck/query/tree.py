@@ -67,6 +67,7 @@ class Query(ABC):
     @property
     def _text_prec(self) -> int:  # a property: TimeRange and PartialUID compute theirs
         return 4
+
     #: Nesting depth: 1 for a condition, one more for each And, Or, Not around it.
     depth = 1
 
@@ -149,9 +150,7 @@ class TimeRange(Query):
 
     def __init__(self, since: TimeLike | None = None, until: TimeLike | None = None) -> None:
         if since is None and until is None:
-            raise InvalidQuery(
-                "TimeRange needs since, until or both; Query.all() matches every run"
-            )
+            raise InvalidQuery("TimeRange needs since, until or both; Query.all() matches every run")
         for name, value in (("since", since), ("until", until)):
             object.__setattr__(self, name, None if value is None else time_interval(value)[0])
 
@@ -426,4 +425,3 @@ def any_of(*items: Query) -> Query:
 def negate(q: Query) -> Query:
     """``~``: a double negation cancels."""
     return q.query if isinstance(q, Not) else Not(q)
-

@@ -24,9 +24,7 @@ DocName: TypeAlias = Literal["start", "stop"]
 
 #: What a missing field reads as.
 MISSING: Any = object()
-KEYWORDS = frozenset(
-    {"and", "or", "not", "in", "contains", "startswith", "true", "false", "null"}
-)
+KEYWORDS = frozenset({"and", "or", "not", "in", "contains", "startswith", "true", "false", "null"})
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "startswith")
 #: The integers a query compares with: SQLite's signed 64-bit range.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -104,8 +102,7 @@ def check_value(op: str, value: object) -> Value:
     if op in ("in", "not in"):
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
             raise InvalidQuery(
-                f"'{op}' needs a list of values, e.g. Key('sample').in_(['Ni', 'Cu']), "
-                f"not {value!r}"
+                f"'{op}' needs a list of values, e.g. Key('sample').in_(['Ni', 'Cu']), not {value!r}"
             )
         return freeze(list(value))
     v = freeze(value)
@@ -113,8 +110,7 @@ def check_value(op: str, value: object) -> Value:
         raise InvalidQuery(f"'{op}' compares numbers or strings, not {text_value(v)}")
     if op == "contains" and json_kind(v) == "list":
         raise InvalidQuery(
-            "'contains' takes one value, not a list: to require several, "
-            "join conditions with 'and'"
+            "'contains' takes one value, not a list: to require several, join conditions with 'and'"
         )
     if op == "startswith" and not isinstance(v, str):
         raise InvalidQuery(f"'startswith' needs a string, not {text_value(v)}")

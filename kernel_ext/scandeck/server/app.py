@@ -65,25 +65,32 @@ class ScandeckApp(ExtensionApp):
     load_other_extensions = True
 
     catalog = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="What the default catalog (name '') opens: a catalog name, store path or URI as "
-             "scandeck.open_catalog takes. Empty: $SCANDECK_CATALOG, else the embedded default store.",
+        "scandeck.open_catalog takes. Empty: $SCANDECK_CATALOG, else the embedded default store.",
     )
     provenance_dir = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="The provenance store directory. Empty: <data dir>/provenance ($SCANDECK_DATA/provenance).",
     )
     open_panel = Bool(
-        False, config=True,
+        False,
+        config=True,
         help="Tell the lab extension to open the Scans panel when JupyterLab starts (GET catalogs).",
     )
     threads = Integer(8, config=True, help="Threads for blocking work (store reads, searches, reruns' checks).")
     job_manager_class = Type(
-        default_value=JobManager, klass=JobManager, config=True,
+        default_value=JobManager,
+        klass=JobManager,
+        config=True,
         help="The class that runs rerun jobs (a subclass may submit them elsewhere).",
     )
     catalog_pool_class = Type(
-        default_value=CatalogPool, klass=CatalogPool, config=True,
+        default_value=CatalogPool,
+        klass=CatalogPool,
+        config=True,
         help="The class that opens and keeps the catalogs by name.",
     )
 
@@ -98,8 +105,11 @@ class ScandeckApp(ExtensionApp):
         self.push = PushHub()
         self.jobs: JobManager = self.job_manager_class(self.root_dir, self.store, self.catalogs, self._job_changed)
         self.io_loop: IOLoop | None = None
-        self.log.info("scandeck: serving the Scans panel API at %sscandeck/api/ (provenance in %s)",
-                      self.serverapp.base_url, self.store.directory)
+        self.log.info(
+            "scandeck: serving the Scans panel API at %sscandeck/api/ (provenance in %s)",
+            self.serverapp.base_url,
+            self.store.directory,
+        )
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(_handlers())

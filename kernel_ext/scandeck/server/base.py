@@ -20,8 +20,15 @@ from .serialize import dumps
 if TYPE_CHECKING:
     from .app import ScandeckApp
 
-__all__ = ["AUTH_RESOURCE", "MAX_JSON_DEPTH", "NotFoundHandler", "ScandeckHandler", "check_id", "check_uid",
-           "load_json"]
+__all__ = [
+    "AUTH_RESOURCE",
+    "MAX_JSON_DEPTH",
+    "NotFoundHandler",
+    "ScandeckHandler",
+    "check_id",
+    "check_uid",
+    "load_json",
+]
 
 #: The resource name every endpoint is authorized on (``Authorizer.is_authorized(..., resource)``).
 AUTH_RESOURCE = "scandeck"
@@ -114,8 +121,10 @@ class ScandeckHandler(ExtensionHandlerMixin, APIHandler):
                 text = exc.log_message or reason
             body = {"error": reason.replace(" ", ""), "message": text}
         else:
-            body = {"error": "InternalError",
-                    "message": "the scandeck server extension failed; the server log has the traceback"}
+            body = {
+                "error": "InternalError",
+                "message": "the scandeck server extension failed; the server log has the traceback",
+            }
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body))
 
@@ -131,8 +140,9 @@ class ScandeckHandler(ExtensionHandlerMixin, APIHandler):
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise ApiError(400, "BadParameter",
-                           f"{name} must be an integer from {low} to {high}, not {text[:40]!r}")
+            raise ApiError(
+                400, "BadParameter", f"{name} must be an integer from {low} to {high}, not {text[:40]!r}"
+            )
         return value
 
     def catalog_arg(self) -> str:

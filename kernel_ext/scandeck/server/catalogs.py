@@ -100,8 +100,14 @@ class CatalogPool:
             default["error"] = str(err)
         out = [default]
         for name, entry in list_entries().items():
-            out.append({"name": name, "label": name, "description": entry.description,
-                        "uri": self._entry_uri(name, entry.path)})
+            out.append(
+                {
+                    "name": name,
+                    "label": name,
+                    "description": entry.description,
+                    "uri": self._entry_uri(name, entry.path),
+                }
+            )
         return out
 
     def _entry_uri(self, name: str, path: Path) -> str | None:

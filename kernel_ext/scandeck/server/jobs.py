@@ -73,11 +73,20 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         """The API's JOB."""
         return {
-            "id": self.id, "record": self.record, "name": self.name, "catalog": self.catalog,
-            "scans": list(self.scans), "total": self.total, "done": len(self.results),
-            "failed": sum(r["status"] != "ok" for r in self.results), "status": self.status,
-            "started": iso(self.started), "finished": iso(self.finished),
-            "results": [dict(r) for r in self.results], "output_dir": self.output_dir, "message": self.message,
+            "id": self.id,
+            "record": self.record,
+            "name": self.name,
+            "catalog": self.catalog,
+            "scans": list(self.scans),
+            "total": self.total,
+            "done": len(self.results),
+            "failed": sum(r["status"] != "ok" for r in self.results),
+            "status": self.status,
+            "started": iso(self.started),
+            "finished": iso(self.finished),
+            "results": [dict(r) for r in self.results],
+            "output_dir": self.output_dir,
+            "message": self.message,
         }
 
 
@@ -96,8 +105,9 @@ class JobManager:
         Called with the JOB JSON whenever a job starts, progresses or ends, from any thread.
     """
 
-    def __init__(self, root: str | Path, store: ProvStore, catalogs: CatalogPool,
-                 notify: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, root: str | Path, store: ProvStore, catalogs: CatalogPool, notify: Callable[[dict[str, Any]], None]
+    ) -> None:
         self.root = Path(root).resolve()
         self.store = store
         self.catalogs = catalogs
@@ -147,29 +157,54 @@ class JobManager:
         rel = Path("reruns") / f"{safe_stem(rec.name)}-{rec.id[:8]}-{job_id}"
         out = inside_root(self.root, rel / "rerun.log", create_parent=False).parent
         the_plan = plan(rec.id, catalog=cat, store=self.store, scans=list(scans), output_dir=out)
-        job = Job(id=job_id, record=rec.id, name=rec.name, catalog=catalog,
-                  scans=[t.uid for t in the_plan.targets], scan_ids=[t.scan_id for t in the_plan.targets],
-                  output_dir=rel.as_posix())
+        job = Job(
+            id=job_id,
+            record=rec.id,
+            name=rec.name,
+            catalog=catalog,
+            scans=[t.uid for t in the_plan.targets],
+            scan_ids=[t.scan_id for t in the_plan.targets],
+            output_dir=rel.as_posix(),
+        )
         out = inside_root(self.root, rel / "rerun.log").parent  # now create it, checked again
         command = [
-            sys.executable, "-m", "scandeck.cli", "rerun", rec.id,
+            sys.executable,
+            "-m",
+            "scandeck.cli",
+            "rerun",
+            rec.id,
             *[arg for uid in job.scans for arg in ("--scan", uid)],
-            "--catalog", self.catalogs.target(catalog), "--store", str(self.store.directory),
-            "--output-dir", str(out), "--workers", str(workers), "--no-progress", "--progress-json",
+            "--catalog",
+            self.catalogs.target(catalog),
+            "--store",
+            str(self.store.directory),
+            "--output-dir",
+            str(out),
+            "--workers",
+            str(workers),
+            "--no-progress",
+            "--progress-json",
         ]
         with open(out / "rerun.log", "w", encoding="utf-8") as logfile:
             # The child keeps its own copy of the descriptor; ours closes with this block.
             job.process = subprocess.Popen(
-                command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logfile,
-                text=True, encoding="utf-8", errors="replace", start_new_session=True,
+                command,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=logfile,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,
             )
         with self._lock:
             self._jobs[job.id] = job
-        job.reader = threading.Thread(target=self._follow, args=(job,), name=f"scandeck-rerun-{job.id}",
-                                      daemon=True)
+        job.reader = threading.Thread(
+            target=self._follow, args=(job,), name=f"scandeck-rerun-{job.id}", daemon=True
+        )
         job.reader.start()
-        log.info("scandeck: rerun job %s: %s on %d scans, pid %s", job.id, rec.id[:8], job.total,
-                 job.process.pid)
+        log.info("scandeck: rerun job %s: %s on %d scans, pid %s", job.id, rec.id[:8], job.total, job.process.pid)
         data = job.to_json()
         self.notify(data)
         return data
@@ -254,8 +289,14 @@ def _parse(line: str, root: Path) -> dict[str, Any] | None:
             output = Path(output).resolve().relative_to(root).as_posix()
         except ValueError:
             output = None  # not under the root: nothing the panel could open
-    return {"uid": raw["uid"], "scan_id": raw.get("scan_id"), "status": raw["status"], "output": output,
-            "error": raw.get("error"), "record": raw.get("record")}
+    return {
+        "uid": raw["uid"],
+        "scan_id": raw.get("scan_id"),
+        "status": raw["status"],
+        "output": output,
+        "error": raw.get("error"),
+        "record": raw.get("record"),
+    }
 
 
 def _end_tree(process: subprocess.Popen[str]) -> list[int]:

@@ -54,7 +54,8 @@ def inside_root(root: str | Path, relative: str | Path, *, create_parent: bool =
     resolved_parent = target.parent.resolve()
     if resolved_parent != base and base not in resolved_parent.parents:
         raise ApiError(
-            403, "OutsideRoot",
+            403,
+            "OutsideRoot",
             f"{rel.parent} leads outside the server root (a symlink?); nothing was written",
         )
     return resolved_parent / target.name

@@ -69,15 +69,25 @@ def run_detail(cat: Catalog, summary: RunSummary) -> dict[str, Any]:
     streams = []
     for name, descriptors in streams_of(source, summary.uid).items():
         keys = [
-            {"key": key, "dtype": info.get("dtype"), "shape": list(info.get("shape") or []),
-             "units": info.get("units") or None, "source": info.get("source"),
-             "external": bool(info.get("external"))}
+            {
+                "key": key,
+                "dtype": info.get("dtype"),
+                "shape": list(info.get("shape") or []),
+                "units": info.get("units") or None,
+                "source": info.get("source"),
+                "external": bool(info.get("external")),
+            }
             for key, info in _data_keys(descriptors).items()
         ]
-        streams.append({"name": name, "num_events": sum(counts.get(d["uid"], 0) for d in descriptors),
-                        "data_keys": keys})
-    return {"run": run_summary(summary), "start": jsonable(docs.get("start", summary.start)),
-            "stop": jsonable(docs.get("stop")), "streams": streams}
+        streams.append(
+            {"name": name, "num_events": sum(counts.get(d["uid"], 0) for d in descriptors), "data_keys": keys}
+        )
+    return {
+        "run": run_summary(summary),
+        "start": jsonable(docs.get("start", summary.start)),
+        "stop": jsonable(docs.get("stop")),
+        "streams": streams,
+    }
 
 
 # -- preview ---------------------------------------------------------------------------------------
@@ -155,8 +165,10 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
     descriptors = streams.get(stream)
     if descriptors is None:
         raise StreamNotFound(
-            printable(f"run {summary.uid[:8]} has no stream {stream[:60]!r}; "
-                      f"its streams: {', '.join(streams) or 'none yet'}")
+            printable(
+                f"run {summary.uid[:8]} has no stream {stream[:60]!r}; "
+                f"its streams: {', '.join(streams) or 'none yet'}"
+            )
         )
     x, ys = choose_fields(summary.start, descriptors, stream)
     wanted = ([x] if x else []) + ys

@@ -124,8 +124,9 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
 
     async def pre_get(self) -> None:
         """Authorize (read on ``scandeck``) and open the catalog, before the upgrade: errors stay HTTP."""
-        authorized = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "read",
-                                                                      AUTH_RESOURCE))
+        authorized = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "read", AUTH_RESOURCE)
+        )
         if not authorized:
             raise web.HTTPError(403)
         self.catalog_name = self.get_argument("catalog", "")
@@ -160,8 +161,13 @@ class EventsHandler(ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, Jup
             if not isinstance(name, str):
                 raise TypeError(name)
         except (ValueError, KeyError, TypeError):
-            self.send({"type": "error", "error": "BadMessage",
-                       "message": 'the only message a client sends is {"catalog": NAME}'})
+            self.send(
+                {
+                    "type": "error",
+                    "error": "BadMessage",
+                    "message": 'the only message a client sends is {"catalog": NAME}',
+                }
+            )
             return
         IOLoop.current().add_callback(self._switch, name)
 

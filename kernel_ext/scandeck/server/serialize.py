@@ -109,8 +109,9 @@ def decode_cursor(text: str) -> tuple[float, int]:
         if not math.isfinite(t) or not 0 <= seq < 2**63:
             raise ValueError(text)
     except ValueError:
-        raise ApiError(400, "BadCursor", f"'before' must be a cursor from a previous page's 'next', "
-                                         f"not {text[:60]!r}") from None
+        raise ApiError(
+            400, "BadCursor", f"'before' must be a cursor from a previous page's 'next', not {text[:60]!r}"
+        ) from None
     return t, seq
 
 

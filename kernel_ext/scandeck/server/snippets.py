@@ -33,7 +33,8 @@ def check_code_uid(uid: str) -> str:
     """``uid`` if code may name it (:data:`CODE_UID`); else :class:`UnsafeValue`."""
     if not isinstance(uid, str) or not CODE_UID.fullmatch(uid):
         raise UnsafeValue(
-            "uid", str(uid),
+            "uid",
+            str(uid),
             "code is only written for uids of letters, digits, '-', '_', '.' and ':' "
             "(as event-model makes them); copy the run's scan_id or open it by hand, "
             "e.g. cat[-1]",
@@ -46,8 +47,13 @@ def _stream_access(name: str) -> str:
     from ..catalog import Run
 
     # ASCII only: Python NFKC-normalises identifiers, so run.ｄｏｃｕｍｅｎｔｓ is run.documents.
-    if (name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
-            and not hasattr(Run, name)):
+    if (
+        name.isascii()
+        and name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not name.startswith("_")
+        and not hasattr(Run, name)
+    ):
         return f"run.{name}"
     return f"run[{name!r}]"
 

@@ -77,8 +77,9 @@ class RunWatcher:
     def start(self) -> None:
         """Start the thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"scandeck-watch-{self.name or 'default'}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"scandeck-watch-{self.name or 'default'}", daemon=True
+            )
             self._thread.start()
 
     def stop(self) -> None:

@@ -17,8 +17,17 @@ from .openers import SOURCES, open_source, register, schemes
 from .protocol import Entry, RunSummary, Source, Writer
 
 __all__ = [
-    "SOURCES", "Entry", "RunSummary", "Source", "Writer", "register", "open_source", "schemes", "sqlite_target",
+    "SOURCES",
+    "Entry",
+    "RunSummary",
+    "Source",
+    "Writer",
+    "register",
+    "open_source",
+    "schemes",
+    "sqlite_target",
 ]
+
 
 def sqlite_target(uri: str) -> tuple[str, bool]:
     """The path an embedded-store path or ``sqlite://`` URI names, and whether it says ``mode=ro``.
@@ -33,7 +42,7 @@ def sqlite_target(uri: str) -> tuple[str, bool]:
     >>> sqlite_target("./store")
     ('./store', False)
     """
-    path = uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri
+    path = uri[len("sqlite://") :] if uri.startswith("sqlite://") else uri
     base, sep, query = path.rpartition("?")
     if not sep or "=" not in query:
         return path, False
@@ -57,7 +66,7 @@ def _sqlite(uri: str) -> Source:
 def _memory(uri: str) -> Source:
     from .memory import MemorySource
 
-    return MemorySource.named(uri[len("memory://"):])
+    return MemorySource.named(uri[len("memory://") :])
 
 
 def _redis(uri: str) -> Source:

@@ -129,11 +129,7 @@ class MemorySource:
         for entry in entries:
             if keep_names is not None and entry.name not in keep_names:
                 continue
-            if (
-                keep_desc is not None
-                and entry.name in PER_DESCRIPTOR
-                and entry.doc["descriptor"] not in keep_desc
-            ):
+            if keep_desc is not None and entry.name in PER_DESCRIPTOR and entry.doc["descriptor"] not in keep_desc:
                 continue
             yield entry
 
@@ -151,8 +147,7 @@ class MemorySource:
 
     def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
         with self._changed:
-            found = sorted((r.summary for r in self._runs.values() if r.summary.seq > seq),
-                           key=lambda s: s.seq)
+            found = sorted((r.summary for r in self._runs.values() if r.summary.seq > seq), key=lambda s: s.seq)
         return found if limit is None else found[:limit]
 
     def change_token(self) -> object:
@@ -164,17 +159,22 @@ class MemorySource:
 
     # -- writing (called by MemoryWriter under its checks) ---------------------------------
 
-    def _append(self, name: str, doc: dict[str, Any], run_uid: str, descriptor: str | None,
-                n: int) -> None:
+    def _append(self, name: str, doc: dict[str, Any], run_uid: str, descriptor: str | None, n: int) -> None:
         doc = normalize(doc)  # what a reader gets back from any store: no numpy, own copy
         with self._changed:
             if name == "start":
                 if run_uid in self._runs:
                     raise InvalidDocument(name, doc, "a run with this uid is already in the store")
                 summary = RunSummary(
-                    uid=run_uid, seq=next(self._seq), scan_id=doc.get("scan_id"),
-                    time=doc["time"], start=doc, stop=None, num_events=0,
-                    num_documents=0, status="running",
+                    uid=run_uid,
+                    seq=next(self._seq),
+                    scan_id=doc.get("scan_id"),
+                    time=doc["time"],
+                    start=doc,
+                    stop=None,
+                    num_events=0,
+                    num_documents=0,
+                    status="running",
                 )
                 self._runs[run_uid] = _Run(summary)
             run = self._runs[run_uid]

@@ -81,8 +81,14 @@ class Keeper:
         Gets one line per run persisted or trimmed and per problem.
     """
 
-    def __init__(self, uri: str, *, archive: str | None = None, policy: TrimPolicy | None = None,
-                 say: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        archive: str | None = None,
+        policy: TrimPolicy | None = None,
+        say: Callable[[str], Any] | None = None,
+    ) -> None:
         self.bus = RedisSource(uri)
         self.policy = policy or TrimPolicy()
         self.say = say or (lambda line: log.info("%s", line))
@@ -145,8 +151,10 @@ class Keeper:
             if why is None:
                 persisted.add(summary.uid)
                 report.persisted.append(summary.uid)
-                self.say(f"persisted run {summary.uid[:8]} (scan {summary.scan_id}, "
-                         f"{summary.num_documents} documents, {summary.status}) to {self.archive.uri}")
+                self.say(
+                    f"persisted run {summary.uid[:8]} (scan {summary.scan_id}, "
+                    f"{summary.num_documents} documents, {summary.status}) to {self.archive.uri}"
+                )
             else:
                 report.skipped[summary.uid] = why
                 if summary.uid not in self._complained:
@@ -208,8 +216,10 @@ class Keeper:
                 writer.close()
             held = self.archive.get(uid)
         if held.num_documents != summary.num_documents:
-            return (f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
-                    "documents and cannot complete them; remove that copy from the archive to retry")
+            return (
+                f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
+                "documents and cannot complete them; remove that copy from the archive to retry"
+            )
 
         def mark(client: Any) -> None:
             pipe = client.pipeline(transaction=True)
@@ -225,13 +235,17 @@ class Keeper:
         after it was archived): its position to copy from, or why it cannot be completed."""
         resume = getattr(writer, "resume", None)
         if resume is None or held.status != "incomplete":
-            return (f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
-                    f"documents ({held.status}) and cannot complete them; remove that copy to retry")
+            return (
+                f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
+                f"documents ({held.status}) and cannot complete them; remove that copy to retry"
+            )
         ours = self.bus.documents(summary.uid)
         for theirs in self.archive.documents(summary.uid):
             if next(ours, None) != theirs:
-                return (f"{self.archive.uri} holds a different run under this uid (document "
-                        f"{theirs.pos} differs); remove that copy to retry")
+                return (
+                    f"{self.archive.uri} holds a different run under this uid (document "
+                    f"{theirs.pos} differs); remove that copy to retry"
+                )
         return resume(summary.uid)
 
     # -- trimming --------------------------------------------------------------------------
@@ -287,9 +301,11 @@ class Keeper:
     def policy_text(self) -> str:
         """The trim policy in one line, for logs: ``max_runs=1000, max_age=86400s``."""
         p = self.policy
-        parts = [f"max_runs={p.max_runs}" if p.max_runs is not None else "",
-                 f"max_age={p.max_age:g}s" if p.max_age is not None else "",
-                 f"max_memory={p.max_memory >> 20}MB" if p.max_memory is not None else ""]
+        parts = [
+            f"max_runs={p.max_runs}" if p.max_runs is not None else "",
+            f"max_age={p.max_age:g}s" if p.max_age is not None else "",
+            f"max_memory={p.max_memory >> 20}MB" if p.max_memory is not None else "",
+        ]
         return ", ".join(x for x in parts if x) or "no limits"
 
     # -- one keeper per bus ----------------------------------------------------------------
@@ -324,5 +340,7 @@ class Keeper:
         key = self.bus.keys.archive
         old = self.bus._talk("publishing the archive", lambda c: c.set(key, uri, get=True))
         if old is not None and old.decode() != uri:
-            self.say(f"the archive of this bus changes from {old.decode()} to {uri}: runs trimmed "
-                     "before stay in the old one")
+            self.say(
+                f"the archive of this bus changes from {old.decode()} to {uri}: runs trimmed "
+                "before stay in the old one"
+            )

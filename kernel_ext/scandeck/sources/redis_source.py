@@ -30,8 +30,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CHUNK = 5000
-_FIELDS = ("seq", "time", "scan_id", "start", "stop", "n_docs", "n_events", "exit_status",
-           "writer", "host", "pid", "token", "persisted")
+_FIELDS = (
+    "seq",
+    "time",
+    "scan_id",
+    "start",
+    "stop",
+    "n_docs",
+    "n_events",
+    "exit_status",
+    "writer",
+    "host",
+    "pid",
+    "token",
+    "persisted",
+)
 
 
 class RedisSource:
@@ -104,8 +117,13 @@ class RedisSource:
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.opts.reconnect
-                    log.warning("Redis at %s unreachable while %s (%s); retrying for up to %g s",
-                                self.opts.where, doing, err, self.opts.reconnect)
+                    log.warning(
+                        "Redis at %s unreachable while %s (%s); retrying for up to %g s",
+                        self.opts.where,
+                        doing,
+                        err,
+                        self.opts.reconnect,
+                    )
                 if now >= deadline:
                     raise unreachable(self.opts, err, doing) from None
                 time.sleep(delay)
@@ -151,9 +169,15 @@ class RedisSource:
         else:
             status = "incomplete"
         return RunSummary(
-            uid=uid, seq=int(row[0]), scan_id=int(row[2]) if row[2] else None, time=float(row[1]),
-            start=start, stop=unpack(row[4]) if row[4] is not None else None,
-            num_events=int(row[6]), num_documents=int(row[5]), status=status,
+            uid=uid,
+            seq=int(row[0]),
+            scan_id=int(row[2]) if row[2] else None,
+            time=float(row[1]),
+            start=start,
+            stop=unpack(row[4]) if row[4] is not None else None,
+            num_events=int(row[6]),
+            num_documents=int(row[5]),
+            status=status,
         )
 
     def _live(self) -> dict[str, RunSummary]:
@@ -184,13 +208,17 @@ class RedisSource:
         from .openers import open_source
 
         if uri.startswith("sqlite://") or "://" not in uri:
-            path = Path(uri[len("sqlite://"):] if uri.startswith("sqlite://") else uri).expanduser()
+            path = Path(uri[len("sqlite://") :] if uri.startswith("sqlite://") else uri).expanduser()
             db = path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / "scandeck.sqlite"
             if not db.exists():  # not created yet, or not mounted here: never create an empty one
                 if uri != self.opts.archive and uri not in self._missing_said:
                     self._missing_said.add(uri)
-                    log.warning("the archive %s of %s is not on this machine; trimmed runs cannot be "
-                                "read here: pass archive=URI", uri, self.uri)
+                    log.warning(
+                        "the archive %s of %s is not on this machine; trimmed runs cannot be "
+                        "read here: pass archive=URI",
+                        uri,
+                        self.uri,
+                    )
                 return None
         src = open_source(uri)
         src.start()
@@ -201,8 +229,10 @@ class RedisSource:
         """The archive holding trimmed run ``uid``; RunNotFound if it is nowhere."""
         archive = self._archive()
         if archive is None:
-            raise RunNotFound(f"no run with uid {uid!r} in {self.uri} (and no archive of trimmed runs "
-                              "is reachable from here; pass archive=URI if it was trimmed)")
+            raise RunNotFound(
+                f"no run with uid {uid!r} in {self.uri} (and no archive of trimmed runs "
+                "is reachable from here; pass archive=URI if it was trimmed)"
+            )
         archive.get(uid)  # raises RunNotFound naming the archive
         return archive
 
@@ -214,8 +244,11 @@ class RedisSource:
         if archive is None:
             return len(matching)
         persisted = self._persisted()
-        return len(matching) + archive.count(query) - sum(
-            1 for uid in matching if uid in persisted or _holds(archive, uid))
+        return (
+            len(matching)
+            + archive.count(query)
+            - sum(1 for uid in matching if uid in persisted or _holds(archive, uid))
+        )
 
     def search(
         self,
@@ -249,8 +282,12 @@ class RedisSource:
     def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
         settle(self._bus)
         uids = self._talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))
-        found = {s.uid: s for s in self._summaries(sorted(
-            u.decode() for u in uids if u.decode().startswith(prefix))[:limit]).values()}
+        found = {
+            s.uid: s
+            for s in self._summaries(
+                sorted(u.decode() for u in uids if u.decode().startswith(prefix))[:limit]
+            ).values()
+        }
         archive = self._archive()
         if archive is not None:
             for s in archive.find_prefix(prefix, limit=limit):
@@ -358,8 +395,10 @@ class RedisSource:
 
     def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
         settle(self._bus)
-        uids = self._talk("listing new runs", lambda c: c.zrangebyscore(
-            self.keys.runs, f"({seq}", "+inf", start=0 if limit else None, num=limit))
+        uids = self._talk(
+            "listing new runs",
+            lambda c: c.zrangebyscore(self.keys.runs, f"({seq}", "+inf", start=0 if limit else None, num=limit),
+        )
         found = self._summaries([u.decode() for u in uids])
         return sorted(found.values(), key=lambda s: s.seq)
 
@@ -370,8 +409,9 @@ class RedisSource:
         instead of on every change of the bus.
         """
         block = max(1, int(timeout * 1000))
-        got = self._talk(f"waiting for run {uid}", lambda c: c.xread(
-            {self.keys.docs(uid): f"0-{start}"}, count=1, block=block))
+        got = self._talk(
+            f"waiting for run {uid}", lambda c: c.xread({self.keys.docs(uid): f"0-{start}"}, count=1, block=block)
+        )
         return bool(got)
 
     def change_token(self) -> object:
@@ -380,8 +420,9 @@ class RedisSource:
 
     def wait(self, token: object, timeout: float) -> bool:
         block = max(1, int(timeout * 1000))
-        got = self._talk("waiting for changes",
-                         lambda c: c.xread({self.keys.changes: token}, count=1, block=block))
+        got = self._talk(
+            "waiting for changes", lambda c: c.xread({self.keys.changes: token}, count=1, block=block)
+        )
         return bool(got)
 
 

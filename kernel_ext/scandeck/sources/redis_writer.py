@@ -77,8 +77,9 @@ class _Sender:
         self.closing = False
         self.client = connect(opts)
         self.sha: str | None = None
-        self.thread = threading.Thread(target=self._run, name=f"scandeck-redis-writer-{self.writer_id[:8]}",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"scandeck-redis-writer-{self.writer_id[:8]}", daemon=True
+        )
         self.thread.start()
         _live.add(self)
 
@@ -158,8 +159,12 @@ class _Sender:
                 with self.cond:
                     if self.connected:
                         if _retryable(err):
-                            log.warning("Redis at %s unreachable (%s); retrying, %d documents buffered",
-                                        self.opts.where, err, len(self.queue))
+                            log.warning(
+                                "Redis at %s unreachable (%s); retrying, %d documents buffered",
+                                self.opts.where,
+                                err,
+                                len(self.queue),
+                            )
                         else:
                             log.exception("sending documents to Redis at %s failed; retrying", self.opts.where)
                         self.down_since = time.time()
@@ -172,8 +177,9 @@ class _Sender:
             next_beat = time.monotonic() + self.opts.heartbeat / 3
             with self.cond:
                 if not self.connected:
-                    log.warning("Redis at %s is back; sending %d buffered documents", self.opts.where,
-                                len(self.queue))
+                    log.warning(
+                        "Redis at %s is back; sending %d buffered documents", self.opts.where, len(self.queue)
+                    )
                 self.connected, self.down_since = True, None
                 self._settle(batch, results)
                 self.cond.notify_all()
@@ -207,8 +213,17 @@ class _Sender:
             args = [first.uid, self.writer_id, *self.identity, time_, scan_id]
             for item in group:
                 args += item.args
-            pipe.evalsha(self.sha, 9, *self.keys.of_run(first.uid), self.keys.runs, self.keys.seq,
-                         self.keys.changes, self.keys.writer(self.writer_id), self.keys.persisted, *args)
+            pipe.evalsha(
+                self.sha,
+                9,
+                *self.keys.of_run(first.uid),
+                self.keys.runs,
+                self.keys.seq,
+                self.keys.changes,
+                self.keys.writer(self.writer_id),
+                self.keys.persisted,
+                *args,
+            )
         replies = pipe.execute(raise_on_error=False)
         if any(_is_noscript(r) for r in replies):  # Redis restarted: load the script, resend
             self.sha = None
@@ -254,8 +269,13 @@ class _Sender:
         if not kept or kept[0].pos > n_docs:
             return False
         again = [k for k in kept if k.pos >= n_docs]
-        log.warning("Redis at %s lost documents %d..%d of run %s; sending them again",
-                    self.opts.where, n_docs, item.pos - 1, item.uid)
+        log.warning(
+            "Redis at %s lost documents %d..%d of run %s; sending them again",
+            self.opts.where,
+            n_docs,
+            item.pos - 1,
+            item.uid,
+        )
         self.kept[item.uid] = deque(k for k in kept if k.pos < n_docs)
         self.queue.appendleft(item)
         self.queue.extendleft(reversed(again))
@@ -273,16 +293,23 @@ class _Sender:
     def _failure(self, item: _Item, result: Any) -> StoreError | InvalidDocument:
         where = f"Redis at {self.opts.where}"
         if result == -2:
-            return InvalidDocument(item.name, {"uid": item.uid},
-                                   "a run with this uid is already in the store (another writer holds it)")
+            return InvalidDocument(
+                item.name,
+                {"uid": item.uid},
+                "a run with this uid is already in the store (another writer holds it)",
+            )
         if result == -3:
-            return StoreError(f"run {item.uid} is no longer in {where} (trimmed, or lost when Redis "
-                              f"restarted without persistence); its {item.name} document at position "
-                              f"{item.pos} was not stored")
+            return StoreError(
+                f"run {item.uid} is no longer in {where} (trimmed, or lost when Redis "
+                f"restarted without persistence); its {item.name} document at position "
+                f"{item.pos} was not stored"
+            )
         if result == -1:
-            return StoreError(f"{where} lost documents of run {item.uid} before position {item.pos} and "
-                              "this writer no longer holds them; the run has a gap. Run Redis with "
-                              "appendonly yes and appendfsync always to rule this out.")
+            return StoreError(
+                f"{where} lost documents of run {item.uid} before position {item.pos} and "
+                "this writer no longer holds them; the run has a gap. Run Redis with "
+                "appendonly yes and appendfsync always to rule this out."
+            )
         return StoreError(f"{where} refused the {item.name} document of run {item.uid}: {result}")
 
     def _connection_state(self) -> str:
@@ -324,8 +351,10 @@ class RedisWriter:
         self._finalizer = weakref.finalize(self, _finish, self._sender, opts.where)
 
     def __repr__(self) -> str:
-        return (f"<RedisWriter to {self._opts.where} prefix={self._opts.prefix!r}: "
-                f"{len(self._sender.queue)} queued, {self._sender._connection_state()}>")
+        return (
+            f"<RedisWriter to {self._opts.where} prefix={self._opts.prefix!r}: "
+            f"{len(self._sender.queue)} queued, {self._sender._connection_state()}>"
+        )
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         with self._lock:
@@ -337,8 +366,14 @@ class RedisWriter:
             pos = self._pos.get(uid, 0)
             blob = pack(doc)
             descriptor = placed.descriptor if name in PER_DESCRIPTOR else ""
-            args = [pos, name, blob, descriptor or "", placed.num_events,
-                    doc.get("exit_status", "") if name == "stop" else ""]
+            args = [
+                pos,
+                name,
+                blob,
+                descriptor or "",
+                placed.num_events,
+                doc.get("exit_status", "") if name == "stop" else "",
+            ]
             start = (repr(float(doc["time"])), _scan_id(doc)) if name == "start" else None
             self._sender.put(_Item(uid, pos, name, blob, args, start))
             self._order.commit(name, doc, placed)
@@ -357,8 +392,12 @@ class RedisWriter:
         if not failures:
             return
         for failure in failures:
-            if (undo_start is not None and isinstance(failure, InvalidDocument)
-                    and isinstance(failure.doc, dict) and failure.doc.get("uid") == undo_start):
+            if (
+                undo_start is not None
+                and isinstance(failure, InvalidDocument)
+                and isinstance(failure.doc, dict)
+                and failure.doc.get("uid") == undo_start
+            ):
                 self._order.forget(undo_start)
                 self._pos.pop(undo_start, None)
         raise failures[0]

@@ -292,8 +292,11 @@ class SQLiteSource:
         """A writer for new runs; :class:`ReadOnlyStore` if the store is read-only."""
         self.start()
         if self._read_only is not None:
-            todo = ("open it without mode=ro to record runs" if self._ask_read_only else
-                    "to record runs, copy it to a writable directory or remount it read-write")
+            todo = (
+                "open it without mode=ro to record runs"
+                if self._ask_read_only
+                else "to record runs, copy it to a writable directory or remount it read-write"
+            )
             raise ReadOnlyStore(
                 f"the run store {self.db_path} is read-only because {self._read_only}: "
                 f"its runs can be read, searched and exported, not written; {todo}"
@@ -344,8 +347,10 @@ class SQLiteSource:
         Optional in the protocol: a live view asks this instead of searching every run.
         """
         where, params = query.to_sql()
-        sql = (f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
-               f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?")
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
+            f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?"
+        )
         return [_summary(row) for row in self._conn().execute(sql, [*params, limit])]
 
     def get(self, uid: str) -> RunSummary:
@@ -387,9 +392,7 @@ class SQLiteSource:
             pos = rows[-1][0] + 1
 
     @staticmethod
-    def _filters(
-        names: Iterable[str] | None, descriptors: Iterable[str] | None
-    ) -> tuple[str, list[str]]:
+    def _filters(names: Iterable[str] | None, descriptors: Iterable[str] | None) -> tuple[str, list[str]]:
         """SQL conditions (to append after AND) and parameters for :meth:`documents`."""
         where, params = "", []
         if names is not None:
@@ -479,8 +482,10 @@ class SQLiteWriter:
             except sqlite3.IntegrityError as err:
                 self._rollback()
                 if "runs.uid" not in str(err):
-                    raise StoreError(f"could not store the {name} document in {self._source.db_path}: "
-                                     f"{err}; nothing was stored for it") from err
+                    raise StoreError(
+                        f"could not store the {name} document in {self._source.db_path}: "
+                        f"{err}; nothing was stored for it"
+                    ) from err
                 raise InvalidDocument(name, doc, "a run with this uid is already in the store") from err
             except sqlite3.Error as err:
                 self._rollback()
@@ -510,14 +515,19 @@ class SQLiteWriter:
             cur = conn.execute(
                 "INSERT INTO runs (uid, scan_id, time, start, num_documents, writer_host, "
                 "writer_pid, writer_token, writer_open) VALUES (?, ?, ?, ?, 1, ?, ?, ?, 1)",
-                (doc["uid"], doc.get("scan_id"), doc["time"], _json_index_copy(doc),
-                 self._host, self._pid, self._token),
+                (
+                    doc["uid"],
+                    doc.get("scan_id"),
+                    doc["time"],
+                    _json_index_copy(doc),
+                    self._host,
+                    self._pid,
+                    self._token,
+                ),
             )
             run_id = cur.lastrowid
             assert run_id is not None  # an INSERT that succeeded always sets lastrowid
-            conn.execute(
-                "INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob)
-            )
+            conn.execute("INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob))
             conn.execute("COMMIT")
             self._runs[doc["uid"]] = [run_id, 1]
             return
@@ -532,8 +542,7 @@ class SQLiteWriter:
             conn.execute("INSERT INTO descriptors VALUES (?, ?, ?)", (run_id, pos, blob))
         if name == "stop":
             conn.execute(
-                "UPDATE runs SET stop = ?, exit_status = ?, num_documents = ?, writer_open = 0 "
-                "WHERE id = ?",
+                "UPDATE runs SET stop = ?, exit_status = ?, num_documents = ?, writer_open = 0 WHERE id = ?",
                 (_json_index_copy(doc), doc["exit_status"], pos + 1, run_id),
             )
         else:
@@ -583,9 +592,7 @@ def _close_runs(conn: sqlite3.Connection, runs: dict[str, list[int]]) -> None:
     try:
         if runs:
             ids = [state[0] for state in runs.values()]
-            conn.execute(
-                f"UPDATE runs SET writer_open = 0 WHERE id IN ({','.join('?' * len(ids))})", ids
-            )
+            conn.execute(f"UPDATE runs SET writer_open = 0 WHERE id IN ({','.join('?' * len(ids))})", ids)
             runs.clear()
         conn.close()
     except sqlite3.Error:
