@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from .documents import DOCUMENT_NAMES
 from .exceptions import FillError
 from .sources.protocol import Entry
 
@@ -24,17 +25,8 @@ if TYPE_CHECKING:
 
     from .external import Filler
 
-#: Documents a stream read needs (the rest of the run is skipped in the store).
-STREAM_DOCUMENTS = (
-    "descriptor",
-    "event",
-    "event_page",
-    "resource",
-    "datum",
-    "datum_page",
-    "stream_resource",
-    "stream_datum",
-)
+#: Documents a stream read needs: all but start and stop (the rest of the run is skipped in the store).
+STREAM_DOCUMENTS = tuple(name for name in DOCUMENT_NAMES if name not in ("start", "stop"))
 
 
 @dataclass

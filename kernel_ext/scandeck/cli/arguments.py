@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_command", "count", "positive", "seconds"]
+__all__ = ["add_command", "add_parameter_options", "count", "positive", "seconds"]
 
 
 def count(text: str) -> int:
@@ -56,4 +56,31 @@ def add_command(
         description=help[:1].upper() + help[1:] + ".",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_parameter_options(parser: argparse.ArgumentParser, verb: str, parsed: str) -> None:
+    """``-p NAME VALUE`` (value parsed as ``parsed`` says) and ``-r NAME VALUE`` (a string), repeatable.
+
+    ``scandeck run`` sets parameters, ``scandeck rerun`` overrides them: ``verb`` says which.
+    """
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="parameters",
+        help=f"{verb} a parameter (value parsed{parsed})",
+    )
+    parser.add_argument(
+        "-r",
+        "--raw",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        dest="raw_parameters",
+        help=f"{verb} a parameter with a string, as given",
     )

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import add_command, positive
+from .arguments import add_command, add_parameter_options, positive
 from .errors import CliError
 from .provenance import add_store_option, get_record, store_of
 from .run import parse_value
@@ -58,26 +58,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a run to rerun on: uid or uid prefix (repeatable)",
     )
     rerun.add_argument("--query", metavar="Q", help="rerun on every run matching this query")
-    rerun.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        dest="parameters",
-        help="override a parameter (value parsed as by 'scandeck run')",
-    )
-    rerun.add_argument(
-        "-r",
-        "--raw",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        dest="raw_parameters",
-        help="override a parameter with a string, as given",
-    )
+    add_parameter_options(rerun, "override", " as by 'scandeck run'")
     rerun.add_argument(
         "--workers", type=positive, default=2, metavar="N", help="reruns at once on this machine (default: 2)"
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..opening import ENV_CATALOG, catalog_name
-from .arguments import add_command
+from .arguments import add_command, add_parameter_options
 from .errors import CliError, report
 from .targets import open_target
 
@@ -83,26 +83,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``run`` arguments to ``parser`` (which already has ``--catalog``)."""
     parser.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="the .ipynb file to execute")
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        dest="parameters",
-        help="set a parameter (value parsed: numbers, True, None, [..])",
-    )
-    parser.add_argument(
-        "-r",
-        "--raw",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        dest="raw_parameters",
-        help="set a parameter to a string, as given",
-    )
+    add_parameter_options(parser, "set", ": numbers, True, None, [..]")
     parser.add_argument("--name", help="the record's name (default: the notebook's file stem)")
     parser.add_argument(
         "-o",
