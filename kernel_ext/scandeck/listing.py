@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .safe_text import printable
 
@@ -118,6 +118,40 @@ def optional_columns(summaries: Iterable[RunSummary]) -> list[str]:
     """
     summaries = list(summaries)
     return [k for k in OPTIONAL_COLUMNS if any(s.start.get(k) is not None for s in summaries)]
+
+
+class RunCells(NamedTuple):
+    """How one kind of run table (terminal text, notebook HTML) writes each cell."""
+
+    scan_id: Callable[[int | None], str]
+    uid: Callable[[str], str]
+    meta: Callable[[Any], str]
+    status: Callable[[str], str]
+    events: Callable[[RunSummary], str]
+    time: Callable[[float], str]
+
+
+def run_table(summaries: Sequence[RunSummary], cells: RunCells) -> tuple[list[str], list[list[str]], set[int]]:
+    """Header, rows and right-aligned column indices of a run table (``scandeck ls``, ``%scans``).
+
+    Optional metadata columns appear only when some listed run has that key, so
+    a store without operators does not waste a column on blanks.
+    """
+    extra = optional_columns(summaries)
+    header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
+    rows = [
+        [
+            cells.scan_id(s.scan_id),
+            cells.uid(s.uid),
+            cells.meta(s.start.get("plan_name")),
+            *(cells.meta(s.start.get(k)) for k in extra),
+            cells.status(s.status),
+            cells.events(s),
+            cells.time(s.time),
+        ]
+        for s in summaries
+    ]
+    return header, rows, {0, len(header) - 2}
 
 
 def running_first(summaries: Iterable[RunSummary]) -> list[RunSummary]:

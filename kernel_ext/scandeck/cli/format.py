@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..listing import (
     DATA_KEY_HEADER,
+    RunCells,
     cell,
     compact,
     data_key_rows,
     finite,
     local_time,
-    optional_columns,
     render_table,
+    run_table,
 )
 from ..safe_text import printable
 
@@ -41,29 +42,20 @@ MAX_VALUE_LINES = 4
 # -- listing --------------------------------------------------------------------------------
 
 
-def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]], set[int]]:
-    """Header, rows and right-aligned column indices for ``scandeck ls``.
+#: The cells of ``scandeck ls``: plain text, run values escaped by :func:`cell`.
+TEXT_CELLS = RunCells(
+    scan_id=lambda scan_id: "" if scan_id is None else str(scan_id),
+    uid=lambda uid: uid[:8],
+    meta=cell,
+    status=str,
+    events=lambda s: str(s.num_events),
+    time=local_time,
+)
 
-    Optional metadata columns appear only when some listed run has that key, so
-    a store without operators does not waste a column on blanks.
-    """
-    extra = optional_columns(summaries)
-    header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
-    rows = []
-    for s in summaries:
-        rows.append(
-            [
-                "" if s.scan_id is None else str(s.scan_id),
-                s.uid[:8],
-                cell(s.start.get("plan_name")),
-                *(cell(s.start.get(k)) for k in extra),
-                s.status,
-                str(s.num_events),
-                local_time(s.time),
-            ]
-        )
-    numeric = {0, len(header) - 2}
-    return header, rows, numeric
+
+def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]], set[int]]:
+    """Header, rows and right-aligned column indices for ``scandeck ls``."""
+    return run_table(summaries, TEXT_CELLS)
 
 
 def run_json(s: RunSummary) -> str:

@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..listing import (
     DATA_KEY_HEADER,
+    RunCells,
     cell,
     compact,
     data_key_rows,
     list_runs,
     local_time,
     num_points,
-    optional_columns,
+    run_table,
     running_first,
 )
 from ..safe_text import printable
@@ -176,6 +177,16 @@ def _events_text(s: RunSummary) -> str:
 
 # -- run tables --------------------------------------------------------------------------------
 
+#: The cells of ``%scans`` and catalog reprs: HTML, every run value escaped.
+_HTML_CELLS = RunCells(
+    scan_id=lambda scan_id: "" if scan_id is None else _e(scan_id),
+    uid=lambda uid: _uid_cell(uid),
+    meta=lambda value: _meta_cell(value),
+    status=lambda status: status_badge(status),
+    events=lambda s: _e(_events_text(s)),
+    time=lambda t: _e(local_time(t)),
+)
+
 
 def runs_table_html(summaries: Sequence[RunSummary], *, total: int | None = None, title: str = "") -> str:
     """An HTML table of runs, as ``scandeck ls`` lists them: running runs first, then newest first.
@@ -195,23 +206,9 @@ def runs_table_html(summaries: Sequence[RunSummary], *, total: int | None = None
     if not summaries:
         parts.append('<div class="sd-empty">no runs</div>')
         return _wrap("".join(parts))
-    extra = optional_columns(summaries)
-    header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
-    rows = []
-    for s in summaries:
-        rows.append(
-            [
-                "" if s.scan_id is None else _e(s.scan_id),
-                _uid_cell(s.uid),
-                _meta_cell(s.start.get("plan_name")),
-                *(_meta_cell(s.start.get(k)) for k in extra),
-                status_badge(s.status),
-                _e(_events_text(s)),
-                _e(local_time(s.time)),
-            ]
-        )
+    header, rows, numeric = run_table(summaries, _HTML_CELLS)
     row_classes = ["sd-row-running" if s.status == "running" else "" for s in summaries]
-    parts.append(_table(header, rows, numeric={0, len(header) - 2}, cls="sd-runs", row_classes=row_classes))
+    parts.append(_table(header, rows, numeric=numeric, cls="sd-runs", row_classes=row_classes))
     if total is not None and total > len(summaries):
         parts.append(f'<div class="sd-footer">{len(summaries)} of {total} runs</div>')
     return _wrap("".join(parts))
