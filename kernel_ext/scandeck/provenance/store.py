@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousRecord, DuplicateRecord, RecordNotFound, StoreError
+from ..sources.sqlite import connect
 from .record import OutputRef, ProvenanceRecord
 
 if TYPE_CHECKING:
@@ -79,14 +80,6 @@ CREATE TABLE IF NOT EXISTS record_tags (
 
 _ORDER = "ORDER BY created DESC, seq DESC"
 _TMP_SUFFIX = ".tmp"
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
-    return conn
 
 
 def _retry_locked(action: Any, what: str, timeout: float = 30.0) -> Any:
@@ -213,7 +206,7 @@ class ProvStore:
     def _open(self) -> sqlite3.Connection:
         try:
             self.notebooks_dir.mkdir(parents=True, exist_ok=True)
-            conn = _connect(self.db_path)
+            conn = connect(self.db_path)
         except (OSError, sqlite3.Error) as err:
             raise StoreError(
                 f"cannot open the provenance store {self.directory}: {err}; check that the "

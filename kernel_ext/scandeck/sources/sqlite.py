@@ -80,8 +80,12 @@ _RUN_COLUMNS = (
 )
 
 
-def _connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
-    # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
+    """A connection as scandeck's SQLite files want it (the run store's and the provenance index).
+
+    Autocommit mode (transactions are explicit: BEGIN IMMEDIATE ... COMMIT), any
+    thread, and a 30 s wait for another writer's lock.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, uri=uri)
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
@@ -198,7 +202,7 @@ class SQLiteSource:
             else:
                 try:
                     self.directory.mkdir(parents=True, exist_ok=True)
-                    conn = _connect(self.db_path)
+                    conn = connect(self.db_path)
                     if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                         raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
                     conn.executescript(_SCHEMA)
@@ -262,7 +266,7 @@ class SQLiteSource:
         if immutable:
             uri += "&immutable=1"
         try:
-            conn = _connect(uri, uri=True)
+            conn = connect(uri, uri=True)
             conn.execute("SELECT count(*) FROM runs").fetchone()
         except sqlite3.Error as err:
             raise StoreError(
@@ -285,7 +289,7 @@ class SQLiteSource:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             target, uri = self._target
-            conn = self._local.conn = _connect(target, uri=uri)
+            conn = self._local.conn = connect(target, uri=uri)
         return conn
 
     def writer(self) -> SQLiteWriter:
@@ -462,7 +466,7 @@ class SQLiteWriter:
 
     def __init__(self, source: SQLiteSource) -> None:
         self._source = source
-        self._conn = _connect(source.db_path)
+        self._conn = connect(source.db_path)
         self._order = RunOrder()
         self._runs: dict[str, list[int]] = {}  # uid -> [run id, next position]
         self._lock = threading.Lock()
