@@ -69,7 +69,7 @@ class CatalogName:
         """
         if self.kind not in ("path", "name"):
             return None
-        from .sources import sqlite_target
+        from .sources.sqlite import sqlite_target
 
         return Path(sqlite_target(self.text)[0]).expanduser()
 

@@ -10,9 +10,6 @@ which knows no transport.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
-from ..exceptions import StoreError
 from .openers import SOURCES, open_source, register, schemes
 from .protocol import Entry, RunSummary, Source, Writer
 
@@ -25,39 +22,11 @@ __all__ = [
     "register",
     "open_source",
     "schemes",
-    "sqlite_target",
 ]
 
 
-def sqlite_target(uri: str) -> tuple[str, bool]:
-    """The path an embedded-store path or ``sqlite://`` URI names, and whether it says ``mode=ro``.
-
-    ``?mode=ro`` opens an existing store read-only; ``?mode=rw`` is the default.
-    A ``?`` not followed by ``key=value`` is part of the path.
-
-    Examples
-    --------
-    >>> sqlite_target("sqlite:///data/store?mode=ro")
-    ('/data/store', True)
-    >>> sqlite_target("./store")
-    ('./store', False)
-    """
-    path = uri[len("sqlite://") :] if uri.startswith("sqlite://") else uri
-    base, sep, query = path.rpartition("?")
-    if not sep or "=" not in query:
-        return path, False
-    options = dict(parse_qsl(query, keep_blank_values=True))
-    mode = options.pop("mode", None)
-    if options or mode not in ("ro", "rw"):
-        raise StoreError(
-            f"unknown option {query!r} in the store address {uri!r}; the embedded store takes "
-            "only mode=ro (read-only) or mode=rw (the default), as in ./store?mode=ro"
-        )
-    return base, mode == "ro"
-
-
 def _sqlite(uri: str) -> Source:
-    from .sqlite import SQLiteSource
+    from .sqlite import SQLiteSource, sqlite_target
 
     path, read_only = sqlite_target(uri)
     return SQLiteSource(path, read_only=read_only)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..documents import PER_DESCRIPTOR, unpack
@@ -208,9 +207,10 @@ class RedisSource:
         from .openers import open_source
 
         if uri.startswith("sqlite://") or "://" not in uri:
-            path = Path(uri[len("sqlite://") :] if uri.startswith("sqlite://") else uri).expanduser()
-            db = path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / "scandeck.sqlite"
-            if not db.exists():  # not created yet, or not mounted here: never create an empty one
+            from .sqlite import SQLiteSource, sqlite_target  # where the database file of a path is
+
+            if not SQLiteSource(sqlite_target(uri)[0]).db_path.exists():
+                # Not created yet, or not mounted here: never create an empty one.
                 if uri != self.opts.archive and uri not in self._missing_said:
                     self._missing_said.add(uri)
                     log.warning(

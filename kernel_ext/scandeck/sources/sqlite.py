@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
 from ..exceptions import InvalidDocument, ReadOnlyStore, RunNotFound, StoreError
@@ -90,6 +90,33 @@ def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
     return conn
+
+
+def sqlite_target(uri: str) -> tuple[str, bool]:
+    """The path an embedded-store path or ``sqlite://`` URI names, and whether it says ``mode=ro``.
+
+    ``?mode=ro`` opens an existing store read-only; ``?mode=rw`` is the default.
+    A ``?`` not followed by ``key=value`` is part of the path.
+
+    Examples
+    --------
+    >>> sqlite_target("sqlite:///data/store?mode=ro")
+    ('/data/store', True)
+    >>> sqlite_target("./store")
+    ('./store', False)
+    """
+    path = uri[len("sqlite://") :] if uri.startswith("sqlite://") else uri
+    base, sep, query = path.rpartition("?")
+    if not sep or "=" not in query:
+        return path, False
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    mode = options.pop("mode", None)
+    if options or mode not in ("ro", "rw"):
+        raise StoreError(
+            f"unknown option {query!r} in the store address {uri!r}; the embedded store takes "
+            "only mode=ro (read-only) or mode=rw (the default), as in ./store?mode=ro"
+        )
+    return base, mode == "ro"
 
 
 def _json_index_copy(doc: Mapping[str, Any]) -> str:
