@@ -107,7 +107,7 @@ class Keeper:
 
             target = self._chosen
             if target is None:
-                published = self.bus._talk("finding the archive", lambda c: c.get(self.bus.keys.archive))
+                published = self.bus.talk("finding the archive", lambda c: c.get(self.bus.keys.archive))
                 if published is not None:
                     target = published.decode()
                 else:
@@ -227,7 +227,7 @@ class Keeper:
             pipe.sadd(self.bus.keys.persisted, summary.uid)
             pipe.execute()
 
-        self.bus._talk("marking a run persisted", mark)
+        self.bus.talk("marking a run persisted", mark)
         return None
 
     def _resume(self, writer: Any, summary: RunSummary, held: RunSummary) -> int | str:
@@ -274,13 +274,13 @@ class Keeper:
         return sorted(out.values(), key=lambda s: s.seq)
 
     def _used_memory(self) -> int:
-        return int(self.bus._talk("reading memory use", lambda c: c.info("memory"))["used_memory"])
+        return int(self.bus.talk("reading memory use", lambda c: c.info("memory"))["used_memory"])
 
     def _run_memory(self, uid: str) -> int:
         def usage(client: Any) -> int:
             return sum(client.memory_usage(k, samples=0) or 0 for k in self.bus.keys.of_run(uid))
 
-        return self.bus._talk("reading memory use", usage)
+        return self.bus.talk("reading memory use", usage)
 
     def _trim(self, uid: str) -> bool:
         keys = self.bus.keys
@@ -291,11 +291,11 @@ class Keeper:
             return client.evalsha(self._trim_sha, 6, *keys.of_run(uid), keys.runs, keys.persisted, uid)
 
         try:
-            return bool(self.bus._talk(f"trimming run {uid}", trim))
+            return bool(self.bus.talk(f"trimming run {uid}", trim))
         except ScandeckError as err:
             if "NOSCRIPT" in str(err):
                 self._trim_sha = None
-                return bool(self.bus._talk(f"trimming run {uid}", trim))
+                return bool(self.bus.talk(f"trimming run {uid}", trim))
             raise
 
     def policy_text(self) -> str:
@@ -321,7 +321,7 @@ class Keeper:
                 return True
             return False
 
-        return self.bus._talk("taking the keeper lock", hold)
+        return self.bus.talk("taking the keeper lock", hold)
 
     def _release(self) -> None:
         key = self.bus.keys.keeper
@@ -331,14 +331,14 @@ class Keeper:
                 client.delete(key)
 
         try:
-            self.bus._talk("releasing the keeper lock", release)
+            self.bus.talk("releasing the keeper lock", release)
         except ScandeckError as err:
             log.debug("keeper lock not released (it expires): %s", err)
 
     def _publish_archive(self) -> None:
         uri = self.archive.uri
         key = self.bus.keys.archive
-        old = self.bus._talk("publishing the archive", lambda c: c.set(key, uri, get=True))
+        old = self.bus.talk("publishing the archive", lambda c: c.set(key, uri, get=True))
         if old is not None and old.decode() != uri:
             self.say(
                 f"the archive of this bus changes from {old.decode()} to {uri}: runs trimmed "

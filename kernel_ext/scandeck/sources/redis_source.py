@@ -100,8 +100,12 @@ class RedisSource:
         self.start()
         return RedisWriter(self.opts, self.keys)
 
-    def _talk(self, doing: str, call: Callable[[Any], T]) -> T:
-        """``call(client)``, retrying a lost connection with back-off for ``reconnect`` seconds."""
+    def talk(self, doing: str, call: Callable[[Any], T]) -> T:
+        """``call(client)``, retrying a lost connection with back-off for ``reconnect`` seconds.
+
+        Public for the keeper, which works on the same bus (``doing`` names the
+        step in the error raised when the connection does not come back).
+        """
         if self._client is None:
             self.start()
         deadline, delay = None, 0.02
@@ -149,7 +153,7 @@ class RedisSource:
             beats = iter(pipe.execute())
             return rows, [bool(next(beats)) if r[0] is not None and r[4] is None else True for r in rows]
 
-        rows, beating = self._talk("reading the run index", fetch)
+        rows, beating = self.talk("reading the run index", fetch)
         for uid, row, beat in zip(ask, rows, beating, strict=True):
             if row[0] is not None:
                 summary = found[uid] = self._summary(uid, row, beat)
@@ -181,7 +185,7 @@ class RedisSource:
 
     def _live(self) -> dict[str, RunSummary]:
         settle(self._bus)
-        uids = [u.decode() for u in self._talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))]
+        uids = [u.decode() for u in self.talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))]
         if len(self._finished) > 2 * len(uids) + 100:  # forget trimmed runs
             keep = set(uids)
             self._finished = {u: s for u, s in self._finished.items() if u in keep}
@@ -189,7 +193,7 @@ class RedisSource:
 
     def _persisted(self) -> set[str]:
         """Uids of the runs in Redis that the archive holds too."""
-        members = self._talk("reading the run index", lambda c: c.smembers(self.keys.persisted))
+        members = self.talk("reading the run index", lambda c: c.smembers(self.keys.persisted))
         return {m.decode() for m in members}
 
     # -- the archive of trimmed runs -------------------------------------------------------
@@ -198,7 +202,7 @@ class RedisSource:
         """The durable catalog trimmed runs live in, or None when there is none (yet)."""
         uri = self.opts.archive
         if uri is None:
-            published = self._talk("finding the archive", lambda c: c.get(self.keys.archive))
+            published = self.talk("finding the archive", lambda c: c.get(self.keys.archive))
             uri = published.decode() if published else None
         if uri is None:
             return None
@@ -281,7 +285,7 @@ class RedisSource:
 
     def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
         settle(self._bus)
-        uids = self._talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))
+        uids = self.talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))
         found = {
             s.uid: s
             for s in self._summaries(
@@ -331,7 +335,7 @@ class RedisSource:
             entries, present = pipe.execute()
             return entries, bool(present)
 
-        return self._talk(f"reading run {uid}", read)
+        return self.talk(f"reading run {uid}", read)
 
     def raw_documents(
         self, uid: str, *, names: Iterable[str], descriptors: Iterable[str] | None = None
@@ -370,7 +374,7 @@ class RedisSource:
             pipe.exists(self.keys.run(uid))
             return pipe.execute()
 
-        blobs, present = self._talk(f"reading run {uid}", read)
+        blobs, present = self.talk(f"reading run {uid}", read)
         if not present:
             return self._archived(uid).descriptors(uid)
         return [unpack(b) for b in blobs]
@@ -384,18 +388,18 @@ class RedisSource:
             pipe.exists(self.keys.run(uid))
             return pipe.execute()
 
-        counts, present = self._talk(f"reading run {uid}", read)
+        counts, present = self.talk(f"reading run {uid}", read)
         if not present:
             return self._archived(uid).stream_counts(uid)
         return {k.decode(): int(v) for k, v in counts.items()}
 
     def latest_seq(self) -> int:
         settle(self._bus)
-        return int(self._talk("reading the run counter", lambda c: c.get(self.keys.seq)) or 0)
+        return int(self.talk("reading the run counter", lambda c: c.get(self.keys.seq)) or 0)
 
     def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
         settle(self._bus)
-        uids = self._talk(
+        uids = self.talk(
             "listing new runs",
             lambda c: c.zrangebyscore(self.keys.runs, f"({seq}", "+inf", start=0 if limit else None, num=limit),
         )
@@ -409,20 +413,18 @@ class RedisSource:
         instead of on every change of the bus.
         """
         block = max(1, int(timeout * 1000))
-        got = self._talk(
+        got = self.talk(
             f"waiting for run {uid}", lambda c: c.xread({self.keys.docs(uid): f"0-{start}"}, count=1, block=block)
         )
         return bool(got)
 
     def change_token(self) -> object:
-        last = self._talk("reading changes", lambda c: c.xrevrange(self.keys.changes, count=1))
+        last = self.talk("reading changes", lambda c: c.xrevrange(self.keys.changes, count=1))
         return last[0][0] if last else b"0-0"
 
     def wait(self, token: object, timeout: float) -> bool:
         block = max(1, int(timeout * 1000))
-        got = self._talk(
-            "waiting for changes", lambda c: c.xread({self.keys.changes: token}, count=1, block=block)
-        )
+        got = self.talk("waiting for changes", lambda c: c.xread({self.keys.changes: token}, count=1, block=block))
         return bool(got)
 
 
