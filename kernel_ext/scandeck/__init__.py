@@ -11,7 +11,7 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # The one place a catalog's name is read and the catalog opened; light (standard library only).
 from .opening import open_catalog
@@ -19,6 +19,8 @@ from .opening import open_catalog
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas
 
     from .catalog import Catalog, Run
@@ -45,9 +47,9 @@ def live(target: object = None, *, catalog: Catalog | None = None, interval: flo
 
 def derive(
     catalog: Catalog | str | Path,
-    parents: object,
-    data: pandas.DataFrame | dict[str, list],
-    **kwargs: object,
+    parents: Run | str | Iterable[Run | str],
+    data: pandas.DataFrame | dict[str, list[Any]],
+    **kwargs: Any,
 ) -> Run:
     """Write ``data`` computed from ``parents`` as a new run of ``catalog``: see :func:`scandeck.derived.derive`.
 
@@ -56,7 +58,7 @@ def derive(
     """
     from .derived import derive as _derive
 
-    return _derive(catalog, parents, data, **kwargs)  # type: ignore[arg-type]
+    return _derive(catalog, parents, data, **kwargs)
 
 
 def load_ipython_extension(ipython: object) -> None:

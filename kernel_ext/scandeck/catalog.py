@@ -9,7 +9,7 @@ searches give runs newest first (by start time).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .exceptions import InvalidQuery, RunNotFound, ScandeckError, StreamNotFound
 from .follow import follow_run, follow_runs
@@ -105,6 +105,12 @@ class Catalog:
         except RunNotFound:
             return False
         return self.query.matches(summary.start, summary.stop)
+
+    @overload
+    def __getitem__(self, key: int | str) -> Run: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[Run]: ...
 
     def __getitem__(self, key: int | str | slice) -> Run | list[Run]:
         if isinstance(key, slice):

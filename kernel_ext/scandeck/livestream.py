@@ -435,7 +435,7 @@ def _resolve(target: Any, catalog: Catalog | None) -> tuple[Any, str | None, Any
     if target is None:
         return catalog.source, None, _query_of(catalog)
     if isinstance(target, (str, int)) and not isinstance(target, bool):
-        return catalog.source, catalog[target].uid, None  # type: ignore[union-attr]
+        return catalog.source, catalog[target].uid, None
     raise TypeError(
         f"scandeck.live follows a Run, a Catalog, a uid (or prefix), a scan_id or None, "
         f"not {type(target).__name__}"

@@ -105,7 +105,7 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
         if index == 0:
             raise CliError("-0 is not a run", "-1 is the newest run, -2 the one before", code=2)
         try:
-            return cat[index], ""  # type: ignore[return-value]
+            return cat[index], ""
         except RunNotFound:
             # The API's message speaks of cat[-N]; on the command line say it plainly.
             raise RunNotFound(f"{ident}: {cat.name} has only {len(cat)} runs") from None
@@ -114,7 +114,7 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
             run = cat[int(ident)]
         except (RunNotFound, InvalidQuery):  # (InvalidQuery: more digits than a scan_id holds)
             try:
-                return cat[ident], ""  # type: ignore[return-value]
+                return cat[ident], ""
             except RunNotFound:
                 raise RunNotFound(
                     f"no run with scan_id {ident} or a uid starting with {ident!r} in {cat.name}"
@@ -122,8 +122,8 @@ def resolve_run(cat: Catalog, ident: str) -> tuple[Run, str]:
         # scan_ids restart with each RunEngine session, so several runs may share one.
         same = len(cat.search(ScanID(int(ident))))
         note = f"{same} runs have scan_id {ident}; this is the newest" if same > 1 else ""
-        return run, note  # type: ignore[return-value]
-    return cat[ident], ""  # type: ignore[return-value]
+        return run, note
+    return cat[ident], ""
 
 
 # -- ls ---------------------------------------------------------------------------------------

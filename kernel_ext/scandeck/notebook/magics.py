@@ -20,6 +20,7 @@ from ..exceptions import ScandeckError
 from .magic_args import unquote_arg
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog
     from .binding import Binding
 
 _N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
@@ -44,7 +45,7 @@ class ScandeckMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self._catalog: Any = None
+        self._catalog: Catalog | None = None
         self._loop: Any = None
         # Not "bindings": that name is the %bindings magic method.
         self._bindings: dict[int, Binding] = {}
@@ -53,7 +54,7 @@ class ScandeckMagics(Magics):
     # -- the session's catalog -------------------------------------------------------------
 
     @property
-    def session_catalog(self) -> Any:
+    def session_catalog(self) -> Catalog:
         """The catalog ``%catalog`` chose (default: the embedded store)."""
         if self._catalog is None:
             from ..opening import open_catalog
@@ -63,7 +64,7 @@ class ScandeckMagics(Magics):
 
     @no_var_expand
     @line_magic
-    def catalog(self, line: str) -> Any:
+    def catalog(self, line: str) -> Catalog:
         """Select the session's catalog and show it.
 
         Usage: ``%catalog [NAME|PATH|URI]``, in quotes if you like
