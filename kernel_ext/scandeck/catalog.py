@@ -389,7 +389,8 @@ class Stream:
 
         Array keys (images, spectra) are left out: ``read()`` has them.
         """
-        from .reading import is_scalar, to_pandas
+        from .documents import is_scalar
+        from .reading import to_pandas
 
         self._note()
         scalars = [k for k, v in self.data_keys.items() if v.get("external") and is_scalar(v)]

@@ -50,6 +50,12 @@ DOCUMENT_NAMES: tuple[str, ...] = (
 #: event, so a range of 2**62 would hang them; no detector writes 2**31 frames at once.
 MAX_STREAM_DATUM_EVENTS = 2**31
 
+
+def is_scalar(data_key: Mapping[str, Any]) -> bool:
+    """One value per event: shape ``[]`` (or ``[1]``, which the reference readers squeeze)."""
+    return list(data_key.get("shape") or []) in ([], [1])
+
+
 #: Documents that belong to one descriptor (and so to one stream).
 PER_DESCRIPTOR = frozenset({"event", "event_page", "stream_datum"})
 

@@ -202,7 +202,7 @@ def _scalar_columns(driver: Feed, page: Mapping[str, Any]) -> list[str]:
     for desc in driver.live.source.descriptors(page["uid"]):
         if desc.get("name", "primary") == driver.stream_name:
             data_keys.update(desc["data_keys"])
-    from .reading import is_scalar
+    from .documents import is_scalar
 
     keys = [k for k, info in data_keys.items() if is_scalar(info)]  # external scalars are filled
     return ["seq_num", "time", *keys]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .documents import DOCUMENT_NAMES
+from .documents import DOCUMENT_NAMES, is_scalar
 from .exceptions import FillError
 from .sources.protocol import Entry
 
@@ -56,11 +56,6 @@ def _is_external(data_key: Mapping[str, Any]) -> bool:
 
 def _is_stream_key(data_key: Mapping[str, Any]) -> bool:
     return str(data_key.get("external", "")).startswith("STREAM:")
-
-
-def is_scalar(data_key: Mapping[str, Any]) -> bool:
-    """One value per event: shape ``[]`` (or ``[1]``, which the reference readers squeeze)."""
-    return list(data_key.get("shape") or []) in ([], [1])
 
 
 def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool | Collection[str] = True) -> Table:

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from ..documents import is_scalar
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas
@@ -77,7 +79,7 @@ class LiveTable:
         """Is ``key`` a column: internal, an external scalar, or an external array asked for."""
         if not info.get("external"):
             return True
-        if list(info.get("shape") or []) in ([], [1]):
+        if is_scalar(info):
             return True
         return self.fill is True or (not isinstance(self.fill, bool) and key in self.fill)
 
@@ -140,10 +142,7 @@ class LiveTable:
         """
         with self._lock:
             keys = [
-                k
-                for k in self._cols
-                if self.data_keys[k].get("external")
-                and list(self.data_keys[k].get("shape") or []) not in ([], [1])
+                k for k in self._cols if self.data_keys[k].get("external") and not is_scalar(self.data_keys[k])
             ]
             for key in keys:
                 column = self._cols[key]
@@ -167,13 +166,15 @@ class LiveTable:
         """Append an event of this stream; returns the rows added (0 if not ours)."""
         if doc["descriptor"] not in self._descriptors:
             return 0
-        data = {**doc["data"], **self._event_values(doc["data"], None)}
+        data = doc["data"]
+        if self._datum_keys:  # a copy only when there is something to fill in
+            data = {**data, **self._event_values(data, None)}
         with self._lock:
             self._events_seen = True
             seq = doc["seq_num"]
             streamed = self._pending.pop(seq, None)
             if streamed:
-                data.update(streamed)
+                data = {**data, **streamed}
             self._row_of[seq] = len(self._seq)
             self._time.append(doc["time"])
             self._seq.append(seq)
@@ -186,7 +187,9 @@ class LiveTable:
         if doc["descriptor"] not in self._descriptors:
             return 0
         n = len(doc["seq_num"])
-        data = {**doc["data"], **self._event_values(doc["data"], n)}
+        data = doc["data"]
+        if self._datum_keys:
+            data = {**data, **self._event_values(data, n)}
         with self._lock:
             self._events_seen = True
             first = len(self._seq)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..documents import is_scalar
 from ..exceptions import AmbiguousUID, FillError, RunNotFound, StreamNotFound
 from ..safe_text import printable
 from .serialize import jsonable, run_summary
@@ -95,7 +96,7 @@ def run_detail(cat: Catalog, summary: RunSummary) -> dict[str, Any]:
 
 def _scalar_number(info: Mapping[str, Any]) -> bool:
     """One number per event: internal, or external (read from its file) of shape [] or [1]."""
-    return info.get("dtype") in ("number", "integer") and list(info.get("shape") or []) in ([], [1])
+    return info.get("dtype") in ("number", "integer") and is_scalar(info)
 
 
 def choose_fields(
