@@ -8,7 +8,7 @@ searches give runs newest first (by start time).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from .exceptions import InvalidQuery, RunNotFound, ScandeckError, StreamNotFound
@@ -374,6 +374,33 @@ class Stream:
 
         self._note()
         return to_xarray(self._table(fill))
+
+    def to_grid(self, fields: str | Sequence[str] | None = None, *, fill: bool = True) -> xarray.Dataset:
+        """A grid scan's events on its grid: one dimension per scanned motor, NaN where unmeasured.
+
+        For runs whose start document says ``hints.gridding == "rectilinear"``
+        (bluesky's ``grid_scan``): coordinates are the setpoints from ``shape``
+        and ``extents``, snaking is undone, and a running or interrupted scan
+        gives a partial grid. ``fields`` picks data keys (all by default).
+
+        Raises
+        ------
+        NotAGrid
+            The run is not a rectilinear grid scan (a list or spiral scan, no
+            hints); ``read()`` has its rows in the order measured.
+
+        Examples
+        --------
+        >>> ds = cat[-1].primary.to_grid("det4")          # doctest: +SKIP
+        >>> ds["det4"].dims                                # doctest: +SKIP
+        ('motor1', 'motor2')
+        """
+        from .grid import grid_of, to_dataset
+
+        spec = grid_of(self.run.start, self.name)
+        wanted = [fields] if isinstance(fields, str) else None if fields is None else list(fields)
+        self._note()
+        return to_dataset(spec, self._table(wanted if fill and wanted is not None else fill), wanted)
 
     def _note(self) -> None:
         note(

@@ -86,6 +86,10 @@ class UnknownName(ScandeckError, _NotFound):
     """A registry lookup (source scheme, catalog entry, ...) found nothing."""
 
 
+class NotAGrid(ScandeckError, ValueError):
+    """A run's stream cannot be put on a rectilinear grid (no ``hints.gridding``, no shape, ...)."""
+
+
 class UnknownKernel(UnknownName):
     """No Jupyter kernelspec of that name, or for that language, is installed here."""
 
