@@ -30,7 +30,8 @@ from collections.abc import Collection
 from typing import Any
 
 from .catalog import Catalog, Run
-from .pipeline.follower import RUN_START, Follower, FollowState
+from .exceptions import ScandeckError
+from .pipeline.follower import RUN_START, RUN_STOP, Follower, FollowState
 from .pipeline.loop import Coalescer, KernelLoop
 from .safe_text import printable
 
@@ -51,6 +52,9 @@ HOLD_SECONDS = 1.0
 #: so a long backlog of large frames never piles up in memory.
 FILL_ROWS = 64
 MAX_FILLED_BYTES = 256 * 2**20
+
+#: Longest wait in :meth:`Live.flush` between emissions of what arrived meanwhile.
+FLUSH_WAIT = 0.1
 
 _everything: weakref.WeakSet[Live] = weakref.WeakSet()
 
@@ -100,7 +104,12 @@ class Live:
     def __init__(
         self, target: Any = None, *, catalog: Catalog | None = None, interval: float = 0.02, shell: Any = "auto"
     ) -> None:
-        self.source, self.uid, self.query = _resolve(target, catalog)
+        shell = _shell() if shell == "auto" else shell
+        from .provenance.batch import in_batch
+
+        #: True in a batch execution (papermill, nbclient): one run is followed, see :meth:`flush`.
+        self.batch = shell is not None and in_batch(shell)
+        self.source, self.uid, self.query = _resolve(target, catalog, shell)
         self.interval = interval
         self.failures = 0
         self.last_error: BaseException | None = None
@@ -114,7 +123,7 @@ class Live:
         self._feeds: dict[tuple[str, bool | tuple[str, ...]], _Feed] = {}  # (stream name, fill) -> feed
         self._runs: Any = None
         self._unstarted: dict[Any, float] = {}  # new streams -> when made (see HOLD_SECONDS)
-        self._loop = KernelLoop(_shell() if shell == "auto" else shell)
+        self._loop = KernelLoop(shell)
         self._coalescer = Coalescer(self._loop, self._drain, interval)
         _everything.add(self)
 
@@ -160,6 +169,44 @@ class Live:
         if lead is None:
             self._feed("primary", False, None)
         return self._runs
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the followed run to end, then emit everything, here and now.
+
+        For a Live of one run (a Run, a uid, or any Live in a batch execution):
+        when this returns, the pipelines built so far have seen every row of
+        the run, as a batch notebook needs (its outputs are saved as they are
+        when the cell ends; ``scandeck.plot`` calls this in batch). Pipelines
+        are taken as built: nothing waits for sinks (:data:`HOLD_SECONDS`).
+
+        Returns False when the run had not ended within ``timeout`` seconds;
+        what had arrived is emitted all the same.
+
+        Examples
+        --------
+        >>> rows = live.stream().sink_to_list()             # doctest: +SKIP
+        >>> live.flush()                                     # doctest: +SKIP
+        True
+        """
+        if self.uid is None:
+            raise ScandeckError(
+                "flush() waits for the end of one run, and this Live follows each new run: "
+                "make it for one run, e.g. scandeck.live(cat[-1])"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._unstarted.clear()
+        while True:
+            # Emit while waiting: with fill, the following thread waits for room (MAX_FILLED_BYTES).
+            while self._queue and not self.stopped:
+                self._drain()
+            pending = [feed for feed in list(self._feeds.values()) if not feed.ended.is_set()]
+            if not pending or self.stopped:
+                return not pending
+            remaining = FLUSH_WAIT if deadline is None else min(deadline - time.monotonic(), FLUSH_WAIT)
+            if remaining <= 0:
+                return False
+            pending[0].ended.wait(remaining)
 
     @property
     def alive(self) -> bool:
@@ -304,6 +351,8 @@ class _Feed:
         self._state: FollowState | None = None
         self._consumed = 0
         self._lock = threading.Lock()
+        #: Set when the followed run ended (or following it failed): what :meth:`Live.flush` waits for.
+        self.ended = threading.Event()
         self.follower = Follower(
             live.source,
             live.uid,
@@ -325,6 +374,7 @@ class _Feed:
         live = self.live
         if kind == "error":
             live._failed(self.follower.error or RuntimeError("follower failed"), f"following {self.name}")
+            self.ended.set()
             return
         if kind == RUN_START and state.uid is not None:
             from .provenance.context import note
@@ -339,6 +389,8 @@ class _Feed:
             if self.lead:
                 live._push(("run", Run(live.source, live.source.get(state.uid))))
         self.take(state)
+        if kind == RUN_STOP:
+            self.ended.set()
 
     def take(self, state: FollowState, *, follower: bool = True) -> None:
         """Queue the rows of ``state`` not yet taken (on the follower thread, or on the
@@ -422,17 +474,30 @@ def _shell() -> Any:
     return ipython.get_ipython() if ipython is not None else None
 
 
-def _resolve(target: Any, catalog: Catalog | None) -> tuple[Any, str | None, Any]:
-    """(source, uid or None for "the newest and each new", query or None)."""
+def _resolve(target: Any, catalog: Catalog | None, shell: Any) -> tuple[Any, str | None, Any]:
+    """(source, uid or None for "the newest and each new", query or None).
+
+    In a batch execution "the newest and each new" is the run the parameters
+    name (:func:`~scandeck.provenance.batch.batch_scan`): a rerun reads its scan,
+    not whatever run is newest while it runs.
+    """
+    from .provenance.batch import batch_scan
+
     if isinstance(target, Run):
         return target.source, target.uid, None
     if isinstance(target, Catalog):
+        key = batch_scan(shell)
+        if key is not None:
+            return target.source, target[key].uid, None
         return target.source, None, _query_of(target)
     if catalog is None:
         from .opening import open_catalog
 
         catalog = open_catalog()
     if target is None:
+        key = batch_scan(shell)
+        if key is not None:
+            return catalog.source, catalog[key].uid, None
         return catalog.source, None, _query_of(catalog)
     if isinstance(target, (str, int)) and not isinstance(target, bool):
         return catalog.source, catalog[target].uid, None

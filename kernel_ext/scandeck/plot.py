@@ -79,6 +79,8 @@ class Feed:
         with _feeds_lock:
             _feeds.append(self)
         self.live.stream(self.stream_name, pages=True, fill=self.fill).sink(self._page)
+        if self.live.batch:  # papermill saves the output as the cell leaves it: show the whole run now
+            self.live.flush()
 
     def _page(self, page: Mapping[str, Any]) -> None:
         new_run = page["uid"] != self.uid

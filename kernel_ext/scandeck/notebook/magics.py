@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import html
-import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..exceptions import ScandeckError
+from ..provenance.batch import batch_scan, live_front_end
 from .magic_args import unquote_arg
 
 if TYPE_CHECKING:
@@ -24,19 +24,6 @@ if TYPE_CHECKING:
     from .binding import Binding
 
 _N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
-
-
-def live_front_end(shell: Any) -> bool:
-    """True when a bound cell can update live: a kernel whose front end takes input.
-
-    papermill and nbclient execute with ``allow_stdin=False``; JupyterLab and
-    the classic notebook with True. ``SCANDECK_BIND=live|once`` overrides.
-    """
-    forced = os.environ.get("SCANDECK_BIND", "").strip().lower()
-    if forced in ("live", "once"):
-        return forced == "live"
-    kernel = getattr(shell, "kernel", None)
-    return kernel is not None and bool(getattr(kernel, "_allow_stdin", False))
 
 
 @magics_class
@@ -136,7 +123,8 @@ class ScandeckMagics(Magics):
         pandas DataFrame), ``new`` (rows since the cell last ran), ``event``
         (the newest row, a dict). Without ``--uid``/``--scan`` the cell follows
         the newest run and then each new run as it starts. Under papermill or
-        nbclient it runs once, on the run named by ``scan_uid`` or the newest.
+        nbclient it runs once, on the run the parameters name (``scan_uid``) or the
+        newest (see :func:`scandeck.provenance.batch.batch_scan`).
         """
         from .binding import Binding, BindOptions, run_once
 
@@ -152,9 +140,8 @@ class ScandeckMagics(Magics):
             uid = cat[args.scan].uid
         if not live_front_end(self.shell):
             if uid is None:
-                assert self.shell is not None  # a magic runs in the shell that registered it
-                scan_uid = self.shell.user_ns.get("scan_uid")
-                run = cat[scan_uid] if scan_uid else cat[-1]
+                key = batch_scan(self.shell)  # the run the parameters name (terminal: None)
+                run = cat[key if key is not None else -1]
             else:
                 run = cat[uid]
             run_once(self.shell, cat, run, cell, args.stream, fill_option(args.fill))

@@ -310,6 +310,13 @@ class ScandeckEngine(NBClientEngine):
         )
         if scandeck_holder is not None:
             scandeck_holder["client"] = client
+        from .batch import DEFAULT_SCAN_PARAMETER, SCAN_PARAMETER_ENV
+        from .rerun_plan import scan_parameter_of
+
+        scan_param = scan_parameter_of(nb_man.nb)
+        if scan_param != DEFAULT_SCAN_PARAMETER and SCAN_PARAMETER_ENV not in os.environ:
+            # The kernel's entry points (batch.batch_scan) read the run this parameter names.
+            return client.execute(env={**os.environ, SCAN_PARAMETER_ENV: scan_param})
         return client.execute()
 
     @classmethod

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousUID, RerunSetupError, RunNotFound
+from .batch import DEFAULT_SCAN_PARAMETER, SCAN_PARAMETER_ENV
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -42,8 +43,6 @@ __all__ = [
     "scan_parameter_of",
 ]
 
-#: The parameter a rerun sets to the target's uid, unless the notebook names another.
-DEFAULT_SCAN_PARAMETER = "scan_uid"
 #: Executors whose kernels start on this machine: the kernel is checked before anything runs.
 LOCAL_EXECUTORS = ("local", "local-cold")
 #: The parameter set to ``catalog`` when given, if the notebook's parameters cell defines it
@@ -304,6 +303,8 @@ def plan(
 
     params = dict(record.parameters)
     env: dict[str, str] = {}
+    if scan_param != DEFAULT_SCAN_PARAMETER:  # the kernel's entry points read the run it names
+        env[SCAN_PARAMETER_ENV] = scan_param
     notes: list[str] = []
     if catalog_target:
         value = catalog_name(catalog_target).portable()  # the kernels run in another directory
