@@ -17,6 +17,7 @@ import numpy as np
 from .documents import DOCUMENT_NAMES, is_scalar
 from .exceptions import FillError
 from .sources.protocol import Entry
+from .timestamps import TIME_ATTRS, local_datetimes
 
 if TYPE_CHECKING:
     import pandas
@@ -261,6 +262,8 @@ def columns(table: Table) -> tuple[np.ndarray | None, np.ndarray, dict[str, np.n
 def to_xarray(table: Table) -> xarray.Dataset:
     """An ``xarray.Dataset``: ``time`` as dimension coordinate, one variable per key.
 
+    ``time`` holds float seconds since the epoch (UTC); its attrs say so (``units: "s"``).
+
     A stream without events (a fly scan's) has no times: its dimension is ``seq_num``.
     """
     import xarray as xr
@@ -279,12 +282,15 @@ def to_xarray(table: Table) -> xarray.Dataset:
         variables[key] = xr.Variable((dim, *dims), arr, attrs=attrs)
     coords: dict[str, Any] = {"seq_num": (dim, seq)}
     if time is not None:
-        coords["time"] = time
+        coords["time"] = (dim, time, dict(TIME_ATTRS))  # seconds, for arithmetic; to_pandas shows dates
     return xr.Dataset(variables, coords=coords)
 
 
 def to_pandas(table: Table) -> pandas.DataFrame:
     """A ``pandas.DataFrame`` of the scalar keys, indexed by ``seq_num``, with ``time``.
+
+    ``time`` holds local, timezone-aware dates (``datetime64[ns, <local zone>]``);
+    :func:`to_xarray` keeps float seconds.
 
     External scalars are included when the table was filled for them; a key
     holding references (datum ids) is left out, never shown as values.
@@ -297,7 +303,7 @@ def to_pandas(table: Table) -> pandas.DataFrame:
         for k, v in cols.items()
         if v.ndim == 1 and is_scalar(table.data_keys[k]) and not _holds_references(v, table.data_keys[k])
     }
-    head = {"time": time} if time is not None else {}
+    head = {"time": local_datetimes(time)} if time is not None else {}  # for people: local dates
     return pd.DataFrame({**head, **scalar}, index=pd.Index(seq, name="seq_num"))
 
 

@@ -171,6 +171,13 @@ class Binding:
                 if not self._finished_pending:
                     return
                 self._finished_pending = False
+        if not state.table.described and not state.finished:
+            # The empty start of a run: bluesky sends a stream's descriptor with its first
+            # event, so until then df would have no columns and a cell that summarises
+            # them (df.describe()) would fail. The cell waits; the status says for what.
+            self.view.status(f"{self.status_text()} · waiting for the first {state.table.stream} event")
+            self.view.progress(state)
+            return
         if state.uid != self._shown_uid:
             self._shown_uid, self._consumed = state.uid, 0
         rows = len(state.table)

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..documents import is_scalar
+from ..timestamps import local_datetimes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,6 +70,11 @@ class LiveTable:
 
     def __len__(self) -> int:
         return len(self._seq)
+
+    @property
+    def described(self) -> bool:
+        """True once a descriptor of this stream arrived: the table knows its columns."""
+        return bool(self._descriptors)
 
     @property
     def timed(self) -> bool:
@@ -304,7 +310,10 @@ class LiveTable:
 
         The columns are copied (a memcpy) from arrays kept up to date incrementally,
         so a frame of a million rows costs milliseconds, and editing it never
-        touches the table.
+        touches the table. ``time`` holds local, timezone-aware dates
+        (:func:`scandeck.timestamps.local_datetimes`), converted here, not per
+        event; :meth:`columns` and :meth:`row` keep float seconds for arithmetic.
+        Before any row the columns have the dtypes their descriptor declares.
         """
         import pandas as pd
 
@@ -321,9 +330,25 @@ class LiveTable:
                     grown = self._arrays[key] = _Growing()
                 grown.extend(values[grown.n : n])
         lo, hi, _ = slice(start, stop).indices(n)
-        views = {key: self._arrays[key].view(lo, hi) for key in named}
+        views: dict[str, Any] = {key: self._arrays[key].view(lo, hi, self._empty_dtype(key)) for key in named}
         seq = views.pop("seq_num")
+        if "time" in views:  # for people: local dates; the rows keep the float seconds
+            views["time"] = local_datetimes(views["time"])
         return pd.DataFrame(views, index=pd.Index(seq, name="seq_num"), copy=True)
+
+    def _empty_dtype(self, key: str) -> str:
+        """The dtype of ``key``'s column before any row: from its descriptor, so an empty
+        ``df`` at the start of a run already has numbers where numbers will come."""
+        if key in ("seq_num", "time"):
+            return "int64" if key == "seq_num" else "float64"
+        info = self.data_keys.get(key, {})
+        if not is_scalar(info):
+            return "object"  # one array per row
+        return _EMPTY_DTYPES.get(str(info.get("dtype")), "object")
+
+
+#: Column dtypes of a stream with no rows yet, by the descriptor's JSON type.
+_EMPTY_DTYPES = {"number": "float64", "integer": "int64", "boolean": "bool", "string": "object"}
 
 
 class _Growing:
@@ -366,9 +391,9 @@ class _Growing:
         self.array[self.n : need] = new
         self.n = need
 
-    def view(self, start: int, stop: int) -> np.ndarray:
+    def view(self, start: int, stop: int, empty: str = "float64") -> np.ndarray:
         import numpy as np
 
         if self.array is None:
-            return np.empty(0)
+            return np.empty(0, dtype=empty)
         return self.array[start:stop]
