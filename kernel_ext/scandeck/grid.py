@@ -11,7 +11,8 @@ readbacks, so a partial grid (a running or interrupted scan) has its final
 coordinates and NaN where no point was measured yet.
 
 Used by ``Stream.to_grid()``, ``scandeck.plot.map`` and the panel's preview.
-Imported lazily: numpy loads with the first grid.
+numpy loads with the first grid computed, not with this module: the server
+and the kernel extension import it to read start documents.
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-import numpy as np
-
 from .exceptions import NotAGrid, UnknownName
 from .safe_text import printable
 
 if TYPE_CHECKING:
+    import numpy as np
     import xarray
 
     from .reading import Table
 
-__all__ = ["Grid", "dimension_fields", "grid_of", "to_dataset"]
+__all__ = ["Grid", "dimensions", "grid_of", "to_dataset"]
 
 #: The ``hints.gridding`` of a scan whose n-th event is the n-th point of an outer product.
 RECTILINEAR = "rectilinear"
@@ -39,24 +39,31 @@ RECTILINEAR = "rectilinear"
 _USE_READ = "use read() (rows in the order measured, with the motor positions) instead"
 
 
-def dimension_fields(start: Mapping[str, Any], stream: str = "primary") -> list[str]:
-    """The fields the start document's ``hints.dimensions`` name for ``stream``, in order.
+def dimensions(start: Mapping[str, Any], stream: str = "primary") -> list[list[str]]:
+    """The fields of each scanned dimension of ``stream`` (the start document's ``hints.dimensions``).
+
+    One entry per dimension: a ``scan`` of two motors moving together is one
+    dimension of two fields, a ``grid_scan`` of two motors two dimensions.
 
     Examples
     --------
-    >>> dimension_fields({"hints": {"dimensions": [[["motor1"], "primary"], [["motor2"], "primary"]]}})
-    ['motor1', 'motor2']
+    >>> dimensions({"hints": {"dimensions": [[["motor1"], "primary"], [["motor2"], "primary"]]}})
+    [['motor1'], ['motor2']]
+    >>> dimensions({"hints": {"dimensions": [[["motor1", "motor2"], "primary"]]}})
+    [['motor1', 'motor2']]
     """
     hints = start.get("hints")
-    dims: list[str] = []
+    out: list[list[str]] = []
     for entry in (hints.get("dimensions") if isinstance(hints, Mapping) else None) or []:
         try:
             fields, dim_stream = entry
         except (TypeError, ValueError):
             continue
         if dim_stream == stream and isinstance(fields, (list, tuple)):
-            dims += [f for f in fields if isinstance(f, str)]
-    return dims
+            named = [f for f in fields if isinstance(f, str)]
+            if named:
+                out.append(named)
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class Grid:
 
     def coords(self) -> list[np.ndarray]:
         """The setpoints of each axis (``linspace`` over its extent, as ``grid_scan`` moves)."""
+        import numpy as np
+
         return [np.linspace(lo, hi, num) for (lo, hi), num in zip(self.extents, self.shape, strict=True)]
 
     def cells(self, seq_num: Sequence[int] | np.ndarray) -> tuple[np.ndarray, ...]:
@@ -93,6 +102,8 @@ class Grid:
         >>> [tuple(int(i) for i in axis) for axis in g.cells([1, 2, 3, 4, 5, 6])]
         [(0, 0, 0, 1, 1, 1), (0, 1, 2, 2, 1, 0)]
         """
+        import numpy as np
+
         flat = np.asarray(seq_num, dtype=np.int64) - 1
         if flat.size and (flat.min() < 0 or flat.max() >= self.size):
             raise NotAGrid(
@@ -118,6 +129,8 @@ class Grid:
         >>> g.place([1, 2, 3], [10.0, 20.0, 30.0]).tolist()
         [[10.0, 20.0], [nan, 30.0]]
         """
+        import numpy as np
+
         out = np.full(self.shape, np.nan)
         vals = np.asarray([np.nan if v is None else v for v in values], dtype=float)
         out[self.cells(seq_num)] = vals
@@ -162,7 +175,7 @@ def grid_of(start: Mapping[str, Any], stream: str = "primary") -> Grid:
                 printable(f"the start document's extent {str(extent)[:60]} is not [start, stop]; {_USE_READ}")
             )
         pairs.append((float(extent[0]), float(extent[1])))
-    dims = dimension_fields(start, stream)
+    dims = [fields[0] for fields in dimensions(start, stream)]
     if not dims and stream == "primary":
         motors = start.get("motors")
         dims = [m for m in motors if isinstance(m, str)] if isinstance(motors, (list, tuple)) else []
@@ -242,6 +255,8 @@ def to_dataset(grid: Grid, table: Table, fields: Collection[str] | None = None) 
 
 def _spread(cells: tuple[np.ndarray, ...], arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``arr``'s rows in their cells of a ``shape`` grid; the rest NaN (None for non-numbers)."""
+    import numpy as np
+
     inner = arr.shape[1:]
     if arr.dtype.kind in "iufb":
         out = np.full((*shape, *inner), np.nan)

@@ -8,10 +8,12 @@ a notebook, and must not grow a per-process list of every run it showed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from ..documents import is_scalar
-from ..exceptions import AmbiguousUID, FillError, RunNotFound, StreamNotFound
+from ..exceptions import AmbiguousUID, FillError, NotAGrid, RunNotFound, StreamNotFound
+from ..grid import Grid, dimensions, grid_of
 from ..safe_text import printable
 from .serialize import jsonable, run_summary
 
@@ -19,10 +21,12 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..sources.protocol import RunSummary, Source
 
-__all__ = ["choose_fields", "downsample", "lookup", "preview", "run_detail", "streams_of"]
+__all__ = ["choose_fields", "choose_map", "downsample", "lookup", "preview", "run_detail", "streams_of"]
 
 #: Detector fields shown when the descriptors hint none.
 MAX_FALLBACK_Y = 4
+#: Cells along each axis of a grid preview at most (a finer grid is shown at every n-th setpoint).
+MAX_GRID_SIDE = 100
 
 
 def lookup(cat: Catalog, ident: str) -> RunSummary:
@@ -115,15 +119,7 @@ def choose_fields(
     ('motor', ['det'])
     """
     keys = _data_keys(descriptors)
-    dims: list[str] = []
-    hints = start.get("hints")
-    for entry in (hints.get("dimensions") if isinstance(hints, Mapping) else None) or []:
-        try:
-            fields, dim_stream = entry
-        except (TypeError, ValueError):
-            continue
-        if dim_stream == stream and isinstance(fields, (list, tuple)):
-            dims += [f for f in fields if isinstance(f, str)]
+    dims = [f for fields in dimensions(start, stream) for f in fields]
     x = dims[0] if dims and dims[0] in keys and _scalar_number(keys[dims[0]]) else None
     hinted: list[str] = []
     for desc in descriptors:
@@ -172,9 +168,11 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
             )
         )
     x, ys = choose_fields(summary.start, descriptors, stream)
-    wanted = ([x] if x else []) + ys
-    uids = {d["uid"] for d in descriptors}
     keys = _data_keys(descriptors)
+    chosen = choose_map(summary.start, keys, stream, ys)
+    line = ([x] if x else []) + ys
+    wanted = line + ([f for f in chosen[1:] if f not in line] if chosen else [])
+    uids = {d["uid"] for d in descriptors}
     skipped: list[dict[str, str]] = []
     rows: list[tuple[int, list[Any]]] | None = None
     if any(keys[k].get("external") for k in wanted):
@@ -185,21 +183,93 @@ def preview(cat: Catalog, summary: RunSummary, stream: str, max_points: int) -> 
             skipped = [{"name": k, "reason": printable(str(err))} for k in external]
             x = None if x in external else x
             ys = [y for y in ys if y not in external]
-            wanted = ([x] if x else []) + ys
+            chosen = None if chosen and any(f in external for f in chosen[1:]) else chosen
+            wanted = [k for k in wanted if k not in external]
     if rows is None:
         rows = _event_rows(source, summary.uid, uids, wanted)
+    column = {name: i for i, name in enumerate(wanted)}
     picked = [rows[i] for i in downsample(len(rows), max_points)]
-    x_values = [row[1][0] for row in picked] if x else [row[0] for row in picked]
-    offset = 1 if x else 0
-    out = {
+    x_values = [row[1][column[x]] for row in picked] if x else [row[0] for row in picked]
+    out: dict[str, Any] = {
         "stream": stream,
         "x": {"name": x or "seq_num", "values": jsonable(x_values)},
-        "y": [{"name": y, "values": jsonable([row[1][offset + j] for row in picked])} for j, y in enumerate(ys)],
+        "y": [{"name": y, "values": jsonable([row[1][column[y]] for row in picked])} for y in ys],
         "num_events": len(rows),
     }
+    if chosen:
+        out["map"] = _map(chosen, rows, column, max_points)
     if skipped:
         out["skipped"] = skipped
     return out
+
+
+def choose_map(
+    start: Mapping[str, Any], keys: Mapping[str, Mapping[str, Any]], stream: str, ys: Sequence[str]
+) -> tuple[Grid | None, str, str, str] | None:
+    """``(grid, x, y, z)`` of a 2-D preview, or None when a line it is.
+
+    A scan of two dimensions or more (``hints.dimensions``; motors moving together
+    are one) whose first fields are scalar numbers is a map of the first detector
+    ``z`` of ``ys``: x the fast motor, y the slow one (as bluesky's LiveGrid and
+    LiveScatter draw them). ``grid`` is the
+    rectilinear grid of a ``grid_scan`` (a heatmap), None for a scatter.
+
+    Examples
+    --------
+    >>> keys = {k: {"dtype": "number", "shape": []} for k in ("m1", "m2", "det")}
+    >>> start = {"hints": {"dimensions": [[["m1"], "primary"], [["m2"], "primary"]]}}
+    >>> choose_map(start, keys, "primary", ["det"])
+    (None, 'm2', 'm1', 'det')
+    """
+    dims = [fields[0] for fields in dimensions(start, stream)]
+    if len(dims) < 2 or not ys or not all(d in keys and _scalar_number(keys[d]) for d in dims[:2]):
+        return None
+    try:
+        grid: Grid | None = grid_of(start, stream)
+    except NotAGrid:
+        grid = None
+    if grid is not None and (len(grid.shape) != 2 or grid.dims != tuple(dims[:2])):
+        grid = None  # a 3-D grid (or one naming other fields): its points as a scatter of the first two
+    return grid, dims[1], dims[0], ys[0]
+
+
+def _map(
+    chosen: tuple[Grid | None, str, str, str],
+    rows: list[tuple[int, list[Any]]],
+    column: dict[str, int],
+    max_points: int,
+) -> dict[str, Any]:
+    """The API's ``map``: a grid's cells (``z`` rows of ``y``, null where unmeasured) or scattered points."""
+    grid, x, y, z = chosen
+    if grid is not None:
+        try:
+            cells = grid.place([row[0] for row in rows], [_number(row[1][column[z]]) for row in rows])
+        except NotAGrid:  # more rows than points: show them where they were measured
+            grid = None
+        else:
+            slow, fast = grid.coords()
+            iy = downsample(len(slow), MAX_GRID_SIDE)
+            ix = downsample(len(fast), MAX_GRID_SIDE)
+            return {
+                "kind": "grid",
+                "x": {"name": x, "values": jsonable(fast[ix])},
+                "y": {"name": y, "values": jsonable(slow[iy])},
+                "z": {"name": z, "values": jsonable(cells[iy][:, ix])},
+                "shape": list(grid.shape),
+            }
+    picked = [rows[i] for i in downsample(len(rows), max_points)]
+    return {
+        "kind": "scatter",
+        **{
+            axis: {"name": name, "values": jsonable([row[1][column[name]] for row in picked])}
+            for axis, name in (("x", x), ("y", y), ("z", z))
+        },
+    }
+
+
+def _number(value: Any) -> float | None:
+    """A cell's value: a number, else None (NaN on the grid)."""
+    return float(value) if isinstance(value, Real) and not isinstance(value, bool) else None
 
 
 def _event_rows(source: Source, uid: str, uids: set[str], wanted: list[str]) -> list[tuple[int, list[Any]]]:
