@@ -199,11 +199,23 @@ export interface ISeries {
   values: Array<number | null>;
 }
 
+/** A 2-D scan's map (see API.md): a grid scan's cells, rows of `y`, or points coloured by `z`. */
+export type IMap =
+  | {
+      kind: 'grid';
+      x: ISeries;
+      y: ISeries;
+      z: { name: string; values: Array<Array<number | null>> };
+      shape: number[];
+    }
+  | { kind: 'scatter'; x: ISeries; y: ISeries; z: ISeries };
+
 export interface IPreview {
   stream: string;
   x: ISeries;
   y: ISeries[];
   num_events: number;
+  map?: IMap;
 }
 
 export interface IScanRef {

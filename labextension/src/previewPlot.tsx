@@ -1,11 +1,14 @@
 /**
- * A small SVG line plot of a run's primary stream (no plotting library):
- * axes with a few round ticks, one polyline per y series, colours from the theme.
+ * A small SVG plot of a run's primary stream (no plotting library): a line plot
+ * (axes with a few round ticks, one polyline per y series, colours from the theme),
+ * or for 2-D scans a map: a grid scan's heatmap, or points coloured by value, with
+ * a colour bar.
  */
 import * as React from 'react';
 
-import { IPreview } from './api';
+import { IMap, IPreview } from './api';
 import { formatTick } from './format';
+import { cellEdges, colorAt, fraction, valueRange } from './heatmap';
 
 const WIDTH = 320;
 const HEIGHT = 180;
@@ -73,6 +76,9 @@ function segments(
 
 export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
   const { preview } = props;
+  if (preview.map) {
+    return <MapPlot map={preview.map} stream={preview.stream} />;
+  }
   if (preview.y.length === 0 || preview.x.values.length === 0) {
     return (
       <div className="jp-scandeck-preview jp-scandeck-preview-empty">
@@ -178,6 +184,192 @@ export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
           ))}
         </div>
       )}
+    </div>
+  );
+}
+
+const MAP_HEIGHT = 200;
+const MAP_MARGIN = { left: 46, right: 64, top: 10, bottom: 34 };
+/** Slices of the colour bar (stacked rectangles: no gradient ids to keep unique). */
+const BAR_SLICES = 48;
+
+function label(name: string, value: number | null): string {
+  return `${name} = ${value === null ? 'not measured' : String(value)}`;
+}
+
+/**
+ * A 2-D scan: a grid scan's cells (unmeasured ones left grey) or points coloured by
+ * value, the fast motor across and the slow one up, with a colour bar of the values.
+ */
+export function MapPlot(props: { map: IMap; stream: string }): JSX.Element {
+  const { map, stream } = props;
+  const [z0, z1] = valueRange(map.z.values);
+  if (!isFinite(z0)) {
+    return (
+      <div className="jp-scandeck-preview jp-scandeck-preview-empty">
+        No {map.z.name} values to map in the {stream} stream yet.
+      </div>
+    );
+  }
+  const xs = map.kind === 'grid' ? cellEdges(map.x.values.map(Number)) : map.x.values;
+  const ys = map.kind === 'grid' ? cellEdges(map.y.values.map(Number)) : map.y.values;
+  let [x0, x1] = valueRange(xs);
+  let [y0, y1] = valueRange(ys);
+  const xt = niceTicks(x0, x1, 4);
+  const yt = niceTicks(y0, y1, 4);
+  if (map.kind === 'scatter') {
+    // Points sit inside the axes: widen to the outer ticks as the line plot does.
+    [x0, x1] = [Math.min(x0, xt.ticks[0] ?? x0), Math.max(x1, xt.ticks[xt.ticks.length - 1] ?? x1)];
+    [y0, y1] = [Math.min(y0, yt.ticks[0] ?? y0), Math.max(y1, yt.ticks[yt.ticks.length - 1] ?? y1)];
+  }
+  const left = MAP_MARGIN.left;
+  const right = WIDTH - MAP_MARGIN.right;
+  const top = MAP_MARGIN.top;
+  const bottom = MAP_HEIGHT - MAP_MARGIN.bottom;
+  const sx = (v: number) => left + fraction(v, x0, x1) * (right - left);
+  const sy = (v: number) => bottom - fraction(v, y0, y1) * (bottom - top);
+  const inX = (t: number) => t >= Math.min(x0, x1) && t <= Math.max(x0, x1);
+  const inY = (t: number) => t >= Math.min(y0, y1) && t <= Math.max(y0, y1);
+  const colour = (v: number) => colorAt(fraction(v, z0, z1));
+  const zt = niceTicks(z0, z1, 4);
+  const barX = right + 10;
+  const barY = (v: number) => bottom - fraction(v, z0, z1) * (bottom - top);
+
+  let marks: JSX.Element[] = [];
+  if (map.kind === 'grid') {
+    map.z.values.forEach((row, j) =>
+      row.forEach((v, i) => {
+        if (v === null) {
+          return;
+        }
+        const [xa, xb] = [sx(xs[i] as number), sx(xs[i + 1] as number)];
+        const [ya, yb] = [sy(ys[j] as number), sy(ys[j + 1] as number)];
+        // A hair wider than the cell, so neighbours leave no seam of background between them.
+        marks.push(
+          <rect
+            key={`${j}-${i}`}
+            className="jp-scandeck-cell"
+            x={Math.min(xa, xb)}
+            y={Math.min(ya, yb)}
+            width={Math.abs(xb - xa) + 0.4}
+            height={Math.abs(yb - ya) + 0.4}
+            fill={colour(v)}
+          >
+            <title>
+              {`${map.x.name} = ${map.x.values[i]}, ${map.y.name} = ${map.y.values[j]}, ${label(map.z.name, v)}`}
+            </title>
+          </rect>
+        );
+      })
+    );
+  } else {
+    marks = map.z.values.flatMap((v, i) => {
+      const x = map.x.values[i];
+      const y = map.y.values[i];
+      if (v === null || x === null || y === null) {
+        return [];
+      }
+      return [
+        <circle key={i} className="jp-scandeck-point" cx={sx(x)} cy={sy(y)} r={3} fill={colour(v)}>
+          <title>{`${map.x.name} = ${x}, ${map.y.name} = ${y}, ${label(map.z.name, v)}`}</title>
+        </circle>
+      ];
+    });
+  }
+  const slices = Array.from({ length: BAR_SLICES }, (_, k) => k);
+  const sliceHeight = (bottom - top) / BAR_SLICES;
+
+  return (
+    <div className="jp-scandeck-preview" data-stream={stream} data-kind={map.kind}>
+      <svg
+        className="jp-scandeck-plot jp-scandeck-map"
+        viewBox={`0 0 ${WIDTH} ${MAP_HEIGHT}`}
+        preserveAspectRatio="xMidYMid meet"
+        role="img"
+        aria-label={`${map.z.name} ${map.kind === 'grid' ? 'heatmap' : 'scatter'} over ${map.x.name} and ${map.y.name}`}
+      >
+        {map.kind === 'grid' && (
+          <rect
+            className="jp-scandeck-map-unmeasured"
+            x={left}
+            y={top}
+            width={right - left}
+            height={bottom - top}
+          />
+        )}
+        <g className="jp-scandeck-map-marks">{marks}</g>
+        <g className="jp-scandeck-plot-axis">
+          <line x1={left} x2={right} y1={bottom} y2={bottom} />
+          <line x1={left} x2={left} y1={top} y2={bottom} />
+          {xt.ticks.filter(inX).map(t => (
+            <g key={`x${t}`}>
+              <line x1={sx(t)} x2={sx(t)} y1={bottom} y2={bottom + 4} />
+              <text x={sx(t)} y={bottom + 14} textAnchor="middle">
+                {formatTick(t, xt.step)}
+              </text>
+            </g>
+          ))}
+          {yt.ticks.filter(inY).map(t => (
+            <g key={`y${t}`}>
+              <line x1={left - 4} x2={left} y1={sy(t)} y2={sy(t)} />
+              <text x={left - 6} y={sy(t) + 3} textAnchor="end">
+                {formatTick(t, yt.step)}
+              </text>
+            </g>
+          ))}
+          <text
+            className="jp-scandeck-plot-label"
+            x={(left + right) / 2}
+            y={MAP_HEIGHT - 4}
+            textAnchor="middle"
+          >
+            {map.x.name}
+          </text>
+          <text
+            className="jp-scandeck-plot-label"
+            transform={`translate(11 ${(top + bottom) / 2}) rotate(-90)`}
+            textAnchor="middle"
+          >
+            {map.y.name}
+          </text>
+        </g>
+        <g className="jp-scandeck-colorbar" data-min={z0} data-max={z1}>
+          {slices.map(k => (
+            <rect
+              key={k}
+              x={barX}
+              y={bottom - (k + 1) * sliceHeight}
+              width={10}
+              height={sliceHeight + 0.4}
+              fill={colorAt((k + 0.5) / BAR_SLICES)}
+            />
+          ))}
+          <rect
+            className="jp-scandeck-colorbar-frame"
+            x={barX}
+            y={top}
+            width={10}
+            height={bottom - top}
+          />
+          {zt.ticks
+            .filter(t => t >= z0 && t <= z1)
+            .map(t => (
+              <g key={`z${t}`} className="jp-scandeck-plot-axis">
+                <line x1={barX + 10} x2={barX + 13} y1={barY(t)} y2={barY(t)} />
+                <text x={barX + 15} y={barY(t) + 3} textAnchor="start">
+                  {formatTick(t, zt.step)}
+                </text>
+              </g>
+            ))}
+          <text
+            className="jp-scandeck-plot-label"
+            transform={`translate(${WIDTH - 3} ${(top + bottom) / 2}) rotate(-90)`}
+            textAnchor="middle"
+          >
+            {map.z.name}
+          </text>
+        </g>
+      </svg>
     </div>
   );
 }
