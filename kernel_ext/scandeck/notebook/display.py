@@ -46,9 +46,11 @@ __all__ = [
     "ROOT_CLASS",
     "STATUS_CLASSES",
     "catalog_html",
+    "catalog_listing",
     "install_reprs",
     "run_html",
     "runs_table_html",
+    "snapshot_note",
     "status_badge",
     "stream_html",
     "uninstall_reprs",
@@ -188,7 +190,9 @@ _HTML_CELLS = RunCells(
 )
 
 
-def runs_table_html(summaries: Sequence[RunSummary], *, total: int | None = None, title: str = "") -> str:
+def runs_table_html(
+    summaries: Sequence[RunSummary], *, total: int | None = None, title: str = "", note: str = ""
+) -> str:
     """An HTML table of runs, as ``scandeck ls`` lists them: running runs first, then newest first.
 
     Parameters
@@ -200,22 +204,26 @@ def runs_table_html(summaries: Sequence[RunSummary], *, total: int | None = None
         table shows fewer.
     title
         A heading above the table (escaped).
+    note
+        A footer line (escaped): when the table was taken, or that it updates live.
     """
     summaries = running_first(summaries)
     parts = [f'<div class="sd-title">{_e(title)}</div>'] if title else []
+    footer = [f"{len(summaries)} of {total} runs"] if total is not None and total > len(summaries) else []
+    footer += [note] if note else []
     if not summaries:
         parts.append('<div class="sd-empty">no runs</div>')
-        return _wrap("".join(parts))
-    header, rows, numeric = run_table(summaries, _HTML_CELLS)
-    row_classes = ["sd-row-running" if s.status == "running" else "" for s in summaries]
-    parts.append(_table(header, rows, numeric=numeric, cls="sd-runs", row_classes=row_classes))
-    if total is not None and total > len(summaries):
-        parts.append(f'<div class="sd-footer">{len(summaries)} of {total} runs</div>')
+    else:
+        header, rows, numeric = run_table(summaries, _HTML_CELLS)
+        row_classes = ["sd-row-running" if s.status == "running" else "" for s in summaries]
+        parts.append(_table(header, rows, numeric=numeric, cls="sd-runs", row_classes=row_classes))
+    if footer:
+        parts.append(f'<div class="sd-footer">{_e(" · ".join(footer))}</div>')
     return _wrap("".join(parts))
 
 
-def catalog_html(cat: Catalog, n: int | None = CATALOG_ROWS) -> str:
-    """A catalog's name, its ``n`` first runs (running, then newest) and how many it has.
+def catalog_listing(cat: Catalog, n: int | None = CATALOG_ROWS) -> tuple[list[RunSummary], int, str]:
+    """What :func:`catalog_html` shows: ``(runs, how many in all, title)``.
 
     ``n=None`` (or 0) lists every run. Reads index rows only, never events.
     """
@@ -228,7 +236,22 @@ def catalog_html(cat: Catalog, n: int | None = CATALOG_ROWS) -> str:
     if cat.query != Query.all():
         title += f" where {cat.query}"
     title += f" · {total} run{'' if total == 1 else 's'}"
-    return runs_table_html(summaries, total=total, title=title)
+    return summaries, total, title
+
+
+def snapshot_note(now: float | None = None) -> str:
+    """The footer of a listing nobody updates: when it was taken."""
+    return f"as of {local_time(time.time() if now is None else now)}"
+
+
+def catalog_html(cat: Catalog, n: int | None = CATALOG_ROWS, *, note: str | None = None) -> str:
+    """A catalog's name, its ``n`` first runs (running, then newest) and how many it has.
+
+    ``n=None`` (or 0) lists every run. Reads index rows only, never events. The
+    footer says when it was taken (``note`` replaces that).
+    """
+    summaries, total, title = catalog_listing(cat, n)
+    return runs_table_html(summaries, total=total, title=title, note=snapshot_note() if note is None else note)
 
 
 # -- one run -----------------------------------------------------------------------------------

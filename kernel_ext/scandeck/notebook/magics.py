@@ -57,6 +57,7 @@ class ScandeckMagics(Magics):
         Usage: ``%catalog [NAME|PATH|URI]``, in quotes if you like
         (``%catalog "my store"``). Without an argument, show the
         current one (the embedded default store unless chosen otherwise).
+        Its table of runs updates in place while a run it lists is running.
         """
         from ..opening import open_catalog
 
@@ -69,15 +70,15 @@ class ScandeckMagics(Magics):
 
     @no_var_expand
     @line_magic
-    def scans(self, line: str) -> Any:
+    def scans(self, line: str) -> None:
         """Show runs of the session's catalog as a table, running ones first.
 
         Usage: ``%scans [QUERY] [-n N]``, e.g. ``%scans sample == "Ni" -n 5``.
+        While a run it lists is running, the table updates in place; its
+        footer says when it was last read.
         """
-        from IPython.display import HTML
-
         from ..listing import list_runs
-        from .display import runs_table_html
+        from .live_listing import show_listing
 
         limit = 20
         match = _N_OPTION.search(line)
@@ -85,8 +86,12 @@ class ScandeckMagics(Magics):
             limit = int(match.group(1))
             line = line[: match.start()] + line[match.end() :]
         cat = self.session_catalog.search(line.strip()) if line.strip() else self.session_catalog
-        summaries = list_runs(cat, limit or None)
-        return HTML(runs_table_html(summaries, total=len(cat), title=cat.name))
+        show_listing(
+            self.shell,
+            lambda: (list_runs(cat, limit or None), len(cat), cat.name),
+            cat.source,
+            live=live_front_end(self.shell),
+        )
 
     # -- bound cells -----------------------------------------------------------------------
 
@@ -254,15 +259,20 @@ def load(shell: Any) -> ScandeckMagics:
     """Register the magics and HTML reprs with ``shell``."""
     from ..provenance.recording import ExecutionClock
     from .display import install_reprs
+    from .live_listing import install_catalog_display
 
     magics = ScandeckMagics(shell)
     shell.register_magics(magics)
     install_reprs(shell)
+    install_catalog_display(shell, lambda: live_front_end(shell))  # a shown catalog updates in place
     ExecutionClock.install(shell)  # %provenance save checks the notebook was saved after the last cell
     return magics
 
 
 def unload(shell: Any) -> None:
+    from .live_listing import uninstall_catalog_display
+
+    uninstall_catalog_display(shell)
     magics = shell.magics_manager.registry.get("ScandeckMagics")
     if magics is not None:
         magics.unbind_all()
