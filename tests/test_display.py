@@ -198,9 +198,11 @@ def test_footer_only_when_truncated(cat: Catalog) -> None:
 def test_catalog_html(cat: Catalog) -> None:
     html = catalog_html(cat, n=3)
     assert row_scan_ids(html) == [2, 7, 6]
-    assert '<div class="sd-footer">3 of 7 runs</div>' in html
+    # A snapshot: the footer says when it was taken (a live listing replaces that note).
+    assert re.search(r'<div class="sd-footer">3 of 7 runs · as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d</div>', html)
     assert f"Catalog {cat.name} · 7 runs" in html
-    assert 'class="sd-footer"' not in catalog_html(cat)  # 10 rows by default: all seven
+    assert "of 7 runs" not in catalog_html(cat)  # 10 rows by default: all seven
+    assert '<div class="sd-footer">updated live</div>' in catalog_html(cat, note="updated live")
     assert row_scan_ids(catalog_html(cat, n=None)) == [2, 7, 6, 5, 4, 3, 1]
     narrowed = catalog_html(cat.search("plan_name == 'scan'"))
     assert row_scan_ids(narrowed) == [2, 6]
