@@ -206,3 +206,34 @@ def test_a_callers_own_sigint_handler_is_left_in_charge(tmp_path: Path) -> None:
         assert signal.getsignal(signal.SIGINT) is callers_handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_the_demo_notebook_is_a_copy_refreshed_only_when_the_shipped_one_is_newer(tmp_path: Path) -> None:
+    from scandeck.demo_lab import prepare_notebook
+
+    shipped = tmp_path / "checkout" / "live_analysis.ipynb"
+    shipped.parent.mkdir()
+    shipped.write_text('{"v": 1}')
+    workspace = tmp_path / "data" / "notebooks"
+
+    copy, done = prepare_notebook(shipped, workspace)
+    assert (copy, done) == (workspace / "live_analysis.ipynb", "copied") and copy.read_text() == '{"v": 1}'
+
+    copy.write_text('{"v": "my edits"}')  # saved in the lab: newer than the shipped one
+    assert prepare_notebook(shipped, workspace) == (copy, "kept")
+    assert copy.read_text() == '{"v": "my edits"}'
+
+    shipped.write_text('{"v": 2}')  # a pull brings a newer notebook
+    later = copy.stat().st_mtime + 10
+    os.utime(shipped, (later, later))
+    assert prepare_notebook(shipped, workspace) == (copy, "refreshed")
+    assert copy.read_text() == '{"v": 2}'
+    assert (workspace / "live_analysis.previous.ipynb").read_text() == '{"v": "my edits"}'
+    assert shipped.read_text() == '{"v": 2}'  # the checkout is only read
+
+
+def test_a_missing_demo_notebook_says_what_to_do(tmp_path: Path) -> None:
+    from scandeck.demo_lab import prepare_notebook
+
+    with pytest.raises(FileNotFoundError, match="SCANDECK_DEMO_NOTEBOOK"):
+        prepare_notebook(tmp_path / "nowhere.ipynb", tmp_path / "notebooks")
