@@ -196,6 +196,8 @@ def test_scans_lists_runs_as_html(kernel, store):
     assert "<table" in html and "1 of 2 runs" in html and "scan_id" in html
     html = kernel.text_of(kernel.execute('%scans sample == "Ni"')["msg_id"])
     assert html.count("sd-success") >= 2
+    typo = kernel.text_of(kernel.execute('%scans smaple == "Ni"')["msg_id"])
+    assert "no run has the field smaple (did you mean sample?)" in typo
     with pytest.raises(AssertionError, match="QuerySyntaxError"):
         kernel.execute('%scans sample = "Ni"')
 

@@ -16,6 +16,7 @@ from .follow import follow_run, follow_runs
 from .provenance.context import note
 from .query import Key, Query, ScanID, parse
 from .safe_text import printable
+from .sources.fields import empty_search_hint
 from .sources.protocol import RunSummary, Source, Writer
 from .uris import redact
 
@@ -51,7 +52,27 @@ class Catalog:
 
     def __repr__(self) -> str:
         where = "" if self.query == Query.all() else f" where {self.query}"
-        return f"<Catalog {redact(self.name)!r}{where}: {len(self)} runs>"
+        n = len(self)
+        hint = f"; {self.empty_hint}" if n == 0 and where else ""
+        return f"<Catalog {redact(self.name)!r}{where}: {n} runs{hint}>"
+
+    @property
+    def empty_hint(self) -> str | None:
+        """Why this catalog holds no runs, when its query names a field that no stored run has.
+
+        A search for a misspelt field is legal and matches nothing; this says so
+        (``"no run has the field smaple (did you mean sample?)"``). ``None`` when the
+        catalog has runs, its query names only known fields, or its source keeps no
+        field index. The names in it are escaped (run-carried text).
+
+        Examples
+        --------
+        >>> cat.search('smaple == "Cu"').empty_hint  # doctest: +SKIP
+        'no run has the field smaple (did you mean sample?)'
+        """
+        if self.query == Query.all() or len(self):
+            return None
+        return empty_search_hint(self.source, self.query)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -231,6 +231,15 @@ async def test_search_narrows_and_live_lists_running_runs(api, store, writer):
     assert body["live"][0]["duration"] is None
 
 
+async def test_a_search_on_a_field_no_run_has_says_so_with_the_closest_field(api, store, writer):
+    write_run(writer, sample="Ni", events=1)
+    code, body = await api("runs", params={"q": 'smaple == "Cu"'})
+    assert code == 200 and body["runs"] == [] and body["total"] == 0
+    assert body["hint"] == "no run has the field smaple (did you mean sample?)"
+    code, body = await api("runs", params={"q": 'sample == "Cu"'})  # a known field: no hint
+    assert code == 200 and body["runs"] == [] and body["hint"] is None
+
+
 @pytest.mark.parametrize(("q", "position"), [("sample ==", 9), ('sample = "Ni"', 7), ("(plan_name", 10)])
 async def test_a_query_syntax_error_is_400_with_its_position(api, store, q, position):
     code, body = await api("runs", params={"q": q})

@@ -145,6 +145,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if not summaries:
             what = "matching runs" if args.query else "runs"
             print(f"no {what} in {cat.name}")
+            hint = cat.empty_hint if args.query else None
+            if hint:
+                print(hint)
             return 0
         header, rows, right = run_rows(summaries)
         print(render_table(header, rows, right))

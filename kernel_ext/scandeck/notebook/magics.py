@@ -92,6 +92,9 @@ class ScandeckMagics(Magics):
             cat.source,
             live=live_front_end(self.shell),
         )
+        hint = cat.empty_hint if line.strip() else None
+        if hint:  # a field no run has (a typo?) matched nothing: say so, and the closest field
+            print(hint)
 
     # -- bound cells -----------------------------------------------------------------------
 

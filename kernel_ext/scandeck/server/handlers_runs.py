@@ -10,6 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..exceptions import InvalidQuery, QuerySyntaxError, UnsafeValue
+from ..sources.fields import empty_search_hint
 from .base import ScandeckHandler, check_uid
 from .catalogs import live_runs
 from .errors import ApiError, api_error, json_errors
@@ -51,6 +52,8 @@ def runs_page(
         "live": [run_summary(s) for s in live_runs(view)] if before is None else [],
         "total": _total(view, (view.source.uri, q), fresh=before is None),
         "next": encode_cursor(page[-1]) if more and page else None,
+        # Nothing matched: a field no run has (a typo?), and the closest one runs have.
+        "hint": empty_search_hint(view.source, view.query) if not page and before is None else None,
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ..documents import PER_DESCRIPTOR, RunOrder, normalize
 from ..exceptions import InvalidDocument, RunNotFound, StoreError
 from ..query import Query
+from ..query.hints import start_fields
 from .protocol import Entry, RunSummary
 
 _named: weakref.WeakValueDictionary[str, MemorySource] = weakref.WeakValueDictionary()
@@ -80,6 +81,12 @@ class MemorySource:
 
     def count(self, query: Query) -> int:
         return len(self._matching(query))
+
+    def fields(self) -> set[str]:
+        """Dotted start-document field names that some run has (computed: a memory store is small)."""
+        with self._changed:
+            starts = [run.summary.start for run in self._runs.values()]
+        return set().union(*map(start_fields, starts))
 
     def search(
         self,

@@ -9,8 +9,9 @@ runs every registered source through the same cases.
 Optional capabilities are small protocols of their own, checked with
 ``isinstance(source, Capability)`` by the code that can use them:
 :class:`RawDocuments` (undecoded bulk reads), :class:`WaitRun` (block on one
-run's documents) and :class:`OpenRuns` (the runs without a stop document, from
-an index). A source without them works everywhere, only slower.
+run's documents), :class:`OpenRuns` (the runs without a stop document, from
+an index) and :class:`FieldIndex` (the fields runs have, to explain an empty
+search). A source without them works everywhere, only slower or with fewer hints.
 """
 
 from __future__ import annotations
@@ -174,3 +175,16 @@ class OpenRuns(Protocol):
 
     def open_runs(self, query: Query, *, limit: int = 200) -> list[RunSummary]:
         """Matching runs without a stop document (running or incomplete), newest first."""
+
+
+@runtime_checkable
+class FieldIndex(Protocol):
+    """A source that knows which start-document fields its runs have (SQLite keeps a table).
+
+    An empty search asks it, to say "no run has the field smaple (did you mean sample?)"
+    (:func:`scandeck.sources.fields.empty_search_hint`).
+    """
+
+    def fields(self) -> set[str]:
+        """Dotted names of the start-document fields of every stored run
+        (:func:`scandeck.query.hints.start_fields`), nested ones included."""

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 from ..documents import PER_DESCRIPTOR, unpack
 from ..exceptions import RunNotFound, StoreError
 from ..query import Query
+from ..query.hints import start_fields
 from .liveness import writer_alive
-from .protocol import Entry, RawDocuments, RunSummary, Source
+from .protocol import Entry, FieldIndex, RawDocuments, RunSummary, Source
 from .redis_layout import Keys, RedisOptions, auth_failed, connect, is_auth_error, is_connection_error, unreachable
 from .redis_writer import RedisWriter, settle
 
@@ -253,6 +254,13 @@ class RedisSource:
             + archive.count(query)
             - sum(1 for uid in matching if uid in persisted or _holds(archive, uid))
         )
+
+    def fields(self) -> set[str]:
+        """Dotted start-document field names of the runs on the bus and in the archive."""
+        starts = [s.start for s in self._live().values()]
+        archive = self._archive()
+        archived: set[str] = archive.fields() if isinstance(archive, FieldIndex) else set()
+        return archived.union(*map(start_fields, starts))
 
     def search(
         self,

@@ -32,6 +32,7 @@ from ..exceptions import InvalidDocument, ReadOnlyStore, RunNotFound, StoreError
 from ..query import Query
 from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
+from .sqlite_fields import add_fields, ensure_table, read_fields
 
 DB_NAME = "scandeck.sqlite"
 _CHUNK = 20_000
@@ -233,6 +234,7 @@ class SQLiteSource:
                     if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                         raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
                     conn.executescript(_SCHEMA)
+                    ensure_table(conn)  # the field index; a migration for stores made before it
                 except sqlite3.Error as err:
                     raise StoreError(
                         f"cannot open the run store {self.db_path}: {err}; check that the "
@@ -383,6 +385,10 @@ class SQLiteSource:
             f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?"
         )
         return [_summary(row) for row in self._conn().execute(sql, [*params, limit])]
+
+    def fields(self) -> set[str]:
+        """Dotted start-document field names that some stored run has (the ``fields`` table)."""
+        return read_fields(self._conn())
 
     def get(self, uid: str) -> RunSummary:
         row = self._conn().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE uid = ?", (uid,)).fetchone()
@@ -558,6 +564,7 @@ class SQLiteWriter:
             )
             run_id = cur.lastrowid
             assert run_id is not None  # an INSERT that succeeded always sets lastrowid
+            add_fields(conn, doc)
             conn.execute("INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob))
             conn.execute("COMMIT")
             self._runs[doc["uid"]] = [run_id, 1]

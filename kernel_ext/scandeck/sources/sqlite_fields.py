@@ -1,0 +1,61 @@
+"""The embedded store's index of the fields its runs have: a ``fields`` table kept on insert.
+
+One row per dotted start-document field name (:func:`scandeck.query.hints.start_fields`)
+that some run has. A writer adds a start document's fields in the transaction that
+stores it; a store made before the table existed gets it, filled from its runs, the
+first time a writable connection opens it (:func:`ensure_table`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from ..query.hints import start_fields
+
+__all__ = ["add_fields", "ensure_table", "read_fields"]
+
+_CREATE = "CREATE TABLE fields (name TEXT PRIMARY KEY) WITHOUT ROWID"
+
+
+def _has_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fields'").fetchone()
+    return row is not None
+
+
+def ensure_table(conn: sqlite3.Connection) -> None:
+    """Create the table, filled from the stored runs, if the store has none (a migration).
+
+    One transaction: another process opening the store meanwhile waits, then finds it.
+    """
+    if _has_table(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_table(conn):
+            conn.execute(_CREATE)
+            names: set[str] = set()
+            for (start,) in conn.execute("SELECT start FROM runs"):
+                names |= start_fields(json.loads(start))
+            conn.executemany("INSERT INTO fields VALUES (?)", [(name,) for name in sorted(names)])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def add_fields(conn: sqlite3.Connection, start: Mapping[str, Any]) -> None:
+    """Index a start document's fields (inside the caller's transaction)."""
+    conn.executemany("INSERT OR IGNORE INTO fields VALUES (?)", [(name,) for name in start_fields(start)])
+
+
+def read_fields(conn: sqlite3.Connection) -> set[str]:
+    """The indexed field names; computed from the runs on a read-only store made before the index."""
+    if _has_table(conn):
+        return {name for (name,) in conn.execute("SELECT name FROM fields")}
+    names: set[str] = set()
+    for (start,) in conn.execute("SELECT start FROM runs"):
+        names |= start_fields(json.loads(start))
+    return names
