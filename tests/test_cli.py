@@ -361,3 +361,20 @@ def test_installed_script(store: dict[str, Any], data: Path) -> None:
     catalogs = run("catalogs")
     assert catalogs.returncode == 0, catalogs.stderr
     assert "local" in catalogs.stdout
+
+
+def test_an_unquoted_query_gets_the_quoting_hint(store: dict[str, Any], data: Path) -> None:
+    where = str(store["path"])
+    # What `scandeck ls sample == "Ni" and scan_id > 3` in a shell hands over (quotes gone).
+    result = scandeck("ls", "sample", "==", "Ni", "and", "scan_id", ">", "3", "--catalog", where, data=data)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "scandeck ls: error: the query was split by the shell into 7 arguments: sample == Ni and scan_id > 3",
+        "  hint: quote the whole query, and strings in it: scandeck ls 'sample == \"Ni\" and scan_id > 3'",
+    ]
+    assert "unrecognized arguments" not in result.stderr
+    # The command the hint gives works.
+    assert scandeck("ls", 'sample == "Ni" and scan_id > 3', "--catalog", where, data=data).returncode == 0
+    # A stray option is still argparse's to report.
+    result = scandeck("ls", "sample", "==", "Ni", "--bogus", "--catalog", where, data=data)
+    assert result.returncode == 2 and "unrecognized arguments: == Ni --bogus" in result.stderr

@@ -237,3 +237,27 @@ def test_a_missing_demo_notebook_says_what_to_do(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="SCANDECK_DEMO_NOTEBOOK"):
         prepare_notebook(tmp_path / "nowhere.ipynb", tmp_path / "notebooks")
+
+
+def test_show_labels_both_image_detectors_external_the_same_way(demo: Any) -> None:
+    from scandeck.listing import DATA_KEY_HEADER, data_key_rows
+
+    _, runs, _ = demo
+    column = DATA_KEY_HEADER.index("external")
+    labels: dict[str, str] = {}
+    for run in runs:
+        for name, doc in run:
+            if name == "descriptor":
+                for key, row in zip(doc["data_keys"], data_key_rows(doc["data_keys"]), strict=True):
+                    labels[key] = row[column]
+    raw = {  # the detectors declare it differently: "FILESTORE" (ophyd.sim) and "FILESTORE:"
+        doc["data_keys"][key]["external"]
+        for run in runs
+        for name, doc in run
+        if name == "descriptor"
+        for key in ("img", "h5cam")
+        if key in doc["data_keys"]
+    }
+    assert raw == {"FILESTORE", "FILESTORE:"}
+    assert labels["img"] == labels["h5cam"] == "yes (FILESTORE)"
+    assert labels["I0"] == "no"

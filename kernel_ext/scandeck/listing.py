@@ -204,6 +204,17 @@ def shape_text(shape: Any) -> str:
     return str(shape)
 
 
+def external_kind(external: object) -> str:
+    """A data key's ``external`` as one label: ophyd writes ``FILESTORE:``, other devices ``FILESTORE``.
+
+    Examples
+    --------
+    >>> external_kind("FILESTORE:"), external_kind("FILESTORE"), external_kind("STREAM:")
+    ('FILESTORE', 'FILESTORE', 'STREAM')
+    """
+    return str(external).removesuffix(":")
+
+
 #: Column names of :func:`data_key_rows`.
 DATA_KEY_HEADER = ("key", "dtype", "shape", "units", "source", "external")
 
@@ -223,7 +234,7 @@ def data_key_rows(data_keys: Mapping[str, Mapping[str, Any]]) -> list[list[str]]
                 shape_text(info.get("shape")),
                 str(info.get("units") or "-"),
                 str(info.get("source") or "-"),
-                f"yes ({external})" if external else "no",
+                f"yes ({external_kind(external)})" if external else "no",
             ]
         )
     return rows

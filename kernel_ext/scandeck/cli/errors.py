@@ -7,9 +7,12 @@ for failures.
 
 from __future__ import annotations
 
+import argparse
+import re
+import shlex
 import sys
 
-__all__ = ["HINTS", "PROG", "USAGE_ERRORS", "CliError", "exit_code", "hint_for", "report"]
+__all__ = ["HINTS", "PROG", "USAGE_ERRORS", "CliError", "exit_code", "hint_for", "report", "split_query"]
 
 PROG = "scandeck"
 
@@ -58,3 +61,34 @@ def report(command: str, message: str, hint: str = "", code: int = 1) -> int:
     if hint:
         print(f"  hint: {printable(hint, keep=chr(10))}", file=sys.stderr)
     return code
+
+
+#: Operators after which a bare word was a string the shell unquoted (``sample == Ni``).
+_OPERATORS = {"==", "!=", "<", "<=", ">", ">=", "contains", "startswith"}
+_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def split_query(args: argparse.Namespace, extra: list[str]) -> tuple[str, str] | None:
+    """(message, hint) when the shell split an unquoted query into several arguments.
+
+    ``scandeck ls sample == Ni`` reaches us as ``sample``, ``==``, ``Ni`` (the shell
+    also drops quotes typed around ``"Ni"``); argparse would say "unrecognized
+    arguments". ``None`` when ``extra`` are not the rest of a query (an unknown option).
+    """
+    query = getattr(args, "query", None)
+    if not query or any(word.startswith("-") and not _NUMBER.fullmatch(word) for word in extra):
+        return None
+    words = [query, *extra]
+    quoted = [
+        f'"{word}"' if before in _OPERATORS and _bare_word(word) else word
+        for before, word in zip(["", *words[:-1]], words, strict=True)
+    ]
+    text = " ".join(quoted)
+    return (
+        f"the query was split by the shell into {len(words)} arguments: {' '.join(words)}",
+        f"quote the whole query, and strings in it: {PROG} {args.command} {shlex.quote(text)}",
+    )
+
+
+def _bare_word(word: str) -> bool:
+    return not (_NUMBER.fullmatch(word) or word in ("true", "false", "null") or word[:1] in "\"'[")

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from . import keeper, provenance, rerun, run, runs, write
-from .errors import PROG, CliError, exit_code, hint_for, report
+from .errors import PROG, CliError, exit_code, hint_for, report, split_query
 from .targets import add_catalog_option
 
 __all__ = ["main", "parser"]
@@ -52,7 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..exceptions import ScandeckError
 
     top = parser()
-    args = top.parse_args(argv)
+    args, extra = top.parse_known_args(argv)
+    if extra:
+        split = split_query(args, extra)
+        if split is None:
+            top.parse_args(argv)  # argparse's own message for other stray arguments; exits 2
+        else:
+            return report(args.command, *split, code=2)
     if args.command is None:
         top.print_help(sys.stderr)
         return 2
