@@ -297,7 +297,13 @@ export function MapPlot(props: { map: IMap; stream: string }): JSX.Element {
             height={bottom - top}
           />
         )}
-        <g className="jp-scandeck-map-marks">{marks}</g>
+        {/* Cells edge to edge: crisp edges, or anti-aliasing leaves faint seams between them. */}
+        <g
+          className="jp-scandeck-map-marks"
+          shapeRendering={map.kind === 'grid' ? 'crispEdges' : undefined}
+        >
+          {marks}
+        </g>
         <g className="jp-scandeck-plot-axis">
           <line x1={left} x2={right} y1={bottom} y2={bottom} />
           <line x1={left} x2={left} y1={top} y2={bottom} />
