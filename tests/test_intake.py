@@ -158,7 +158,7 @@ def test_open_catalog_by_name_and_default_see_the_same_runs(dirs, opened: Opener
     written = {write_run(default, scan_id=1), write_run(default, scan_id=2)}
 
     named = opened(scandeck.open_catalog("local"))
-    assert named.name == "local"
+    assert named.name == default.name == default.source.uri  # one store, one name
     assert uids(named) == uids(opened(scandeck.open_catalog())) == written
     # A run written through one handle is seen by the other.
     later = write_run(named, scan_id=3)
@@ -180,7 +180,7 @@ def test_user_catalog_entry_opens_a_store_at_a_path(dirs, tmp_path: Path, opened
 
     by_name = opened(scandeck.open_catalog("beamtime"))
     via_intake = opened(intake.from_yaml_file(str(user_file))["beamtime"].read())
-    assert by_name.name == "beamtime"
+    assert by_name.name == by_name.source.uri == opened(scandeck.open_catalog(store)).name
     assert uids(by_name) == uids(via_intake) == {written}
     assert by_name.source.uri == via_intake.source.uri
     assert uids(opened(scandeck.open_catalog())) == set()  # not the default store
@@ -305,7 +305,7 @@ def test_intake_recommends_the_reader_for_the_datatype() -> None:
 def test_no_uri_is_the_default_store(dirs, opened: Opener, uri: str | None) -> None:
     written = write_run(opened(scandeck.open_catalog()))
     cat = opened(ScandeckReader(ScandeckStore(uri)).read())
-    assert (cat.name, uids(cat)) == ("local", {written})
+    assert (cat.name, uids(cat)) == (opened(scandeck.open_catalog()).name, {written})
     assert uids(opened(ScandeckReader().read())) == {written}
 
 

@@ -37,6 +37,13 @@ class Catalog:
     query
         Restricts the catalog (what :meth:`search` builds on).
 
+    Attributes
+    ----------
+    name
+        The store's address (``source.uri``, without credentials), however the
+        catalog was opened (the default store, a catalog-file name, a path, a URI):
+        one store has one name in reprs, listings and provenance records.
+
     Examples
     --------
     >>> cat = scandeck.open_catalog()                       # doctest: +SKIP
@@ -44,11 +51,11 @@ class Catalog:
     >>> cat.search('plan_name == "scan" and sample == "Ni"')[-1].primary.read()  # doctest: +SKIP
     """
 
-    def __init__(self, source: Source, query: Query | None = None, *, name: str = "") -> None:
+    def __init__(self, source: Source, query: Query | None = None) -> None:
         source.start()
         self.source = source
         self.query = query if query is not None else Query.all()
-        self.name = name or source.uri
+        self.name = redact(source.uri)
 
     def __repr__(self) -> str:
         where = "" if self.query == Query.all() else f" where {self.query}"
@@ -92,7 +99,7 @@ class Catalog:
         if isinstance(query, str):
             query = parse(query)
         combined = query if self.query == Query.all() else self.query & query
-        return Catalog(self.source, combined, name=self.name)
+        return Catalog(self.source, combined)
 
     def __len__(self) -> int:
         return self.source.count(self.query)

@@ -18,7 +18,7 @@ Examples
 >>> sorted(list_entries())                          # doctest: +SKIP
 ['beamtime', 'local']
 >>> open_entry("local")                             # doctest: +SKIP
-<Catalog 'local': 12 runs>
+<Catalog 'sqlite:///home/me/.local/share/scandeck/store/scandeck.sqlite': 12 runs>
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def list_entries() -> dict[str, CatalogEntry]:
 def open_entry(name: str) -> Catalog:
     """Open the named entry through Intake, as a :class:`~scandeck.catalog.Catalog`.
 
-    The catalog's :attr:`~scandeck.catalog.Catalog.name` is the entry name.
+    The catalog's :attr:`~scandeck.catalog.Catalog.name` is its store's address, as
+    however else that store is opened (one store, one name).
 
     Raises
     ------
@@ -116,7 +117,7 @@ def open_entry(name: str) -> Catalog:
     Examples
     --------
     >>> open_entry("local")                             # doctest: +SKIP
-    <Catalog 'local': 12 runs>
+    <Catalog 'sqlite:///home/me/.local/share/scandeck/store/scandeck.sqlite': 12 runs>
     """
     scan = _scan()
     entry = scan.entries.get(name)
@@ -145,7 +146,6 @@ def open_entry(name: str) -> Catalog:
             f"{type(result).__qualname__}, not a scandeck Catalog; its reader should be "
             f"{_READER}"
         )
-    result.name = name
     return result
 
 

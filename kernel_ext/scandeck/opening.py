@@ -20,8 +20,12 @@ A catalog is named by a string (or a :class:`~pathlib.Path`), from
     (:func:`scandeck.catalog_files.list_entries`), else a store directory of that
     name in the working directory.
 
-:func:`open_catalog` opens what the rule names. Nothing here imports more than
-the standard library at import time.
+:func:`open_catalog` opens what the rule names. However a store is opened, the
+catalog is named by the store's address (:attr:`scandeck.catalog.Catalog.name`,
+the source's URI without credentials): the default store, the catalog-file entry
+``local`` and the path of that store give one name in reprs, ``%catalog``,
+``%scans`` and provenance records, and a record names a store a rerun can open
+again. Nothing here imports more than the standard library at import time.
 
 Examples
 --------
@@ -141,7 +145,7 @@ def open_catalog(target: str | Path | None = None) -> Catalog:
     if name.kind == "default":
         from .config import default_store
 
-        return Catalog(open_source(default_store()), name="local")
+        return Catalog(open_source(default_store()))
     if name.kind in ("path", "uri"):
         return Catalog(open_source(name.text))
     from .catalog_files import open_entry
