@@ -181,8 +181,8 @@ def test_bind_one_run_by_scan_or_uid_with_new_rows_and_progress(kernel, store):
         return sorted(
             m["content"]["data"]["state"]["max"]
             for m in list(kernel.messages)
-            if m["msg_type"] == "comm_open"
-            and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel"
+            if m["msg_type"] == "comm_open"  # (widgets' comms; scandeck's own has no state)
+            and m["content"]["data"].get("state", {}).get("_model_name") == "IntProgressModel"
         )
 
     # The progress bar follows the outputs in the same update: wait for both bars.

@@ -13,6 +13,7 @@ import { PanelActions } from './actions';
 import { addCommands } from './commands';
 import { IPanelState, ScansModel } from './model';
 import { ScansPanel } from './panel';
+import { registerSaveComm } from './saveComm';
 import { PANEL_ID, PLUGIN_ID, STATE_KEY } from './tokens';
 
 /** Save the panel state at most this often while the user types. */
@@ -37,6 +38,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 850 });
     restorer?.add(panel, PANEL_ID);
     addCommands(app, model, actions, panel.id, palette);
+    if (tracker) {
+      registerSaveComm(tracker); // %provenance save in a cell: save the notebook first
+    }
 
     const saved = stateDB
       ? stateDB.fetch(STATE_KEY).catch(() => undefined)

@@ -236,7 +236,8 @@ class ScandeckMagics(Magics):
 
         Usage: ``%provenance`` shows what would be recorded; ``%provenance save
         [--name NAME] [--tag TAG ...] [--path NOTEBOOK.ipynb]`` records the notebook
-        file as saved (save it first) and prints the record id.
+        file as saved and prints the record id. In JupyterLab with scandeck's
+        extension the notebook is saved first; elsewhere save it yourself.
         """
         from ..provenance import recording
 
@@ -269,6 +270,9 @@ def load(shell: Any) -> ScandeckMagics:
     install_reprs(shell)
     install_catalog_display(shell, lambda: live_front_end(shell))  # a shown catalog updates in place
     ExecutionClock.install(shell)  # %provenance save checks the notebook was saved after the last cell
+    from ..provenance.frontend import FrontEnd
+
+    FrontEnd.of(shell).open(shell)  # ... and asks JupyterLab to save it when it was not
     return magics
 
 

@@ -329,6 +329,12 @@ def record_interactive(
     nb_path = locate_notebook(shell, path)
     note = ""
     stale = check_saved(nb_path, shell)
+    if stale is not None and not explicit:
+        # JupyterLab with scandeck's extension saves it when asked (as the panel's button does).
+        from .frontend import FrontEnd
+
+        if FrontEnd.of(shell).save(lambda: check_saved(nb_path, shell) is None):
+            stale = None
     if stale is not None:
         if not explicit:
             raise NotebookNotFound(
