@@ -36,9 +36,10 @@ import pandas as pd
 from holoviews.core.util import disable_constant
 
 from .catalog import Catalog
+from .exceptions import NotAGrid
 from .livestream import Live
 
-__all__ = ["RATE", "Feed", "feed", "image", "line", "stop", "table"]
+__all__ = ["RATE", "Feed", "feed", "image", "line", "map", "stop", "table"]
 
 #: Updates per second, at most, of one plot.
 RATE = 30
@@ -267,6 +268,123 @@ def _frame(value: Any) -> np.ndarray:
     if frame.ndim == 1:
         return frame[np.newaxis]
     return frame.reshape(-1, frame.shape[-1]) if frame.ndim > 2 else frame
+
+
+# -- map -----------------------------------------------------------------------------------
+
+
+def map(  # noqa: A001 - scandeck.plot.map, the name users type; this module never calls the builtin
+    z: str,
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    run: Any = None,
+    stream: str = "primary",
+    catalog: Catalog | None = None,
+    cmap: str = "viridis",
+    **opts: Any,
+) -> hv.DynamicMap:
+    """A live map of ``z`` over two scanned motors, with a colour bar, filling as points arrive.
+
+    A rectilinear grid scan (bluesky's ``grid_scan``) is an ``hv.QuadMesh`` on
+    its setpoints, blank where no point was measured yet; any other run (a
+    spiral, a list grid, no hints) shows its points as ``hv.Points`` coloured by
+    ``z`` on the same colour scale: never an error. ``x`` and ``y`` default to the
+    run's fast and slow motors (``hints.dimensions``). ``opts`` go to the plot
+    (``width=500``, ``title="..."``).
+
+    Examples
+    --------
+    >>> scandeck.plot.map("det4", width=500)                      # doctest: +SKIP
+    """
+    from .grid import dimensions, grid_of
+
+    pipe = hv.streams.Pipe(data=_map_frame(z, x or "x", y or "y"))
+    driver = Feed(run, stream, catalog)
+    state: dict[str, Any] = {}
+
+    def element(data: Mapping[str, Any]) -> hv.Overlay:
+        kdims = [data["x"], data["y"]]
+        mesh = hv.QuadMesh((data["xs"], data["ys"], data["zs"]), kdims=kdims, vdims=[z])
+        points = hv.Points(data["points"], kdims=kdims, vdims=[z])
+        if hv.Store.renderers:  # options need a plotting backend; none is loaded until one draws
+            # One colour range for both: the mesh's colour bar (empty mesh or not) reads the points too.
+            mesh, points = mesh.opts(clim=data["clim"]), points.opts(clim=data["clim"])
+        return mesh * points
+
+    plot = hv.DynamicMap(element, streams=[pipe]).opts(
+        {
+            "QuadMesh": {"colorbar": True, "cmap": cmap, "framewise": True},
+            "Points": {"color": z, "cmap": cmap, "size": 6, "framewise": True},
+        }
+    )
+    if opts:
+        plot = plot.opts(**opts)
+
+    def start_run(uid: str) -> None:
+        start = driver.live.source.get(uid).start
+        dims = [fields[0] for fields in dimensions(start, stream)]
+        xname = x or (dims[1] if len(dims) > 1 else "x")
+        yname = y or (dims[0] if dims else "y")
+        try:
+            grid = grid_of(start, stream)
+        except NotAGrid:
+            grid = None
+        if grid is not None and set(grid.dims) != {xname, yname}:
+            grid = None  # a grid of other motors, or of three: the points it measured
+        state.clear()
+        state.update(grid=grid, x=xname, y=yname, zs=None if grid is None else np.full(grid.shape, np.nan))
+        state.update(px=[], py=[], pz=[])
+
+    def on_page(page: Mapping[str, Any], new_run: bool) -> None:
+        if new_run:
+            start_run(page["uid"])
+        values = _numbers(page.get(z) or [])
+        if not isinstance(values, np.ndarray):  # not numbers (text): nothing to colour by
+            values = np.array([])
+        if len(values) and state["x"] in page and state["y"] in page:
+            state["px"] += list(_numbers(page[state["x"]]))
+            state["py"] += list(_numbers(page[state["y"]]))
+            state["pz"] += list(values)
+        if state["grid"] is not None and len(values):
+            try:
+                state["zs"][state["grid"].cells(page["seq_num"])] = values
+            except NotAGrid:  # more events than grid points: show where they were measured
+                state["grid"] = None
+        if len(values) or new_run:
+            _send(driver, pipe.send, _map_frame(z, state["x"], state["y"], state))
+
+    return _started(plot, driver, on_page)
+
+
+def _map_frame(z: str, x: str, y: str, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the map's Pipe carries: a mesh (empty for a scatter) and points (empty for a grid)."""
+    frame: dict[str, Any] = {
+        "x": x,
+        "y": y,
+        "xs": np.array([]),
+        "ys": np.array([]),
+        "zs": np.empty((0, 0)),
+        "points": pd.DataFrame({x: [], y: [], z: []}),
+        "clim": (0.0, 1.0),
+    }
+    if state is None:
+        return frame
+    grid = state["grid"]
+    if grid is not None:
+        shown = state["zs"] if grid.dims == (y, x) else state["zs"].T  # rows along y
+        slow, fast = grid.coords()
+        xs, ys = (fast, slow) if grid.dims == (y, x) else (slow, fast)
+        if np.isfinite(shown).any():  # an all-NaN mesh has no colour range
+            frame.update(xs=xs, ys=ys, zs=shown.copy())  # a copy: the grid fills in place
+    else:
+        frame["points"] = pd.DataFrame({x: state["px"], y: state["py"], z: state["pz"]})
+    values = frame["zs"] if grid is not None else np.asarray(state["pz"], dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        frame["clim"] = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    return frame
 
 
 # -- shared --------------------------------------------------------------------------------
