@@ -62,9 +62,14 @@ def derive(
 
 
 def load_ipython_extension(ipython: object) -> None:
-    """``%load_ext scandeck``: the magics %catalog, %scans, %%bind, %bindings, %unbind."""
-    from .notebook.magics import load
+    """``%load_ext scandeck``: the magics %catalog, %scans, %%bind, %bindings, %unbind.
 
+    Also makes plots draw offline (:func:`scandeck.offline.enable`).
+    """
+    from .notebook.magics import load
+    from .offline import enable
+
+    enable()
     load(ipython)
 
 

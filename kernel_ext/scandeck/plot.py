@@ -38,6 +38,10 @@ from holoviews.core.util import disable_constant
 from .catalog import Catalog
 from .exceptions import NotAGrid
 from .livestream import Live
+from .offline import enable as _draw_offline
+
+# Before any plot: BokehJS and Panel's JS come inline, not from a CDN (also if hv.extension ran already).
+_draw_offline()
 
 __all__ = ["RATE", "Feed", "feed", "image", "line", "map", "stop", "table"]
 

@@ -8,7 +8,9 @@ inherit ``SCANDECK_DATA``. It is stopped by its pid at teardown (SIGTERM, on
 which jupyter_server shuts its kernels down; SIGKILL if it does not exit).
 
 The browser is ``/usr/bin/chromium`` (``apt-get install chromium``; ``./run
-test`` installs it) driven by Python Playwright; no browser is downloaded.
+test`` installs it) driven by Python Playwright; no browser is downloaded. Its
+pages reach nothing but the loopback: other requests are aborted and recorded
+in ``page.blocked_requests``.
 Screenshots go to ``test-artifacts/ui/``; a failing test also leaves a
 screenshot of the page there and the server's log.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -197,16 +200,33 @@ def browser() -> Iterator[Any]:
         playwright.stop()
 
 
+# Every http(s) URL whose host is not the loopback. A pattern, not a Python predicate: the
+# browser matches it itself, so requests to the lab never wait for this process to answer
+# (with a predicate every request is paused until Playwright's Python side runs again).
+OFF_MACHINE = re.compile(r"^https?://(?!(?:127\.0\.0\.1|localhost|\[::1\])(?:[:/?#]|$))", re.IGNORECASE)
+
+
+def _block(route: Any, blocked: list[str]) -> None:
+    blocked.append(route.request.url)
+    route.abort("internetdisconnected")
+
+
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh page (own context) at 1280x900; on failure its screenshot is kept.
 
     ``page.console_errors`` collects the browser console's errors, for messages.
+    Every request for a host other than the loopback is aborted, as on an offline
+    beamline network, and its URL kept in ``page.blocked_requests`` (assert it is
+    empty where nothing may need the internet).
     """
     failure_shot = ARTIFACTS / f"{request.node.name}-failure.png"
     failure_shot.unlink(missing_ok=True)  # from an earlier run
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    blocked: list[str] = []
+    context.route(OFF_MACHINE, lambda route: _block(route, blocked))
     tab = context.new_page()
+    tab.blocked_requests = blocked
     tab.console_errors = []
     tab.on("console", lambda msg: tab.console_errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda err: tab.console_errors.append(f"pageerror: {err}"))

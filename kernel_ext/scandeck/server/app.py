@@ -80,6 +80,13 @@ class ScandeckApp(ExtensionApp):
         config=True,
         help="Tell the lab extension to open the Scans panel when JupyterLab starts (GET catalogs).",
     )
+    offline_plots = Bool(
+        True,
+        config=True,
+        help="Give the kernels this server starts the environment that makes Bokeh, Panel and HoloViews "
+        "embed their JavaScript, so plots draw with no internet (scandeck.offline; BOKEH_RESOURCES=cdn "
+        "set by the user switches it off too).",
+    )
     threads = Integer(8, config=True, help="Threads for blocking work (store reads, searches, reruns' checks).")
     job_manager_class = Type(
         default_value=JobManager,
@@ -98,6 +105,14 @@ class ScandeckApp(ExtensionApp):
         from ..provenance.store import ProvStore
 
         assert self.serverapp is not None
+        if self.offline_plots:
+            from ..offline import environment, set_environment
+
+            # Kernels inherit the server's environment: every notebook's plots draw offline.
+            if set_environment() or environment():
+                self.log.info("scandeck: kernels' plots embed BokehJS and Panel's JS (they draw offline)")
+            else:
+                self.log.info("scandeck: BOKEH_RESOURCES is set: plots load their JavaScript as it says")
         self.root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
         self.executor = ThreadPoolExecutor(max_workers=max(1, self.threads), thread_name_prefix="scandeck")
         self.catalogs: CatalogPool = self.catalog_pool_class(self.catalog)
