@@ -35,6 +35,9 @@ __all__ = ["Grid", "dimensions", "grid_of", "to_dataset"]
 
 #: The ``hints.gridding`` of a scan whose n-th event is the n-th point of an outer product.
 RECTILINEAR = "rectilinear"
+#: Points of the largest grid made (800 MB a float variable): a start document claiming
+#: more (a typo, a hostile shape) gets ``read()`` advice, not an allocation that kills the kernel.
+MAX_POINTS = 10**8
 
 _USE_READ = "use read() (rows in the order measured, with the motor positions) instead"
 
@@ -167,6 +170,11 @@ def grid_of(start: Mapping[str, Any], stream: str = "primary") -> Grid:
         raise NotAGrid(
             "the start document says rectilinear gridding but has no valid 'shape' (positive integers) "
             f"and 'extents' (one [start, stop] per axis); {_USE_READ}"
+        )
+    if math.prod(shape) > MAX_POINTS:
+        raise NotAGrid(
+            f"the start document's grid has {math.prod(shape):.3g} points ({'x'.join(map(str, shape))[:80]}), "
+            f"more than the {MAX_POINTS:.0e} scandeck puts on a grid; {_USE_READ}"
         )
     pairs: list[tuple[float, float]] = []
     for extent in extents:

@@ -131,3 +131,14 @@ async def test_a_count_has_no_map(api, scan):
     uid = scan(bp.count([det4], 3))
     code, body = await api(f"runs/{uid}/preview")
     assert code == 200 and "map" not in body and body["x"]["name"] == "seq_num"
+
+
+async def test_a_start_document_claiming_a_huge_grid_gets_a_scatter(api, store, scan):
+    """A typo or hostile shape allocates nothing: the preview scatters, to_grid() says to use read()."""
+    from scandeck.exceptions import NotAGrid
+
+    uid = scan(bp.grid_scan([det4], motor1, -1, 1, 3, motor2, -1, 1, 2, md={"shape": [10**6, 10**6]}))
+    code, body = await api(f"runs/{uid}/preview")
+    assert code == 200 and body["map"]["kind"] == "scatter" and len(body["map"]["z"]["values"]) == 6
+    with pytest.raises(NotAGrid, match=r"1e\+12 points .*use read\(\)"):
+        store[uid].primary.to_grid()

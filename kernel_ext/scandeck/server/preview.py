@@ -243,18 +243,28 @@ def _map(
     grid, x, y, z = chosen
     if grid is not None:
         try:
-            cells = grid.place([row[0] for row in rows], [_number(row[1][column[z]]) for row in rows])
+            rows_at, cols_at = grid.cells([row[0] for row in rows])
         except NotAGrid:  # more rows than points: show them where they were measured
             grid = None
         else:
+            import numpy as np
+
             slow, fast = grid.coords()
             iy = downsample(len(slow), MAX_GRID_SIDE)
             ix = downsample(len(fast), MAX_GRID_SIDE)
+            # Only the shown cells are made (never the whole grid): a row's place among them, or -1.
+            shown_y, shown_x = np.full(len(slow), -1), np.full(len(fast), -1)
+            shown_y[iy], shown_x[ix] = np.arange(len(iy)), np.arange(len(ix))
+            cells = np.full((len(iy), len(ix)), np.nan)
+            for row, i, j in zip(rows, shown_y[rows_at], shown_x[cols_at], strict=True):
+                value = _number(row[1][column[z]])
+                if i >= 0 and j >= 0 and value is not None:
+                    cells[i, j] = value
             return {
                 "kind": "grid",
                 "x": {"name": x, "values": jsonable(fast[ix])},
                 "y": {"name": y, "values": jsonable(slow[iy])},
-                "z": {"name": z, "values": jsonable(cells[iy][:, ix])},
+                "z": {"name": z, "values": jsonable(cells)},
                 "shape": list(grid.shape),
             }
     picked = [rows[i] for i in downsample(len(rows), max_points)]
