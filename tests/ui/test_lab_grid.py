@@ -119,3 +119,54 @@ def test_grid_scans_show_a_heatmap_with_a_colour_bar(lab, page, artifacts: Path)
     page.screenshot(path=str(artifacts / "panel_spiral_scatter_light.png"))
     assert [e for e in page.console_errors if "scandeck" in e.lower()] == []
     assert page.blocked_requests == []  # nothing of it needs the internet
+
+
+@pytest.mark.timeout(180)
+def test_a_running_grid_scan_fills_its_heatmap(lab, page, artifacts: Path) -> None:
+    """A RunEngine (in a thread here) held part way through a grid scan, then let go."""
+    import threading
+
+    import bluesky.plans as bp
+    from bluesky import RunEngine
+    from bluesky.plan_stubs import one_nd_step
+    from ophyd.sim import det4, motor1, motor2
+    from playwright.sync_api import expect
+
+    import scandeck
+
+    store = Path(lab.env["SCANDECK_DATA"]) / "store"
+    cat = scandeck.open_catalog(store)
+    RE = RunEngine({}, context_managers=[])  # noqa: N806
+    RE.subscribe(cat.writer())
+    reached, release = threading.Event(), threading.Event()
+    done = [0]
+
+    def per_step(detectors, step, pos_cache):
+        if done[0] == 40:
+            reached.set()
+            release.wait(60)
+        done[0] += 1
+        yield from one_nd_step(detectors, step, pos_cache)
+
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.jp-SideBar [data-id="scandeck-panel"]').click()
+    expect(page.locator(".jp-scandeck-panel .jp-scandeck-push")).to_have_attribute(
+        "data-state", "open", timeout=20_000
+    )
+    plan = bp.grid_scan([det4], motor1, -2, 2, 9, motor2, -2, 2, 12, True, per_step=per_step)
+    thread = threading.Thread(target=RE, args=(plan,))
+    thread.start()
+    try:
+        assert reached.wait(30)
+        uid = cat[-1].uid
+        detail = select(page, uid)
+        cells = detail.locator('.jp-scandeck-preview[data-kind="grid"] .jp-scandeck-cell')
+        expect(cells).to_have_count(40, timeout=10_000)  # what was measured, the rest grey
+        page.screenshot(path=str(artifacts / "panel_grid_running_light.png"))
+    finally:
+        release.set()
+        thread.join(60)
+    expect(cells).to_have_count(9 * 12, timeout=20_000)  # filled in as the server pushed the rest
+    expect(page.locator(f'.jp-scandeck-panel {RUN}[data-uid="{uid}"]')).to_contain_text("success")
+    page.screenshot(path=str(artifacts / "panel_grid_finished_light.png"))
+    cat.close()
