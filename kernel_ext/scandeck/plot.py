@@ -4,7 +4,7 @@ Each function follows one run (``run=``: a Run, uid, uid prefix or scan_id), or
 with ``run=None`` the newest run and then each new run as it starts (the plot
 is cleared when a new run begins), and returns a HoloViews object fed by a
 ``hv.streams.Buffer`` (:func:`line`, :func:`table`) or ``hv.streams.Pipe``
-(:func:`image`). Rows are gathered on a background thread and sent on the
+(:func:`image`, :func:`map`). Rows are gathered on a background thread and sent on the
 kernel's event loop, between user requests, in batches: at most :data:`RATE`
 updates per second however fast events come, and always a last one with the
 rows that arrived before the run's stop document.
@@ -18,6 +18,7 @@ last expression; it updates through HoloViews' own comms:
 >>> scandeck.plot.line("motor", "det", width=600)                # doctest: +SKIP
 >>> scandeck.plot.image("img", run=-1)                           # doctest: +SKIP
 >>> scandeck.plot.table()                                        # doctest: +SKIP
+>>> scandeck.plot.map("det4")                                    # doctest: +SKIP
 
 :func:`stop` ends a plot's updates (all plots without an argument); they also
 end at interpreter exit. ``feed(obj)`` gives a plot's :class:`Feed` (its
