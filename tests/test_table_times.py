@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -59,9 +60,12 @@ def test_local_zone_follows_tz(local_tz: str) -> None:
 
 
 def test_local_datetimes_keep_the_instant_and_mark_impossible_times_missing(local_tz: str) -> None:
-    seconds = [1_796_538_023.123456, 0.0, -86_400.5]
+    seconds = [1_796_538_023.123456, 1_500_000_002.25, 0.0, -86_400.5]
     dates = pd.Series(local_datetimes(seconds))
     assert_local_dates(dates, seconds)
+    # To the nanosecond: the float's exact value, rounded (not the float times 1e9, off by ~100 ns).
+    exact = [int((Decimal(t) * 10**9).to_integral_value(ROUND_HALF_EVEN)) for t in seconds]
+    assert local_datetimes(seconds).asi8.tolist() == exact
     odd = local_datetimes([float("nan"), float("inf"), 1e300, 2.0])
     assert odd.isna().tolist() == [True, True, True, False]
 

@@ -83,7 +83,12 @@ def local_datetimes(seconds: Any) -> pandas.DatetimeIndex:
     values = np.asarray(seconds, dtype=float)
     with np.errstate(invalid="ignore"):  # NaN compares False: missing either way
         missing = ~(np.abs(values) < _NS_RANGE)
-    ns = np.round(np.where(missing, 0.0, values) * 1e9).astype(np.int64).view("datetime64[ns]")
+    values = np.where(missing, 0.0, values)
+    # Whole seconds and their fraction apart: seconds * 1e9 in one float would round to 256 ns.
+    whole = np.floor(values)
+    ns = (whole.astype(np.int64) * 1_000_000_000 + np.round((values - whole) * 1e9).astype(np.int64)).view(
+        "datetime64[ns]"
+    )
     if missing.any():
         ns[missing] = np.datetime64("NaT", "ns")
     return pd.DatetimeIndex(ns).tz_localize("UTC").tz_convert(local_zone())
