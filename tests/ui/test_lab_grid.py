@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_lab_panel import set_theme
 
 pytestmark = pytest.mark.ui
 
@@ -109,6 +110,15 @@ def test_grid_scans_show_a_heatmap_with_a_colour_bar(lab, page, artifacts: Path)
     expect(heatmap.locator(".jp-scandeck-cell")).to_have_count(int(np.count_nonzero(~np.isnan(partial))))
     expect(heatmap.locator(".jp-scandeck-map-unmeasured")).to_have_count(1)
     page.screenshot(path=str(artifacts / "panel_grid_partial_light.png"))
+    # The dark theme: the same colours for the data, the theme's for the grey and the text.
+    set_theme(lab, "JupyterLab Dark")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=30_000)
+    expect(page.locator(f".jp-scandeck-panel {RUN}")).to_have_count(3, timeout=30_000)
+    detail = select(page, uids["partial"])
+    heatmap = detail.locator('.jp-scandeck-preview[data-kind="grid"] svg.jp-scandeck-map')
+    expect(heatmap.locator(".jp-scandeck-cell")).to_have_count(int(np.count_nonzero(~np.isnan(partial))))
+    page.screenshot(path=str(artifacts / "panel_grid_partial_dark.png"))
 
     # A spiral is no grid: a scatter coloured by value, with the same colour bar.
     detail = select(page, uids["spiral"])
