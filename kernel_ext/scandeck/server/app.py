@@ -12,6 +12,7 @@ or in ``jupyter_server_config.py``: ``c.ScandeckApp.provenance_dir = "/data/prov
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -105,11 +106,13 @@ class ScandeckApp(ExtensionApp):
         from ..provenance.store import ProvStore
 
         assert self.serverapp is not None
+        self.offline_environment: dict[str, str] = {}  # what it set, unset again at stop
         if self.offline_plots:
             from ..offline import environment, set_environment
 
             # Kernels inherit the server's environment: every notebook's plots draw offline.
-            if set_environment() or environment():
+            self.offline_environment = set_environment()
+            if self.offline_environment or environment():
                 self.log.info("scandeck: kernels' plots embed BokehJS and Panel's JS (they draw offline)")
             else:
                 self.log.info("scandeck: BOKEH_RESOURCES is set: plots load their JavaScript as it says")
@@ -146,3 +149,6 @@ class ScandeckApp(ExtensionApp):
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.catalogs.close()
         self.store.close()
+        for name, value in self.offline_environment.items():
+            if os.environ.get(name) == value:  # a server in a longer-lived process (tests) leaves it as it was
+                del os.environ[name]
