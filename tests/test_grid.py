@@ -91,6 +91,7 @@ def test_interrupted_scan_gives_a_partial_grid(sqlite_cat, RE):
     assert run.status == "fail"
     grid = run.primary.to_grid()
     assert grid.attrs["points_measured"] == 7 and grid.attrs["points"] == 16
+    assert grid["time"].attrs == run.primary.read()["time"].attrs  # seconds, said alike
     assert np.isnan(grid["det4"].values).sum() == 16 - 7
     assert grid["motor1"].size == 4  # the whole grid's setpoints, not only those reached
     assert_matches_read(grid, run.primary.read())

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .exceptions import NotAGrid, UnknownName
 from .safe_text import printable
+from .timestamps import TIME_ATTRS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -249,7 +250,8 @@ def to_dataset(grid: Grid, table: Table, fields: Collection[str] | None = None) 
     }
     coords["seq_num"] = (grid.dims, _spread(cells, seq, grid.shape))
     if time is not None:
-        coords["time"] = xr.Variable(grid.dims, _spread(cells, time, grid.shape), attrs={"units": "s"})
+        # Seconds, as read() gives them (the same attrs say so).
+        coords["time"] = xr.Variable(grid.dims, _spread(cells, time, grid.shape), attrs=dict(TIME_ATTRS))
     about: dict[str, Any] = {
         "gridding": RECTILINEAR,
         "shape": list(grid.shape),
