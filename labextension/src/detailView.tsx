@@ -6,7 +6,7 @@ import * as React from 'react';
 
 import { IRunDetail, IRunSummary, IStreamInfo } from './api';
 import type { PanelActions } from './actions';
-import { formatDuration, formatTime, formatValue, plural } from './format';
+import { formatDuration, formatFullTime, formatValue, plural } from './format';
 import { ScansModel } from './model';
 import { PreviewPlot } from './previewPlot';
 
@@ -204,7 +204,7 @@ export function DetailView(props: {
           className="jp-scandeck-summary"
           rows={[
             ['status', run.status],
-            ['started', formatTime(run.time)],
+            ['started', formatFullTime(run.time)],
             ['duration', formatDuration(run.duration)],
             ['events', run.num_points ? `${run.num_events} of ${run.num_points}` : run.num_events]
           ]}

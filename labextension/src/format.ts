@@ -11,6 +11,24 @@ export function formatTime(seconds: number, now: Date = new Date()): string {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${hms}`;
 }
 
+/**
+ * A moment in full, for a tooltip or a detail: local date and time, the UTC
+ * offset and the time zone's name, e.g. "2026-12-06 03:20:23 UTC-03:00 (America/Santiago)".
+ */
+export function formatFullTime(seconds: number): string {
+  const date = new Date(seconds * 1000);
+  if (!isFinite(seconds) || isNaN(date.getTime())) {
+    return '–';
+  }
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  const hms = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const east = -date.getTimezoneOffset(); // minutes east of UTC at that moment (DST included)
+  const offset = `${east < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(east) / 60))}:${pad(Math.abs(east) % 60)}`;
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return `${day} ${hms} UTC${offset}${zone ? ` (${zone})` : ''}`;
+}
+
 /** A duration in seconds: "850 ms", "12.5 s", "3 min 05 s", "1 h 02 min". */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {

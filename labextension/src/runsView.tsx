@@ -8,7 +8,7 @@ import { useEffect, useRef, useState } from 'react';
 import { IRunSummary } from './api';
 import type { PanelActions } from './actions';
 import { DetailView, Progress, StatusBadge } from './detailView';
-import { caretWindow, formatTime, plural } from './format';
+import { caretWindow, formatFullTime, formatTime, plural } from './format';
 import { ScansModel } from './model';
 
 /** Load the next page when the list is scrolled within this many pixels of its end. */
@@ -112,7 +112,9 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
           <StatusBadge status={run.status} />
         </div>
         <div className="jp-scandeck-run-line jp-scandeck-dim">
-          <span className="jp-scandeck-run-time">{formatTime(run.time)}</span>
+          <span className="jp-scandeck-run-time" title={formatFullTime(run.time)}>
+            {formatTime(run.time)}
+          </span>
           <span className="jp-scandeck-run-uid">{run.uid.slice(0, 8)}</span>
           {!running && (
             <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   caretWindow,
   formatDuration,
+  formatFullTime,
   formatIso,
   formatTick,
   formatTime,
@@ -25,6 +26,30 @@ describe('formatTime', () => {
 
   it('shows the date too for an older run', () => {
     expect(formatTime(local(2026, 1, 2, 23, 59, 0), now)).toBe('2026-01-02 23:59:00');
+  });
+});
+
+describe('formatFullTime', () => {
+  it('gives the local date, time, UTC offset and zone of the moment', () => {
+    const saved = process.env.TZ;
+    try {
+      process.env.TZ = 'America/Santiago'; // UTC-3 in (southern) summer, UTC-4 in winter
+      expect(formatFullTime(1796538023)).toBe('2026-12-06 03:20:23 UTC-03:00 (America/Santiago)');
+      expect(formatFullTime(1782000000)).toBe('2026-06-20 20:00:00 UTC-04:00 (America/Santiago)');
+      process.env.TZ = 'Asia/Tokyo';
+      expect(formatFullTime(1796538023)).toBe('2026-12-06 15:20:23 UTC+09:00 (Asia/Tokyo)');
+    } finally {
+      if (saved === undefined) {
+        delete process.env.TZ;
+      } else {
+        process.env.TZ = saved;
+      }
+    }
+  });
+
+  it('is a dash for a time that is not one', () => {
+    expect(formatFullTime(NaN)).toBe('–');
+    expect(formatFullTime(Infinity)).toBe('–');
   });
 });
 
