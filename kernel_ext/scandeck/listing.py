@@ -66,10 +66,11 @@ def cut(text: str, width: int = MAX_CELL) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, width: int = MAX_CELL) -> str:
     """One metadata value as short table text, control characters escaped (:func:`printable`).
 
     A sample is often a dict (``{"name": "Ni", ...}``): its name stands for it.
+    Longer than ``width`` characters, it is cut (ending in "...").
 
     Examples
     --------
@@ -87,7 +88,7 @@ def cell(value: Any) -> str:
         text = ", ".join(str(v) for v in value)
     else:
         text = str(value)
-    return cut(printable(text))
+    return cut(printable(text), width)
 
 
 def compact(value: Any) -> str:

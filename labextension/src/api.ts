@@ -156,6 +156,8 @@ export interface IRunsPage {
   live?: IRunSummary[];
   total: number;
   next: string | null;
+  /** When nothing matched: the fields no run has, with the closest known ones. */
+  hint?: string | null;
 }
 
 export interface IDataKey {

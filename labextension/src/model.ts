@@ -91,6 +91,8 @@ export class ScansModel implements IDisposable {
   live: api.IRunSummary[] = [];
   runs: api.IRunSummary[] = [];
   total = 0;
+  /** Why the search matched nothing: a field no run has (a typo?), from the server. */
+  searchHint: string | null = null;
   next: string | null = null;
   loading = false;
   listError: string | null = null;
@@ -202,18 +204,35 @@ export class ScansModel implements IDisposable {
     this._emit();
   }
 
+  /**
+   * Search now (Enter): the search that typing scheduled runs at once instead,
+   * never as well; a query the server has just refused is not sent again.
+   */
+  search(): void {
+    if (this._searchTimer !== null) {
+      clearTimeout(this._searchTimer);
+      this._searchTimer = null;
+    } else if (this.queryError && this._answeredQuery === this.query) {
+      return;
+    }
+    void this.reload();
+  }
+
   /** Load the first page again, dropping the loaded pages. */
   async reload(): Promise<void> {
     const seq = ++this._runsSeq;
+    const query = this.query;
     this.loading = true;
     this._emit();
     try {
-      const page = await api.getRuns(this.catalog, this.query, PAGE_SIZE);
+      const page = await api.getRuns(this.catalog, query, PAGE_SIZE);
       if (seq !== this._runsSeq) {
         return;
       }
+      this._answeredQuery = query;
       this.queryError = null;
       this.listError = null;
+      this.searchHint = page.hint ?? null;
       this.live = (page.live ?? []).slice().sort(byTimeDesc);
       this.runs = page.runs;
       this.total = page.total;
@@ -222,6 +241,8 @@ export class ScansModel implements IDisposable {
       if (seq !== this._runsSeq) {
         return;
       }
+      this._answeredQuery = query;
+      this.searchHint = null;
       if (error instanceof ScandeckAPIError && error.isQueryError) {
         this.queryError = error;
       } else {
@@ -513,6 +534,8 @@ export class ScansModel implements IDisposable {
   private _displayVersion = -1;
   private _display: api.IRunSummary[] = [];
   private _searchTimer: number | null = null;
+  /** The query text of the last answer (runs or an error). */
+  private _answeredQuery: string | null = null;
   private _headTimer: number | null = null;
   private _detailTimer: number | null = null;
   private _detailFetched = 0;

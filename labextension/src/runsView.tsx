@@ -50,7 +50,7 @@ function SearchBox(props: { model: ScansModel }): JSX.Element {
         }}
         onKeyDown={event => {
           if (event.key === 'Enter') {
-            void model.reload();
+            model.search();
           }
         }}
       />
@@ -78,6 +78,13 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
   const { run, selected, checked } = props;
   const running = run.status === 'running';
   const who = [run.sample, run.operator].filter(Boolean).join(' · ');
+  // The full values on hover: a narrow panel cuts them with an ellipsis.
+  const whoTitle = [
+    run.sample ? `sample: ${run.sample}` : '',
+    run.operator ? `operator: ${run.operator}` : ''
+  ]
+    .filter(Boolean)
+    .join('\n');
   return (
     <li
       className="jp-scandeck-run"
@@ -107,15 +114,21 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
       <div className="jp-scandeck-run-main">
         <div className="jp-scandeck-run-line">
           <span className="jp-scandeck-run-scan">{run.scan_id ?? '–'}</span>
-          <span className="jp-scandeck-run-plan">{run.plan_name ?? ''}</span>
-          <span className="jp-scandeck-run-who">{who}</span>
+          <span className="jp-scandeck-run-plan" title={run.plan_name ?? undefined}>
+            {run.plan_name ?? ''}
+          </span>
+          <span className="jp-scandeck-run-who" title={whoTitle || undefined}>
+            {who}
+          </span>
           <StatusBadge status={run.status} />
         </div>
         <div className="jp-scandeck-run-line jp-scandeck-dim">
           <span className="jp-scandeck-run-time" title={formatFullTime(run.time)}>
             {formatTime(run.time)}
           </span>
-          <span className="jp-scandeck-run-uid">{run.uid.slice(0, 8)}</span>
+          <span className="jp-scandeck-run-uid" title={run.uid}>
+            {run.uid.slice(0, 8)}
+          </span>
           {!running && (
             <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>
           )}
@@ -201,6 +214,11 @@ export function RunsView(props: { model: ScansModel; actions: PanelActions }): J
         <span className="jp-scandeck-run-count" data-shown={shown} data-total={model.total}>
           {shown.toLocaleString()} of {model.total.toLocaleString()}
         </span>
+        {model.searchHint && shown === 0 && (
+          <span className="jp-scandeck-search-hint" role="status" title={model.searchHint}>
+            {model.searchHint}
+          </span>
+        )}
         {model.checked.size > 0 && (
           <span className="jp-scandeck-checked-count">
             {model.checked.size} checked

@@ -157,7 +157,7 @@ async def test_open_panel_setting_is_in_the_catalogs_answer(api, scandeck_settin
 async def test_runs_answers_summaries_newest_first(api, store, scans):
     code, body = await api("runs")
     assert code == 200
-    assert set(body) == {"runs", "live", "total", "next"}
+    assert set(body) == {"runs", "live", "total", "next", "hint"}
     assert [r["uid"] for r in body["runs"]] == [scans["grid"], scans["count"], scans["scan"]]
     assert body["total"] == 3 and body["next"] is None and body["live"] == []
     for run in body["runs"]:

@@ -66,9 +66,14 @@ def iso(t: float | None) -> str | None:
 # -- runs ------------------------------------------------------------------------------------------
 
 
+#: The panel cuts names to its width itself and shows them whole on hover: send them
+#: whole, up to this many characters (a bound on hostile metadata, not a column width).
+MAX_PANEL_TEXT = 200
+
+
 def _text(value: Any) -> str | None:
-    """A metadata value as short text (a sample dict by its name), None when absent."""
-    return None if value is None else cell(value)
+    """A metadata value as text (a sample dict by its name), None when absent."""
+    return None if value is None else cell(value, MAX_PANEL_TEXT)
 
 
 def run_summary(s: RunSummary) -> dict[str, Any]:
