@@ -236,6 +236,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             print("browser console errors:", *tab.console_errors or ["none"], sep="\n  ")
+            print("blocked off-machine requests:", *blocked or ["none"], sep="\n  ")
             try:
                 tab.screenshot(path=str(artifact(failure_shot.name)))
             except Exception as err:  # noqa: BLE001 - a missing failure screenshot must not hide the failure
