@@ -6,7 +6,7 @@ import * as React from 'react';
 
 import { IRunDetail, IRunSummary, IStreamInfo } from './api';
 import type { PanelActions } from './actions';
-import { formatDuration, formatFullTime, formatValue, plural } from './format';
+import { formatDuration, formatTime, formatValue, plural } from './format';
 import { ScansModel } from './model';
 import { PreviewPlot } from './previewPlot';
 
@@ -204,7 +204,7 @@ export function DetailView(props: {
           className="jp-scandeck-summary"
           rows={[
             ['status', run.status],
-            ['started', formatFullTime(run.time)],
+            ['started', formatTime(run.time)],
             ['duration', formatDuration(run.duration)],
             ['events', run.num_points ? `${run.num_events} of ${run.num_points}` : run.num_events]
           ]}
