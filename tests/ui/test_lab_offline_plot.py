@@ -121,7 +121,7 @@ def test_live_plot_draws_offline_and_updates(lab, page, artifacts: Path, tmp_pat
     expect(canvas).to_be_visible(timeout=30_000)
     plot = outputs[1].locator(".jp-OutputArea-output").last
     expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=20_000)
-    assert shown_points(page) == 0  # the plot is there, empty: no run yet
+    wait_for_points(page, 0)  # the plot is there, empty: no run yet
     empty = plot.screenshot(path=str(artifacts / "lab_offline_plot_empty.png"))
 
     go = tmp_path / "go"
