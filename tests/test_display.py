@@ -19,7 +19,7 @@ from event_model import compose_run
 import scandeck
 from scandeck.catalog import Catalog, Stream
 from scandeck.cli.format import run_rows
-from scandeck.listing import local_time
+from scandeck.listing import local_time, local_time_offset
 from scandeck.notebook.display import (
     STATUS_CLASSES,
     catalog_html,
@@ -180,7 +180,7 @@ def test_runs_table_cells(cat: Catalog) -> None:
     row = row_of(html, 2)
     assert f'<code title="{running.uid}">{running.uid[:8]}</code>' in row
     assert '<td class="sd-num">5 / 10</td>' in row  # 4 primary + 1 baseline event of 10 points
-    assert f"<td>{local_time(T0 + 200)}</td>" in row
+    assert f'<td><span title="{local_time_offset(T0 + 200)}">{local_time(T0 + 200)}</span></td>' in row
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", local_time(T0 + 200))
     # A finished run shows its event count alone, even with num_points.
     assert '<td class="sd-num">4</td>' in row_of(html, 6)
@@ -229,7 +229,7 @@ def test_run_html_finished(cat: Catalog) -> None:
     assert f"<code>{run.uid}</code>" in html
     assert '<div class="sd-title">scan 1 · count</div>' in html
     assert '<span class="sd-badge sd-success">success</span>' in html
-    assert f"<td>{local_time(T0 + 100)}</td>" in html
+    assert f">{local_time(T0 + 100)}</span></td>" in html
     assert "<th>duration</th><td>10 s <span" in html
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert "O&#x27;Brien &amp; Co" in html

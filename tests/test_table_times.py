@@ -123,3 +123,17 @@ def test_an_empty_table_has_its_descriptor_columns(RE, sqlite_cat, hw, local_tz:
     numeric = df.select_dtypes("number")
     assert list(numeric.columns) == ["det", "motor", "motor_setpoint"]
     assert numeric.describe().loc["count"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_run_tables_show_local_start_times_with_their_offset(RE, cat, hw, local_tz: str) -> None:
+    """``%scans`` and catalog tables: the local date and time, the UTC offset on hover."""
+    import bluesky.plans as bp
+
+    from scandeck.notebook.display import catalog_html
+
+    uid, emitted = record(RE, cat, bp.count([hw.det], 2))
+    t = emitted[0][1]["time"]
+    local = datetime.fromtimestamp(t, ZoneInfo(ZONE))
+    offset = local.strftime("%z")
+    title = f"{local:%Y-%m-%d %H:%M:%S} UTC{offset[:3]}:{offset[3:]}"
+    assert f'<span title="{title}">{local:%Y-%m-%d %H:%M:%S}</span>' in catalog_html(cat)

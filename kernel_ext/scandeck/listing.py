@@ -33,6 +33,7 @@ __all__ = [
     "finite",
     "list_runs",
     "local_time",
+    "local_time_offset",
     "num_points",
     "optional_columns",
     "render_table",
@@ -59,6 +60,22 @@ def local_time(t: float | None) -> str:
     if t is None or isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
         return "-"
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def local_time_offset(t: float | None) -> str:
+    """:func:`local_time` with its UTC offset (``2026-12-06 03:20:23 UTC-03:00``), for a tooltip.
+
+    Examples
+    --------
+    >>> local_time_offset(None)
+    '-'
+    """
+    text = local_time(t)
+    if text == "-":
+        return text
+    assert t is not None  # local_time said "-" otherwise
+    offset = datetime.fromtimestamp(t).astimezone().strftime("%z")  # +0100, the offset at that moment
+    return f"{text} UTC{offset[:3]}:{offset[3:5]}"
 
 
 def cut(text: str, width: int = MAX_CELL) -> str:

@@ -31,6 +31,7 @@ from ..listing import (
     data_key_rows,
     list_runs,
     local_time,
+    local_time_offset,
     num_points,
     run_table,
     running_first,
@@ -186,8 +187,13 @@ _HTML_CELLS = RunCells(
     meta=lambda value: _meta_cell(value),
     status=lambda status: status_badge(status),
     events=lambda s: _e(_events_text(s)),
-    time=lambda t: _e(local_time(t)),
+    time=lambda t: _time_cell(t),
 )
+
+
+def _time_cell(t: float | None) -> str:
+    """Local date and time; the UTC offset on hover (tables are for people, in their zone)."""
+    return f'<span title="{_e(local_time_offset(t))}">{_e(local_time(t))}</span>'
 
 
 def runs_table_html(
@@ -302,7 +308,7 @@ def run_html(run: Run) -> str:
         ("scan_id", "-" if s.scan_id is None else _e(s.scan_id)),
         ("plan", _meta_cell(plan) if plan is not None else "-"),
         ("status", status_badge(s.status)),
-        ("start time", _e(local_time(start.get("time", s.time)))),
+        ("start time", _time_cell(start.get("time", s.time))),
     ]
     t0 = start.get("time", s.time)
     if stop is not None and isinstance(stop.get("time"), (int, float)) and isinstance(t0, (int, float)):
