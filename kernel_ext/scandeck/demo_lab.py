@@ -219,10 +219,11 @@ def _wait_for_lab(lab: subprocess.Popen[bytes], port: int, token: str, stop_requ
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"}
     )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
     deadline = time.monotonic() + LAB_START_TIMEOUT
     while time.monotonic() < deadline and not stop_requests and lab.poll() is None:
         try:
-            with urllib.request.urlopen(request, timeout=2):
+            with opener.open(request, timeout=2):
                 return True
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
@@ -257,6 +258,8 @@ def _stop(children: list[subprocess.Popen[bytes]], stop_requests: list[int], say
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m scandeck.demo_lab [ARGS of scandeck demo]`` (what ``./run demo`` runs)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:  # the options are the beamline's: no lab for its help
+        return subprocess.call([sys.executable, "-m", "scandeck.cli", "demo", *args])
     notebook = Path(os.environ.get("SCANDECK_DEMO_NOTEBOOK") or REPOSITORY_NOTEBOOK)
 
     def say(line: str) -> None:
