@@ -261,3 +261,16 @@ def test_show_labels_both_image_detectors_external_the_same_way(demo: Any) -> No
     assert raw == {"FILESTORE", "FILESTORE:"}
     assert labels["img"] == labels["h5cam"] == "yes (FILESTORE)"
     assert labels["I0"] == "no"
+
+
+def test_a_bad_lab_port_says_what_to_set(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SCANDECK_DATA": str(tmp_path), "SCANDECK_LAB_PORT": "88a8"}
+    result = subprocess.run(
+        [sys.executable, "-m", "scandeck.demo_lab"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "SCANDECK_LAB_PORT must be a port number (1-65535), not '88a8'" in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing started, nothing copied

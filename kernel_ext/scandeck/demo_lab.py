@@ -169,9 +169,11 @@ def run_lab_demo(
 
 
 def _default_port() -> int:
-    port = int(os.environ.get("SCANDECK_LAB_PORT") or 0)
-    if port:
-        return port
+    text = os.environ.get("SCANDECK_LAB_PORT", "").strip()
+    if text:
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise ValueError(f"SCANDECK_LAB_PORT must be a port number (1-65535), not {text!r}")
+        return int(text)
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", 8888))
@@ -266,8 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\033[1m[scandeck]\033[0m {line}" if sys.stderr.isatty() else f"[scandeck] {line}", file=sys.stderr)
 
     try:
-        return run_lab_demo(args, notebook=notebook, say=say)
-    except FileNotFoundError as err:
+        port = _default_port()
+    except ValueError as err:
+        say(str(err))
+        return 1
+    try:
+        return run_lab_demo(args, notebook=notebook, port=port, say=say)
+    except FileNotFoundError as err:  # the notebook: the message says what to do
         say(str(err))
         return 1
 
