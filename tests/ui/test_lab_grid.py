@@ -114,6 +114,9 @@ def test_grid_scans_show_a_heatmap_with_a_colour_bar(lab, page, artifacts: Path)
     set_theme(lab, "JupyterLab Dark")
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=30_000)
+    # The workspace may restore another side panel (it is saved on a timer): open the Scans panel again.
+    if not page.locator(".jp-scandeck-panel").is_visible():
+        page.locator('.jp-SideBar [data-id="scandeck-panel"]').click()
     expect(page.locator(f".jp-scandeck-panel {RUN}")).to_have_count(3, timeout=30_000)
     detail = select(page, uids["partial"])
     heatmap = detail.locator('.jp-scandeck-preview[data-kind="grid"] svg.jp-scandeck-map')
