@@ -10,9 +10,11 @@ Why inline, and not the JupyterLab extensions those libraries ship: the one
 installed (``@pyviz/jupyterlab_pyviz``, from pyviz_comms) carries the comms and
 renderers but not BokehJS or Panel's models, and ``jupyter_bokeh`` (not a
 dependency) does not either; only the Python packages hold that JS, and inline
-resources are how they hand it over. Inline also keeps a saved notebook's plots
-working in an exported HTML file. The cost is the size of the loading cell's
-output (a few MB).
+resources are how they hand it over. (Panel's own server extension does serve
+both files, under ``panel-preview/static/`` and ``panel_dist/``, but a notebook's
+loader, Panel's ``load_notebook``, knows two modes only, inline or the CDN, and
+that extension may be disabled.) The cost is the size of the loading cell's
+output: about 6 MB in the saved notebook, against 57 kB with the CDN.
 
 Why environment variables: they reach every kernel, before or after holoviews
 is imported, without importing it (``%load_ext scandeck`` stays light):
@@ -21,7 +23,9 @@ is imported, without importing it (``%load_ext scandeck`` stays light):
 - ``PANEL_INLINE=true``: ``pn.extension()``;
 - ``HOLOVIEWSRC`` naming ``holoviews_rc.py`` next to this module: HoloViews runs
   that file when it is imported, and it makes ``inline=True`` the default of
-  ``hv.extension``, which reads no variable of its own.
+  ``hv.extension``, which reads no variable of its own; it also registers
+  :func:`inline_stylesheets`, because HoloViews' renderer links Panel's CSS on
+  the CDN even when inline.
 
 The scandeck server extension sets them in the Jupyter server's environment
 (``ScandeckApp.offline_plots``, on by default), so every kernel JupyterLab starts
@@ -32,7 +36,10 @@ before scandeck was loaded), :func:`enable` loads the JS again, inline, in the
 current cell's output.
 
 A variable the user set is kept: ``BOKEH_RESOURCES=cdn`` (a site with internet
-that wants small notebooks) switches all of this off.
+that wants small notebooks) switches all of this off. A user's own
+``HOLOVIEWSRC`` wins over ours too; then ``hv.extension`` is inline only once
+scandeck has seen HoloViews imported (``import scandeck.plot``, or
+``%load_ext scandeck`` after ``import holoviews``).
 """
 
 from __future__ import annotations
