@@ -83,6 +83,7 @@ from scandeck.server.catalogs import live_runs  # noqa: E402
 from scandeck.server.preview import lookup, preview, run_detail  # noqa: E402
 from scandeck.server.serialize import dumps, encode_cursor, run_summary  # noqa: E402
 from scandeck.server.snippets import code_for  # noqa: E402
+from scandeck.sources.fields import empty_search_hint  # noqa: E402
 
 API = "/scandeck/api/"
 LIMIT = 50
@@ -250,6 +251,7 @@ def page_in_process(cat: scandeck.Catalog, q: str, before: tuple[float, int] | N
         "live": live_runs(view) if before is None else [],
         "total": len(view),
         "next": page[LIMIT - 1] if len(page) > LIMIT else None,
+        "hint": empty_search_hint(view.source, view.query) if not page and before is None else None,
     }
 
 
@@ -262,6 +264,7 @@ def page_to_json(result: dict[str, Any]) -> str:
             "live": [run_summary(s) for s in result["live"]],
             "total": result["total"],
             "next": encode_cursor(nxt) if nxt is not None else None,
+            "hint": result["hint"],
         }
     )
 
