@@ -548,7 +548,7 @@ def _bp_tick(due=[None]):
 _bp_loop.add_callback(_bp_tick)
 
 def _bp_frame():
-    binding = next(iter(get_ipython().magics_manager.registry["ScandeckMagics"].bindings.values()))
+    binding = next(iter(get_ipython().magics_manager.registry["ScandeckMagics"]._bindings.values()))
     table = binding.follower.state.table
     t0 = _bp_t.perf_counter()
     table.frame()
