@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plan_steps import failing_after, held_after
 from test_lab_panel import set_theme
 
 pytestmark = pytest.mark.ui
@@ -24,7 +25,6 @@ def record_maps(store: Path) -> dict[str, str]:
     """A grid scan, an interrupted grid scan and a spiral: name -> uid."""
     import bluesky.plans as bp
     from bluesky import RunEngine
-    from bluesky.plan_stubs import one_nd_step
     from ophyd.sim import det4, motor1, motor2
 
     import scandeck
@@ -33,16 +33,8 @@ def record_maps(store: Path) -> dict[str, str]:
     RE = RunEngine({}, context_managers=[])  # noqa: N806
     RE.subscribe(cat.writer())
     (grid,) = RE(bp.grid_scan([det4], motor1, -2, 2, 17, motor2, -3, 3, 25, True), sample="Au mesh")
-    done = [0]
-
-    def until_beam_dump(detectors, step, pos_cache):
-        if done[0] == 30:
-            raise RuntimeError("beam dump")
-        done[0] += 1
-        yield from one_nd_step(detectors, step, pos_cache)
-
     with pytest.raises(RuntimeError):
-        RE(bp.grid_scan([det4], motor1, -2, 2, 6, motor2, -2, 2, 8, True, per_step=until_beam_dump))
+        RE(bp.grid_scan([det4], motor1, -2, 2, 6, motor2, -2, 2, 8, True, per_step=failing_after(30)))
     partial = cat[-1].uid
     (spiral,) = RE(bp.spiral([det4], motor1, motor2, 0, 0, 3, 3, 0.3, 6))
     cat.close()
@@ -112,11 +104,12 @@ def test_grid_scans_show_a_heatmap_with_a_colour_bar(lab, page, artifacts: Path)
     page.screenshot(path=str(artifacts / "panel_grid_partial_light.png"))
     # The dark theme: the same colours for the data, the theme's for the grey and the text.
     set_theme(lab, "JupyterLab Dark")
-    page.reload()
+    # A fresh workspace (reset): restoring the saved one races the timer that saves it, and a click
+    # on the Scans tab then either opens the panel or closes it again.
+    page.goto(f"{lab.url}/lab?token={lab.token}&reset")
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=30_000)
-    # The workspace may restore another side panel (it is saved on a timer): open the Scans panel again.
-    if not page.locator(".jp-scandeck-panel").is_visible():
-        page.locator('.jp-SideBar [data-id="scandeck-panel"]').click()
+    expect(page.locator(".jp-FileBrowser")).to_be_visible(timeout=30_000)  # the default layout is up
+    page.locator('.jp-SideBar [data-id="scandeck-panel"]').click()
     expect(page.locator(f".jp-scandeck-panel {RUN}")).to_have_count(3, timeout=30_000)
     detail = select(page, uids["partial"])
     heatmap = detail.locator('.jp-scandeck-preview[data-kind="grid"] svg.jp-scandeck-map')
@@ -137,11 +130,8 @@ def test_grid_scans_show_a_heatmap_with_a_colour_bar(lab, page, artifacts: Path)
 @pytest.mark.timeout(180)
 def test_a_running_grid_scan_fills_its_heatmap(lab, page, artifacts: Path) -> None:
     """A RunEngine (in a thread here) held part way through a grid scan, then let go."""
-    import threading
-
     import bluesky.plans as bp
     from bluesky import RunEngine
-    from bluesky.plan_stubs import one_nd_step
     from ophyd.sim import det4, motor1, motor2
     from playwright.sync_api import expect
 
@@ -151,34 +141,18 @@ def test_a_running_grid_scan_fills_its_heatmap(lab, page, artifacts: Path) -> No
     cat = scandeck.open_catalog(store)
     RE = RunEngine({}, context_managers=[])  # noqa: N806
     RE.subscribe(cat.writer())
-    reached, release = threading.Event(), threading.Event()
-    done = [0]
-
-    def per_step(detectors, step, pos_cache):
-        if done[0] == 40:
-            reached.set()
-            release.wait(60)
-        done[0] += 1
-        yield from one_nd_step(detectors, step, pos_cache)
 
     page.goto(f"{lab.url}/lab?token={lab.token}")
     page.locator('.jp-SideBar [data-id="scandeck-panel"]').click()
     expect(page.locator(".jp-scandeck-panel .jp-scandeck-push")).to_have_attribute(
         "data-state", "open", timeout=20_000
     )
-    plan = bp.grid_scan([det4], motor1, -2, 2, 9, motor2, -2, 2, 12, True, per_step=per_step)
-    thread = threading.Thread(target=RE, args=(plan,))
-    thread.start()
-    try:
-        assert reached.wait(30)
+    with held_after(40, RE, bp.grid_scan, [det4], motor1, -2, 2, 9, motor2, -2, 2, 12, True, hold=60):
         uid = cat[-1].uid
         detail = select(page, uid)
         cells = detail.locator('.jp-scandeck-preview[data-kind="grid"] .jp-scandeck-cell')
         expect(cells).to_have_count(40, timeout=10_000)  # what was measured, the rest grey
         page.screenshot(path=str(artifacts / "panel_grid_running_light.png"))
-    finally:
-        release.set()
-        thread.join(60)
     expect(cells).to_have_count(9 * 12, timeout=20_000)  # filled in as the server pushed the rest
     expect(page.locator(f'.jp-scandeck-panel {RUN}[data-uid="{uid}"]')).to_contain_text("success")
     page.screenshot(path=str(artifacts / "panel_grid_finished_light.png"))
