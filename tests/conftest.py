@@ -1,4 +1,4 @@
-"""Shared fixtures: a real RunEngine, ophyd.sim devices and every registered source."""
+"""Shared fixtures: a real RunEngine, ophyd.sim devices, every registered source, a real kernel, live plots."""
 
 from __future__ import annotations
 
@@ -65,3 +65,41 @@ def hw(tmp_path: Path):
     assets = tmp_path / "assets"
     assets.mkdir(exist_ok=True)
     return make_hw(save_path=str(assets))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """An embedded store under tmp_path, created so that it exists before a kernel selects it."""
+    import scandeck
+
+    path = tmp_path / "store"
+    scandeck.open_catalog(path).close()
+    return path
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, store: Path):
+    """A real kernel (jupyter_client, as JupyterLab drives it) with scandeck loaded on ``store``."""
+    from kernel_harness import KernelSession
+
+    session = KernelSession({"SCANDECK_DATA": str(tmp_path / "data")})
+    session.execute(f"%load_ext scandeck\n%catalog {store}")
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def plots():
+    """Keep a ``scandeck.plot`` object: ``plots(obj)`` returns it, and it is stopped after the test."""
+    made = []
+
+    def keep(obj):
+        made.append(obj)
+        return obj
+
+    yield keep
+    if made:
+        import scandeck.plot
+
+        for obj in made:
+            scandeck.plot.stop(obj)

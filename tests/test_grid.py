@@ -6,10 +6,9 @@ rows and motor readbacks), never with numbers written here.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
+from plan_steps import failing_after, held_after
 
 from scandeck.exceptions import NotAGrid, UnknownName
 from scandeck.grid import grid_of
@@ -67,21 +66,6 @@ def test_snaking_in_three_dimensions(sqlite_cat, RE):
         )
 
 
-def failing_after(points: int):
-    """A per_step that stops the scan (an exception in the plan) after ``points`` points."""
-    from bluesky.plan_stubs import one_nd_step
-
-    done = [0]
-
-    def per_step(detectors, step, pos_cache):
-        if done[0] == points:
-            raise RuntimeError("beam dump")
-        done[0] += 1
-        yield from one_nd_step(detectors, step, pos_cache)
-
-    return per_step
-
-
 def test_interrupted_scan_gives_a_partial_grid(sqlite_cat, RE):
     RE.subscribe(sqlite_cat.writer())
     plan = bp.grid_scan([sim.det4], sim.motor1, -1, 1, 4, sim.motor2, -1, 1, 4, True, per_step=failing_after(7))
@@ -99,33 +83,14 @@ def test_interrupted_scan_gives_a_partial_grid(sqlite_cat, RE):
 
 def test_running_scan_gives_a_growing_grid(sqlite_cat, RE):
     """Read while the RunEngine (in another thread) is held inside the scan."""
-    from bluesky.plan_stubs import one_nd_step
-
     RE.subscribe(sqlite_cat.writer())
-    reached, release = threading.Event(), threading.Event()
-    done = [0]
-
-    def per_step(detectors, step, pos_cache):
-        if done[0] == 5:
-            reached.set()
-            release.wait(30)
-        done[0] += 1
-        yield from one_nd_step(detectors, step, pos_cache)
-
-    plan = bp.grid_scan([sim.det4], sim.motor1, 0, 2, 3, sim.motor2, 0, 3, 4, per_step=per_step)
-    thread = threading.Thread(target=RE, args=(plan,))
-    thread.start()
-    try:
-        assert reached.wait(30)
+    with held_after(5, RE, bp.grid_scan, [sim.det4], sim.motor1, 0, 2, 3, sim.motor2, 0, 3, 4):
         run = sqlite_cat[-1]
         assert run.status == "running"
         partial = run.primary.to_grid()
         assert partial.attrs["points_measured"] == 5
         assert np.isnan(partial["det4"].values).sum() == 12 - 5
         assert_matches_read(partial, run.primary.read())
-    finally:
-        release.set()
-        thread.join(30)
     full = sqlite_cat[-1].primary.to_grid()
     assert not np.isnan(full["det4"].values).any()
     # The cells measured while running kept their values.

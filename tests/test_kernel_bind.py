@@ -18,23 +18,6 @@ from kernel_harness import KernelSession, output_text
 PROCS = str(Path(__file__).with_name("procs.py"))
 
 
-@pytest.fixture
-def store(tmp_path):
-    import scandeck
-
-    path = tmp_path / "store"
-    scandeck.open_catalog(path).close()  # exists before the kernel selects it
-    return path
-
-
-@pytest.fixture
-def kernel(tmp_path, store):
-    session = KernelSession({"SCANDECK_DATA": str(tmp_path / "data")})
-    session.execute(f"%load_ext scandeck\n%catalog {store}")
-    yield session
-    session.close()
-
-
 def produce(store, *args) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, PROCS, *args], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() in ("writing", "")

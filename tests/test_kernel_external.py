@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 from kernel_harness import output_text
-from test_kernel_bind import kernel, store  # noqa: F401 - fixtures
 from test_ophyd_async import step_scan_into
 
 
 @pytest.fixture
-def step_scan(tmp_path: Path, store: Path):  # noqa: F811 - the fixture imported above
+def step_scan(tmp_path: Path, store: Path):
     import scandeck
 
     cat = scandeck.open_catalog(store)
@@ -26,12 +25,12 @@ def step_scan(tmp_path: Path, store: Path):  # noqa: F811 - the fixture imported
     return uid, sums
 
 
-def last_widget_text(kernel) -> str:  # noqa: F811
+def last_widget_text(kernel) -> str:
     updates = kernel.widget_outputs()
     return output_text(updates[-1][2]) if updates else ""
 
 
-def test_bound_df_holds_external_scalars_as_values(kernel, step_scan):  # noqa: F811
+def test_bound_df_holds_external_scalars_as_values(kernel, step_scan):
     uid, sums = step_scan
     kernel.execute(f'%%bind --uid {uid}\nprint(df["bdet-sum"].tolist(), "bdet" in df, len(df))')
     assert kernel.wait_for(lambda: last_widget_text(kernel).strip().endswith(" 5"), 60)
@@ -40,13 +39,13 @@ def test_bound_df_holds_external_scalars_as_values(kernel, step_scan):  # noqa: 
     assert has_frames == "False"  # an external array is not in df unless asked for
 
 
-def test_bind_fill_reads_the_frames_asked_for(kernel, step_scan):  # noqa: F811
+def test_bind_fill_reads_the_frames_asked_for(kernel, step_scan):
     uid, _ = step_scan
     kernel.execute(f'%%bind --uid {uid} --fill bdet\nprint(len(df), df["bdet"].iloc[-1].shape)')
     assert kernel.wait_for(lambda: "5 (1, 240, 320)" in last_widget_text(kernel), 60), last_widget_text(kernel)
 
 
-def test_bind_fill_npy_seq_images_of_ophyd_sim(kernel, store, RE, hw):  # noqa: F811
+def test_bind_fill_npy_seq_images_of_ophyd_sim(kernel, store, RE, hw):
     import bluesky.plans as bp
 
     import scandeck

@@ -12,26 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 from kernel_harness import KernelSession
 from test_kernel_bind import finish, produce
 
 import scandeck
-
-
-@pytest.fixture
-def store(tmp_path):
-    path = tmp_path / "store"
-    scandeck.open_catalog(path).close()  # exists before the kernel selects it
-    return path
-
-
-@pytest.fixture
-def kernel(tmp_path, store):
-    session = KernelSession({"SCANDECK_DATA": str(tmp_path / "data")})
-    session.execute(f"%load_ext scandeck\n%catalog {store}")
-    yield session
-    session.close()
 
 
 def running_run(store, kernel: KernelSession) -> Any:

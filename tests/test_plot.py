@@ -27,19 +27,6 @@ splot = pytest.importorskip("scandeck.plot")
 PROCS = str(Path(__file__).with_name("procs.py"))
 
 
-@pytest.fixture
-def plots():
-    made = []
-
-    def keep(obj):
-        made.append(obj)
-        return obj
-
-    yield keep
-    for obj in made:
-        splot.stop(obj)
-
-
 def rendered(obj):
     """Attach a Bokeh plot, as displaying it in a notebook would."""
     return hv.renderer("bokeh").get_plot(obj)

@@ -7,29 +7,15 @@ its Bokeh plot are compared with what the run holds (``to_grid()``, ``read()``).
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
+from plan_steps import held_after
 from test_live import in_thread, wait_for
 
 hv = pytest.importorskip("holoviews")
 splot = pytest.importorskip("scandeck.plot")
 bp = pytest.importorskip("bluesky.plans")
 sim = pytest.importorskip("ophyd.sim")
-
-
-@pytest.fixture
-def plots():
-    made = []
-
-    def keep(obj):
-        made.append(obj)
-        return obj
-
-    yield keep
-    for obj in made:
-        splot.stop(obj)
 
 
 def shown(plot) -> dict:
@@ -82,35 +68,16 @@ def test_grid_scan_then_spiral_in_one_followed_plot(sqlite_cat, RE, plots):
 
 
 def test_a_running_grid_scan_fills_as_points_arrive(sqlite_cat, RE, plots):
-    from bluesky.plan_stubs import one_nd_step
-
     RE.subscribe(sqlite_cat.writer())
-    reached, release = threading.Event(), threading.Event()
-    done = [0]
-
-    def per_step(detectors, step, pos_cache):
-        if done[0] == 13:
-            reached.set()
-            release.wait(30)
-        done[0] += 1
-        yield from one_nd_step(detectors, step, pos_cache)
-
-    plan = bp.grid_scan([sim.det4], sim.motor1, -1, 1, 5, sim.motor2, -1, 1, 6, True, per_step=per_step)
     plot = plots(splot.map("det4", x="motor1", y="motor2", catalog=sqlite_cat))  # axes swapped on purpose
     hv.renderer("bokeh").get_plot(plot)
-    thread = threading.Thread(target=RE, args=(plan,))
-    thread.start()
-    try:
-        assert reached.wait(30)
+    with held_after(13, RE, bp.grid_scan, [sim.det4], sim.motor1, -1, 1, 5, sim.motor2, -1, 1, 6, True):
         assert wait_for(lambda: np.isfinite(shown(plot)["zs"]).sum() == 13)
         partial = sqlite_cat[-1].primary.to_grid("det4")["det4"].values
         data = shown(plot)
         assert (data["x"], data["y"]) == ("motor1", "motor2")
         np.testing.assert_array_equal(data["zs"], partial.T)  # rows along y (motor2), NaN where unmeasured
         assert np.isnan(data["zs"]).sum() == 30 - 13
-    finally:
-        release.set()
-        thread.join(30)
     assert wait_for(lambda: np.isfinite(shown(plot)["zs"]).all())
     np.testing.assert_array_equal(shown(plot)["zs"], sqlite_cat[-1].primary.to_grid("det4")["det4"].values.T)
 

@@ -10,6 +10,8 @@ import pytest  # noqa: E402 - after pytest-jupyter's fixtures, which these build
 from pytest_jupyter.jupyter_server import *  # noqa: F403 - fixtures and the async-test hooks
 from server_support import Api, scandeck_environment, server_config  # noqa: E402
 
+import scandeck
+
 
 @pytest.fixture
 def paths(monkeypatch, tmp_path):
@@ -27,3 +29,11 @@ def jp_server_config(paths):
 def api(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
     """The scandeck REST API of the test server, authenticated."""
     return Api(http_server_client, jp_base_url, jp_auth_header)
+
+
+@pytest.fixture
+def store(paths):
+    """The default catalog (the embedded store under $SCANDECK_DATA), as the server opens it."""
+    cat = scandeck.open_catalog()
+    yield cat
+    cat.close()

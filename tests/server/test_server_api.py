@@ -77,14 +77,6 @@ def api(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
 
 
 @pytest.fixture
-def store(paths):
-    """The default catalog (the embedded store under $SCANDECK_DATA), as the server opens it."""
-    cat = scandeck.open_catalog()
-    yield cat
-    cat.close()
-
-
-@pytest.fixture
 def writer(store):
     w = store.writer()
     yield w

@@ -9,18 +9,10 @@ from __future__ import annotations
 import bluesky.plans as bp
 import numpy as np
 import pytest
-from bluesky.plan_stubs import one_nd_step
 from ophyd.sim import det4, motor1, motor2, motor3
+from plan_steps import failing_after
 
-import scandeck
 from scandeck.server.preview import MAX_GRID_SIDE
-
-
-@pytest.fixture
-def store(paths):
-    cat = scandeck.open_catalog()
-    yield cat
-    cat.close()
 
 
 @pytest.fixture
@@ -56,16 +48,8 @@ async def test_grid_scan_previews_its_cells(api, store, scan, snake):
 
 
 async def test_interrupted_grid_scan_has_null_cells(api, store, scan):
-    done = [0]
-
-    def per_step(detectors, step, pos_cache):
-        if done[0] == 4:
-            raise RuntimeError("beam dump")
-        done[0] += 1
-        yield from one_nd_step(detectors, step, pos_cache)
-
     with pytest.raises(RuntimeError):
-        scan(bp.grid_scan([det4], motor1, -1, 1, 3, motor2, -1, 1, 3, True, per_step=per_step))
+        scan(bp.grid_scan([det4], motor1, -1, 1, 3, motor2, -1, 1, 3, True, per_step=failing_after(4)))
     uid = store[-1].uid
     code, body = await api(f"runs/{uid}/preview")
     assert code == 200 and body["num_events"] == 4
