@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import artifact, free_port
-from test_lab_bind import wait_for_kernel
+from notebook_support import wait_for_kernel
 
 pytestmark = pytest.mark.ui
 

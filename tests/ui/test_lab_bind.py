@@ -11,13 +11,11 @@ happened to be running. Screenshots of the live run and of the end go to
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import nbformat
 import pytest
+from notebook_support import open_notebook, producer, run_cell, wait_for_idle, write_notebook
 
 pytestmark = pytest.mark.ui
 
@@ -41,43 +39,6 @@ WATCH = """([bound, other]) => {
 }"""
 
 
-def write_notebook(path: Path, store: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell(f"%load_ext scandeck\n%catalog {store}"),
-        nbformat.v4.new_code_cell('%%bind --every 0.1\nprint("rows", len(df), run.status)'),
-        nbformat.v4.new_code_cell('import time; time.sleep(1); print("other cell")'),
-    ]
-    nbformat.write(nb, path)
-
-
-def wait_for_kernel(page, lab, path: str, timeout: float = 30) -> None:
-    """Wait until the notebook's kernel is connected to the page and idle.
-
-    A cell run before the page holds its kernel is dropped silently (its prompt
-    stays ``[ ]``). The toolbar's execution indicator says idle while the status
-    bar still says "No Kernel | Initializing", so it cannot tell; the server's
-    count of the page's websockets on the kernel and the status bar's "Idle" can.
-    """
-    from playwright.sync_api import expect
-
-    deadline = time.monotonic() + timeout
-    while True:
-        kernels = [s["kernel"] for s in lab.api("sessions") if s["path"] == path]
-        if kernels and kernels[0]["connections"] >= 1 and kernels[0]["execution_state"] == "idle":
-            break
-        assert time.monotonic() < deadline, f"no idle, connected kernel for {path}: {kernels}"
-        time.sleep(0.1)
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=timeout * 1000)
-
-
-def run_cell(page, cell) -> None:
-    """Click into the cell's editor and press Shift+Enter, as a user does."""
-    cell.locator(".jp-InputArea-editor .cm-content").click()
-    page.keyboard.press("Shift+Enter")
-
-
 @pytest.mark.timeout(120)
 def test_bound_cell_updates_in_place_in_jupyterlab(lab, page, artifacts: Path) -> None:
     from playwright.sync_api import expect
@@ -86,12 +47,14 @@ def test_bound_cell_updates_in_place_in_jupyterlab(lab, page, artifacts: Path) -
 
     store = lab.root / "store"
     scandeck.open_catalog(store).close()  # exists before the kernel selects it
-    write_notebook(lab.root / "bind.ipynb", store)
+    write_notebook(
+        lab.root / "bind.ipynb",
+        f"%load_ext scandeck\n%catalog {store}",
+        '%%bind --every 0.1\nprint("rows", len(df), run.status)',
+        'import time; time.sleep(1); print("other cell")',
+    )
 
-    page.goto(lab.page_url("bind.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    expect(cells).to_have_count(3, timeout=30_000)
-    wait_for_kernel(page, lab, "bind.ipynb")
+    cells = open_notebook(page, lab, "bind.ipynb", 3)
     outputs = [cells.nth(i).locator(".jp-Cell-outputArea") for i in range(3)]
 
     run_cell(page, cells.nth(0))
@@ -105,25 +68,17 @@ def test_bound_cell_updates_in_place_in_jupyterlab(lab, page, artifacts: Path) -
     # states that last a few milliseconds are seen too, and all of them are checked.
     page.evaluate(WATCH, [bound.element_handle(), outputs[2].element_handle()])
 
-    producer = subprocess.Popen(
-        [sys.executable, PROCS, "write", str(store), str(EVENTS), "0.01"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert producer.stdout.readline().strip() == "writing"
+    with producer([sys.executable, PROCS, "write", str(store), str(EVENTS), "0.01"]) as proc:
+        assert proc.stdout.readline().strip() == "writing"
         run_cell(page, cells.nth(2))  # unrelated work while the run is recorded
         # Live: a re-run of the bound cell on part of the run, shown while it is recorded.
         page.wait_for_function(f"window.__shown.bound.some(t => /{LIVE.pattern}/.test(t))", timeout=30_000)
         page.screenshot(path=str(artifacts / "lab_bind_live.png"))
-        assert producer.wait(60) == 0
-    finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait(10)
-        producer.stdout.close()
+        assert proc.wait(60) == 0
 
     expect(bound).to_contain_text(FINAL, timeout=30_000)
     expect(outputs[2]).to_contain_text("other cell", timeout=20_000)
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=20_000)
+    wait_for_idle(page)
     page.screenshot(path=str(artifacts / "lab_bind_final.png"))
     shown = page.evaluate("window.__shown")
 

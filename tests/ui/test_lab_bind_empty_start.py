@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_lab_bind import run_cell, wait_for_kernel
+from notebook_support import open_notebook, producer, run_cell, wait_for_idle
 
 pytestmark = pytest.mark.ui
 
@@ -84,10 +83,7 @@ def test_first_bound_cell_over_the_empty_start_of_a_run(lab, page, artifacts: Pa
     bind = len(sources) - 1
     assert "describe()" in sources[bind]  # the summary that failed on a run without columns
 
-    page.goto(lab.page_url("empty_start.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    expect(cells).to_have_count(len(sources), timeout=30_000)
-    wait_for_kernel(page, lab, "empty_start.ipynb", timeout=60)
+    cells = open_notebook(page, lab, "empty_start.ipynb", len(sources), kernel_timeout=60)
     page.evaluate(WATCH, page.locator(".jp-NotebookPanel .jp-Notebook").element_handle())
     out = [cells.nth(i).locator(".jp-Cell-outputArea") for i in range(len(sources))]
 
@@ -98,15 +94,9 @@ def test_first_bound_cell_over_the_empty_start_of_a_run(lab, page, artifacts: Pa
     run_cell(page, cells.nth(bind))
     expect(out[bind]).to_contain_text("waiting for a run", timeout=20_000)
 
-    producer = subprocess.Popen(
-        [sys.executable, "-c", PRODUCER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=lab.env,  # the kernel's SCANDECK_DATA: the notebook's default store
-    )
-    try:
-        assert producer.stdout.readline().strip() == "opened"
+    # The kernel's SCANDECK_DATA: the notebook's default store.
+    with producer([sys.executable, "-c", PRODUCER], env=lab.env, stdin=True) as proc:
+        assert proc.stdout.readline().strip() == "opened"
         # The run is open and has no event (so no descriptor, no columns): the cell waits, saying so.
         expect(out[bind]).to_contain_text("running · 0 events", timeout=20_000)
         expect(out[bind]).to_contain_text("waiting for the first primary event")
@@ -116,15 +106,9 @@ def test_first_bound_cell_over_the_empty_start_of_a_run(lab, page, artifacts: Pa
         page.screenshot(path=str(artifacts / "lab_bind_empty_start.png"))
         cells.nth(bind).screenshot(path=str(artifacts / "lab_bind_empty_start_cell.png"))
 
-        producer.stdin.write("go\n")
-        producer.stdin.flush()
-        assert producer.wait(60) == 0
-    finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait(10)
-        producer.stdin.close()
-        producer.stdout.close()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.wait(60) == 0
 
     expect(out[bind]).to_contain_text(f"{POINTS} events · success", timeout=30_000)
     summary = out[bind].locator("table.dataframe")
@@ -134,7 +118,7 @@ def test_first_bound_cell_over_the_empty_start_of_a_run(lab, page, artifacts: Pa
     # The %scans output was updated in place to the run's end, and says when it was taken.
     expect(out[scans].locator(".sd-badge.sd-success")).to_have_count(1, timeout=20_000)
     expect(out[scans].locator(".sd-footer")).to_contain_text(re.compile(r"as of \d{4}-\d\d-\d\d"))
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=20_000)
+    wait_for_idle(page)
     page.screenshot(path=str(artifacts / "lab_bind_empty_start_final.png"))
     cells.nth(bind).screenshot(path=str(artifacts / "lab_bind_empty_start_cell_final.png"))
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
 from event_model import compose_run
-from test_lab_bind import wait_for_kernel
+from notebook_support import wait_for_kernel, write_notebook
 
 import scandeck
 
@@ -50,10 +49,7 @@ def test_code_buttons_never_run_what_a_uid_or_stream_name_holds(lab, page, artif
         stream_uid = write_run(cat, uid=None, stream=PWN, scan_id=2)
     finally:
         cat.close()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("print('ready')")]
-    nbformat.write(nb, lab.root / "hostile.ipynb")
+    write_notebook(lab.root / "hostile.ipynb", "print('ready')")
     pwned = lab.root / "PWNED"  # where the notebook's kernel runs
 
     page.goto(lab.page_url("hostile.ipynb"))

@@ -13,105 +13,43 @@ the rest arrive, and never show Panel's "library is missing" error. Screenshots 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-from test_lab_bind import run_cell, wait_for_kernel
+from notebook_support import (
+    half_way_producer,
+    number_from_store,
+    open_notebook,
+    run_cell,
+    shown,
+    wait_for_idle,
+    wait_until_shown,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.ui
 
 POINTS = 40
 MISSING = "library is missing"  # Panel: "Unable to run Panel code because Bokeh or Panel library is missing"
-
-# A real RunEngine scans a simulated motor; at half way it says "half" and waits for GO to exist.
-PRODUCER = """
-import sys
-from pathlib import Path
-
-import bluesky.plan_stubs as bps
-import bluesky.plans as bp
-from bluesky import RunEngine
-from ophyd.sim import SynAxis, SynGauss
-
-import scandeck
-
-points, go = int(sys.argv[1]), Path(sys.argv[2])
-motor = SynAxis(name="motor")
-det = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)
-RE = RunEngine({}, context_managers=[])
-RE.subscribe(scandeck.open_catalog().writer())
-steps = []
-
-
-def per_step(detectors, step, pos_cache, take_reading=None):
-    if len(steps) == points // 2:
-        print("half", flush=True)
-        while not go.exists():
-            yield from bps.sleep(0.05)
-    steps.append(step)
-    yield from bps.one_nd_step(detectors, step, pos_cache)
-
-
-RE(bp.scan([det], motor, -3, 3, points, per_step=per_step), sample="Ni")
-print("done", flush=True)
-"""
-
-# The points the page's Bokeh documents hold in their data sources' "det" columns (the largest).
-SHOWN_POINTS = """() => {
-    let most = -1;
-    for (const doc of (window.Bokeh?.documents ?? [])) {
-        for (const model of doc.all_models) {
-            const data = model.data;
-            if (data === undefined || data === null) continue;
-            const column = data instanceof Map ? data.get("det") : data["det"];
-            if (column !== undefined) most = Math.max(most, column.length);
-        }
-    }
-    return most;
-}"""
-
-
-def write_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext scandeck\n%catalog"),
-        nbformat.v4.new_code_cell(
-            "import holoviews as hv\nimport scandeck.plot\n\n"
-            'hv.extension("bokeh")\n'
-            'scandeck.plot.line(x="motor", y="det", width=600, height=300)'
-        ),
-    ]
-    nbformat.write(nb, path)
-
-
-def shown_points(page) -> int:
-    return page.evaluate(SHOWN_POINTS)
-
-
-def wait_for_points(page, count: int, timeout: float = 30) -> None:
-    page.wait_for_function(f"({SHOWN_POINTS})() === {count}", timeout=timeout * 1000)
-
-
-def written_points(store_env: dict[str, str]) -> int:
-    """Events of the newest run, read from the store in another process (the store the kernel reads)."""
-    code = "import scandeck; print(len(scandeck.open_catalog()[-1].primary.read()['det']))"
-    proc = subprocess.run([sys.executable, "-c", code], env=store_env, capture_output=True, text=True, check=True)
-    return int(proc.stdout)
+# A real RunEngine scans a simulated motor (see notebook_support.HALF_WAY_PRODUCER).
+IMPORTS = "from ophyd.sim import SynAxis, SynGauss"
+SETUP = 'motor = SynAxis(name="motor")\ndet = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)'
+PLAN = 'bp.scan([det], motor, -3, 3, points, per_step=per_step), sample="Ni"'
+# Events of the newest run, read from the store in another process (the store the kernel reads).
+WRITTEN = "import scandeck; print(len(scandeck.open_catalog()[-1].primary.read()['det']))"
 
 
 @pytest.mark.timeout(180)
 def test_live_plot_draws_offline_and_updates(lab, page, artifacts: Path, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    write_notebook(lab.root / "plot.ipynb")
-    page.goto(lab.page_url("plot.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    expect(cells).to_have_count(2, timeout=30_000)
-    wait_for_kernel(page, lab, "plot.ipynb")
+    write_notebook(
+        lab.root / "plot.ipynb",
+        "%load_ext scandeck\n%catalog",
+        'import holoviews as hv\nimport scandeck.plot\n\nhv.extension("bokeh")\n'
+        'scandeck.plot.line(x="motor", y="det", width=600, height=300)',
+    )
+    cells = open_notebook(page, lab, "plot.ipynb", 2)
     outputs = [cells.nth(i).locator(".jp-Cell-outputArea") for i in range(2)]
 
     run_cell(page, cells.nth(0))
@@ -120,31 +58,23 @@ def test_live_plot_draws_offline_and_updates(lab, page, artifacts: Path, tmp_pat
     canvas = outputs[1].locator("canvas").first  # Bokeh's, inside its shadow roots
     expect(canvas).to_be_visible(timeout=30_000)
     plot = outputs[1].locator(".jp-OutputArea-output").last
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=20_000)
-    wait_for_points(page, 0)  # the plot is there, empty: no run yet
+    wait_for_idle(page)
+    wait_until_shown(page, "det", 0)  # the plot is there, empty: no run yet
     empty = plot.screenshot(path=str(artifacts / "lab_offline_plot_empty.png"))
 
     go = tmp_path / "go"
-    producer = subprocess.Popen(
-        [sys.executable, "-c", PRODUCER, str(POINTS), str(go)], env=lab.env, stdout=subprocess.PIPE, text=True
-    )
-    try:
+    with half_way_producer(PLAN, POINTS, go, lab.env, imports=IMPORTS, setup=SETUP) as producer:
         assert producer.stdout.readline().strip() == "half"  # paused at half way: the store holds half
-        half = written_points(lab.env)
+        half = number_from_store(lab.env, WRITTEN)
         assert 0 < half < POINTS
-        wait_for_points(page, half)
+        wait_until_shown(page, "det", half)
         midway = plot.screenshot(path=str(artifacts / "lab_offline_plot_half.png"))
         go.touch()
         assert producer.stdout.readline().strip() == "done"
         assert producer.wait(60) == 0
-    finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait(10)
-        producer.stdout.close()
 
-    wait_for_points(page, written_points(lab.env))
-    assert shown_points(page) == POINTS
+    wait_until_shown(page, "det", number_from_store(lab.env, WRITTEN))
+    assert shown(page, "det") == POINTS
     final = plot.screenshot(path=str(artifacts / "lab_offline_plot_final.png"))
     page.screenshot(path=str(artifacts / "lab_offline_plot_page.png"))
 

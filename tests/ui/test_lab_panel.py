@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_lab_bind import run_cell, wait_for_kernel
+from notebook_support import open_notebook, producer, run_cell, wait_for_kernel, write_notebook
 
 pytestmark = pytest.mark.ui
 
@@ -75,10 +74,7 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
 
     store = Path(lab.env["SCANDECK_DATA"]) / "store"  # the server's default catalog
     uids = record_runs(store)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("print('ready')")]
-    nbformat.write(nb, lab.root / "panel.ipynb")
+    write_notebook(lab.root / "panel.ipynb", "print('ready')")
 
     page.goto(lab.page_url("panel.ipynb"))
     expect(page.locator(".jp-NotebookPanel .jp-Cell")).to_have_count(1, timeout=30_000)
@@ -94,11 +90,8 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
     page.screenshot(path=str(artifacts / "panel_runs_light.png"))
 
     # A run recorded now by another process: on top while it runs, its count growing (pushed).
-    producer = subprocess.Popen(
-        [sys.executable, PROCS, "write", str(store), str(LIVE_EVENTS), "0.05"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert producer.stdout.readline().strip() == "writing"
+    with producer([sys.executable, PROCS, "write", str(store), str(LIVE_EVENTS), "0.05"]) as proc:
+        assert proc.stdout.readline().strip() == "writing"
         live = panel.locator(f'{RUN}[data-status="running"]')
         expect(live).to_have_count(1, timeout=20_000)
         live_uid = live.get_attribute("data-uid")
@@ -118,12 +111,7 @@ def test_scans_panel_lists_follows_searches_and_inserts_code(lab, page, artifact
                 if len(seen) == 3:
                     page.screenshot(path=str(artifacts / "panel_live_light.png"))
             time.sleep(0.05)
-        assert producer.wait(60) == 0
-    finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait(10)
-        producer.stdout.close()
+        assert proc.wait(60) == 0
     assert len(seen) >= 3 and seen == sorted(seen) and seen[0] < LIVE_EVENTS, seen
     expect(panel.locator(f'{RUN}[data-status="running"]')).to_have_count(0, timeout=20_000)
     expect(panel.locator(RUN)).to_have_count(4)
@@ -194,23 +182,16 @@ def test_provenance_saved_from_the_panel_and_rerun_on_checked_scans(lab, page, a
 
     store = Path(lab.env["SCANDECK_DATA"]) / "store"
     uids = record_runs(store)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     params = nbformat.v4.new_code_cell('scan_uid = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [
+    write_notebook(
+        lab.root / "analysis.ipynb",
         params,
-        nbformat.v4.new_code_cell(
-            "import scandeck\ncat = scandeck.open_catalog()\nrun = cat[scan_uid] if scan_uid else cat[-1]\n"
-            "print('sample', run.metadata['start']['sample'], 'peak', run.primary.read()['det'].values.max())"
-        ),
-    ]
-    nbformat.write(nb, lab.root / "analysis.ipynb")
+        "import scandeck\ncat = scandeck.open_catalog()\nrun = cat[scan_uid] if scan_uid else cat[-1]\n"
+        "print('sample', run.metadata['start']['sample'], 'peak', run.primary.read()['det'].values.max())",
+    )
 
-    page.goto(lab.page_url("analysis.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Cell")
-    expect(cells).to_have_count(2, timeout=30_000)
-    wait_for_kernel(page, lab, "analysis.ipynb")
+    cells = open_notebook(page, lab, "analysis.ipynb", 2)
     run_cell(page, cells.nth(0))
     run_cell(page, cells.nth(1))
     expect(cells.nth(1).locator(".jp-OutputArea-output")).to_contain_text("sample Fe", timeout=30_000)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
-from test_lab_bind import run_cell, wait_for_kernel
+from notebook_support import open_notebook, run_cell, wait_for_idle, write_notebook
 from test_lab_panel import record_runs
 
 pytestmark = pytest.mark.ui
@@ -29,28 +28,19 @@ def test_provenance_save_typed_in_a_cell_saves_the_notebook_first(lab, page, art
     data = Path(lab.env["SCANDECK_DATA"])
     uids = record_runs(data / "store")
     path = lab.root / "typed.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext scandeck"),
-        nbformat.v4.new_code_cell(
-            "import scandeck\nrun = scandeck.open_catalog().search('sample == \"Cu\"')[-1]\n"
-            "print('peak', run.primary.read()['det'].values.max())"
-        ),
-    ]
-    nbformat.write(nb, path)
+    write_notebook(
+        path,
+        "%load_ext scandeck",
+        "import scandeck\nrun = scandeck.open_catalog().search('sample == \"Cu\"')[-1]\n"
+        "print('peak', run.primary.read()['det'].values.max())",
+    )
 
-    page.goto(lab.page_url("typed.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Cell")
-    expect(cells).to_have_count(2, timeout=30_000)
-    # Waiting in the browser first keeps its requests flowing (the page fixture routes them through Python).
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=90_000)
-    wait_for_kernel(page, lab, "typed.ipynb", timeout=90)
+    cells = open_notebook(page, lab, "typed.ipynb", 2, kernel_timeout=90)
     run_cell(page, cells.nth(0))
     run_cell(page, cells.nth(1))  # Shift+Enter on the last cell adds an empty cell below, in edit mode
     expect(cells.nth(1).locator(".jp-OutputArea-output")).to_contain_text("peak", timeout=30_000)
     expect(cells).to_have_count(3)
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=20_000)
+    wait_for_idle(page)
     # Not saved since the cells ran: the file holds no output yet.
     assert not any(c.get("outputs") for c in json.loads(path.read_text())["cells"])
 
