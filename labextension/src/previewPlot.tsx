@@ -74,6 +74,67 @@ function segments(
   return out;
 }
 
+/** One axis of a plot: its name (none drawn when empty), its ticks and the scale placing them. */
+interface IAxis {
+  name: string;
+  ticks: { ticks: number[]; step: number };
+  scale: (v: number) => number;
+}
+
+/**
+ * The axes of a plot (the line plot's and the map's): the frame's bottom and left
+ * lines, ticks with their labels, the x name under the plot and the y name up its
+ * left side. `height` is the SVG's, the x name sitting at its bottom.
+ */
+function Axes(props: {
+  frame: { left: number; right: number; top: number; bottom: number };
+  height: number;
+  x: IAxis;
+  y: IAxis;
+}): JSX.Element {
+  const { frame, height, x, y } = props;
+  const { left, right, top, bottom } = frame;
+  return (
+    <g className="jp-scandeck-plot-axis">
+      <line x1={left} x2={right} y1={bottom} y2={bottom} />
+      <line x1={left} x2={left} y1={top} y2={bottom} />
+      {x.ticks.ticks.map(t => (
+        <g key={`x${t}`}>
+          <line x1={x.scale(t)} x2={x.scale(t)} y1={bottom} y2={bottom + 4} />
+          <text x={x.scale(t)} y={bottom + 14} textAnchor="middle">
+            {formatTick(t, x.ticks.step)}
+          </text>
+        </g>
+      ))}
+      {y.ticks.ticks.map(t => (
+        <g key={`y${t}`}>
+          <line x1={left - 4} x2={left} y1={y.scale(t)} y2={y.scale(t)} />
+          <text x={left - 6} y={y.scale(t) + 3} textAnchor="end">
+            {formatTick(t, y.ticks.step)}
+          </text>
+        </g>
+      ))}
+      <text
+        className="jp-scandeck-plot-label"
+        x={(left + right) / 2}
+        y={height - 4}
+        textAnchor="middle"
+      >
+        {x.name}
+      </text>
+      {y.name && (
+        <text
+          className="jp-scandeck-plot-label"
+          transform={`translate(11 ${(top + bottom) / 2}) rotate(-90)`}
+          textAnchor="middle"
+        >
+          {y.name}
+        </text>
+      )}
+    </g>
+  );
+}
+
 export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
   const { preview } = props;
   if (preview.map) {
@@ -121,43 +182,12 @@ export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
             <line key={`gy${t}`} x1={left} x2={right} y1={sy(t)} y2={sy(t)} />
           ))}
         </g>
-        <g className="jp-scandeck-plot-axis">
-          <line x1={left} x2={right} y1={bottom} y2={bottom} />
-          <line x1={left} x2={left} y1={top} y2={bottom} />
-          {xt.ticks.map(t => (
-            <g key={`x${t}`}>
-              <line x1={sx(t)} x2={sx(t)} y1={bottom} y2={bottom + 4} />
-              <text x={sx(t)} y={bottom + 14} textAnchor="middle">
-                {formatTick(t, xt.step)}
-              </text>
-            </g>
-          ))}
-          {yt.ticks.map(t => (
-            <g key={`y${t}`}>
-              <line x1={left - 4} x2={left} y1={sy(t)} y2={sy(t)} />
-              <text x={left - 6} y={sy(t) + 3} textAnchor="end">
-                {formatTick(t, yt.step)}
-              </text>
-            </g>
-          ))}
-          <text
-            className="jp-scandeck-plot-label"
-            x={(left + right) / 2}
-            y={HEIGHT - 4}
-            textAnchor="middle"
-          >
-            {preview.x.name}
-          </text>
-          {yLabel && (
-            <text
-              className="jp-scandeck-plot-label"
-              transform={`translate(11 ${(top + bottom) / 2}) rotate(-90)`}
-              textAnchor="middle"
-            >
-              {yLabel}
-            </text>
-          )}
-        </g>
+        <Axes
+          frame={{ left, right, top, bottom }}
+          height={HEIGHT}
+          x={{ name: preview.x.name, ticks: xt, scale: sx }}
+          y={{ name: yLabel, ticks: yt, scale: sy }}
+        />
         {preview.y.map((series, i) => (
           <g
             key={series.name}
@@ -304,41 +334,12 @@ export function MapPlot(props: { map: IMap; stream: string }): JSX.Element {
         >
           {marks}
         </g>
-        <g className="jp-scandeck-plot-axis">
-          <line x1={left} x2={right} y1={bottom} y2={bottom} />
-          <line x1={left} x2={left} y1={top} y2={bottom} />
-          {xt.ticks.filter(inX).map(t => (
-            <g key={`x${t}`}>
-              <line x1={sx(t)} x2={sx(t)} y1={bottom} y2={bottom + 4} />
-              <text x={sx(t)} y={bottom + 14} textAnchor="middle">
-                {formatTick(t, xt.step)}
-              </text>
-            </g>
-          ))}
-          {yt.ticks.filter(inY).map(t => (
-            <g key={`y${t}`}>
-              <line x1={left - 4} x2={left} y1={sy(t)} y2={sy(t)} />
-              <text x={left - 6} y={sy(t) + 3} textAnchor="end">
-                {formatTick(t, yt.step)}
-              </text>
-            </g>
-          ))}
-          <text
-            className="jp-scandeck-plot-label"
-            x={(left + right) / 2}
-            y={MAP_HEIGHT - 4}
-            textAnchor="middle"
-          >
-            {map.x.name}
-          </text>
-          <text
-            className="jp-scandeck-plot-label"
-            transform={`translate(11 ${(top + bottom) / 2}) rotate(-90)`}
-            textAnchor="middle"
-          >
-            {map.y.name}
-          </text>
-        </g>
+        <Axes
+          frame={{ left, right, top, bottom }}
+          height={MAP_HEIGHT}
+          x={{ name: map.x.name, ticks: { ...xt, ticks: xt.ticks.filter(inX) }, scale: sx }}
+          y={{ name: map.y.name, ticks: { ...yt, ticks: yt.ticks.filter(inY) }, scale: sy }}
+        />
         <g className="jp-scandeck-colorbar" data-min={z0} data-max={z1}>
           {slices.map(k => (
             <rect
