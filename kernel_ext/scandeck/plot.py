@@ -27,6 +27,7 @@ end at interpreter exit. ``feed(obj)`` gives a plot's :class:`Feed` (its
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -403,7 +404,42 @@ def _started(obj: Any, driver: Feed, on_page: Callable[[Mapping[str, Any], bool]
 
 def _send(driver: Feed, fn: Callable[..., Any], *args: Any) -> None:
     driver.sends += 1
-    fn(*args)
+    with _comm_lock:  # see _serialize_panel_comms
+        fn(*args)
+
+
+#: Held while a plot of this module updates, and while Panel handles a message from the browser.
+_comm_lock = threading.RLock()
+
+
+def _serialize_panel_comms() -> None:
+    """Make Panel handle browser messages only while no plot of this module updates.
+
+    JupyterLab (4.4 and later, ``commsOverSubshells``) sends comm messages to a
+    kernel subshell: with ipykernel 7 Panel's handler runs on the subshell's
+    thread while our updates run on the kernel's main loop. The handler un-holds
+    and re-holds the plot's Bokeh document; the model changes an update makes
+    meanwhile are dispatched to nobody instead of being pushed, so that update
+    never reaches the page. The page sends such messages while a plot fills, so
+    this happened to a live map every few runs; when it hit the run's last
+    update the plot stayed short of the last rows for good.
+    """
+    from panel.viewable import Renderable
+
+    handler = getattr(Renderable, "_on_msg", None)
+    if handler is None or getattr(handler, "_scandeck_serialized", False):
+        return
+
+    @functools.wraps(handler)
+    def serialized(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _comm_lock:
+            return handler(self, *args, **kwargs)
+
+    serialized._scandeck_serialized = True  # type: ignore[attr-defined]
+    Renderable._on_msg = serialized  # type: ignore[method-assign]
+
+
+_serialize_panel_comms()
 
 
 def _numbers(values: list[Any]) -> Any:
