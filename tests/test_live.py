@@ -153,6 +153,27 @@ def test_a_new_runs_rows_follow_and_runs_are_announced(sqlite_cat, live_of):
     assert [run.uid for run in runs] == [first, second]
 
 
+def test_runs_that_start_right_after_live_is_made_are_not_skipped(sqlite_cat, live_of, monkeypatch):
+    # The follower thread is held back, as a loaded machine may: "each new run" counts from
+    # live.stream(), not from when the thread first runs (it used to skip to the newest).
+    from scandeck.pipeline.follower import Follower
+
+    original, gate = Follower._follow, threading.Event()
+
+    def late(self):
+        gate.wait(10)
+        original(self)
+
+    monkeypatch.setattr(Follower, "_follow", late)
+    live = live_of()
+    rows = []
+    live.stream().sink(rows.append)
+    first, second = write_run(sqlite_cat, 30), write_run(sqlite_cat, 20)
+    gate.set()
+    assert wait_for(lambda: len(rows) == 50)
+    assert [r["uid"] for r in rows] == [first] * 30 + [second] * 20
+
+
 def test_a_failing_sink_is_counted_and_the_stream_goes_on(sqlite_cat, live_of, capsys):
     live = live_of()
     good = []

@@ -91,10 +91,14 @@ class Follower:
         self.fill = fill
         self.state = FollowState(table=LiveTable(stream, fill=fill))
         self.error: BaseException | None = None
+        self._begin: tuple[str | None, int] | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
+        # "The newest run and each new one" counts from this call, not from when the thread
+        # first runs: a run that starts right after start() returns is never skipped.
+        self._begin = self._newest() if self.target is None else None
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -125,7 +129,7 @@ class Follower:
     def _follow(self) -> None:
         seq = 0
         if self.target is None:
-            uid, seq = self._newest()
+            uid, seq = self._begin if self._begin is not None else self._newest()
         else:
             uid = self.source.get(self.target).uid
         cursor = self._switch(uid) if uid is not None else None
