@@ -39,6 +39,7 @@ def test_every_source_indexes_the_fields_its_runs_have(RE, cat, hw):
     assert nested.empty_hint == "no run has the field md.operator.nme (did you mean md.operator.name?)"
     # A known field with no matching value, or runs found: nothing to explain.
     assert cat.search('sample == "Cu"').empty_hint is None
+    assert repr(cat.search('sample == "Cu"')).endswith(": 0 runs>")  # no "; None"
     assert cat.search('sample == "Ni" or smaple == "Ni"').empty_hint is None
     assert cat.empty_hint is None
 

@@ -60,7 +60,9 @@ class Catalog:
     def __repr__(self) -> str:
         where = "" if self.query == Query.all() else f" where {self.query}"
         n = len(self)
-        hint = f"; {self.empty_hint}" if n == 0 and where else ""
+        # Asked here directly: empty_hint would count the runs again, and is None for known fields.
+        found = empty_search_hint(self.source, self.query) if n == 0 and where else None
+        hint = f"; {found}" if found else ""
         return f"<Catalog {redact(self.name)!r}{where}: {n} runs{hint}>"
 
     @property

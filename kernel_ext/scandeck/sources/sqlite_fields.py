@@ -36,9 +36,7 @@ def ensure_table(conn: sqlite3.Connection) -> None:
     try:
         if not _has_table(conn):
             conn.execute(_CREATE)
-            names: set[str] = set()
-            for (start,) in conn.execute("SELECT start FROM runs"):
-                names |= start_fields(json.loads(start))
+            names = _fields_of_runs(conn)
             conn.executemany("INSERT INTO fields VALUES (?)", [(name,) for name in sorted(names)])
         conn.execute("COMMIT")
     except BaseException:
@@ -55,6 +53,11 @@ def read_fields(conn: sqlite3.Connection) -> set[str]:
     """The indexed field names; computed from the runs on a read-only store made before the index."""
     if _has_table(conn):
         return {name for (name,) in conn.execute("SELECT name FROM fields")}
+    return _fields_of_runs(conn)
+
+
+def _fields_of_runs(conn: sqlite3.Connection) -> set[str]:
+    """The fields of every stored run's start document (a full scan: for a store made before the index)."""
     names: set[str] = set()
     for (start,) in conn.execute("SELECT start FROM runs"):
         names |= start_fields(json.loads(start))
