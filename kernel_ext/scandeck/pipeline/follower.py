@@ -129,7 +129,8 @@ class Follower:
     def _follow(self) -> None:
         seq = 0
         if self.target is None:
-            uid, seq = self._begin if self._begin is not None else self._newest()
+            assert self._begin is not None  # start() sets it before the thread runs
+            uid, seq = self._begin
         else:
             uid = self.source.get(self.target).uid
         cursor = self._switch(uid) if uid is not None else None
