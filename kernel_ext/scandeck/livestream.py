@@ -104,8 +104,9 @@ class Live:
     def __init__(
         self, target: Any = None, *, catalog: Catalog | None = None, interval: float = 0.02, shell: Any = "auto"
     ) -> None:
-        shell = _shell() if shell == "auto" else shell
-        from .provenance.batch import in_batch
+        from .provenance.batch import current_shell, in_batch
+
+        shell = current_shell() if shell == "auto" else shell
 
         #: True in a batch execution (papermill, nbclient): one run is followed, see :meth:`flush`.
         self.batch = shell is not None and in_batch(shell)
@@ -467,11 +468,6 @@ def _new_stream(name: str) -> Any:
     from .exceptions import require
 
     return require("streamz", "notebook").Stream(stream_name=name)
-
-
-def _shell() -> Any:
-    ipython = sys.modules.get("IPython")
-    return ipython.get_ipython() if ipython is not None else None
 
 
 def _resolve(target: Any, catalog: Catalog | None, shell: Any) -> tuple[Any, str | None, Any]:

@@ -15,6 +15,15 @@ import sys
 from typing import Any
 
 
+def cell_id(shell: Any) -> str | None:
+    """The front end's id of the executing cell (JupyterLab sends it in the request's metadata), if any."""
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return None
+    metadata = kernel.get_parent().get("metadata") or {}
+    return metadata.get("cellId") or metadata.get("cell_id")
+
+
 class _Collector:
     """Receives stdout/stderr text and display calls, in order."""
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..listing import local_time
+from .cellexec import cell_id
 from .display import catalog_listing, runs_table_html, snapshot_note
 
 if TYPE_CHECKING:
@@ -142,12 +143,8 @@ class LiveListing:
 
 def current_cell(shell: Any) -> tuple[str, int] | None:
     """``(cell id, execution count)`` of the executing cell when the front end sends its id."""
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None:
-        return None
-    metadata = kernel.get_parent().get("metadata") or {}
-    cell_id = metadata.get("cellId") or metadata.get("cell_id")
-    return (str(cell_id), int(getattr(shell, "execution_count", 0))) if cell_id else None
+    found = cell_id(shell)
+    return (str(found), int(getattr(shell, "execution_count", 0))) if found else None
 
 
 def show_listing(shell: Any, fetch: Callable[[], Listing], source: Any, *, live: bool) -> LiveListing:

@@ -17,6 +17,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..exceptions import ScandeckError
 from ..provenance.batch import batch_scan, live_front_end
+from .cellexec import cell_id
 from .magic_args import unquote_arg
 
 if TYPE_CHECKING:
@@ -172,11 +173,7 @@ class ScandeckMagics(Magics):
 
     def _cell_id(self) -> str | None:
         """The front end's id of the executing cell (JupyterLab sends it), if any."""
-        kernel = getattr(self.shell, "kernel", None)
-        if kernel is None:
-            return None
-        metadata = kernel.get_parent().get("metadata") or {}
-        return metadata.get("cellId") or metadata.get("cell_id")
+        return cell_id(self.shell)
 
     @line_magic
     def bindings(self, line: str) -> Any:

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_SCAN_PARAMETER",
     "SCAN_PARAMETER_ENV",
     "batch_scan",
+    "current_shell",
     "in_batch",
     "live_front_end",
     "scan_parameter",
@@ -103,8 +104,7 @@ def batch_scan(shell: Any = "auto") -> str | int | None:
     >>> cat[batch_scan()]                 # doctest: +SKIP
     """
     if shell == "auto":
-        ipython = sys.modules.get("IPython")
-        shell = ipython.get_ipython() if ipython is not None else None
+        shell = current_shell()
     if shell is None or not in_batch(shell):
         return None
     name = scan_parameter()
@@ -117,3 +117,9 @@ def batch_scan(shell: Any = "auto") -> str | int | None:
             f"or scan_id, e.g. -p {name} 3f2a9c"
         )
     return value
+
+
+def current_shell() -> Any:
+    """The running IPython shell, or None (IPython is not imported here: a plain process has none)."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
