@@ -1,14 +1,20 @@
 /** Small text formatters shared by the views. */
 
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** A local date's day ("2026-12-06") and time of day ("03:20:23"). */
+function dayAndTime(date: Date): [string, string] {
+  return [
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`,
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
+  ];
+}
+
 /** A run's start time: the time of day for today's runs, else the date too. */
 export function formatTime(seconds: number, now: Date = new Date()): string {
   const date = new Date(seconds * 1000);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const hms = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
-  if (date.toDateString() === now.toDateString()) {
-    return hms;
-  }
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${hms}`;
+  const [day, hms] = dayAndTime(date);
+  return date.toDateString() === now.toDateString() ? hms : `${day} ${hms}`;
 }
 
 /**
@@ -20,9 +26,7 @@ export function formatFullTime(seconds: number): string {
   if (!isFinite(seconds) || isNaN(date.getTime())) {
     return '–';
   }
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  const hms = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const [day, hms] = dayAndTime(date);
   const east = -date.getTimezoneOffset(); // minutes east of UTC at that moment (DST included)
   const offset = `${east < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(east) / 60))}:${pad(Math.abs(east) % 60)}`;
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -40,7 +44,6 @@ export function formatDuration(seconds: number | null | undefined): string {
   if (seconds < 60) {
     return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
   }
-  const pad = (n: number) => String(n).padStart(2, '0');
   const minutes = Math.floor(seconds / 60);
   if (minutes < 60) {
     return `${minutes} min ${pad(Math.round(seconds % 60))} s`;
