@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
+from tiled_server import TiledDeployment, TiledServer
 
 from scandeck.catalog import Catalog
 from scandeck.sources import open_source
@@ -36,6 +37,27 @@ def cat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server on a free port for the whole session (tests use their own prefixes)."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TiledServer]:
+    """A real Tiled server (SimpleTiledServer, in-memory streaming cache) for the session.
+
+    Tests take a fresh container each: ``tiled_server.new_catalog()``.
+    """
+    server = TiledServer(tmp_path_factory.mktemp("tiled")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiled_deployment(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[TiledDeployment]:
+    """``tiled serve config`` as a facility runs it: Redis streaming cache, the document exporter."""
+    server = TiledDeployment(tmp_path_factory.mktemp("tiled-deployment"), redis_server.url).start()
     yield server
     server.stop()
 

@@ -17,7 +17,7 @@ from .provenance.context import note
 from .query import Key, Query, ScanID, parse
 from .safe_text import printable
 from .sources.fields import empty_search_hint
-from .sources.protocol import RunSummary, Source, Writer
+from .sources.protocol import RunSummary, Source, StreamTables, Writer
 from .uris import redact
 
 if TYPE_CHECKING:
@@ -388,6 +388,8 @@ class Stream:
 
         # Descriptors may have been added since this object was made (live run).
         self.descriptors = self.run._stream_descriptors().get(self.name, self.descriptors)
+        if isinstance(self.run.source, StreamTables):  # columns in the store (Tiled): no documents
+            return self.run.source.stream_table(self.run.uid, self.name, fill=fill)
         uids = {d["uid"] for d in self.descriptors}
         entries = self.run.source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)
         return collect(entries, uids, fill=fill)

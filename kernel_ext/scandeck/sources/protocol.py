@@ -10,17 +10,21 @@ Optional capabilities are small protocols of their own, checked with
 ``isinstance(source, Capability)`` by the code that can use them:
 :class:`RawDocuments` (undecoded bulk reads), :class:`WaitRun` (block on one
 run's documents), :class:`OpenRuns` (the runs without a stop document, from
-an index) and :class:`FieldIndex` (the fields runs have, to explain an empty
-search). A source without them works everywhere, only slower or with fewer hints.
+an index), :class:`FieldIndex` (the fields runs have, to explain an empty
+search) and :class:`StreamTables` (streams stored as columns: reads without
+documents). A source without them works everywhere, only slower or with fewer hints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ..query import Query
+
+if TYPE_CHECKING:
+    from ..reading import Table
 
 #: Status of a run: its stop document's exit_status, ``running`` while it is
 #: written, or ``incomplete`` when its writer went away without a stop document.
@@ -188,3 +192,39 @@ class FieldIndex(Protocol):
     def fields(self) -> set[str]:
         """Dotted names of the start-document fields of every stored run
         (:func:`scandeck.query.hints.start_fields`), nested ones included."""
+
+
+@runtime_checkable
+class LazyArray(Protocol):
+    """One key of a stream, read by slice (``dask.array.from_array`` takes it)."""
+
+    shape: tuple[int, ...]
+    dtype: Any
+    ndim: int
+
+    def __getitem__(self, index: Any) -> Any: ...
+
+
+@runtime_checkable
+class StreamTables(Protocol):
+    """A source whose streams are stored as columns (Tiled): reads take what is asked, not documents.
+
+    :class:`~scandeck.catalog.Stream` asks it instead of gathering the stream's
+    documents, so ``read(["det"])`` downloads one column.
+    """
+
+    def stream_table(
+        self,
+        uid: str,
+        stream: str,
+        *,
+        keys: Collection[str] | None = None,
+        fill: bool | Collection[str] = True,
+    ) -> Table:
+        """The stream's rows so far: ``time``, ``seq_num`` and the ``keys`` asked for (all when None).
+
+        ``fill`` as in :func:`scandeck.reading.collect`: external keys not filled hold references.
+        """
+
+    def stream_array(self, uid: str, stream: str, key: str) -> LazyArray:
+        """One key's values (rows first), read from the store only by the slices asked for."""
