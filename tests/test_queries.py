@@ -15,6 +15,7 @@ from scandeck.exceptions import InvalidQuery, QuerySyntaxError, ScandeckError
 from scandeck.queries import (
     And,
     Comparison,
+    FullText,
     Key,
     MatchAll,
     Not,
@@ -25,6 +26,7 @@ from scandeck.queries import (
     TimeRange,
     parse,
 )
+from scandeck.query.sql import register_functions
 
 #: Central European time without tzdata: +01:00 in winter, +02:00 in summer.
 CET = "CET-1CEST,M3.5.0,M10.5.0/3"
@@ -119,6 +121,7 @@ def runs(local_time: None) -> dict[str, tuple[dict, dict | None]]:
 @pytest.fixture(scope="module")
 def db(runs: dict[str, tuple[dict, dict | None]]) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(":memory:")
+    register_functions(conn)  # Regex and FullText, as the store's connections have them
     conn.execute(
         "CREATE TABLE runs (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, "
         "scan_id INTEGER, time REAL NOT NULL, start TEXT NOT NULL, stop TEXT)"
@@ -359,6 +362,28 @@ CASES: dict[str, Case] = {
     "text_escapes": ("sample == 'it\\'s \"quoted\"'", {"quotes"}),
     "text_numbers": ("md.temperature >= 3e2 and md.temperature < 1E3", {"ni1", "fractional"}),
     "text_negative": ("md.temperature > -1.5e2 and md.temperature < 5", {"winter"}),
+    # regular expressions, full text, presence (databroker's $regex, FullText, $exists)
+    "regex": (lambda: Key("sample").regex("^N"), {"ni1", "weird", "fractional", "winter"}),
+    "regex_case": (lambda: Key("sample").regex("(?i)^ni$"), {"ni1", "ni_lower", "weird", "fractional", "winter"}),
+    "regex_search": (lambda: Key("stop.reason").regex("beam|stall"), {"ni_lower", "quotes"}),
+    "regex_not_string": (lambda: Key("note").regex("5"), {"ni1"}),
+    "regex_list": (lambda: Key("detectors").regex("det"), set()),
+    "regex_uid": (lambda: Key("uid").regex("^scan_0042%"), {"underscore"}),
+    "regex_unicode_key": (lambda: Key("md.é.x").regex("a"), set()),
+    "regex_quote": (lambda: Key("sample").regex('"quoted"$'), {"quotes"}),
+    "full_text": (lambda: FullText("alice"), {"ni1", "running"}),
+    "full_text_case": (
+        lambda: FullText("NI"),
+        {"ni1", "ni_lower", "weird", "fractional", "winter", "quotes", "list_sample", "dict_sample"},
+    ),
+    "full_text_nested": (lambda: FullText("xrd"), {"ni1"}),
+    "full_text_not_keys": (lambda: FullText("operator"), set()),
+    "full_text_unicode": (lambda: FullText("É") | FullText("YES"), {"weird"}),
+    "exists": (lambda: Key("sample").exists(), ALL - SAMPLE_MISSING),
+    "exists_null": (lambda: Key("material").exists(), {"null_sample", "list_sample"}),
+    "not_exists": (lambda: ~Key("md.temperature").exists(), None),
+    "text_matches": ('sample matches "^[A-Z]g$" or `weird key` matches "y"', {"stopkey", "weird"}),
+    "text_full_text": ('"alice" and not "xrd"', {"running"}),
     "text_star": ("*", ALL),
     "text_empty": ("  ", ALL),
 }
@@ -394,7 +419,7 @@ def test_text_round_trip(name: str) -> None:
 def test_repr_evaluates_back(name: str) -> None:
     query = build(CASES[name])
     namespace = {"Key": Key, "TimeRange": TimeRange, "ScanID": ScanID,
-                 "PartialUID": PartialUID, "Query": Query}  # fmt: skip
+                 "PartialUID": PartialUID, "Query": Query, "FullText": FullText}  # fmt: skip
     assert eval(repr(query), namespace) == query  # noqa: S307 - our own repr
 
 
@@ -535,9 +560,9 @@ ERRORS = [
     ('(sample == "Ni" scan_id == 1)', 16,
      "unexpected 'scan_id' after a complete condition: join conditions with 'and' or 'or'"),
     ("sample Ni", 7, "expected a comparison operator (==, !=, <, <=, >, >=, in, not in, "
-                     "contains, startswith) after 'sample' but found 'Ni'"),
+                     "contains, startswith, matches) after 'sample' but found 'Ni'"),
     ("md.sample", 9, "expected a comparison operator (==, !=, <, <=, >, >=, in, not in, "
-                     "contains, startswith) after 'md.sample' but found end of query"),
+                     "contains, startswith, matches) after 'md.sample' but found end of query"),
     ("a == 1 and", 10, "expected a condition after 'and' but found end of query"),
     ("a == 1 ||", 9, "expected a condition after '||' but found end of query"),
     ("not", 3, "expected a condition after 'not' but found end of query"),

@@ -31,7 +31,11 @@ Both compilations give the same answer for every run. The rules:
 * ``<``, ``<=``, ``>``, ``>=`` take a number or a string and are false for a field
   of any other type (strings compare by code point, case-sensitively).
 * ``contains`` is true when a list field has an element equal to the value;
-  ``startswith`` is a case-sensitive prefix test on a string field.
+  ``startswith`` is a case-sensitive prefix test on a string field;
+  ``matches`` (:class:`Regex`) is :func:`re.search` on a string field; a quoted
+  text alone (:class:`FullText`) finds runs with a string value anywhere in the
+  start document containing it, ignoring case. SQLite runs both through the same
+  Python functions (:func:`scandeck.query.sql.register_functions`).
 * Keys ``uid``, ``scan_id`` and ``time`` use the table's columns, which must hold
   the start document's values (as event-model validation guarantees: a string,
   an integer and a number). Other keys use ``json_extract``/``json_type`` on the
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 from .fields import Comparison, Key
 from .parser import parse_query
+from .text import FullText, Regex
 from .times import DATE_FORMS as DATE_FORMS
 from .times import TimeLike as TimeLike
 from .tree import And, MatchAll, Not, Or, PartialUID, Query, ScanID, TimeRange
@@ -62,12 +67,14 @@ from .values import is_identifier as is_identifier
 __all__ = [
     "And",
     "Comparison",
+    "FullText",
     "Key",
     "MatchAll",
     "Not",
     "Or",
     "PartialUID",
     "Query",
+    "Regex",
     "ScanID",
     "TimeRange",
     "parse",

@@ -10,6 +10,7 @@ becomes a :class:`~scandeck.query.tree.TimeRange`, ``scan_id ==`` an integer a
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,7 @@ from typing import Any, cast
 
 from ..exceptions import InvalidQuery
 from .sql import Frag, comparison_sql
+from .text import Regex
 from .times import time_interval
 from .tree import Not, PartialUID, Query, ScanID, TimeRange
 from .values import (
@@ -138,6 +140,31 @@ class Key:
         PartialUID('a3f')
         """
         return self._cmp("startswith", prefix)
+
+    def regex(self, pattern: str | re.Pattern[str]) -> Query:
+        """Match when the field is a string in which ``pattern`` is found (:func:`re.search`).
+
+        Examples
+        --------
+        >>> str(Key("sample").regex("^N(i|b)"))
+        'sample matches "^N(i|b)"'
+        """
+        return Regex(self.doc, self.path, pattern)
+
+    def exists(self) -> Query:
+        """Match when the field is present, whatever its value (``null`` included).
+
+        There is no leaf of its own: a present field is either ``null`` or not,
+        which every source (and Tiled) already answers.
+
+        Examples
+        --------
+        >>> str(Key("sample").exists())
+        'sample == null or sample != null'
+        >>> str(~Key("sample").exists())
+        'not (sample == null or sample != null)'
+        """
+        return (self == None) | (self != None)  # noqa: E711 - builds queries, not comparisons
 
     def _misuse(self, *_: object) -> Query:
         raise TypeError(

@@ -7,9 +7,10 @@ Use :func:`scandeck.queries.parse`; this module holds its machinery. Grammar
     or         := and (('or' | '||' | '|') and)*
     and        := not (('and' | '&&' | '&') not)*
     not        := ('not' | '!' | '~') not | primary
-    primary    := '(' expr ')' | '*' | comparison
+    primary    := '(' expr ')' | '*' | string | comparison
     comparison := key op value | key 'in' list | key 'not' 'in' list
                 | key 'contains' value | key 'startswith' string
+                | key 'matches' string
     op         := '==' | '!=' | '<' | '<=' | '>' | '>='
     key        := name ('.' name)*      name := identifier | `quoted name`
     value      := string | number | 'true' | 'false' | 'null' | list
@@ -18,6 +19,8 @@ Use :func:`scandeck.queries.parse`; this module holds its machinery. Grammar
 An identifier has letters, digits, ``_`` and ``-`` and starts with a letter or
 ``_``; other names, and names spelled like a keyword, go in backquotes (with
 ``\\``` and ``\\\\`` escapes). Strings take ``"`` or ``'`` and the JSON escapes.
+A string standing alone is a :class:`~scandeck.query.text.FullText` search;
+``matches`` takes a regular expression (:class:`~scandeck.query.text.Regex`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 from ..exceptions import InvalidQuery, QuerySyntaxError
 from .fields import make_comparison
+from .text import FullText, Regex
 from .tree import MatchAll, Query, all_of, any_of, negate
 from .values import INT_MAX, INT_MIN, KEYWORDS, DocName, Value
 
@@ -46,7 +50,7 @@ _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f",
 }  # fmt: skip
 _OP_TYPOS = {"=": "==", "=>": ">=", "=<": "<=", "<>": "!=", "===": "=="}
-_COMPARE = "(==, !=, <, <=, >, >=, in, not in, contains, startswith)"
+_COMPARE = "(==, !=, <, <=, >, >=, in, not in, contains, startswith, matches)"
 
 
 @dataclass(frozen=True)
@@ -312,6 +316,18 @@ class _Parser:
         if tok.kind == "*":
             self.advance()
             return MatchAll()
+        if tok.kind == "string":
+            self.advance()
+            if self.tok.kind == "op":  # "Ni" == sample: a value where the key goes
+                raise self.error(
+                    tok.pos,
+                    f"expected a condition{context} but found {tok.describe()}: "
+                    'a condition starts with a key, as in sample == "Ni"',
+                )
+            try:
+                return FullText(tok.value)
+            except InvalidQuery as exc:
+                raise self.error(tok.pos, str(exc)) from None
         word = tok.word()
         if tok.kind == "qkey" or (tok.kind == "ident" and word not in KEYWORDS):
             return self.parse_comparison()
@@ -367,6 +383,20 @@ class _Parser:
             in_tok = self.advance()
             op = "not in"
             value, at = self.parse_list_after(f"'{tok.text} {in_tok.text}'")
+        elif word == "matches":
+            self.advance()
+            pattern = self.tok
+            if pattern.kind != "string":
+                raise self.error(
+                    pattern.pos,
+                    f"'matches' needs a regular expression in quotes, as in {key_text} matches \"^Ni\", "
+                    f"but found {pattern.describe()}",
+                )
+            self.advance()
+            try:
+                return Regex(doc, path, pattern.value)
+            except InvalidQuery as exc:
+                raise self.error(pattern.pos, str(exc)) from None
         elif word in ("contains", "startswith"):
             self.advance()
             op = word

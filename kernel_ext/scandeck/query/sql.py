@@ -219,3 +219,46 @@ def comparison_sql(doc: DocName, path: tuple[str, ...], op: str, v: Value) -> Fr
     if column is not None:
         return f"(typeof({column}) = 'text' AND substr({column}, 1, {n}) = ?)", [v]
     return f"({t} IS 'text' AND substr({node.value()}, 1, {n}) = ?)", [v]
+
+
+# ------------------------------------------------- Python functions SQLite calls
+
+#: Names of the SQL functions :func:`register_functions` adds (SQLite has no REGEXP of its own).
+REGEX_FUNCTION = "scandeck_regex"
+TEXT_FUNCTION = "scandeck_has_text"
+
+
+def _regex_search(pattern: str, value: object) -> int:
+    import re
+
+    # re caches compiled patterns; a non-string is never a match (json_extract of text is str)
+    return int(isinstance(value, str) and re.search(pattern, value) is not None)
+
+
+def _has_text(value: object, needle: str) -> int:
+    return int(isinstance(value, str) and needle in value.casefold())
+
+
+def register_functions(conn: Any) -> None:
+    """Add the functions :class:`~scandeck.query.text.Regex` and ``FullText`` compile to.
+
+    The same Python code answers both compilations, so SQL and ``matches()`` agree.
+    """
+    conn.create_function(REGEX_FUNCTION, 2, _regex_search, deterministic=True)
+    conn.create_function(TEXT_FUNCTION, 2, _has_text, deterministic=True)
+
+
+def regex_sql(doc: DocName, path: tuple[str, ...], pattern: str) -> Frag:
+    """The SQL test that field ``path`` of ``doc`` is a string in which ``pattern`` is found."""
+    node: _Json = _Path(doc)
+    for seg in path:
+        node = node.key(seg)
+    if doc == "start" and len(path) == 1 and path[0] in _COLUMNS:
+        return f"(typeof({path[0]}) = 'text' AND {REGEX_FUNCTION}(?, {path[0]}))", [pattern]
+    return f"({node.type()} IS 'text' AND {REGEX_FUNCTION}(?, {node.value()}))", [pattern]
+
+
+def full_text_sql(needle: str) -> Frag:
+    """The SQL test that a string anywhere in the start document contains ``needle`` (casefolded)."""
+    found = f"SELECT 1 FROM json_tree(start) AS jt WHERE jt.type = 'text' AND {TEXT_FUNCTION}(jt.atom, ?)"
+    return f"EXISTS ({found})", [needle]

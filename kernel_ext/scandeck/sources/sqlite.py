@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, quote
 from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
 from ..exceptions import InvalidDocument, ReadOnlyStore, RunNotFound, StoreError
 from ..query import Query
+from ..query.sql import register_functions
 from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
 from .sqlite_fields import add_fields, ensure_table, read_fields
@@ -90,6 +91,7 @@ def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, uri=uri)
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
+    register_functions(conn)  # what Regex and FullText queries compile to
     return conn
 
 
