@@ -44,7 +44,15 @@ def _redis(uri: str) -> Source:
     return RedisSource(uri)
 
 
+def _tiled(uri: str) -> Source:
+    from .tiled.source import TiledSource
+
+    return TiledSource(uri)
+
+
 register("sqlite", _sqlite)
 register("memory", _memory)
 register("redis", _redis)
 register("rediss", _redis)
+register("tiled+http", _tiled)
+register("tiled+https", _tiled)
