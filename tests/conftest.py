@@ -27,7 +27,13 @@ SOURCES = {
 
 @pytest.fixture(params=sorted(SOURCES))
 def cat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    """An empty catalog on each registered source."""
+    """An empty catalog on each registered source.
+
+    A case marked ``@pytest.mark.not_on("tiled", reason="...")`` is skipped there, with its reason.
+    """
+    marker = request.node.get_closest_marker("not_on")
+    if marker is not None and request.param in marker.args:
+        pytest.skip(f"not on {request.param}: {marker.kwargs.get('reason', 'does not apply')}")
     catalog = Catalog(open_source(SOURCES[request.param](request, tmp_path)))
     yield catalog
     catalog.close()
