@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog import Catalog, Run
 from .exceptions import AmbiguousUID, RunNotFound
 from .provenance.context import note
+from .uris import redact
 
 if TYPE_CHECKING:
     import pandas
@@ -54,7 +55,7 @@ def clear_written() -> None:
 def _parent(catalog: Catalog, parent: Run | str) -> tuple[str, int | None, str]:
     """``(uid, scan_id, catalog name)`` of one parent; a uid may be a unique prefix in ``catalog``."""
     if isinstance(parent, Run):
-        return parent.uid, parent.scan_id, parent.source.uri
+        return parent.uid, parent.scan_id, redact(parent.source.uri)  # no credentials in the record
     if not isinstance(parent, str) or not parent:
         raise TypeError(f"parents are Runs or uid strings, not {parent!r}")
     source = catalog.source

@@ -34,6 +34,7 @@ from .exceptions import ScandeckError
 from .pipeline.follower import RUN_START, RUN_STOP, Follower, FollowState
 from .pipeline.loop import Coalescer, KernelLoop
 from .safe_text import printable
+from .uris import redact
 
 __all__ = ["Live", "live"]
 
@@ -132,7 +133,7 @@ class Live:
         what = f"run {self.uid[:8]}" if self.uid else "the newest run and each new one"
         state = "stopped" if self.stopped else "live"
         return (
-            f"<Live {what} of {self.source.uri}: {state}, {self.rows} rows in "
+            f"<Live {what} of {redact(self.source.uri)}: {state}, {self.rows} rows in "
             f"{self.emissions} emissions, {self.failures} failures>"
         )
 
