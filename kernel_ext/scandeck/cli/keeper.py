@@ -19,12 +19,16 @@ examples:
   scandeck keeper redis://bus.example:6379/0?prefix=28id
   scandeck keeper redis://localhost/0?prefix=28id --archive /data/28id/store --max-runs 200
   scandeck keeper redis://localhost/0 --max-age 2d --max-memory 4GB --once
+  scandeck keeper redis://localhost/0?prefix=28id --archive tiled+http://tiled.example:8000/raw
 
 Every finished run (stopped, or incomplete for longer than --grace) is copied to
 the archive; then runs already copied leave Redis by the limits given. A run not
 yet in the archive never leaves Redis, and readers of a trimmed run read it from
 the archive transparently. One keeper per bus is active; others wait for it.
-Ctrl-C stops."""
+A Tiled archive (tiled+http(s)://host:port/CONTAINER, the API key from ?api_key=
+or $TILED_API_KEY) gets runs through bluesky-tiled-plugins' TiledWriter; a copy
+there that was cut short cannot be completed: the keeper names the run, keeps it
+in Redis and goes on. Ctrl-C stops."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -63,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archive",
         metavar="PATH|URI",
-        help="durable catalog for finished runs (default: archive= in the URI, else the "
+        help="durable catalog for finished runs: a store path, sqlite://, redis:// or "
+        "tiled+http(s)://host:port/CONTAINER (default: archive= in the URI, else the "
         "archive the bus already uses, else the embedded default store)",
     )
     parser.add_argument(
@@ -117,6 +122,7 @@ def _keeper(args: argparse.Namespace, say: Any) -> Any:
 def cmd_keeper(args: argparse.Namespace) -> int:
     """``scandeck keeper REDIS_URI [--archive A] [--max-runs N] [--max-age D] [--max-memory S]``."""
     from ..safe_text import printable
+    from ..uris import redact
 
     keeper = _keeper(args, lambda line: print(printable(line), flush=True))  # lines name run uids
     try:
@@ -132,7 +138,7 @@ def cmd_keeper(args: argparse.Namespace) -> int:
                 )
             return 1 if report.skipped else 0
         print(
-            f"scandeck keeper: {keeper.bus.uri} -> archive {keeper.archive.uri} "
+            f"scandeck keeper: {redact(keeper.bus.uri)} -> archive {keeper.archive_shown} "
             f"({keeper.policy_text()}); Ctrl-C stops",
             flush=True,
         )

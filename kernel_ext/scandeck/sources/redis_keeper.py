@@ -10,6 +10,16 @@ beyond ``max_runs``, those that ended more than ``max_age`` seconds ago, and
 the oldest while Redis uses more than ``max_memory`` bytes. A run that is not
 in the archive is never trimmed, so reading a run never fails.
 
+The archive may be a Tiled server (``tiled+http://host:8000/raw``): runs then go
+through bluesky-tiled-plugins' ``TiledWriter`` (:meth:`Source.writer`), a whole
+run per write unless the URI says ``?batch_size=N``. Tiled rebuilds documents
+rather than keeping them, so a copy is checked by its stop document and its
+events per stream (:mod:`.archive_copy`), and a copy cut short (a keeper killed
+mid-run) cannot be completed there: TiledWriter creates a run once and cannot
+add to it. The keeper then says so, naming the run, keeps it in Redis and goes
+on with the others. The URI published for readers carries no credentials: a
+reader gives its own.
+
 One keeper per bus is active (a lock key with a lease); others wait.
 ``scandeck keeper redis://...`` runs one; ``scandeck demo --catalog redis://...``
 runs one alongside the simulated beamline.
@@ -24,8 +34,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import RunNotFound, ScandeckError
+from ..uris import redact
+from .archive_copy import lacking, verbatim
 from .protocol import RunSummary, Source
 from .redis_source import RedisSource
 
@@ -40,6 +53,20 @@ redis.call('SREM', KEYS[6], ARGV[1])
 return 1
 """
 _LEASE = 15.0
+#: Events per write into a Tiled archive: the keeper copies finished runs, which no
+#: reader follows live, so a whole run goes in one table write (TiledWriter's own default).
+TILED_BATCH = 10_000
+
+
+def writing_uri(target: str) -> str:
+    """The archive URI the keeper writes through: a Tiled one gets ``batch_size`` unless it has one."""
+    parts = urlsplit(target)
+    if not parts.scheme.startswith("tiled+"):
+        return target
+    if any(k == "batch_size" for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return target
+    query = f"{parts.query}&batch_size={TILED_BATCH}" if parts.query else f"batch_size={TILED_BATCH}"
+    return parts._replace(query=query).geturl()
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,7 @@ class Keeper:
         self.id = uuid.uuid4().hex
         self._chosen = archive or self.bus.opts.archive
         self._archive: Source | None = None
+        self._shown: str | None = None  # the archive's URI, published and printed (no credentials)
         self._incomplete_since: dict[str, float] = {}
         self._trim_sha: str | None = None
         self._complained: set[str] = set()
@@ -114,10 +142,17 @@ class Keeper:
                     from ..config import default_store
 
                     target = str(default_store())
-            archive = open_source(target)
+            archive = open_source(writing_uri(target))
             archive.start()
             self._archive = archive
+            # As given, without the batch size added for writing, and without credentials.
+            self._shown = redact(target if writing_uri(target) != target else archive.uri)
         return self._archive
+
+    @property
+    def archive_shown(self) -> str:
+        """The archive's URI without credentials (what is printed and published for readers)."""
+        return self._shown or redact(self.archive.uri)  # opening the archive sets _shown
 
     def start(self) -> None:
         self.bus.start()
@@ -153,7 +188,7 @@ class Keeper:
                 report.persisted.append(summary.uid)
                 self.say(
                     f"persisted run {summary.uid[:8]} (scan {summary.scan_id}, "
-                    f"{summary.num_documents} documents, {summary.status}) to {self.archive.uri}"
+                    f"{summary.num_documents} documents, {summary.status}) to {self.archive_shown}"
                 )
             else:
                 report.skipped[summary.uid] = why
@@ -202,7 +237,7 @@ class Keeper:
             held = self.archive.get(uid)
         except RunNotFound:
             held = None
-        if held is None or held.num_documents < summary.num_documents:
+        if held is None or self._short(summary, held):
             writer = self.archive.writer()
             try:
                 start = 0 if held is None else self._resume(writer, summary, held)
@@ -211,14 +246,15 @@ class Keeper:
                 for entry in self.bus.documents(uid, start=start):
                     writer(entry.name, entry.doc)
             except ScandeckError as err:
-                return f"copying it to {self.archive.uri} failed: {err}"
+                return f"copying it to {self.archive_shown} failed: {err}"
             finally:
                 writer.close()
             held = self.archive.get(uid)
-        if held.num_documents != summary.num_documents:
+        short = lacking(self.bus, self.archive, summary, held)
+        if short is not None:
             return (
-                f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
-                "documents and cannot complete them; remove that copy from the archive to retry"
+                f"{self.archive_shown} holds {short} and cannot complete them; "
+                "remove that copy from the archive to retry"
             )
 
         def mark(client: Any) -> None:
@@ -230,13 +266,28 @@ class Keeper:
         self.bus.talk("marking a run persisted", mark)
         return None
 
+    def _short(self, summary: RunSummary, held: RunSummary) -> bool:
+        """The archive's copy lacks documents (a verbatim archive counts them exactly)."""
+        if verbatim(self.archive):
+            return held.num_documents < summary.num_documents
+        return lacking(self.bus, self.archive, summary, held) is not None
+
     def _resume(self, writer: Any, summary: RunSummary, held: RunSummary) -> int | str:
         """Take over the archive's partial copy (a copy cut short, or a run that went on
         after it was archived): its position to copy from, or why it cannot be completed."""
         resume = getattr(writer, "resume", None)
+        if not verbatim(self.archive):
+            short = lacking(self.bus, self.archive, summary, held)
+            return (
+                f"{self.archive_shown} holds a partial copy of it ({short}; {held.status}), and its "
+                "writer cannot add to a run the archive already holds (TiledWriter creates a run "
+                "once); delete that copy from the archive (in Tiled: "
+                "container.delete_contents(uid, recursive=True, external_only=False)) and the "
+                "keeper copies the run again"
+            )
         if resume is None or held.status != "incomplete":
             return (
-                f"{self.archive.uri} holds {held.num_documents} of its {summary.num_documents} "
+                f"{self.archive_shown} holds {held.num_documents} of its {summary.num_documents} "
                 f"documents ({held.status}) and cannot complete them; remove that copy to retry"
             )
         ours = self.bus.documents(summary.uid)
@@ -336,7 +387,7 @@ class Keeper:
             log.debug("keeper lock not released (it expires): %s", err)
 
     def _publish_archive(self) -> None:
-        uri = self.archive.uri
+        uri = self.archive_shown  # readers bring their own credentials: never hand out ours
         key = self.bus.keys.archive
         old = self.bus.talk("publishing the archive", lambda c: c.set(key, uri, get=True))
         if old is not None and old.decode() != uri:
