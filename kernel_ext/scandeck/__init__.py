@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # The one place a catalog's name is read and the catalog opened; light (standard library only).
+from .exceptions import QueryError
 from .opening import open_catalog
 
 __version__ = "0.1.0"
@@ -26,7 +27,15 @@ if TYPE_CHECKING:
     from .catalog import Catalog, Run
     from .livestream import Live
 
-__all__ = ["open_catalog", "live", "derive", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = [
+    "open_catalog",
+    "QueryError",
+    "live",
+    "derive",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+    "__version__",
+]
 
 
 def live(target: object = None, *, catalog: Catalog | None = None, interval: float = 0.02) -> Live:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
+from .databroker_habits import CATALOG_HABITS, RUN_HABITS, habit_hint, stream_metadata
 from .exceptions import InvalidQuery, RunNotFound, ScandeckError, StreamNotFound
 from .follow import follow_run, follow_runs
 from .provenance.context import note
-from .query import Key, Query, ScanID, parse
+from .query import Key, Query, ScanID
+from .query.foreign import as_query
 from .safe_text import printable
 from .sources.fields import empty_search_hint
 from .sources.protocol import RunSummary, Source, StreamTables, Writer
@@ -91,15 +93,26 @@ class Catalog:
 
     # -- searching -------------------------------------------------------------------------
 
-    def search(self, query: Query | str) -> Catalog:
-        """The runs of this catalog that also match ``query`` (a query object or text).
+    def search(self, query: Query | str | dict[str, Any] | Any) -> Catalog:
+        """The runs of this catalog that also match ``query``.
+
+        ``query`` is a scandeck query object, a text, a MongoDB-style dict as
+        databroker users write (``{"num_points": {"$gt": 5}}``,
+        :mod:`scandeck.query.mongo`), or a Tiled query object
+        (``tiled.queries.Key("sample") == "Ni"``, :mod:`scandeck.query.foreign`).
+
+        Raises
+        ------
+        InvalidQuery
+            (also ``scandeck.QueryError``) for anything else, or an unknown
+            operator, naming what is wrong and the accepted forms.
 
         Examples
         --------
         >>> cat.search(Key("sample") == "Ni").search('num_points > 10')  # doctest: +SKIP
+        >>> cat.search({"plan_name": {"$in": ["scan", "count"]}})         # doctest: +SKIP
         """
-        if isinstance(query, str):
-            query = parse(query)
+        query = as_query(query)
         combined = query if self.query == Query.all() else self.query & query
         return Catalog(self.source, combined)
 
@@ -126,6 +139,22 @@ class Catalog:
             if len(page) < _PAGE:
                 return
             before = (page[-1].time, page[-1].seq)
+
+    def keys(self) -> Iterator[str]:
+        """The uids of the matching runs, newest first, read page by page (databroker's ``keys()``)."""
+        return (run.uid for run in self)
+
+    def values(self) -> Iterator[Run]:
+        """The matching runs, newest first, read page by page (the same as iterating)."""
+        return iter(self)
+
+    def items(self) -> Iterator[tuple[str, Run]]:
+        """``(uid, run)`` pairs, newest first, read page by page."""
+        return ((run.uid, run) for run in self)
+
+    def __getattr__(self, name: str) -> Any:
+        hint = None if name.startswith("_") else habit_hint("a scandeck Catalog", name, CATALOG_HABITS)
+        raise AttributeError(hint or f"'Catalog' object has no attribute {name!r}")
 
     def __contains__(self, uid: object) -> bool:
         if not isinstance(uid, str):
@@ -327,13 +356,19 @@ class Run:
             )
         return Stream(self, name, streams[name])
 
+    @property
+    def descriptors(self) -> list[dict[str, Any]]:
+        """The descriptor documents of all the run's streams, in the order stored."""
+        return [d for descs in self._stream_descriptors().values() for d in descs]
+
     def __getattr__(self, name: str) -> Stream:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
             return self[name]
         except StreamNotFound as err:
-            raise AttributeError(str(err)) from None
+            hint = habit_hint("a scandeck Run", name, RUN_HABITS)
+            raise AttributeError(f"{hint} ({err})" if hint else str(err)) from None
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._stream_descriptors()))
@@ -383,29 +418,88 @@ class Stream:
         counts = self.run.source.stream_counts(self.run.uid)
         return sum(counts.get(d["uid"], 0) for d in self.descriptors)
 
-    def _table(self, fill: bool | Collection[str]) -> Any:
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """``{"stream_name", "descriptors", "data_keys", "configuration", "hints", ...}``.
+
+        The shape bluesky-tiled-plugins' streams give (databroker 2): the
+        descriptor documents, and their data keys and configuration merged.
+        """
+        return stream_metadata(self.name, self.descriptors)
+
+    def _table(self, fill: bool | Collection[str], keys: Collection[str] | None = None) -> Any:
         from .reading import STREAM_DOCUMENTS, collect
 
         # Descriptors may have been added since this object was made (live run).
         self.descriptors = self.run._stream_descriptors().get(self.name, self.descriptors)
         if isinstance(self.run.source, StreamTables):  # columns in the store (Tiled): no documents
-            return self.run.source.stream_table(self.run.uid, self.name, fill=fill)
+            return self.run.source.stream_table(self.run.uid, self.name, keys=keys, fill=fill)
         uids = {d["uid"] for d in self.descriptors}
         entries = self.run.source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)
-        return collect(entries, uids, fill=fill)
+        return collect(entries, uids, fill=fill, keys=keys)
 
-    def read(self, *, fill: bool = True) -> xarray.Dataset:
-        """All events so far as an ``xarray.Dataset`` (time coordinate, N-D for images).
+    def _known_keys(self, variables: str | Sequence[str] | None) -> list[str] | None:
+        """``variables`` as a list of this stream's keys; an unknown one raises naming the keys."""
+        if variables is None:
+            return None
+        wanted = [variables] if isinstance(variables, str) else list(variables)
+        known = self.data_keys
+        for key in wanted:
+            if not isinstance(key, str) or key not in known:
+                raise StreamNotFound(
+                    printable(
+                        f"stream {self.name!r} of run {self.run.uid[:8]} has no key {key!r}; "
+                        f"its keys: {', '.join(known) or 'none yet'}"
+                    )
+                )
+        return wanted
 
+    def read(self, variables: str | Sequence[str] | None = None, *, fill: bool = True) -> xarray.Dataset:
+        """Events so far as an ``xarray.Dataset`` (time coordinate, N-D for images).
+
+        ``variables`` (``read(["det"])``, databroker's ``read(variables=[...])``)
+        picks keys: only those become variables, and only their external data is read.
         External data is read through the handler registry; ``fill=False`` keeps
         the references instead: datum ids, and ``"{stream_resource uid}/{index}"``
         for stream data. A stream without events (a fly scan's) is indexed by
         ``seq_num``: its rows have no time.
+
+        Raises
+        ------
+        StreamNotFound
+            (a ``KeyError``) for a key the stream does not have, naming its keys.
         """
         from .reading import to_xarray
 
+        keys = self._known_keys(variables)
         self._note()
-        return to_xarray(self._table(fill))
+        return to_xarray(self._table(fill, keys))
+
+    def to_dask(self) -> xarray.Dataset:
+        """Like :meth:`read`, with external arrays (images) as dask arrays read by chunk on ``compute()``.
+
+        Scalars are read now; no external file is opened until a chunk is computed.
+
+        Examples
+        --------
+        >>> ds = cat[-1].primary.to_dask()          # doctest: +SKIP
+        >>> ds["img"][3].compute()                  # doctest: +SKIP
+        """
+        from .lazy import lazy_keys, to_dask
+        from .reading import STREAM_DOCUMENTS
+
+        self._note()
+        infos = {k: self.data_keys[k] for k in lazy_keys(self.data_keys)}
+        now = [k for k in self.data_keys if k not in infos]
+        uids = {d["uid"] for d in self.descriptors}
+        source = self.run.source
+        if isinstance(source, StreamTables):
+            arrays = {k: source.stream_array(self.run.uid, self.name, k) for k in infos}
+            return to_dask(self._table(True, now), uids, infos, arrays=arrays)
+        # The lazy keys are read unfilled (references: no file is opened) for the rows they have.
+        table = self._table(now)
+        entries = list(source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)) if infos else []
+        return to_dask(table, uids, infos, entries=entries)
 
     def to_grid(self, fields: str | Sequence[str] | None = None, *, fill: bool = True) -> xarray.Dataset:
         """A grid scan's events on its grid: one dimension per scanned motor, NaN where unmeasured.

@@ -154,6 +154,11 @@ class InvalidQuery(ScandeckError, ValueError):
     """A query object was built with an unusable key, operator or value."""
 
 
+#: The name issue 13 and databroker users know: ``search()`` raises it for a query it cannot answer
+#: (an unknown operator, ``search(42)``). The same class as :class:`InvalidQuery`.
+QueryError = InvalidQuery
+
+
 # --- external data (scandeck.handlers) ---------------------------------------------------
 
 

@@ -8,7 +8,7 @@ array. Imported lazily: numpy, pandas and xarray load on the first read.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -59,17 +59,29 @@ def _is_stream_key(data_key: Mapping[str, Any]) -> bool:
     return str(data_key.get("external", "")).startswith("STREAM:")
 
 
-def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool | Collection[str] = True) -> Table:
+def collect(
+    entries: Iterable[Entry],
+    descriptor_uids: set[str],
+    *,
+    fill: bool | Collection[str] = True,
+    keys: Collection[str] | None = None,
+) -> Table:
     """Gather the columns of the stream made of ``descriptor_uids``.
 
     ``fill``: True reads every external value through the handlers, False keeps
     the references (datum ids; ``"{stream_resource uid}/{index}"`` for stream
     data), a collection of keys fills those and keeps the others' references.
+    ``keys``: only these data keys become columns (and only they are filled); all when None.
     """
     table = Table()
     if isinstance(fill, str):
         fill = (fill,)
-    wanted = (lambda key: True) if fill is True else (lambda key: False) if not fill else set(fill).__contains__
+    kept: Callable[[str], bool] = (lambda key: True) if keys is None else frozenset(keys).__contains__
+    filled = (lambda key: True) if fill is True else (lambda key: False) if not fill else set(fill).__contains__
+
+    def wanted(key: str) -> bool:
+        return kept(key) and filled(key)
+
     filler: Filler | None = None
     descriptors: list[dict[str, Any]] = []
     stream_keys: dict[str, str] = {}  # stream_resource uid -> data key
@@ -91,7 +103,7 @@ def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool |
             elif name == "descriptor":
                 if doc["uid"] in descriptor_uids:
                     descriptors.append(doc)
-                    _add_keys(table, doc["data_keys"])
+                    _add_keys(table, {k: v for k, v in doc["data_keys"].items() if kept(k)})
                     if filler is not None:
                         filler(name, doc)
             elif name == "stream_resource":
@@ -106,6 +118,8 @@ def collect(entries: Iterable[Entry], descriptor_uids: set[str], *, fill: bool |
                             f"stream_datum {doc['uid']!r} names stream_resource "
                             f"{doc['stream_resource']!r}, which the run never declared"
                         )
+                    if not kept(key):
+                        continue
                     sdatum = cast("StreamDatum", doc)  # a stored document matched its schema
                     _add_stream_datum(table, key, sdatum, get_filler() if wanted(key) else None)
             elif fill:
