@@ -98,12 +98,13 @@ class TiledServer(_Server):
 
     def start(self) -> TiledServer:
         log = self.dir / "server.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, str(self.dir), self.api_key, str(self.port)],
-            stdin=subprocess.PIPE,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        with log.open("wb") as out:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, str(self.dir), self.api_key, str(self.port)],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         _wait_healthy(self.base, self.proc, log)
         return self
 
@@ -162,13 +163,14 @@ class TiledDeployment(_Server):
         log = self.dir / "server.log"
         tiled = Path(sys.executable).with_name("tiled")
         env = {**os.environ, "TILED_CONFIG": str(path)}
-        self.proc = subprocess.Popen(
-            [str(tiled), "serve", "config", str(path)],
-            stdin=subprocess.PIPE,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        with log.open("wb") as out:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [str(tiled), "serve", "config", str(path)],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         _wait_healthy(self.base, self.proc, log)
         return self
 
