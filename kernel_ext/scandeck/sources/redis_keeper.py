@@ -152,7 +152,8 @@ class Keeper:
     @property
     def archive_shown(self) -> str:
         """The archive's URI without credentials (what is printed and published for readers)."""
-        return self._shown or redact(self.archive.uri)  # opening the archive sets _shown
+        archive = self.archive  # opening it sets _shown
+        return self._shown or redact(archive.uri)
 
     def start(self) -> None:
         self.bus.start()
