@@ -88,6 +88,18 @@ class ScandeckApp(ExtensionApp):
         "embed their JavaScript, so plots draw with no internet (scandeck.offline; BOKEH_RESOURCES=cdn "
         "set by the user switches it off too).",
     )
+    tiled_api_key = Unicode(
+        "",
+        config=True,
+        help="The Jupyter user's own Tiled API key: every Tiled catalog this server opens uses it. Empty: the "
+        "server process's $TILED_API_KEY, else the user's `tiled login` token cache. Never sent to the browser.",
+    )
+    catalog_file_keys = Bool(
+        False,
+        config=True,
+        help="Use an api_key written in a catalog file's Tiled URI (or in $SCANDECK_CATALOG). Off: catalog files "
+        "are often shared site-wide, and their key would show every user what that key sees.",
+    )
     threads = Integer(8, config=True, help="Threads for blocking work (store reads, searches, reruns' checks).")
     job_manager_class = Type(
         default_value=JobManager,
@@ -118,7 +130,9 @@ class ScandeckApp(ExtensionApp):
                 self.log.info("scandeck: BOKEH_RESOURCES is set: plots load their JavaScript as it says")
         self.root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
         self.executor = ThreadPoolExecutor(max_workers=max(1, self.threads), thread_name_prefix="scandeck")
-        self.catalogs: CatalogPool = self.catalog_pool_class(self.catalog)
+        self.catalogs: CatalogPool = self.catalog_pool_class(
+            self.catalog, tiled_api_key=self.tiled_api_key, catalog_file_keys=self.catalog_file_keys
+        )
         self.store = ProvStore(self.provenance_dir or None)
         self.push = PushHub()
         self.jobs: JobManager = self.job_manager_class(self.root_dir, self.store, self.catalogs, self._job_changed)

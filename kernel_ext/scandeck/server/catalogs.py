@@ -4,6 +4,10 @@ A catalog name is ``""`` (the default catalog: :attr:`ScandeckApp.catalog`, else
 ``$SCANDECK_CATALOG``, else the embedded default store) or a name of
 :func:`scandeck.catalog_files.list_entries`. Nothing else is opened: a request never
 names a path or a URI.
+
+Tiled catalogs are opened with the credentials of the Jupyter user who runs this
+server, never with a key someone else wrote down (:meth:`CatalogPool.tiled_uri`):
+the server never widens what a user sees in Tiled.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ LIVE_LOOKED_AT = 200
 
 def live_runs(cat: Catalog, limit: int = LIVE_LOOKED_AT) -> list[RunSummary]:
     """The runs of ``cat`` being written now, newest first (index rows only)."""
-    open_runs = getattr(cat.source, "open_runs", None)  # the embedded store: its partial index
-    if open_runs is not None:
-        return [s for s in open_runs(cat.query, limit=limit) if s.status == "running"]
+    from ..sources.protocol import OpenRuns
+
+    # SQLite answers from its partial index, Tiled with one "no stop.uid" search; the
+    # fallback's NOT would make Tiled list every run of the container.
+    if isinstance(cat.source, OpenRuns):
+        return [s for s in cat.source.open_runs(cat.query, limit=limit) if s.status == "running"]
     from ..queries import Key
 
     unstopped = ~Key("stop.exit_status").in_(["success", "abort", "fail"])
@@ -51,6 +58,14 @@ class CatalogPool:
     default
         What the name ``""`` opens: a name, path or URI as ``scandeck.open_catalog``
         takes; empty for ``$SCANDECK_CATALOG``, else the embedded default store.
+    tiled_api_key
+        The Jupyter user's own Tiled API key, for every Tiled catalog this server opens
+        (see :meth:`tiled_uri`). Empty: the server process's ``$TILED_API_KEY``, else
+        the user's ``tiled login`` token cache.
+    catalog_file_keys
+        Use an ``api_key`` written in a catalog file's Tiled URI (or in
+        ``$SCANDECK_CATALOG``). Off by default: such files are often shared site-wide,
+        and their key would show every user what that key sees.
 
     Examples
     --------
@@ -60,8 +75,10 @@ class CatalogPool:
     >>> pool.close()                         # doctest: +SKIP
     """
 
-    def __init__(self, default: str = "") -> None:
+    def __init__(self, default: str = "", *, tiled_api_key: str = "", catalog_file_keys: bool = False) -> None:
         self.default = default
+        self.tiled_api_key = tiled_api_key
+        self.catalog_file_keys = catalog_file_keys
         self._open: dict[str, Catalog] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -116,10 +133,7 @@ class CatalogPool:
         if cat is not None:
             return redact(cat.source.uri)
         try:
-            import intake
-
-            data = intake.from_yaml_file(str(path))[name].kwargs.get("data")
-            location = data.location() if hasattr(data, "location") else None
+            location = _entry_location(name, path)
         except Exception as err:  # noqa: BLE001 - a listing must not fail for one odd entry
             log.debug("cannot tell the store of catalog %s: %s", name, err)
             return None
@@ -143,10 +157,39 @@ class CatalogPool:
         return chosen.portable()
 
     def code_target(self, name: str) -> str | None:
-        """The argument of ``scandeck.open_catalog(...)`` in code for a kernel; None for no argument."""
+        """The argument of ``scandeck.open_catalog(...)`` in code for a kernel; None for no argument.
+
+        Never a credential: code goes to the browser and into notebooks. A kernel opening
+        a Tiled catalog takes its key from its own ``$TILED_API_KEY``, token cache or the
+        catalog-file entry, as any ``open_catalog`` call does.
+        """
         if name:
             return name
-        return self.default or None
+        return redact(self.default) if self.default else None
+
+    def tiled_uri(self, uri: str, *, trusted: bool) -> str:
+        """The Tiled URI this server opens for ``uri``: with the Jupyter user's credentials.
+
+        The key is :attr:`tiled_api_key` when set; else the one in ``uri`` when
+        ``trusted`` (this server's own ``ScandeckApp.catalog``) or when
+        :attr:`catalog_file_keys` allows keys of catalog files; else none, and Tiled's
+        client takes ``$TILED_API_KEY`` or the ``tiled login`` token cache.
+
+        Examples
+        --------
+        >>> pool = CatalogPool(tiled_api_key="mine")
+        >>> pool.tiled_uri("tiled+http://h:8000/raw?api_key=shared", trusted=False)
+        'tiled+http://h:8000/raw?api_key=mine'
+        >>> CatalogPool().tiled_uri("tiled+http://h:8000/raw?api_key=shared", trusted=False)
+        'tiled+http://h:8000/raw'
+        """
+        from ..sources.tiled.connect import with_key, without_key
+
+        if self.tiled_api_key:
+            return with_key(uri, self.tiled_api_key)
+        if trusted or self.catalog_file_keys:
+            return uri
+        return without_key(uri)
 
     # -- catalogs ----------------------------------------------------------------------------
 
@@ -172,12 +215,22 @@ class CatalogPool:
         return cat
 
     def _open_catalog(self, name: str) -> Catalog:
-        if name:
-            from ..catalog_files import open_entry
-
-            return open_entry(name)
+        from ..catalog_files import list_entries
         from ..opening import open_catalog
 
+        chosen = chosen_catalog(self.default)
+        entry = name or (chosen.text if chosen.kind == "name" else "")
+        entries = list_entries()
+        if entry in entries:
+            location = _entry_location(entry, entries[entry].path)
+            if location is not None and _is_tiled(location):
+                return open_catalog(self.tiled_uri(location, trusted=False))
+            from ..catalog_files import open_entry
+
+            return open_entry(entry)
+        if chosen.kind == "uri" and _is_tiled(chosen.text):
+            # ScandeckApp.catalog is this server's own setting; $SCANDECK_CATALOG may be site-wide.
+            return open_catalog(self.tiled_uri(chosen.text, trusted=bool(self.default)))
         return open_catalog(self.default or None)
 
     def close(self) -> None:
@@ -190,3 +243,18 @@ class CatalogPool:
                 cat.close()
             except Exception as err:  # noqa: BLE001 - close the others anyway
                 log.warning("closing catalog %s: %s", cat.name, err)
+
+
+def _is_tiled(uri: str) -> bool:
+    from ..sources.tiled.connect import SCHEMES
+
+    return uri.split("://", 1)[0] in SCHEMES
+
+
+def _entry_location(name: str, path: Path) -> str | None:
+    """What a catalog-file entry's store is (credentials included): None for the default store."""
+    import intake
+
+    data = intake.from_yaml_file(str(path))[name].kwargs.get("data")
+    location = data.location() if hasattr(data, "location") else None
+    return None if location is None else str(location)

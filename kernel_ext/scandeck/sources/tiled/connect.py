@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from ...exceptions import AuthenticationFailed, RunNotFound, StoreError, require
 from ...uris import redact
 
-__all__ = ["SCHEMES", "TiledTarget", "connect", "tiled_errors"]
+__all__ = ["SCHEMES", "TiledTarget", "connect", "tiled_errors", "with_key", "without_key"]
 
 #: The URI schemes of a Tiled source.
 SCHEMES = ("tiled+http", "tiled+https")
@@ -93,6 +93,19 @@ def with_key(uri: str, api_key: str) -> str:
     parts = urlsplit(uri)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "api_key"]
     return urlunsplit(parts._replace(query=urlencode([*query, ("api_key", api_key)])))
+
+
+def without_key(uri: str) -> str:
+    """``uri`` without ``?api_key=`` (its other options kept).
+
+    Examples
+    --------
+    >>> without_key("tiled+http://host:8000/raw?api_key=abc&batch_size=5")
+    'tiled+http://host:8000/raw?batch_size=5'
+    """
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "api_key"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 _CREDENTIALS = (
