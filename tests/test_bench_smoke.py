@@ -13,7 +13,16 @@ BENCH = Path(__file__).parents[1] / "bench"
 
 @pytest.mark.parametrize(
     "script",
-    ["read_run.py", "search.py", "write.py", "live_kernel.py", "rerun.py", "redis_live.py", "panel_api.py"],
+    [
+        "read_run.py",
+        "search.py",
+        "write.py",
+        "live_kernel.py",
+        "rerun.py",
+        "redis_live.py",
+        "panel_api.py",
+        "vs_tiled.py",
+    ],
 )
 def test_benchmark_runs_and_prints_a_ratio(script):
     proc = subprocess.run(
