@@ -1,0 +1,212 @@
+"""Scandeck queries as plans of Tiled queries: exact where Tiled agrees, re-checked where not.
+
+A :class:`Plan` is a tree of :class:`Leaf` (Tiled queries that Tiled ANDs), :class:`AllOf`,
+:class:`AnyOf` and :class:`NoneOf`; :mod:`.search` evaluates it. A leaf's queries are
+the narrowest ones that never drop a run the scandeck query matches; when they may
+also keep runs it does not match, the leaf carries ``check`` (the scandeck query) and
+its candidates are re-checked with ``check.matches(start, stop)``.
+
+What Tiled's SQLite catalog does with each query (measured with tiled 0.2.20, see
+``docs/design/tiled-source.md`` §2) decides exactness. A key's value is compared as
+SQLite's ``json_extract`` gives it: ``true``/``false`` are the integers 1/0, a list or
+an object is its JSON text, ``null`` and a missing key are both SQL NULL. So:
+
+* ``==`` a string or a number is exact, except for the numbers 0 and 1 (they match
+  ``false``/``true``) and strings that start like JSON text (``[``, ``{``), which
+  match a list or object of that text; ``== true`` matches 1; ``== null`` and
+  ``== [list]`` make the server fail (500) and are found by presence, then checked;
+* ``!=`` and ``not in`` are "present and not equal": presence (``KeyPresent``, which
+  sees ``null``) minus the ``==`` runs; Tiled's own ``NotEq``/``NotIn`` drop ``null``;
+* ``<``/``>`` with a number also match booleans (re-checked when 0 or 1 is in range)
+  and, upwards, every string; strings compare by code point but also meet lists and
+  objects through their JSON text (re-checked when the range reaches ``[`` or ``{``);
+* ``contains`` is a substring test on JSON text, ``startswith`` and uid prefixes use
+  ``LIKE`` (case-insensitive, ``_``/``%`` are wildcards): always re-checked;
+* a key whose names are not plain (``[A-Za-z0-9_-]``: a dot, a quote, a space inside a
+  name) and any query type this module does not know are checked on every candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from tiled import queries as tq
+
+from ...query import And, Comparison, MatchAll, Not, Or, PartialUID, Query, ScanID, TimeRange
+from ...query.values import ORDERING, json_kind
+
+__all__ = ["AllOf", "AnyOf", "Leaf", "NoneOf", "Plan", "plan", "OPEN"]
+
+
+@dataclass(frozen=True, eq=False)
+class Leaf:
+    """Runs Tiled finds with ``queries`` (ANDed; none: every run), re-checked by ``check`` if given."""
+
+    queries: tuple[Any, ...] = ()
+    check: Query | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class AllOf:
+    """Runs every item matches."""
+
+    items: tuple[Plan, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class AnyOf:
+    """Runs some item matches."""
+
+    items: tuple[Plan, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class NoneOf:
+    """Runs ``item`` does not match."""
+
+    item: Plan
+
+
+Plan: TypeAlias = "Leaf | AllOf | AnyOf | NoneOf"
+
+#: Runs without a stop document: a stop document always has a uid. (``KeyPresent("stop")``
+#: is no use: Tiled's SQLite catalog treats that object-valued top-level key as absent.)
+OPEN = Leaf((tq.KeyPresent("stop.uid", exists=False),))
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
+# JSON text of a list or an object starts with one of these: strings starting so may meet them.
+_JSON_OPENERS = ("[", "{")
+# Integers printed the same inside JSON text by Python and SQLite (reals get an exponent later).
+_PLAIN_INT = 10**14
+
+
+def plan(query: Query) -> Plan:
+    """The plan of a scandeck query.
+
+    Examples
+    --------
+    >>> from scandeck.query import Key
+    >>> plan(Key("sample") == "Ni")
+    Leaf(queries=(Eq(key='start.sample', value='Ni'),), check=None)
+    >>> plan(Key("flag") == True).check
+    Key('flag') == True
+    """
+    if isinstance(query, MatchAll):
+        return Leaf()
+    if isinstance(query, And):
+        return AllOf(tuple(plan(q) for q in query.items))
+    if isinstance(query, Or):
+        return AnyOf(tuple(plan(q) for q in query.items))
+    if isinstance(query, Not):
+        return NoneOf(plan(query.query))
+    if isinstance(query, TimeRange):
+        bounds = []
+        if query.since is not None:
+            bounds.append(tq.Comparison("ge", "start.time", query.since))
+        if query.until is not None:
+            bounds.append(tq.Comparison("lt", "start.time", query.until))
+        return Leaf(tuple(bounds))  # event-model makes time a number: exact
+    if isinstance(query, ScanID):
+        ids = list(query.scan_ids)
+        return Leaf((tq.In("start.scan_id", ids),), query if {0, 1} & set(ids) else None)
+    if isinstance(query, PartialUID):
+        likes = tuple(Leaf((tq.Like("start.uid", p + "%"),), PartialUID(p)) for p in query.prefixes)
+        return likes[0] if len(likes) == 1 else AnyOf(likes)
+    if isinstance(query, Comparison):
+        key = _tiled_key(query)
+        return _comparison(query, key) if key else Leaf((), query)
+    return Leaf((), query)  # a query type added later: correct, and slow
+
+
+def _tiled_key(q: Comparison) -> str | None:
+    """``start.a.b`` for Tiled, or None when a name cannot be written in Tiled's dotted keys."""
+    if not all(_PLAIN_NAME.match(name) for name in q.path):
+        return None
+    return ".".join((q.doc, *q.path))
+
+
+def _comparison(q: Comparison, key: str) -> Plan:
+    op, v = q.op, q.value
+    present = Leaf((tq.KeyPresent(key),))
+    if op == "==":
+        return _equal(q, key, v)
+    if op == "!=":
+        return AllOf((present, NoneOf(_equal(Comparison(q.doc, q.path, "==", v), key, v))))
+    if op == "in":
+        assert isinstance(v, tuple)
+        return _in(q, key, v)
+    if op == "not in":
+        assert isinstance(v, tuple)
+        return AllOf((present, NoneOf(_in(q, key, v))))
+    if op in ORDERING:
+        return _ordering(q, key, op, v)
+    lists = tq.Like(key, "[%")  # JSON text of a list: every run a 'contains' can match
+    if op == "contains":
+        if isinstance(v, str) and _plain_ascii(v):
+            return Leaf((lists, tq.Contains(key, v)), q)
+        if json_kind(v) == "num" and float(v).is_integer() and abs(v) < _PLAIN_INT:  # type: ignore[arg-type]
+            return Leaf((lists, tq.Contains(key, int(v))), q)  # type: ignore[arg-type]
+        return Leaf((lists,), q)
+    assert op == "startswith" and isinstance(v, str)
+    return Leaf((tq.Like(key, v + "%"),), q)
+
+
+def _equal(q: Query, key: str, v: Any) -> Leaf:
+    kind = json_kind(v)
+    if kind == "str":
+        return Leaf((tq.Eq(key, v),), q if v.startswith(_JSON_OPENERS) else None)
+    if kind == "num":
+        return Leaf((tq.Eq(key, v),), q if v in (0, 1) else None)
+    if kind == "bool":
+        return Leaf((tq.Eq(key, v),), q)
+    if kind == "list":
+        return Leaf((tq.Like(key, "[%"),), q)
+    return Leaf((tq.KeyPresent(key),), q)  # null: the server cannot compare with it
+
+
+def _in(q: Comparison, key: str, values: tuple[Any, ...]) -> Plan:
+    # The server types every value as the first one: a float or boolean first makes it fail
+    # (500) on a string, while a string first carries numbers and booleans through.
+    plain = sorted((v for v in values if json_kind(v) in ("str", "num", "bool")), key=_bind_order)
+    others = [v for v in values if json_kind(v) not in ("str", "num", "bool")]
+    inexact = any(
+        json_kind(v) == "bool"
+        or (json_kind(v) == "num" and v in (0, 1))
+        or (isinstance(v, str) and v.startswith(_JSON_OPENERS))
+        for v in plain
+    )
+    parts: list[Plan] = []
+    if plain or not others:
+        sub = Comparison(q.doc, q.path, "in", tuple(plain))
+        parts.append(Leaf((tq.In(key, plain),), sub if inexact else None))
+    parts += [_equal(Comparison(q.doc, q.path, "==", v), key, v) for v in others]
+    return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
+
+
+def _bind_order(v: Any) -> int:
+    return 0 if isinstance(v, str) else 3 if isinstance(v, bool) else 1 if isinstance(v, int) else 2
+
+
+def _ordering(q: Comparison, key: str, op: str, v: Any) -> Leaf:
+    names = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+    bound = tq.Comparison(names[op], key, v)
+    compare = ORDERING[op]
+    if json_kind(v) == "num":
+        # numbers sort below every string: an upward range must stop before "" (strings)
+        queries = (bound, tq.Comparison("lt", key, "")) if op[0] == ">" else (bound,)
+        # true/false are 1/0 to SQLite: a range holding either is re-checked
+        return Leaf(queries, q if compare(0, v) or compare(1, v) else None)
+    # strings sort above every number: a downward range must start at "" (the least string)
+    queries = (bound,) if op[0] == ">" else (bound, tq.Comparison("ge", key, ""))
+    if op[0] == "<":
+        reaches_json = compare("[", v)  # "[" is below "{": no "[" means no "{" either
+    else:
+        reaches_json = v < "|"  # strings from "{" up to "|" start like JSON objects
+    return Leaf(queries, q if reaches_json else None)
+
+
+def _plain_ascii(s: str) -> bool:
+    """Whether ``s`` reads the same inside JSON text (printable ASCII, no quote or backslash)."""
+    return all(" " <= c <= "~" and c not in '"\\' for c in s)
