@@ -469,3 +469,5 @@ def test_databroker_names_on_a_catalog_point_at_scandeck(cat: Catalog) -> None:
             getattr(cat, name)
     with pytest.raises(AttributeError, match="'Catalog' object has no attribute 'nope'"):
         cat.nope  # noqa: B018
+    with pytest.raises(TypeError, match=r"cat\.search\(\{'sample': 'Ni'\}\)"):
+        cat(sample="Ni")

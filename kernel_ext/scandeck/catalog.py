@@ -152,6 +152,13 @@ class Catalog:
         """``(uid, run)`` pairs, newest first, read page by page."""
         return ((run.uid, run) for run in self)
 
+    def __call__(self, *args: object, **kwargs: object) -> Catalog:
+        # databroker v1's db(sample="Ni"): say which call replaces it rather than "not callable"
+        raise TypeError(
+            "a scandeck Catalog is not called to search (databroker v1's db(sample='Ni')): "
+            "use cat.search({'sample': 'Ni'}) or cat.search(Key('sample') == 'Ni')"
+        )
+
     def __getattr__(self, name: str) -> Any:
         hint = None if name.startswith("_") else habit_hint("a scandeck Catalog", name, CATALOG_HABITS)
         raise AttributeError(hint or f"'Catalog' object has no attribute {name!r}")
