@@ -86,7 +86,8 @@ def parse(text: str) -> Query:
 
     Conditions are ``key op value`` with ``op`` one of ``== != < <= > >=``, or
     ``key in [..]``, ``key not in [..]``, ``key contains value``,
-    ``key startswith "text"``, joined with ``and``/``&&``/``&``,
+    ``key startswith "text"``, ``key matches "regex"`` (:class:`Regex`), or a
+    quoted text alone (:class:`FullText`: in any string of the start document), joined with ``and``/``&&``/``&``,
     ``or``/``||``/``|``, ``not``/``!``/``~`` and parentheses (``not`` binds
     tightest, then ``and``, then ``or``). Keys are dotted names (``md.sample``,
     ``stop.exit_status``), with backquotes around a name that is not a plain
