@@ -125,6 +125,7 @@ def written(server: ReadableDeployment, tmp_path_factory: pytest.TempPathFactory
     (out.uids["img"],) = RE(bp.count([h.img, h.det], 3))
     (out.uids["grid"],) = RE(bp.grid_scan([h.det4], h.motor1, -1, 1, 3, h.motor2, -1, 1, 4, snake_axes=True))
     RE.preprocessors.remove(baseline)
+    (out.uids["reconfigured"],) = RE(reconfigured(h.det))
     with init_devices():
         pattern = sim.PatternGenerator()
         stage = sim.SimStage(pattern)
@@ -152,6 +153,19 @@ def fly(detector: Any, events: int, per_event: int) -> Iterator[Any]:
     yield from bps.close_run()
 
 
+def reconfigured(detector: Any) -> Iterator[Any]:
+    """Two readings, a configuration change (a second descriptor of the stream), three more."""
+    import bluesky.plan_stubs as bps
+
+    yield from bps.open_run()
+    for _ in range(2):
+        yield from bps.trigger_and_read([detector])
+    yield from bps.configure(detector, {"sigma": 2})
+    for _ in range(3):
+        yield from bps.trigger_and_read([detector])
+    yield from bps.close_run()
+
+
 def same_dataset(ours: Any, theirs: Any, keys: Any = None) -> None:
     """Variables, seq_num and time equal (values exactly: both read the same stored numbers)."""
     keys = sorted(theirs.data_vars) if keys is None else keys
@@ -172,6 +186,7 @@ CASES = [
     ("grid", "primary"),
     ("hdf5", "primary"),
     ("fly", "primary"),
+    ("reconfigured", "primary"),
 ]
 
 
@@ -296,6 +311,16 @@ def test_stream_array_reads_slices_and_feeds_dask(written, kind):
     np.testing.assert_array_equal(lazy_dask[1:3].sum(axis=0).compute(), whole[1:3].sum(axis=0))
     scalar = stream_array(written.node("scan"), "primary", "det")
     np.testing.assert_array_equal(scalar[:], written.catalog[written.uids["scan"]].primary.read()["det"].values)
+
+
+def test_a_stream_of_two_descriptors_gives_each_its_rows(written):
+    node = written.node("reconfigured")
+    first, second = descriptors(node)
+    assert first["configuration"]["det"]["data"]["det_sigma"] == 1
+    assert second["configuration"]["det"]["data"]["det_sigma"] == 2
+    assert stream_lengths(node) == {first["uid"]: 2, second["uid"]: 3}
+    owners = [(d["descriptor"], d["seq_num"]) for n, d in canonical_documents(node) if n == "event"]
+    assert owners == [(first["uid"], 1), (first["uid"], 2), *[(second["uid"], s) for s in (3, 4, 5)]]
 
 
 def test_stream_lengths_are_the_stores_counts_by_descriptor_uid(written):
