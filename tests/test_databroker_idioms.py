@@ -22,6 +22,7 @@ from scandeck.catalog import Catalog
 from scandeck.exceptions import InvalidQuery, QueryError, ScandeckError, StreamNotFound
 from scandeck.query import FullText, Key, PartialUID, Query, ScanID, TimeRange
 from scandeck.query.mongo import FIELD_OPERATORS
+from scandeck.sources.protocol import FieldIndex
 
 # Metadata of the runs: hostile to a naive translation (case variants, a null,
 # missing keys, numbers as strings, booleans beside 0/1, lists, nested dicts).
@@ -309,6 +310,8 @@ def test_full_text_and_regex_in_text_queries(filled) -> None:
     assert uids(cat, 'sample matches "^[NC]" and not "alice"') == uids(
         cat, Key("sample").regex("^[NC]") & ~FullText("alice")
     )
+    if isinstance(cat.source, FieldIndex):  # a misspelt field in a regex is explained like any other
+        assert "did you mean sample?" in (cat.search({"smaple": {"$regex": "N"}}).empty_hint or "")
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..safe_text import printable
 from .fields import Comparison
+from .text import Regex
 from .tree import And, Not, Or, Query
 
 __all__ = ["query_fields", "start_fields", "unknown_field_hint"]
@@ -55,7 +56,7 @@ def query_fields(query: Query) -> Iterator[str]:
             todo.extend(reversed(node.items))
         elif isinstance(node, Not):
             todo.append(node.query)
-        elif isinstance(node, Comparison) and node.doc == "start" and node.path[0] not in RUN_COLUMNS:
+        elif isinstance(node, (Comparison, Regex)) and node.doc == "start" and node.path[0] not in RUN_COLUMNS:
             yield ".".join(node.path)
 
 
