@@ -375,7 +375,10 @@ class Run:
             return self[name]
         except StreamNotFound as err:
             hint = habit_hint("a scandeck Run", name, RUN_HABITS)
-            raise AttributeError(f"{hint} ({err})" if hint else str(err)) from None
+            if hint is None:
+                raise AttributeError(str(err)) from None
+            streams = ", ".join(self._stream_descriptors()) or "none yet"
+            raise AttributeError(printable(f"{hint}; the run's streams: {streams}")) from None
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._stream_descriptors()))
