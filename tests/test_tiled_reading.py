@@ -28,7 +28,7 @@ from tiled_server import TiledDeployment
 
 from scandeck.catalog import Catalog
 from scandeck.documents import normalize
-from scandeck.exceptions import StoreError, StreamNotFound
+from scandeck.exceptions import StoreError, StreamNotFound, UnknownName
 from scandeck.external import uri_to_path
 from scandeck.reading import collect, to_pandas, to_xarray
 from scandeck.sources import open_source
@@ -258,7 +258,7 @@ def test_only_the_keys_asked_are_read_and_unknown_keys_and_streams_are_named(wri
     table = stream_table(node, "primary", keys=["det"])
     assert list(table.data) == ["det"] and len(table) == 5
     assert list(to_pandas(table).columns) == ["time", "det"]
-    with pytest.raises(KeyError, match=r"no key nope; its keys: det, motor, motor_setpoint, noisy_det"):
+    with pytest.raises(UnknownName, match=r"no key nope; its keys: det, motor, motor_setpoint, noisy_det"):
         stream_table(node, "primary", keys=["det", "nope"])
     with pytest.raises(StreamNotFound, match=r"no stream 'dark' in Tiled; its streams: baseline, primary"):
         stream_table(node, "dark")

@@ -140,8 +140,7 @@ class RunLog:
         if self.stopped:
             return len(self.entries)
         container = self._container
-        if self.entries:
-            container.refresh()  # the stop arrives as new metadata of the run node
+        container.refresh()  # the stop arrives as new metadata of the run node (and the node may be old)
         metadata = container.metadata
         stop = metadata.get("stop") or None  # read before the rows (see the class docstring)
         run_start = _start_uid(metadata)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...documents import is_scalar
-from ...exceptions import StoreError, StreamNotFound
+from ...exceptions import StoreError, StreamNotFound, UnknownName
 from ...safe_text import printable
 
 if TYPE_CHECKING:
@@ -137,6 +137,12 @@ class StreamLayout:
             return 0
         return int(self.parts[f"{INTERNAL}/seq_num"].shape[0])
 
+    def events(self) -> int:
+        """Events stored so far: the table's rows, or (no table: a fly scan) the rows all arrays have."""
+        if self.table is not None:
+            return self.table_rows()
+        return min((p.events for p in self.arrays.values()), default=0)
+
 
 def _event_geometry(
     key: str, shape: tuple[int, ...], info: dict[str, Any], stream: str
@@ -149,8 +155,8 @@ def _event_geometry(
     # Concatenated frames: the descriptor's first axis counts frames per event.
     if event_shape and tuple(shape[1:]) == event_shape[1:] and event_shape[0] > 0:
         return event_shape, event_shape[0]
-    if not event_shape and len(shape) == 2 and shape[1] == 1:  # a [1] scalar stored as (n, 1)
-        return (1,), 1
+    if not event_shape and len(shape) == 2 and shape[1] == 1:  # a [1] scalar stored as (n, 1): squeezed
+        return (), 1
     raise StoreError(
         f"the array {printable(key)!r} of stream {printable(stream)!r} in Tiled has shape {list(shape)}, "
         f"which does not hold events of the declared shape {list(declared)}; the run was written inconsistently"
@@ -237,8 +243,8 @@ def stream_array(node: Any, stream: str, key: str) -> TiledArray:
     ------
     StreamNotFound
         The run has no such stream.
-    KeyError
-        The stream has no such key (the message lists its keys).
+    UnknownName
+        The stream has no such key (the message lists its keys); a ``KeyError``.
     """
     layout = stream_layout(node, stream)
     if key in layout.arrays:
@@ -250,10 +256,10 @@ def stream_array(node: Any, stream: str, key: str) -> TiledArray:
     raise _unknown_key(layout, [key])
 
 
-def _unknown_key(layout: StreamLayout, keys: Collection[str]) -> KeyError:
-    have = ", ".join(printable(k) for k in sorted(layout.data_keys)) or "none"
-    missing = ", ".join(printable(k) for k in keys)
-    return KeyError(f"stream {printable(layout.name)!r} has no key {missing}; its keys: {have}")
+def _unknown_key(layout: StreamLayout, keys: Collection[str]) -> UnknownName:
+    have = ", ".join(printable(k) for k in sorted(layout.data_keys))[:400] or "none"
+    missing = ", ".join(printable(k) for k in keys)[:200]
+    return UnknownName(f"stream {printable(layout.name)!r} has no key {missing}; its keys: {have}")
 
 
 def _running(node: Any) -> bool:
@@ -297,7 +303,9 @@ def stream_table(
     fill_keys = set(wanted) if fill is True else set(fill or ())
     array_keys = [k for k in wanted if k in layout.arrays]
     column_keys = [k for k in wanted if k not in layout.arrays]
-    frame = layout.table.read(columns=[*_ROW_COLUMNS, *column_keys]) if layout.table is not None else None
+    frame = None
+    if layout.table is not None:
+        frame = layout.table.read(columns=[*_ROW_COLUMNS, *column_keys]).sort_values("seq_num", kind="stable")
     counts = {INTERNAL: len(frame)} if frame is not None else {}
     counts.update({k: layout.arrays[k].events for k in array_keys})
     if not counts:  # no table and no array asked: the rows the arrays have in common
@@ -339,7 +347,7 @@ def _values(arr: Any) -> list[Any]:
 
 
 def stream_lengths(node: Any) -> dict[str, int]:
-    """``{descriptor uid: events stored so far}``: one request per stream (the server counts rows).
+    """``{descriptor uid: events stored so far}``: two requests per stream (its parts, the server's count).
 
     A stream whose configuration changed mid-run has several descriptors; its
     rows are shared out by time (each row belongs to the newest descriptor not
@@ -350,32 +358,17 @@ def stream_lengths(node: Any) -> dict[str, int]:
     for name, client in stream_nodes(node).items():
         metadata = dict(client.metadata)
         docs = descriptors_of(metadata, name, run_start)
-        parts = getattr(client, "base", client)
-        rows = _rows(parts, metadata, name)
+        layout = layout_of(client, name)
+        rows = layout.events()
         if len(docs) == 1:
             out[docs[0]["uid"]] = rows
             continue
-        times = parts[f"{INTERNAL}/time"][:rows] if rows else []
+        times = layout.parts[f"{INTERNAL}/time"][:rows] if rows else []
         for doc in docs:
             out[doc["uid"]] = 0
         for t in list(times):
             out[owner(docs, float(t))["uid"]] += 1
     return out
-
-
-def _rows(parts: Any, metadata: dict[str, Any], stream: str) -> int:
-    """Complete rows of a stream: its table's, or those all its arrays have."""
-    try:
-        return int(parts[f"{INTERNAL}/seq_num"].shape[0])
-    except KeyError:
-        pass
-    data_keys = metadata.get("data_keys") or {}
-    counts = []
-    for key, part in parts.items():
-        shape = tuple(int(n) for n in part.shape)
-        event_shape, per_event = _event_geometry(key, shape, data_keys.get(key) or {}, stream)
-        counts.append(shape[0] // per_event if shape else 0)
-    return min(counts, default=0)
 
 
 def descriptors_of(metadata: dict[str, Any], stream: str, run_start: str | None) -> list[dict[str, Any]]:
