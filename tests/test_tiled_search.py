@@ -147,20 +147,15 @@ def _theirs(runs: Runs, query: Query, **kw: Any) -> list[str]:
 def _agree(runs: Runs, query: Query, *, thorough: bool = True) -> list[str]:
     """Assert TiledSearch and the memory store agree on ``query``; return the matching uids.
 
-    Every query: the whole ordered list. Thorough: also the count, oldest first, a page
-    and a time cursor both ways.
+    Every query: the whole ordered list. Thorough: also the count, a page, and a page
+    oldest first after a time cursor (test_windows_at_the_edges has more windows).
     """
     expected = _theirs(runs, query)
     assert _mine(runs, query) == expected, query
     if thorough:
         assert runs.search.count(query) == len(expected), query
         middle = runs.times[len(runs.times) // 2]
-        for window in (
-            {"oldest_first": True},
-            {"limit": 5, "offset": 3},
-            {"before": (middle, 0), "limit": 6},
-            {"before": (middle, 0), "oldest_first": True},
-        ):
+        for window in ({"limit": 5, "offset": 3}, {"before": (middle, 0), "limit": 6, "oldest_first": True}):
             assert _mine(runs, query, **window) == _theirs(runs, query, **window), (query, window)
     return expected
 
@@ -235,6 +230,9 @@ def _edge_cases(runs: Runs) -> list[Query]:
         exit_status.in_(["abort", "fail"]),
         ~exit_status.in_(["abort", "fail"]),
         Key("stop.num_events.primary") >= 2,
+        Key("stop.num_events") != 1,  # presence of an object-valued key
+        Key("md") != "flat",
+        ~(Key("md") == "flat"),
         Key("operator") != "bob",
         ~(sample == "Ni"),
         (sample == "Ni") | (temp > 100),
@@ -277,7 +275,7 @@ def test_random_queries_agree_with_the_memory_store(runs: Runs) -> None:
             query = _random_query(rng, runs, depth=3)
         except InvalidQuery:  # an operator that does not take that value: draw again
             continue
-        _agree(runs, query, thorough=made % 5 == 0)
+        _agree(runs, query, thorough=made % 10 == 0)
         made += 1
 
 

@@ -71,8 +71,9 @@ class NoneOf:
 
 Plan: TypeAlias = "Leaf | AllOf | AnyOf | NoneOf"
 
-#: Runs without a stop document: a stop document always has a uid. (``KeyPresent("stop")``
-#: is no use: Tiled's SQLite catalog treats that object-valued top-level key as absent.)
+#: Runs without a stop document: a stop document always has a uid. (Not ``KeyPresent("stop")``:
+#: bluesky-tiled-plugins' client reads a key without a ``start.``/``stop.`` prefix as
+#: ``start.<key>``, so that one asks for ``start.stop``.)
 OPEN = Leaf((tq.KeyPresent("stop.uid", exists=False),))
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
