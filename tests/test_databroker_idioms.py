@@ -443,24 +443,29 @@ def test_descriptors_metadata_and_listing(filled, RE, hw) -> None:  # noqa: N803
     assert list(found.keys()) == [u for u, s in starts.items() if s.get("sample") == "Cu"]
 
 
-@pytest.mark.parametrize(
-    ("name", "pointer"),
-    [
-        ("table", "run.primary.to_pandas()"),
-        ("events", "run.documents()"),
-        ("get_table", "to_pandas()"),
-        ("canonical", "run.documents()"),
-        ("read", "run.primary.read()"),
-        ("to_dask", "run.primary.to_dask()"),
-    ],
-)
-def test_databroker_names_on_a_run_point_at_scandeck(filled, name: str, pointer: str) -> None:
-    cat, _ = filled
-    run = cat[-1]
-    with pytest.raises(AttributeError) as info:
-        getattr(run, name)
-    assert pointer in str(info.value) and "databroker" in str(info.value)
-    assert "primary" in str(info.value) and "no stream" not in str(info.value)  # and the run's real streams
+#: databroker names on a run, and a piece of the scandeck way each message must name.
+RUN_NAMES = [
+    ("table", "run.primary.to_pandas()"),
+    ("events", "run.documents()"),
+    ("get_table", "to_pandas()"),
+    ("canonical", "run.documents()"),
+    ("read", "run.primary.read()"),
+    ("to_dask", "run.primary.to_dask()"),
+]
+
+
+def test_databroker_names_on_a_run_point_at_scandeck(cat: Catalog, RE, hw) -> None:  # noqa: N803
+    import bluesky.plans as bp
+
+    RE.subscribe(cat.writer())
+    (uid,) = RE(bp.count([hw.det], 1))
+    run = cat[uid]
+    for name, pointer in RUN_NAMES:
+        with pytest.raises(AttributeError) as info:
+            getattr(run, name)
+        message = str(info.value)
+        assert pointer in message and "databroker" in message, name
+        assert "primary" in message and "no stream" not in message  # and the run's real streams
     assert run.primary.name == "primary"
     with pytest.raises(AttributeError, match="no stream 'nope'"):
         run.nope  # noqa: B018 - a name that is neither a stream nor a habit
