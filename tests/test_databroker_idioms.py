@@ -422,6 +422,25 @@ def test_to_dask_reads_images_only_on_compute(image_run, tmp_path) -> None:
     assert np.array_equal(lazy.compute()[image].values, full[image].values)
 
 
+def test_to_dask_of_arrays_stored_in_the_documents(cat: Catalog, RE, hw) -> None:  # noqa: N803
+    """Arrays inside the events are read with the documents; a store of columns (Tiled) slices its own."""
+    pytest.importorskip("dask")
+    import bluesky.plans as bp
+    import dask.array as da
+
+    from scandeck.sources.protocol import StreamTables
+
+    RE.subscribe(cat.writer())
+    (uid,) = RE(bp.count([hw.direct_img, hw.det], 3))
+    stream = cat[uid].primary
+    full, lazy = stream.read(), stream.to_dask()
+    assert set(lazy.data_vars) == set(full.data_vars)
+    assert isinstance(lazy["img"].data, da.Array) == isinstance(cat.source, StreamTables)
+    for key in full.data_vars:
+        assert lazy[key].dims == full[key].dims
+        assert np.array_equal(lazy[key].values, full[key].values), key
+
+
 # ------------------------------------------------------------- metadata, listings, names
 
 

@@ -499,10 +499,11 @@ class Stream:
         from .reading import STREAM_DOCUMENTS
 
         self._note()
-        infos = {k: self.data_keys[k] for k in lazy_keys(self.data_keys)}
+        source = self.run.source
+        columnar = isinstance(source, StreamTables)
+        infos = {k: self.data_keys[k] for k in lazy_keys(self.data_keys, stored_as_arrays=columnar)}
         now = [k for k in self.data_keys if k not in infos]
         uids = {d["uid"] for d in self.descriptors}
-        source = self.run.source
         if isinstance(source, StreamTables):
             arrays = {k: source.stream_array(self.run.uid, self.name, k) for k in infos}
             return to_dask(self._table(True, now), uids, infos, arrays=arrays)

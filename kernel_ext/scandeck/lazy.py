@@ -31,9 +31,13 @@ ROWS_PER_CHUNK = 1
 _KIND_DTYPES = {"number": "float64", "integer": "int64", "boolean": "bool", "array": "float64"}
 
 
-def lazy_keys(data_keys: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The keys ``to_dask()`` reads by chunk: external arrays (not external scalars)."""
-    return [k for k, v in data_keys.items() if v.get("external") and not is_scalar(v)]
+def lazy_keys(data_keys: Mapping[str, Mapping[str, Any]], *, stored_as_arrays: bool = False) -> list[str]:
+    """The keys ``to_dask()`` reads by chunk: external arrays (not external scalars).
+
+    With ``stored_as_arrays`` (a :class:`~scandeck.sources.protocol.StreamTables`
+    source, where every array key is an array in the store): every array key.
+    """
+    return [k for k, v in data_keys.items() if (stored_as_arrays or v.get("external")) and not is_scalar(v)]
 
 
 def _row_shape(key: str, info: Mapping[str, Any]) -> tuple[int, ...]:
@@ -124,10 +128,16 @@ def to_dask(
     seqs = [int(s) for s in seq]
     for key in lazy:
         info = infos[key]
-        shape, dtype = _row_shape(key, info), _dtype(info)
-        if arrays is not None:
-            data = da.from_array(arrays[key], chunks=(ROWS_PER_CHUNK, *shape))[: len(seqs)]
+        if arrays is not None:  # the store's own array: its shape and dtype, sliced by dask
+            stored = arrays[key]
+            shape = tuple(int(n) for n in stored.shape[1:])
+            data = da.from_array(stored, chunks=(ROWS_PER_CHUNK, *shape))[: len(seqs)]
+            if data.shape[0] != len(seqs):
+                raise FillError(
+                    f"key {key!r} has {data.shape[0]} rows stored as an array but the stream has {len(seqs)} rows"
+                )
         else:
+            shape, dtype = _row_shape(key, info), _dtype(info)
             assert entries is not None  # a document source passes its entries
 
             def fetch(block: list[int], key: str = key) -> list[Any]:
