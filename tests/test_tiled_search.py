@@ -21,11 +21,12 @@ import pytest
 from plan_steps import failing_after
 
 from scandeck.exceptions import InvalidQuery
-from scandeck.query import Key, PartialUID, Query, ScanID, TimeRange
+from scandeck.query import FullText, Key, PartialUID, Query, ScanID, TimeRange
 from scandeck.sources import open_source
 from scandeck.sources.protocol import Source
 from scandeck.sources.tiled import search as search_module
 from scandeck.sources.tiled.search import TiledSearch
+from scandeck.sources.tiled.translate import Leaf, plan
 
 SAMPLES: list[Any] = [
     "Ni", "ni", "NI", "Nickel", "Cu", "cu_2", "cu%2", "x_y", "[1,2]", "{a}", "", "é", 'q"uote',
@@ -250,6 +251,15 @@ def _edge_cases(runs: Runs) -> list[Query]:
         TimeRange(until=tied),
         TimeRange(since=runs.times[1], until=runs.times[10]),
         Key("uid") == uid,
+        (sample == "Ni") | (sample == "Cu") | sample.in_(["zr", 5]) | (temp == 4.2),  # one In on the server
+        (sample == "Ni") | (sample == True),  # noqa: E712 - an inexact one stays apart
+        sample.regex("(?i)^ni"),
+        sample.regex("^\\["),
+        Key(("odd", "sp ace")).regex("1"),
+        FullText("ni"),
+        FullText("ni") & ~(sample == "Ni"),
+        sample.exists(),
+        ~temp.exists(),
         Key("scan_id") > 30,
     ]
 
@@ -309,6 +319,10 @@ def _random_query(rng: random.Random, runs: Runs, depth: int) -> Query:
         a, b = sorted(rng.sample(runs.times, 2))
         return TimeRange(since=a, until=b)
     key = Key(rng.choice(_KEYS))
+    if roll < 0.2:
+        return key.regex(rng.choice(["^N", "(?i)ni", "u", "^$", "\\d", "^\\["]))
+    if roll < 0.22:
+        return FullText(rng.choice(["ni", "CU", "a", "t0"]))
     op = rng.choice(["==", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "startswith"])
     value = rng.choice(_VALUES)
     if op in ("in", "not in"):
@@ -406,3 +420,36 @@ def test_counts_are_fresh(tiled_server: Any) -> None:
         assert len(container) == 3  # (the container's own length is what got cached)
     finally:
         container.context.close()
+
+
+def test_exact_queries_stay_on_the_server() -> None:
+    # what the comparisons above cannot see: which queries Tiled answers alone (one request
+    # for a count, no metadata downloaded) and which download candidates to re-check
+    specimen = Key("specimen")
+    exact = [
+        specimen == "Ni",
+        specimen == 5,
+        (specimen == "Ni") | (specimen == "Cu") | specimen.in_(["Zr"]),
+        Key("temp") > 4,
+        specimen < "N",
+        specimen >= "|",
+        TimeRange(since=1.0, until=2.0),
+        ScanID(2, 3),
+        Key("stop.exit_status").in_(["abort", "fail"]),
+    ]
+    rechecked = [
+        specimen == True,  # noqa: E712 - SQLite's true is 1
+        specimen == 1,
+        specimen > "M",  # reaches "[" and "{": lists and objects as JSON text
+        Key("tags").contains("t0"),
+        specimen.startswith("N"),
+        PartialUID("ab"),
+        specimen.regex("^N"),
+        FullText("ni"),
+    ]
+    for query in exact:
+        leaf = plan(query)
+        assert isinstance(leaf, Leaf) and leaf.check is None and leaf.queries, query
+    for query in rechecked:
+        leaf = plan(query)
+        assert isinstance(leaf, Leaf) and leaf.check == query, query

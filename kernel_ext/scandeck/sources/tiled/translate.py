@@ -22,6 +22,8 @@ an object is its JSON text, ``null`` and a missing key are both SQL NULL. So:
   objects through their JSON text (re-checked when the range reaches ``[`` or ``{``);
 * ``contains`` is a substring test on JSON text, ``startswith`` and uid prefixes use
   ``LIKE`` (case-insensitive, ``_``/``%`` are wildcards): always re-checked;
+* ``matches`` (a regular expression) finds the non-null values (``LIKE '%'``), then checks;
+  a full-text search checks every candidate (Tiled's ``FullText`` matches words, not substrings);
 * a key whose names are not plain (``[A-Za-z0-9_-]``: a dot, a quote, a space inside a
   name) and any query type this module does not know are checked on every candidate.
 """
@@ -35,6 +37,7 @@ from typing import Any, TypeAlias
 from tiled import queries as tq
 
 from ...query import And, Comparison, MatchAll, Not, Or, PartialUID, Query, ScanID, TimeRange
+from ...query.text import Regex
 from ...query.values import ORDERING, json_kind
 
 __all__ = ["AllOf", "AnyOf", "Leaf", "NoneOf", "Plan", "plan", "OPEN"]
@@ -99,7 +102,7 @@ def plan(query: Query) -> Plan:
     if isinstance(query, And):
         return AllOf(tuple(plan(q) for q in query.items))
     if isinstance(query, Or):
-        return AnyOf(tuple(plan(q) for q in query.items))
+        return _any_of([plan(q) for q in query.items])
     if isinstance(query, Not):
         return NoneOf(plan(query.query))
     if isinstance(query, TimeRange):
@@ -116,16 +119,48 @@ def plan(query: Query) -> Plan:
         likes = tuple(Leaf((tq.Like("start.uid", p + "%"),), PartialUID(p)) for p in query.prefixes)
         return likes[0] if len(likes) == 1 else AnyOf(likes)
     if isinstance(query, Comparison):
-        key = _tiled_key(query)
+        key = _tiled_key(query.doc, query.path)
         return _comparison(query, key) if key else Leaf((), query)
-    return Leaf((), query)  # a query type added later: correct, and slow
+    if isinstance(query, Regex):
+        key = _tiled_key(query.doc, query.path)
+        # the field must be a string: LIKE '%' keeps every non-null value, re.search decides
+        return Leaf((tq.Like(key, "%"),) if key else (), query)
+    # FullText (a substring of any string, where Tiled's FullText matches words) and any
+    # query type added later: every candidate checked, correct and slow
+    return Leaf((), query)
 
 
-def _tiled_key(q: Comparison) -> str | None:
+def _any_of(items: list[Plan]) -> Plan:
+    """``|`` of plans; exact equalities on one key become one ``In`` (one request, no sets)."""
+    merged: dict[str, list[Any]] = {}
+    rest: list[Plan] = []
+    for item in items:
+        found = _equalities(item)
+        if found is None:
+            rest.append(item)
+        else:
+            merged.setdefault(found[0], []).extend(found[1])
+    # each value came from an exact Eq or In, and In is exact for the same values
+    rest += [Leaf((tq.In(key, sorted(values, key=_bind_order)),)) for key, values in merged.items()]
+    return rest[0] if len(rest) == 1 else AnyOf(tuple(rest))
+
+
+def _equalities(item: Plan) -> tuple[str, list[Any]] | None:
+    """``(key, values)`` of an exact leaf that is one ``Eq`` or ``In``, else None."""
+    if isinstance(item, Leaf) and item.check is None and len(item.queries) == 1:
+        q = item.queries[0]
+        if isinstance(q, tq.Eq):
+            return q.key, [q.value]
+        if isinstance(q, tq.In):
+            return q.key, list(q.value)
+    return None
+
+
+def _tiled_key(doc: str, path: tuple[str, ...]) -> str | None:
     """``start.a.b`` for Tiled, or None when a name cannot be written in Tiled's dotted keys."""
-    if not all(_PLAIN_NAME.match(name) for name in q.path):
+    if not all(_PLAIN_NAME.match(name) for name in path):
         return None
-    return ".".join((q.doc, *q.path))
+    return ".".join((doc, *path))
 
 
 def _comparison(q: Comparison, key: str) -> Plan:
