@@ -4,7 +4,7 @@ One module-scoped container is filled once by a real RunEngine through
 bluesky-tiled-plugins' ``TiledWriter``, and the same documents go into a memory store.
 Metadata is hostile to Tiled's SQLite translation: case variants, ``_``/``%``/``[``/``{``
 in strings, numbers next to booleans (SQLite's 1 is ``true``), ``null``, lists, objects,
-missing keys, dotted and spaced key names, equal start times, failed and aborted runs
+missing keys, hyphenated and spaced key names, equal start times, failed and aborted runs
 and one run left without a stop document. For hand-picked edge cases and ~200 random
 queries, count, the ordered uids, pages, time cursors and oldest-first must agree.
 """
