@@ -504,3 +504,33 @@ def test_rows_written_apart_are_cut_to_complete_events_while_running_and_refused
     finally:
         running.context.close()
         stopped.context.close()
+
+
+def arrow(frame: Any) -> Any:
+    """Rows as TiledWriter appends them: an Arrow table (no pandas index column)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def test_a_row_repeated_by_a_retried_append_is_read_once_and_differing_repeats_are_refused(written, server):
+    # TiledWriter retries an append the server may already have taken ("rows may be duplicated").
+    uid = written.uids["scan"]
+    container = replay(written, server, written.emitted(uid))
+    try:
+        table = container[uid]["primary"].base["internal"]
+        rows = table.read().sort_values("seq_num")
+        table.append_partition(0, arrow(rows.iloc[[1]]))  # the same row again, as a retry leaves it
+        node = container[uid]
+        same_dataset(
+            to_xarray(stream_table(node, "primary")), to_xarray(stream_table(written.node("scan"), "primary"))
+        )
+        assert canonical_documents(node) == canonical_documents(written.node("scan"))
+        assert stream_lengths(node) == stream_lengths(written.node("scan"))
+        changed = rows.iloc[[2]].reset_index(drop=True)
+        changed["det"] = changed["det"] + 1.0
+        table.append_partition(0, arrow(changed))
+        with pytest.raises(StoreError, match=r"holds 2 different rows of seq_num 3"):
+            stream_table(node, "primary", keys=["det"])
+    finally:
+        container.context.close()

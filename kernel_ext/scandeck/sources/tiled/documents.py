@@ -98,6 +98,7 @@ class _Stream:
 
     descriptors: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0  # table rows turned into events
+    stored: int = 0  # the table's row count when last read
     last_seq: int = 0
     resources: set[str] = field(default_factory=set)  # external keys whose stream_resource was appended
     datums: dict[str, int] = field(default_factory=dict)  # external key -> rows given stream_datums
@@ -182,15 +183,20 @@ class RunLog:
 
     def _events(self, layout: StreamLayout, state: _Stream, internal: dict[str, ArrayPart]) -> None:
         """Append the stream's new complete rows as events."""
-        rows = layout.table_rows() if layout.table is not None else 0
-        rows = min([rows, *(p.events for p in internal.values())])
-        if rows <= state.rows or layout.table is None:
+        if layout.table is None:
+            return
+        stored = layout.table_rows()  # the server's count: cheap, and changes with any new row
+        limit = min((p.events for p in internal.values()), default=None)
+        if stored == state.stored and (limit is None or limit <= state.rows):
             return
         import numpy as np
 
-        frame = layout.table.read().sort_values("seq_num", kind="stable")
+        frame = layout.frame()
+        state.stored = stored
         keys = [k for k in layout.data_keys if k in frame.columns and k not in ("seq_num", "time")]
-        lo, hi = state.rows, min(rows, len(frame))
+        lo, hi = state.rows, len(frame) if limit is None else min(limit, len(frame))
+        if hi <= lo:
+            return
         seq = frame["seq_num"].to_numpy()[lo:hi].tolist()
         times = frame["time"].to_numpy(dtype=float)[lo:hi].tolist()
         values = {k: frame[k].to_numpy()[lo:hi] for k in keys}

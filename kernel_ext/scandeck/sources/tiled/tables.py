@@ -140,8 +140,34 @@ class StreamLayout:
     def events(self) -> int:
         """Events stored so far: the table's rows, or (no table: a fly scan) the rows all arrays have."""
         if self.table is not None:
-            return self.table_rows()
+            return len(self.frame(["seq_num"]))  # not the server's count: a retried append repeats rows
         return min((p.events for p in self.arrays.values()), default=0)
+
+    def frame(self, columns: list[str] | None = None) -> Any:
+        """The table's rows (``columns`` only, with ``seq_num``), one per seq_num, in seq_num order.
+
+        TiledWriter retries an append the server may have taken already ("the rows
+        may be duplicated", it warns): a row repeated with the same values is kept
+        once; rows of one seq_num that differ raise a StoreError naming it.
+        """
+        if self.table is None:
+            raise StoreError(f"stream {printable(self.name)!r} has no table of events in Tiled")
+        if columns is not None and "seq_num" not in columns:
+            columns = ["seq_num", *columns]
+        frame = self.table.read(columns=columns).sort_values("seq_num", kind="stable")
+        repeated = frame["seq_num"].duplicated(keep=False)
+        if not repeated.any():
+            return frame
+        from ...documents import pack
+
+        for seq, rows in frame[repeated].groupby("seq_num"):
+            packed = {pack(row) for row in rows.to_dict("records")}
+            if len(packed) > 1:
+                raise StoreError(
+                    f"stream {printable(self.name)!r} holds {len(rows)} different rows of seq_num {seq} in Tiled; "
+                    "which one the event had cannot be told"
+                )
+        return frame[~frame["seq_num"].duplicated(keep="first")]
 
 
 def _event_geometry(
@@ -305,7 +331,7 @@ def stream_table(
     column_keys = [k for k in wanted if k not in layout.arrays]
     frame = None
     if layout.table is not None:
-        frame = layout.table.read(columns=[*_ROW_COLUMNS, *column_keys]).sort_values("seq_num", kind="stable")
+        frame = layout.frame([*_ROW_COLUMNS, *column_keys])
     counts = {INTERNAL: len(frame)} if frame is not None else {}
     counts.update({k: layout.arrays[k].events for k in array_keys})
     if not counts:  # no table and no array asked: the rows the arrays have in common
