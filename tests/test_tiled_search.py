@@ -26,7 +26,7 @@ from scandeck.sources import open_source
 from scandeck.sources.protocol import Source
 from scandeck.sources.tiled import search as search_module
 from scandeck.sources.tiled.search import TiledSearch
-from scandeck.sources.tiled.translate import Leaf, plan
+from scandeck.sources.tiled.translate import AllOf, Leaf, NoneOf, plan
 
 SAMPLES: list[Any] = [
     "Ni", "ni", "NI", "Nickel", "Cu", "cu_2", "cu%2", "x_y", "[1,2]", "{a}", "", "é", 'q"uote',
@@ -198,6 +198,11 @@ def _edge_cases(runs: Runs) -> list[Query]:
         sample >= 0,
         sample < 0,
         sample > -5,
+        temp >= 0,
+        temp < 300,
+        sample <= "{",
+        sample >= "[",
+        sample < "|",
         tags.contains("t0"),
         tags.contains("a"),
         tags.contains("A"),
@@ -440,16 +445,23 @@ def test_exact_queries_stay_on_the_server() -> None:
     rechecked = [
         specimen == True,  # noqa: E712 - SQLite's true is 1
         specimen == 1,
-        specimen > "M",  # reaches "[" and "{": lists and objects as JSON text
         Key("tags").contains("t0"),
         specimen.startswith("N"),
         PartialUID("ab"),
         specimen.regex("^N"),
         FullText("ni"),
     ]
+    # ranges whose strays are few and known: booleans as 0/1, lists and objects as JSON text
+    strays_checked = [specimen > "M", specimen <= "{", Key("temp") >= 0, Key("temp") < 5]
     for query in exact:
         leaf = plan(query)
         assert isinstance(leaf, Leaf) and leaf.check is None and leaf.queries, query
+    for query in strays_checked:
+        whole = plan(query)
+        assert isinstance(whole, AllOf), query
+        first, *strays = whole.items
+        assert isinstance(first, Leaf) and first.check is None and strays, query
+        assert all(isinstance(s, NoneOf) and isinstance(s.item, Leaf) and s.item.check == ~query for s in strays)
     for query in rechecked:
         leaf = plan(query)
         assert isinstance(leaf, Leaf) and leaf.check == query, query

@@ -17,9 +17,11 @@ an object is its JSON text, ``null`` and a missing key are both SQL NULL. So:
   ``== [list]`` make the server fail (500) and are found by presence, then checked;
 * ``!=`` and ``not in`` are "present and not equal": presence (``KeyPresent``, which
   sees ``null``) minus the ``==`` runs; Tiled's own ``NotEq``/``NotIn`` drop ``null``;
-* ``<``/``>`` with a number also match booleans (re-checked when 0 or 1 is in range)
-  and, upwards, every string; strings compare by code point but also meet lists and
-  objects through their JSON text (re-checked when the range reaches ``[`` or ``{``);
+* ``<``/``>`` with a number also match booleans and, upwards, every string (bounded
+  below ``""``, the least string); strings compare by code point but also meet lists
+  and objects through their JSON text. The strays are few and known (values 0/1; values
+  starting with ``[``/``{``): those alone are downloaded and checked, and dropped on the
+  server, so a range stays a server-side search;
 * ``contains`` is a substring test on JSON text, ``startswith`` and uid prefixes use
   ``LIKE`` (case-insensitive, ``_``/``%`` are wildcards): always re-checked;
 * ``matches`` (a regular expression) finds the non-null values (``LIKE '%'``), then checks;
@@ -225,22 +227,40 @@ def _bind_order(v: Any) -> int:
     return 0 if isinstance(v, str) else 3 if isinstance(v, bool) else 1 if isinstance(v, int) else 2
 
 
-def _ordering(q: Comparison, key: str, op: str, v: Any) -> Leaf:
+def _ordering(q: Comparison, key: str, op: str, v: Any) -> Plan:
     names = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
     bound = tq.Comparison(names[op], key, v)
     compare = ORDERING[op]
+    suspects: list[Any] = []
     if json_kind(v) == "num":
         # numbers sort below every string: an upward range must stop before "" (strings)
         queries = (bound, tq.Comparison("lt", key, "")) if op[0] == ">" else (bound,)
-        # true/false are 1/0 to SQLite: a range holding either is re-checked
-        return Leaf(queries, q if compare(0, v) or compare(1, v) else None)
-    # strings sort above every number: a downward range must start at "" (the least string)
-    queries = (bound,) if op[0] == ">" else (bound, tq.Comparison("ge", key, ""))
-    if op[0] == "<":
-        reaches_json = compare("[", v)  # "[" is below "{": no "[" means no "{" either
+        # true/false are 1/0 to SQLite: in a range holding 0 or 1, the runs equal to 0 or 1
+        # are suspects (numbers 0 and 1 belong, booleans do not)
+        if compare(0, v) or compare(1, v):
+            suspects.append(tq.In(key, [0, 1]))
     else:
-        reaches_json = v < "|"  # strings from "{" up to "|" start like JSON objects
-    return Leaf(queries, q if reaches_json else None)
+        # strings sort above every number: a downward range must start at "" (the least string)
+        queries = (bound,) if op[0] == ">" else (bound, tq.Comparison("ge", key, ""))
+        # lists and objects compare as their JSON text, which starts with "[" or "{": in a
+        # range reaching those, values that start so are suspects (strings belong, the rest not)
+        for opener, after in (("[", "\\"), ("{", "|")):
+            if compare(opener, v) if op[0] == "<" else v < after:
+                suspects.append(tq.Like(key, opener + "%"))
+    return _less_strays(q, queries, suspects)
+
+
+def _less_strays(q: Query, queries: tuple[Any, ...], suspects: list[Any]) -> Plan:
+    """``queries`` less the runs among ``suspects`` that ``q`` does not match.
+
+    When every run the queries keep but ``q`` does not is among a few suspects, only
+    the suspects are downloaded and checked, and what they rule out is dropped on the
+    server (``NotIn``): counts and pages stay the server's.
+    """
+    if not suspects:
+        return Leaf(queries)
+    strays = tuple(NoneOf(Leaf((*queries, s), Not(q))) for s in suspects)
+    return AllOf((Leaf(queries), *strays))
 
 
 def _plain_ascii(s: str) -> bool:
