@@ -332,6 +332,7 @@ def follow_latency(catalog_uri: str, writer_uri: str, points: int, delay: float)
         how = "WebSocket subscription" if getattr(live, "subscribed", False) else "polling (no subscription)"
         print(f"   follower over Tiled wakes up by: {how}")
     lags: list[float] = []
+    seqs: list[int] = []
     errors: list[BaseException] = []
 
     def follow() -> None:
@@ -340,6 +341,7 @@ def follow_latency(catalog_uri: str, writer_uri: str, points: int, delay: float)
                 for name, doc in run.follow(timeout=60):
                     if name == "event":
                         lags.append(time.time() - doc["time"])
+                        seqs.append(doc["seq_num"])
                 return
         except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
             errors.append(err)
@@ -360,8 +362,13 @@ def follow_latency(catalog_uri: str, writer_uri: str, points: int, delay: float)
     follower_cat.close()
     if errors:
         raise errors[0]
-    if len(lags) != points:
-        raise RuntimeError(f"the follower saw {len(lags)} of {points} events")
+    if sorted(seqs) != list(range(1, points + 1)):
+        twice = sorted({n for n in seqs if seqs.count(n) > 1})
+        missing = sorted(set(range(1, points + 1)) - set(seqs))
+        raise RuntimeError(
+            f"the follower saw {len(seqs)} events of the {points} written "
+            f"(seq_num twice: {twice or 'none'}; missing: {missing or 'none'})"
+        )
     return lags
 
 
@@ -429,7 +436,16 @@ def main() -> int:
                 os.path.join(tmp, "follow-store"), os.path.join(tmp, "follow-store"), points, delay
             )
             name = server.new_container(root)
-            lat_tiled = follow_latency(server.uri(name), server.uri(name, batch_size=1), points, delay)
+            try:
+                lat_tiled = follow_latency(server.uri(name), server.uri(name, batch_size=1), points, delay)
+            except Exception as err:
+                code = server.proc.poll()
+                state = "is still running" if code is None else f"exited with code {code}"
+                log = open(os.path.join(server.dir, "tiled.log"), errors="replace").read()[-3000:]
+                raise RuntimeError(
+                    f"following a live run over Tiled failed ({type(err).__name__}: {err}); "
+                    f"the Tiled server {state}; the end of its log:\n{log}"
+                ) from err
             print(
                 f"\n-- follow latency: RunEngine count of {points} events, {delay} s apart; "
                 "event time -> arrival in cat.follow()/run.follow() in another thread"
