@@ -534,3 +534,20 @@ def test_a_row_repeated_by_a_retried_append_is_read_once_and_differing_repeats_a
             stream_table(node, "primary", keys=["det"])
     finally:
         container.context.close()
+
+
+def test_a_row_arriving_behind_the_followed_ones_is_refused_not_skipped(written, server):
+    uid = written.uids["scan"]
+    docs = written.emitted(uid)
+    third = next(i for i, (n, d) in enumerate(docs) if n == "event" and d["seq_num"] == 3 and "det" in d["data"])
+    container = replay(written, server, [d for i, d in enumerate(docs[:-1]) if i != third])  # running, no row 3
+    try:
+        log = RunLog(container[uid])
+        log.update()
+        assert [d["seq_num"] for n, d in log.entries if n == "event" and "det" in d["data"]] == [1, 2, 4, 5]
+        frame = written.node("scan")["primary"].base["internal"].read()
+        container[uid]["primary"].base["internal"].append_partition(0, arrow(frame[frame["seq_num"] == 3]))
+        with pytest.raises(StoreError, match=r"gained a row of seq_num 5 or lower after the log had followed"):
+            log.update()
+    finally:
+        container.context.close()

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...documents import normalize
+from ...exceptions import StoreError
+from ...safe_text import printable
 from .tables import (
     ArrayPart,
     StreamLayout,
@@ -110,9 +112,11 @@ class RunLog:
     Each :meth:`update` appends what is new: the start (first time), a new
     stream's descriptor (or a configuration update's), new table rows as events
     (from the last seq_num seen), new external-array rows as stream_datum
-    documents, and the stop. Earlier positions never change. An update with
-    nothing new costs one request for the run and two per stream (the listing
-    of its parts and the server's count of its rows).
+    documents, and the stop. Earlier positions never change: a row that
+    turns up behind rows already followed (never from TiledWriter) raises a
+    StoreError rather than being left out. An update with nothing new costs two
+    requests for the run (its metadata, its streams) and two per stream (the
+    listing of its parts, the server's count of its rows).
 
     Rows become events only once every internal array of the stream has them
     too, so no event is appended with a value missing. The stop is appended
@@ -194,7 +198,13 @@ class RunLog:
         frame = layout.frame()
         state.stored = stored
         keys = [k for k in layout.data_keys if k in frame.columns and k not in ("seq_num", "time")]
-        lo, hi = state.rows, len(frame) if limit is None else min(limit, len(frame))
+        lo = int(np.searchsorted(frame["seq_num"].to_numpy(), state.last_seq, side="right"))
+        if lo != state.rows:
+            raise StoreError(
+                f"stream {printable(layout.name)!r} gained a row of seq_num {state.last_seq} or lower after "
+                "the log had followed past it; its documents so far cannot take it: read the run again"
+            )
+        hi = len(frame) if limit is None else min(limit, len(frame))
         if hi <= lo:
             return
         seq = frame["seq_num"].to_numpy()[lo:hi].tolist()
@@ -224,9 +234,6 @@ class RunLog:
 
 def _stream_resource(part: ArrayPart, descriptor_uid: str, run_start: str | None) -> dict[str, Any]:
     """The stream_resource of an external key: the data source Tiled registered for it."""
-    from ...exceptions import StoreError
-    from ...safe_text import printable
-
     sources = part.client.data_sources() or []
     if not sources:
         raise StoreError(f"the external key {printable(part.key)!r} has no data source in Tiled to read it from")
