@@ -372,6 +372,57 @@ def follow_latency(catalog_uri: str, writer_uri: str, points: int, delay: float)
     return lags
 
 
+class SubscriptionLags:
+    """Tiled's own live path: bluesky-tiled-plugins' stream subscription, the lag of each new row.
+
+    A class, not a closure: the subscription holds its callbacks by weak reference.
+    """
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.seqs: list[int] = []
+        self.done = threading.Event()
+        self.points = 0
+
+    def __call__(self, update: Any) -> None:
+        raw = update.update
+        if not hasattr(raw, "payload"):  # array updates: this run has none
+            return
+        now = time.time()
+        table = raw.data()  # every column of the new rows (update.data() keeps only data keys)
+        for t, n in zip(table["time"], table["seq_num"], strict=True):
+            self.lags.append(now - float(t))
+            self.seqs.append(int(n))
+        if len(self.seqs) >= self.points:
+            self.done.set()
+
+
+def subscription_latency(root: Any, name: str, points: int, delay: float) -> list[float]:
+    """The peer of :func:`follow_latency`: TiledWriter (batch_size=1) -> ``subscribe_to_streams``."""
+    import bluesky.plans as bp
+    from bluesky import RunEngine
+    from bluesky_tiled_plugins.streaming import subscribe_to_streams
+    from ophyd.sim import det
+
+    container = root[name]
+    sink = SubscriptionLags()
+    sink.points = points
+    subscription = subscribe_to_streams(container, sink, streams=None, start=None)
+    try:
+        RE = RunEngine({}, context_managers=[])  # noqa: N806 - the name every bluesky user knows
+        token = RE.subscribe(tiled_writer(root, name, batch_size=1))
+        try:
+            RE(bp.count([det], points, delay=delay))
+        finally:
+            RE.unsubscribe(token)
+        sink.done.wait(30)
+    finally:
+        subscription.disconnect()
+    if sorted(sink.seqs) != list(range(1, points + 1)):
+        raise RuntimeError(f"Tiled's subscription delivered seq_nums {sorted(sink.seqs)} of 1..{points}")
+    return sink.lags
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -446,24 +497,35 @@ def main() -> int:
                     f"following a live run over Tiled failed ({type(err).__name__}: {err}); "
                     f"the Tiled server {state}; the end of its log:\n{log}"
                 ) from err
+            lat_peer = subscription_latency(root, server.new_container(root), points, delay)
             print(
                 f"\n-- follow latency: RunEngine count of {points} events, {delay} s apart; "
-                "event time -> arrival in cat.follow()/run.follow() in another thread"
+                "event time -> arrival in cat.follow()/run.follow() in another thread "
+                "(peer: TiledWriter -> bluesky-tiled-plugins' subscribe_to_streams callback)"
             )
             print_table(
-                ["store", "p50", "p99", "p50 vs embedded"],
+                ["follower", "p50", "p99", "p50 vs embedded", "p50 vs peer"],
                 [
                     (
                         "embedded store (SQLite)",
                         fmt_time(percentile(lat_store, 50)),
                         fmt_time(percentile(lat_store, 99)),
                         "1.00x",
+                        fmt_ratio(percentile(lat_store, 50), percentile(lat_peer, 50)),
                     ),
                     (
-                        "Tiled, batch_size=1, WebSocket",
+                        "scandeck over Tiled, batch_size=1, WebSocket",
                         fmt_time(percentile(lat_tiled, 50)),
                         fmt_time(percentile(lat_tiled, 99)),
                         fmt_ratio(percentile(lat_tiled, 50), percentile(lat_store, 50)),
+                        fmt_ratio(percentile(lat_tiled, 50), percentile(lat_peer, 50)),
+                    ),
+                    (
+                        "peer: Tiled's subscribe_to_streams",
+                        fmt_time(percentile(lat_peer, 50)),
+                        fmt_time(percentile(lat_peer, 99)),
+                        fmt_ratio(percentile(lat_peer, 50), percentile(lat_store, 50)),
+                        "1.00x",
                     ),
                 ],
             )
