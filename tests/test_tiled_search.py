@@ -24,7 +24,6 @@ from scandeck.exceptions import InvalidQuery
 from scandeck.query import FullText, Key, PartialUID, Query, ScanID, TimeRange
 from scandeck.sources import open_source
 from scandeck.sources.protocol import Source
-from scandeck.sources.tiled import search as search_module
 from scandeck.sources.tiled.search import TiledSearch
 from scandeck.sources.tiled.translate import AllOf, Leaf, NoneOf, plan
 
@@ -277,7 +276,7 @@ def test_edge_cases_agree_with_the_memory_store(runs: Runs) -> None:
 
 def test_sets_too_big_for_one_url_are_applied_on_this_side(runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
     # a budget of a few uids: every OR/NOT result goes through key listings and chunked fetches
-    monkeypatch.setattr(search_module, "URL_BUDGET", 200)
+    monkeypatch.setattr(runs.search, "url_budget", 200)
     for query in _edge_cases(runs)[::3]:
         _agree(runs, query, thorough=False)
 

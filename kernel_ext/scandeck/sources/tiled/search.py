@@ -10,9 +10,12 @@ Only the candidates of an inexact part (a boolean, ``contains``, a prefix, a que
 type :mod:`.translate` does not know) have their metadata downloaded and re-checked
 with ``Query.matches``.
 
-Sets of uids travel in the URL: above :data:`URL_BUDGET` characters (httpx refuses a
-query string past 64 KiB: about 1,300 uuids) a set is applied on this side instead,
-by listing keys. Nothing is cached between calls: a run's stop document changes what
+Sets of uids travel in the URL: above :data:`URL_BUDGET` characters (about 830 uuids;
+httpx refuses a query string past 64 KiB, about 1,300; tiled's server took 1,000) a
+set is applied on this side instead, by listing keys. A proxy in front of Tiled may
+refuse shorter URLs (a loud 414): lower :attr:`TiledSearch.url_budget` for it.
+
+Nothing is cached between calls: a run's stop document changes what
 a query matches without changing the container's length, and Tiled offers no cheap
 token for that, so every call asks the server afresh.
 
@@ -89,6 +92,10 @@ class TiledSearch:
     ['9f1c...', '03ab...']
     """
 
+    #: Characters of URL-encoded uids one request may carry; lower it for a server behind a
+    #: proxy with a short request line (nginx's default buffer is 8 KiB: about 6,000).
+    url_budget: int = URL_BUDGET
+
     def __init__(self, container: Any) -> None:
         self._root = container
 
@@ -156,7 +163,7 @@ class TiledSearch:
     def _resolve(self, whole: Plan) -> _Result:
         """The plan's runs, as one chain of Tiled queries when the URL can carry it."""
         result = self._eval(whole, ())
-        if isinstance(result, _Uids) and _fits(result.uids):
+        if isinstance(result, _Uids) and _fits(self.url_budget, result.uids):
             return _Chain((tq.KeysFilter(keys=sorted(result.uids)),))
         return result
 
@@ -197,7 +204,9 @@ class TiledSearch:
             candidates = self._checked_among(inner, kept, checks)
         else:
             # drop on the server what the URL can carry; the rest below
-            candidates = self._checked(inner + (_excluding(dropped) if _fits(dropped) else ()), checks)
+            candidates = self._checked(
+                inner + (_excluding(dropped) if _fits(self.url_budget, dropped) else ()), checks
+            )
         return _Uids(frozenset(candidates - dropped))
 
     def _without(self, ctx: tuple[Any, ...], chain: tuple[Any, ...], dropped: Iterable[str]) -> _Result:
@@ -205,7 +214,7 @@ class TiledSearch:
         dropped = frozenset(dropped)
         if not dropped:
             return _Chain(chain)
-        if _fits(dropped, chain):
+        if _fits(self.url_budget, dropped, chain):
             return _Chain(chain + _excluding(dropped))
         return _Uids(frozenset(self._keys(ctx + chain)) - dropped)
 
@@ -238,14 +247,14 @@ class TiledSearch:
 
     def _checked_among(self, queries: tuple[Any, ...], uids: frozenset[str], checks: list[Query]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(sorted(uids)):
+        for chunk in _chunks(self.url_budget, sorted(uids)):
             found |= self._checked((*queries, tq.KeysFilter(keys=chunk)), checks)
         return found
 
     def _summaries(self, uids: list[str]) -> list[Summary]:
         """``(uid, metadata)`` for ``uids``, in their order; a run gone meanwhile is an error."""
         got: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(uids):
+        for chunk in _chunks(self.url_budget, uids):
             for uid, run in self._node((tq.KeysFilter(keys=chunk),)).items().page_size(_PAGE):
                 got[uid] = _metadata(run)
         missing = [uid for uid in uids if uid not in got]
@@ -288,20 +297,20 @@ def _encoded(uids: Iterable[str]) -> int:
     return len(quote(json.dumps(list(uids))))
 
 
-def _fits(uids: Iterable[str], chain: tuple[Any, ...] = ()) -> bool:
+def _fits(budget: int, uids: Iterable[str], chain: tuple[Any, ...] = ()) -> bool:
     """Whether ``uids`` and the uid lists already in ``chain`` fit one request's URL."""
     carried = sum(_encoded(q.keys) for q in chain if isinstance(q, tq.KeysFilter))
     carried += sum(_encoded(q.value) for q in chain if isinstance(q, tq.NotIn | tq.In))
-    return carried + _encoded(uids) <= URL_BUDGET
+    return carried + _encoded(uids) <= budget
 
 
-def _chunks(uids: list[str]) -> Iterator[list[str]]:
+def _chunks(budget: int, uids: list[str]) -> Iterator[list[str]]:
     """``uids`` in order, cut into lists that each fit one request."""
     chunk: list[str] = []
     size = 0
     for uid in uids:
         cost = len(quote(json.dumps(uid))) + 6  # quotes, comma, space
-        if chunk and size + cost > URL_BUDGET:
+        if chunk and size + cost > budget:
             yield chunk
             chunk, size = [], 0
         chunk.append(uid)
