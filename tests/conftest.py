@@ -22,6 +22,8 @@ SOURCES = {
         f"{request.getfixturevalue('redis_server').url}?prefix=test-{uuid.uuid4().hex[:12]}"
         f"&archive={tmp_path / 'archive'}"
     ),
+    # A fresh container of runs on the session's Tiled server (TiledWriter writes, one event per write).
+    "tiled": lambda request, tmp_path: request.getfixturevalue("tiled_server").new_catalog(),
 }
 
 
@@ -53,7 +55,8 @@ def tiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TiledServ
 
     Tests take a fresh container each: ``tiled_server.new_catalog()``.
     """
-    server = TiledServer(tmp_path_factory.mktemp("tiled")).start()
+    # It reads the files detectors write under any test's tmp_path (the session's base temp).
+    server = TiledServer(tmp_path_factory.mktemp("tiled"), readable=tmp_path_factory.getbasetemp()).start()
     yield server
     server.stop()
 

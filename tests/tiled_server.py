@@ -1,8 +1,9 @@
 """Real Tiled servers for tests, each in its own process on a free port.
 
-* :class:`TiledServer` runs tiled's ``SimpleTiledServer`` (SQLite catalog, files and
-  DuckDB tables in a directory, the in-process streaming cache, so WebSocket
-  subscriptions work): the server most tests use, up in about 5 s.
+* :class:`TiledServer` runs what tiled's ``SimpleTiledServer`` runs (SQLite catalog,
+  files in a directory, the in-process streaming cache, so WebSocket subscriptions
+  work), with tables in SQLite rather than DuckDB (see :func:`_serve`): the server
+  most tests use, up in about 5 s.
 * :class:`TiledDeployment` runs ``tiled serve config`` as a facility does: a SQLite
   catalog, a Redis streaming cache on the given redis-server, bluesky-tiled-plugins'
   document exporter, and optionally an access policy.
@@ -88,19 +89,22 @@ class _Server:
 
 
 class TiledServer(_Server):
-    """tiled's SimpleTiledServer in a child process (its streaming cache is in memory)."""
+    """A Tiled server as tiled's SimpleTiledServer makes it, in a child process (see :func:`_serve`)."""
 
-    def __init__(self, directory: Path, api_key: str = "scandecktestkey") -> None:
+    def __init__(self, directory: Path, api_key: str = "scandecktestkey", *, readable: Path | None = None) -> None:
         self.dir = Path(directory)
         self.api_key = api_key
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        #: A directory whose files (detectors' HDF5, NPY) the server may read for its clients.
+        self.readable = readable
 
     def start(self) -> TiledServer:
         log = self.dir / "server.log"
+        readable = [str(self.readable)] if self.readable is not None else []
         with log.open("wb") as out:  # the child has its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, __file__, str(self.dir), self.api_key, str(self.port)],
+                [sys.executable, __file__, str(self.dir), self.api_key, str(self.port), *readable],
                 stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -140,7 +144,7 @@ class TiledDeployment(_Server):
                     "tree": "catalog",
                     "args": {
                         "uri": f"sqlite:///{self.dir / 'catalog.db'}",
-                        "writable_storage": [str(self.dir / "data"), f"duckdb:///{self.dir / 'tabular.duckdb'}"],
+                        "writable_storage": [str(self.dir / "data"), f"sqlite:///{self.dir / 'tables.sqlite'}"],
                         "init_if_not_exists": True,
                     },
                 }
@@ -175,14 +179,38 @@ class TiledDeployment(_Server):
         return self
 
 
-def _serve(directory: str, api_key: str, port: str) -> None:
-    from tiled.server import SimpleTiledServer
+def _serve(directory: str, api_key: str, port: str, readable: str | None = None) -> None:
+    """What SimpleTiledServer serves (SQLite catalog, in-memory streaming cache), with tables in SQLite.
 
-    server = SimpleTiledServer(directory=directory, api_key=api_key, port=int(port))
-    print(server.uri, flush=True)
-    sys.stdin.read()  # serve until the parent closes our stdin (or dies)
-    server.close()
+    SimpleTiledServer keeps tables in DuckDB, whose driver crashed this server process
+    when a reader and TiledWriter used one table at once (a follow test, 200 events);
+    SQLite tables do not. Ends when the parent closes our stdin (or dies).
+    """
+    import threading
+
+    import uvicorn
+    from tiled.catalog import from_uri as catalog_from_uri
+    from tiled.config import Authentication, StreamingCacheConfig
+    from tiled.server.app import build_app
+
+    root = Path(directory)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    catalog = catalog_from_uri(
+        f"sqlite:///{root / 'catalog.db'}",
+        writable_storage=[str(root / "data"), f"sqlite:///{root / 'tables.sqlite'}"],
+        readable_storage=[readable] if readable else None,
+        init_if_not_exists=True,
+        cache_config=StreamingCacheConfig(uri="memory").model_dump(),
+    )
+    app = build_app(catalog, authentication=Authentication(single_user_api_key=api_key))
+
+    def watch_parent() -> None:
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")
 
 
 if __name__ == "__main__":
-    _serve(*sys.argv[1:4])
+    _serve(*sys.argv[1:5])

@@ -152,11 +152,14 @@ class TiledSource:
     # -- runs ------------------------------------------------------------------------------
 
     def _node(self, uid: str) -> Any:
+        """The run node of exactly this uid (the plugin's ``container[key]`` also takes prefixes)."""
+        from tiled.queries import KeysFilter
+
         with self._errors(f"reading run {uid}"):
-            try:
-                return self.container[uid]
-            except KeyError:
-                raise RunNotFound(f"no run with uid {uid!r} in {self._target.shown}") from None
+            found = list(self.container.search(KeysFilter(keys=[uid])).values()[:1]) if uid else []
+        if not found:
+            raise RunNotFound(f"no run with uid {uid!r} in {self._target.shown}")
+        return found[0]
 
     def _summary(self, uid: str, metadata: Any, seq: int = 0) -> RunSummary:
         events = None
@@ -169,9 +172,10 @@ class TiledSource:
         from .tables import stream_lengths
 
         try:
+            node = self._node(uid)
             with self._errors(f"counting the events of run {uid}"):
-                return sum(stream_lengths(self.container[uid]).values())
-        except (KeyError, StoreError):
+                return sum(stream_lengths(node).values())
+        except (RunNotFound, StoreError):
             return 0
 
     def count(self, query: Query) -> int:
