@@ -233,3 +233,30 @@ def test_a_run_whose_tiled_copy_lacks_events_is_never_trimmed(bus, RE, hw):
     descriptor = documents[1][1]["uid"]
     assert f"(1 of the 4 events of descriptor {descriptor}; success)" in report.skipped[uid]
     assert bus.in_redis() == [uid] and not bus.persisted(uid)
+
+
+def test_an_incomplete_run_reaches_tiled_incomplete_with_its_events(bus):
+    """A run whose writer went away without a stop: archived after its grace, marked incomplete there."""
+    from event_model import compose_run
+
+    bundle = compose_run(metadata={"plan_name": "count", "sample": "Ni"})
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"det": {"dtype": "number", "shape": [], "source": "sim:det"}}
+    )
+    cat = bus.catalog()
+    writer = cat.writer()
+    writer("start", bundle.start_doc)
+    writer("descriptor", desc.descriptor_doc)
+    for i in range(1, 4):
+        writer("event", desc.compose_event(data={"det": 0.5 * i}, timestamps={"det": 1.0 * i}, seq_num=i))
+    writer.close()  # no stop document: the run is incomplete
+    uid = bundle.start_doc["uid"]
+    assert cat[uid].status == "incomplete"
+
+    keeper = bus.keep(Keeper(bus.uri, archive=bus.tiled, policy=TrimPolicy(max_runs=None, grace=0.0)))
+    report = keeper.run_once()
+    assert (report.persisted, report.skipped) == ([uid], {})
+    archived = bus.archive()[uid]
+    assert archived.status == "incomplete" and archived.stop is None
+    assert archived.start == cat[uid].start
+    np.testing.assert_array_equal(archived.primary.read()["det"].values, [0.5, 1.0, 1.5])

@@ -11,9 +11,34 @@ the descriptors, and the events of each descriptor.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 from .protocol import RawDocuments, RunSummary, Source
 
-__all__ = ["lacking", "verbatim"]
+__all__ = ["TILED_BATCH", "lacking", "verbatim", "writing_uri"]
+
+#: Events per write into a Tiled archive: the keeper copies finished runs, which no
+#: reader follows live, so a whole run goes in one table write (TiledWriter's own default).
+TILED_BATCH = 10_000
+
+
+def writing_uri(target: str, *, batch: int = TILED_BATCH) -> str:
+    """The archive URI a copy is written through: a Tiled one gets ``batch_size`` unless it has one.
+
+    Examples
+    --------
+    >>> writing_uri("tiled+http://host:8000/raw?api_key=K")
+    'tiled+http://host:8000/raw?api_key=K&batch_size=10000'
+    >>> writing_uri("/data/store")
+    '/data/store'
+    """
+    parts = urlsplit(target)
+    if not parts.scheme.startswith("tiled+"):
+        return target
+    if any(k == "batch_size" for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return target
+    query = f"{parts.query}&batch_size={batch}" if parts.query else f"batch_size={batch}"
+    return parts._replace(query=query).geturl()
 
 
 def verbatim(source: Source) -> bool:

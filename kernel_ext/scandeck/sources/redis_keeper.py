@@ -34,11 +34,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import RunNotFound, ScandeckError
 from ..uris import redact
-from .archive_copy import lacking, verbatim
+from .archive_copy import lacking, verbatim, writing_uri
 from .protocol import RunSummary, Source
 from .redis_source import RedisSource
 
@@ -53,20 +52,6 @@ redis.call('SREM', KEYS[6], ARGV[1])
 return 1
 """
 _LEASE = 15.0
-#: Events per write into a Tiled archive: the keeper copies finished runs, which no
-#: reader follows live, so a whole run goes in one table write (TiledWriter's own default).
-TILED_BATCH = 10_000
-
-
-def writing_uri(target: str) -> str:
-    """The archive URI the keeper writes through: a Tiled one gets ``batch_size`` unless it has one."""
-    parts = urlsplit(target)
-    if not parts.scheme.startswith("tiled+"):
-        return target
-    if any(k == "batch_size" for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
-        return target
-    query = f"{parts.query}&batch_size={TILED_BATCH}" if parts.query else f"batch_size={TILED_BATCH}"
-    return parts._replace(query=query).geturl()
 
 
 @dataclass(frozen=True)
@@ -122,6 +107,8 @@ class Keeper:
         self.id = uuid.uuid4().hex
         self._chosen = archive or self.bus.opts.archive
         self._archive: Source | None = None
+        self._row_by_row: Source | None = None  # the archive again, one event per write
+        self._target: str | None = None
         self._shown: str | None = None  # the archive's URI, published and printed (no credentials)
         self._incomplete_since: dict[str, float] = {}
         self._trim_sha: str | None = None
@@ -144,7 +131,7 @@ class Keeper:
                     target = str(default_store())
             archive = open_source(writing_uri(target))
             archive.start()
-            self._archive = archive
+            self._archive, self._target = archive, target
             # As given, without the batch size added for writing, and without credentials.
             self._shown = redact(target if writing_uri(target) != target else archive.uri)
         return self._archive
@@ -164,8 +151,9 @@ class Keeper:
                 self._release()
         finally:
             self.bus.close()
-            if self._archive is not None:
-                self._archive.close()
+            for archive in (self._archive, self._row_by_row):
+                if archive is not None:
+                    archive.close()
 
     # -- one pass --------------------------------------------------------------------------
 
@@ -239,7 +227,7 @@ class Keeper:
         except RunNotFound:
             held = None
         if held is None or self._short(summary, held):
-            writer = self.archive.writer()
+            writer = self._writer(summary)
             try:
                 start = 0 if held is None else self._resume(writer, summary, held)
                 if isinstance(start, str):
@@ -266,6 +254,20 @@ class Keeper:
 
         self.bus.talk("marking a run persisted", mark)
         return None
+
+    def _writer(self, summary: RunSummary) -> Any:
+        """The archive's writer; for a run without a stop document into a batching archive,
+        one that writes each event as it comes: TiledWriter sends a batch only when it is
+        full or at the stop document, so the rows of a run that has none would be lost."""
+        target = self._target
+        if summary.stop is not None or target is None or writing_uri(target) == target:
+            return self.archive.writer()
+        if self._row_by_row is None:
+            from .openers import open_source
+
+            self._row_by_row = open_source(writing_uri(target, batch=1))
+            self._row_by_row.start()
+        return self._row_by_row.writer()
 
     def _short(self, summary: RunSummary, held: RunSummary) -> bool:
         """The archive's copy lacks documents (a verbatim archive counts them exactly)."""
