@@ -1,11 +1,14 @@
 """scandeck against Tiled (databroker 2's engine), on the same documents, against one real Tiled server.
 
-One Tiled server is started here (tiled's ``SimpleTiledServer`` in a child
-process: SQLite catalog, files and DuckDB tables in a temporary directory, HTTP on a
-free loopback port, its in-memory streaming cache so WebSocket subscriptions
-work). The documents come from ``event_model.compose_run`` (``_common.grid_scan_run``:
-what ``grid_scan([det4], motor1, ..., motor2, ...)`` emits) and, for the search
-part, ``search.make_runs`` (start + stop documents with varied metadata).
+One Tiled server is started here, in a child process, set up as tiled's
+``SimpleTiledServer`` sets one up (SQLite catalog, files in a temporary directory,
+HTTP on a free loopback port, its in-memory streaming cache so WebSocket
+subscriptions work), with tables in SQLite; ``--tables duckdb`` runs
+``SimpleTiledServer`` itself, whose tables are in DuckDB (its driver crashed the
+server when a follower read a table TiledWriter was appending to). The documents
+come from ``event_model.compose_run`` (``_common.grid_scan_run``: what
+``grid_scan([det4], motor1, ..., motor2, ...)`` emits) and, for the search part,
+``search.make_runs`` (start + stop documents with varied metadata).
 
 Three contenders per operation, taking turns (``_common.interleaved``):
 
@@ -31,7 +34,7 @@ follower, p50/p99: into the embedded store, and into Tiled through scandeck's
 writer with ``batch_size=1`` (each event written as it comes), followed over
 Tiled's WebSocket subscription.
 
-Usage: ``python bench/vs_tiled.py [--quick]``
+Usage: ``python bench/vs_tiled.py [--quick] [--tables sqlite|duckdb]``
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ import scandeck  # noqa: E402
 API_KEY = "benchkey"
 SPEC = ("CatalogOfBlueskyRuns", "3.0")
 
-SERVER_SCRIPT = """
+#: --tables duckdb: tiled's SimpleTiledServer as it comes (tables in DuckDB).
+DUCKDB_SERVER = """
 import sys
 from tiled.server import SimpleTiledServer
 server = SimpleTiledServer(directory=sys.argv[1], api_key=sys.argv[2], port=int(sys.argv[3]))
@@ -76,12 +80,34 @@ sys.stdin.read()
 server.close()
 """
 
+#: --tables sqlite (default): what SimpleTiledServer serves, tables in SQLite. DuckDB's
+#: driver crashed the server when a follower read a table TiledWriter was appending to.
+SQLITE_SERVER = """
+import os, sys, threading
+from pathlib import Path
+import uvicorn
+from tiled.catalog import from_uri
+from tiled.config import Authentication, StreamingCacheConfig
+from tiled.server.app import build_app
+root = Path(sys.argv[1])
+(root / "data").mkdir(parents=True, exist_ok=True)
+catalog = from_uri(
+    f"sqlite:///{root / 'catalog.db'}",
+    writable_storage=[str(root / "data"), f"sqlite:///{root / 'tables.sqlite'}"],
+    init_if_not_exists=True,
+    cache_config=StreamingCacheConfig(uri="memory").model_dump(),
+)
+app = build_app(catalog, authentication=Authentication(single_user_api_key=sys.argv[2]))
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
+"""
+
 
 class TiledServer:
     """tiled's SimpleTiledServer in a child process on a free port; stopped by its own pid."""
 
-    def __init__(self, directory: str) -> None:
-        self.dir, self.port = directory, free_port()
+    def __init__(self, directory: str, tables: str = "sqlite") -> None:
+        self.dir, self.port, self.tables = directory, free_port(), tables
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: Any = None
 
@@ -91,7 +117,14 @@ class TiledServer:
         log = os.path.join(self.dir, "tiled.log")
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", SERVER_SCRIPT, self.dir, API_KEY, str(self.port)],
+                [
+                    sys.executable,
+                    "-c",
+                    SQLITE_SERVER if self.tables == "sqlite" else DUCKDB_SERVER,
+                    self.dir,
+                    API_KEY,
+                    str(self.port),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -407,7 +440,9 @@ def subscription_latency(root: Any, name: str, points: int, delay: float) -> lis
     container = root[name]
     sink = SubscriptionLags()
     sink.points = points
-    subscription = subscribe_to_streams(container, sink, streams=None, start=None)
+    # start=0: replay what the server's cache holds, so a table's first rows, written
+    # before the subscription reaches the new table, are not missed (the container is new).
+    subscription = subscribe_to_streams(container, sink, streams=None, start=0)
     try:
         RE = RunEngine({}, context_managers=[])  # noqa: N806 - the name every bluesky user knows
         token = RE.subscribe(tiled_writer(root, name, batch_size=1))
@@ -427,7 +462,15 @@ def subscription_latency(root: Any, name: str, points: int, delay: float) -> lis
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
+    def options(parser: Any) -> None:
+        parser.add_argument(
+            "--tables",
+            choices=("sqlite", "duckdb"),
+            default="sqlite",
+            help="where the server keeps tables (duckdb: SimpleTiledServer as it comes)",
+        )
+
+    args = parse_args(__doc__.splitlines()[0], options)
     banner("vs_tiled: scandeck's store and scandeck over Tiled vs Tiled's own client", args.quick)
     if args.quick:
         small, big, n_runs, repeat, points, threads = (10, 10), (20, 25), 40, 3, 5, 2
@@ -440,8 +483,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="scandeck-bench-tiled-") as tmp:
         os.makedirs(os.path.join(tmp, "tiled"))
         t0 = time.perf_counter()
-        server = TiledServer(os.path.join(tmp, "tiled")).start()
-        print(f"   Tiled server (SimpleTiledServer, child process) up in {fmt_time(time.perf_counter() - t0)}")
+        server = TiledServer(os.path.join(tmp, "tiled"), args.tables).start()
+        print(
+            f"   Tiled server (SimpleTiledServer's setup, tables in {args.tables}, child process) "
+            f"up in {fmt_time(time.perf_counter() - t0)}"
+        )
         root = server.root()
         try:
             rows: list[tuple[str, dict[str, float]]] = []
