@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from document_equivalence import as_stored
 from event_model import compose_run
 
 from scandeck.documents import normalize
@@ -32,40 +33,12 @@ def record(RE, cat, plan, **md):
     return uid, emitted
 
 
-def rebuilds_documents(cat) -> bool:
-    """Tiled keeps columns, not documents: its documents are rebuilt (see sources/tiled/documents.py)."""
-    return cat.source.uri.startswith("tiled+")
-
-
-def equivalent(docs):
-    """Documents as a store that rebuilds them gives them back: what TiledWriter keeps.
-
-    Event uids are synthetic, ``filled`` is dropped (nothing is filled in a store) and
-    TiledWriter's normalizer adds ``dtype_numpy`` to data keys; all else is equal.
-    """
-    out = []
-    for name, doc in docs:
-        doc = {k: v for k, v in doc.items() if not (name == "event" and k in ("uid", "filled"))}
-        if name == "descriptor":
-            strip = lambda keys: {k: {f: v for f, v in dk.items() if f != "dtype_numpy"} for k, dk in keys.items()}  # noqa: E731
-            doc["data_keys"] = strip(doc["data_keys"])
-            doc["configuration"] = {
-                obj: {**conf, "data_keys": strip(conf.get("data_keys", {}))}
-                for obj, conf in doc.get("configuration", {}).items()
-            }
-        out.append((name, doc))
-    return out
-
-
 def test_records_every_document_in_order(RE, cat, hw):
     import bluesky.plans as bp
 
     uid, emitted = record(RE, cat, bp.scan([hw.det], hw.motor, -1, 1, 7), sample="Ni")
     run = cat[uid]
-    if rebuilds_documents(cat):
-        assert equivalent(run.documents()) == equivalent(emitted)
-    else:
-        assert list(run.documents()) == emitted
+    assert as_stored(cat, run.documents()) == as_stored(cat, emitted)
     assert run.metadata["start"]["sample"] == "Ni"
     assert run.metadata["stop"]["exit_status"] == "success"
     assert run.status == "success"
@@ -297,7 +270,7 @@ def test_follow_a_live_run_without_gaps_or_duplicates(RE, cat, hw):
     seen = list(run.follow(timeout=30))
     thread.join()
     assert [n for n, _ in seen] == [n for n, _ in emitted]
-    assert equivalent(seen) == equivalent(emitted) if rebuilds_documents(cat) else seen == emitted
+    assert as_stored(cat, seen) == as_stored(cat, emitted)
     positions = [pos for pos, _, _ in cat[-1].follow(start=3, positions=True)]
     assert positions == list(range(3, len(emitted)))
 

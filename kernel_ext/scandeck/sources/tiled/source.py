@@ -320,10 +320,10 @@ class TiledSource:
         return self._signals().wait(token, timeout)
 
     def wait_run(self, uid: str, start: int, timeout: float) -> bool:
-        """Block until run ``uid`` has a document at position ``start`` or later (or timeout)."""
+        """Block until an update of run ``uid`` arrives (subscribed), at most 0.5 s; the reader then re-reads.
+
+        Reads nothing itself: a follower has just read up to ``start`` (a wake-up between
+        its read and this wait is caught by the next re-read, at most 0.5 s later).
+        """
         signals = self._signals()
-        token = signals.run_token(uid)
-        if len(self._entries(uid)) > start:
-            return True
-        signals.wait_run(uid, token, timeout)
-        return len(self._entries(uid)) > start
+        return signals.wait_run(uid, signals.run_token(uid), timeout)
