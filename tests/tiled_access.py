@@ -76,12 +76,20 @@ class AccessDeployment(TiledDeployment):
         """Write :data:`TAGS` into the catalog database, as a facility's tag sync does."""
         from tiled.access_control.access_tags import AccessTagsCompiler
         from tiled.access_control.scopes import ALL_SCOPES
+        from tiled.server.connection_pool import close_database_connection_pool
         from tiled.server.settings import DatabaseSettings
 
         settings = DatabaseSettings(uri=f"sqlite:///{self.dir / 'catalog.db'}")
-        compiler = AccessTagsCompiler(ALL_SCOPES, TAGS, settings, lambda group: [])
-        compiler.load_tag_config()
-        asyncio.run(compiler.compile())
+
+        async def compile_and_close() -> None:
+            compiler = AccessTagsCompiler(ALL_SCOPES, TAGS, settings, lambda group: [])
+            compiler.load_tag_config()
+            try:
+                await compiler.compile()
+            finally:  # the compiler's pooled engine, closed on the loop that opened it
+                await close_database_connection_pool(settings)
+
+        asyncio.run(compile_and_close())
 
     def login(self, user: str, *, remember_me: bool = False) -> Any:
         """A tiled Context logged in as ``user`` with a password grant (closed by the caller)."""

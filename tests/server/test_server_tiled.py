@@ -36,7 +36,7 @@ data:
     metadata: {{}}
     user_parameters: {{}}
 entries:
-  facility:
+  {name}:
     reader: scandeck.intake_readers:ScandeckReader
     kwargs: {{data: "{{data(facility_store)}}"}}
     output_instance: scandeck.catalog:Catalog
@@ -45,15 +45,15 @@ entries:
 """
 
 
-def _write_running_run(access: AccessSetup) -> str:
-    """A run of alice's beamtime left open: start, descriptor, two events, no stop."""
+def _write_run(access: AccessSetup, container: str, tag: str, *, stop: bool = True) -> str:
+    """A run tagged ``tag`` written as the admin: start, descriptor, two events, and a stop if ``stop``."""
     from bluesky_tiled_plugins import TiledWriter
     from tiled.client import from_uri
 
-    client = from_uri(f"{access.server.base}/api/v1/metadata/{access.container}", api_key=access.keys["admin"])
+    client = from_uri(f"{access.server.base}/api/v1/metadata/{container}", api_key=access.keys["admin"])
     try:
         writer = TiledWriter(client, batch_size=1)
-        bundle = compose_run(metadata={"plan_name": "count", "sample": "Ni", "tiled_access_tags": ["beamtime_a"]})
+        bundle = compose_run(metadata={"plan_name": "count", "sample": "Ni", "tiled_access_tags": [tag]})
         writer("start", bundle.start_doc)
         desc = bundle.compose_descriptor(
             name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "sim:x"}}
@@ -61,6 +61,8 @@ def _write_running_run(access: AccessSetup) -> str:
         writer("descriptor", desc.descriptor_doc)
         for i in range(2):
             writer("event", desc.compose_event(data={"x": float(i)}, timestamps={"x": time.time()}))
+        if stop:
+            writer("stop", bundle.compose_stop())
         return str(bundle.start_doc["uid"])
     finally:
         client.context.close()
@@ -69,7 +71,7 @@ def _write_running_run(access: AccessSetup) -> str:
 @pytest.fixture(scope="module")
 def access(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[AccessSetup]:
     setup = start_access_deployment(tmp_path_factory.mktemp("tiled-access"), redis_server.url)
-    setup.uids["running"] = _write_running_run(setup)
+    setup.uids["running"] = _write_run(setup, setup.container, "beamtime_a", stop=False)
     yield setup
     setup.server.stop()
 
@@ -79,7 +81,7 @@ def paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, access: AccessSetup) 
     """The usual test environment plus a catalog file naming the Tiled container with the admin's key."""
     found = scandeck_environment(monkeypatch, tmp_path)
     catalogs = tmp_path / "catalogs"
-    (catalogs / "tiled.yaml").write_text(CATALOG_FILE.format(uri=access.uri("admin")))
+    (catalogs / "tiled.yaml").write_text(CATALOG_FILE.format(name=ENTRY, uri=access.uri("admin")))
     # The server's own credentials are only what a test configures.
     monkeypatch.delenv("TILED_API_KEY", raising=False)
     monkeypatch.setenv("TILED_CACHE_DIR", str(tmp_path / "tiled-cache"))
