@@ -22,6 +22,10 @@ from scandeck.sources import open_source
 from scandeck.sources.protocol import FieldIndex
 
 
+@pytest.mark.not_on(
+    "tiled",
+    reason=("Tiled's catalog lists no metadata keys of its runs: empty-search hints are not offered there"),
+)
 def test_every_source_indexes_the_fields_its_runs_have(RE, cat, hw):
     import bluesky.plans as bp
 

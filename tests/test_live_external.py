@@ -12,6 +12,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from document_equivalence import rebuilds_documents
 from event_model import compose_run
 
 from scandeck.pipeline.table import LiveTable
@@ -216,9 +217,12 @@ def test_stream_datum_ranges_must_count_the_same_events(cat, tmp_path, indices, 
     )
     if indices == (0, 5):
         writer("stream_datum", doc)  # accepted; reading it is an error naming the file, not a hang
-        from scandeck.exceptions import DatumIndexError
+        from scandeck.exceptions import DatumIndexError, StoreError
 
-        with pytest.raises(DatumIndexError, match="frames.h5"):
+        # Tiled's server reads the file: it says the file holds fewer rows than the structure advertises.
+        tiled = rebuilds_documents(cat)
+        error, words = (StoreError, "advertises shape") if tiled else (DatumIndexError, "frames.h5")
+        with pytest.raises(error, match=words):
             cat[bundle.start_doc["uid"]].primary.read()
     else:
         with pytest.raises(InvalidDocument, match="must be ranges from 0 up") as info:

@@ -72,8 +72,7 @@ def test_bound_cell_and_scans_follow_a_run_written_to_tiled(tiled_kernel, RE):
     counts = [int(t.split()[1]) for t in seen if t.startswith("rows")]
     assert counts == sorted(counts)
     reply = kernel.execute("%scans -n 5", timeout=60)
-    shown = kernel.text_of(reply["msg_id"]) + json.dumps(reply.get("outputs", []))
-    assert cat[-1].uid[:8] in shown
+    assert cat[-1].uid[:8] in kernel.text_of(reply["msg_id"])
     cat.close()
 
 

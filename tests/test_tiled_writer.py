@@ -82,3 +82,23 @@ def test_rows_of_another_length_are_refused_or_unreadable_never_misread(tiled_ca
     else:  # stored: then reading it must fail, naming the shapes, rather than cut or pad the row
         with pytest.raises(ScandeckError, match="shape"):
             run.primary.read()
+
+
+def test_external_data_of_a_spec_tiled_cannot_read_is_named_on_read(tiled_cat):
+    bundle = compose_run()
+    keys = {"cam": {"dtype": "array", "shape": [2], "source": "c", "external": "FILESTORE:"}}
+    desc = bundle.compose_descriptor(name="primary", data_keys=keys)
+    res = bundle.compose_resource(spec="MY_DETECTOR_SPEC", root="/", resource_path="nowhere", resource_kwargs={})
+    datum = res.compose_datum(datum_kwargs={"index": 0})
+    writer = tiled_cat.writer()
+    for name, doc in [
+        ("start", bundle.start_doc),
+        ("descriptor", desc.descriptor_doc),
+        ("resource", res.resource_doc),
+        ("datum", datum),
+        ("event", desc.compose_event(data={"cam": datum["datum_id"]}, timestamps={"cam": 1.0}, seq_num=1)),
+        ("stop", bundle.compose_stop()),
+    ]:
+        writer(name, doc)
+    with pytest.raises(ScandeckError, match="'cam'"):
+        tiled_cat[-1].primary.read()

@@ -10,6 +10,7 @@ allows, and no key ever reaches the browser.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from event_model import compose_run
 from redis_server import RedisServer
-from server_support import Api, scandeck_environment, server_config
+from server_support import Api, scandeck_environment, server_config, until
 from tiled_access import AccessSetup, start_access_deployment
 
 ENTRY = "facility"
@@ -195,3 +196,35 @@ async def test_a_default_tiled_catalog_with_its_own_key_and_code_without_it(acce
     code, cells = await api(f"runs/{access.uids['alice']}/code")
     assert code == 200 and f"scandeck.open_catalog({access.uri(None)!r})" in cells["code"]["load"]
     _no_key_in(access, body, catalogs, cells)
+
+
+@pytest.mark.parametrize("scandeck_settings", [{"user": "alice"}])
+async def test_the_live_channel_pushes_new_tiled_runs_the_user_may_see(
+    access, api: Api, scandeck_settings, paths, jp_serverapp, jp_ws_fetch
+):
+    # A container of its own: the runs written here do not change what the other tests list.
+    container = access.server.new_catalog(access_tags=["public"]).split("?", 1)[0].rsplit("/", 1)[1]
+    live_uri = f"tiled+{access.server.base}/{container}?api_key={access.keys['admin']}"
+    (paths["data"].parent / "catalogs" / "live.yaml").write_text(CATALOG_FILE.format(name="live", uri=live_uri))
+    app = jp_serverapp.web_app.settings["scandeck"]
+    ws = await jp_ws_fetch("scandeck", "api", "events", params={"catalog": "live"})
+    try:
+        assert json.loads(await asyncio.wait_for(ws.read_message(), 30)) == {"type": "hello", "catalog": "live"}
+        await until(lambda: app.push.watcher("live") and app.push.watcher("live").ready.is_set(), what="watcher")
+        loop = asyncio.get_running_loop()
+        bobs = await loop.run_in_executor(None, _write_run, access, container, "beamtime_b")
+        alices = await loop.run_in_executor(None, _write_run, access, container, "beamtime_a")
+        seen, messages = [], []
+        deadline = time.monotonic() + 60
+        while True:  # bob's run came first: had the watcher seen it, its message would come first
+            assert time.monotonic() < deadline, f"no 'success' message of alice's run; got {messages}"
+            message = json.loads(await asyncio.wait_for(ws.read_message(), 30))
+            messages.append(message)
+            if message["type"] == "run":
+                seen.append(message["run"]["uid"])
+                if message["run"]["uid"] == alices and message["run"]["status"] == "success":
+                    break
+        assert bobs not in seen and set(seen) == {alices}
+        _no_key_in(access, seen)
+    finally:
+        ws.close(1000)

@@ -34,6 +34,13 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
+def _disconnect(subscription: Any) -> None:
+    try:
+        subscription.disconnect()
+    except Exception:  # noqa: BLE001, S110 - the server may be gone already; nothing to keep
+        pass
+
+
 class LiveSignals:
     """Versions that move when the container or one of its runs changes, and waits on them."""
 
@@ -89,10 +96,20 @@ class LiveSignals:
 
     # Bound methods, held by the subscription (it keeps callbacks by weak reference).
     def _on_new_run(self, update: Any) -> bool:
+        """Wake the waiters; follow the new run's streams only if these credentials may read it.
+
+        Tiled announces every new child, while its access policy hides some: a subscription
+        to one of those would fail (404) in tiled's own thread.
+        """
         with self._changed:
             self._version += 1
             self._changed.notify_all()
-        return True
+        try:
+            from tiled.queries import KeysFilter
+
+            return len(self._container.new_variation().search(KeysFilter(keys=[str(update.key)]))) > 0
+        except Exception:  # noqa: BLE001 - cannot tell: do not subscribe; readers still poll
+            return False
 
     def _on_update(self, update: Any) -> None:
         uid = str(getattr(update, "run_uid", ""))
@@ -107,10 +124,11 @@ class LiveSignals:
             sub, self._subscription = self._subscription, None
             self._changed.notify_all()
         if sub is not None:
-            try:
-                sub.disconnect()
-            except Exception:  # noqa: BLE001, S110 - the server may be gone already; nothing to keep
-                pass
+            # disconnect() can wait for ever on a subscription still connecting inside tiled's
+            # start_in_thread: give it a few seconds in a thread of its own, never the caller's.
+            thread = threading.Thread(target=_disconnect, args=(sub,), name="scandeck-tiled-bye", daemon=True)
+            thread.start()
+            thread.join(3 * PROBE)
 
     # -- tokens and waits --------------------------------------------------------------------
 

@@ -163,7 +163,9 @@ class TiledSource:
 
     def _summary(self, uid: str, metadata: Any, seq: int = 0) -> RunSummary:
         events = None
-        if not metadata.get("stop"):
+        stop = metadata.get("stop")
+        counted = sum((stop or {}).get("num_events", {}).values()) if stop else 0
+        if not counted:  # running, or a stop that counts nothing (a run of stream data only): ask the streams
             log = self._logs.get(uid)
             events = log.num_events if log is not None else self._live_events(uid)
         return summary_of(uid, metadata, seq=seq, events=events)

@@ -205,6 +205,14 @@ def layout_of(client: Any, stream: str) -> StreamLayout:
         if key == INTERNAL:
             table = part
             continue
+        if getattr(part, "shape", None) is None:  # bytes, awkward, ...: what TiledWriter made of an unknown spec
+            family = getattr(part, "structure_family", type(part).__name__)
+            raise StoreError(
+                printable(
+                    f"key {key!r} of stream {stream!r} is stored in Tiled as {family}, not as an array; "
+                    "its detector's files are in a format (spec) Tiled's server does not read as arrays"
+                )
+            )
         shape = tuple(int(n) for n in part.shape)
         event_shape, per_event = _event_geometry(key, shape, data_keys.get(key) or {}, stream)
         arrays[key] = ArrayPart(key, part, shape, event_shape, per_event)
@@ -389,9 +397,13 @@ def stream_lengths(node: Any) -> dict[str, int]:
         if len(docs) == 1:
             out[docs[0]["uid"]] = rows
             continue
-        times = layout.parts[f"{INTERNAL}/time"][:rows] if rows else []
         for doc in docs:
             out[doc["uid"]] = 0
+        try:
+            times = layout.parts[f"{INTERNAL}/time"][:rows] if rows else []
+        except KeyError:  # stream data only (no event table): no times to share rows out by
+            out[docs[0]["uid"]] = rows  # the stream's count is right; its split by descriptor is unknown
+            continue
         for t in list(times):
             out[owner(docs, float(t))["uid"]] += 1
     return out
