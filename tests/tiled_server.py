@@ -123,7 +123,7 @@ class TiledDeployment(_Server):
     def __init__(
         self,
         directory: Path,
-        redis_url: str,
+        redis_url: str | None,
         *,
         api_key: str = "scandeckadminkey",
         extra_config: dict[str, Any] | None = None,
@@ -149,12 +149,13 @@ class TiledDeployment(_Server):
                     },
                 }
             ],
-            "streaming_cache": {"uri": self.redis_url},
             "media_types": {
                 "BlueskyRun": {"application/json-seq": "bluesky_tiled_plugins.exporters:json_seq_exporter"}
             },
             "uvicorn": {"host": "127.0.0.1", "port": self.port},
         }
+        if self.redis_url is not None:  # None: a server without live subscriptions
+            config["streaming_cache"] = {"uri": self.redis_url}
         config.update(self.extra_config)
         return config
 

@@ -61,6 +61,9 @@ class LiveSignals:
             from bluesky_tiled_plugins.streaming import subscribe_to_streams
         except ImportError:  # an older plugin: poll
             return self._poll_instead("this bluesky-tiled-plugins has no stream subscriptions")
+        refused = self._websocket_refused()
+        if refused:
+            return self._poll_instead(refused)
         result: dict[str, Any] = {}
 
         def connect() -> None:
@@ -79,6 +82,32 @@ class LiveSignals:
             return True
         why = f"{type(result['error']).__name__}: {result['error']}" if "error" in result else "no answer"
         return self._poll_instead(why)
+
+    def _websocket_refused(self) -> str | None:
+        """Why the server refuses a WebSocket to the container (no streaming cache), or None.
+
+        Asked with a handshake of our own, so that a refusal is not an exception in tiled's
+        thread; for servers with logins (whose WebSockets need a fresh key) the subscription
+        itself is the probe.
+        """
+        context = self._container.context
+        if context.server_info.authentication.providers:
+            return None
+        try:
+            from websockets.exceptions import InvalidStatus, WebSocketException
+            from websockets.sync.client import connect
+        except ImportError:
+            return None
+        url = self._container.uri.replace("/api/v1/metadata/", "/api/v1/stream/single/", 1)
+        url = "ws" + url.removeprefix("http") + "?envelope_format=msgpack"
+        headers = {"Authorization": f"Apikey {context.api_key}"} if context.api_key else {}
+        try:
+            with connect(url, additional_headers=headers, open_timeout=PROBE, close_timeout=1):
+                return None
+        except InvalidStatus as err:
+            return f"its WebSocket answered HTTP {err.response.status_code}"
+        except (WebSocketException, OSError, TimeoutError) as err:
+            return f"its WebSocket failed: {type(err).__name__}"
 
     def _poll_instead(self, why: str) -> bool:
         with _warned_lock:

@@ -315,6 +315,15 @@ class TiledSource:
                 self._live = LiveSignals(self.container, self._target)
             return self._live
 
+    @property
+    def live_mode(self) -> str | None:
+        """How this source follows changes: ``"subscribed"`` (Tiled's WebSocket), ``"polling"``,
+        or None before anything was followed."""
+        live = self._live
+        if live is None:
+            return None
+        return "subscribed" if live.subscribed else "polling"
+
     def change_token(self) -> object:
         return self._signals().token()
 
