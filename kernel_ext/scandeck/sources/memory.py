@@ -18,6 +18,7 @@ from ..documents import PER_DESCRIPTOR, RunOrder, normalize
 from ..exceptions import InvalidDocument, RunNotFound, StoreError
 from ..query import Query
 from ..query.hints import start_fields
+from .entries import select
 from .protocol import Entry, RunSummary
 
 _named: weakref.WeakValueDictionary[str, MemorySource] = weakref.WeakValueDictionary()
@@ -131,14 +132,7 @@ class MemorySource:
     ) -> Iterator[Entry]:
         with self._changed:
             entries = self._run(uid).entries[start:]
-        keep_names = None if names is None else set(names)
-        keep_desc = None if descriptors is None else set(descriptors)
-        for entry in entries:
-            if keep_names is not None and entry.name not in keep_names:
-                continue
-            if keep_desc is not None and entry.name in PER_DESCRIPTOR and entry.doc["descriptor"] not in keep_desc:
-                continue
-            yield entry
+        return select(entries, names, descriptors)
 
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         with self._changed:

@@ -23,9 +23,9 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ...documents import PER_DESCRIPTOR
 from ...exceptions import RunNotFound, StoreError
 from ...query import Query
+from ..entries import select
 from ..protocol import Entry, LazyArray, RunSummary
 from .connect import TiledTarget, connect, parse_target, tiled_errors
 from .writer import INCOMPLETE_KEY, TiledRunWriter
@@ -248,15 +248,7 @@ class TiledSource:
         names: Iterable[str] | None = None,
         descriptors: Iterable[str] | None = None,
     ) -> Iterator[Entry]:
-        entries = self._entries(uid)[start:]
-        keep_names = None if names is None else set(names)
-        keep_desc = None if descriptors is None else set(descriptors)
-        for entry in entries:
-            if keep_names is not None and entry.name not in keep_names:
-                continue
-            if keep_desc is not None and entry.name in PER_DESCRIPTOR and entry.doc["descriptor"] not in keep_desc:
-                continue
-            yield entry
+        return select(self._entries(uid)[start:], names, descriptors)
 
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         from .documents import descriptors
