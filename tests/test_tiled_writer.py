@@ -102,3 +102,18 @@ def test_external_data_of_a_spec_tiled_cannot_read_is_named_on_read(tiled_cat):
         writer(name, doc)
     with pytest.raises(ScandeckError, match="'cam'"):
         tiled_cat[-1].primary.read()
+
+
+def test_closing_a_batching_writer_mid_run_says_what_was_not_sent(tiled_server):
+    cat = scandeck.open_catalog(tiled_server.new_catalog() + "&batch_size=10")
+    writer = cat.writer()
+    bundle = compose_run(metadata={"plan_name": "count"})
+    keys = {"det": {"dtype": "number", "shape": [], "source": "d"}}
+    desc = bundle.compose_descriptor(name="primary", data_keys=keys)
+    writer("start", bundle.start_doc)
+    writer("descriptor", desc.descriptor_doc)
+    writer("event", desc.compose_event(data={"det": 1.5}, timestamps={"det": 1.0}, seq_num=1))
+    with pytest.warns(RuntimeWarning, match=f"{bundle.start_doc['uid'][:8]}.*never sent"):
+        writer.close()
+    assert cat[bundle.start_doc["uid"]].status == "incomplete"
+    cat.close()

@@ -228,3 +228,12 @@ async def test_the_live_channel_pushes_new_tiled_runs_the_user_may_see(
         _no_key_in(access, seen)
     finally:
         ws.close(1000)
+
+
+def test_a_rerun_job_gets_a_tiled_key_in_its_environment_not_on_its_command_line():
+    from scandeck.server.jobs import _keyless
+
+    target, env = _keyless("tiled+http://host:8000/raw?api_key=secret&batch_size=5")
+    assert target == "tiled+http://host:8000/raw?batch_size=5"
+    assert env is not None and env["TILED_API_KEY"] == "secret"
+    assert _keyless("/data/store") == ("/data/store", None)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import JobNotFound, JobNotRunning
 from .paths import inside_root, safe_stem
@@ -167,6 +168,7 @@ class JobManager:
             output_dir=rel.as_posix(),
         )
         out = inside_root(self.root, rel / "rerun.log").parent  # now create it, checked again
+        target, env = _keyless(self.catalogs.target(catalog))
         command = [
             sys.executable,
             "-m",
@@ -175,7 +177,7 @@ class JobManager:
             rec.id,
             *[arg for uid in job.scans for arg in ("--scan", uid)],
             "--catalog",
-            self.catalogs.target(catalog),
+            target,
             "--store",
             str(self.store.directory),
             "--output-dir",
@@ -197,6 +199,7 @@ class JobManager:
                 encoding="utf-8",
                 errors="replace",
                 start_new_session=True,
+                env=env,
             )
         with self._lock:
             self._jobs[job.id] = job
@@ -338,3 +341,13 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # start_new_session: the group id is the command's pid
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _keyless(target: str) -> tuple[str, dict[str, str] | None]:
+    """A Tiled catalog's key goes to the rerun in its environment, not on its command line (``ps`` shows that)."""
+    parts = urlsplit(target)
+    keys = [v for k, v in parse_qsl(parts.query) if k == "api_key"] if parts.scheme.startswith("tiled+") else []
+    if not keys:
+        return target, None
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "api_key"])
+    return urlunsplit(parts._replace(query=query)), {**os.environ, "TILED_API_KEY": keys[-1]}

@@ -75,6 +75,7 @@ class TiledRunWriter:
 
         self._target = target
         self._container = container
+        self._batch_size = batch_size
         # max_array_size=0: every array key becomes a Tiled array (read by slice), none a table
         # column of lists, which only some of Tiled's SQL backends hold (SQLite holds none).
         self._writer = TiledWriter(container, batch_size=batch_size, max_array_size=0)
@@ -138,8 +139,22 @@ class TiledRunWriter:
             return len(self._container.new_variation().search(KeysFilter(keys=[uid]))) > 0
 
     def close(self) -> None:
-        """Runs left without a stop document are marked incomplete in Tiled."""
+        """Runs left without a stop document are marked incomplete in Tiled.
+
+        With a batch size above 1, their events not yet sent (fewer than a batch per
+        stream: TiledWriter sends at a full batch or at the stop) are lost, and a
+        ``RuntimeWarning`` names the runs.
+        """
         with self._lock:
             if not self._closed:
                 self._closed = True
+                open_runs = self._order.open_runs
+                if open_runs and self._batch_size > 1:
+                    warnings.warn(
+                        f"closing a Tiled writer with {len(open_runs)} run(s) without a stop document "
+                        f"({', '.join(u[:8] for u in open_runs)}): up to {self._batch_size - 1} of their last "
+                        "events per stream were never sent (batch_size > 1); they are marked incomplete",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
                 self._finalizer()
