@@ -349,13 +349,6 @@ def test_unsupported_tiled_queries_raise_at_search(cat: Catalog) -> None:
 # ------------------------------------------------------------- reading only some keys, lazily
 
 
-#: Why the external-data cases skip the shared Tiled server.
-TILED_FILES = (
-    "the session's Tiled server may read no test's detector files (readable_storage): it answers 500; "
-    "tests/test_tiled_reading.py reads external data through a server that may"
-)
-
-
 @pytest.fixture(params=["npy", "hdf5"])
 def image_run(request: pytest.FixtureRequest, cat: Catalog, RE, hw, tmp_path) -> tuple[Any, str, str]:  # noqa: N803
     """A run with an external image key: ``(run, image key, scalar key)``, its files under tmp_path/assets.
@@ -377,7 +370,6 @@ def image_run(request: pytest.FixtureRequest, cat: Catalog, RE, hw, tmp_path) ->
     return cat[uid], "bdet", "det"
 
 
-@pytest.mark.not_on("tiled", reason=TILED_FILES)
 def test_read_only_some_keys(image_run, tmp_path) -> None:
     run, image, scalar = image_run
     stream = run.primary
@@ -396,7 +388,6 @@ def test_read_only_some_keys(image_run, tmp_path) -> None:
     assert isinstance(info.value, KeyError)
 
 
-@pytest.mark.not_on("tiled", reason=TILED_FILES)
 def test_to_dask_reads_images_only_on_compute(image_run, tmp_path) -> None:
     pytest.importorskip("dask")
     import dask.array as da

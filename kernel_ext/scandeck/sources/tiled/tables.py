@@ -264,7 +264,17 @@ class TiledArray:
         if stop <= start:
             return np.empty((0, *part.event_shape), dtype=self.dtype)
         f = part.per_event
-        raw = np.asarray(part.client[start * f : stop * f])
+        import httpx
+
+        try:
+            raw = np.asarray(part.client[start * f : stop * f])
+        except httpx.HTTPError as err:  # read lazily (dask), outside the source's error mapping
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            raise StoreError(
+                f"Tiled could not read rows {start} to {stop - 1} of {printable(part.key)!r}"
+                + (f" (HTTP {status})" if status else f" ({type(err).__name__})")
+                + "; for detector data the server reads the files: are they still where the run says?"
+            ) from None
         return raw.reshape((stop - start, *part.event_shape))
 
 
