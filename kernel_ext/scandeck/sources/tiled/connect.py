@@ -135,7 +135,7 @@ def tiled_errors(target: TiledTarget, doing: str) -> Iterator[None]:
             raise AuthenticationFailed(
                 f"Tiled at {target.shown} refused {doing} ({status}: not allowed with these credentials); {how}"
             ) from None
-        detail = _detail(err)
+        detail = server_detail(err)
         raise StoreError(f"Tiled at {target.shown} answered {status} to {doing}: {detail}") from None
     except httpx.TransportError as err:
         raise StoreError(
@@ -144,7 +144,8 @@ def tiled_errors(target: TiledTarget, doing: str) -> Iterator[None]:
         ) from None
 
 
-def _detail(err: BaseException) -> str:
+def server_detail(err: BaseException) -> str:
+    """What the Tiled server said of an error (its ``detail``), one line, no credentials."""
     response = getattr(err, "response", None)
     try:
         body = response.json() if response is not None else None

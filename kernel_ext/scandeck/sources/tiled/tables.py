@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ...documents import is_scalar
 from ...exceptions import StoreError, StreamNotFound, UnknownName
 from ...safe_text import printable
+from .connect import server_detail
 
 if TYPE_CHECKING:
     import numpy as np
@@ -270,10 +271,10 @@ class TiledArray:
             raw = np.asarray(part.client[start * f : stop * f])
         except httpx.HTTPError as err:  # read lazily (dask), outside the source's error mapping
             status = getattr(getattr(err, "response", None), "status_code", None)
+            said = f"HTTP {status}: {server_detail(err)}" if status else type(err).__name__
             raise StoreError(
-                f"Tiled could not read rows {start} to {stop - 1} of {printable(part.key)!r}"
-                + (f" (HTTP {status})" if status else f" ({type(err).__name__})")
-                + "; for detector data the server reads the files: are they still where the run says?"
+                f"Tiled could not read rows {start} to {stop - 1} of {printable(part.key)!r} ({said}); "
+                "for detector data the server reads the files: are they still where the run says?"
             ) from None
         return raw.reshape((stop - start, *part.event_shape))
 
