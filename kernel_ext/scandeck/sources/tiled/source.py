@@ -161,20 +161,21 @@ class TiledSource:
             raise RunNotFound(f"no run with uid {uid!r} in {self._target.shown}")
         return found[0]
 
-    def _summary(self, uid: str, metadata: Any, seq: int = 0) -> RunSummary:
+    def _summary(self, uid: str, metadata: Any, seq: int = 0, node: Any = None) -> RunSummary:
+        """``node``, when the caller has the run's node already, spares a lookup to count its events."""
         events = None
         stop = metadata.get("stop")
         counted = sum((stop or {}).get("num_events", {}).values()) if stop else 0
         if not counted:  # running, or a stop that counts nothing (a run of stream data only): ask the streams
             log = self._logs.get(uid)
-            events = log.num_events if log is not None else self._live_events(uid)
+            events = log.num_events if log is not None else self._live_events(uid, node)
         return summary_of(uid, metadata, seq=seq, events=events)
 
-    def _live_events(self, uid: str) -> int:
+    def _live_events(self, uid: str, node: Any = None) -> int:
         from .tables import stream_lengths
 
         try:
-            node = self._node(uid)
+            node = self._node(uid) if node is None else node
             with self._errors(f"counting the events of run {uid}"):
                 return sum(stream_lengths(node).values())
         except (RunNotFound, StoreError):
@@ -203,7 +204,7 @@ class TiledSource:
 
     def get(self, uid: str) -> RunSummary:
         node = self._node(uid)
-        return self._summary(uid, node.metadata)
+        return self._summary(uid, node.metadata, node=node)
 
     def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
         with self._errors("looking up a uid prefix"):
@@ -211,15 +212,19 @@ class TiledSource:
 
     # -- documents -------------------------------------------------------------------------
 
-    def _entries(self, uid: str) -> list[Entry]:
-        """The run's documents with stable positions: its live log, or its rebuilt documents."""
+    def _entries(self, uid: str, start: int = 0) -> list[Entry]:
+        """The run's documents from position ``start``: of its live log, or its rebuilt documents.
+
+        Only those from ``start`` are made into entries: a follower asks for what is new
+        in a long live run many times.
+        """
         from .documents import RunLog, canonical_documents
 
         with self._lock:
             log = self._logs.get(uid)
             cached = self._stopped.get(uid)
         if cached is not None:
-            return cached
+            return cached[start:]
         if log is None:
             node = self._node(uid)
             if node.metadata.get("stop"):
@@ -230,7 +235,7 @@ class TiledSource:
                     self._stopped[uid] = entries
                     while len(self._stopped) > _KEEP_STOPPED:
                         self._stopped.popitem(last=False)
-                return entries
+                return entries[start:]
             log = RunLog(node)
             with self._lock:
                 log = self._logs.setdefault(uid, log)
@@ -238,7 +243,7 @@ class TiledSource:
                     self._logs.popitem(last=False)
         with self._errors(f"reading the documents of run {uid}"):
             log.update()
-        return [Entry(i, name, doc) for i, (name, doc) in enumerate(log.entries)]
+        return [Entry(i, name, doc) for i, (name, doc) in enumerate(log.entries[start:], start)]
 
     def documents(
         self,
@@ -248,7 +253,7 @@ class TiledSource:
         names: Iterable[str] | None = None,
         descriptors: Iterable[str] | None = None,
     ) -> Iterator[Entry]:
-        return select(self._entries(uid)[start:], names, descriptors)
+        return select(self._entries(uid, start), names, descriptors)
 
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         from .documents import descriptors
@@ -297,7 +302,7 @@ class TiledSource:
         stop = None if limit is None else seq + limit
         with self._errors("listing new runs"):
             items = list(self.container.new_variation().items()[seq:stop])
-        return [self._summary(uid, node.metadata, seq=seq + i + 1) for i, (uid, node) in enumerate(items)]
+        return [self._summary(uid, run.metadata, seq=n, node=run) for n, (uid, run) in enumerate(items, seq + 1)]
 
     def _signals(self) -> LiveSignals:
         with self._lock:
