@@ -437,14 +437,17 @@ class Stream:
         """
         return stream_metadata(self.name, self.descriptors)
 
+    def _refresh(self) -> set[str]:
+        """The uids of the stream's descriptors, re-read: a live run may have added some since."""
+        self.descriptors = self.run._stream_descriptors().get(self.name, self.descriptors)
+        return {d["uid"] for d in self.descriptors}
+
     def _table(self, fill: bool | Collection[str], keys: Collection[str] | None = None) -> Any:
         from .reading import STREAM_DOCUMENTS, collect
 
-        # Descriptors may have been added since this object was made (live run).
-        self.descriptors = self.run._stream_descriptors().get(self.name, self.descriptors)
+        uids = self._refresh()
         if isinstance(self.run.source, StreamTables):  # columns in the store (Tiled): no documents
             return self.run.source.stream_table(self.run.uid, self.name, keys=keys, fill=fill)
-        uids = {d["uid"] for d in self.descriptors}
         entries = self.run.source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)
         return collect(entries, uids, fill=fill, keys=keys)
 
@@ -496,21 +499,22 @@ class Stream:
         >>> ds["img"][3].compute()                  # doctest: +SKIP
         """
         from .lazy import lazy_keys, to_dask
-        from .reading import STREAM_DOCUMENTS
+        from .reading import STREAM_DOCUMENTS, collect
 
         self._note()
         source = self.run.source
+        uids = self._refresh()
+        data_keys = self.data_keys
         columnar = isinstance(source, StreamTables)
-        infos = {k: self.data_keys[k] for k in lazy_keys(self.data_keys, stored_as_arrays=columnar)}
-        now = [k for k in self.data_keys if k not in infos]
-        uids = {d["uid"] for d in self.descriptors}
+        infos = {k: data_keys[k] for k in lazy_keys(data_keys, stored_as_arrays=columnar)}
+        now = [k for k in data_keys if k not in infos]
         if isinstance(source, StreamTables):
             arrays = {k: source.stream_array(self.run.uid, self.name, k) for k in infos}
-            return to_dask(self._table(True, now), uids, infos, arrays=arrays)
-        # The lazy keys are read unfilled (references: no file is opened) for the rows they have.
-        table = self._table(now)
-        entries = list(source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)) if infos else []
-        return to_dask(table, uids, infos, entries=entries)
+            return to_dask(source.stream_table(self.run.uid, self.name, keys=now), uids, infos, arrays=arrays)
+        # One read of the documents: the rows now (the lazy keys unfilled: references, no file
+        # is opened), and what a chunk fills its rows from.
+        entries = list(source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids))
+        return to_dask(collect(entries, uids, fill=now), uids, infos, entries=entries)
 
     def to_grid(self, fields: str | Sequence[str] | None = None, *, fill: bool = True) -> xarray.Dataset:
         """A grid scan's events on its grid: one dimension per scanned motor, NaN where unmeasured.
