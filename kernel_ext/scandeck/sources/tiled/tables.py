@@ -392,31 +392,26 @@ def _values(arr: Any) -> list[Any]:
 
 
 def stream_lengths(node: Any) -> dict[str, int]:
-    """``{descriptor uid: events stored so far}``: two requests per stream (its parts, the server's count).
+    """``{descriptor uid: events stored so far}``: two requests per stream (its parts, its table's rows).
 
     A stream whose configuration changed mid-run has several descriptors; its
     rows are shared out by time (each row belongs to the newest descriptor not
-    younger than it), which reads the stream's ``time`` column.
+    younger than it), which reads the stream's ``time`` column with its rows.
     """
     out: dict[str, int] = {}
     run_start = (run_container(node).metadata.get("start") or {}).get("uid")
     for name, client in stream_nodes(node).items():
-        metadata = dict(client.metadata)
-        docs = descriptors_of(metadata, name, run_start)
         layout = layout_of(client, name)
-        rows = layout.events()
-        if len(docs) == 1:
-            out[docs[0]["uid"]] = rows
-            continue
-        for doc in docs:
-            out[doc["uid"]] = 0
-        try:
-            times = layout.parts[f"{INTERNAL}/time"][:rows] if rows else []
-        except KeyError:  # stream data only (no event table): no times to share rows out by
-            out[docs[0]["uid"]] = rows  # the stream's count is right; its split by descriptor is unknown
-            continue
-        for t in list(times):
-            out[owner(docs, float(t))["uid"]] += 1
+        docs = descriptors_of(layout.metadata, name, run_start)
+        counts = dict.fromkeys((d["uid"] for d in docs), 0)
+        if len(docs) == 1 or layout.table is None:
+            # One descriptor; or stream data only (no event table): the stream's count is right,
+            # its split by descriptor unknown (no times to share rows out by).
+            counts[docs[0]["uid"]] = layout.events()
+        else:  # the same deduplicated rows events() counts, read once with their times
+            for t in layout.frame(["time"])["time"].to_numpy(dtype=float).tolist():
+                counts[owner(docs, t)["uid"]] += 1
+        out.update(counts)
     return out
 
 
