@@ -217,11 +217,12 @@ class RunLog:
         for i, (s, t) in enumerate(zip(seq, times, strict=True)):
             data = {k: columns[k][i] for k in keys}
             data.update({k: np.asarray(a[i]) for k, a in arrays.items()})
+            descriptor = owner(state.descriptors, t)["uid"]
             event = {
-                "uid": f"event-{owner(state.descriptors, t)['uid']}-{s}",
+                "uid": f"event-{descriptor}-{s}",
                 "time": t,
                 "seq_num": int(s),
-                "descriptor": owner(state.descriptors, t)["uid"],
+                "descriptor": descriptor,
                 "data": data,
                 # A key without a stored timestamp (an internal array's) takes the event's time.
                 "timestamps": {k: stamps[k][i] if k in stamps else t for k in data},
