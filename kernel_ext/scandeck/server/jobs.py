@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import JobNotFound, JobNotRunning
 from .paths import inside_root, safe_stem
@@ -345,9 +344,9 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def _keyless(target: str) -> tuple[str, dict[str, str] | None]:
     """A Tiled catalog's key goes to the rerun in its environment, not on its command line (``ps`` shows that)."""
-    parts = urlsplit(target)
-    keys = [v for k, v in parse_qsl(parts.query) if k == "api_key"] if parts.scheme.startswith("tiled+") else []
-    if not keys:
+    from ..sources.tiled.connect import uri_option, without_key
+
+    key = uri_option(target, "api_key") if target.startswith("tiled+") else None
+    if key is None:
         return target, None
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "api_key"])
-    return urlunsplit(parts._replace(query=query)), {**os.environ, "TILED_API_KEY": keys[-1]}
+    return without_key(target), {**os.environ, "TILED_API_KEY": key}

@@ -22,7 +22,16 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from ...exceptions import AuthenticationFailed, RunNotFound, StoreError, require
 from ...uris import redact
 
-__all__ = ["SCHEMES", "TiledTarget", "connect", "tiled_errors", "with_key", "without_key"]
+__all__ = [
+    "SCHEMES",
+    "TiledTarget",
+    "connect",
+    "tiled_errors",
+    "uri_option",
+    "with_key",
+    "without_key",
+    "without_option",
+]
 
 #: The URI schemes of a Tiled source.
 SCHEMES = ("tiled+http", "tiled+https")
@@ -88,11 +97,24 @@ def parse_target(uri: str) -> TiledTarget:
     return TiledTarget(server=server, path=segments, api_key=keys[-1] if keys else None, uri=uri)
 
 
+def uri_option(uri: str, name: str) -> str | None:
+    """The (last) value of the query parameter ``name`` in ``uri``, or None."""
+    values = [v for k, v in parse_qsl(urlsplit(uri).query, keep_blank_values=True) if k == name]
+    return values[-1] if values else None
+
+
+def without_option(uri: str, name: str) -> str:
+    """``uri`` without the query parameter ``name`` (its other options kept)."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def with_key(uri: str, api_key: str) -> str:
     """``uri`` with ``?api_key=`` set (what the server extension gives a user's kernel)."""
-    parts = urlsplit(uri)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "api_key"]
-    return urlunsplit(parts._replace(query=urlencode([*query, ("api_key", api_key)])))
+    parts = urlsplit(without_key(uri))
+    query = urlencode([("api_key", api_key)])
+    return urlunsplit(parts._replace(query=f"{parts.query}&{query}" if parts.query else query))
 
 
 def without_key(uri: str) -> str:
@@ -103,9 +125,7 @@ def without_key(uri: str) -> str:
     >>> without_key("tiled+http://host:8000/raw?api_key=abc&batch_size=5")
     'tiled+http://host:8000/raw?batch_size=5'
     """
-    parts = urlsplit(uri)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "api_key"]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return without_option(uri, "api_key")
 
 
 _CREDENTIALS = (

@@ -21,13 +21,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
 
 from ...exceptions import RunNotFound, StoreError
 from ...query import Query
 from ..entries import select
 from ..protocol import Entry, LazyArray, RunSummary
-from .connect import TiledTarget, connect, parse_target, tiled_errors
+from .connect import TiledTarget, connect, parse_target, tiled_errors, uri_option, without_option
 from .writer import INCOMPLETE_KEY, TiledRunWriter
 
 if TYPE_CHECKING:
@@ -46,19 +45,16 @@ _KEEP_LIVE = 64
 
 def _options(uri: str) -> tuple[str, int]:
     """The URI without scandeck's own options, and the writer's batch size."""
-    parts = urlsplit(uri)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    batch = [v for k, v in query if k == "batch_size"]
-    rest = "&".join(f"{k}={v}" for k, v in query if k != "batch_size")
-    size = 1
-    if batch:
-        try:
-            size = int(batch[-1])
-        except ValueError:
-            size = 0
-        if size < 1:
-            raise StoreError(f"batch_size in a Tiled URI is a whole number of events >= 1, not {batch[-1]!r}")
-    return parts._replace(query=rest).geturl(), size
+    text = uri_option(uri, "batch_size")
+    if text is None:
+        return uri, 1
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise StoreError(f"batch_size in a Tiled URI is a whole number of events >= 1, not {text!r}")
+    return without_option(uri, "batch_size"), size
 
 
 def summary_of(uid: str, metadata: Any, *, seq: int = 0, events: int | None = None) -> RunSummary:
