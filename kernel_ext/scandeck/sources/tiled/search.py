@@ -103,8 +103,8 @@ class TiledSearch:
 
     def count(self, query: Query) -> int:
         """Number of runs matching ``query``; always asked of the server afresh."""
-        result = self._resolve(plan(query))
-        if isinstance(result, _Uids):
+        result = self._eval(plan(query), ())
+        if isinstance(result, _Uids):  # just listed: counting them again on the server adds a request
             return len(result.uids)
         return len(self._node(result.queries))  # a new node: Tiled's 1 s length cache is empty
 
