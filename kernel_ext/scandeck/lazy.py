@@ -19,7 +19,7 @@ import numpy as np
 
 from .documents import is_scalar
 from .exceptions import FillError
-from .reading import Table, collect, columns, to_xarray
+from .reading import Table, collect, columns, to_xarray, variable
 from .sources.protocol import Entry, LazyArray
 
 if TYPE_CHECKING:
@@ -116,7 +116,6 @@ def to_dask(
     """
     import dask
     import dask.array as da
-    import xarray as xr
 
     time, seq, _ = columns(table)
     lazy = list(infos)
@@ -151,9 +150,5 @@ def to_dask(
                 for block in blocks
             ]
             data = da.concatenate(parts) if parts else da.empty((0, *shape), dtype=dtype)
-        dims = list(info.get("dims") or [])[: len(shape)]
-        dims += [f"{key}_dim_{i}" for i in range(len(dims) + 1, len(shape) + 1)]
-        attrs = {k: info[k] for k in ("units", "source", "dtype", "shape", "precision") if k in info}
-        attrs.setdefault("units", "")
-        ds[key] = xr.Variable((dim, *dims), data, attrs=attrs)
+        ds[key] = variable(dim, key, info, data)
     return ds

@@ -286,18 +286,26 @@ def to_xarray(table: Table) -> xarray.Dataset:
     dim = "time" if time is not None else "seq_num"
     variables = {}
     for key, arr in cols.items():
-        info = table.data_keys[key]
-        dims = info.get("dims") or [f"{key}_dim_{i}" for i in range(1, arr.ndim)]
-        dims = list(dims)[: arr.ndim - 1]
-        dims += [f"{key}_dim_{i}" for i in range(len(dims) + 1, arr.ndim)]
-        attrs = {k: info[k] for k in ("units", "source", "dtype", "shape", "precision") if k in info}
-        if "units" not in attrs:
-            attrs["units"] = ""
-        variables[key] = xr.Variable((dim, *dims), arr, attrs=attrs)
+        variables[key] = variable(dim, key, table.data_keys[key], arr)
     coords: dict[str, Any] = {"seq_num": (dim, seq)}
     if time is not None:
         coords["time"] = (dim, time, dict(TIME_ATTRS))  # seconds, for arithmetic; to_pandas shows dates
     return xr.Dataset(variables, coords=coords)
+
+
+def variable(dim: str, key: str, info: Mapping[str, Any], data: Any) -> xarray.Variable:
+    """The column ``data`` of ``key`` (rows along ``dim``) with its data key's dims and attrs.
+
+    Inner dimensions take the data key's ``dims``, else ``{key}_dim_1``, ...; ``data``
+    is a numpy or dask array.
+    """
+    import xarray as xr
+
+    dims = list(info.get("dims") or [])[: data.ndim - 1]
+    dims += [f"{key}_dim_{i}" for i in range(len(dims) + 1, data.ndim)]
+    attrs = {k: info[k] for k in ("units", "source", "dtype", "shape", "precision") if k in info}
+    attrs.setdefault("units", "")
+    return xr.Variable((dim, *dims), data, attrs=attrs)
 
 
 def to_pandas(table: Table) -> pandas.DataFrame:
