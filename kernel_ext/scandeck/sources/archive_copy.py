@@ -11,9 +11,10 @@ the descriptors, and the events of each descriptor.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from .protocol import RawDocuments, RunSummary, Source
+from .tiled.connect import uri_option
 
 __all__ = ["TILED_BATCH", "lacking", "verbatim", "writing_uri"]
 
@@ -32,11 +33,9 @@ def writing_uri(target: str, *, batch: int = TILED_BATCH) -> str:
     >>> writing_uri("/data/store")
     '/data/store'
     """
+    if not target.startswith("tiled+") or uri_option(target, "batch_size") is not None:
+        return target
     parts = urlsplit(target)
-    if not parts.scheme.startswith("tiled+"):
-        return target
-    if any(k == "batch_size" for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
-        return target
     query = f"{parts.query}&batch_size={batch}" if parts.query else f"batch_size={batch}"
     return parts._replace(query=query).geturl()
 
