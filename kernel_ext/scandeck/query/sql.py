@@ -182,15 +182,21 @@ def _sql_in(node: _Json, column: str | None, values: tuple[Value, ...]) -> Frag:
 # ---------------------------------------------------------------- comparisons
 
 
+def _field(doc: DocName, path: tuple[str, ...]) -> tuple[_Json, str | None]:
+    """The JSON node of field ``path`` of ``doc``, and the table's column holding it, if any."""
+    node: _Json = _Path(doc)
+    for seg in path:
+        node = node.key(seg)
+    column = path[0] if doc == "start" and len(path) == 1 and path[0] in _COLUMNS else None
+    return node, column
+
+
 def comparison_sql(doc: DocName, path: tuple[str, ...], op: str, v: Value) -> Frag:
     """The SQL test that field ``path`` of ``doc`` compares by ``op`` with ``v``.
 
     ``uid``, ``scan_id`` and ``time`` of the start document use the table's columns.
     """
-    node: _Json = _Path(doc)
-    for seg in path:
-        node = node.key(seg)
-    column = path[0] if doc == "start" and len(path) == 1 and path[0] in _COLUMNS else None
+    node, column = _field(doc, path)
     t = node.type()
     simple = json_kind(v) in ("str", "num")
     if op == "==":
@@ -250,11 +256,9 @@ def register_functions(conn: Any) -> None:
 
 def regex_sql(doc: DocName, path: tuple[str, ...], pattern: str) -> Frag:
     """The SQL test that field ``path`` of ``doc`` is a string in which ``pattern`` is found."""
-    node: _Json = _Path(doc)
-    for seg in path:
-        node = node.key(seg)
-    if doc == "start" and len(path) == 1 and path[0] in _COLUMNS:
-        return f"(typeof({path[0]}) = 'text' AND {REGEX_FUNCTION}(?, {path[0]}))", [pattern]
+    node, column = _field(doc, path)
+    if column is not None:
+        return f"(typeof({column}) = 'text' AND {REGEX_FUNCTION}(?, {column}))", [pattern]
     return f"({node.type()} IS 'text' AND {REGEX_FUNCTION}(?, {node.value()}))", [pattern]
 
 
