@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...documents import is_scalar
+from ...documents import is_scalar, normalize, pack
 from ...exceptions import StoreError, StreamNotFound, UnknownName
 from ...safe_text import printable
 from .connect import server_detail
@@ -159,8 +159,6 @@ class StreamLayout:
         repeated = frame["seq_num"].duplicated(keep=False)
         if not repeated.any():
             return frame
-        from ...documents import pack
-
         for seq, rows in frame[repeated].groupby("seq_num"):
             packed = {pack(row) for row in rows.to_dict("records")}
             if len(packed) > 1:
@@ -424,8 +422,6 @@ def descriptors_of(metadata: dict[str, Any], stream: str, run_start: str | None)
     descriptor per configuration update, each validated against event-model's schema.
     """
     from bluesky_tiled_plugins.exporters import build_descriptor_docs
-
-    from ...documents import normalize
 
     return [normalize(d) for d in build_descriptor_docs(dict(metadata), stream, run_start_uid=run_start)]
 
