@@ -84,6 +84,8 @@ OPEN = Leaf((tq.KeyPresent("stop.uid", exists=False),))
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
 # JSON text of a list or an object starts with one of these: strings starting so may meet them.
 _JSON_OPENERS = ("[", "{")
+# The JSON kinds Tiled's Eq and In compare with (a list or null makes the server fail).
+_SCALARS = ("str", "num", "bool")
 # Integers printed the same inside JSON text by Python and SQLite (reals get an exponent later).
 _PLAIN_INT = 10**14
 
@@ -116,7 +118,7 @@ def plan(query: Query) -> Plan:
         return Leaf(tuple(bounds))  # event-model makes time a number: exact
     if isinstance(query, ScanID):
         ids = list(query.scan_ids)
-        return Leaf((tq.In("start.scan_id", ids),), query if {0, 1} & set(ids) else None)
+        return Leaf((tq.In("start.scan_id", ids),), None if all(map(_eq_exact, ids)) else query)
     if isinstance(query, PartialUID):
         likes = tuple(Leaf((tq.Like("start.uid", p + "%"),), PartialUID(p)) for p in query.prefixes)
         return likes[0] if len(likes) == 1 else AnyOf(likes)
@@ -191,14 +193,22 @@ def _comparison(q: Comparison, key: str) -> Plan:
     return Leaf((tq.Like(key, v + "%"),), q)
 
 
-def _equal(q: Query, key: str, v: Any) -> Leaf:
+def _eq_exact(v: Any) -> bool:
+    """Whether Tiled's ``Eq``/``In`` with the scalar ``v`` keeps exactly the runs equal to it.
+
+    Not for a boolean or the numbers 0 and 1 (SQLite's true/false are 1/0), nor for a
+    string that starts like JSON text (lists and objects compare as theirs).
+    """
     kind = json_kind(v)
     if kind == "str":
-        return Leaf((tq.Eq(key, v),), q if v.startswith(_JSON_OPENERS) else None)
-    if kind == "num":
-        return Leaf((tq.Eq(key, v),), q if v in (0, 1) else None)
-    if kind == "bool":
-        return Leaf((tq.Eq(key, v),), q)
+        return not v.startswith(_JSON_OPENERS)
+    return kind == "num" and v not in (0, 1)
+
+
+def _equal(q: Query, key: str, v: Any) -> Leaf:
+    kind = json_kind(v)
+    if kind in _SCALARS:
+        return Leaf((tq.Eq(key, v),), None if _eq_exact(v) else q)
     if kind == "list":
         return Leaf((tq.Like(key, "[%"),), q)
     return Leaf((tq.KeyPresent(key),), q)  # null: the server cannot compare with it
@@ -207,18 +217,12 @@ def _equal(q: Query, key: str, v: Any) -> Leaf:
 def _in(q: Comparison, key: str, values: tuple[Any, ...]) -> Plan:
     # The server types every value as the first one: a float or boolean first makes it fail
     # (500) on a string, while a string first carries numbers and booleans through.
-    plain = sorted((v for v in values if json_kind(v) in ("str", "num", "bool")), key=_bind_order)
-    others = [v for v in values if json_kind(v) not in ("str", "num", "bool")]
-    inexact = any(
-        json_kind(v) == "bool"
-        or (json_kind(v) == "num" and v in (0, 1))
-        or (isinstance(v, str) and v.startswith(_JSON_OPENERS))
-        for v in plain
-    )
+    plain = sorted((v for v in values if json_kind(v) in _SCALARS), key=_bind_order)
+    others = [v for v in values if json_kind(v) not in _SCALARS]
     parts: list[Plan] = []
     if plain or not others:
         sub = Comparison(q.doc, q.path, "in", tuple(plain))
-        parts.append(Leaf((tq.In(key, plain),), sub if inexact else None))
+        parts.append(Leaf((tq.In(key, plain),), None if all(map(_eq_exact, plain)) else sub))
     parts += [_equal(Comparison(q.doc, q.path, "==", v), key, v) for v in others]
     return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
 
