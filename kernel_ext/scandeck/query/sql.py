@@ -7,6 +7,7 @@ Every fragment is a :data:`Frag`, SQL text and its ``?`` parameters, and is 0 or
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeAlias
 
 from .values import ORDERING, DocName, Value, json_kind
@@ -235,8 +236,6 @@ TEXT_FUNCTION = "scandeck_has_text"
 
 
 def _regex_search(pattern: str, value: object) -> int:
-    import re
-
     # re caches compiled patterns; a non-string is never a match (json_extract of text is str)
     return int(isinstance(value, str) and re.search(pattern, value) is not None)
 
