@@ -69,10 +69,8 @@ def _key(name: object) -> Key:
         raise InvalidQuery(printable(f"a Tiled query's key is a non-empty string, not {name!r}"))
     doc, _, rest = name.partition(".")
     if doc == "start" and rest:
-        return Key(rest.split("."), doc="start")
-    if doc == "stop" and rest:
-        return Key(rest.split("."), doc="stop")
-    return Key(name.split("."), doc="start")  # no prefix: the start document
+        return Key(rest, doc="start")
+    return Key(name)  # "stop.x" is the stop document's (Key's own rule); no prefix: the start document
 
 
 def _like(pattern: str) -> str:
