@@ -309,7 +309,7 @@ def _chunks(budget: int, uids: list[str]) -> Iterator[list[str]]:
     chunk: list[str] = []
     size = 0
     for uid in uids:
-        cost = len(quote(json.dumps(uid))) + 6  # quotes, comma, space
+        cost = _encoded([uid])  # its brackets' 6 characters pay for the ", " between uids
         if chunk and size + cost > budget:
             yield chunk
             chunk, size = [], 0
