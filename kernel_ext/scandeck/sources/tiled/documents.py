@@ -47,15 +47,11 @@ from .tables import (
     owner,
     resource_uid,
     run_container,
+    start_uid,
     stream_nodes,
 )
 
 __all__ = ["RunLog", "canonical_documents", "descriptors"]
-
-
-def _start_uid(metadata: Any) -> str | None:
-    start = metadata.get("start") or {}
-    return start.get("uid")
 
 
 def descriptors(node: Any) -> list[dict[str, Any]]:
@@ -70,7 +66,7 @@ def descriptors(node: Any) -> list[dict[str, Any]]:
     >>> [d["name"] for d in descriptors(client[uid])]  # doctest: +SKIP
     ['baseline', 'primary']
     """
-    run_start = _start_uid(run_container(node).metadata)
+    run_start = start_uid(run_container(node).metadata)
     streams = stream_nodes(node)
     docs = [d for name, client in streams.items() for d in descriptors_of(client.metadata, name, run_start)]
     return sorted(docs, key=lambda d: d["time"])
@@ -148,7 +144,7 @@ class RunLog:
         container.refresh()  # the stop arrives as new metadata of the run node (and the node may be old)
         metadata = container.metadata
         stop = metadata.get("stop") or None  # read before the rows (see the class docstring)
-        run_start = _start_uid(metadata)
+        run_start = start_uid(metadata)
         if not self.entries:
             self.entries.append(("start", normalize(metadata["start"])))
         clients = stream_nodes(container)

@@ -45,6 +45,7 @@ __all__ = [
     "TiledArray",
     "reference",
     "run_container",
+    "start_uid",
     "stream_array",
     "stream_lengths",
     "layout_of",
@@ -62,6 +63,11 @@ _TS = "ts_"
 def run_container(node: Any) -> Any:
     """The run as a plain Tiled container (the plugin's ``BlueskyRunV3`` hides its parts)."""
     return getattr(node, "base", node)
+
+
+def start_uid(metadata: Any) -> str | None:
+    """The uid of the run's start document, from the run node's metadata (None before it is stored)."""
+    return (metadata.get("start") or {}).get("uid")
 
 
 def stream_nodes(node: Any) -> dict[str, Any]:
@@ -397,7 +403,7 @@ def stream_lengths(node: Any) -> dict[str, int]:
     younger than it), which reads the stream's ``time`` column with its rows.
     """
     out: dict[str, int] = {}
-    run_start = (run_container(node).metadata.get("start") or {}).get("uid")
+    run_start = start_uid(run_container(node).metadata)
     for name, client in stream_nodes(node).items():
         layout = layout_of(client, name)
         docs = descriptors_of(layout.metadata, name, run_start)
