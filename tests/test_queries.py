@@ -26,7 +26,9 @@ from scandeck.queries import (
     TimeRange,
     parse,
 )
+from scandeck.query.indexed import indexed_sql, uses_index
 from scandeck.query.sql import register_functions
+from scandeck.sources.sqlite_index import ensure_index, index_ready
 
 #: Central European time without tzdata: +01:00 in winter, +02:00 in summer.
 CET = "CET-1CEST,M3.5.0,M10.5.0/3"
@@ -135,12 +137,23 @@ def db(runs: dict[str, tuple[dict, dict | None]]) -> Iterator[sqlite3.Connection
                 None if stop is None else json.dumps(stop, allow_nan=False),
             ),
         )  # fmt: skip
+    conn.commit()
+    conn.isolation_level = None  # autocommit, as the store's connections: the migration runs its own transaction
+    ensure_index(conn)  # the embedded store's start-values index, filled as a migration fills it
+    assert index_ready(conn)
     yield conn
     conn.close()
 
 
 def by_sql(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
     sql, params = query.to_sql()
+    uids = {row[0] for row in db.execute(f"SELECT uid FROM runs WHERE {sql}", params)}
+    return {name for name, (start, _) in runs.items() if start["uid"] in uids}
+
+
+def by_index(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
+    """The runs the embedded store finds through its start-values index."""
+    sql, params = indexed_sql(query)
     uids = {row[0] for row in db.execute(f"SELECT uid FROM runs WHERE {sql}", params)}
     return {name for name, (start, _) in runs.items() if start["uid"] in uids}
 
@@ -371,6 +384,33 @@ CASES: dict[str, Case] = {
     "regex_uid": (lambda: Key("uid").regex("^scan_0042%"), {"underscore"}),
     "regex_unicode_key": (lambda: Key("md.é.x").regex("a"), set()),
     "regex_quote": (lambda: Key("sample").regex('"quoted"$'), {"quotes"}),
+    "regex_nested": (lambda: Key("md.operator").regex("^a"), {"ni1", "running"}),
+    # what the start-values index must keep apart or together: types, ranges, prefixes
+    "index_in_bool_and_one": (lambda: Key("flag").in_([1, True]), {"ni1", "no_scan_id", "list_sample"}),
+    "index_in_zero_float": (lambda: Key("flag").in_([0.0]), {"dict_sample"}),
+    "index_in_false_null": (lambda: Key("flag").in_([False, None]), {"cu", "ni_lower"}),
+    "index_contains_float": (lambda: Key("detectors").contains(1.0), {"upper"}),
+    "index_contains_false": (lambda: Key("detectors").contains(False), set()),
+    "index_contains_in_dict": (lambda: Key("sample").contains("Ni"), set()),
+    "index_order_flag": (lambda: Key("flag") >= 0, {"list_sample", "dict_sample"}),
+    "index_order_lt_num": (lambda: Key("md.temperature") < 300, {"cu", "winter"}),
+    "index_order_lt_str": (lambda: Key("sample") < "B", {"upper", "stopkey"}),
+    "index_order_gt_str": (lambda: Key("sample") > "n", {"ni_lower"}),
+    "index_order_ge_str": (lambda: Key("sample") >= "ni", {"ni_lower"}),
+    "index_order_dict": (lambda: Key("sample") > 0, set()),
+    "index_eq_float": (lambda: Key("md.temperature") == 310.0, {"fractional"}),
+    "index_eq_deep": (lambda: Key("md.nested.deep") == [1, 2, 3], {"null_sample"}),
+    "index_contains_deep": (lambda: Key("md.nested.deep").contains(3), {"null_sample"}),
+    "index_startswith_max": (lambda: Key("sample").startswith("N\U0010ffff"), set()),
+    "index_startswith_all": (
+        lambda: Key("sample").startswith(""),
+        ALL - SAMPLE_MISSING - {"dict_sample"},
+    ),
+    "index_startswith_unicode": (lambda: Key("weird key").startswith("y"), {"weird"}),
+    "index_startswith_quote": (lambda: Key("sample").startswith("it's \""), {"quotes"}),
+    "index_dotted_vs_nested": (lambda: Key(("md.é", "x")).contains("a"), set()),
+    "index_stop_segment": (lambda: Key(("stop", "x"), doc="start") > 0, {"stopkey"}),
+    "index_uid_column": (lambda: Key("uid").in_(["scan_0042%test"]), {"underscore"}),
     "full_text": (lambda: FullText("alice"), {"ni1", "running"}),
     "full_text_case": (
         lambda: FullText("NI"),
@@ -399,8 +439,10 @@ def test_sql_and_python_agree(name: str, db: sqlite3.Connection, runs: dict) -> 
     query = build(CASES[name])
     python = by_python(runs, query)
     assert by_sql(db, runs, query) == python
+    assert by_index(db, runs, query) == python
     # NOT must flip every run: no comparison may be NULL in SQL
     assert by_sql(db, runs, ~query) == ALL - python
+    assert by_index(db, runs, ~query) == ALL - python
     assert by_python(runs, ~query) == ALL - python
     expected = CASES[name][1]
     if expected is not None:
@@ -428,6 +470,7 @@ def test_pairs_of_cases_agree(db: sqlite3.Connection, runs: dict) -> None:
     for a, b in zip(queries[::3], queries[1::3], strict=False):
         for combined in (a & b, a | b, ~a & b, ~(a | ~b)):
             assert by_sql(db, runs, combined) == by_python(runs, combined), combined
+            assert by_index(db, runs, combined) == by_python(runs, combined), combined
             assert parse(str(combined)) == combined
 
 
@@ -793,3 +836,17 @@ def test_local_time_is_pinned() -> None:
     assert T(2026, 11, 21) == datetime(2026, 11, 20, 23, tzinfo=timezone.utc).timestamp()
     assert T(2026, 6, 1) == datetime(2026, 5, 31, 22, tzinfo=timezone.utc).timestamp()
     assert timedelta(seconds=T(2026, 3, 30) - T(2026, 3, 29)) == timedelta(hours=23)
+
+
+def test_the_index_answers_every_kind_of_condition() -> None:
+    """The index-compiled agreement above is no copy of to_sql(): each kind of condition uses it."""
+    kinds = {"==", "in", "<", "<=", ">", ">=", "startswith", "contains", "matches"}
+    used = set()
+    for case in CASES.values():
+        query = build(case)
+        for leaf in (query, *getattr(query, "items", ())):
+            if uses_index(leaf):
+                used.add(getattr(leaf, "op", "matches"))
+    assert kinds <= used
+    assert "start_values" in indexed_sql(Key("sample") == "Ni")[0]
+    assert not uses_index(Key("sample") != "Ni") and not uses_index(Key("material") == ["Ni", "Cu"])

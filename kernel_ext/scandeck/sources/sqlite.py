@@ -34,6 +34,7 @@ from ..query.sql import register_functions
 from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
 from .sqlite_fields import add_fields, ensure_table, read_fields
+from .sqlite_index import add_start, ensure_index, where_sql
 
 DB_NAME = "scandeck.sqlite"
 _CHUNK = 20_000
@@ -237,6 +238,7 @@ class SQLiteSource:
                         raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
                     conn.executescript(_SCHEMA)
                     ensure_table(conn)  # the field index; a migration for stores made before it
+                    ensure_index(conn)  # the start-values index, built for stores made before it
                 except sqlite3.Error as err:
                     raise StoreError(
                         f"cannot open the run store {self.db_path}: {err}; check that the "
@@ -350,8 +352,9 @@ class SQLiteSource:
         return run_id
 
     def count(self, query: Query) -> int:
-        where, params = query.to_sql()
-        return self._conn().execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0]
+        conn = self._conn()
+        with where_sql(conn, query) as (where, params):
+            return conn.execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0]
 
     def search(
         self,
@@ -362,31 +365,35 @@ class SQLiteSource:
         before: tuple[float, int] | None = None,
         oldest_first: bool = False,
     ) -> list[RunSummary]:
-        where, params = query.to_sql()
-        params = list(params)
-        if before is not None:
-            # A row value: a range seek on runs_time at any depth (an OR of the two
-            # conditions walks the index from the newest run down to the cursor).
-            op = ">" if oldest_first else "<"
-            where = f"({where}) AND (time, id) {op} (?, ?)"
-            params += [before[0], before[1]]
-        order = "ASC" if oldest_first else "DESC"
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY time {order}, id {order}"
-        sql += " LIMIT ? OFFSET ?"
-        params += [-1 if limit is None else limit, offset]
-        return [_summary(row) for row in self._conn().execute(sql, params)]
+        conn = self._conn()
+        with where_sql(conn, query) as (where, params):
+            params = list(params)
+            if before is not None:
+                # A row value: a range seek on runs_time at any depth (an OR of the two
+                # conditions walks the index from the newest run down to the cursor).
+                op = ">" if oldest_first else "<"
+                where = f"({where}) AND (time, id) {op} (?, ?)"
+                params += [before[0], before[1]]
+            order = "ASC" if oldest_first else "DESC"
+            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY time {order}, id {order}"
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else limit, offset]
+            rows = conn.execute(sql, params).fetchall()
+        return [_summary(row) for row in rows]
 
     def open_runs(self, query: Query, *, limit: int = 200) -> list[RunSummary]:
         """Matching runs without a stop document (running or incomplete), newest first.
 
         Optional in the protocol: a live view asks this instead of searching every run.
         """
-        where, params = query.to_sql()
-        sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
-            f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?"
-        )
-        return [_summary(row) for row in self._conn().execute(sql, [*params, limit])]
+        conn = self._conn()
+        with where_sql(conn, query) as (where, params):
+            sql = (
+                f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
+                f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?"
+            )
+            rows = conn.execute(sql, [*params, limit]).fetchall()
+        return [_summary(row) for row in rows]
 
     def fields(self) -> set[str]:
         """Dotted start-document field names that some stored run has (the ``fields`` table)."""
@@ -551,6 +558,7 @@ class SQLiteWriter:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         if name == "start":
+            start_json = _json_index_copy(doc)
             cur = conn.execute(
                 "INSERT INTO runs (uid, scan_id, time, start, num_documents, writer_host, "
                 "writer_pid, writer_token, writer_open) VALUES (?, ?, ?, ?, 1, ?, ?, ?, 1)",
@@ -558,7 +566,7 @@ class SQLiteWriter:
                     doc["uid"],
                     doc.get("scan_id"),
                     doc["time"],
-                    _json_index_copy(doc),
+                    start_json,
                     self._host,
                     self._pid,
                     self._token,
@@ -567,6 +575,7 @@ class SQLiteWriter:
             run_id = cur.lastrowid
             assert run_id is not None  # an INSERT that succeeded always sets lastrowid
             add_fields(conn, doc)
+            add_start(conn, run_id, start_json)  # the start-values index, in the run's own transaction
             conn.execute("INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob))
             conn.execute("COMMIT")
             self._runs[doc["uid"]] = [run_id, 1]

@@ -1,0 +1,241 @@
+"""Queries answered from an index of start-document values, with the same answers as :meth:`Query.to_sql`.
+
+The embedded store keeps a table ``start_values(field, value, run_id)`` (see
+:mod:`scandeck.sources.sqlite_index`) with one row per scalar field of each run's
+start document, nested dictionaries' fields included, and one row per scalar
+element of a list field. This module holds its two rules, used by the writer and by
+the compiler alike:
+
+* :func:`index_rows`: which rows a start document gets. A field is named by
+  :func:`field_key`, the JSON text of its path (``["md", "sample"]``), which no
+  dot or quote in a key can make ambiguous; the elements of a list field by
+  :func:`element_key` (the same with a ``*`` in front, which no JSON array starts
+  with). A value is typed as SQLite compares it (:func:`index_value`): numbers as
+  INTEGER or REAL (so ``1 == 1.0``), strings as TEXT, and ``null``, ``false`` and
+  ``true`` as the BLOBs ``x''``, ``x'00'`` and ``x'01'``, which equal no number and no
+  string (a boolean is not ``1``). SQLite orders numbers < TEXT < BLOB, so a range
+  of one type is bounded by ``''`` or ``x''``.
+* :func:`indexed_sql`: a query's SQL where each condition the index answers
+  exactly (``==``, ``in``, ``<``, ``<=``, ``>``, ``>=``, ``startswith``, ``contains``
+  with scalar values, ``matches``, on start-document fields) becomes
+  ``id IN (SELECT run_id FROM start_values WHERE ...)``; every other condition
+  (``!=``, ``not in``, lists compared whole, the ``stop`` document, full text, the
+  run columns) keeps :meth:`Query.to_sql`'s SQL. The index only makes the search
+  faster: the agreement tests run every query shape both ways.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+from .fields import Comparison
+from .sql import REGEX_FUNCTION, Frag
+from .text import Regex
+from .tree import And, Not, Or, Query
+from .values import INT_MAX, INT_MIN, ORDERING, Value, json_kind
+
+__all__ = ["INDEX_TABLE", "element_key", "field_key", "index_rows", "index_value", "indexed_sql", "uses_index"]
+
+#: The index table's name.
+INDEX_TABLE = "start_values"
+#: Top-level fields the ``runs`` table has as columns: queries on them use the columns.
+_COLUMNS = frozenset({"uid", "scan_id", "time"})
+#: What ``null``, ``false`` and ``true`` are stored as.
+_NULL, _FALSE, _TRUE = b"", b"\x00", b"\x01"
+
+
+@lru_cache(maxsize=4096)  # a store's runs share a few hundred paths; the writer asks for each
+def field_key(path: tuple[str, ...]) -> str:
+    """The index's name for start-document field ``path`` (JSON text of the path).
+
+    Examples
+    --------
+    >>> field_key(("md", "weird.key"))
+    '["md", "weird.key"]'
+    """
+    return json.dumps(list(path), ensure_ascii=False)
+
+
+def element_key(path: tuple[str, ...]) -> str:
+    """The index's name for the elements of list field ``path``.
+
+    Examples
+    --------
+    >>> element_key(("detectors",))
+    '*["detectors"]'
+    """
+    return "*" + field_key(path)
+
+
+def index_value(v: Any) -> int | float | str | bytes:
+    """A JSON scalar as the index stores it (booleans and null as BLOBs, numbers as numbers).
+
+    An integer outside SQLite's 64 bits becomes a float, as ``json_extract`` reads it.
+
+    Examples
+    --------
+    >>> index_value(True), index_value(1), index_value(None)
+    (b'\\x01', 1, b'')
+    """
+    if v is None:
+        return _NULL
+    if v is True:
+        return _TRUE
+    if v is False:
+        return _FALSE
+    if isinstance(v, int) and not INT_MIN <= v <= INT_MAX:
+        return float(v)
+    return v  # str, int or float: the rest of JSON's scalars
+
+
+def index_rows(start: Mapping[str, Any]) -> Iterator[tuple[str, int | float | str | bytes]]:
+    """``(field, value)`` rows of a start document, decoded from the JSON the store keeps.
+
+    The document must be what ``json.loads`` gives for the store's JSON copy (lists,
+    dicts with string keys, finite numbers), so that the index sees what
+    ``json_extract`` sees. ``uid``, ``scan_id`` and ``time`` are left out: they are
+    columns. Objects inside lists are not indexed (a query cannot name their fields).
+
+    Examples
+    --------
+    >>> sorted(index_rows({"uid": "a", "time": 1.0, "md": {"n": 1}, "det": ["x", ["y"]]}))
+    [('*["det"]', 'x'), ('["md", "n"]', 1)]
+    """
+    todo: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), start)]
+    while todo:
+        prefix, node = todo.pop()
+        for key, value in node.items():
+            if not prefix and key in _COLUMNS:
+                continue
+            path = (*prefix, key)
+            if isinstance(value, dict):
+                todo.append((path, value))
+            elif isinstance(value, list):
+                name = element_key(path)
+                for item in value:
+                    if not isinstance(item, (list, dict)):
+                        yield name, index_value(item)
+            else:
+                yield field_key(path), index_value(value)
+
+
+# ------------------------------------------------------------------ compiling
+
+
+def _scalar(v: Value) -> bool:
+    return json_kind(v) != "list"
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: there is none).
+
+    SQLite compares TEXT as UTF-8 bytes, which orders as code points do.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code == 0xD800:
+            code = 0xE000  # no string holds a lone surrogate (the store refuses them)
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+def _lookup(field: str, condition: str, params: list[Any]) -> Frag:
+    sql = f"id IN (SELECT run_id FROM {INDEX_TABLE} WHERE field = ? AND {condition})"
+    return sql, [field, *params]
+
+
+def _comparison(q: Comparison) -> Frag | None:
+    """The index lookup answering ``q`` exactly, or None when the index cannot."""
+    op, v, path = q.op, q.value, q.path
+    name = field_key(path)
+    if op == "==" and _scalar(v):
+        return _lookup(name, "value = ?", [index_value(v)])
+    if op == "in":
+        assert isinstance(v, tuple)  # check_value() froze the list of an 'in'
+        if not v:
+            return "0", []
+        if not all(_scalar(x) for x in v):
+            return None
+        marks = ", ".join("?" * len(v))
+        return _lookup(name, f"value IN ({marks})", [index_value(x) for x in v])
+    if op in ORDERING:
+        # A bound of the value's own type keeps the range inside it: numbers < TEXT < BLOB.
+        if isinstance(v, str):
+            bound = "value < x''" if op[0] == ">" else "value >= ''"
+        else:
+            bound = "value < ''" if op[0] == ">" else "1"  # no row holds SQL NULL, below numbers
+        return _lookup(name, f"value {op} ? AND {bound}", [v])
+    if op == "startswith":
+        assert isinstance(v, str)  # check_value(): 'startswith' takes a string
+        upper = _successor(v)
+        if upper is None:
+            return _lookup(name, "value >= ? AND value < x''", [v])
+        return _lookup(name, "value >= ? AND value < ?", [v, upper])
+    if op == "contains" and _scalar(v):
+        return _lookup(element_key(path), "value = ?", [index_value(v)])
+    return None
+
+
+def _compile(q: Query) -> Frag:
+    if isinstance(q, (And, Or)):
+        if not q.items:
+            return q.to_sql()
+        sqls, params = [], []
+        for item in q.items:
+            sql, ps = _compile(item)
+            sqls.append(sql)
+            params += ps
+        word = " AND " if isinstance(q, And) else " OR "
+        return "(" + word.join(sqls) + ")", params
+    if isinstance(q, Not):
+        sql, params = _compile(q.query)
+        return f"(NOT {sql})", params
+    if _indexed_field(q):
+        if isinstance(q, Regex):
+            condition = f"value >= '' AND value < x'' AND {REGEX_FUNCTION}(?, value)"
+            return _lookup(field_key(q.path), condition, [q.pattern])
+        assert isinstance(q, Comparison)
+        found = _comparison(q)
+        if found is not None:
+            return found
+    return q.to_sql()
+
+
+def _indexed_field(q: Query) -> bool:
+    """Whether ``q`` is a condition on a start-document field the index holds."""
+    if not isinstance(q, (Comparison, Regex)) or q.doc != "start":
+        return False
+    return not (len(q.path) == 1 and q.path[0] in _COLUMNS)
+
+
+def uses_index(query: Query) -> bool:
+    """Whether :func:`indexed_sql` would read the index for ``query`` (else it is ``to_sql()``)."""
+    if isinstance(query, (And, Or)):
+        return any(uses_index(q) for q in query.items)
+    if isinstance(query, Not):
+        return uses_index(query.query)
+    if isinstance(query, Regex):
+        return _indexed_field(query)
+    return isinstance(query, Comparison) and _indexed_field(query) and _comparison(query) is not None
+
+
+def indexed_sql(query: Query) -> tuple[str, list[Any]]:
+    """An SQLite boolean expression over ``runs`` and the ``start_values`` index, and its parameters.
+
+    It matches exactly the runs ``query.to_sql()`` matches, on a store whose index
+    holds :func:`index_rows` of every run; conditions the index cannot answer keep
+    ``to_sql()``'s SQL.
+
+    Examples
+    --------
+    >>> from scandeck.query import Key
+    >>> indexed_sql(Key("sample") == "Ni")
+    ('id IN (SELECT run_id FROM start_values WHERE field = ? AND value = ?)', ['["sample"]', 'Ni'])
+    """
+    sql, params = _compile(query)
+    return sql, list(params)
