@@ -549,10 +549,10 @@ _bp_loop.add_callback(_bp_tick)
 
 def _bp_frame():
     binding = next(iter(get_ipython().magics_manager.registry["ScandeckMagics"]._bindings.values()))
-    table = binding.follower.state.table
+    kept = binding.kept
     t0 = _bp_t.perf_counter()
-    table.frame()
-    return [len(table), _bp_t.perf_counter() - t0]
+    kept.frame()
+    return [len(kept), _bp_t.perf_counter() - t0]
 """
 
 

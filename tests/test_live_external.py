@@ -163,8 +163,8 @@ def test_a_live_pipeline_keeps_no_frames_it_handed_on(sqlite_cat, RE, hw):
         pages = live.stream(pages=True, fill=True).sink_to_list()
         assert wait_for(lambda: sum(len(p["seq_num"]) for p in pages) == 6)
         (feed,) = live._feeds.values()
-        table = feed.follower.state.table
-        assert len(table) == 6 and all(v is None for v in table.columns()["img"])
+        table = feed.reader.follower.state.table
+        assert len(table) == 6 and table.held == 0  # handed on and dropped: the table keeps no frames
     assert all(f is not None and f.shape == (10, 10) for p in pages for f in p["img"])
 
 

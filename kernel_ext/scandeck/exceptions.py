@@ -191,6 +191,21 @@ class DatumIndexError(FillError, IndexError):
     """A datum asks for frames or rows beyond the end of its file."""
 
 
+class LateStreamValue(FillError):
+    """A stream_datum's value arrived after every live consumer had taken its row.
+
+    The row was handed on (and forgotten) without it; read the finished run
+    (``run.primary.read()``) for the complete values.
+    """
+
+    def __init__(self, key: str, seq_num: int) -> None:
+        super().__init__(
+            f"the value of {key!r} for seq_num {seq_num} arrived after its row was handed on; "
+            "read the finished run (run.primary.read()) for it"
+        )
+        self.key, self.seq_num = key, seq_num
+
+
 # --- provenance (scandeck.provenance.store) ----------------------------------------------
 
 

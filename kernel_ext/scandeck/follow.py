@@ -51,8 +51,13 @@ class RunCursor:
         self._wait_run = source.wait_run if isinstance(source, WaitRun) else None
         self._token: object = None
 
-    def read(self, limit: int | None = BATCH) -> list[Entry]:
-        """The documents stored since the last read (at most ``limit``), in order."""
+    def read(self, limit: int | None = BATCH, *, events: int | None = None) -> list[Entry]:
+        """The documents stored since the last read (at most ``limit``), in order.
+
+        ``events`` also ends the read once its events (event pages count their rows)
+        reach that many: a reader that keeps what it read holds a bounded batch,
+        however large the pages.
+        """
         # The token is taken before reading, so nothing stored meanwhile is missed by wait().
         self._token = None if self._wait_run else self.source.change_token()
         out: list[Entry] = []
@@ -64,6 +69,10 @@ class RunCursor:
                 break
             if limit is not None and len(out) >= limit:
                 break
+            if events is not None:
+                events -= len(entry.doc["seq_num"]) if entry.name == "event_page" else int(entry.name == "event")
+                if events <= 0:
+                    break
         if out:
             self.last_news = time.monotonic()
         return out

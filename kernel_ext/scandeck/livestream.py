@@ -1,7 +1,9 @@
 """Live pipelines: the rows of followed runs as ``streamz`` streams.
 
 A :class:`Live` follows one run, or the newest run of a catalog and each new
-one, on background threads (:class:`~scandeck.pipeline.follower.Follower`).
+one, on background threads (:class:`~scandeck.pipeline.follower.Follower`), one per
+run and stream in the process, shared with the ``%%bind`` cells and plots of that
+run (:mod:`scandeck.pipeline.hub`).
 Those threads only collect rows; the streams emit them on the kernel's own
 event loop, between user requests, never while a cell runs (outside a kernel
 on a private loop thread), in batches: everything new at each callback, at
@@ -31,7 +33,8 @@ from typing import Any
 
 from .catalog import Catalog, Run
 from .exceptions import ScandeckError
-from .pipeline.follower import RUN_START, RUN_STOP, Follower, FollowState
+from .pipeline.follower import RUN_START, RUN_STOP, FollowState
+from .pipeline.hub import Reader, subscribe
 from .pipeline.loop import Coalescer, KernelLoop
 from .safe_text import printable
 from .uris import redact
@@ -53,6 +56,11 @@ HOLD_SECONDS = 1.0
 #: so a long backlog of large frames never piles up in memory.
 FILL_ROWS = 64
 MAX_FILLED_BYTES = 256 * 2**20
+#: Rows taken from the follower at a time, and the most rows waiting for the loop; beyond
+#: it the following thread waits: a pipeline that keeps nothing holds a bounded batch,
+#: however long the run and however busy the kernel.
+TAKE_ROWS = 10_000
+MAX_QUEUED_ROWS = 100_000
 
 #: Longest wait in :meth:`Live.flush` between emissions of what arrived meanwhile.
 FLUSH_WAIT = 0.1
@@ -120,7 +128,7 @@ class Live:
         self.stopped = False
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # signalled as filled data is drained
-        self._filled_bytes = 0
+        self._filled_bytes = self._queued_rows = 0
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._feeds: dict[tuple[str, bool | tuple[str, ...]], _Feed] = {}  # (stream name, fill) -> feed
         self._runs: Any = None
@@ -157,7 +165,7 @@ class Live:
         wanted = fill if isinstance(fill, bool) else tuple(sorted(fill))
         feed, new = self._feed(name, wanted, attr)
         if not new:
-            feed.take(feed.follower.state, follower=False)  # rows read while no stream wanted them
+            feed.take(follower=False)  # rows read while no stream wanted them
         return getattr(feed, attr)
 
     @property
@@ -213,7 +221,7 @@ class Live:
     @property
     def alive(self) -> bool:
         """True while some follower thread still runs."""
-        return any(feed.follower.alive for feed in list(self._feeds.values()))
+        return any(feed.reader.follower.alive for feed in list(self._feeds.values()))
 
     def stop(self) -> None:
         """Stop following: the threads end, nothing more is emitted (idempotent)."""
@@ -221,12 +229,11 @@ class Live:
             self.stopped = True
             feeds = list(self._feeds.values())
             self._queue.clear()
-            self._filled_bytes = 0
+            self._filled_bytes = self._queued_rows = 0
             self._room.notify_all()
         self._coalescer.close()
         for feed in feeds:
-            feed.follower.stop()
-            feed.close()
+            feed.reader.close()  # the run's follower goes on for its other consumers
         self._loop.close()
         _everything.discard(self)
 
@@ -251,7 +258,7 @@ class Live:
                 setattr(feed, attr, _new_stream(f"{name} {attr}"))
                 self._unstarted[getattr(feed, attr)] = time.monotonic()
         if new:
-            feed.follower.start()
+            feed.reader.start()
         return feed, new
 
     def _push(self, item: tuple[Any, ...]) -> None:
@@ -261,13 +268,16 @@ class Live:
             self._queue.append(item)
             if item[0] == "rows":
                 self._filled_bytes += item[4]
+                self._queued_rows += len(item[3]["seq_num"])
         self._coalescer.poke()
 
-    def _wait_for_room(self, follower: Follower) -> None:
-        """Block the following thread while too much filled data waits for the loop."""
+    def _wait_for_room(self, reader: Reader) -> None:
+        """Block the following thread while too much (rows, or filled data) waits for the loop."""
         with self._room:
-            while self._filled_bytes >= MAX_FILLED_BYTES and not self.stopped:
-                if follower._stopping.is_set():
+            while (
+                self._filled_bytes >= MAX_FILLED_BYTES or self._queued_rows >= MAX_QUEUED_ROWS
+            ) and not self.stopped:
+                if reader.closed:
                     return
                 self._room.wait(0.25)
 
@@ -311,6 +321,7 @@ class Live:
                     rows += len(item[3]["seq_num"])
                     filled += item[4]
             self._filled_bytes -= filled
+            self._queued_rows -= rows
             self._room.notify_all()
             more = bool(self._queue)
         for item in _merge(taken):
@@ -341,7 +352,8 @@ class Live:
 
 
 class _Feed:
-    """One followed stream name (filled or not): a Follower and the streams it feeds."""
+    """One followed stream name (filled or not): a reader of the run's shared follower and
+    the streams it feeds."""
 
     def __init__(self, live: Live, name: str, fill: bool | tuple[str, ...], *, lead: bool) -> None:
         self.live = live  # the follower thread keeps its Live (and its streams) alive
@@ -350,32 +362,27 @@ class _Feed:
         self.lead = lead
         self.rows: Any = None
         self.pages: Any = None
-        self._state: FollowState | None = None
-        self._consumed = 0
         self._lock = threading.Lock()
         #: Set when the followed run ended (or following it failed): what :meth:`Live.flush` waits for.
         self.ended = threading.Event()
-        self.follower = Follower(
+        self.reader = subscribe(
             live.source,
             live.uid,
-            stream=name,
             listener=self._on_follow,
-            name=f"scandeck-live-{name}",
+            stream=name,
+            fill=fill,
             query=live.query,
             every_run=True,
-            fill=fill,
+            name=f"scandeck-live-{name}",
         )
-
-    def close(self) -> None:
-        if self._state is not None:
-            self._state.table.close()
 
     # -- the follower thread ---------------------------------------------------------------
 
     def _on_follow(self, kind: str, state: FollowState) -> None:
         live = self.live
         if kind == "error":
-            live._failed(self.follower.error or RuntimeError("follower failed"), f"following {self.name}")
+            error = self.reader.follower.error or RuntimeError("follower failed")
+            live._failed(error, f"following {self.name}")
             self.ended.set()
             return
         if kind == RUN_START and state.uid is not None:
@@ -390,32 +397,27 @@ class _Feed:
             )
             if self.lead:
                 live._push(("run", Run(live.source, live.source.get(state.uid))))
-        self.take(state)
+        self.take()
         if kind == RUN_STOP:
             self.ended.set()
 
-    def take(self, state: FollowState, *, follower: bool = True) -> None:
-        """Queue the rows of ``state`` not yet taken (on the follower thread, or on the
-        thread making a new stream, then without waiting: it may be the loop's)."""
+    def take(self, *, follower: bool = True) -> None:
+        """Queue the rows not yet taken (on the follower thread, or on the thread making a
+        new stream, then without waiting: it may be the loop's)."""
         while True:
-            if self.fill and follower:
-                self.live._wait_for_room(self.follower)
+            if follower:
+                self.live._wait_for_room(self.reader)
             with self._lock:
-                if state is not self._state:
-                    self.close()
-                    self._state, self._consumed = state, 0
-                end = len(state.table)
-                if end <= self._consumed or (self.rows is None and self.pages is None):
-                    return  # kept until a stream wants them
-                stop = min(end, self._consumed + FILL_ROWS) if self.fill else end
-                cols = state.table.columns(self._consumed, stop)
-                if self.fill:
-                    state.table.release(stop)  # handed on: the table keeps no frames
-                self._consumed = stop
+                if self.rows is None and self.pages is None:
+                    return  # kept (by the shared follower) until a stream wants them
+                got = self.reader.take(FILL_ROWS if self.fill else TAKE_ROWS)
+                if got is None:
+                    return
+                state, cols = got
                 self._report_errors(state)
                 nbytes = _nbytes(cols) if self.fill else 0
                 self.live._push(("rows", self, state.uid, cols, nbytes))
-                if stop == end or self.live.stopped:
+                if self.live.stopped:
                     return
 
     def _report_errors(self, state: FollowState) -> None:

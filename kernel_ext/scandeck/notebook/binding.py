@@ -2,8 +2,10 @@
 
 The follower thread only collects rows and pokes a coalescer; the cell itself
 always runs on the kernel's main loop, between user requests, with the newest
-state: ``run``, ``df`` (all rows so far), ``new`` (rows since its last run) and
-``event`` (the newest row) bound in the notebook namespace. Its outputs replace
+state: ``run``, ``df`` (all rows so far, or the newest N with ``--window N``), ``new``
+(rows since its last run) and ``event`` (the newest row) bound in the notebook
+namespace. The rows come from the run's shared follower (:mod:`scandeck.pipeline.hub`)
+and are kept by the binding as numpy columns (:class:`~scandeck.pipeline.columns.KeptColumns`). Its outputs replace
 the previous ones in the binding's own output area (an ipywidgets ``Output``
 whose ``outputs`` are set in one update, so they never leak into the cell
 that happens to be running).
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..catalog import Catalog, Run
+from ..pipeline.columns import KeptColumns
 from ..pipeline.follower import DATA, RUN_START, RUN_STOP, Follower, FollowState
+from ..pipeline.hub import subscribe
 from ..pipeline.loop import Coalescer, KernelLoop
 from .cellexec import run_cell_collecting
 
@@ -34,16 +38,23 @@ class BindOptions:
     on: str = "event"  # or "run": once per finished run
     every: float = 0.2
     fill: bool | tuple[str, ...] = ()  # external array keys read into df (True: all)
+    window: int | None = None  # keep only the newest this many rows in df
 
     def describe(self) -> str:
         target = f"run {self.uid[:8]}" if self.uid else "the newest run"
-        return f"{target} · {self.stream} · on {self.on}" + (
-            f" · every {self.every:g}s" if self.on == "event" else ""
+        return (
+            f"{target} · {self.stream} · on {self.on}"
+            + (f" · every {self.every:g}s" if self.on == "event" else "")
+            + (f" · window {self.window}" if self.window else "")
         )
 
 
-def bind_names(shell: Any, catalog: Catalog, state: FollowState, consumed: int) -> None:
-    """Set ``run``, ``df``, ``new`` and ``event`` in the notebook namespace."""
+def bind_names(shell: Any, catalog: Catalog, state: FollowState, kept: KeptColumns, consumed: int) -> None:
+    """Set ``run``, ``df``, ``new`` and ``event`` in the notebook namespace.
+
+    ``df`` holds the rows ``kept`` (the run's, or its newest with a window), ``new``
+    those of them from row ``consumed`` on, ``event`` the newest.
+    """
     from ..provenance.context import note
 
     table = state.table
@@ -56,9 +67,10 @@ def bind_names(shell: Any, catalog: Catalog, state: FollowState, consumed: int) 
             fields=list(table.keys),
         )
     shell.user_ns["run"] = Run(catalog.source, catalog.source.get(state.uid)) if state.uid else None
-    shell.user_ns["df"] = table.frame()
-    shell.user_ns["new"] = table.frame(consumed)
-    shell.user_ns["event"] = table.row()
+    columns = ["time", *table.keys] if table.timed else list(table.keys)
+    shell.user_ns["df"] = kept.frame(keys=columns, empty_dtype=table.empty_dtype)
+    shell.user_ns["new"] = kept.frame(consumed, keys=columns, empty_dtype=table.empty_dtype)
+    shell.user_ns["event"] = kept.row()
 
 
 class Binding:
@@ -93,28 +105,50 @@ class Binding:
         self._finished_pending = False
         self.coalescer = Coalescer(loop, self._execute, options.every)
         self.ui = Coalescer(loop, self._refresh_ui, 0.2)  # status and progress between cell runs
-        self.follower = Follower(
+        #: The rows this binding keeps for ``df``: its own copy, taken from the shared follower.
+        self.kept = KeptColumns(options.window)
+        self._kept_uid: str | None = None
+        self.reader = subscribe(
             catalog.source,
             options.uid,
-            stream=options.stream,
             listener=self._on_follow,
-            name=f"scandeck-bind-{self.id}",
+            stream=options.stream,
             fill=options.fill,
+            name=f"scandeck-bind-{self.id}",
         )
         self.active = False
+
+    @property
+    def follower(self) -> Follower:
+        """The run's follower, shared with the other consumers of the run."""
+        return self.reader.follower
 
     def start(self) -> None:
         self.active = True
         self.view.status(self.status_text())
-        self.follower.start()
+        self.reader.start()
+        self._take()  # what the shared follower read before this binding joined
+        self.coalescer.poke()
 
     def stop(self) -> None:
-        """End the binding: its thread stops, its output stays as last shown."""
+        """End the binding: it stops taking rows, its output stays as last shown.
+
+        The run's follower goes on for its other consumers (and stops with the last).
+        """
         self.active = False
         self.coalescer.close()
         self.ui.close()
-        self.follower.stop()
+        self.reader.close()
         self.view.status(self.status_text() + " · unbound")
+
+    def _take(self) -> None:
+        """Move the rows the shared follower holds for this binding into its own columns."""
+        with self._lock:
+            while (got := self.reader.take()) is not None:
+                state, cols = got
+                if state.uid != self._kept_uid:  # a new run: df starts again
+                    self._kept_uid, self.kept = state.uid, KeptColumns(self.options.window)
+                self.kept.extend(cols)
 
     @property
     def target(self) -> str:
@@ -134,6 +168,7 @@ class Binding:
     # -- follower thread -------------------------------------------------------------------
 
     def _on_follow(self, kind: str, state: FollowState) -> None:
+        self._take()
         if kind == RUN_START:
             with self._lock:
                 self.runs_seen += 1
@@ -178,10 +213,13 @@ class Binding:
             self.view.status(f"{self.status_text()} · waiting for the first {state.table.stream} event")
             self.view.progress(state)
             return
+        self._take()
         if state.uid != self._shown_uid:
             self._shown_uid, self._consumed = state.uid, 0
-        rows = len(state.table)
-        bind_names(self.shell, self.catalog, state, self._consumed)
+        with self._lock:
+            kept = self.kept if self._kept_uid == state.uid else KeptColumns(self.options.window)
+        rows = kept.total
+        bind_names(self.shell, self.catalog, state, kept, self._consumed)
         outputs, error = run_cell_collecting(self.shell, self.code)
         outputs = fill_warnings(state.table) + outputs
         self.events_seen += rows - self._consumed
@@ -226,7 +264,13 @@ def fill_warnings(table: Any) -> list[dict[str, Any]]:
 
 
 def run_once(
-    shell: Any, catalog: Catalog, run: Run, code: str, stream: str, fill: bool | tuple[str, ...] = ()
+    shell: Any,
+    catalog: Catalog,
+    run: Run,
+    code: str,
+    stream: str,
+    fill: bool | tuple[str, ...] = (),
+    window: int | None = None,
 ) -> None:
     """The batch path (papermill, nbclient): bind the finished run's data, run the cell once.
 
@@ -237,15 +281,19 @@ def run_once(
     from .cellexec import execute
 
     table = LiveTable(stream, fill=fill)
+    kept = KeptColumns(window)
     for name, doc in run.documents():
-        table.add(name, doc)
+        if table.add(name, doc) and table.held >= 10_000:  # kept as numpy, not as lists of values
+            kept.extend(table.columns(table.base))
+            table.drop(len(table))
+    kept.extend(table.columns(table.base))
     table.close()
     for output in fill_warnings(table):
         import sys
 
         sys.stderr.write(output["text"])
     state = FollowState(uid=run.uid, table=table, start=run.start, stop=run.stop, status=run.status)
-    bind_names(shell, catalog, state, 0)
+    bind_names(shell, catalog, state, kept, 0)
     result = execute(shell, code)
     if result is not None:
         from IPython.display import display

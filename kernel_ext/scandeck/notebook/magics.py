@@ -124,13 +124,22 @@ class ScandeckMagics(Magics):
         help="external array keys (images) to read into df, comma-separated, or 'all'; "
         "external scalars are always read",
     )
+    @argument(
+        "--window",
+        type=int,
+        help="keep only the newest N rows: df holds those N (new, event within them); "
+        "memory stays bounded however long the run",
+    )
     @cell_magic
     def bind(self, line: str, cell: str) -> None:
         """Re-run this cell as data arrives, its output replaced in place.
 
         Inside the cell: ``run`` (the Run), ``df`` (the stream's rows so far, a
         pandas DataFrame), ``new`` (rows since the cell last ran), ``event``
-        (the newest row, a dict). Without ``--uid``/``--scan`` the cell follows
+        (the newest row, a dict). With ``--window N`` the binding keeps only the
+        newest N rows: ``df`` holds those (``new`` the ones since the cell last ran
+        that are still among them, ``event`` the newest); ``run`` is the whole Run
+        as always. Without ``--uid``/``--scan`` the cell follows
         the newest run and then each new run as it starts. Under papermill or
         nbclient it runs once, on the run the parameters name (``scan_uid``) or the
         newest (see :func:`scandeck.provenance.batch.batch_scan`).
@@ -141,6 +150,8 @@ class ScandeckMagics(Magics):
         args.uid, args.stream = unquote_arg(args.uid), unquote_arg(args.stream)
         if args.every < 0:
             raise ScandeckError("--every must be zero or more seconds")
+        if args.window is not None and args.window < 1:
+            raise ScandeckError(f"--window keeps the newest N rows: give N of 1 or more, not {args.window}")
         cat = self.session_catalog
         uid = None
         if args.uid:
@@ -153,12 +164,17 @@ class ScandeckMagics(Magics):
                 run = cat[key if key is not None else -1]
             else:
                 run = cat[uid]
-            run_once(self.shell, cat, run, cell, args.stream, fill_option(args.fill))
+            run_once(self.shell, cat, run, cell, args.stream, fill_option(args.fill), args.window)
             return
         from .view import BindingView
 
         options = BindOptions(
-            uid=uid, stream=args.stream, on=args.on, every=args.every, fill=fill_option(args.fill)
+            uid=uid,
+            stream=args.stream,
+            on=args.on,
+            every=args.every,
+            fill=fill_option(args.fill),
+            window=args.window,
         )
         cell_id = self._cell_id()
         for old in [b for b in self._bindings.values() if cell_id and b.cell_id == cell_id]:

@@ -23,6 +23,9 @@ RUN_START, DATA, RUN_STOP = "run_start", "data", "run_stop"
 
 #: Longest wait between looks for news (bounds how long stop() takes).
 _IDLE_WAIT = 0.25
+#: Events one read takes at most: what a follower holds before its consumers take it,
+#: whatever the size of the run's event pages.
+READ_EVENTS = 20_000
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Follower:
         self.state = FollowState(table=LiveTable(stream, fill=fill))
         self.error: BaseException | None = None
         self._begin: tuple[str | None, int] | None = None
+        self._full = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -149,7 +153,7 @@ class Follower:
             if cursor is not None and not self.state.finished:
                 got = self._read(cursor)
             if cursor is not None and got:
-                if got < BATCH:
+                if got < BATCH and not self._full:
                     cursor.gather(self._stopping.wait)
                 continue
             if cursor is not None and not self.state.finished and cursor.writer_gone():
@@ -184,7 +188,7 @@ class Follower:
         """Read what is new into the state and tell the listener; returns the documents read."""
         state = self.state
         rows = 0
-        batch = cursor.read(limit)
+        batch = cursor.read(limit, events=READ_EVENTS if limit is not None else None)
         for entry in batch:
             if entry.name == "start":
                 state.start = entry.doc
@@ -195,6 +199,7 @@ class Follower:
             else:
                 rows += state.table.add(entry.name, entry.doc)
         docs = len(batch)
+        self._full = rows >= READ_EVENTS  # more may be waiting: read again at once
         state.documents += docs
         if docs and state.start is not None and state.documents == docs:
             self.listener(RUN_START, state)

@@ -7,10 +7,11 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..documents import is_scalar
+from ..exceptions import LateStreamValue
 from ..timestamps import local_datetimes
+from .columns import Growing
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas
     from event_model.documents import StreamDatum
 
@@ -54,7 +55,7 @@ class LiveTable:
         self._cols: dict[str, list[Any]] = {}
         # numpy copies of the columns, extended by the rows added since the last
         # frame(): building a DataFrame then costs the new rows, not the whole table.
-        self._arrays: dict[str, _Growing] = {}
+        self._arrays: dict[str, Growing] = {}
         # External data: datum keys filled at add time, stream keys by seq_num until
         # their row exists; skipped keys are external arrays nobody asked for.
         self._filler: Filler | None = None
@@ -66,9 +67,17 @@ class LiveTable:
         self._row_of: dict[int, int] = {}  # seq_num -> row, for stream data after its event
         self._events_seen = False
         self._released = 0
+        #: Rows before this one were dropped (:meth:`drop`): every consumer took them.
+        self.base = 0
         self.errors: list[BaseException] = []
 
     def __len__(self) -> int:
+        """Rows of the stream so far, dropped ones included (the next row's number)."""
+        return self.base + len(self._seq)
+
+    @property
+    def held(self) -> int:
+        """Rows held in memory: not dropped yet."""
         return len(self._seq)
 
     @property
@@ -79,7 +88,7 @@ class LiveTable:
     @property
     def timed(self) -> bool:
         """False for a stream whose rows came from stream_datum documents alone (no times)."""
-        return self._events_seen or not self._seq
+        return self._events_seen or not len(self)
 
     def wanted(self, key: str, info: Mapping[str, Any]) -> bool:
         """Is ``key`` a column: internal, an external scalar, or an external array asked for."""
@@ -152,10 +161,33 @@ class LiveTable:
             ]
             for key in keys:
                 column = self._cols[key]
-                for i in range(self._released, min(stop, len(column))):
-                    column[i] = None
+                for i in range(max(self._released, self.base), min(stop, len(self))):
+                    column[i - self.base] = None
                 self._arrays.pop(key, None)
             self._released = max(self._released, stop)
+
+    def drop(self, stop: int) -> int:
+        """Forget rows before ``stop`` (numbered from the run's first): every consumer took them.
+
+        A shared follower (:mod:`scandeck.pipeline.hub`) calls this as its slowest
+        consumer moves on, so the table holds the rows in flight, not the run.
+        Returns the rows dropped.
+        """
+        with self._lock:
+            count = min(stop, len(self)) - self.base
+            if count <= 0:
+                return 0
+            if self._row_of:
+                for seq in self._seq[:count]:
+                    self._row_of.pop(seq, None)
+            del self._seq[:count]
+            if self._time:
+                del self._time[:count]
+            for column in self._cols.values():
+                del column[:count]
+            self._arrays.clear()  # frame() is for tables that keep every row
+            self.base += count
+            return count
 
     def _event_values(self, data: Mapping[str, Any], rows: int | None) -> dict[str, Any]:
         """``{key: value or column}`` of the datum keys, filled (file reads outside the lock)."""
@@ -181,7 +213,8 @@ class LiveTable:
             streamed = self._pending.pop(seq, None)
             if streamed:
                 data = {**data, **streamed}
-            self._row_of[seq] = len(self._seq)
+            if self._stream_keys:  # only stream data arriving after its event needs the row
+                self._row_of[seq] = len(self)
             self._time.append(doc["time"])
             self._seq.append(seq)
             for key, col in self._cols.items():
@@ -198,8 +231,9 @@ class LiveTable:
             data = {**data, **self._event_values(data, n)}
         with self._lock:
             self._events_seen = True
-            first = len(self._seq)
-            self._row_of.update((seq, first + i) for i, seq in enumerate(doc["seq_num"]))
+            if self._stream_keys:
+                first = len(self)
+                self._row_of.update((seq, first + i) for i, seq in enumerate(doc["seq_num"]))
             self._time.extend(doc["time"])
             self._seq.extend(doc["seq_num"])
             for key, col in self._cols.items():
@@ -232,7 +266,10 @@ class LiveTable:
             for i, value in enumerate(values):
                 row = self._row_of.get(first + i)
                 if row is not None and column is not None:  # its event came first
-                    column[row] = value
+                    if row < self.base:  # consumers took that row already: say so, never drop it silently
+                        self.errors.append(LateStreamValue(key, first + i))
+                        continue
+                    column[row - self.base] = value
                     self._arrays.pop(key, None)  # frame()'s copy of this column is stale
                 else:
                     self._pending.setdefault(first + i, {})[key] = value
@@ -284,8 +321,14 @@ class LiveTable:
         """A snapshot of rows ``start:stop`` as plain lists (``time``, ``seq_num``, keys).
 
         A stream without events (a fly scan's) has no ``time``: its rows have none.
+        Rows are numbered from the run's first; asking for a dropped row (see
+        :meth:`drop`) raises ``IndexError``.
         """
         with self._lock:
+            if start < self.base:
+                raise IndexError(f"rows before {self.base} of {self.stream!r} were dropped; asked from {start}")
+            start -= self.base
+            stop = None if stop is None else max(0, stop - self.base)
             out: dict[str, list[Any]] = {"seq_num": self._seq[start:stop]}
             if self.timed:
                 out["time"] = self._time[start:stop]
@@ -298,6 +341,8 @@ class LiveTable:
         with self._lock:
             if not self._seq:
                 return None
+            if index >= 0:
+                index -= self.base
             out: dict[str, Any] = {"seq_num": self._seq[index]}
             if self.timed:
                 out["time"] = self._time[index]
@@ -318,6 +363,8 @@ class LiveTable:
         import pandas as pd
 
         with self._lock:
+            if self.base:
+                raise IndexError(f"rows before {self.base} of {self.stream!r} were dropped: no frame of the run")
             n = len(self._seq)
             named: dict[str, list[Any]] = {
                 "seq_num": self._seq,
@@ -327,16 +374,16 @@ class LiveTable:
             for key, values in named.items():
                 grown = self._arrays.get(key)
                 if grown is None or grown.n > len(values):
-                    grown = self._arrays[key] = _Growing()
+                    grown = self._arrays[key] = Growing()
                 grown.extend(values[grown.n : n])
         lo, hi, _ = slice(start, stop).indices(n)
-        views: dict[str, Any] = {key: self._arrays[key].view(lo, hi, self._empty_dtype(key)) for key in named}
+        views: dict[str, Any] = {key: self._arrays[key].view(lo, hi, self.empty_dtype(key)) for key in named}
         seq = views.pop("seq_num")
         if "time" in views:  # for people: local dates; the rows keep the float seconds
             views["time"] = local_datetimes(views["time"])
         return pd.DataFrame(views, index=pd.Index(seq, name="seq_num"), copy=True)
 
-    def _empty_dtype(self, key: str) -> str:
+    def empty_dtype(self, key: str) -> str:
         """The dtype of ``key``'s column before any row: from its descriptor, so an empty
         ``df`` at the start of a run already has numbers where numbers will come."""
         if key in ("seq_num", "time"):
@@ -349,51 +396,3 @@ class LiveTable:
 
 #: Column dtypes of a stream with no rows yet, by the descriptor's JSON type.
 _EMPTY_DTYPES = {"number": "float64", "integer": "int64", "boolean": "bool", "string": "object"}
-
-
-class _Growing:
-    """A numpy array grown by doubling; values keep the dtype numpy infers for them."""
-
-    __slots__ = ("array", "n")
-
-    def __init__(self) -> None:
-        self.array: np.ndarray | None = None
-        self.n = 0
-
-    def extend(self, values: list[Any]) -> None:
-        import numpy as np
-
-        if not values:
-            return
-        try:
-            new = np.asarray(values)
-            if new.dtype == object and (self.array is None or self.array.dtype.kind == "f"):
-                new = np.asarray(values, dtype=float)  # numbers with gaps: None -> NaN
-        except (ValueError, TypeError):  # ragged or mixed: keep them as objects
-            new = np.empty(len(values), dtype=object)
-            new[:] = values
-        if new.ndim != 1:  # array-valued rows (spectra, images): one object per row
-            obj = np.empty(len(values), dtype=object)
-            obj[:] = list(values)
-            new = obj
-        if self.array is None:
-            self.array = np.empty(max(1024, 2 * len(new)), dtype=new.dtype)
-        elif new.dtype != self.array.dtype:
-            dtype = np.result_type(self.array.dtype, new.dtype)
-            if dtype.kind not in "biufc" and self.array.dtype != object:
-                dtype = np.dtype(object)
-            self.array = self.array.astype(dtype)
-        need = self.n + len(new)
-        if need > len(self.array):
-            bigger = np.empty(max(need, 2 * len(self.array)), dtype=self.array.dtype)
-            bigger[: self.n] = self.array[: self.n]
-            self.array = bigger
-        self.array[self.n : need] = new
-        self.n = need
-
-    def view(self, start: int, stop: int, empty: str = "float64") -> np.ndarray:
-        import numpy as np
-
-        if self.array is None:
-            return np.empty(0, dtype=empty)
-        return self.array[start:stop]
