@@ -19,7 +19,7 @@ from .query import Key, Query, ScanID
 from .query.foreign import as_query
 from .safe_text import printable
 from .sources.fields import empty_search_hint
-from .sources.protocol import RunSummary, Source, StreamTables, Writer
+from .sources.protocol import EventColumns, RunSummary, Source, StreamTables, Writer
 from .uris import redact
 
 if TYPE_CHECKING:
@@ -446,8 +446,13 @@ class Stream:
         from .reading import STREAM_DOCUMENTS, collect
 
         uids = self._refresh()
-        if isinstance(self.run.source, StreamTables):  # columns in the store (Tiled): no documents
-            return self.run.source.stream_table(self.run.uid, self.name, keys=keys, fill=fill)
+        source = self.run.source
+        if isinstance(source, StreamTables):  # columns in the store (Tiled): no documents
+            return source.stream_table(self.run.uid, self.name, keys=keys, fill=fill)
+        if isinstance(source, EventColumns):  # columns beside the documents (the embedded store)
+            table = source.event_table(self.run.uid, uids, keys=keys, fill=fill)
+            if table is not None:
+                return table
         entries = self.run.source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)
         return collect(entries, uids, fill=fill, keys=keys)
 

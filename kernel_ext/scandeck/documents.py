@@ -94,6 +94,13 @@ def normalize(doc: Mapping[str, Any]) -> dict[str, Any]:
     return unpack(pack(doc))
 
 
+def normalize_value(value: Any) -> Any:
+    """One value as it reads back from a stored document (numpy arrays as nested lists, ...)."""
+    return msgpack.unpackb(
+        msgpack.packb(value, default=_to_builtin, use_bin_type=True), raw=False, strict_map_key=False
+    )
+
+
 @functools.cache
 def _fast_validator(name: str) -> Callable[[Any], Any] | None:
     # event_model (and numpy with it) loads on the first write, not when a catalog opens.

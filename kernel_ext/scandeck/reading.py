@@ -65,6 +65,7 @@ def collect(
     *,
     fill: bool | Collection[str] = True,
     keys: Collection[str] | None = None,
+    prefix: Table | None = None,
 ) -> Table:
     """Gather the columns of the stream made of ``descriptor_uids``.
 
@@ -72,6 +73,9 @@ def collect(
     the references (datum ids; ``"{stream_resource uid}/{index}"`` for stream
     data), a collection of keys fills those and keeps the others' references.
     ``keys``: only these data keys become columns (and only they are filled); all when None.
+    ``prefix``: the stream's first rows, already in columns (a store's column blocks,
+    numpy arrays where the values allow); ``entries`` then hold the descriptors, the
+    documents external data needs, and the events after those rows.
     """
     table = Table()
     if isinstance(fill, str):
@@ -124,6 +128,8 @@ def collect(
                     _add_stream_datum(table, key, sdatum, get_filler() if wanted(key) else None)
             elif fill:
                 get_filler()(name, doc)
+        if prefix is not None:
+            _prepend(prefix, table)
         refs = [k for k, v in table.data_keys.items() if _is_external(v) and not _is_stream_key(v) and wanted(k)]
         if refs:
             f = get_filler()
@@ -165,6 +171,31 @@ def _append(table: Table, name: str, doc: Mapping[str, Any]) -> None:
             column.extend(values if values is not None else [None] * n)
 
 
+def _prepend(prefix: Table, table: Table) -> None:
+    """Put ``prefix``'s rows before ``table``'s (numpy columns stay numpy when the new rows allow)."""
+    n = len(prefix)
+    table.time = _concat(prefix.time, table.time)
+    table.seq_num = _concat(prefix.seq_num, table.seq_num)
+    for key, values in table.data.items():
+        table.data[key] = _concat(prefix.data.get(key, [None] * n), values)
+
+
+def _concat(head: Any, tail: list[Any]) -> Any:
+    """``head + tail`` where ``head`` may be a numeric array; numpy promotes as it would for one list."""
+    if not isinstance(head, np.ndarray):
+        return head + tail
+    if not tail:
+        return head
+    if None not in tail:
+        try:
+            more = np.asarray(tail)
+        except (ValueError, TypeError, OverflowError):
+            more = None
+        if more is not None and more.dtype.kind in "biuf" and more.shape[1:] == head.shape[1:]:
+            return np.concatenate([head, more])
+    return head.tolist() + tail
+
+
 def _add_stream_datum(table: Table, key: str, doc: StreamDatum, filler: Filler | None) -> None:
     """Remember the values (or references) of a stream_datum's events by seq_num."""
     first = int(doc["seq_nums"]["start"])
@@ -187,7 +218,7 @@ def _merge_stream_data(table: Table) -> None:
     """
     if not table.stream_data:
         return
-    if not table.seq_num:
+    if not len(table.seq_num):
         # Every declared stream key, not only those with data yet: a row exists once
         # all of them reached it (as the live table does), so a running read only grows.
         keys = [k for k, info in table.data_keys.items() if _is_stream_key(info)] or list(table.stream_data)
@@ -208,15 +239,17 @@ def _merge_stream_data(table: Table) -> None:
     table.stream_data.clear()
 
 
-def _column(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
-    dtype_numpy = info.get("dtype_numpy")
+def _column(values: list[Any] | np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
     kind = info.get("dtype")
+    # An external scalar declared [1] is one value per event (read from its file): gaps become NaN.
+    per_row_arrays = (kind == "array" or info.get("shape")) and not (_is_external(info) and is_scalar(info))
+    if isinstance(values, np.ndarray):  # a store's column blocks: numbers, no gaps, no references
+        return values if per_row_arrays else _scalars(values, info)
     if _is_external(info) and any(isinstance(v, str) for v in values):  # references
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
-    # An external scalar declared [1] is one value per event (read from its file): gaps become NaN.
-    if (kind == "array" or info.get("shape")) and not (_is_external(info) and is_scalar(info)):
+    if per_row_arrays:
         if values and all(v is not None for v in values):
             return np.stack([np.asarray(v) for v in values]) if values else np.empty((0,))
         return np.asarray(values, dtype=object)
@@ -224,8 +257,15 @@ def _column(values: list[Any], info: Mapping[str, Any]) -> np.ndarray:
         if kind in ("number", "integer"):
             return np.array([np.nan if v is None else v for v in values], dtype=float)
         return np.asarray(values, dtype=object)
+    return _scalars(values, info)
+
+
+def _scalars(values: list[Any] | np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
+    """A column of scalars without gaps, in the data key's numpy dtype where it declares one."""
+    dtype_numpy = info.get("dtype_numpy")
+    kind = info.get("dtype")
     if kind == "string":
-        return np.asarray(values, dtype=object if not values else None)
+        return np.asarray(values, dtype=object if not len(values) else None)
     arr = np.asarray(values)
     if dtype_numpy and arr.dtype.kind in "iufb" and arr.size:
         try:

@@ -67,7 +67,8 @@ def main() -> int:
     writer("stop", bundle.compose_stop())
     open_run = compose_run(metadata={"plan_name": "handmade", "sample": "Zn"})
     writer("start", open_run.start_doc)
-    d2 = open_run.compose_descriptor(data_keys={"x": {"source": "x", "dtype": "number", "shape": []}}, name="primary")
+    x_key = {"x": {"source": "x", "dtype": "number", "shape": []}}
+    d2 = open_run.compose_descriptor(data_keys=x_key, name="primary")
     writer("descriptor", d2.descriptor_doc)
     for i in range(5):
         writer("event", d2.compose_event(data={"x": float(i)}, timestamps={"x": 1.0}, seq_num=i + 1))

@@ -11,7 +11,8 @@ Optional capabilities are small protocols of their own, checked with
 :class:`RawDocuments` (undecoded bulk reads), :class:`WaitRun` (block on one
 run's documents), :class:`OpenRuns` (the runs without a stop document, from
 an index), :class:`FieldIndex` (the fields runs have, to explain an empty
-search) and :class:`StreamTables` (streams stored as columns: reads without
+search), :class:`StreamTables` (streams stored as columns: reads without
+documents) and :class:`EventColumns` (events kept as columns beside the
 documents). A source without them works everywhere, only slower or with fewer hints.
 """
 
@@ -203,6 +204,25 @@ class LazyArray(Protocol):
     ndim: int
 
     def __getitem__(self, index: Any) -> Any: ...
+
+
+@runtime_checkable
+class EventColumns(Protocol):
+    """A source that keeps its events a second time as columns (the embedded store).
+
+    :class:`~scandeck.catalog.Stream` asks it first; ``None`` (a run kept only as
+    documents, a stream of several descriptors) means: gather the documents.
+    """
+
+    def event_table(
+        self,
+        uid: str,
+        descriptors: Collection[str],
+        *,
+        keys: Collection[str] | None = None,
+        fill: bool | Collection[str] = True,
+    ) -> Table | None:
+        """The rows of the stream made of ``descriptors``, as :func:`scandeck.reading.collect` gives them."""
 
 
 @runtime_checkable

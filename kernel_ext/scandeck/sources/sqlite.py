@@ -22,9 +22,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
@@ -35,6 +35,9 @@ from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
 from .sqlite_fields import add_fields, ensure_table, read_fields
 from .sqlite_index import add_start, ensure_index, where_sql
+
+if TYPE_CHECKING:
+    from ..reading import Table
 
 DB_NAME = "scandeck.sqlite"
 _CHUNK = 20_000
@@ -73,6 +76,28 @@ CREATE TABLE IF NOT EXISTS descriptors (
     run_id INTEGER NOT NULL,
     pos INTEGER NOT NULL,
     doc BLOB NOT NULL,
+    PRIMARY KEY (run_id, pos)
+) WITHOUT ROWID;
+-- Events again as numpy column blocks, for reads (sqlite_columns.py).
+CREATE TABLE IF NOT EXISTS column_blocks (
+    run_id INTEGER NOT NULL,
+    descriptor TEXT NOT NULL,
+    part TEXT NOT NULL,
+    last_pos INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    dtype TEXT,
+    shape TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS column_blocks_by_part
+    ON column_blocks(run_id, descriptor, part, last_pos);
+CREATE TABLE IF NOT EXISTS column_cover (
+    run_id INTEGER PRIMARY KEY,
+    pos INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_extras (
+    run_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
     PRIMARY KEY (run_id, pos)
 ) WITHOUT ROWID;
 """
@@ -459,6 +484,26 @@ class SQLiteSource:
         sql = f"SELECT name, doc FROM documents WHERE run_id = ?{where} ORDER BY pos"
         return self._conn().execute(sql, [self._run_id(uid), *filters]).fetchall()
 
+    def event_table(
+        self,
+        uid: str,
+        descriptors: Collection[str],
+        *,
+        keys: Collection[str] | None = None,
+        fill: bool | Collection[str] = True,
+    ) -> Table | None:
+        """A stream's rows from the run's column blocks, then its newer events; None: read documents.
+
+        None for a run written before column blocks existed, and for a stream of
+        several descriptors (its rows interleave in document order, which blocks do not keep).
+        """
+        if len(descriptors) != 1:
+            return None
+        from .sqlite_columns import read_stream  # numpy: loaded by the first read
+
+        (descriptor,) = descriptors
+        return read_stream(self._conn(), self._run_id(uid), descriptor, keys=keys, fill=fill)
+
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         sql = "SELECT doc FROM descriptors WHERE run_id = ? ORDER BY pos"
         return [unpack(row[0]) for row in self._conn().execute(sql, (self._run_id(uid),))]
@@ -507,10 +552,13 @@ class SQLiteWriter:
     """
 
     def __init__(self, source: SQLiteSource) -> None:
+        from .sqlite_columns import BlockWriter  # numpy: loaded by the first writer, not by readers
+
         self._source = source
         self._conn = connect(source.db_path)
         self._order = RunOrder()
         self._runs: dict[str, list[int]] = {}  # uid -> [run id, next position]
+        self._blocks = BlockWriter()
         self._lock = threading.Lock()
         self._host, self._pid, self._token = identity()
         self._finalizer = weakref.finalize(self, _close_runs, self._conn, self._runs)
@@ -547,6 +595,7 @@ class SQLiteWriter:
             self._order.commit(name, doc, placed)
 
     def _rollback(self) -> None:
+        self._blocks.rolled_back()
         if self._conn.in_transaction:
             try:
                 self._conn.execute("ROLLBACK")
@@ -577,8 +626,10 @@ class SQLiteWriter:
             add_fields(conn, doc)
             add_start(conn, run_id, start_json)  # the start-values index, in the run's own transaction
             conn.execute("INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob))
+            self._blocks.in_transaction(conn, doc["uid"], run_id, 0, name)
             conn.execute("COMMIT")
             self._runs[doc["uid"]] = [run_id, 1]
+            self._blocks.committed(doc["uid"], name, doc)
             return
         state = self._runs[placed.run_uid]
         run_id, pos = state
@@ -599,7 +650,9 @@ class SQLiteWriter:
                 "UPDATE runs SET num_events = num_events + ?, num_documents = ? WHERE id = ?",
                 (placed.num_events, pos + 1, run_id),
             )
+        self._blocks.in_transaction(conn, placed.run_uid, run_id, pos, name)
         conn.execute("COMMIT")
+        self._blocks.committed(placed.run_uid, name, doc)
         if name == "stop":
             del self._runs[placed.run_uid]
         else:
@@ -618,9 +671,11 @@ class SQLiteWriter:
                 raise StoreError(f"run {uid} is {summary.status}; only an incomplete run can be resumed")
             run_id = self._source._run_id(uid)
             pos = 0
-            for entry in self._source.documents(uid):
+            entries = list(self._source.documents(uid))
+            for entry in entries:
                 self._order.commit(entry.name, entry.doc, self._order.check(entry.name, entry.doc))
                 pos = entry.pos + 1
+            self._blocks.resume(self._conn, uid, run_id, entries)
             self._conn.execute(
                 "UPDATE runs SET writer_host = ?, writer_pid = ?, writer_token = ?, writer_open = 1 "
                 "WHERE id = ? AND exit_status IS NULL",

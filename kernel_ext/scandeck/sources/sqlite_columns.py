@@ -1,0 +1,367 @@
+"""Column blocks: the embedded store's events kept a second time, as numpy columns.
+
+The ``documents`` table stays the record: :meth:`~scandeck.sources.sqlite.SQLiteSource.documents`
+returns every document as written. Beside it the writer keeps, per run:
+
+* ``column_blocks``: for each descriptor and each column (``time``, ``seq_num``,
+  ``data:<key>``), blocks of consecutive events' values: the raw bytes of a numpy
+  array (numbers, booleans, equal-shaped arrays of them), or a msgpack list for
+  anything else (strings, ``None`` gaps, ragged arrays, datum ids);
+* ``column_cover``: the position up to which every event of the run is in a block
+  (the blocks' common flush point). Events after it are read as documents;
+* ``run_extras``: the positions of the run's other documents a stream read needs
+  (resources, datums, stream resources and stream datums), so that a read never
+  walks the run's events to find them.
+
+A flush is written in the transaction of the document that follows the flushed
+events (or of the stop document), so a killed writer leaves blocks that agree with
+the stored documents, and the events after the last flush are still read from
+their documents. Blocks grow with the run (1,024 rows, then as many as are already
+in blocks, up to 16,384): a run of 100,000 events has about ten per column.
+
+A run without a ``column_cover`` row (written before the blocks existed, or resumed
+from such a store) is read from its documents, as before: stores made by earlier
+releases are read as they are, not migrated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from ..documents import normalize_value, unpack
+from ..reading import Table, collect
+from .protocol import Entry
+
+__all__ = ["EXTRA_DOCUMENTS", "BlockWriter", "ColumnBuffer", "read_stream"]
+
+
+#: Documents a stream read needs besides descriptors and events (kept in ``run_extras``).
+EXTRA_DOCUMENTS = frozenset({"resource", "datum", "datum_page", "stream_resource", "stream_datum"})
+
+#: Rows of the first block; later blocks hold as many rows as the run already has in
+#: blocks, up to MAX_ROWS (so a read concatenates O(log n) + n / MAX_ROWS blocks).
+MIN_ROWS = 1024
+MAX_ROWS = 16_384
+#: Values (array elements count one each) buffered at most before a flush: a run
+#: of images inside events flushes by size long before MAX_ROWS.
+MAX_CELLS = 2_000_000
+
+#: Types whose values read back from msgpack as they are (np.float64 is a float).
+_PLAIN = frozenset({float, int, str, bool, type(None), np.float64})
+
+_TIME, _SEQ, _DATA = "time", "seq_num", "data:"
+
+
+def has_tables(conn: sqlite3.Connection) -> bool:
+    """Whether the store has the block tables (a read-only store of an older release has not)."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'column_cover'").fetchone()
+    return row is not None
+
+
+def start_run(conn: sqlite3.Connection, run_id: int) -> None:
+    """Mark a new run as kept in blocks (inside the transaction storing its start document)."""
+    conn.execute("INSERT INTO column_cover VALUES (?, 0)", (run_id,))
+
+
+def _plain(values: Any) -> list[Any]:
+    """A column's values as msgpack gives them back (lists, Python scalars)."""
+    if type(values) is list and set(map(type, values)) <= _PLAIN:
+        return values
+    return list(normalize_value(values))
+
+
+def _cells(info: Mapping[str, Any]) -> int:
+    shape = info.get("shape") or []
+    return max(1, math.prod(int(n) for n in shape if isinstance(n, int) and n > 0))
+
+
+@dataclass
+class _Columns:
+    """One descriptor's buffered rows: columns, then single events' data not yet made columns."""
+
+    cells_per_row: int
+    time: list[Any] = field(default_factory=list)
+    seq_num: list[Any] = field(default_factory=list)
+    data: dict[str, list[Any]] = field(default_factory=dict)
+    #: ``data`` of single events since the columns were last extended: a copy of the
+    #: dict is all an event costs; they become columns at a flush or before a page.
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_event(self, data: Mapping[str, Any]) -> None:
+        if set(map(type, data.values())) <= _PLAIN:
+            self.events.append(dict(data))
+        else:  # arrays, numpy integers, ...: as they read back, and safe from later changes
+            self.events.append({k: v if type(v) in _PLAIN else normalize_value(v) for k, v in data.items()})
+
+    def columns(self) -> dict[str, list[Any]]:
+        """``data`` with the buffered events appended (a missing value is None, as a reader has it)."""
+        if self.events:
+            before = len(self.seq_num) - len(self.events)
+            for key in set().union(*self.events) - self.data.keys():
+                self.data[key] = [None] * before
+            for key, column in self.data.items():
+                column.extend([row.get(key) for row in self.events])
+            self.events.clear()
+        return self.data
+
+
+class ColumnBuffer:
+    """One open run's events since the last flush, column-wise, per descriptor.
+
+    The writer adds an event once its document is committed, and writes a flush in
+    the transaction of a later document; :meth:`clear` after that commits.
+    """
+
+    def __init__(self, flushed_rows: int = 0) -> None:
+        self._descriptors: dict[str, _Columns] = {}
+        self._cells: dict[str, int] = {}  # descriptor uid -> values per row
+        self.rows = 0
+        self.cells = 0
+        self.flushed_rows = flushed_rows
+
+    def describe(self, doc: Mapping[str, Any]) -> None:
+        """Know a descriptor's keys (for the size of its rows)."""
+        keys = doc.get("data_keys") or {}
+        self._cells[doc["uid"]] = max(1, sum(_cells(info) for info in keys.values()))
+
+    def add(self, name: str, doc: Mapping[str, Any]) -> None:
+        """Buffer an ``event`` or ``event_page`` already stored as a document."""
+        desc = doc["descriptor"]
+        cols = self._descriptors.get(desc)
+        if cols is None:
+            cols = self._descriptors[desc] = _Columns(self._cells.get(desc, 1))
+        data = doc["data"]
+        if name == "event":
+            n = 1
+            cols.time.append(doc["time"])
+            cols.seq_num.append(doc["seq_num"])
+            cols.add_event(data)
+        else:
+            n = len(doc["seq_num"])
+            columns = cols.columns()
+            before = len(cols.seq_num)
+            cols.time.extend(_plain(doc["time"]))
+            cols.seq_num.extend(_plain(doc["seq_num"]))
+            for key in data.keys() - columns.keys():
+                columns[key] = [None] * before
+            for key, column in columns.items():
+                values = data.get(key)
+                column.extend(_plain(values) if values is not None else [None] * n)
+        self.rows += n
+        self.cells += n * cols.cells_per_row
+
+    def due(self) -> bool:
+        """Whether the buffered rows make a block."""
+        return self.rows >= max(MIN_ROWS, min(self.flushed_rows, MAX_ROWS)) or self.cells >= MAX_CELLS
+
+    def flush(self, conn: sqlite3.Connection, run_id: int, last_pos: int) -> None:
+        """Write the buffered rows as blocks of every event up to ``last_pos`` (in the caller's transaction)."""
+        rows = []
+        for desc, cols in self._descriptors.items():
+            n = len(cols.seq_num)
+            parts = {_TIME: cols.time, _SEQ: cols.seq_num}
+            for key, values in cols.columns().items():
+                if len(values) != n:  # the writer's checks make this impossible; never store a wrong block
+                    raise ValueError(f"column {key!r} has {len(values)} rows, seq_num {n}")
+                parts[_DATA + key] = values
+            for part, values in parts.items():
+                rows.append((run_id, desc, part, last_pos, n, *_encode(values)))
+        conn.executemany("INSERT INTO column_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE column_cover SET pos = ? WHERE run_id = ?", (last_pos, run_id))
+
+    def clear(self) -> None:
+        """Forget the flushed rows (after the flush's transaction committed)."""
+        self.flushed_rows += self.rows
+        self._descriptors.clear()
+        self.rows = self.cells = 0
+
+
+def _encode(values: list[Any]) -> tuple[str | None, str, bytes]:
+    """``(dtype, row shape as JSON, bytes)``: numpy bytes when the values make a numeric array."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        arr = None
+    if arr is not None and arr.dtype.kind in "biuf" and arr.ndim >= 1:
+        return arr.dtype.str, json.dumps(arr.shape[1:]), arr.tobytes()
+    return None, "[]", msgpack.packb(values, use_bin_type=True)
+
+
+def _decode(rows: int, dtype: str | None, shape: str, data: bytes) -> np.ndarray | list[Any]:
+    if dtype is None:
+        values = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        assert isinstance(values, list) and len(values) == rows
+        return values
+    return np.frombuffer(data, dtype=np.dtype(dtype)).reshape((rows, *json.loads(shape)))
+
+
+def _joined(pieces: list[np.ndarray | list[Any]]) -> np.ndarray | list[Any]:
+    """One column from its blocks: an array when every block is one (numpy promotes as for a list)."""
+    arrays = [p for p in pieces if isinstance(p, np.ndarray)]
+    if len(arrays) == len(pieces):
+        if len({a.shape[1:] for a in arrays}) == 1:
+            return np.concatenate(arrays) if len(arrays) > 1 else arrays[0].copy()
+    out: list[Any] = []
+    for piece in pieces:
+        out.extend(piece.tolist() if isinstance(piece, np.ndarray) else piece)
+    return out
+
+
+@dataclass
+class Prefix:
+    """A stream's rows up to ``pos``, read from blocks."""
+
+    pos: int
+    table: Table
+
+
+def read_prefix(
+    conn: sqlite3.Connection, run_id: int, descriptor: str, keys: Collection[str] | None
+) -> Prefix | None:
+    """The blocks of one descriptor's events, joined per column; None for a run kept only as documents.
+
+    Call inside a read transaction, with the reads of what follows ``pos``.
+    """
+    row = conn.execute("SELECT pos FROM column_cover WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    pos = row[0]
+    sql = (
+        "SELECT part, rows, dtype, shape, data FROM column_blocks "
+        "WHERE run_id = ? AND descriptor = ? AND last_pos <= ?"
+    )
+    params: list[Any] = [run_id, descriptor, pos]
+    if keys is not None:
+        parts = [_TIME, _SEQ, *(_DATA + k for k in keys)]
+        sql += f" AND part IN ({','.join('?' * len(parts))})"
+        params += parts
+    pieces: dict[str, list[np.ndarray | list[Any]]] = {}
+    for part, rows, dtype, shape, data in conn.execute(sql + " ORDER BY part, last_pos", params):
+        pieces.setdefault(part, []).append(_decode(rows, dtype, shape, data))
+    table = Table()
+    if pieces:
+        time, seq = _joined(pieces.pop(_TIME)), _joined(pieces.pop(_SEQ))
+        table.time, table.seq_num = time, seq  # type: ignore[assignment]  # arrays where Table has lists
+        table.data = {part[len(_DATA) :]: _joined(p) for part, p in pieces.items()}  # type: ignore[misc]
+    return Prefix(pos, table)
+
+
+class BlockWriter:
+    """The column blocks of one writer's open runs.
+
+    The writer calls :meth:`in_transaction` before committing each document and
+    :meth:`committed` after: a flush is written with the document that follows the
+    flushed events, and the buffers change only once SQLite has committed, so a
+    rolled-back document leaves them as they were.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, ColumnBuffer] = {}
+        self._flushed: str | None = None  # the run whose flush is in the open transaction
+
+    def in_transaction(self, conn: sqlite3.Connection, uid: str, run_id: int, pos: int, name: str) -> None:
+        """Index the document at ``pos`` and write a due flush (inside its transaction)."""
+        self._flushed = None
+        if name == "start":
+            start_run(conn, run_id)
+            return
+        buffer = self._runs.get(uid)
+        if buffer is None:  # a run resumed from a store without blocks: documents only
+            return
+        if name in EXTRA_DOCUMENTS:
+            conn.execute("INSERT INTO run_extras VALUES (?, ?)", (run_id, pos))
+        if buffer.rows and (name == "stop" or buffer.due()):
+            buffer.flush(conn, run_id, pos - 1)
+            self._flushed = uid
+
+    def committed(self, uid: str, name: str, doc: Mapping[str, Any]) -> None:
+        """The document is stored: clear a written flush, buffer its events."""
+        if name == "start":
+            self._runs[uid] = ColumnBuffer()
+            return
+        buffer = self._runs.get(uid)
+        if buffer is None:
+            return
+        if self._flushed == uid:
+            buffer.clear()
+            self._flushed = None
+        if name in ("event", "event_page"):
+            buffer.add(name, doc)
+        elif name == "descriptor":
+            buffer.describe(doc)
+        elif name == "stop":
+            del self._runs[uid]
+
+    def rolled_back(self) -> None:
+        self._flushed = None
+
+    def resume(self, conn: sqlite3.Connection, uid: str, run_id: int, entries: Iterable[Entry]) -> None:
+        """Take over an incomplete run: buffer its events after the last flush again.
+
+        A run kept only as documents (written by an older release) stays so.
+        """
+        row = conn.execute("SELECT pos FROM column_cover WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return
+        flushed = conn.execute(
+            "SELECT coalesce(sum(rows), 0) FROM column_blocks WHERE run_id = ? AND part = ?", (run_id, _SEQ)
+        ).fetchone()[0]
+        buffer = ColumnBuffer(flushed)
+        for entry in entries:
+            if entry.name == "descriptor":
+                buffer.describe(entry.doc)
+            elif entry.name in ("event", "event_page") and entry.pos > row[0]:
+                buffer.add(entry.name, entry.doc)
+        self._runs[uid] = buffer
+
+    def forget(self, uid: str) -> None:
+        self._runs.pop(uid, None)
+
+
+def read_stream(
+    conn: sqlite3.Connection,
+    run_id: int,
+    descriptor: str,
+    *,
+    keys: Collection[str] | None,
+    fill: bool | Collection[str],
+) -> Table | None:
+    """One descriptor's rows: its blocks, then its events after them; None for a run without blocks.
+
+    Everything is read in one read transaction (one snapshot of a growing run);
+    decoding and filling happen after it.
+    """
+    conn.execute("BEGIN")
+    try:
+        if not has_tables(conn):
+            return None
+        prefix = read_prefix(conn, run_id, descriptor, keys)
+        if prefix is None:
+            return None
+        rows = conn.execute(
+            "SELECT pos, 'descriptor', doc FROM descriptors WHERE run_id = ?", (run_id,)
+        ).fetchall()
+        rows += conn.execute(
+            "SELECT d.pos, d.name, d.doc FROM run_extras AS x JOIN documents AS d "
+            "ON d.run_id = x.run_id AND d.pos = x.pos "
+            "WHERE x.run_id = ? AND (d.descriptor IS NULL OR d.descriptor = ?)",
+            (run_id, descriptor),
+        ).fetchall()
+        rows += conn.execute(
+            "SELECT pos, name, doc FROM documents WHERE run_id = ? AND pos > ? "
+            "AND name IN ('event', 'event_page') AND descriptor = ?",
+            (run_id, prefix.pos, descriptor),
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    rows.sort(key=lambda row: row[0])
+    entries = [Entry(pos, name, unpack(blob)) for pos, name, blob in rows]
+    return collect(entries, {descriptor}, fill=fill, keys=keys, prefix=prefix.table)

@@ -1,0 +1,337 @@
+"""The embedded store's column blocks read exactly as the documents they repeat.
+
+Blocks are made small here (a flush every 2-5 rows) so that every run has many
+blocks, a tail of events after the last flush, and flushes between events and
+pages. Each read through the blocks (``SQLiteSource.event_table``, what
+``Stream.read`` uses) is compared with the same stream gathered from its
+documents (``reading.collect``, the path every other source takes): same rows,
+same dtypes, same values, same Python types in object columns.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from event_model import compose_run
+
+import scandeck
+from scandeck.exceptions import InvalidDocument, StoreError
+from scandeck.reading import STREAM_DOCUMENTS, collect, columns, to_xarray
+from scandeck.sources import sqlite_columns
+
+DATA = Path(__file__).parent / "data" / "store-0.1.0"
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(sqlite_columns, "MIN_ROWS", 2)
+    monkeypatch.setattr(sqlite_columns, "MAX_ROWS", 5)
+
+
+def _both(cat, uid, stream="primary", keys=None, fill=True):
+    """The stream read from blocks and from documents (None from blocks: a run without them)."""
+    uids = {d["uid"] for d in cat[uid][stream].descriptors}
+    from_blocks = cat.source.event_table(uid, uids, keys=keys, fill=fill)
+    entries = cat.source.documents(uid, names=STREAM_DOCUMENTS, descriptors=uids)
+    return from_blocks, collect(entries, uids, fill=fill, keys=keys)
+
+
+def _assert_same(a, b):
+    (ta, sa, ca), (tb, sb, cb) = columns(a), columns(b)
+    np.testing.assert_array_equal(ta, tb)
+    np.testing.assert_array_equal(sa, sb)
+    assert ca.keys() == cb.keys()
+    for key in ca:
+        x, y = ca[key], cb[key]
+        assert (x.dtype, x.shape) == (y.dtype, y.shape), key
+        if x.dtype == object:
+            assert [(type(v), repr(v)) for v in x] == [(type(v), repr(v)) for v in y], key
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=key)
+
+
+def _check(cat, uid, **kw):
+    from_blocks, from_docs = _both(cat, uid, **kw)
+    assert from_blocks is not None, "the run should have column blocks"
+    _assert_same(from_blocks, from_docs)
+    return from_blocks
+
+
+KEYS = {
+    "x": {"source": "sim", "dtype": "number", "shape": []},
+    "n": {"source": "sim", "dtype": "integer", "shape": []},
+    "i32": {"source": "sim", "dtype": "integer", "shape": [], "dtype_numpy": "<i4"},
+    "flag": {"source": "sim", "dtype": "boolean", "shape": []},
+    "label": {"source": "sim", "dtype": "string", "shape": []},
+    "gap": {"source": "sim", "dtype": "number", "shape": []},
+    "spec": {"source": "sim", "dtype": "array", "shape": [3]},
+    "rag": {"source": "sim", "dtype": "array", "shape": [None]},
+    "img": {"source": "sim", "dtype": "array", "shape": [2, 2], "dtype_numpy": "<u2"},
+}
+
+
+def _value(rng: random.Random, key: str, i: int):
+    pick = rng.random()
+    if key == "x":
+        return [float(i) / 7, i, np.float64(i / 3), float("nan"), -0.0][int(pick * 5)]
+    if key == "n":
+        return [i, -(2**62) + i, np.int64(i), 2**53 + 1][int(pick * 4)]
+    if key == "i32":
+        return i - 3
+    if key == "flag":
+        return pick < 0.5
+    if key == "label":
+        return ["", "Ni", "ünï", "a\x00b", "x" * 40][int(pick * 5)]
+    if key == "gap":
+        return None if pick < 0.3 else float(i)
+    if key == "spec":
+        return [[i, i + 0.5, 2.0], [1, 2, 3], np.arange(3.0) + i][int(pick * 3)]
+    if key == "rag":
+        return list(range(int(pick * 4)))
+    return np.full((2, 2), i, dtype=np.uint16)
+
+
+def _hostile_run(rng: random.Random, writer, cat, *, read_every_doc: bool) -> str:
+    bundle = compose_run(metadata={"plan_name": "blocks"})
+    writer("start", bundle.start_doc)
+    uid = bundle.start_doc["uid"]
+    desc = bundle.compose_descriptor(data_keys=KEYS, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    seq = 1
+    for _ in range(14):
+        n = rng.choice([1, 1, 1, 3, 6])
+        rows = [{k: _value(rng, k, seq + j) for k in KEYS} for j in range(n)]
+        if n == 1:
+            doc = desc.compose_event(data=rows[0], timestamps={k: 1.0 for k in KEYS}, seq_num=seq)
+            name = "event"
+        else:
+            data = {k: [r[k] for r in rows] for k in KEYS}
+            ts = {k: [1.0] * n for k in KEYS}
+            doc = desc.compose_event_page(
+                data=data, timestamps=ts, seq_num=list(range(seq, seq + n)), time=[1e9 + seq + j for j in range(n)]
+            )
+            name = "event_page"
+        writer(name, doc)
+        seq += n
+        if read_every_doc:
+            _check(cat, uid)  # a growing run: blocks, then the events after them
+    writer("stop", bundle.compose_stop())
+    return uid
+
+
+def test_blocks_read_exactly_as_documents(tmp_path, small_blocks):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    rng = random.Random(14)
+    uids = [_hostile_run(rng, writer, cat, read_every_doc=i == 0) for i in range(6)]
+    for uid in uids:
+        table = _check(cat, uid)
+        blocks = cat.source._conn().execute(
+            "SELECT count(*) FROM column_blocks AS b JOIN runs ON runs.id = b.run_id "
+            "WHERE uid = ? AND part = 'seq_num'",
+            (uid,),
+        )
+        assert blocks.fetchone()[0] >= 4  # really read from several blocks
+        assert len(table) > 14
+        # A subset of keys, and references kept (nothing external here: the same values).
+        _check(cat, uid, keys=["x", "label"])
+        _check(cat, uid, keys=["img"], fill=False)
+    xr.testing.assert_identical(cat[uids[0]].primary.read(), to_xarray(_both(cat, uids[0])[1]))
+
+
+def test_numbers_are_numpy_columns_and_only_asked_keys_are_read(tmp_path, small_blocks, RE, hw):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    RE.subscribe(cat.writer())
+    from bluesky.plans import scan
+
+    (uid,) = RE(scan([hw.det], hw.motor, -1, 1, 23))
+    table = _check(cat, uid)
+    assert isinstance(table.data["det"], np.ndarray) and isinstance(table.time, np.ndarray)
+    only = _check(cat, uid, keys=["det"])
+    assert set(only.data) == {"det"}
+    ds = cat[uid].primary.read(["det"])
+    assert list(ds.data_vars) == ["det"] and ds.sizes["time"] == 23
+
+
+def test_external_images_fill_from_blocks(tmp_path, small_blocks, RE, hw):
+    """Datum ids sit in blocks as references; the handlers read them as from documents."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    RE.subscribe(cat.writer())
+    from bluesky.plans import count
+
+    (uid,) = RE(count([hw.img, hw.det], num=7))
+    filled = _check(cat, uid)
+    assert columns(filled)[2]["img"].shape[0] == 7
+    refs = _check(cat, uid, fill=False)
+    assert all(isinstance(v, str) for v in columns(refs)[2]["img"])
+
+
+@pytest.mark.parametrize("fly", [False, True])
+def test_ophyd_async_stream_data_joins_rows_from_blocks(tmp_path, small_blocks, fly):
+    """ophyd-async's HDF5 blob detector: stream data (kept in run_extras) on its rows, filled by its handler."""
+    from test_ophyd_async import Beamline, step_scan_into
+    from test_ophyd_async import fly as fly_scan
+
+    cat = scandeck.open_catalog(tmp_path / "store")
+    if fly:
+        (tmp_path / "files").mkdir()
+        uid = fly_scan(Beamline(tmp_path / "files", cat), events=7, per_event=2)
+    else:
+        uid = step_scan_into(cat, tmp_path / "files", 9)[1]
+    table = _check(cat, uid)
+    assert len(table) == (7 if fly else 9)
+    _check(cat, uid, fill=False)
+
+
+def test_multi_descriptor_stream_reads_from_documents(tmp_path, small_blocks):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    a = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    b = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary", configuration={"c": {}})
+    writer("descriptor", a.descriptor_doc)
+    writer("descriptor", b.descriptor_doc)
+    for i in range(6):
+        writer("event", a.compose_event(data={"x": i}, timestamps={"x": 0}, seq_num=2 * i + 1))
+        writer("event", b.compose_event(data={"x": -i}, timestamps={"x": 0}, seq_num=2 * i + 2))
+    writer("stop", bundle.compose_stop())
+    uid = bundle.start_doc["uid"]
+    from_blocks, from_docs = _both(cat, uid)
+    assert from_blocks is None  # interleaved descriptors: the documents keep the order
+    ds = cat[uid].primary.read()
+    assert ds["x"].values.tolist() == [0, 0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5]
+
+
+KILLED = """
+import sys, os
+import scandeck
+from scandeck.sources import sqlite_columns
+from event_model import compose_run
+sqlite_columns.MIN_ROWS, sqlite_columns.MAX_ROWS = 3, 4
+writer = scandeck.open_catalog(sys.argv[1]).writer()
+bundle = compose_run()
+writer("start", bundle.start_doc)
+desc = bundle.compose_descriptor(data_keys={"x": {"source": "s", "dtype": "number", "shape": []}}, name="primary")
+writer("descriptor", desc.descriptor_doc)
+for i in range(int(sys.argv[2])):
+    writer("event", desc.compose_event(data={"x": i * 0.5}, timestamps={"x": 0}, seq_num=i + 1))
+print(bundle.start_doc["uid"], flush=True)
+os._exit(0)  # killed: no stop document, no close, buffered rows never flushed
+"""
+
+
+def test_killed_writer_leaves_a_readable_run(tmp_path):
+    store = tmp_path / "store"
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED), str(store), "17"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    uid = out.stdout.strip()
+    cat = scandeck.open_catalog(store)
+    assert cat[uid].status == "incomplete"
+    table = _check(cat, uid)
+    assert columns(table)[2]["x"].tolist() == [i * 0.5 for i in range(17)]
+    cover = cat.source._conn().execute(
+        "SELECT pos FROM column_cover JOIN runs ON runs.id = run_id WHERE uid = ?", (uid,)
+    )
+    assert 1 < cover.fetchone()[0] < 18  # some events in blocks, the last ones only as documents
+
+
+def test_resumed_run_goes_on_in_blocks(tmp_path, small_blocks):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    events = [desc.compose_event(data={"x": i}, timestamps={"x": 0}, seq_num=i + 1) for i in range(20)]
+    for doc in events[:9]:
+        writer("event", doc)
+    writer.close()  # the run is incomplete now
+    uid = bundle.start_doc["uid"]
+    other = cat.writer()
+    assert other.resume(uid) == 11
+    for doc in events[9:]:
+        other("event", doc)
+    other("stop", bundle.compose_stop())
+    assert columns(_check(cat, uid))[2]["x"].tolist() == list(range(20))
+
+
+def test_a_failed_flush_refuses_the_document_and_loses_nothing(tmp_path, small_blocks, monkeypatch):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    events = [desc.compose_event(data={"x": i}, timestamps={"x": 0}, seq_num=i + 1) for i in range(12)]
+    for doc in events[:4]:
+        writer("event", doc)
+    flush = sqlite_columns.ColumnBuffer.flush
+
+    def failing(self, conn, run_id, last_pos):
+        flush(self, conn, run_id, last_pos)  # the rows are written, then the disk fails
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_columns.ColumnBuffer, "flush", failing)
+    with pytest.raises(StoreError, match="nothing was stored"):
+        writer("event", events[4])
+    monkeypatch.setattr(sqlite_columns.ColumnBuffer, "flush", flush)
+    for doc in events[4:]:  # the refused event again, and the rest
+        writer("event", doc)
+    writer("stop", bundle.compose_stop())
+    uid = bundle.start_doc["uid"]
+    assert columns(_check(cat, uid))[2]["x"].tolist() == list(range(12))
+    with pytest.raises(InvalidDocument):
+        writer("event", events[0])  # after the stop: refused, as ever
+
+
+def _copy_old_store(tmp_path: Path) -> Path:
+    store = tmp_path / "old"
+    shutil.copytree(DATA, store)
+    return store
+
+
+def test_store_of_release_0_1_reads_as_it_is(tmp_path):
+    """Runs written before column blocks are read from their documents; new runs get blocks."""
+    store = _copy_old_store(tmp_path)
+    read_only = scandeck.open_catalog(f"{store}?mode=ro")
+    expected = {}
+    for run in read_only:
+        expected[run.uid] = {name: run[name].read() for name in run}
+    assert len(expected) == 5
+    handmade = read_only.search('sample == "Fe"')[-1]
+    ds = handmade.primary.read()
+    assert ds["label"].values.tolist() == ["p0", "p1", "p2", "p3", "q4", "q5"]
+    assert np.isnan(ds["gap"].values[2]) and ds["spec"].shape == (6, 3)
+    assert read_only.search('sample == "Zn"')[-1].status == "incomplete"
+    read_only.close()
+
+    cat = scandeck.open_catalog(store)  # writable: the new tables are created, old runs untouched
+    for uid, streams in expected.items():
+        assert cat.source.event_table(uid, {d["uid"] for d in cat[uid].primary.descriptors}) is None
+        for name, ds in streams.items():
+            xr.testing.assert_identical(cat[uid][name].read(), ds)
+    from event_model import compose_run as compose
+
+    writer = cat.writer()
+    bundle = compose(metadata={"sample": "new"})
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    writer("event", desc.compose_event(data={"x": 1.5}, timestamps={"x": 0}, seq_num=1))
+    writer("stop", bundle.compose_stop())
+    assert _check(cat, bundle.start_doc["uid"]).data["x"].tolist() == [1.5]
+    assert len(cat) == 6
