@@ -26,7 +26,7 @@ from scandeck.queries import (
     TimeRange,
     parse,
 )
-from scandeck.query.indexed import indexed_sql, uses_index
+from scandeck.query.indexed import conjuncts, index_condition, index_count_sql, indexed_sql, uses_index
 from scandeck.query.sql import register_functions
 from scandeck.sources.sqlite_index import ensure_index, index_ready
 
@@ -152,10 +152,24 @@ def by_sql(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
 
 
 def by_index(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
-    """The runs the embedded store finds through its start-values index."""
-    sql, params = indexed_sql(query)
-    uids = {row[0] for row in db.execute(f"SELECT uid FROM runs WHERE {sql}", params)}
-    return {name for name, (start, _) in runs.items() if start["uid"] in uids}
+    """The runs the embedded store finds through its start-values index, the same in every shape.
+
+    Sets (``id IN``), probes (``EXISTS``), each indexed condition as the driver, and
+    the count from the index alone where the store would use it.
+    """
+    shapes = [indexed_sql(query), indexed_sql(query, probe=True)]
+    drivers = [q for q in conjuncts(query) if index_condition(q) is not None]
+    shapes += [indexed_sql(query, driver=q) for q in drivers]
+    found = []
+    for sql, params in shapes:
+        uids = {row[0] for row in db.execute(f"SELECT uid FROM runs WHERE {sql}", params)}
+        found.append({name for name, (start, _) in runs.items() if start["uid"] in uids})
+    assert all(f == found[0] for f in found), (query, found)
+    for q in drivers:
+        counting = index_count_sql(query, q)
+        if counting is not None:
+            assert db.execute(*counting).fetchone()[0] == len(found[0]), (query, q)
+    return found[0]
 
 
 def by_python(runs: dict, query: Query) -> set[str]:
@@ -410,6 +424,14 @@ CASES: dict[str, Case] = {
     "index_startswith_quote": (lambda: Key("sample").startswith("it's \""), {"quotes"}),
     "index_dotted_vs_nested": (lambda: Key(("md.é", "x")).contains("a"), set()),
     "index_stop_segment": (lambda: Key(("stop", "x"), doc="start") > 0, {"stopkey"}),
+    "index_all_seeks": (
+        lambda: (Key("sample") == "Ni") & ~(Key("flag") == True) & Key("md.temperature").in_([310, 4.2]),  # noqa: E712
+        {"fractional", "winter"},
+    ),
+    "index_seek_and_range": (
+        lambda: (Key("md.temperature") >= 300) & (Key("sample") == "Ni") & ~Key("md.tags").contains("rt"),
+        {"fractional"},
+    ),
     "index_uid_column": (lambda: Key("uid").in_(["scan_0042%test"]), {"underscore"}),
     "full_text": (lambda: FullText("alice"), {"ni1", "running"}),
     "full_text_case": (
@@ -849,4 +871,10 @@ def test_the_index_answers_every_kind_of_condition() -> None:
                 used.add(getattr(leaf, "op", "matches"))
     assert kinds <= used
     assert "start_values" in indexed_sql(Key("sample") == "Ni")[0]
+    both = build(CASES["index_all_seeks"])
+    drivers = [q for q in conjuncts(both) if index_condition(q) is not None]
+    assert len(drivers) == 2 and all(index_count_sql(both, q) is not None for q in drivers)
+    ranged = build(CASES["index_seek_and_range"])
+    assert index_count_sql(ranged, conjuncts(ranged)[1]) is None  # a range is probed in the JSON
+    assert index_count_sql(ranged, conjuncts(ranged)[0]) is not None  # ... unless it drives
     assert not uses_index(Key("sample") != "Ni") and not uses_index(Key("material") == ["Ni", "Cu"])

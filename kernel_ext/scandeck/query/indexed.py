@@ -37,7 +37,18 @@ from .text import Regex
 from .tree import And, Not, Or, Query
 from .values import INT_MAX, INT_MIN, ORDERING, Value, json_kind
 
-__all__ = ["INDEX_TABLE", "element_key", "field_key", "index_rows", "index_value", "indexed_sql", "uses_index"]
+__all__ = [
+    "INDEX_TABLE",
+    "conjuncts",
+    "element_key",
+    "field_key",
+    "index_condition",
+    "index_count_sql",
+    "index_rows",
+    "index_value",
+    "indexed_sql",
+    "uses_index",
+]
 
 #: The index table's name.
 INDEX_TABLE = "start_values"
@@ -144,66 +155,92 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
-def _lookup(field: str, condition: str, params: list[Any]) -> Frag:
-    sql = f"id IN (SELECT run_id FROM {INDEX_TABLE} WHERE field = ? AND {condition})"
-    return sql, [field, *params]
+def _where(field: str, condition: str, params: list[Any]) -> Frag:
+    return f"field = ? AND {condition}", [field, *params]
 
 
-def _comparison(q: Comparison) -> Frag | None:
-    """The index lookup answering ``q`` exactly, or None when the index cannot."""
+def index_condition(q: Query) -> Frag | None:
+    """The condition on ``start_values`` rows that finds the runs matching ``q``, or None.
+
+    None when the index cannot answer ``q`` exactly (see the module's docstring).
+    Each matching run has exactly one matching row: a scalar field has one row per
+    run, a list's equal elements share one row.
+    """
+    if not _indexed_field(q):
+        return None
+    if isinstance(q, Regex):
+        condition = f"value >= '' AND value < x'' AND {REGEX_FUNCTION}(?, value)"
+        return _where(field_key(q.path), condition, [q.pattern])
+    assert isinstance(q, Comparison)
     op, v, path = q.op, q.value, q.path
     name = field_key(path)
     if op == "==" and _scalar(v):
-        return _lookup(name, "value = ?", [index_value(v)])
+        return _where(name, "value = ?", [index_value(v)])
     if op == "in":
         assert isinstance(v, tuple)  # check_value() froze the list of an 'in'
-        if not v:
-            return "0", []
-        if not all(_scalar(x) for x in v):
-            return None
+        if not v or not all(_scalar(x) for x in v):
+            return None  # to_sql() answers an empty list with 0, lists compared whole need the JSON
         marks = ", ".join("?" * len(v))
-        return _lookup(name, f"value IN ({marks})", [index_value(x) for x in v])
+        return _where(name, f"value IN ({marks})", [index_value(x) for x in v])
     if op in ORDERING:
         # A bound of the value's own type keeps the range inside it: numbers < TEXT < BLOB.
         if isinstance(v, str):
             bound = "value < x''" if op[0] == ">" else "value >= ''"
         else:
             bound = "value < ''" if op[0] == ">" else "1"  # no row holds SQL NULL, below numbers
-        return _lookup(name, f"value {op} ? AND {bound}", [v])
+        return _where(name, f"value {op} ? AND {bound}", [v])
     if op == "startswith":
         assert isinstance(v, str)  # check_value(): 'startswith' takes a string
         upper = _successor(v)
         if upper is None:
-            return _lookup(name, "value >= ? AND value < x''", [v])
-        return _lookup(name, "value >= ? AND value < ?", [v, upper])
-    if op == "contains" and _scalar(v):
-        return _lookup(element_key(path), "value = ?", [index_value(v)])
+            return _where(name, "value >= ? AND value < x''", [v])
+        return _where(name, "value >= ? AND value < ?", [v, upper])
+    if op == "contains":
+        return _where(element_key(path), "value = ?", [index_value(v)])
     return None
 
 
-def _compile(q: Query) -> Frag:
+def _lookup(condition: Frag, probe: str | None) -> Frag:
+    """``id IN (...)`` (a set: SQLite can drive from it), or a probe of run ``probe`` (``EXISTS``)."""
+    where, params = condition
+    if probe is None:
+        return f"id IN (SELECT run_id FROM {INDEX_TABLE} WHERE {where})", params
+    return f"EXISTS (SELECT 1 FROM {INDEX_TABLE} WHERE {where} AND run_id = {probe})", params
+
+
+def _compile(q: Query, probe: str | None) -> Frag:
     if isinstance(q, (And, Or)):
         if not q.items:
             return q.to_sql()
         sqls, params = [], []
         for item in q.items:
-            sql, ps = _compile(item)
+            sql, ps = _compile(item, probe)
             sqls.append(sql)
             params += ps
         word = " AND " if isinstance(q, And) else " OR "
         return "(" + word.join(sqls) + ")", params
     if isinstance(q, Not):
-        sql, params = _compile(q.query)
+        sql, params = _compile(q.query, probe)
         return f"(NOT {sql})", params
-    if _indexed_field(q):
-        if isinstance(q, Regex):
-            condition = f"value >= '' AND value < x'' AND {REGEX_FUNCTION}(?, value)"
-            return _lookup(field_key(q.path), condition, [q.pattern])
-        assert isinstance(q, Comparison)
-        found = _comparison(q)
-        if found is not None:
-            return found
-    return q.to_sql()
+    condition = index_condition(q)
+    if condition is None or (probe is not None and not _seeks(q)):
+        # A range probed for one run would scan the whole range: its JSON is cheaper.
+        return q.to_sql()
+    return _lookup(condition, probe)
+
+
+def _seeks(q: Query) -> bool:
+    """Whether probing ``q`` for one run is a seek in the index (``==``, ``in``, ``contains``)."""
+    return isinstance(q, Comparison) and q.op in ("==", "in", "contains")
+
+
+def _index_only(q: Query) -> bool:
+    """Whether every condition in ``q`` is probed by an index seek (so no run's JSON is read)."""
+    if isinstance(q, (And, Or)):
+        return bool(q.items) and all(_index_only(item) for item in q.items)
+    if isinstance(q, Not):
+        return _index_only(q.query)
+    return _seeks(q) and index_condition(q) is not None
 
 
 def _indexed_field(q: Query) -> bool:
@@ -219,17 +256,26 @@ def uses_index(query: Query) -> bool:
         return any(uses_index(q) for q in query.items)
     if isinstance(query, Not):
         return uses_index(query.query)
-    if isinstance(query, Regex):
-        return _indexed_field(query)
-    return isinstance(query, Comparison) and _indexed_field(query) and _comparison(query) is not None
+    return index_condition(query) is not None
 
 
-def indexed_sql(query: Query) -> tuple[str, list[Any]]:
+def conjuncts(query: Query) -> tuple[Query, ...]:
+    """The conditions a run must all meet: the items of a top-level ``and``, else the query itself."""
+    return query.items if isinstance(query, And) else (query,)
+
+
+def indexed_sql(query: Query, *, probe: bool = False, driver: Query | None = None) -> tuple[str, list[Any]]:
     """An SQLite boolean expression over ``runs`` and the ``start_values`` index, and its parameters.
 
     It matches exactly the runs ``query.to_sql()`` matches, on a store whose index
     holds :func:`index_rows` of every run; conditions the index cannot answer keep
-    ``to_sql()``'s SQL.
+    ``to_sql()``'s SQL. The same answer in three shapes, for SQLite's planner:
+
+    * default: each lookup is a set, ``id IN (SELECT run_id ...)``;
+    * ``probe=True``: each lookup is a probe of the run at hand, ``EXISTS (... run_id
+      = runs.id)``: cheap per row, for walking runs in time order to a first page;
+    * ``driver``: one of :func:`conjuncts` whose set the search starts from, the rest
+      probed for each of its runs.
 
     Examples
     --------
@@ -237,5 +283,36 @@ def indexed_sql(query: Query) -> tuple[str, list[Any]]:
     >>> indexed_sql(Key("sample") == "Ni")
     ('id IN (SELECT run_id FROM start_values WHERE field = ? AND value = ?)', ['["sample"]', 'Ni'])
     """
-    sql, params = _compile(query)
-    return sql, list(params)
+    if driver is None:
+        sql, params = _compile(query, "runs.id" if probe else None)
+        return sql, list(params)
+    condition = index_condition(driver)
+    if condition is None or not any(c is driver for c in conjuncts(query)):
+        raise ValueError(f"the driver {driver!r} is not an indexed condition that {query!r} requires")
+    sqls, params = [], []
+    for q in (driver, *(c for c in conjuncts(query) if c is not driver)):
+        sql, ps = _lookup(condition, None) if q is driver else _compile(q, "runs.id")
+        sqls.append(sql)
+        params += ps
+    return " AND ".join(sqls), params
+
+
+def index_count_sql(query: Query, driver: Query) -> tuple[str, list[Any]] | None:
+    """``SELECT count(*)`` of the runs matching ``query`` from the index alone, or None.
+
+    ``driver`` is one of :func:`conjuncts` with an :func:`index_condition`: its rows
+    are the candidates (one per run), and each other conjunct is probed for each
+    candidate by index seeks. None when some other conjunct needs the run itself
+    (the JSON, a column, or a range that a seek cannot probe). Exact on a store whose
+    runs are never deleted (a row of the index is a stored run).
+    """
+    condition = index_condition(driver)
+    others = [c for c in conjuncts(query) if c is not driver]
+    if condition is None or len(others) == len(conjuncts(query)) or not all(_index_only(c) for c in others):
+        return None
+    sql, params = f"SELECT count(*) FROM {INDEX_TABLE} AS d WHERE {condition[0]}", list(condition[1])
+    for q in others:
+        probe, ps = _compile(q, "d.run_id")
+        sql += f" AND {probe}"
+        params += ps
+    return sql, params

@@ -34,7 +34,7 @@ from ..query.sql import register_functions
 from .liveness import identity, writer_alive
 from .protocol import Entry, RunSummary
 from .sqlite_fields import add_fields, ensure_table, read_fields
-from .sqlite_index import add_start, ensure_index, where_sql
+from .sqlite_index import add_start, count_runs, ensure_index, where_sql
 
 if TYPE_CHECKING:
     from ..reading import Table
@@ -377,9 +377,7 @@ class SQLiteSource:
         return run_id
 
     def count(self, query: Query) -> int:
-        conn = self._conn()
-        with where_sql(conn, query) as (where, params):
-            return conn.execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0]
+        return count_runs(self._conn(), query)
 
     def search(
         self,
@@ -391,8 +389,7 @@ class SQLiteSource:
         oldest_first: bool = False,
     ) -> list[RunSummary]:
         conn = self._conn()
-        with where_sql(conn, query) as (where, params):
-            params = list(params)
+        with where_sql(conn, query, None if limit is None else limit + offset) as (where, params):
             if before is not None:
                 # A row value: a range seek on runs_time at any depth (an OR of the two
                 # conditions walks the index from the newest run down to the cursor).
@@ -412,7 +409,7 @@ class SQLiteSource:
         Optional in the protocol: a live view asks this instead of searching every run.
         """
         conn = self._conn()
-        with where_sql(conn, query) as (where, params):
+        with where_sql(conn, query, limit) as (where, params):
             sql = (
                 f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
                 f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?"
