@@ -62,9 +62,10 @@ def subscribe(
     consumer is ready for reports (the follower starts with its first reader),
     and :meth:`Reader.close` when done.
     """
-    wanted: bool | tuple[str, ...] = (
-        fill if isinstance(fill, bool) else tuple(sorted({fill} if isinstance(fill, str) else fill))
-    )
+    # False and () both mean "no external arrays": one follower for both.
+    wanted: bool | tuple[str, ...] = True
+    if fill is not True:
+        wanted = () if fill is False else tuple(sorted({fill} if isinstance(fill, str) else set(fill)))
     key = follower_key(source, target, stream, wanted, query, every_run)
     with _lock:
         shared = _registry.get(key)

@@ -69,6 +69,8 @@ class LiveTable:
         self._released = 0
         #: Rows before this one were dropped (:meth:`drop`): every consumer took them.
         self.base = 0
+        #: The most rows held at once: what following this stream cost in rows.
+        self.peak_held = 0
         self.errors: list[BaseException] = []
 
     def __len__(self) -> int:
@@ -219,6 +221,7 @@ class LiveTable:
             self._seq.append(seq)
             for key, col in self._cols.items():
                 col.append(data.get(key))
+            self.peak_held = max(self.peak_held, len(self._seq))
         return 1
 
     def add_event_page(self, doc: Mapping[str, Any]) -> int:
@@ -239,6 +242,7 @@ class LiveTable:
             for key, col in self._cols.items():
                 values = data.get(key)
                 col.extend(values if values is not None else [None] * n)
+            self.peak_held = max(self.peak_held, len(self._seq))
             for i, seq in enumerate(doc["seq_num"]):
                 streamed = self._pending.pop(seq, None)
                 for key, value in (streamed or {}).items():
