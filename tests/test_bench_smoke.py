@@ -18,6 +18,7 @@ BENCH = Path(__file__).parents[1] / "bench"
         "search.py",
         "write.py",
         "live_kernel.py",
+        "live_memory.py",
         "rerun.py",
         "redis_live.py",
         "panel_api.py",
