@@ -41,6 +41,8 @@ QUERIES = [
     "flag == 1",
     "flag in [1.0]",
     "md.odd.key == 2",
+    "big >= 9.2e18",
+    "big < 0",
     'md.`é "q"` startswith "ü"',
 ]
 
@@ -96,7 +98,7 @@ def _more_runs(cat: scandeck.Catalog) -> None:
             "x": None,
             "tags": ["a", 1.0],
         },
-        {"plan_name": "scan", "sample": "Ni", "flag": 1.0, "x": "nan", "num_points": 21.0},
+        {"plan_name": "scan", "sample": "Ni", "flag": 1.0, "x": "nan", "num_points": 21.0, "big": 2**63},
     ):
         bundle = compose_run(metadata=md)
         writer("start", bundle.start_doc)
@@ -140,6 +142,7 @@ def test_booleans_numbers_null_and_nan_stay_apart(tmp_path: Path) -> None:
     _check_every_query(cat, db)
     assert len(cat.search("flag == true")) == 1
     assert len(cat.search("flag == 1")) == 2  # 1 and 1.0, not true
+    assert len(cat.search("big >= 9.2e18")) == 1  # 2**63, past SQLite's integers: a REAL, as json_extract reads it
     # NaN is stored as JSON null (SQLite's JSON has no NaN): the index says what the JSON says
     assert len(cat.search("x == null")) == len(_by_json(db, parse("x == null"))) == 2
     cat.close()
