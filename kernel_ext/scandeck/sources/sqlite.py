@@ -6,6 +6,9 @@ row in one transaction, which is what makes a killed writer harmless):
 * ``runs``: one row per run: uid, scan_id, start time, the start and stop
   documents as JSON (searched with ``json_extract``), event and document
   counts, and who writes it (host, pid, pid start time) while it is open.
+* ``start_values``: the start document's scalar values, typed, one row per
+  field and run (``sqlite_index.py``), written with the run's row: searches on
+  start fields read it instead of the JSON.
 * ``documents``: every document, msgpack-encoded, keyed by (run, position),
   clustered so that a run reads back as one contiguous range.
 
