@@ -26,7 +26,7 @@ from event_model import compose_run
 import scandeck
 from scandeck.exceptions import InvalidDocument, StoreError
 from scandeck.reading import STREAM_DOCUMENTS, collect, columns, to_xarray
-from scandeck.sources import sqlite_columns
+from scandeck.sources import sqlite_column_reads, sqlite_columns
 
 DATA = Path(__file__).parent / "data" / "store-0.1.0"
 
@@ -335,3 +335,103 @@ def test_store_of_release_0_1_reads_as_it_is(tmp_path):
     writer("stop", bundle.compose_stop())
     assert _check(cat, bundle.start_doc["uid"]).data["x"].tolist() == [1.5]
     assert len(cat) == 6
+
+
+SLICES = [
+    slice(None),
+    slice(0, 1),
+    slice(3, 11),
+    slice(-7, None),
+    slice(-100, None),
+    slice(5, 5),
+    slice(40, 90),
+    slice(1, None, 3),
+    slice(None, -2, 4),
+    slice(None, None, -1),  # read whole, then sliced
+    slice(2, 1000),
+]
+
+
+def _same_dataset(a, b):
+    """Same rows, values, coordinates and attributes (a column's dtype is that of the rows read)."""
+    xr.testing.assert_identical(a, b)
+
+
+def test_rows_read_only_their_blocks_and_agree_with_isel(tmp_path, small_blocks, monkeypatch):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    uid = bundle.start_doc["uid"]
+    keys = {k: KEYS[k] for k in ("x", "label", "spec", "img")}
+    desc = bundle.compose_descriptor(data_keys=keys, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    rng = random.Random(3)
+    for i in range(23):
+        data = {k: _value(rng, k, i) for k in keys}
+        writer("event", desc.compose_event(data=data, timestamps={k: 0 for k in keys}, seq_num=i + 1))
+        if i in (0, 6, 22):  # a growing run: blocks, then events after them
+            for rows in SLICES:
+                _same_dataset(cat[uid].primary.read(rows=rows), cat[uid].primary.read().isel(time=rows))
+    for rows in SLICES:
+        whole = cat[uid].primary.read()
+        _same_dataset(cat[uid].primary.read(rows=rows), whole.isel(time=rows))
+        _same_dataset(cat[uid].primary.read(["x"], rows=rows), whole[["x"]].isel(time=rows))
+    writer("stop", bundle.compose_stop())
+    decoded = []
+    decode = sqlite_column_reads._decode
+
+    def spy(rows, dtype, shape, data):  # the blocks a read decodes
+        decoded.append(rows)
+        return decode(rows, dtype, shape, data)
+
+    monkeypatch.setattr(sqlite_column_reads, "_decode", spy)
+    table = cat.source.event_table(uid, {desc.descriptor_doc["uid"]}, rows=slice(-2, None))
+    assert columns(table)[1].tolist() == [22, 23]
+    blocks = len(decoded) - 5  # seq_num's blocks, then only the last block of each other column
+    assert blocks >= 5 and decoded[blocks:] == [decoded[blocks - 1]] * 5
+    with pytest.raises(TypeError, match="slice"):
+        cat[uid].primary.read(rows=3)
+
+
+def test_rows_of_images_fill_only_those_rows(tmp_path, small_blocks, RE, hw, monkeypatch):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    RE.subscribe(cat.writer())
+    from bluesky.plans import count
+
+    (uid,) = RE(count([hw.img, hw.det], num=9))
+    whole = cat[uid].primary.read()
+    from scandeck.external import Filler
+
+    filled = []
+    fill_datum = Filler.fill_datum
+    monkeypatch.setattr(Filler, "fill_datum", lambda self, d: filled.append(d) or fill_datum(self, d))
+    part = cat[uid].primary.read(rows=slice(6, 8))
+    _same_dataset(part, whole.isel(time=slice(6, 8)))
+    assert len(filled) == 2  # two frames read from their files, not nine
+
+
+def test_rows_of_unordered_events_are_taken_after_sorting(tmp_path, small_blocks):
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    for seq in (3, 1, 2, 6, 5, 4, 7):
+        writer("event", desc.compose_event(data={"x": seq * 1.0}, timestamps={"x": 0}, seq_num=seq))
+    writer("stop", bundle.compose_stop())
+    ds = cat[bundle.start_doc["uid"]].primary.read(rows=slice(1, 4))
+    assert ds["x"].values.tolist() == [2.0, 3.0, 4.0]
+
+
+def test_rows_on_a_source_of_documents(tmp_path):
+    cat = scandeck.open_catalog("memory://")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    for i in range(5):
+        writer("event", desc.compose_event(data={"x": i * 1.0}, timestamps={"x": 0}, seq_num=i + 1))
+    assert cat[-1].primary.read(rows=slice(-2, None))["x"].values.tolist() == [3.0, 4.0]

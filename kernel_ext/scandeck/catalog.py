@@ -443,18 +443,22 @@ class Stream:
         return {d["uid"] for d in self.descriptors}
 
     def _table(self, fill: bool | Collection[str], keys: Collection[str] | None = None) -> Any:
+        return self._rows(fill, keys, None)[0]
+
+    def _rows(self, fill: bool | Collection[str], keys: Collection[str] | None, rows: slice | None) -> Any:
+        """``(table, sliced)``: the stream's rows, only ``rows`` of them when ``sliced``."""
         from .reading import STREAM_DOCUMENTS, collect
 
         uids = self._refresh()
         source = self.run.source
         if isinstance(source, StreamTables):  # columns in the store (Tiled): no documents
-            return source.stream_table(self.run.uid, self.name, keys=keys, fill=fill)
+            return source.stream_table(self.run.uid, self.name, keys=keys, fill=fill), False
         if isinstance(source, EventColumns):  # columns beside the documents (the embedded store)
-            table = source.event_table(self.run.uid, uids, keys=keys, fill=fill)
+            table = source.event_table(self.run.uid, uids, keys=keys, fill=fill, rows=rows)
             if table is not None:
-                return table
+                return table, rows is not None
         entries = self.run.source.documents(self.run.uid, names=STREAM_DOCUMENTS, descriptors=uids)
-        return collect(entries, uids, fill=fill, keys=keys)
+        return collect(entries, uids, fill=fill, keys=keys), False
 
     def _known_keys(self, variables: str | Sequence[str] | None) -> list[str] | None:
         """``variables`` as a list of this stream's keys; an unknown one raises naming the keys."""
@@ -472,11 +476,16 @@ class Stream:
                 )
         return wanted
 
-    def read(self, variables: str | Sequence[str] | None = None, *, fill: bool = True) -> xarray.Dataset:
+    def read(
+        self, variables: str | Sequence[str] | None = None, *, fill: bool = True, rows: slice | None = None
+    ) -> xarray.Dataset:
         """Events so far as an ``xarray.Dataset`` (time coordinate, N-D for images).
 
         ``variables`` (``read(["det"])``, databroker's ``read(variables=[...])``)
         picks keys: only those become variables, and only their external data is read.
+        ``rows`` picks rows as ``read().isel(time=rows)`` would (``rows=slice(-100, None)``:
+        the newest hundred); the embedded store reads only those rows' column blocks
+        and external data.
         External data is read through the handler registry; ``fill=False`` keeps
         the references instead: datum ids, and ``"{stream_resource uid}/{index}"``
         for stream data. A stream without events (a fly scan's) is indexed by
@@ -490,8 +499,12 @@ class Stream:
         from .reading import to_xarray
 
         keys = self._known_keys(variables)
+        if rows is not None and not isinstance(rows, slice):
+            raise TypeError(f"rows must be a slice, as in read(rows=slice(0, 100)), not {type(rows).__name__}")
         self._note()
-        return to_xarray(self._table(fill, keys))
+        table, sliced = self._rows(fill, keys, rows)
+        ds = to_xarray(table)
+        return ds if rows is None or sliced else ds.isel({"time" if "time" in ds.dims else "seq_num": rows})
 
     def to_dask(self) -> xarray.Dataset:
         """Like :meth:`read`, with external arrays (images) as dask arrays read by chunk on ``compute()``.

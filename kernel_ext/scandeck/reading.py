@@ -34,14 +34,16 @@ STREAM_DOCUMENTS = tuple(name for name in DOCUMENT_NAMES if name not in ("start"
 class Table:
     """Columns of one stream: ``time``, ``seq_num`` and one list per data key.
 
+    A column is a list, or a numpy array for rows read from a store's column blocks
+    (:class:`~scandeck.sources.protocol.EventColumns`) until later rows need a list.
     ``stream_data`` holds the rows of keys filled by stream_datum documents,
     ``{key: {seq_num: value}}``, until :func:`columns` puts them on their events.
     """
 
     data_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
-    time: list[float] = field(default_factory=list)
-    seq_num: list[int] = field(default_factory=list)
-    data: dict[str, list[Any]] = field(default_factory=dict)
+    time: Any = field(default_factory=list)
+    seq_num: Any = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
     stream_data: dict[str, dict[int, Any]] = field(default_factory=dict)
     #: False for a stream whose rows come from stream_datum documents alone (a fly
     #: scan): it has no event times, and is indexed by seq_num.
@@ -177,7 +179,8 @@ def _prepend(prefix: Table, table: Table) -> None:
     table.time = _concat(prefix.time, table.time)
     table.seq_num = _concat(prefix.seq_num, table.seq_num)
     for key, values in table.data.items():
-        table.data[key] = _concat(prefix.data.get(key, [None] * n), values)
+        head = prefix.data.get(key)
+        table.data[key] = _concat([None] * n if head is None else head, values)
 
 
 def _concat(head: Any, tail: list[Any]) -> Any:

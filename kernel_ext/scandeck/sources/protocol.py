@@ -221,8 +221,12 @@ class EventColumns(Protocol):
         *,
         keys: Collection[str] | None = None,
         fill: bool | Collection[str] = True,
+        rows: slice | None = None,
     ) -> Table | None:
-        """The rows of the stream made of ``descriptors``, as :func:`scandeck.reading.collect` gives them."""
+        """The rows of the stream made of ``descriptors``, as :func:`scandeck.reading.collect` gives them.
+
+        ``rows``: only these rows (in ``seq_num`` order), read without the others.
+        """
 
 
 @runtime_checkable

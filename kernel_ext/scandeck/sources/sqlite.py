@@ -491,6 +491,7 @@ class SQLiteSource:
         *,
         keys: Collection[str] | None = None,
         fill: bool | Collection[str] = True,
+        rows: slice | None = None,
     ) -> Table | None:
         """A stream's rows from the run's column blocks, then its newer events; None: read documents.
 
@@ -499,10 +500,10 @@ class SQLiteSource:
         """
         if len(descriptors) != 1:
             return None
-        from .sqlite_columns import read_stream  # numpy: loaded by the first read
+        from .sqlite_column_reads import read_stream  # numpy: loaded by the first read
 
         (descriptor,) = descriptors
-        return read_stream(self._conn(), self._run_id(uid), descriptor, keys=keys, fill=fill)
+        return read_stream(self._conn(), self._run_id(uid), descriptor, keys=keys, fill=fill, rows=rows)
 
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         sql = "SELECT doc FROM descriptors WHERE run_id = ? ORDER BY pos"

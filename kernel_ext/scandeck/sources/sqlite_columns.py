@@ -29,18 +29,17 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 import numpy as np
 
-from ..documents import normalize_value, unpack
-from ..reading import Table, collect
+from ..documents import normalize_value
 from .protocol import Entry
 
-__all__ = ["EXTRA_DOCUMENTS", "BlockWriter", "ColumnBuffer", "read_stream"]
+__all__ = ["DATA_PART", "EXTRA_DOCUMENTS", "SEQ_PART", "TIME_PART", "BlockWriter", "ColumnBuffer", "has_tables"]
 
 
 #: Documents a stream read needs besides descriptors and events (kept in ``run_extras``).
@@ -57,7 +56,8 @@ MAX_CELLS = 2_000_000
 #: Types whose values read back from msgpack as they are (np.float64 is a float).
 _PLAIN = frozenset({float, int, str, bool, type(None), np.float64})
 
-_TIME, _SEQ, _DATA = "time", "seq_num", "data:"
+#: Names of the blocks' columns: ``time``, ``seq_num`` and ``data:<key>`` per data key.
+TIME_PART, SEQ_PART, DATA_PART = "time", "seq_num", "data:"
 
 
 def has_tables(conn: sqlite3.Connection) -> bool:
@@ -167,11 +167,11 @@ class ColumnBuffer:
         rows = []
         for desc, cols in self._descriptors.items():
             n = len(cols.seq_num)
-            parts = {_TIME: cols.time, _SEQ: cols.seq_num}
+            parts = {TIME_PART: cols.time, SEQ_PART: cols.seq_num}
             for key, values in cols.columns().items():
                 if len(values) != n:  # the writer's checks make this impossible; never store a wrong block
                     raise ValueError(f"column {key!r} has {len(values)} rows, seq_num {n}")
-                parts[_DATA + key] = values
+                parts[DATA_PART + key] = values
             for part, values in parts.items():
                 rows.append((run_id, desc, part, last_pos, n, *_encode(values)))
         conn.executemany("INSERT INTO column_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -193,65 +193,6 @@ def _encode(values: list[Any]) -> tuple[str | None, str, bytes]:
     if arr is not None and arr.dtype.kind in "biuf" and arr.ndim >= 1:
         return arr.dtype.str, json.dumps(arr.shape[1:]), arr.tobytes()
     return None, "[]", msgpack.packb(values, use_bin_type=True)
-
-
-def _decode(rows: int, dtype: str | None, shape: str, data: bytes) -> np.ndarray | list[Any]:
-    if dtype is None:
-        values = msgpack.unpackb(data, raw=False, strict_map_key=False)
-        assert isinstance(values, list) and len(values) == rows
-        return values
-    return np.frombuffer(data, dtype=np.dtype(dtype)).reshape((rows, *json.loads(shape)))
-
-
-def _joined(pieces: list[np.ndarray | list[Any]]) -> np.ndarray | list[Any]:
-    """One column from its blocks: an array when every block is one (numpy promotes as for a list)."""
-    arrays = [p for p in pieces if isinstance(p, np.ndarray)]
-    if len(arrays) == len(pieces):
-        if len({a.shape[1:] for a in arrays}) == 1:
-            return np.concatenate(arrays) if len(arrays) > 1 else arrays[0].copy()
-    out: list[Any] = []
-    for piece in pieces:
-        out.extend(piece.tolist() if isinstance(piece, np.ndarray) else piece)
-    return out
-
-
-@dataclass
-class Prefix:
-    """A stream's rows up to ``pos``, read from blocks."""
-
-    pos: int
-    table: Table
-
-
-def read_prefix(
-    conn: sqlite3.Connection, run_id: int, descriptor: str, keys: Collection[str] | None
-) -> Prefix | None:
-    """The blocks of one descriptor's events, joined per column; None for a run kept only as documents.
-
-    Call inside a read transaction, with the reads of what follows ``pos``.
-    """
-    row = conn.execute("SELECT pos FROM column_cover WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        return None
-    pos = row[0]
-    sql = (
-        "SELECT part, rows, dtype, shape, data FROM column_blocks "
-        "WHERE run_id = ? AND descriptor = ? AND last_pos <= ?"
-    )
-    params: list[Any] = [run_id, descriptor, pos]
-    if keys is not None:
-        parts = [_TIME, _SEQ, *(_DATA + k for k in keys)]
-        sql += f" AND part IN ({','.join('?' * len(parts))})"
-        params += parts
-    pieces: dict[str, list[np.ndarray | list[Any]]] = {}
-    for part, rows, dtype, shape, data in conn.execute(sql + " ORDER BY part, last_pos", params):
-        pieces.setdefault(part, []).append(_decode(rows, dtype, shape, data))
-    table = Table()
-    if pieces:
-        time, seq = _joined(pieces.pop(_TIME)), _joined(pieces.pop(_SEQ))
-        table.time, table.seq_num = time, seq  # type: ignore[assignment]  # arrays where Table has lists
-        table.data = {part[len(_DATA) :]: _joined(p) for part, p in pieces.items()}  # type: ignore[misc]
-    return Prefix(pos, table)
 
 
 class BlockWriter:
@@ -312,7 +253,7 @@ class BlockWriter:
         if row is None:
             return
         flushed = conn.execute(
-            "SELECT coalesce(sum(rows), 0) FROM column_blocks WHERE run_id = ? AND part = ?", (run_id, _SEQ)
+            "SELECT coalesce(sum(rows), 0) FROM column_blocks WHERE run_id = ? AND part = ?", (run_id, SEQ_PART)
         ).fetchone()[0]
         buffer = ColumnBuffer(flushed)
         for entry in entries:
@@ -324,44 +265,3 @@ class BlockWriter:
 
     def forget(self, uid: str) -> None:
         self._runs.pop(uid, None)
-
-
-def read_stream(
-    conn: sqlite3.Connection,
-    run_id: int,
-    descriptor: str,
-    *,
-    keys: Collection[str] | None,
-    fill: bool | Collection[str],
-) -> Table | None:
-    """One descriptor's rows: its blocks, then its events after them; None for a run without blocks.
-
-    Everything is read in one read transaction (one snapshot of a growing run);
-    decoding and filling happen after it.
-    """
-    conn.execute("BEGIN")
-    try:
-        if not has_tables(conn):
-            return None
-        prefix = read_prefix(conn, run_id, descriptor, keys)
-        if prefix is None:
-            return None
-        rows = conn.execute(
-            "SELECT pos, 'descriptor', doc FROM descriptors WHERE run_id = ?", (run_id,)
-        ).fetchall()
-        rows += conn.execute(
-            "SELECT d.pos, d.name, d.doc FROM run_extras AS x JOIN documents AS d "
-            "ON d.run_id = x.run_id AND d.pos = x.pos "
-            "WHERE x.run_id = ? AND (d.descriptor IS NULL OR d.descriptor = ?)",
-            (run_id, descriptor),
-        ).fetchall()
-        rows += conn.execute(
-            "SELECT pos, name, doc FROM documents WHERE run_id = ? AND pos > ? "
-            "AND name IN ('event', 'event_page') AND descriptor = ?",
-            (run_id, prefix.pos, descriptor),
-        ).fetchall()
-    finally:
-        conn.execute("COMMIT")
-    rows.sort(key=lambda row: row[0])
-    entries = [Entry(pos, name, unpack(blob)) for pos, name, blob in rows]
-    return collect(entries, {descriptor}, fill=fill, keys=keys, prefix=prefix.table)
