@@ -23,7 +23,10 @@ class Growing:
 
     Examples
     --------
-    >>> g = Growing(); g.extend([1.5, None]); g.view(0, g.n).tolist()
+    >>> g = Growing()
+    >>> g.extend([1.5, None])  # True: a new array
+    True
+    >>> g.view(0, g.n).tolist()
     [1.5, nan]
     """
 
