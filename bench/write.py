@@ -112,14 +112,29 @@ class Fresh:
         return self.path
 
 
+class _NoBlocks:
+    """Stands in for the writer's column blocks: the writer as it was before them (release 0.1.0)."""
+
+    def in_transaction(self, *args) -> None:
+        pass
+
+    def committed(self, *args) -> None:
+        pass
+
+    def rolled_back(self) -> None:
+        pass
+
+
 class ScandeckWrite:
-    def __init__(self, root: str, tag: str, docs) -> None:
-        self.dirs, self.docs, self.writer = Fresh(root, tag), docs, None
+    def __init__(self, root: str, tag: str, docs, blocks: bool = True) -> None:
+        self.dirs, self.docs, self.writer, self.blocks = Fresh(root, tag), docs, None, blocks
 
     def setup(self) -> None:
         path = self.dirs.next()
         cat = scandeck.open_catalog(path)
         self.writer = cat.writer()
+        if not self.blocks:
+            self.writer._blocks = _NoBlocks()
         self.dirs.closers += [getattr(self.writer, "close", lambda: None), cat.close]
 
     def __call__(self) -> None:
@@ -226,6 +241,7 @@ def bench_case(label: str, docs, repeat: int, root: str, tag: str, extra=None) -
 
     assert rows[2][5] == pack(docs[2][1]), "limit blobs differ from scandeck's"
     sd = ScandeckWrite(root, f"{tag}-sd", docs)
+    sd0 = ScandeckWrite(root, f"{tag}-sd0", docs, blocks=False)
     raw1 = RawWrite(root, f"{tag}-raw1", rows, "per-row")
     raw1u = RawWrite(root, f"{tag}-raw1u", rows, "per-row+update")
     raw2 = RawWrite(root, f"{tag}-raw2", rows, "single")
@@ -233,6 +249,7 @@ def bench_case(label: str, docs, repeat: int, root: str, tag: str, extra=None) -
     cases = {
         "append": (app, app.setup),
         "sd": (sd, sd.setup),
+        "sd0": (sd0, sd0.setup),
         "raw1": (raw1, raw1.setup),
         "raw1u": (raw1u, raw1u.setup),
         "raw2": (raw2, raw2.setup),
@@ -265,6 +282,14 @@ def report(r: dict, numpy_label: str | None = None) -> None:
             fmt_time(r["sd"] / nd),
             fmt_ratio(r["sd"], r["raw1"]),
             fmt_ratio(r["sd"], r["raw2"]),
+        ),
+        (
+            "  the same without column blocks (0.1.0)",
+            fmt_time(r["sd0"]),
+            rate(r["sd0"]),
+            fmt_time(r["sd0"] / nd),
+            fmt_ratio(r["sd0"], r["raw1"]),
+            fmt_ratio(r["sd0"], r["raw2"]),
         ),
         (
             "limit (i): INSERT + COMMIT per row",
