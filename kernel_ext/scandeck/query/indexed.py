@@ -17,11 +17,13 @@ the compiler alike:
   of one type is bounded by ``''`` or ``x''``.
 * :func:`indexed_sql`: a query's SQL where each condition the index answers
   exactly (``==``, ``in``, ``<``, ``<=``, ``>``, ``>=``, ``startswith``, ``contains``
-  with scalar values, ``matches``, on start-document fields) becomes
-  ``id IN (SELECT run_id FROM start_values WHERE ...)``; every other condition
-  (``!=``, ``not in``, lists compared whole, the ``stop`` document, full text, the
-  run columns) keeps :meth:`Query.to_sql`'s SQL. The index only makes the search
-  faster: the agreement tests run every query shape both ways.
+  with scalar values, ``matches``, on start-document fields) becomes a lookup in
+  the index: a set (``id IN (SELECT run_id FROM start_values WHERE ...)``) or a
+  probe of one run (``EXISTS``, for ``==``, ``in`` and ``contains``, which are seeks;
+  a probed range reads the run's JSON instead). Every other condition (``!=``,
+  ``not in``, lists compared whole, the ``stop`` document, full text, the run
+  columns) keeps :meth:`Query.to_sql`'s SQL. The index only makes the search
+  faster: the agreement tests run every query in every shape.
 """
 
 from __future__ import annotations
