@@ -202,7 +202,7 @@ def test_a_refused_start_leaves_no_lock_for_another_writer_process(RE, tmp_path)
 
 def test_a_failure_inside_the_transaction_rolls_back(sqlite_cat, monkeypatch):
     """Whatever fails after BEGIN (here a bug injected into the index copy), nothing stays locked."""
-    import scandeck.sources.sqlite as sqlite_source
+    import scandeck.sources.sqlite_writer as sqlite_writer
 
     def broken(doc):
         raise RuntimeError("injected")
@@ -210,7 +210,7 @@ def test_a_failure_inside_the_transaction_rolls_back(sqlite_cat, monkeypatch):
     writer = sqlite_cat.writer()
     docs = good_run()
     with monkeypatch.context() as patch:
-        patch.setattr(sqlite_source, "_json_index_copy", broken)
+        patch.setattr(sqlite_writer, "json_index_copy", broken)
         with pytest.raises(RuntimeError, match="injected"):
             writer(*docs[0])
     other = sqlite3.connect(sqlite_cat.source.db_path, timeout=0, isolation_level=None)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousRecord, DuplicateRecord, RecordNotFound, StoreError
-from ..sources.sqlite import connect
+from ..sources.sqlite_db import connect
 from .record import OutputRef, ProvenanceRecord
 
 if TYPE_CHECKING:

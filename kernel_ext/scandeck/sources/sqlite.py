@@ -11,6 +11,10 @@ row in one transaction, which is what makes a killed writer harmless):
   start fields read it instead of the JSON.
 * ``documents``: every document, msgpack-encoded, keyed by (run, position),
   clustered so that a run reads back as one contiguous range.
+* ``column_blocks``, ``column_cover``, ``run_extras``: the events again as numpy
+  column blocks, for reads (``sqlite_columns.py``, ``sqlite_column_reads.py``).
+
+The tables and connections are in ``sqlite_db.py``, the writer in ``sqlite_writer.py``.
 
 One writer per run, any number of readers in any process. Each document is
 its own transaction, so readers see it as soon as ``writer(name, doc)`` returns.
@@ -19,25 +23,24 @@ its own transaction, so readers see it as soon as ``writer(name, doc)`` returns.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
-from ..documents import PER_DESCRIPTOR, Placed, RunOrder, pack, unpack
-from ..exceptions import InvalidDocument, ReadOnlyStore, RunNotFound, StoreError
+from ..documents import unpack
+from ..exceptions import ReadOnlyStore, RunNotFound, StoreError
 from ..query import Query
-from ..query.sql import register_functions
-from .liveness import identity, writer_alive
+from .liveness import writer_alive
 from .protocol import Entry, RunSummary
-from .sqlite_fields import add_fields, ensure_table, read_fields
-from .sqlite_index import add_start, count_runs, ensure_index, where_sql
+from .sqlite_db import SCHEMA, connect
+from .sqlite_fields import ensure_table, read_fields
+from .sqlite_index import count_runs, ensure_index, where_sql
+from .sqlite_writer import SQLiteWriter
 
 if TYPE_CHECKING:
     from ..reading import Table
@@ -45,83 +48,11 @@ if TYPE_CHECKING:
 DB_NAME = "scandeck.sqlite"
 _CHUNK = 20_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    uid TEXT NOT NULL UNIQUE,
-    scan_id INTEGER,
-    time REAL NOT NULL,
-    start TEXT NOT NULL,
-    stop TEXT,
-    exit_status TEXT,
-    num_events INTEGER NOT NULL DEFAULT 0,
-    num_documents INTEGER NOT NULL DEFAULT 0,
-    writer_host TEXT,
-    writer_pid INTEGER,
-    writer_token TEXT,
-    writer_open INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_time ON runs(time, id);
-CREATE INDEX IF NOT EXISTS runs_scan_id ON runs(scan_id, time);
--- Runs without a stop document (running, or incomplete): the few a live view asks for.
-CREATE INDEX IF NOT EXISTS runs_open ON runs(time, id) WHERE exit_status IS NULL;
-CREATE TABLE IF NOT EXISTS documents (
-    run_id INTEGER NOT NULL,
-    pos INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    descriptor TEXT,
-    n INTEGER NOT NULL,
-    doc BLOB NOT NULL,
-    PRIMARY KEY (run_id, pos)
-) WITHOUT ROWID;
--- Descriptors again, so that listing a run's streams never scans its events.
-CREATE TABLE IF NOT EXISTS descriptors (
-    run_id INTEGER NOT NULL,
-    pos INTEGER NOT NULL,
-    doc BLOB NOT NULL,
-    PRIMARY KEY (run_id, pos)
-) WITHOUT ROWID;
--- Events again as numpy column blocks, for reads (sqlite_columns.py).
-CREATE TABLE IF NOT EXISTS column_blocks (
-    run_id INTEGER NOT NULL,
-    descriptor TEXT NOT NULL,
-    part TEXT NOT NULL,
-    last_pos INTEGER NOT NULL,
-    rows INTEGER NOT NULL,
-    dtype TEXT,
-    shape TEXT NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS column_blocks_by_part
-    ON column_blocks(run_id, descriptor, part, last_pos);
-CREATE TABLE IF NOT EXISTS column_cover (
-    run_id INTEGER PRIMARY KEY,
-    pos INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_extras (
-    run_id INTEGER NOT NULL,
-    pos INTEGER NOT NULL,
-    PRIMARY KEY (run_id, pos)
-) WITHOUT ROWID;
-"""
 
 _RUN_COLUMNS = (
     "id, uid, scan_id, time, start, stop, exit_status, num_events, num_documents, "
     "writer_host, writer_pid, writer_token, writer_open"
 )
-
-
-def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
-    """A connection as scandeck's SQLite files want it (the run store's and the provenance index).
-
-    Autocommit mode (transactions are explicit: BEGIN IMMEDIATE ... COMMIT), any
-    thread, and a 30 s wait for another writer's lock.
-    """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, uri=uri)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
-    register_functions(conn)  # what Regex and FullText queries compile to
-    return conn
 
 
 def sqlite_target(uri: str) -> tuple[str, bool]:
@@ -149,31 +80,6 @@ def sqlite_target(uri: str) -> tuple[str, bool]:
             "only mode=ro (read-only) or mode=rw (the default), as in ./store?mode=ro"
         )
     return base, mode == "ro"
-
-
-def _json_index_copy(doc: Mapping[str, Any]) -> str:
-    """JSON of a start/stop document for ``json_extract`` (SQLite rejects NaN in JSON)."""
-    try:
-        return json.dumps(doc, allow_nan=False, default=_builtin)
-    except ValueError:
-        return json.dumps(_finite(doc), allow_nan=False, default=_builtin)
-
-
-def _builtin(obj: Any) -> Any:
-    tolist = getattr(obj, "tolist", None)
-    if tolist is None:
-        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-    return tolist()
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _status(row: tuple[Any, ...]) -> str:
@@ -264,7 +170,7 @@ class SQLiteSource:
                     conn = connect(self.db_path)
                     if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                         raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
-                    conn.executescript(_SCHEMA)
+                    conn.executescript(SCHEMA)
                     ensure_table(conn)  # the field index; a migration for stores made before it
                     ensure_index(conn)  # the start-values index, built for stores made before it
                 except sqlite3.Error as err:
@@ -370,7 +276,8 @@ class SQLiteSource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _run_id(self, uid: str) -> int:
+    def run_id(self, uid: str) -> int:
+        """The store's row id of a run (what its documents and blocks are keyed by)."""
         run_id = self._run_ids.get(uid)
         if run_id is None:
             row = self._conn().execute("SELECT id FROM runs WHERE uid = ?", (uid,)).fetchone()
@@ -444,7 +351,7 @@ class SQLiteSource:
         names: Iterable[str] | None = None,
         descriptors: Iterable[str] | None = None,
     ) -> Iterator[Entry]:
-        run_id = self._run_id(uid)
+        run_id = self.run_id(uid)
         where, filters = self._filters(names, descriptors)
         sql = (
             f"SELECT pos, name, doc FROM documents WHERE run_id = ? AND pos >= ?{where} "
@@ -482,7 +389,7 @@ class SQLiteSource:
         """``(name, msgpack bytes)`` of a run's documents, undecoded, for bulk readers."""
         where, filters = self._filters(names, descriptors)
         sql = f"SELECT name, doc FROM documents WHERE run_id = ?{where} ORDER BY pos"
-        return self._conn().execute(sql, [self._run_id(uid), *filters]).fetchall()
+        return self._conn().execute(sql, [self.run_id(uid), *filters]).fetchall()
 
     def event_table(
         self,
@@ -503,18 +410,18 @@ class SQLiteSource:
         from .sqlite_column_reads import read_stream  # numpy: loaded by the first read
 
         (descriptor,) = descriptors
-        return read_stream(self._conn(), self._run_id(uid), descriptor, keys=keys, fill=fill, rows=rows)
+        return read_stream(self._conn(), self.run_id(uid), descriptor, keys=keys, fill=fill, rows=rows)
 
     def descriptors(self, uid: str) -> list[dict[str, Any]]:
         sql = "SELECT doc FROM descriptors WHERE run_id = ? ORDER BY pos"
-        return [unpack(row[0]) for row in self._conn().execute(sql, (self._run_id(uid),))]
+        return [unpack(row[0]) for row in self._conn().execute(sql, (self.run_id(uid),))]
 
     def stream_counts(self, uid: str) -> dict[str, int]:
         sql = (
             "SELECT descriptor, sum(n) FROM documents WHERE run_id = ? "
             "AND descriptor IS NOT NULL GROUP BY descriptor"
         )
-        return dict(self._conn().execute(sql, (self._run_id(uid),)).fetchall())
+        return dict(self._conn().execute(sql, (self.run_id(uid),)).fetchall())
 
     def latest_seq(self) -> int:
         return self._conn().execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
@@ -543,162 +450,3 @@ class SQLiteSource:
             if conn.execute("PRAGMA data_version").fetchone()[0] != version:
                 return True
             delay = min(delay * 2, 0.01)
-
-
-class SQLiteWriter:
-    """Validates each document, then stores it in its own transaction.
-
-    A rejected document raises :class:`~scandeck.exceptions.InvalidDocument`
-    and leaves the store and the writer as they were.
-    """
-
-    def __init__(self, source: SQLiteSource) -> None:
-        from .sqlite_columns import BlockWriter  # numpy: loaded by the first writer, not by readers
-
-        self._source = source
-        self._conn = connect(source.db_path)
-        self._order = RunOrder()
-        self._runs: dict[str, list[int]] = {}  # uid -> [run id, next position]
-        self._blocks = BlockWriter()
-        self._lock = threading.Lock()
-        self._host, self._pid, self._token = identity()
-        self._finalizer = weakref.finalize(self, _close_runs, self._conn, self._runs)
-
-    def __repr__(self) -> str:
-        return f"<SQLiteWriter to {self._source.db_path} open runs={list(self._runs)}>"
-
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        with self._lock:
-            if not self._finalizer.alive:
-                raise StoreError("this writer is closed; get a new one with catalog.writer()")
-            placed = self._order.check(name, doc)
-            try:
-                self._store(name, doc, placed)
-            except sqlite3.IntegrityError as err:
-                self._rollback()
-                if "runs.uid" not in str(err):
-                    raise StoreError(
-                        f"could not store the {name} document in {self._source.db_path}: "
-                        f"{err}; nothing was stored for it"
-                    ) from err
-                raise InvalidDocument(name, doc, "a run with this uid is already in the store") from err
-            except sqlite3.Error as err:
-                self._rollback()
-                raise StoreError(
-                    f"could not store the {name} document in {self._source.db_path}: {err}; "
-                    "nothing was stored for it and the writer can go on"
-                ) from err
-            except BaseException:
-                # Whatever it is (even KeyboardInterrupt), never leave the write lock held:
-                # other writers would wait 30 s and fail, and this one could not go on.
-                self._rollback()
-                raise
-            self._order.commit(name, doc, placed)
-
-    def _rollback(self) -> None:
-        self._blocks.rolled_back()
-        if self._conn.in_transaction:
-            try:
-                self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite rolled back already (e.g. on a full disk); nothing is held
-
-    def _store(self, name: str, doc: dict[str, Any], placed: Placed) -> None:
-        blob = pack(doc)
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        if name == "start":
-            start_json = _json_index_copy(doc)
-            cur = conn.execute(
-                "INSERT INTO runs (uid, scan_id, time, start, num_documents, writer_host, "
-                "writer_pid, writer_token, writer_open) VALUES (?, ?, ?, ?, 1, ?, ?, ?, 1)",
-                (
-                    doc["uid"],
-                    doc.get("scan_id"),
-                    doc["time"],
-                    start_json,
-                    self._host,
-                    self._pid,
-                    self._token,
-                ),
-            )
-            run_id = cur.lastrowid
-            assert run_id is not None  # an INSERT that succeeded always sets lastrowid
-            add_fields(conn, doc)
-            add_start(conn, run_id, start_json)  # the start-values index, in the run's own transaction
-            conn.execute("INSERT INTO documents VALUES (?, 0, 'start', NULL, 0, ?)", (run_id, blob))
-            self._blocks.in_transaction(conn, doc["uid"], run_id, 0, name)
-            conn.execute("COMMIT")
-            self._runs[doc["uid"]] = [run_id, 1]
-            self._blocks.committed(doc["uid"], name, doc)
-            return
-        state = self._runs[placed.run_uid]
-        run_id, pos = state
-        descriptor = placed.descriptor if name in PER_DESCRIPTOR else None
-        conn.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, pos, name, descriptor, placed.num_events, blob),
-        )
-        if name == "descriptor":
-            conn.execute("INSERT INTO descriptors VALUES (?, ?, ?)", (run_id, pos, blob))
-        if name == "stop":
-            conn.execute(
-                "UPDATE runs SET stop = ?, exit_status = ?, num_documents = ?, writer_open = 0 WHERE id = ?",
-                (_json_index_copy(doc), doc["exit_status"], pos + 1, run_id),
-            )
-        else:
-            conn.execute(
-                "UPDATE runs SET num_events = num_events + ?, num_documents = ? WHERE id = ?",
-                (placed.num_events, pos + 1, run_id),
-            )
-        self._blocks.in_transaction(conn, placed.run_uid, run_id, pos, name)
-        conn.execute("COMMIT")
-        self._blocks.committed(placed.run_uid, name, doc)
-        if name == "stop":
-            del self._runs[placed.run_uid]
-        else:
-            state[1] = pos + 1
-
-    def resume(self, uid: str) -> int:
-        """Take over an ``incomplete`` run to append the rest of it; return its next position.
-
-        Its stored documents go through this writer's order checks first, so
-        what follows is validated as if this writer had written the whole run.
-        (The Redis keeper completes an archived copy this way.)
-        """
-        with self._lock:
-            summary = self._source.get(uid)
-            if summary.status != "incomplete":
-                raise StoreError(f"run {uid} is {summary.status}; only an incomplete run can be resumed")
-            run_id = self._source._run_id(uid)
-            pos = 0
-            entries = list(self._source.documents(uid))
-            for entry in entries:
-                self._order.commit(entry.name, entry.doc, self._order.check(entry.name, entry.doc))
-                pos = entry.pos + 1
-            self._blocks.resume(self._conn, uid, run_id, entries)
-            self._conn.execute(
-                "UPDATE runs SET writer_host = ?, writer_pid = ?, writer_token = ?, writer_open = 1 "
-                "WHERE id = ? AND exit_status IS NULL",
-                (self._host, self._pid, self._token, run_id),
-            )
-            self._runs[uid] = [run_id, pos]
-            return pos
-
-    def close(self) -> None:
-        """Close; runs still open become ``incomplete`` to every reader."""
-        with self._lock:
-            for uid in list(self._runs):
-                self._order.forget(uid)
-            self._finalizer()
-
-
-def _close_runs(conn: sqlite3.Connection, runs: dict[str, list[int]]) -> None:
-    try:
-        if runs:
-            ids = [state[0] for state in runs.values()]
-            conn.execute(f"UPDATE runs SET writer_open = 0 WHERE id IN ({','.join('?' * len(ids))})", ids)
-            runs.clear()
-        conn.close()
-    except sqlite3.Error:
-        pass  # interpreter shutdown: the pid check reports these runs incomplete anyway

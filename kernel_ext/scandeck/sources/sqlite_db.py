@@ -1,0 +1,116 @@
+"""The embedded store's SQLite file: its tables, and connections as scandeck wants them.
+
+Shared by the store's reader (:mod:`.sqlite`) and writer (:mod:`.sqlite_writer`),
+and by the provenance index (its own file, same connection settings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..query.sql import register_functions
+
+__all__ = ["SCHEMA", "connect", "json_index_copy"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL UNIQUE,
+    scan_id INTEGER,
+    time REAL NOT NULL,
+    start TEXT NOT NULL,
+    stop TEXT,
+    exit_status TEXT,
+    num_events INTEGER NOT NULL DEFAULT 0,
+    num_documents INTEGER NOT NULL DEFAULT 0,
+    writer_host TEXT,
+    writer_pid INTEGER,
+    writer_token TEXT,
+    writer_open INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_time ON runs(time, id);
+CREATE INDEX IF NOT EXISTS runs_scan_id ON runs(scan_id, time);
+-- Runs without a stop document (running, or incomplete): the few a live view asks for.
+CREATE INDEX IF NOT EXISTS runs_open ON runs(time, id) WHERE exit_status IS NULL;
+CREATE TABLE IF NOT EXISTS documents (
+    run_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    descriptor TEXT,
+    n INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (run_id, pos)
+) WITHOUT ROWID;
+-- Descriptors again, so that listing a run's streams never scans its events.
+CREATE TABLE IF NOT EXISTS descriptors (
+    run_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (run_id, pos)
+) WITHOUT ROWID;
+-- Events again as numpy column blocks, for reads (sqlite_columns.py).
+CREATE TABLE IF NOT EXISTS column_blocks (
+    run_id INTEGER NOT NULL,
+    descriptor TEXT NOT NULL,
+    part TEXT NOT NULL,
+    last_pos INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    dtype TEXT,
+    shape TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS column_blocks_by_part
+    ON column_blocks(run_id, descriptor, part, last_pos);
+CREATE TABLE IF NOT EXISTS column_cover (
+    run_id INTEGER PRIMARY KEY,
+    pos INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_extras (
+    run_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    PRIMARY KEY (run_id, pos)
+) WITHOUT ROWID;
+"""
+
+
+def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
+    """A connection as scandeck's SQLite files want it (the run store's and the provenance index).
+
+    Autocommit mode (transactions are explicit: BEGIN IMMEDIATE ... COMMIT), any
+    thread, and a 30 s wait for another writer's lock.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, uri=uri)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
+    register_functions(conn)  # what Regex and FullText queries compile to
+    return conn
+
+
+def json_index_copy(doc: Mapping[str, Any]) -> str:
+    """JSON of a start/stop document for ``json_extract`` (SQLite rejects NaN in JSON)."""
+    try:
+        return json.dumps(doc, allow_nan=False, default=_builtin)
+    except ValueError:
+        return json.dumps(_finite(doc), allow_nan=False, default=_builtin)
+
+
+def _builtin(obj: Any) -> Any:
+    tolist = getattr(obj, "tolist", None)
+    if tolist is None:
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    return tolist()
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
