@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -93,19 +92,17 @@ def test_consumers_of_one_run_share_one_follower_and_each_gets_every_row(sqlite_
     try:
         a, b = seqs(first), seqs(second)
         (fa,), (fb,) = first._feeds.values(), second._feeds.values()
-        assert fa.reader.follower is fb.reader.follower
-        assert hub.followers() == 1
-        assert sum(t.name.startswith("scandeck-live") for t in threading.enumerate()) == 1
+        assert fa.reader.follower is fb.reader.follower is hub.registered(sqlite_cat.source, run.uid)
         run.pages(20)
         assert wait_for(lambda: len(a) == len(b) == 2_000)
         assert wait_for(lambda: fa.reader.follower.state.table.held == 0)  # both took them: dropped
         second.stop()  # one consumer stops; the other goes on being fed
-        assert fa.reader.follower.alive and hub.followers() == 1
+        assert fa.reader.follower.alive and hub.registered(sqlite_cat.source, run.uid) is fa.reader.follower
         run.pages(20)
         run.stop()
         assert first.flush(30)
         assert a == list(range(1, 4_001)) and b == list(range(1, 2_001))
-        assert hub.followers() == 0  # the run ended: its follower left the registry
+        assert hub.registered(sqlite_cat.source, run.uid) is None  # the run ended: its follower left
         assert wait_for(lambda: not fa.reader.follower.alive)
     finally:
         first.stop()
@@ -143,7 +140,7 @@ def test_stopping_the_last_consumer_stops_the_follower(sqlite_cat):
     assert wait_for(lambda: len(got) == 300)
     (feed,) = live._feeds.values()
     live.stop()
-    assert hub.followers() == 0 and not feed.reader.follower.alive
+    assert hub.registered(sqlite_cat.source, run.uid) is None and not feed.reader.follower.alive
     run.stop()
 
 
@@ -161,8 +158,9 @@ def test_newest_run_followers_release_each_finished_run(sqlite_cat, RE):
         assert {u for u, _ in pages} == set(uids)
         (feed,) = live._feeds.values()
         assert feed.reader.follower.state.uid == uids[-1] and feed.reader.follower.state.table.held == 0
-        assert hub.followers() == 1  # "the newest" goes on after a run ends
-    assert hub.followers() == 0
+        newest = hub.registered(sqlite_cat.source, None, every_run=True)
+        assert newest is feed.reader.follower  # "the newest" goes on after a run ends
+    assert hub.registered(sqlite_cat.source, None, every_run=True) is None
 
 
 def test_kept_columns_hold_the_run_in_numpy_at_most_twice_its_bytes(sqlite_cat):

@@ -34,7 +34,7 @@ from ..sources.protocol import Source
 from .follower import RUN_START, RUN_STOP, Follower, FollowState
 from .table import LiveTable
 
-__all__ = ["Reader", "followers", "subscribe"]
+__all__ = ["Reader", "followers", "registered", "subscribe"]
 
 Listener = Callable[[str, FollowState], None]
 
@@ -94,6 +94,22 @@ def followers() -> int:
     """How many shared followers the registry holds (each one thread, one table)."""
     with _lock:
         return len(_registry)
+
+
+def registered(
+    source: Source,
+    target: str | None,
+    *,
+    stream: str = "primary",
+    fill: bool | tuple[str, ...] = (),
+    query: Any = None,
+    every_run: bool = False,
+) -> Follower | None:
+    """The follower the registry holds for these arguments of :func:`subscribe`, if any."""
+    key = follower_key(source, target, stream, fill, query, every_run)
+    with _lock:
+        shared = _registry.get(key)
+    return None if shared is None else shared.follower
 
 
 class _Shared:
