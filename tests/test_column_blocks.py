@@ -66,6 +66,15 @@ def _check(cat, uid, **kw):
     return from_blocks
 
 
+def _x_run(writer, metadata=None):
+    """Start a run of one number key ``x`` through ``writer``: ``(bundle, event(value, seq_num))``."""
+    bundle = compose_run(metadata=metadata or {})
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    return bundle, lambda x, seq: desc.compose_event(data={"x": x}, timestamps={"x": 0}, seq_num=seq)
+
+
 KEYS = {
     "x": {"source": "sim", "dtype": "number", "shape": []},
     "n": {"source": "sim", "dtype": "integer", "shape": []},
@@ -252,11 +261,8 @@ def test_killed_writer_leaves_a_readable_run(tmp_path):
 def test_resumed_run_goes_on_in_blocks(tmp_path, small_blocks):
     cat = scandeck.open_catalog(tmp_path / "store")
     writer = cat.writer()
-    bundle = compose_run()
-    writer("start", bundle.start_doc)
-    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
-    writer("descriptor", desc.descriptor_doc)
-    events = [desc.compose_event(data={"x": i}, timestamps={"x": 0}, seq_num=i + 1) for i in range(20)]
+    bundle, event = _x_run(writer)
+    events = [event(i, i + 1) for i in range(20)]
     for doc in events[:9]:
         writer("event", doc)
     writer.close()  # the run is incomplete now
@@ -272,11 +278,8 @@ def test_resumed_run_goes_on_in_blocks(tmp_path, small_blocks):
 def test_a_failed_flush_refuses_the_document_and_loses_nothing(tmp_path, small_blocks, monkeypatch):
     cat = scandeck.open_catalog(tmp_path / "store")
     writer = cat.writer()
-    bundle = compose_run()
-    writer("start", bundle.start_doc)
-    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
-    writer("descriptor", desc.descriptor_doc)
-    events = [desc.compose_event(data={"x": i}, timestamps={"x": 0}, seq_num=i + 1) for i in range(12)]
+    bundle, event = _x_run(writer)
+    events = [event(i, i + 1) for i in range(12)]
     for doc in events[:4]:
         writer("event", doc)
     flush = sqlite_columns.ColumnBuffer.flush
@@ -324,14 +327,9 @@ def test_store_of_release_0_1_reads_as_it_is(tmp_path):
         assert cat.source.event_table(uid, {d["uid"] for d in cat[uid].primary.descriptors}) is None
         for name, ds in streams.items():
             xr.testing.assert_identical(cat[uid][name].read(), ds)
-    from event_model import compose_run as compose
-
     writer = cat.writer()
-    bundle = compose(metadata={"sample": "new"})
-    writer("start", bundle.start_doc)
-    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
-    writer("descriptor", desc.descriptor_doc)
-    writer("event", desc.compose_event(data={"x": 1.5}, timestamps={"x": 0}, seq_num=1))
+    bundle, event = _x_run(writer, {"sample": "new"})
+    writer("event", event(1.5, 1))
     writer("stop", bundle.compose_stop())
     assert _check(cat, bundle.start_doc["uid"]).data["x"].tolist() == [1.5]
     assert len(cat) == 6
@@ -414,12 +412,9 @@ def test_rows_of_images_fill_only_those_rows(tmp_path, small_blocks, RE, hw, mon
 def test_rows_of_unordered_events_are_taken_after_sorting(tmp_path, small_blocks):
     cat = scandeck.open_catalog(tmp_path / "store")
     writer = cat.writer()
-    bundle = compose_run()
-    writer("start", bundle.start_doc)
-    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
-    writer("descriptor", desc.descriptor_doc)
+    bundle, event = _x_run(writer)
     for seq in (3, 1, 2, 6, 5, 4, 7):
-        writer("event", desc.compose_event(data={"x": seq * 1.0}, timestamps={"x": 0}, seq_num=seq))
+        writer("event", event(seq * 1.0, seq))
     writer("stop", bundle.compose_stop())
     ds = cat[bundle.start_doc["uid"]].primary.read(rows=slice(1, 4))
     assert ds["x"].values.tolist() == [2.0, 3.0, 4.0]
@@ -428,10 +423,7 @@ def test_rows_of_unordered_events_are_taken_after_sorting(tmp_path, small_blocks
 def test_rows_on_a_source_of_documents(tmp_path):
     cat = scandeck.open_catalog("memory://")
     writer = cat.writer()
-    bundle = compose_run()
-    writer("start", bundle.start_doc)
-    desc = bundle.compose_descriptor(data_keys={"x": KEYS["x"]}, name="primary")
-    writer("descriptor", desc.descriptor_doc)
+    _, event = _x_run(writer)
     for i in range(5):
-        writer("event", desc.compose_event(data={"x": i * 1.0}, timestamps={"x": 0}, seq_num=i + 1))
+        writer("event", event(i * 1.0, i + 1))
     assert cat[-1].primary.read(rows=slice(-2, None))["x"].values.tolist() == [3.0, 4.0]
