@@ -427,3 +427,28 @@ def test_rows_on_a_source_of_documents(tmp_path):
     for i in range(5):
         writer("event", event(i * 1.0, i + 1))
     assert cat[-1].primary.read(rows=slice(-2, None))["x"].values.tolist() == [3.0, 4.0]
+
+
+def test_an_empty_event_page_leaves_integers_exact(tmp_path, small_blocks):
+    """An empty page of one stream, flushed with another's rows, must not make that stream's integers floats."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    keys = {"n": KEYS["n"]}
+    primary = bundle.compose_descriptor(data_keys=keys, name="primary")
+    baseline = bundle.compose_descriptor(data_keys=keys, name="baseline")
+    writer("descriptor", primary.descriptor_doc)
+    writer("descriptor", baseline.descriptor_doc)
+    writer("event_page", baseline.compose_event_page(data={"n": []}, timestamps={"n": []}, seq_num=[], time=[]))
+    for i in range(4):  # primary's rows make the block that holds baseline's empty page
+        writer("event", primary.compose_event(data={"n": i}, timestamps={"n": 0}, seq_num=i + 1))
+    big = [2**53 + 1 + i for i in range(6)]
+    for i, n in enumerate(big):
+        writer("event", baseline.compose_event(data={"n": n}, timestamps={"n": 0}, seq_num=i + 1))
+        if i == 1:
+            _check(cat, bundle.start_doc["uid"], stream="baseline")  # the empty block, then documents
+    writer("stop", bundle.compose_stop())
+    uid = bundle.start_doc["uid"]
+    assert columns(_check(cat, uid, stream="baseline"))[2]["n"].tolist() == big
+    assert cat[uid].baseline.read(rows=slice(1, 4))["n"].values.tolist() == big[1:4]

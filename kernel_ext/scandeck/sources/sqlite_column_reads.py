@@ -41,7 +41,11 @@ def _decode(rows: int, dtype: str | None, shape: str, data: bytes) -> Column:
 
 
 def _joined(pieces: list[Column]) -> Column:
-    """One column from its blocks: an array when every block is one (numpy promotes as for a list)."""
+    """One column from its blocks: an array when every block is one (numpy promotes as for a list).
+
+    Blocks without rows are left out: an empty one is float64 and would make integers floats.
+    """
+    pieces = [p for p in pieces if len(p)]
     arrays = [p for p in pieces if isinstance(p, np.ndarray)]
     if len(arrays) == len(pieces) and len({a.shape[1:] for a in arrays}) == 1:
         return np.concatenate(arrays) if len(arrays) > 1 else arrays[0].copy()

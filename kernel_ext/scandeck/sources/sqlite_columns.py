@@ -167,6 +167,8 @@ class ColumnBuffer:
         rows = []
         for desc, cols in self._descriptors.items():
             n = len(cols.seq_num)
+            if not n:  # only empty pages since the last flush: a block would be float64 and empty
+                continue
             parts = {TIME_PART: cols.time, SEQ_PART: cols.seq_num}
             for key, values in cols.columns().items():
                 if len(values) != n:  # the writer's checks make this impossible; never store a wrong block
