@@ -452,3 +452,26 @@ def test_an_empty_event_page_leaves_integers_exact(tmp_path, small_blocks):
     uid = bundle.start_doc["uid"]
     assert columns(_check(cat, uid, stream="baseline"))[2]["n"].tolist() == big
     assert cat[uid].baseline.read(rows=slice(1, 4))["n"].values.tolist() == big[1:4]
+
+
+def test_a_key_only_some_events_carry_reads_as_none_elsewhere(tmp_path, small_blocks):
+    """A STREAM: key may be left out of events; blocks without it are None rows there, as in documents."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    keys = {"x": KEYS["x"], "s": {**KEYS["x"], "external": "STREAM:"}}
+    desc = bundle.compose_descriptor(data_keys=keys, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    carried = {2, 3, 6, 7, 8, 9, 13}  # in some blocks, not in others
+    for i in range(15):
+        data = {"x": i * 1.0, **({"s": i * 10.0} if i in carried else {})}
+        writer("event", desc.compose_event(data=data, timestamps={k: 0 for k in data}, seq_num=i + 1))
+    writer("stop", bundle.compose_stop())
+    uid = bundle.start_doc["uid"]
+    table = _check(cat, uid, fill=False)
+    assert [None if np.isnan(v) else v for v in columns(table)[2]["s"].tolist()] == [
+        i * 10.0 if i in carried else None for i in range(15)
+    ]
+    ds = cat[uid].primary.read(rows=slice(2, 9))
+    assert ds["x"].values.tolist() == [i * 1.0 for i in range(2, 9)]

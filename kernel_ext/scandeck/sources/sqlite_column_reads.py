@@ -167,25 +167,32 @@ def read_stream(
             if window is None:
                 return None
         where, parts = _parts_sql(keys)
-        sql = f"SELECT part, rows, dtype, shape, data {base} AND {where}"
+        sql = f"SELECT part, last_pos, rows, dtype, shape, data {base} AND {where}"
         if window is not None:
             if window.last < window.first:
                 sql += " AND 0"
             else:
                 sql += " AND last_pos BETWEEN ? AND ?"
                 parts += [seq_blocks[window.first][0], seq_blocks[window.last][0]]
-        pieces: dict[str, list[Column]] = {}
-        for part, n, dtype, shape, data in conn.execute(sql + " ORDER BY part, last_pos", [*params, *parts]):
-            pieces.setdefault(part, []).append(_decode(n, dtype, shape, data))
+        pieces: dict[str, dict[int, Column]] = {}  # part -> {last_pos: block}
+        for part, last_pos, n, dtype, shape, data in conn.execute(sql, [*params, *parts]):
+            pieces.setdefault(part, {})[last_pos] = _decode(n, dtype, shape, data)
     finally:
         conn.execute("COMMIT")
+    blocks = [(row[0], len(s)) for row, s in zip(seq_blocks, seq, strict=True)]  # (last_pos, rows)
     if window is not None:
-        seq = seq[window.first : window.last + 1]
+        seq, blocks = seq[window.first : window.last + 1], blocks[window.first : window.last + 1]
+
+    def joined(part: dict[int, Column]) -> Column:
+        # A key no event of a block carried (a STREAM: key some events hold) has no
+        # block there: None rows, as an event without the key reads.
+        return _joined([part.get(last_pos, [None] * n) for last_pos, n in blocks])
+
     head = Table()
     if seq:
         head.seq_num = _joined(seq)
-        head.time = _joined(pieces.pop(TIME_PART))
-        head.data = {part[len(DATA_PART) :]: _joined(p) for part, p in pieces.items()}
+        head.time = joined(pieces.pop(TIME_PART))
+        head.data = {part[len(DATA_PART) :]: joined(p) for part, p in pieces.items()}
     if window is None:
         return collect(entries, {descriptor}, fill=fill, keys=keys, prefix=head)
     _slice_table(head, window.head)
