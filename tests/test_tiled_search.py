@@ -362,16 +362,16 @@ def test_windows_at_the_edges(runs: Runs) -> None:
 
 
 def test_open_runs_are_those_without_a_stop_document(runs: Runs) -> None:
-    assert [uid for uid, md in runs.search.open_runs(Query.all())] == [runs.open_uid]
-    ((uid, md),) = runs.search.open_runs(Key("specimen") == "Ni")
-    assert uid == runs.open_uid and "stop" not in md and md["start"]["uid"] == uid
+    assert [uid for uid, _ in runs.search.open_runs(Query.all())] == [runs.open_uid]
+    ((uid, run),) = runs.search.open_runs(Key("specimen") == "Ni")
+    assert uid == runs.open_uid and "stop" not in run.metadata and run.metadata["start"]["uid"] == uid
     assert runs.search.open_runs(Key("specimen") == "Cu") == []
     assert runs.search.open_runs(Query.all(), limit=0) == []
 
 
 def test_pages_carry_the_run_metadata(runs: Runs) -> None:
-    for uid, md in runs.search.page(Query.all()):
-        summary = runs.memory.get(uid)
+    for uid, run in runs.search.page(Query.all()):
+        summary, md = runs.memory.get(uid), run.metadata
         assert md["start"]["uid"] == uid
         assert md["start"]["specimen"] == summary.start["specimen"]
         assert (md.get("stop") or {}).get("exit_status") == (summary.stop or {}).get("exit_status")
@@ -384,7 +384,7 @@ def test_find_prefix_is_case_sensitive_and_sorted_by_uid(runs: Runs) -> None:
             expected = sorted(u for u in runs.uids if u.startswith(prefix))
             found = runs.search.find_prefix(prefix, limit=50)
             assert [u for u, _ in found] == expected
-            assert all(md["start"]["uid"] == u for u, md in found)
+            assert all(run.metadata["start"]["uid"] == u for u, run in found)
             assert [u for u, _ in runs.search.find_prefix(prefix, limit=1)] == expected[:1]
     letters = next(u for u in runs.uids if u[0].isalpha())
     assert runs.search.find_prefix(letters[:3].upper()) == []  # uuids are lower-case; LIKE is not

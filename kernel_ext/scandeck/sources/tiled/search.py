@@ -47,7 +47,8 @@ _PAGE = 300
 _NEWEST = (("start.time", -1), ("", -1))  # "" is the insertion order: newest first among equal times
 _OLDEST = (("start.time", 1), ("", 1))
 
-Summary = tuple[str, dict[str, Any]]
+#: ``(uid, run node)``: the node as listed, its metadata and structure (how many streams) with it.
+Summary = tuple[str, Any]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class TiledSearch:
     >>> search = TiledSearch(container)                          # doctest: +SKIP
     >>> search.count(Key("sample") == "Ni")                      # doctest: +SKIP
     12
-    >>> [uid for uid, md in search.page(Query.all(), limit=2)]   # doctest: +SKIP
+    >>> [uid for uid, run in search.page(Query.all(), limit=2)]  # doctest: +SKIP
     ['9f1c...', '03ab...']
     """
 
@@ -117,7 +118,7 @@ class TiledSearch:
         before: tuple[float, int] | None = None,
         oldest_first: bool = False,
     ) -> list[Summary]:
-        """``(uid, metadata)`` of matching runs, newest first (oldest first with ``oldest_first``).
+        """``(uid, run node)`` of matching runs, newest first (oldest first with ``oldest_first``).
 
         ``before=(time, seq)`` keeps runs strictly older than ``time`` (strictly newer
         with ``oldest_first``). Tiled knows no ``seq``, so this is a cursor on time
@@ -153,7 +154,7 @@ class TiledSearch:
         stop = None if limit is None else offset + limit
         if isinstance(result, _Chain):
             node = self._node(result.queries).sort(*order)
-            return [(uid, _metadata(run)) for uid, run in node.items().page_size(_PAGE)[offset:stop]]
+            return list(node.items().page_size(_PAGE)[offset:stop])
         # too many uids for one URL: the server orders the container, this side filters it
         time_bounds = tuple(q for step in steps[1:] if isinstance(step, Leaf) for q in step.queries)
         listing = self._node(time_bounds).sort(*order).keys().page_size(_PAGE)
@@ -252,11 +253,11 @@ class TiledSearch:
         return found
 
     def _summaries(self, uids: list[str]) -> list[Summary]:
-        """``(uid, metadata)`` for ``uids``, in their order; a run gone meanwhile is an error."""
-        got: dict[str, dict[str, Any]] = {}
+        """``(uid, run node)`` for ``uids``, in their order; a run gone meanwhile is an error."""
+        got: dict[str, Any] = {}
         for chunk in _chunks(self.url_budget, uids):
             for uid, run in self._node((tq.KeysFilter(keys=chunk),)).items().page_size(_PAGE):
-                got[uid] = _metadata(run)
+                got[uid] = run
         missing = [uid for uid in uids if uid not in got]
         if missing:
             raise StoreError(
@@ -264,11 +265,6 @@ class TiledSearch:
                 f"({len(missing)} run(s) gone); search again"
             )
         return [(uid, got[uid]) for uid in uids]
-
-
-def _metadata(run: Any) -> dict[str, Any]:
-    """A run node's metadata as a plain dict (``start``, and ``stop`` once written)."""
-    return {k: v for k, v in run.metadata.items()}
 
 
 def _flatten(node: AllOf) -> tuple[list[Leaf], list[Plan]]:

@@ -84,6 +84,16 @@ def summary_of(uid: str, metadata: Any, *, seq: int = 0, events: int | None = No
     )
 
 
+def _childless(node: Any) -> bool:
+    """Whether a run node had no children (streams) when it was listed: its listing says so.
+
+    A run of start and stop documents only has no streams, so no events to count; a
+    listing without the count (None) is no answer, and the streams are asked.
+    """
+    structure = (getattr(node, "item", None) or {}).get("attributes", {}).get("structure") or {}
+    return structure.get("count") == 0
+
+
 class TiledSource:
     """Runs in a Tiled container written by bluesky-tiled-plugins' ``TiledWriter``.
 
@@ -170,6 +180,8 @@ class TiledSource:
     def _live_events(self, uid: str, node: Any = None) -> int:
         from .tables import stream_lengths
 
+        if node is not None and _childless(node):  # no stream yet: no events, and no request to say so
+            return 0
         try:
             node = self._node(uid) if node is None else node
             with self._errors(f"counting the events of run {uid}"):
@@ -192,11 +204,12 @@ class TiledSource:
     ) -> list[RunSummary]:
         with self._errors("searching runs"):
             found = self.searcher.page(query, limit=limit, offset=offset, before=before, oldest_first=oldest_first)
-            return [self._summary(uid, md) for uid, md in found]
+            return [self._summary(uid, run.metadata, node=run) for uid, run in found]
 
     def open_runs(self, query: Query, *, limit: int = 200) -> list[RunSummary]:
         with self._errors("listing running runs"):
-            return [self._summary(uid, md) for uid, md in self.searcher.open_runs(query, limit=limit)]
+            found = self.searcher.open_runs(query, limit=limit)
+            return [self._summary(uid, run.metadata, node=run) for uid, run in found]
 
     def get(self, uid: str) -> RunSummary:
         node = self._node(uid)
@@ -204,7 +217,8 @@ class TiledSource:
 
     def find_prefix(self, prefix: str, *, limit: int = 11) -> list[RunSummary]:
         with self._errors("looking up a uid prefix"):
-            return [self._summary(uid, md) for uid, md in self.searcher.find_prefix(prefix, limit=limit)]
+            found = self.searcher.find_prefix(prefix, limit=limit)
+            return [self._summary(uid, run.metadata, node=run) for uid, run in found]
 
     # -- documents -------------------------------------------------------------------------
 
