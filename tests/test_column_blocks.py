@@ -475,3 +475,30 @@ def test_a_key_only_some_events_carry_reads_as_none_elsewhere(tmp_path, small_bl
     ]
     ds = cat[uid].primary.read(rows=slice(2, 9))
     assert ds["x"].values.tolist() == [i * 1.0 for i in range(2, 9)]
+
+
+def test_stream_data_replaces_values_events_carried(tmp_path, small_blocks):
+    """Events that carry a STREAM: key's value (numbers in a block) take stream_datum's rows, as from documents."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    keys = {"x": KEYS["x"], "s": {**KEYS["n"], "external": "STREAM:"}}
+    desc = bundle.compose_descriptor(data_keys=keys, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    sres = bundle.compose_stream_resource(
+        mimetype="application/x-hdf5", uri="file:///a.h5", data_key="s", parameters={}
+    )
+    writer("stream_resource", sres.stream_resource_doc)
+    for i in range(8):
+        writer(
+            "event", desc.compose_event(data={"x": i * 1.0, "s": i}, timestamps={"x": 0, "s": 0}, seq_num=i + 1)
+        )
+    rows = {"start": 1, "stop": 9}
+    writer(
+        "stream_datum",
+        sres.compose_stream_datum(indices={"start": 0, "stop": 8}, seq_nums=rows, descriptor=desc.descriptor_doc),
+    )
+    writer("stop", bundle.compose_stop())
+    table = _check(cat, bundle.start_doc["uid"], fill=False)
+    assert columns(table)[2]["s"].tolist() == [f"{sres.stream_resource_doc['uid']}/{i}" for i in range(8)]

@@ -235,6 +235,8 @@ def _merge_stream_data(table: Table) -> None:
             column[:] = [None] * len(table.seq_num)
     for key, rows in table.stream_data.items():
         column = table.data.setdefault(key, [None] * len(table.seq_num))
+        if isinstance(column, np.ndarray):  # values events carried, from column blocks: a list takes any row
+            column = table.data[key] = column.tolist()
         for i, seq in enumerate(table.seq_num):
             value = rows.get(seq)
             if value is not None:
