@@ -502,3 +502,26 @@ def test_stream_data_replaces_values_events_carried(tmp_path, small_blocks):
     writer("stop", bundle.compose_stop())
     table = _check(cat, bundle.start_doc["uid"], fill=False)
     assert columns(table)[2]["s"].tolist() == [f"{sres.stream_resource_doc['uid']}/{i}" for i in range(8)]
+
+
+@pytest.mark.parametrize(
+    ("info", "values"),
+    [
+        ({"dtype": "number", "shape": []}, [1, 2.5, 3, 4, "n/a", 5, 6, 7.5]),  # a string column: "1", not "1.0"
+        ({"dtype": "array", "shape": [None]}, [[1, 2.5], [3, 4], [1], [1, 2, 3], [0, 1], [2, 3]]),
+        ({"dtype": "boolean", "shape": []}, [True, 1, False, True, None, True]),
+        ({"dtype": "integer", "shape": []}, [2**63 + 1, -1, 3, 4, "x", 5]),  # numpy makes that pair float64
+    ],
+)
+def test_a_block_of_mixed_number_types_reads_as_its_documents(tmp_path, small_blocks, info, values):
+    """A block whose values numpy would promote (ints among floats) must give them back as they were."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle = compose_run()
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(data_keys={"v": {"source": "sim", **info}}, name="primary")
+    writer("descriptor", desc.descriptor_doc)
+    for i, value in enumerate(values):
+        writer("event", desc.compose_event(data={"v": value}, timestamps={"v": 0}, seq_num=i + 1))
+    writer("stop", bundle.compose_stop())
+    _check(cat, bundle.start_doc["uid"])

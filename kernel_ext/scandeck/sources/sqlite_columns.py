@@ -31,6 +31,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import msgpack
@@ -186,14 +187,26 @@ class ColumnBuffer:
         self.rows = self.cells = 0
 
 
+#: The Python types a numpy kind gives back (``tolist()``, as a read that needs a list does).
+_KIND_TYPES: dict[str, set[type]] = {"b": {bool}, "i": {int}, "u": {int}, "f": {float, np.float64}}
+
+
 def _encode(values: list[Any]) -> tuple[str | None, str, bytes]:
-    """``(dtype, row shape as JSON, bytes)``: numpy bytes when the values make a numeric array."""
+    """``(dtype, row shape as JSON, bytes)``: numpy bytes when the values make a numeric array.
+
+    Only values numpy keeps as they are: ``[1, 2.5]`` would read back ``[1.0, 2.5]``,
+    which shows once the column is a list (a gap, a string, a ragged row in another block).
+    """
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError, OverflowError):
         arr = None
     if arr is not None and arr.dtype.kind in "biuf" and arr.ndim >= 1:
-        return arr.dtype.str, json.dumps(arr.shape[1:]), arr.tobytes()
+        cells: Iterable[Any] = values
+        for _ in range(arr.ndim - 1):  # rows of arrays: nested lists, the same depth in every row
+            cells = chain.from_iterable(cells)
+        if set(map(type, cells)) <= _KIND_TYPES[arr.dtype.kind]:
+            return arr.dtype.str, json.dumps(arr.shape[1:]), arr.tobytes()
     return None, "[]", msgpack.packb(values, use_bin_type=True)
 
 
