@@ -525,3 +525,16 @@ def test_a_block_of_mixed_number_types_reads_as_its_documents(tmp_path, small_bl
         writer("event", desc.compose_event(data={"v": value}, timestamps={"v": 0}, seq_num=i + 1))
     writer("stop", bundle.compose_stop())
     _check(cat, bundle.start_doc["uid"])
+
+
+def test_numpy_event_times_are_stored_as_their_documents(tmp_path, small_blocks):
+    """A float32 event time (the writer accepts it) reads back as the float its document holds."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle, event = _x_run(writer)
+    for i in range(9):
+        doc = event(i * 1.0, i + 1)
+        doc["time"] = np.float32(1000.5 + i) if i % 2 else np.float64(1000.25 + i)
+        writer("event", doc)
+    writer("stop", bundle.compose_stop())
+    assert len(_check(cat, bundle.start_doc["uid"])) == 9

@@ -142,8 +142,9 @@ class ColumnBuffer:
         data = doc["data"]
         if name == "event":
             n = 1
-            cols.time.append(doc["time"])
-            cols.seq_num.append(doc["seq_num"])
+            time, seq_num = doc["time"], doc["seq_num"]  # float32 times pass validation: as they read back
+            cols.time.append(time if type(time) in _PLAIN else normalize_value(time))
+            cols.seq_num.append(seq_num if type(seq_num) in _PLAIN else normalize_value(seq_num))
             cols.add_event(data)
         else:
             n = len(doc["seq_num"])
