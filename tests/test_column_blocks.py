@@ -538,3 +538,24 @@ def test_numpy_event_times_are_stored_as_their_documents(tmp_path, small_blocks)
         writer("event", doc)
     writer("stop", bundle.compose_stop())
     assert len(_check(cat, bundle.start_doc["uid"])) == 9
+
+
+def test_a_block_the_writer_cannot_make_leaves_the_run_to_its_documents(
+    tmp_path, small_blocks, monkeypatch, caplog
+):
+    """A bug in making blocks (here injected) never stops the writer: the run reads from its documents."""
+    cat = scandeck.open_catalog(tmp_path / "store")
+    writer = cat.writer()
+    bundle, event = _x_run(writer)
+
+    def broken(values):
+        raise ValueError("injected")
+
+    monkeypatch.setattr(sqlite_columns, "_encode", broken)
+    for i in range(9):
+        writer("event", event(i * 1.0, i + 1))
+    writer("stop", bundle.compose_stop())
+    uid = bundle.start_doc["uid"]
+    assert "column blocks of run" in caplog.text
+    assert _both(cat, uid)[0] is None  # no blocks: the documents are read
+    assert cat[uid].primary.read()["x"].values.tolist() == [i * 1.0 for i in range(9)]

@@ -27,6 +27,7 @@ releases are read as they are, not migrated.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,10 @@ import msgpack
 import numpy as np
 
 from ..documents import normalize_value
+from ..safe_text import printable
 from .protocol import Entry
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DATA_PART", "EXTRA_DOCUMENTS", "SEQ_PART", "TIME_PART", "BlockWriter", "ColumnBuffer", "has_tables"]
 
@@ -223,10 +227,11 @@ class BlockWriter:
     def __init__(self) -> None:
         self._runs: dict[str, ColumnBuffer] = {}
         self._flushed: str | None = None  # the run whose flush is in the open transaction
+        self._dropped: str | None = None  # the run whose blocks the open transaction gives up
 
     def in_transaction(self, conn: sqlite3.Connection, uid: str, run_id: int, pos: int, name: str) -> None:
         """Index the document at ``pos`` and write a due flush (inside its transaction)."""
-        self._flushed = None
+        self._flushed = self._dropped = None
         if name == "start":
             start_run(conn, run_id)
             return
@@ -236,7 +241,18 @@ class BlockWriter:
         if name in EXTRA_DOCUMENTS:
             conn.execute("INSERT INTO run_extras VALUES (?, ?)", (run_id, pos))
         if buffer.rows and (name == "stop" or buffer.due()):
-            buffer.flush(conn, run_id, pos - 1)
+            try:
+                buffer.flush(conn, run_id, pos - 1)
+            except sqlite3.Error:
+                raise  # the store refused it: so is the document, and the next one tries again
+            except Exception:
+                # Values the blocks cannot hold (a bug of ours): the run stays readable from
+                # its documents, and the writer goes on without blocks for it.
+                note = "column blocks of run %s dropped; it reads from its documents"
+                log.warning(note, printable(uid), exc_info=True)
+                conn.execute("DELETE FROM column_cover WHERE run_id = ?", (run_id,))
+                self._dropped = uid
+                return
             self._flushed = uid
 
     def committed(self, uid: str, name: str, doc: Mapping[str, Any]) -> None:
@@ -246,6 +262,10 @@ class BlockWriter:
             return
         buffer = self._runs.get(uid)
         if buffer is None:
+            return
+        if self._dropped == uid:
+            del self._runs[uid]
+            self._dropped = None
             return
         if self._flushed == uid:
             buffer.clear()
@@ -258,7 +278,7 @@ class BlockWriter:
             del self._runs[uid]
 
     def rolled_back(self) -> None:
-        self._flushed = None
+        self._flushed = self._dropped = None
 
     def resume(self, conn: sqlite3.Connection, uid: str, run_id: int, entries: Iterable[Entry]) -> None:
         """Take over an incomplete run: buffer its events after the last flush again.
@@ -278,6 +298,3 @@ class BlockWriter:
             elif entry.name in ("event", "event_page") and entry.pos > row[0]:
                 buffer.add(entry.name, entry.doc)
         self._runs[uid] = buffer
-
-    def forget(self, uid: str) -> None:
-        self._runs.pop(uid, None)
