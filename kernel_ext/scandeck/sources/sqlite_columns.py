@@ -196,12 +196,30 @@ class ColumnBuffer:
 _KIND_TYPES: dict[str, set[type]] = {"b": {bool}, "i": {int}, "u": {int}, "f": {float, np.float64}}
 
 
+#: numpy dtypes of columns whose values are all of one of these types.
+_FLAT = {float: np.float64, np.float64: np.float64, int: np.int64, bool: np.bool_}
+
+
+def _flat(values: list[Any]) -> np.ndarray | None:
+    """A column of floats, ints or bools, all of one type, as numpy; None for anything else."""
+    types = set(map(type, values))
+    if len(types) != 1 or (dtype := _FLAT.get(types.pop())) is None:
+        return None
+    try:
+        return np.fromiter(values, dtype, len(values))
+    except OverflowError:  # an int past 64 bits
+        return None
+
+
 def _encode(values: list[Any]) -> tuple[str | None, str, bytes]:
     """``(dtype, row shape as JSON, bytes)``: numpy bytes when the values make a numeric array.
 
     Only values numpy keeps as they are: ``[1, 2.5]`` would read back ``[1.0, 2.5]``,
     which shows once the column is a list (a gap, a string, a ragged row in another block).
     """
+    flat = _flat(values)
+    if flat is not None:  # the usual column of scalars of one type: no second pass to check it
+        return flat.dtype.str, "[]", flat.tobytes()
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError, OverflowError):
