@@ -154,7 +154,9 @@ def creep(root: str, size: dict[str, Any]) -> dict[str, Any]:
             write_run(store, size["short"], size["page"]).wait()
             follow_until(kernel, size["short"])
             deadline = time.monotonic() + 60
-            while kernel.value("[seen_b, seen_w]") != [size["short"], size["short"]]:
+            # The bound cells define seen_b / seen_w when they first run, after the run starts.
+            seen = "[globals().get('seen_b'), globals().get('seen_w')]"
+            while kernel.value(seen) != [size["short"], size["short"]]:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the bound cells did not see the short run")
                 time.sleep(0.1)
