@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 
     from .catalog import Catalog, Run
     from .livestream import Live
+    from .peak_stats import Peaks
 
 __all__ = [
     "open_catalog",
     "QueryError",
     "live",
     "derive",
+    "peaks",
     "load_ipython_extension",
     "unload_ipython_extension",
     "__version__",
@@ -68,6 +70,18 @@ def derive(
     from .derived import derive as _derive
 
     return _derive(catalog, parents, data, **kwargs)
+
+
+def peaks(run: Run, x: str | None = None, y: str | None = None, **kwargs: Any) -> Peaks:
+    """Peak statistics of a 1-D scan, as bluesky's ``PeakStats``: see :func:`scandeck.peak_stats.peaks`.
+
+    Examples
+    --------
+    >>> scandeck.peaks(cat[-1]).cen                  # doctest: +SKIP
+    """
+    from .peak_stats import peaks as _peaks
+
+    return _peaks(run, x, y, **kwargs)
 
 
 def load_ipython_extension(ipython: object) -> None:
