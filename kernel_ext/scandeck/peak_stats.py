@@ -68,13 +68,13 @@ def peaks(
     """
     import numpy as np
 
-    descriptors = run[stream].descriptors
+    events = run[stream]  # one look-up of the descriptors (a request, for a remote source)
     if x is None:
         x = _motor(run.start, stream)
-        if x not in run[stream].data_keys:  # a count's dimension is time
+        if x not in events.data_keys:  # a count's dimension is time
             raise NotAScan(printable(f"the run scans {x!r}, which is not a data key of {stream!r}; pass x="))
-    y = y if y is not None else _detector(run.start, descriptors)
-    ds = run[stream].read([x] if x == y else [x, y])
+    y = y if y is not None else _detector(run.start, events.descriptors)
+    ds = events.read([x] if x == y else [x, y])
     xs = np.asarray(ds[x].values, dtype=float)
     ys = np.asarray(ds[y].values, dtype=float)
     if xs.ndim != 1 or ys.ndim != 1:
