@@ -57,7 +57,8 @@ def _is_external(data_key: Mapping[str, Any]) -> bool:
     return bool(data_key.get("external"))
 
 
-def _is_stream_key(data_key: Mapping[str, Any]) -> bool:
+def is_stream_key(data_key: Mapping[str, Any]) -> bool:
+    """Whether a data key's values come in stream_datum documents (``external: "STREAM:"``)."""
     return str(data_key.get("external", "")).startswith("STREAM:")
 
 
@@ -132,7 +133,7 @@ def collect(
                 get_filler()(name, doc)
         if prefix is not None:
             _prepend(prefix, table)
-        refs = [k for k, v in table.data_keys.items() if _is_external(v) and not _is_stream_key(v) and wanted(k)]
+        refs = [k for k, v in table.data_keys.items() if _is_external(v) and not is_stream_key(v) and wanted(k)]
         if refs:
             f = get_filler()
             for key in refs:
@@ -224,7 +225,7 @@ def _merge_stream_data(table: Table) -> None:
     if not len(table.seq_num):
         # Every declared stream key, not only those with data yet: a row exists once
         # all of them reached it (as the live table does), so a running read only grows.
-        keys = [k for k, info in table.data_keys.items() if _is_stream_key(info)] or list(table.stream_data)
+        keys = [k for k, info in table.data_keys.items() if is_stream_key(info)] or list(table.stream_data)
         common = set(table.stream_data.get(keys[0], ()))
         for key in keys[1:]:
             common &= table.stream_data.get(key, {}).keys()

@@ -23,7 +23,7 @@ import msgpack
 import numpy as np
 
 from ..documents import unpack
-from ..reading import Table, collect
+from ..reading import Table, collect, is_stream_key
 from .protocol import Entry
 from .sqlite_columns import DATA_PART, SEQ_PART, TIME_PART, has_tables
 
@@ -108,7 +108,7 @@ def _streamed(entries: list[Entry], descriptor: str) -> bool:
     for entry in entries:
         if entry.name == "descriptor" and entry.doc["uid"] == descriptor:
             keys = entry.doc.get("data_keys") or {}
-            return any(str(info.get("external", "")).startswith("STREAM:") for info in keys.values())
+            return any(is_stream_key(info) for info in keys.values())
     return False
 
 
