@@ -25,7 +25,8 @@ import numpy as np
 from ..documents import unpack
 from ..reading import Table, collect, is_stream_key
 from .protocol import Entry
-from .sqlite_columns import DATA_PART, SEQ_PART, TIME_PART, has_tables
+from .sqlite_columns import DATA_PART, SEQ_PART, TIME_PART
+from .sqlite_db import has_table
 
 __all__ = ["read_stream"]
 
@@ -128,7 +129,7 @@ def read_stream(
     """
     conn.execute("BEGIN")
     try:
-        if not has_tables(conn):
+        if not has_table(conn, "column_cover"):  # a read-only store of an older release
             return None
         cover = conn.execute("SELECT pos FROM column_cover WHERE run_id = ?", (run_id,)).fetchone()
         if cover is None:

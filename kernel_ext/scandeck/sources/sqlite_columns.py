@@ -44,7 +44,7 @@ from .protocol import Entry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DATA_PART", "EXTRA_DOCUMENTS", "SEQ_PART", "TIME_PART", "BlockWriter", "ColumnBuffer", "has_tables"]
+__all__ = ["DATA_PART", "EXTRA_DOCUMENTS", "SEQ_PART", "TIME_PART", "BlockWriter", "ColumnBuffer"]
 
 
 #: Documents a stream read needs besides descriptors and events (kept in ``run_extras``).
@@ -63,12 +63,6 @@ _PLAIN = frozenset({float, int, str, bool, type(None), np.float64})
 
 #: Names of the blocks' columns: ``time``, ``seq_num`` and ``data:<key>`` per data key.
 TIME_PART, SEQ_PART, DATA_PART = "time", "seq_num", "data:"
-
-
-def has_tables(conn: sqlite3.Connection) -> bool:
-    """Whether the store has the block tables (a read-only store of an older release has not)."""
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'column_cover'").fetchone()
-    return row is not None
 
 
 def start_run(conn: sqlite3.Connection, run_id: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..query.sql import register_functions
 
-__all__ = ["SCHEMA", "connect", "json_index_copy"]
+__all__ = ["SCHEMA", "connect", "has_table", "json_index_copy"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,6 +89,12 @@ def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
     register_functions(conn)  # what Regex and FullText queries compile to
     return conn
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the store has table ``name`` (one a store of an older release may lack)."""
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return conn.execute(sql, (name,)).fetchone() is not None
 
 
 def json_index_copy(doc: Mapping[str, Any]) -> str:

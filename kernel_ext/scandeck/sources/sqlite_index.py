@@ -33,6 +33,7 @@ from ..query.indexed import (
     indexed_sql,
     uses_index,
 )
+from .sqlite_db import has_table
 
 __all__ = ["add_start", "count_runs", "ensure_index", "index_ready", "where_sql"]
 
@@ -51,11 +52,6 @@ _CREATE = (
 _INSERT = f"INSERT OR IGNORE INTO {INDEX_TABLE} VALUES (?, ?, ?)"  # OR IGNORE: [1, 1.0] is one row
 
 
-def _has_index(conn: sqlite3.Connection) -> bool:
-    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    return conn.execute(sql, (_PENDING,)).fetchone() is not None
-
-
 def index_ready(conn: sqlite3.Connection) -> bool:
     """Whether the index holds every stored run (it exists, and no run is pending)."""
     try:
@@ -72,11 +68,11 @@ def ensure_index(conn: sqlite3.Connection) -> None:
     One transaction (``BEGIN IMMEDIATE``): a writer in another process waits for it.
     On a store that has the index and no pending run, this is one small read.
     """
-    if _has_index(conn) and index_ready(conn):
+    if has_table(conn, _PENDING) and index_ready(conn):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if not _has_index(conn):
+        if not has_table(conn, _PENDING):
             for statement in _CREATE:
                 conn.execute(statement)
             which = "1"
