@@ -14,15 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..query.hints import start_fields
+from .sqlite_db import has_table
 
 __all__ = ["add_fields", "ensure_table", "read_fields"]
 
 _CREATE = "CREATE TABLE fields (name TEXT PRIMARY KEY) WITHOUT ROWID"
-
-
-def _has_table(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fields'").fetchone()
-    return row is not None
 
 
 def ensure_table(conn: sqlite3.Connection) -> None:
@@ -30,11 +26,11 @@ def ensure_table(conn: sqlite3.Connection) -> None:
 
     One transaction: another process opening the store meanwhile waits, then finds it.
     """
-    if _has_table(conn):
+    if has_table(conn, "fields"):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if not _has_table(conn):
+        if not has_table(conn, "fields"):
             conn.execute(_CREATE)
             names = _fields_of_runs(conn)
             conn.executemany("INSERT INTO fields VALUES (?)", [(name,) for name in sorted(names)])
@@ -51,7 +47,7 @@ def add_fields(conn: sqlite3.Connection, start: Mapping[str, Any]) -> None:
 
 def read_fields(conn: sqlite3.Connection) -> set[str]:
     """The indexed field names; computed from the runs on a read-only store made before the index."""
-    if _has_table(conn):
+    if has_table(conn, "fields"):
         return {name for (name,) in conn.execute("SELECT name FROM fields")}
     return _fields_of_runs(conn)
 
