@@ -62,10 +62,7 @@ def subscribe(
     consumer is ready for reports (the follower starts with its first reader),
     and :meth:`Reader.close` when done.
     """
-    # False and () both mean "no external arrays": one follower for both.
-    wanted: bool | tuple[str, ...] = True
-    if fill is not True:
-        wanted = () if fill is False else tuple(sorted({fill} if isinstance(fill, str) else set(fill)))
+    wanted = _wanted(fill)
     key = follower_key(source, target, stream, wanted, query, every_run)
     with _lock:
         shared = _registry.get(key)
@@ -75,6 +72,13 @@ def subscribe(
         if shared is None:
             shared = _registry[key] = _Shared(key, source, target, stream, wanted, query, every_run, name)
         return shared.join(listener)
+
+
+def _wanted(fill: bool | Collection[str]) -> bool | tuple[str, ...]:
+    """``fill`` in one spelling: False and () both mean "no external arrays", one follower for both."""
+    if fill is True:
+        return True
+    return () if fill is False else tuple(sorted({fill} if isinstance(fill, str) else set(fill)))
 
 
 def follower_key(
@@ -101,12 +105,12 @@ def registered(
     target: str | None,
     *,
     stream: str = "primary",
-    fill: bool | tuple[str, ...] = (),
+    fill: bool | Collection[str] = (),
     query: Any = None,
     every_run: bool = False,
 ) -> Follower | None:
     """The follower the registry holds for these arguments of :func:`subscribe`, if any."""
-    key = follower_key(source, target, stream, fill, query, every_run)
+    key = follower_key(source, target, stream, _wanted(fill), query, every_run)
     with _lock:
         shared = _registry.get(key)
     return None if shared is None else shared.follower
