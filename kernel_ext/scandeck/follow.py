@@ -50,6 +50,8 @@ class RunCursor:
         # they land; the others are waited on through their change token.
         self._wait_run = source.wait_run if isinstance(source, WaitRun) else None
         self._token: object = None
+        #: True when the last read ended at its ``events`` bound: more may be waiting.
+        self.full = False
 
     def read(self, limit: int | None = BATCH, *, events: int | None = None) -> list[Entry]:
         """The documents stored since the last read (at most ``limit``), in order.
@@ -61,6 +63,7 @@ class RunCursor:
         # The token is taken before reading, so nothing stored meanwhile is missed by wait().
         self._token = None if self._wait_run else self.source.change_token()
         out: list[Entry] = []
+        self.full = False
         for entry in self.source.documents(self.uid, start=self.pos):
             out.append(entry)
             self.pos = entry.pos + 1
@@ -72,6 +75,7 @@ class RunCursor:
             if events is not None:
                 events -= len(entry.doc["seq_num"]) if entry.name == "event_page" else int(entry.name == "event")
                 if events <= 0:
+                    self.full = True
                     break
         if out:
             self.last_news = time.monotonic()

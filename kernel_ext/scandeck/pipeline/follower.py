@@ -95,7 +95,6 @@ class Follower:
         self.state = FollowState(table=LiveTable(stream, fill=fill))
         self.error: BaseException | None = None
         self._begin: tuple[str | None, int] | None = None
-        self._full = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -153,7 +152,7 @@ class Follower:
             if cursor is not None and not self.state.finished:
                 got = self._read(cursor)
             if cursor is not None and got:
-                if got < BATCH and not self._full:
+                if got < BATCH and not cursor.full:  # not cut short by a bound: let a few more land
                     cursor.gather(self._stopping.wait)
                 continue
             if cursor is not None and not self.state.finished and cursor.writer_gone():
@@ -199,7 +198,6 @@ class Follower:
             else:
                 rows += state.table.add(entry.name, entry.doc)
         docs = len(batch)
-        self._full = rows >= READ_EVENTS  # more may be waiting: read again at once
         state.documents += docs
         if docs and state.start is not None and state.documents == docs:
             self.listener(RUN_START, state)
