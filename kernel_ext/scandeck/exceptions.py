@@ -159,6 +159,21 @@ class InvalidQuery(ScandeckError, ValueError):
 QueryError = InvalidQuery
 
 
+# --- the run table (scandeck.runtable) ------------------------------------------------------
+
+
+class InvalidAnnotation(ScandeckError, ValueError):
+    """A comment, tag or column name that cannot be stored (empty, too long, not text); nothing was stored."""
+
+
+class FactsNotSupported(ScandeckError, NotImplementedError):
+    """The catalog's store cannot keep comments, tags or computed columns (say which, and what can)."""
+
+
+class ColumnsFileError(ScandeckError):
+    """A columns file could not be loaded: its path, and the error with its line."""
+
+
 # --- external data (scandeck.handlers) ---------------------------------------------------
 
 

@@ -13,12 +13,13 @@ run's documents), :class:`OpenRuns` (the runs without a stop document, from
 an index), :class:`FieldIndex` (the fields runs have, to explain an empty
 search), :class:`StreamTables` (streams stored as columns: reads without
 documents) and :class:`EventColumns` (events kept as columns beside the
-documents). A source without them works everywhere, only slower or with fewer hints.
+documents), :class:`RunFacts` (annotations, computed columns, data summaries).
+A source without them works everywhere, only slower or with fewer hints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -26,6 +27,7 @@ from ..query import Query
 
 if TYPE_CHECKING:
     from ..reading import Table
+    from ..runtable.model import Annotation, Cell
 
 #: Status of a run: its stop document's exit_status, ``running`` while it is
 #: written, or ``incomplete`` when its writer went away without a stop document.
@@ -252,3 +254,42 @@ class StreamTables(Protocol):
 
     def stream_array(self, uid: str, stream: str, key: str) -> LazyArray:
         """One key's values (rows first), read from the store only by the slices asked for."""
+
+
+@runtime_checkable
+class RunFacts(Protocol):
+    """A source that keeps a run's facts beside its documents: annotations, computed cells,
+    data summaries (see :mod:`scandeck.runtable`). Documents are never rewritten.
+
+    Writes are atomic per call and change :meth:`change_token`, so ``wait`` wakes on them;
+    ``facts_since`` tells which runs' facts changed (the panel pushes them, the column
+    service recomputes).
+    """
+
+    def add_annotations(self, uid: str, notes: Sequence[Annotation]) -> None:
+        """Append ``notes`` (already checked) to the run's history; RunNotFound for an unknown uid."""
+
+    def annotations(self, uid: str) -> list[Annotation]:
+        """The run's annotation history, oldest first."""
+
+    def put_cells(self, uid: str, cells: Mapping[str, Cell]) -> None:
+        """Store these computed cells of the run, replacing any earlier cell of the same column."""
+
+    def delete_cells(self, name: str) -> int:
+        """Forget every run's cell of column ``name`` (a column removed from the file); the count."""
+
+    def cells(self, uids: Collection[str], names: Collection[str] | None = None) -> dict[str, dict[str, Cell]]:
+        """Stored cells per run uid (only ``names`` when given); runs without any are left out."""
+
+    def data_summary(self, uid: str) -> dict[str, dict[str, float]]:
+        """Per data key ``{"min", "max"}`` over the run's streams so far (numbers only)."""
+
+    def facts(self, uids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The facts document of each run (:func:`scandeck.runtable.model.facts_document`)."""
+
+    def needing(self, name: str, code_hash: str, *, limit: int = 100) -> list[str]:
+        """Uids of ended runs whose cell of ``name`` is missing or was computed by other code
+        (or while the run was running), newest first: what a column service computes next."""
+
+    def facts_since(self, mark: int) -> tuple[int, list[str]]:
+        """``(new_mark, uids)``: runs whose facts changed after ``mark`` (0: from the beginning)."""
