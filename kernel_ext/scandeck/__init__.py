@@ -20,7 +20,7 @@ from .opening import open_catalog
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import pandas
 
@@ -34,6 +34,7 @@ __all__ = [
     "live",
     "derive",
     "peaks",
+    "column",
     "load_ipython_extension",
     "unload_ipython_extension",
     "__version__",
@@ -82,6 +83,22 @@ def peaks(run: Run, x: str | None = None, y: str | None = None, **kwargs: Any) -
     from .peak_stats import peaks as _peaks
 
     return _peaks(run, x, y, **kwargs)
+
+
+def column(
+    name: str, *, title: str | None = None, units: str | None = None, timeout: float | None = None
+) -> Callable[[Callable[[Run], Any]], Callable[[Run], Any]]:
+    """Declare a computed column of the run table: see :func:`scandeck.runtable.columns.column`.
+
+    Examples
+    --------
+    >>> @scandeck.column("peak_cen", title="Peak centre", units="mm")   # doctest: +SKIP
+    ... def peak_cen(run):
+    ...     return scandeck.peaks(run).cen
+    """
+    from .runtable.columns import column as _column
+
+    return _column(name, title=title, units=units, timeout=timeout)
 
 
 def load_ipython_extension(ipython: object) -> None:
