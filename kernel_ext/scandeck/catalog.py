@@ -8,7 +8,7 @@ searches give runs newest first (by start time).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from .databroker_habits import CATALOG_HABITS, RUN_HABITS, habit_hint, stream_metadata
@@ -25,6 +25,8 @@ from .uris import redact
 if TYPE_CHECKING:
     import pandas
     import xarray
+
+    from .runtable.model import Annotation, Cell
 
 _PAGE = 500
 
@@ -139,6 +141,10 @@ class Catalog:
             if len(page) < _PAGE:
                 return
             before = (page[-1].time, page[-1].seq)
+
+    def run_of(self, summary: RunSummary) -> Run:
+        """The :class:`Run` of an index row this catalog's source gave (a search result), not read again."""
+        return Run(self.source, summary)
 
     def keys(self) -> Iterator[str]:
         """The uids of the matching runs, newest first, read page by page (databroker's ``keys()``)."""
@@ -260,6 +266,40 @@ class Catalog:
         for summary in follow_runs(self.source, after=after, timeout=timeout, keep=keep):
             yield Run(self.source, summary)
 
+    def table(
+        self, columns: Sequence[str] | str | None = None, *, limit: int | None = None, compute: bool = True
+    ) -> pandas.DataFrame:
+        """The runs as a table: one row per run (newest first), indexed by uid.
+
+        ``columns`` are names as ``scandeck ls --columns`` takes them (see
+        :mod:`scandeck.runtable.rows`): computed columns (``peak_cen``), ``tags``,
+        ``comments``, start fields (``plan_name``, ``md.sample``), ``stop.<field>``,
+        ``data.<key>.min|max``, ``uid``, ``scan_id``, ``time``, ``status``. By default:
+        scan_id, time (local dates), plan_name, status, the computed columns, tags.
+        With ``compute``, computed cells missing for ended runs are computed now.
+
+        A stale cell (its column's code changed) keeps its value, a failed one is
+        None: ``df.attrs["states"]`` is a DataFrame of the same shape holding each
+        cell's state (``ok``, ``stale``, ``failed``, ``running``, ``pending``,
+        ``missing``), ``df.attrs["errors"]`` the failed cells' messages, and
+        ``df.attrs["units"]`` the computed columns' units.
+
+        Raises
+        ------
+        InvalidQuery
+            An unknown column, with the closest known name.
+        FactsNotSupported
+            Tags, comments or stored columns asked of a store that keeps none.
+
+        Examples
+        --------
+        >>> df = cat.search('plan_name == "scan"').table(["peak_cen", "tags"])   # doctest: +SKIP
+        >>> df[df.attrs["states"]["peak_cen"] == "stale"]                         # doctest: +SKIP
+        """
+        from .runtable.frame import catalog_table
+
+        return catalog_table(self, columns, limit=limit, compute=compute)
+
     def close(self) -> None:
         """Release the source's connections."""
         self.source.close()
@@ -334,6 +374,64 @@ class Run:
         s = self._summary
         plan = s.start.get("plan_name", "?")
         return printable(f"<Run scan_id={s.scan_id} uid={s.uid[:8]} plan={plan} status={s.status}>")
+
+    # -- comments, tags, computed columns (scandeck.runtable) -------------------------------
+
+    def annotate(self, comment: str | None = None, tags: Iterable[str] = ()) -> None:
+        """Add a comment, tags, or both; each recorded with author, host and time.
+
+        The author is ``$SCANDECK_AUTHOR``, else the login name. Nothing is ever
+        rewritten: :attr:`annotations` keeps the whole history.
+
+        Raises
+        ------
+        InvalidAnnotation
+            Nothing given, or an empty, too long (tags 100, comments 10,000
+            characters) or NUL-holding text; nothing was stored.
+        FactsNotSupported
+            The store keeps no annotations (it says which stores do).
+
+        Examples
+        --------
+        >>> run.annotate(comment="bad beam after 12:40", tags=["Ni", "redo"])  # doctest: +SKIP
+        >>> run.tags                                                           # doctest: +SKIP
+        ['Ni', 'redo']
+        """
+        from .runtable.annotate import annotate
+
+        annotate(self.source, self.uid, comment, tags)
+
+    def untag(self, *tags: str) -> None:
+        """Remove tags; a tag the run does not have is an error listing its tags."""
+        from .runtable.annotate import untag
+
+        untag(self.source, self.uid, tags)
+
+    @property
+    def annotations(self) -> list[Annotation]:
+        """The run's whole annotation history (comments, tags added and removed), oldest first."""
+        from .runtable.annotate import facts_of
+
+        return facts_of(self.source).annotations(self.uid)
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's current tags, in the order they were (last) added."""
+        from .runtable.model import current_tags
+
+        return current_tags(self.annotations)
+
+    @property
+    def comments(self) -> list[Annotation]:
+        """The run's comments (with ``text``, ``author``, ``host``, ``time``), oldest first."""
+        return [n for n in self.annotations if n.kind == "comment"]
+
+    @property
+    def cells(self) -> dict[str, Cell]:
+        """The run's stored computed cells by column name (value, code hash, status, error)."""
+        from .runtable.annotate import facts_of
+
+        return facts_of(self.source).cells([self.uid]).get(self.uid, {})
 
     # -- streams ---------------------------------------------------------------------------
 

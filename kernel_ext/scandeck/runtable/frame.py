@@ -1,0 +1,120 @@
+"""``Catalog.table()``: the run table as a pandas DataFrame, read page by page.
+
+The rows come from :func:`scandeck.runtable.rows.table_rows` (as every other view of
+the table); this module only pages through the search, asks the column service to
+compute what is missing, and builds the DataFrame. pandas is imported when a table
+is asked for, not before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import InvalidQuery
+from ..sources.protocol import RunFacts, RunSummary
+from .rows import ColumnRef, ColumnSpecLike, TableRow, column_specs, resolve_columns, table_rows
+
+if TYPE_CHECKING:
+    import pandas
+
+    from ..catalog import Catalog
+
+__all__ = ["PAGE", "catalog_table", "default_columns", "pages"]
+
+#: Runs read (and their cells and facts asked for) per page.
+PAGE = 500
+
+
+def default_columns(catalog: Catalog, specs: Mapping[str, ColumnSpecLike]) -> list[str]:
+    """``scan_id, time, plan_name, status``, the catalog's computed columns, then ``tags``.
+
+    On a store without facts, only the computed columns read from the index row
+    (``duration``, ``events``) and no tags.
+    """
+    facts = isinstance(catalog.source, RunFacts)
+    computed = [n for n, s in specs.items() if n != "status" and (facts or s.summary_only)]
+    return ["scan_id", "time", "plan_name", "status", *computed, *(["tags"] if facts else [])]
+
+
+def pages(catalog: Catalog, limit: int | None) -> Iterator[list[RunSummary]]:
+    """The catalog's runs, newest first, in pages of at most :data:`PAGE` (``limit`` in all)."""
+    before = None
+    left = limit
+    while left is None or left > 0:
+        size = PAGE if left is None else min(PAGE, left)
+        page = catalog.source.search(catalog.query, limit=size, before=before)
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        before = (page[-1].time, page[-1].seq)
+        if left is not None:
+            left -= len(page)
+
+
+def _compute_missing(
+    catalog: Catalog, page: list[RunSummary], rows: list[TableRow], refs: list[ColumnRef]
+) -> list[TableRow]:
+    """``rows`` again after the column service computed the pending cells of ended runs."""
+    pending = {
+        row.uid: [name for name, c in row.cells.items() if c.state == "pending"]
+        for row in rows
+        if row.summary.status != "running"
+    }
+    pending = {uid: names for uid, names in pending.items() if names}
+    if not pending:
+        return rows
+    try:
+        from .service import compute_now  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:  # the column engine is not in this tree yet: leave them pending
+        return rows
+    names = sorted({n for ns in pending.values() for n in ns})
+    compute_now(catalog, list(pending), names)
+    return table_rows(catalog, page, refs)
+
+
+def catalog_table(
+    catalog: Catalog,
+    columns: Sequence[str] | str | None = None,
+    *,
+    limit: int | None = None,
+    compute: bool = True,
+) -> pandas.DataFrame:
+    """The runs of ``catalog`` as a DataFrame; see :meth:`scandeck.catalog.Catalog.table`."""
+    import pandas as pd
+
+    from ..timestamps import local_datetimes
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidQuery(f"limit must be a whole number of runs (0 or more), not {limit!r}")
+    specs = column_specs(catalog)
+    if columns is None:
+        refs = resolve_columns(catalog, default_columns(catalog, specs), specs, check_fields=False)
+    else:
+        refs = resolve_columns(catalog, columns, specs)
+    rows: list[TableRow] = []
+    for page in pages(catalog, limit):
+        page_rows = table_rows(catalog, page, refs)
+        if compute:
+            page_rows = _compute_missing(catalog, page, page_rows, refs)
+        rows += page_rows
+    index = pd.Index([r.uid for r in rows], name="uid", dtype=object)
+    names = [r.name for r in refs]
+
+    def values(ref: ColumnRef) -> Any:
+        found = [row.cells[ref.name].value for row in rows]
+        if ref.kind == "run" and ref.name == "time":
+            return pd.Series(local_datetimes([float("nan") if v is None else v for v in found]), index=index)
+        return pd.Series(found, index=index, dtype=object).infer_objects()
+
+    df = pd.DataFrame({name: values(ref) for name, ref in zip(names, refs, strict=True)}, index=index)
+    df.columns = pd.Index(names, dtype=object)
+    df.attrs["states"] = pd.DataFrame(
+        {name: [row.cells[name].state for row in rows] for name in names}, index=index, columns=names
+    )
+    df.attrs["errors"] = pd.DataFrame(
+        {name: [row.cells[name].error for row in rows] for name in names}, index=index, columns=names, dtype=object
+    )
+    df.attrs["units"] = {ref.name: ref.units for ref in refs if ref.units}
+    return df
