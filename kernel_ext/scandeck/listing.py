@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_KEY_HEADER",
     "MAX_CELL",
+    "ExtraColumn",
     "OPTIONAL_COLUMNS",
     "cell",
     "compact",
@@ -138,6 +139,14 @@ def optional_columns(summaries: Iterable[RunSummary]) -> list[str]:
     return [k for k in OPTIONAL_COLUMNS if any(s.start.get(k) is not None for s in summaries)]
 
 
+class ExtraColumn(NamedTuple):
+    """A column added to a run table (``--columns``): its heading and each run's cell text."""
+
+    header: str
+    cell: Callable[[RunSummary], str]
+    numeric: bool = False
+
+
 class RunCells(NamedTuple):
     """How one kind of run table (terminal text, notebook HTML) writes each cell."""
 
@@ -149,27 +158,33 @@ class RunCells(NamedTuple):
     time: Callable[[float], str]
 
 
-def run_table(summaries: Sequence[RunSummary], cells: RunCells) -> tuple[list[str], list[list[str]], set[int]]:
+def run_table(
+    summaries: Sequence[RunSummary], cells: RunCells, columns: Sequence[ExtraColumn] = ()
+) -> tuple[list[str], list[list[str]], set[int]]:
     """Header, rows and right-aligned column indices of a run table (``scandeck ls``, ``%scans``).
 
     Optional metadata columns appear only when some listed run has that key, so
-    a store without operators does not waste a column on blanks.
+    a store without operators does not waste a column on blanks. ``columns``
+    (``--columns``) come after them, before the status.
     """
     extra = optional_columns(summaries)
-    header = ["scan_id", "uid", "plan", *extra, "status", "events", "start time"]
+    header = ["scan_id", "uid", "plan", *extra, *(c.header for c in columns), "status", "events", "start time"]
     rows = [
         [
             cells.scan_id(s.scan_id),
             cells.uid(s.uid),
             cells.meta(s.start.get("plan_name")),
             *(cells.meta(s.start.get(k)) for k in extra),
+            *(c.cell(s) for c in columns),
             cells.status(s.status),
             cells.events(s),
             cells.time(s.time),
         ]
         for s in summaries
     ]
-    return header, rows, {0, len(header) - 2}
+    first = 3 + len(extra)
+    numeric = {first + i for i, c in enumerate(columns) if c.numeric}
+    return header, rows, {0, len(header) - 2, *numeric}
 
 
 def running_first(summaries: Iterable[RunSummary]) -> list[RunSummary]:

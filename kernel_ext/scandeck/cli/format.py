@@ -31,6 +31,7 @@ from ..safe_text import printable
 
 if TYPE_CHECKING:
     from ..catalog import Run
+    from ..runtable.rows import ColumnRef, TableRow
     from ..sources.protocol import RunSummary
 
 __all__ = ["MAX_VALUE_LINES", "run_json", "run_rows", "show_run"]
@@ -53,14 +54,22 @@ TEXT_CELLS = RunCells(
 )
 
 
-def run_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[str]], set[int]]:
-    """Header, rows and right-aligned column indices for ``scandeck ls``."""
-    return run_table(summaries, TEXT_CELLS)
+def run_rows(
+    summaries: Sequence[RunSummary], columns: Sequence[ColumnRef] = (), rows: Sequence[TableRow] = ()
+) -> tuple[list[str], list[list[str]], set[int]]:
+    """Header, rows and right-aligned column indices for ``scandeck ls`` (``--columns``: ``columns``
+    and their ``rows``, from :func:`scandeck.runtable.rows.table_rows`; states marked)."""
+    if not columns:
+        return run_table(summaries, TEXT_CELLS)
+    from ..runtable.marks import extra_columns, text_cell
+
+    return run_table(summaries, TEXT_CELLS, extra_columns(columns, rows, text_cell))
 
 
-def run_json(s: RunSummary) -> str:
+def run_json(s: RunSummary, columns: Mapping[str, Any] | None = None) -> str:
     """One run as a line of strict JSON, for ``scandeck ls --json``.
 
+    ``columns`` (``--columns``): each column's ``{"value", "state", "error"}``.
     C1 controls, bidi overrides and lone surrogates are ``\\uXXXX`` escapes too (JSON
     escapes only C0 ones), so the line is safe on a terminal and parses the same.
     """
@@ -78,6 +87,7 @@ def run_json(s: RunSummary) -> str:
                     "start_time": local_time(s.time),
                     "start": s.start,
                     "stop": s.stop,
+                    **({"columns": columns} if columns is not None else {}),
                 }
             ),
             default=str,

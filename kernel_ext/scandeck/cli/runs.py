@@ -21,6 +21,7 @@ from .targets import open_target, target_of
 
 if TYPE_CHECKING:
     from ..catalog import Catalog, Run
+    from ..sources.protocol import RunSummary
 
 __all__ = ["add_parsers", "cmd_catalogs", "cmd_export", "cmd_ls", "cmd_show", "resolve_run"]
 
@@ -33,8 +34,12 @@ examples:
   scandeck ls 'plan_name == "scan" and num_points > 10'
   scandeck ls 'stop.exit_status != "success"'    runs that did not succeed
   scandeck ls 'time > "2024-05-01"' --json       one JSON object per run (for jq)
+  scandeck ls --columns peak_cen,tags           computed columns, tags, comments, fields
+  scandeck ls 'columns.peak_cen > 0.5' --columns peak_cen,data.theta.max
 
-Running runs come first, then the rest newest first. Quote the query for the shell.""",
+Running runs come first, then the rest newest first. Quote the query for the shell.
+In --columns cells, * marks a stale value (its column's code changed), ! a failed
+one, ~ a value computed while the run ran, ? one not computed yet.""",
     "show": """\
 examples:
   scandeck show -1          the newest run (-2: the one before)
@@ -64,6 +69,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("query", nargs="?", metavar="QUERY", help="a scandeck text query")
     ls.add_argument("-n", type=count, default=20, metavar="N", help="show at most N runs (default: 20; 0: all)")
     ls.add_argument("--json", action="store_true", help="one JSON object per run")
+    ls.add_argument(
+        "--columns",
+        metavar="NAMES",
+        help="more columns, comma-separated: computed columns (peak_cen), tags, comments, "
+        "start fields (sample, md.x), stop.FIELD, data.KEY.min|max",
+    )
     ls.set_defaults(handler=cmd_ls)
 
     show = command("show", "show one run's metadata, status, streams and data keys", EPILOGS["show"])
@@ -138,9 +149,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         limit = args.n or None
         summaries = list_runs(cat, limit)  # running runs first, then the newest
         total = len(cat) if limit is not None else len(summaries)  # a count, no rows read
+        refs, table = _columns(cat, args.columns, summaries)
         if args.json:
             for s in summaries:
-                print(run_json(s))
+                cells = table.get(s.uid)
+                print(run_json(s, None if cells is None else {n: c.to_dict() for n, c in cells.cells.items()}))
             return 0
         if not summaries:
             what = "matching runs" if args.query else "runs"
@@ -149,13 +162,35 @@ def cmd_ls(args: argparse.Namespace) -> int:
             if hint:
                 print(hint)
             return 0
-        header, rows, right = run_rows(summaries)
+        header, rows, right = run_rows(summaries, refs, list(table.values()))
         print(render_table(header, rows, right))
+        if table:
+            from ..runtable.marks import legend
+
+            for line in legend(list(table.values())):
+                print(line)
         if total > len(summaries):
             print(f"{len(summaries)} of {total} runs (-n N shows more, -n 0 all)")
         return 0
     finally:
         cat.close()
+
+
+def _columns(cat: Catalog, names: str | None, summaries: list[RunSummary]) -> tuple[list[Any], dict[str, Any]]:
+    """``--columns``: the resolved columns and each listed run's row (by uid); none without it."""
+    if not names:
+        return [], {}
+    from ..exceptions import FactsNotSupported, InvalidQuery
+    from ..runtable.rows import resolve_columns, table_rows
+
+    try:
+        refs = resolve_columns(cat, names)
+        rows = table_rows(cat, summaries, refs)
+    except InvalidQuery as err:
+        raise CliError(str(err), "'scandeck columns list' lists the computed columns", code=2) from err
+    except FactsNotSupported as err:
+        raise CliError(str(err), "tags, comments and computed columns need an embedded store") from err
+    return refs, {r.uid: r for r in rows}
 
 
 # -- show -------------------------------------------------------------------------------------
