@@ -23,6 +23,8 @@ from .sources.protocol import EventColumns, RunSummary, Source, StreamTables, Wr
 from .uris import redact
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas
     import xarray
 
@@ -47,6 +49,9 @@ class Catalog:
         The store's address (``source.uri``, without credentials), however the
         catalog was opened (the default store, a catalog-file name, a path, a URI):
         one store has one name in reprs, listings and provenance records.
+    columns_file
+        The columns file its catalog entry names (``columns:`` in the entry's metadata),
+        else None (see :func:`scandeck.runtable.columns.columns_file`).
 
     Examples
     --------
@@ -60,6 +65,9 @@ class Catalog:
         self.source = source
         self.query = query if query is not None else Query.all()
         self.name = redact(source.uri)
+        #: The columns file a catalog entry names (``columns:``); None: ``columns.py`` beside an
+        #: embedded store, if there is one (:func:`scandeck.runtable.columns.columns_file`).
+        self.columns_file: Path | None = None
 
     def __repr__(self) -> str:
         where = "" if self.query == Query.all() else f" where {self.query}"
@@ -116,7 +124,9 @@ class Catalog:
         """
         query = as_query(query)
         combined = query if self.query == Query.all() else self.query & query
-        return Catalog(self.source, combined)
+        found = Catalog(self.source, combined)
+        found.columns_file = self.columns_file
+        return found
 
     def __len__(self) -> int:
         return self.source.count(self.query)
