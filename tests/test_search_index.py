@@ -20,6 +20,7 @@ import scandeck
 from scandeck.exceptions import StoreError
 from scandeck.queries import Key, Query, parse
 from scandeck.query.sql import register_functions
+from scandeck.sources.sqlite_facts import runs_from
 from scandeck.sources.sqlite_index import index_ready
 
 OLD_STORE = Path(__file__).parent / "data" / "store-0.1.0"
@@ -30,7 +31,8 @@ QUERIES = [
     'sample in ["Cu", "Fe"] or plan_name == "count"',
     'not sample == "Ni"',
     'plan_name startswith "grid" and not sample == "Cu"',
-    'tags contains "a"',
+    '`tags` contains "a"',
+    'tags contains "a" or columns.cen > 1',
     'sample matches "^N"',
     '"ann" and sample == "Ni"',
     "num_points >= 21",
@@ -69,7 +71,8 @@ def _by_json(db: Path, query: Query) -> set[str]:
     register_functions(conn)
     try:
         where, params = query.to_sql()
-        return {uid for (uid,) in conn.execute(f"SELECT uid FROM runs WHERE {where}", params)}
+        sql = f"SELECT uid FROM {runs_from(conn, query)} WHERE {where}"
+        return {uid for (uid,) in conn.execute(sql, params)}
     finally:
         conn.close()
 

@@ -19,7 +19,12 @@ Both compilations give the same answer for every run. The rules:
 
 * A key is a path into the start document (``Key("md.sample")`` is
   ``start["md"]["sample"]``); a path beginning with ``stop.`` reads the stop
-  document, which is missing while a run is still going.
+  document, which is missing while a run is still going. Paths beginning with
+  ``columns.``, ``tags``, ``comments`` or ``data.`` read the run's *facts*
+  (:mod:`scandeck.runtable`): computed column values, current tags (a list), the
+  comments' text (one string) and per-key data ranges (``data.theta.min``). In
+  SQL they read the JSON column ``facts``; ``matches(start, stop, facts)`` takes
+  the same document. Quote the first name (`` `tags` ``) for a start field of that name.
 * A missing key matches no comparison, ``!=`` and ``not in`` included. ``~``
   (``not``) is plain logical negation, so ``~(Key("x") == 1)`` matches runs
   without ``x``.
@@ -30,7 +35,8 @@ Both compilations give the same answer for every run. The rules:
   equal", so ``Key("x") != 1`` matches ``x = "1"`` and ``x = null``.
 * ``<``, ``<=``, ``>``, ``>=`` take a number or a string and are false for a field
   of any other type (strings compare by code point, case-sensitively).
-* ``contains`` is true when a list field has an element equal to the value;
+* ``contains`` is true when a list field has an element equal to the value, or a
+  string field has the value (a string) as a substring, case-sensitively;
   ``startswith`` is a case-sensitive prefix test on a string field;
   ``matches`` (:class:`Regex`) is :func:`re.search` on a string field; a quoted
   text alone (:class:`FullText`) finds runs with a string value anywhere in the

@@ -22,6 +22,7 @@ from .text import Regex
 from .times import time_interval
 from .tree import Not, PartialUID, Query, ScanID, TimeRange
 from .values import (
+    FACT_ROOTS,
     MISSING,
     OPERATORS,
     ORDERING,
@@ -33,6 +34,7 @@ from .values import (
     json_kind,
     py_key,
     py_value,
+    read_field,
     text_key,
     text_value,
     value_tag,
@@ -46,11 +48,15 @@ class Key:
     ----------
     name : str or sequence of str
         A dotted path into the start document (``"md.sample"`` is
-        ``start["md"]["sample"]``), or ``"stop.<path>"`` for the stop document.
+        ``start["md"]["sample"]``), or ``"stop.<path>"`` for the stop document,
+        or a path into the run's facts: ``"columns.<name>"`` (a computed column),
+        ``"tags"``, ``"comments"`` (every comment's text), ``"data.<key>.min"`` or
+        ``".max"`` (the key's range in the run's data).
         Give a sequence of names for a field whose name contains a dot.
-    doc : {"start", "stop"}, optional
+    doc : {"start", "stop", "facts"}, optional
         The document to read; given explicitly, ``name`` is not searched for a
-        ``stop.`` prefix.
+        ``stop.`` prefix or a facts name (``Key("tags", doc="start")`` is the
+        start document's field ``tags``).
 
     Examples
     --------
@@ -72,6 +78,8 @@ class Key:
             doc = "start"
             if len(path) > 1 and path[0] == "stop":
                 doc, path = "stop", path[1:]
+            elif path and path[0] in FACT_ROOTS:
+                doc = "facts"
         check_path(doc, path, name)
         self.doc: DocName = doc
         self.path: tuple[str, ...] = path
@@ -181,7 +189,7 @@ class Comparison(Query):
 
     Parameters
     ----------
-    doc : {"start", "stop"}
+    doc : {"start", "stop", "facts"}
         The document holding the field.
     path : tuple of str
         Names leading to the field.
@@ -219,16 +227,13 @@ class Comparison(Query):
     def __hash__(self) -> int:
         return hash((self.doc, self.path, self.op, value_tag(self.value)))
 
-    def _field(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None) -> Any:
-        node: Any = start if self.doc == "start" else stop
-        for seg in self.path:
-            if not isinstance(node, Mapping) or seg not in node:
-                return MISSING
-            node = node[seg]
-        return node
-
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
-        field, op, v = self._field(start, stop), self.op, self.value
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        field, op, v = read_field(self.doc, self.path, start, stop, facts), self.op, self.value
         if field is MISSING:
             return False
         if op == "==":
@@ -242,6 +247,8 @@ class Comparison(Query):
             found = any(json_equal(field, x) for x in v)
             return found if op == "in" else not found
         if op == "contains":
+            if isinstance(field, str):
+                return isinstance(v, str) and v in field
             return json_kind(field) == "list" and any(json_equal(x, v) for x in field)
         assert isinstance(v, str)  # check_value(): 'startswith' takes a string
         return isinstance(field, str) and field.startswith(v)

@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import Any
 
 from .fields import Comparison
-from .sql import REGEX_FUNCTION, Frag
+from .sql import CONTAINS_FUNCTION, REGEX_FUNCTION, Frag
 from .text import Regex
 from .tree import And, Not, Or, Query
 from .values import INT_MAX, INT_MIN, ORDERING, Value, json_kind
@@ -61,18 +61,18 @@ _NULL, _FALSE, _TRUE = b"", b"\x00", b"\x01"
 
 
 @lru_cache(maxsize=4096)  # a store's runs share a few hundred paths; the writer asks for each
-def field_key(path: tuple[str, ...]) -> str:
-    """The index's name for start-document field ``path`` (JSON text of the path).
+def field_key(path: tuple[str, ...], doc: str = "start") -> str:
+    """The index's name for field ``path`` of ``doc`` (JSON text of the path; ``@`` before a facts path).
 
     Examples
     --------
-    >>> field_key(("md", "weird.key"))
-    '["md", "weird.key"]'
+    >>> field_key(("md", "weird.key")), field_key(("columns", "cen"), "facts")
+    ('["md", "weird.key"]', '@["columns", "cen"]')
     """
-    return json.dumps(list(path), ensure_ascii=False)
+    return ("@" if doc == "facts" else "") + json.dumps(list(path), ensure_ascii=False)
 
 
-def element_key(path: tuple[str, ...]) -> str:
+def element_key(path: tuple[str, ...], doc: str = "start") -> str:
     """The index's name for the elements of list field ``path``.
 
     Examples
@@ -80,7 +80,7 @@ def element_key(path: tuple[str, ...]) -> str:
     >>> element_key(("detectors",))
     '*["detectors"]'
     """
-    return "*" + field_key(path)
+    return "*" + field_key(path, doc)
 
 
 def index_value(v: Any) -> int | float | str | bytes:
@@ -104,13 +104,14 @@ def index_value(v: Any) -> int | float | str | bytes:
     return v  # str, int or float: the rest of JSON's scalars
 
 
-def index_rows(start: Mapping[str, Any]) -> Iterator[tuple[str, int | float | str | bytes]]:
+def index_rows(start: Mapping[str, Any], doc: str = "start") -> Iterator[tuple[str, int | float | str | bytes]]:
     """``(field, value)`` rows of a start document, decoded from the JSON the store keeps.
 
     The document must be what ``json.loads`` gives for the store's JSON copy (lists,
     dicts with string keys, finite numbers), so that the index sees what
     ``json_extract`` sees. ``uid``, ``scan_id`` and ``time`` are left out: they are
     columns. Objects inside lists are not indexed (a query cannot name their fields).
+    ``doc="facts"``: the rows of a run's facts document, named with ``@`` (:func:`field_key`).
 
     Examples
     --------
@@ -121,18 +122,18 @@ def index_rows(start: Mapping[str, Any]) -> Iterator[tuple[str, int | float | st
     while todo:
         prefix, node = todo.pop()
         for key, value in node.items():
-            if not prefix and key in _COLUMNS:
+            if not prefix and key in _COLUMNS and doc == "start":
                 continue
             path = (*prefix, key)
             if isinstance(value, dict):
                 todo.append((path, value))
             elif isinstance(value, list):
-                name = element_key(path)
+                name = element_key(path, doc)
                 for item in value:
                     if not isinstance(item, (list, dict)):
                         yield name, index_value(item)
             else:
-                yield field_key(path), index_value(value)
+                yield field_key(path, doc), index_value(value)
 
 
 # ------------------------------------------------------------------ compiling
@@ -172,10 +173,10 @@ def index_condition(q: Query) -> Frag | None:
         return None
     if isinstance(q, Regex):
         condition = f"value >= '' AND value < x'' AND {REGEX_FUNCTION}(?, value)"
-        return _where(field_key(q.path), condition, [q.pattern])
+        return _where(field_key(q.path, q.doc), condition, [q.pattern])
     assert isinstance(q, Comparison)
     op, v, path = q.op, q.value, q.path
-    name = field_key(path)
+    name = field_key(path, q.doc)
     if op == "==" and _scalar(v):
         return _where(name, "value = ?", [index_value(v)])
     if op == "in":
@@ -198,7 +199,13 @@ def index_condition(q: Query) -> Frag | None:
             return _where(name, "value >= ? AND value < x''", [v])
         return _where(name, "value >= ? AND value < ?", [v, upper])
     if op == "contains":
-        return _where(element_key(path), "value = ?", [index_value(v)])
+        element = _where(element_key(path, q.doc), "value = ?", [index_value(v)])
+        if not isinstance(v, str):
+            return element
+        # A string field contains a substring: a field is a list or a string, never both,
+        # so each matching run still has one matching row.
+        text = _where(name, f"value >= '' AND value < x'' AND {CONTAINS_FUNCTION}(value, ?)", [v])
+        return f"(({element[0]}) OR ({text[0]}))", [*element[1], *text[1]]
     return None
 
 
@@ -233,7 +240,9 @@ def _compile(q: Query, probe: str | None) -> Frag:
 
 def _seeks(q: Query) -> bool:
     """Whether probing ``q`` for one run is a seek in the index (``==``, ``in``, ``contains``)."""
-    return isinstance(q, Comparison) and q.op in ("==", "in", "contains")
+    if not isinstance(q, Comparison) or q.op not in ("==", "in", "contains"):
+        return False
+    return q.op != "contains" or not isinstance(q.value, str)  # a substring is tested on every row
 
 
 def _index_only(q: Query) -> bool:
@@ -246,9 +255,11 @@ def _index_only(q: Query) -> bool:
 
 
 def _indexed_field(q: Query) -> bool:
-    """Whether ``q`` is a condition on a start-document field the index holds."""
-    if not isinstance(q, (Comparison, Regex)) or q.doc != "start":
+    """Whether ``q`` is a condition on a start-document or facts field the index holds."""
+    if not isinstance(q, (Comparison, Regex)) or q.doc == "stop":
         return False
+    if q.doc == "facts":
+        return True
     return not (len(q.path) == 1 and q.path[0] in _COLUMNS)
 
 

@@ -19,6 +19,9 @@ Use :func:`scandeck.queries.parse`; this module holds its machinery. Grammar
 An identifier has letters, digits, ``_`` and ``-`` and starts with a letter or
 ``_``; other names, and names spelled like a keyword, go in backquotes (with
 ``\\``` and ``\\\\`` escapes). Strings take ``"`` or ``'`` and the JSON escapes.
+A key beginning with ``stop`` reads the stop document; one beginning with
+``columns``, ``tags``, ``comments`` or ``data`` reads the run's facts (quote the
+first name to mean a start field: `` `tags` ``).
 A string standing alone is a :class:`~scandeck.query.text.FullText` search;
 ``matches`` takes a regular expression (:class:`~scandeck.query.text.Regex`).
 """
@@ -35,7 +38,7 @@ from ..exceptions import InvalidQuery, QuerySyntaxError
 from .fields import make_comparison
 from .text import FullText, Regex
 from .tree import MatchAll, Query, all_of, any_of, negate
-from .values import INT_MAX, INT_MIN, KEYWORDS, DocName, Value
+from .values import FACT_ROOTS, INT_MAX, INT_MIN, KEYWORDS, DocName, Value
 
 __all__ = ["MAX_DEPTH", "parse_query"]
 
@@ -356,6 +359,8 @@ class _Parser:
             names.append(self.advance().value)
         if first.kind == "ident" and first.value == "stop" and len(names) > 1:
             return "stop", tuple(names[1:])
+        if first.kind == "ident" and first.value in FACT_ROOTS:
+            return "facts", tuple(names)
         return "start", tuple(names)
 
     def parse_comparison(self) -> Query:

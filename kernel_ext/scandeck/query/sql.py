@@ -219,6 +219,9 @@ def comparison_sql(doc: DocName, path: tuple[str, ...], op: str, v: Value) -> Fr
     if op == "contains":
         sql, ps = _sql_eq(_Row(), v)
         exists = f"EXISTS (SELECT 1 FROM {node.each()} AS je WHERE {sql})"
+        if isinstance(v, str):  # a string field contains a substring, a list an element
+            text = f"({t} IS 'text' AND {CONTAINS_FUNCTION}({node.value()}, ?))"
+            return f"(({t} IS 'array' AND {exists}) OR {text})", [*ps, v]
         return f"({t} IS 'array' AND {exists})", ps
     # startswith: substr is case-sensitive and has no wildcards, unlike LIKE
     assert isinstance(v, str)  # check_value(): 'startswith' takes a string
@@ -233,6 +236,7 @@ def comparison_sql(doc: DocName, path: tuple[str, ...], op: str, v: Value) -> Fr
 #: Names of the SQL functions :func:`register_functions` adds (SQLite has no REGEXP of its own).
 REGEX_FUNCTION = "scandeck_regex"
 TEXT_FUNCTION = "scandeck_has_text"
+CONTAINS_FUNCTION = "scandeck_contains"
 
 
 def _regex_search(pattern: str, value: object) -> int:
@@ -244,6 +248,11 @@ def _has_text(value: object, needle: str) -> int:
     return int(isinstance(value, str) and needle in value.casefold())
 
 
+def _contains(value: object, needle: object) -> int:
+    # Python's substring test, not instr(): SQLite's string functions stop at a NUL character
+    return int(isinstance(value, str) and isinstance(needle, str) and needle in value)
+
+
 def register_functions(conn: Any) -> None:
     """Add the functions :class:`~scandeck.query.text.Regex` and ``FullText`` compile to.
 
@@ -251,6 +260,7 @@ def register_functions(conn: Any) -> None:
     """
     conn.create_function(REGEX_FUNCTION, 2, _regex_search, deterministic=True)
     conn.create_function(TEXT_FUNCTION, 2, _has_text, deterministic=True)
+    conn.create_function(CONTAINS_FUNCTION, 2, _contains, deterministic=True)
 
 
 def regex_sql(doc: DocName, path: tuple[str, ...], pattern: str) -> Frag:

@@ -15,7 +15,7 @@ from typing import Any
 from ..exceptions import InvalidQuery
 from .sql import Frag, full_text_sql, regex_sql
 from .tree import Query
-from .values import MISSING, DocName, check_path, py_key, text_key, text_value
+from .values import DocName, check_path, py_key, read_field, text_key, text_value
 
 #: Inline flags a pattern may carry, by the letter MongoDB's ``$options`` and Python share.
 FLAG_LETTERS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
@@ -90,13 +90,13 @@ class Regex(Query):
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "pattern", text)
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
-        node: Any = start if self.doc == "start" else stop
-        for seg in self.path:
-            if not isinstance(node, Mapping) or seg not in node:
-                node = MISSING
-                break
-            node = node[seg]
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        node = read_field(self.doc, self.path, start, stop, facts)
         return isinstance(node, str) and re.search(self.pattern, node) is not None
 
     def _sql(self) -> Frag:
@@ -149,7 +149,12 @@ class FullText(Query):
             raise InvalidQuery("a full-text search cannot contain a NUL character")
         object.__setattr__(self, "text", text)
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
         needle = self.text.casefold()
         return any(needle in s.casefold() for s in _strings(start))
 

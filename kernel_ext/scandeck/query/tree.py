@@ -41,8 +41,17 @@ class Query(ABC):
     __slots__ = ()
 
     @abstractmethod
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
-        """Whether a run with these start and stop documents (stop None while running) matches."""
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Whether a run with these start and stop documents (stop None while running) matches.
+
+        ``facts`` is the run's facts document (:func:`scandeck.runtable.model.facts_document`);
+        without it, keys of the facts (``columns.x``, ``tags``...) are missing.
+        """
 
     @abstractmethod
     def _sql(self) -> Frag: ...
@@ -107,7 +116,12 @@ class MatchAll(Query):
     Key('sample') == 'Ni'
     """
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
         return True
 
     def _sql(self) -> Frag:
@@ -158,7 +172,12 @@ class TimeRange(Query):
     def _text_prec(self) -> int:
         return 2 if self.since is not None and self.until is not None else 4
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
         t = start.get("time", MISSING)
         return (
             json_kind(t) == "num"
@@ -210,7 +229,12 @@ class ScanID(Query):
                 raise InvalidQuery(f"a scan_id is an integer, not {s!r}")
         object.__setattr__(self, "scan_ids", tuple(check_int(int(s)) for s in scan_ids))
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
         s = start.get("scan_id", MISSING)
         return json_kind(s) == "num" and s in self.scan_ids
 
@@ -256,7 +280,12 @@ class PartialUID(Query):
     def _text_prec(self) -> int:
         return 4 if len(self.prefixes) == 1 else 1
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
         uid = start.get("uid")
         return isinstance(uid, str) and uid.startswith(self.prefixes)
 
@@ -320,8 +349,13 @@ class And(_Junction):
     _empty_sql = "1"
     _item_prec = 2
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
-        return all(q.matches(start, stop) for q in self.items)
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        return all(q.matches(start, stop, facts) for q in self.items)
 
 
 @dataclass(frozen=True, init=False, repr=False)  # keep _Junction.__repr__
@@ -340,8 +374,13 @@ class Or(_Junction):
     _empty_sql = "0"
     _item_prec = 3
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
-        return any(q.matches(start, stop) for q in self.items)
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        return any(q.matches(start, stop, facts) for q in self.items)
 
 
 @dataclass(frozen=True)
@@ -361,8 +400,13 @@ class Not(Query):
     def __post_init__(self) -> None:
         _set_depth(self, self.query.depth + 1)
 
-    def matches(self, start: Mapping[str, Any], stop: Mapping[str, Any] | None = None) -> bool:
-        return not self.query.matches(start, stop)
+    def matches(
+        self,
+        start: Mapping[str, Any],
+        stop: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> bool:
+        return not self.query.matches(start, stop, facts)
 
     def _sql(self) -> Frag:
         sql, params = self.query._sql()

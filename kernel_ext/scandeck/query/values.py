@@ -19,8 +19,11 @@ from ..safe_text import UNSAFE
 
 #: A value a key can be compared with: JSON scalars or (nested) lists of them.
 Value: TypeAlias = "None | bool | int | float | str | tuple[Value, ...]"
-#: The document a key reads.
-DocName: TypeAlias = Literal["start", "stop"]
+#: The document a key reads: the start or stop document, or the run's facts (computed
+#: columns, tags, comments, data summaries: :func:`scandeck.runtable.model.facts_document`).
+DocName: TypeAlias = Literal["start", "stop", "facts"]
+#: The first names of keys that read a run's facts; quoted (`` `tags` ``) they name start fields.
+FACT_ROOTS = ("columns", "tags", "comments", "data")
 
 #: What a missing field reads as.
 MISSING: Any = object()
@@ -189,12 +192,34 @@ def is_identifier(s: str) -> bool:
     )
 
 
+def read_field(
+    doc: str,
+    path: tuple[str, ...],
+    start: Mapping[str, Any],
+    stop: Mapping[str, Any] | None,
+    facts: Mapping[str, Any] | None,
+) -> Any:
+    """The value at ``path`` of the document ``doc`` names, or :data:`MISSING`.
+
+    A facts path includes its root (``("columns", "cen")``); without a facts
+    document (``facts=None``) every facts key is missing.
+    """
+    node: Any = start if doc == "start" else stop if doc == "stop" else facts
+    for seg in path:
+        if not isinstance(node, Mapping) or seg not in node:
+            return MISSING
+        node = node[seg]
+    return node
+
+
 def check_path(doc: object, path: tuple[object, ...], shown: object) -> None:
     """Raise :class:`InvalidQuery` unless ``doc`` and ``path`` name a field."""
-    if doc not in ("start", "stop"):
-        raise InvalidQuery(f"doc must be 'start' or 'stop', not {doc!r}")
+    if doc not in ("start", "stop", "facts"):
+        raise InvalidQuery(f"doc must be 'start', 'stop' or 'facts', not {doc!r}")
     if not path:
         raise InvalidQuery("a key needs at least one name")
+    if doc == "facts" and path[0] not in FACT_ROOTS:
+        raise InvalidQuery(f"a key of a run's facts begins with one of {', '.join(FACT_ROOTS)}, not {path[0]!r}")
     for seg in path:
         if not isinstance(seg, str):
             raise InvalidQuery(f"key names must be strings, not {type(seg).__name__} {seg!r}")
@@ -209,8 +234,8 @@ def text_key(doc: str, path: tuple[str, ...]) -> str:
     segs = [s if is_identifier(s) else quote(s, "`") for s in path]
     if doc == "stop":
         return "stop." + ".".join(segs)
-    if len(path) > 1 and path[0] == "stop":
-        segs[0] = "`stop`"  # quoted, so it names a start-document field
+    if doc == "start" and (path[0] in FACT_ROOTS or (len(path) > 1 and path[0] == "stop")):
+        segs[0] = quote(path[0], "`")  # quoted, so it names a start-document field
     return ".".join(segs)
 
 
@@ -220,6 +245,6 @@ def py_key(doc: str, path: tuple[str, ...]) -> str:
     name = ".".join(path)
     if doc == "stop":
         return f"Key({'stop.' + name!r})" if dotted else f"Key({path!r}, doc='stop')"
-    if len(path) > 1 and path[0] == "stop":
+    if doc == "start" and (path[0] in FACT_ROOTS or (len(path) > 1 and path[0] == "stop")):
         return f"Key({name!r}, doc='start')" if dotted else f"Key({path!r}, doc='start')"
     return f"Key({name!r})" if dotted else f"Key({path!r})"

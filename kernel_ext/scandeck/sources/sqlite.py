@@ -38,6 +38,7 @@ from ..query import Query
 from .liveness import writer_alive
 from .protocol import Entry, RunSummary
 from .sqlite_db import SCHEMA, connect
+from .sqlite_facts import FACTS_SCHEMA, FactsMixin, runs_from
 from .sqlite_fields import ensure_table, read_fields
 from .sqlite_index import count_runs, ensure_index, where_sql
 from .sqlite_writer import SQLiteWriter
@@ -105,7 +106,7 @@ def _summary(row: tuple[Any, ...]) -> RunSummary:
     )
 
 
-class SQLiteSource:
+class SQLiteSource(FactsMixin):
     """Runs in one SQLite file under ``directory``.
 
     Parameters
@@ -171,6 +172,7 @@ class SQLiteSource:
                     if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                         raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
                     conn.executescript(SCHEMA)
+                    conn.executescript(FACTS_SCHEMA)
                     ensure_table(conn)  # the field index; a migration for stores made before it
                     ensure_index(conn)  # the start-values index, built for stores made before it
                 except sqlite3.Error as err:
@@ -261,18 +263,26 @@ class SQLiteSource:
 
     def writer(self) -> SQLiteWriter:
         """A writer for new runs; :class:`ReadOnlyStore` if the store is read-only."""
+        self.writable("runs")
+        return SQLiteWriter(self)
+
+    def writable(self, what: str) -> None:
+        """Raise :class:`ReadOnlyStore` (saying why, and what to do) unless ``what`` can be stored."""
         self.start()
         if self._read_only is not None:
             todo = (
-                "open it without mode=ro to record runs"
+                f"open it without mode=ro to record {what}"
                 if self._ask_read_only
-                else "to record runs, copy it to a writable directory or remount it read-write"
+                else f"to record {what}, copy it to a writable directory or remount it read-write"
             )
             raise ReadOnlyStore(
                 f"the run store {self.db_path} is read-only because {self._read_only}: "
                 f"its runs can be read, searched and exported, not written; {todo}"
             )
-        return SQLiteWriter(self)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the store (opened on first use)."""
+        return self._conn()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -307,7 +317,8 @@ class SQLiteSource:
                 where = f"({where}) AND (time, id) {op} (?, ?)"
                 params += [before[0], before[1]]
             order = "ASC" if oldest_first else "DESC"
-            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY time {order}, id {order}"
+            sql = f"SELECT {_RUN_COLUMNS} FROM {runs_from(conn, query)} WHERE {where} "
+            sql += f"ORDER BY time {order}, id {order}"
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else limit, offset]
             rows = conn.execute(sql, params).fetchall()
@@ -321,7 +332,8 @@ class SQLiteSource:
         conn = self._conn()
         with where_sql(conn, query, limit) as (where, params):
             sql = (
-                f"SELECT {_RUN_COLUMNS} FROM runs INDEXED BY runs_open WHERE exit_status IS NULL "
+                f"SELECT {_RUN_COLUMNS} FROM {runs_from(conn, query, 'runs INDEXED BY runs_open')} "
+                "WHERE exit_status IS NULL "
                 f"AND ({where}) ORDER BY time DESC, id DESC LIMIT ?"
             )
             rows = conn.execute(sql, [*params, limit]).fetchall()

@@ -34,6 +34,7 @@ from ..query.indexed import (
     uses_index,
 )
 from .sqlite_db import has_table
+from .sqlite_facts import runs_from
 
 __all__ = ["add_start", "count_runs", "ensure_index", "index_ready", "where_sql"]
 
@@ -131,6 +132,10 @@ def _snapshot(conn: sqlite3.Connection) -> Iterator[bool]:
         conn.execute("COMMIT")
 
 
+def _count(conn: sqlite3.Connection, query: Query, where: str, params: list[Any]) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {runs_from(conn, query)} WHERE {where}", params).fetchone()[0])
+
+
 def count_runs(conn: sqlite3.Connection, query: Query) -> int:
     """How many runs match ``query``: through the index when it is complete, else ``to_sql()``.
 
@@ -139,7 +144,9 @@ def count_runs(conn: sqlite3.Connection, query: Query) -> int:
     """
     if not uses_index(query):
         where, params = query.to_sql()
-        return int(conn.execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0])
+        return int(
+            conn.execute(f"SELECT count(*) FROM {runs_from(conn, query)} WHERE {where}", params).fetchone()[0]
+        )
     with _snapshot(conn) as ready:
         if not ready:
             where, params = query.to_sql()
@@ -150,7 +157,9 @@ def count_runs(conn: sqlite3.Connection, query: Query) -> int:
             if counting is not None:
                 return int(conn.execute(*counting).fetchone()[0])
             where, params = indexed_sql(query, driver=driver)
-        return int(conn.execute(f"SELECT count(*) FROM runs WHERE {where}", params).fetchone()[0])
+        return int(
+            conn.execute(f"SELECT count(*) FROM {runs_from(conn, query)} WHERE {where}", params).fetchone()[0]
+        )
 
 
 @contextmanager
