@@ -167,7 +167,8 @@ def run_table(
     a store without operators does not waste a column on blanks. ``columns``
     (``--columns``) come after them, before the status.
     """
-    extra = optional_columns(summaries)
+    asked = {c.header for c in columns}
+    extra = [k for k in optional_columns(summaries) if k not in asked]  # --columns sample: shown once
     header = ["scan_id", "uid", "plan", *extra, *(c.header for c in columns), "status", "events", "start time"]
     rows = [
         [

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..listing import (
     DATA_KEY_HEADER,
+    ExtraColumn,
     RunCells,
     cell,
     compact,
@@ -114,6 +115,9 @@ _STYLE = f"""
 {_R} details.sd-stream > summary {{ cursor: pointer; }}
 {_R} details.sd-stream > table {{ margin: 2px 0 4px 1.2em; }}
 {_R} .sd-section {{ font-weight: 600; margin: 8px 0 0 0; }}
+{_R} .sd-stale {{ font-style: italic; color: var(--jp-ui-font-color2, inherit); }}
+{_R} .sd-failed {{ color: var(--jp-warn-color1, #e08a00); cursor: help; }}
+{_R} .sd-pending {{ color: var(--jp-ui-font-color3, rgba(127, 127, 127, 0.7)); }}
 """
 
 
@@ -197,7 +201,12 @@ def _time_cell(t: float | None) -> str:
 
 
 def runs_table_html(
-    summaries: Sequence[RunSummary], *, total: int | None = None, title: str = "", note: str = ""
+    summaries: Sequence[RunSummary],
+    *,
+    total: int | None = None,
+    title: str = "",
+    note: str = "",
+    columns: Sequence[ExtraColumn] = (),
 ) -> str:
     """An HTML table of runs, as ``scandeck ls`` lists them: running runs first, then newest first.
 
@@ -212,6 +221,9 @@ def runs_table_html(
         A heading above the table (escaped).
     note
         A footer line (escaped): when the table was taken, or that it updates live.
+    columns
+        More columns (``%scans --columns``), their cells already HTML
+        (:func:`scandeck.notebook.run_columns.column_cells`).
     """
     summaries = running_first(summaries)
     parts = [f'<div class="sd-title">{_e(title)}</div>'] if title else []
@@ -220,7 +232,7 @@ def runs_table_html(
     if not summaries:
         parts.append('<div class="sd-empty">no runs</div>')
     else:
-        header, rows, numeric = run_table(summaries, _HTML_CELLS)
+        header, rows, numeric = run_table(summaries, _HTML_CELLS, columns)
         row_classes = ["sd-row-running" if s.status == "running" else "" for s in summaries]
         parts.append(_table(header, rows, numeric=numeric, cls="sd-runs", row_classes=row_classes))
     if footer:

@@ -29,6 +29,7 @@ from .display import catalog_listing, runs_table_html, snapshot_note
 if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..sources.protocol import RunSummary
+    from .run_columns import ColumnCells
 
 __all__ = [
     "RESCAN_EVERY",
@@ -68,6 +69,9 @@ class LiveListing:
     loop
         The kernel's event loop (``call_later(delay, fn)``), or None for a
         snapshot that is never updated (papermill, a terminal).
+    columns
+        More columns (``%scans --columns``): their cells for the runs read, and
+        a footer line explaining their marks (:mod:`scandeck.notebook.run_columns`).
 
     Examples
     --------
@@ -75,8 +79,11 @@ class LiveListing:
     >>> LiveListing(newest, source=cat.source, loop=kernel.io_loop).show()         # doctest: +SKIP
     """
 
-    def __init__(self, fetch: Callable[[], Listing], *, source: Any, loop: Any | None) -> None:
+    def __init__(
+        self, fetch: Callable[[], Listing], *, source: Any, loop: Any | None, columns: ColumnCells | None = None
+    ) -> None:
         self.fetch = fetch
+        self.columns = columns
         self.source = source
         self.loop = loop
         self.display_id = f"scandeck-listing-{uuid.uuid4().hex}"
@@ -96,7 +103,11 @@ class LiveListing:
         self.live = self.loop is not None and not self.closed and any(s.status == "running" for s in summaries)
         now = time.time()
         note = f"live · updated {local_time(now)[-8:]} while a run is running" if self.live else snapshot_note(now)
-        return runs_table_html(summaries, total=total, title=title, note=note)
+        if self.columns is None:
+            return runs_table_html(summaries, total=total, title=title, note=note)
+        extra, marks = self.columns(summaries)
+        note = f"{note} · {marks}" if marks else note
+        return runs_table_html(summaries, total=total, title=title, note=note, columns=extra)
 
     def show(self) -> None:
         """Display the listing; keep it updated while a run it shows is running."""
@@ -147,14 +158,17 @@ def current_cell(shell: Any) -> tuple[str, int] | None:
     return (str(found), int(getattr(shell, "execution_count", 0))) if found else None
 
 
-def show_listing(shell: Any, fetch: Callable[[], Listing], source: Any, *, live: bool) -> LiveListing:
+def show_listing(
+    shell: Any, fetch: Callable[[], Listing], source: Any, *, live: bool, columns: ColumnCells | None = None
+) -> LiveListing:
     """Show a run table; with ``live`` (a kernel with a front end) keep it updated in place.
 
     The listings an earlier run of the same cell showed stop updating.
+    ``columns``: more columns, as :class:`LiveListing` takes them.
     """
     kernel = getattr(shell, "kernel", None)
     loop = getattr(kernel, "io_loop", None) if live else None
-    listing = LiveListing(fetch, source=source, loop=loop)
+    listing = LiveListing(fetch, source=source, loop=loop, columns=columns)
     cell = current_cell(shell)
     if cell is not None:
         cell_id, count = cell

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .binding import Binding
 
 _N_OPTION = re.compile(r"(?:^|\s)(?:-n|--limit)\s+(\d+)(?=\s|$)")
+_COLUMNS_OPTION = re.compile(r"(?:^|\s)--columns(?:\s+|=)(\S+)(?=\s|$)")
 
 
 @magics_class
@@ -74,7 +75,11 @@ class ScandeckMagics(Magics):
     def scans(self, line: str) -> None:
         """Show runs of the session's catalog as a table, running ones first.
 
-        Usage: ``%scans [QUERY] [-n N]``, e.g. ``%scans sample == "Ni" -n 5``.
+        Usage: ``%scans [QUERY] [-n N] [--columns NAMES]``, e.g.
+        ``%scans sample == "Ni" -n 5 --columns peak_cen,tags``. ``--columns`` adds
+        computed columns, ``tags``, ``comments``, start fields, ``stop.FIELD`` and
+        ``data.KEY.min|max`` (comma-separated); a stale value is in italics, a failed
+        one a warning sign whose tooltip holds the error.
         While a run it lists is running, the table updates in place; its
         footer says when it was last read.
         """
@@ -86,12 +91,23 @@ class ScandeckMagics(Magics):
         if match:
             limit = int(match.group(1))
             line = line[: match.start()] + line[match.end() :]
+        names = None
+        match = _COLUMNS_OPTION.search(line)
+        if match:
+            names = unquote_arg(match.group(1))
+            line = line[: match.start()] + line[match.end() :]
         cat = self.session_catalog.search(line.strip()) if line.strip() else self.session_catalog
+        columns = None
+        if names:
+            from .run_columns import column_cells
+
+            columns = column_cells(cat, names)  # an unknown column fails now, with the closest name
         show_listing(
             self.shell,
             lambda: (list_runs(cat, limit or None), len(cat), cat.name),
             cat.source,
             live=live_front_end(self.shell),
+            columns=columns,
         )
         hint = cat.empty_hint if line.strip() else None
         if hint:  # a field no run has (a typo?) matched nothing: say so, and the closest field

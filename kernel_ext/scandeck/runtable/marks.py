@@ -54,6 +54,8 @@ def text_cell(ref: ColumnRef, tc: TableCell) -> str:
     mark = MARKS.get(tc.state, "")
     if tc.state == "failed":
         return mark
+    if tc.state == "stale" and tc.value is None and tc.error:
+        return MARKS["failed"] + mark  # failed, by code that has changed since
     return value_text(ref, tc.value) + mark
 
 
