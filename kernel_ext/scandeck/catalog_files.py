@@ -38,7 +38,7 @@ from .exceptions import ScandeckError, UnknownName
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-__all__ = ["CatalogEntry", "list_entries", "open_entry"]
+__all__ = ["CatalogEntry", "entry_columns_file", "list_entries", "open_entry"]
 
 _log = logging.getLogger(__name__)
 
@@ -146,7 +146,28 @@ def open_entry(name: str) -> Catalog:
             f"{type(result).__qualname__}, not a scandeck Catalog; its reader should be "
             f"{_READER}"
         )
+    result.columns_file = entry_columns_file(entry)
     return result
+
+
+def entry_columns_file(entry: CatalogEntry) -> Path | None:
+    """The columns file an entry names (``columns:`` in its ``metadata``), relative to its catalog file.
+
+    Examples
+    --------
+    >>> e = CatalogEntry("bt", Path("/cfg/cat.yaml"), metadata={"columns": "bt_columns.py"})
+    >>> entry_columns_file(e).as_posix()
+    '/cfg/bt_columns.py'
+    """
+    value = entry.metadata.get("columns") if isinstance(entry.metadata, Mapping) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ScandeckError(
+            f"catalog entry {entry.name!r} in {entry.path}: columns: must name a Python file "
+            f"(e.g. columns: columns.py, relative to the catalog file), not {value!r}"
+        )
+    return entry.path.parent / Path(value).expanduser()
 
 
 # -- scanning ------------------------------------------------------------------------------
