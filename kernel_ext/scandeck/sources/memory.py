@@ -3,6 +3,10 @@
 ``open_catalog("memory://name")`` returns the same store for the same name
 within one process. Queries run through their Python form (``Query.matches``),
 which is how transports without a query language (Redis) search too.
+
+It keeps its runs' facts too (:class:`~scandeck.sources.protocol.RunFacts`:
+comments, tags, computed cells, data summaries), and its searches read them:
+``tags contains "Ni"`` works on it as on the embedded store.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..documents import PER_DESCRIPTOR, RunOrder, normalize
 from ..exceptions import InvalidDocument, RunNotFound, StoreError
 from ..query import Query
 from ..query.hints import start_fields
 from .entries import select
+from .memory_facts import MemoryFacts
 from .protocol import Entry, RunSummary
+
+if TYPE_CHECKING:
+    from ..runtable.model import Annotation, Cell
 
 _named: weakref.WeakValueDictionary[str, MemorySource] = weakref.WeakValueDictionary()
 _named_lock = threading.Lock()
@@ -49,6 +57,7 @@ class MemorySource:
         self._seq = itertools.count(1)
         self._changed = threading.Condition()
         self._version = 0
+        self._facts = MemoryFacts()
 
     @classmethod
     def named(cls, name: str) -> MemorySource:
@@ -77,8 +86,8 @@ class MemorySource:
 
     def _matching(self, query: Query) -> list[RunSummary]:
         with self._changed:
-            runs = [run.summary for run in self._runs.values()]
-        return [s for s in runs if query.matches(s.start, s.stop)]
+            runs = [(run.summary, self._facts.document(uid)) for uid, run in self._runs.items()]
+        return [s for s, facts in runs if query.matches(s.start, s.stop, facts)]
 
     def count(self, query: Query) -> int:
         return len(self._matching(query))
@@ -158,6 +167,62 @@ class MemorySource:
         with self._changed:
             return self._changed.wait_for(lambda: self._version != token, timeout)
 
+    # -- facts (RunFacts) --------------------------------------------------------------------
+
+    def _wrote(self) -> None:
+        self._version += 1
+        self._changed.notify_all()
+
+    def add_annotations(self, uid: str, notes: Sequence[Annotation]) -> None:
+        with self._changed:
+            self._run(uid)
+            self._facts.add_annotations(uid, notes)
+            self._wrote()
+
+    def annotations(self, uid: str) -> list[Annotation]:
+        with self._changed:
+            self._run(uid)
+            return self._facts.annotations(uid)
+
+    def put_cells(self, uid: str, cells: Mapping[str, Cell]) -> None:
+        with self._changed:
+            self._run(uid)
+            self._facts.put_cells(uid, cells)
+            self._wrote()
+
+    def delete_cells(self, name: str) -> int:
+        with self._changed:
+            n = self._facts.delete_cells(name)
+            if n:
+                self._wrote()
+            return n
+
+    def cells(self, uids: Collection[str], names: Collection[str] | None = None) -> dict[str, dict[str, Cell]]:
+        with self._changed:
+            for uid in uids:
+                self._run(uid)
+            return self._facts.cells(uids, names)
+
+    def data_summary(self, uid: str) -> dict[str, dict[str, float]]:
+        with self._changed:
+            self._run(uid)
+            return self._facts.data_summary(uid)
+
+    def facts(self, uids: Collection[str]) -> dict[str, dict[str, Any]]:
+        with self._changed:
+            return {uid: self._facts.document(self._run(uid).summary.uid) for uid in uids}
+
+    def needing(self, name: str, code_hash: str, *, limit: int = 100) -> list[str]:
+        with self._changed:
+            ended = [r.summary for r in self._runs.values() if r.summary.status != "running"]
+            found = [s for s in ended if self._facts.stale(s.uid, name, code_hash)]
+        found.sort(key=lambda s: (s.time, s.seq), reverse=True)
+        return [s.uid for s in found[:limit]]
+
+    def facts_since(self, mark: int) -> tuple[int, list[str]]:
+        with self._changed:
+            return self._facts.since(mark)
+
     # -- writing (called by MemoryWriter under its checks) ---------------------------------
 
     def _append(self, name: str, doc: dict[str, Any], run_uid: str, descriptor: str | None, n: int) -> None:
@@ -178,10 +243,13 @@ class MemorySource:
                     status="running",
                 )
                 self._runs[run_uid] = _Run(summary)
+                self._facts.add_run(run_uid)
             run = self._runs[run_uid]
             run.entries.append(Entry(len(run.entries), name, doc))
             if descriptor is not None:
                 run.counts[descriptor] = run.counts.get(descriptor, 0) + n
+            if name in ("event", "event_page"):
+                self._facts.add_events(run_uid, name, doc)
             changes: dict[str, Any] = {
                 "num_documents": len(run.entries),
                 "num_events": run.summary.num_events + n,

@@ -8,7 +8,7 @@ lock and bumps the store's change token on every write, so ``wait()`` wakes.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,33 +17,44 @@ from ..runtable.model import Annotation, Cell, facts_document
 __all__ = ["MemoryFacts", "event_summary"]
 
 
-def _number(v: Any) -> float | None:
-    """``v`` when it is a finite int or float (a bool is not a reading: True is no 1.0)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return v
+def _numbers(value: Any) -> Iterator[int | float]:
+    """The numbers in a reading, array elements included; bools, strings and NaN left out."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, list):
+            todo.extend(v)
+        elif (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and not (isinstance(v, float) and math.isnan(v))
+        ):
+            yield v
 
 
 def event_summary(name: str, doc: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Per data key ``{"min", "max"}`` of an event's or event page's numeric scalar readings.
+    """Per data key ``{"min", "max"}`` of an event's or event page's numeric readings.
 
-    Arrays, strings (datum ids of external data), booleans, NaN and infinities
-    are left out: a summary says where a number went, nothing else.
+    As the embedded store records them: array elements (an image's pixels) count, an
+    infinity counts, NaN does not (it has no place in an order); strings (datum ids of
+    external data) and booleans have no range.
 
     Examples
     --------
-    >>> event_summary("event_page", {"data": {"th": [3.0, -1.0], "img": [[1, 2], [3, 4]]}})
-    {'th': {'min': -1.0, 'max': 3.0}}
+    >>> event_summary("event_page", {"data": {"th": [3.0, -1.0], "img": [[[1, 2], [3, 4]]], "ok": [True]}})
+    {'th': {'min': -1.0, 'max': 3.0}, 'img': {'min': 1, 'max': 4}}
     """
     data = doc.get("data")
     if not isinstance(data, Mapping):
         return {}
     out: dict[str, dict[str, float]] = {}
     for key, raw in data.items():
-        values: Iterable[Any] = raw if name == "event_page" and isinstance(raw, list) else (raw,)
-        numbers = [n for n in map(_number, values) if n is not None]
-        if numbers:
-            out[key] = {"min": min(numbers), "max": max(numbers)}
+        lo = hi = None
+        for n in _numbers(raw):
+            lo = n if lo is None or n < lo else lo
+            hi = n if hi is None or n > hi else hi
+        if lo is not None and hi is not None:
+            out[key] = {"min": lo, "max": hi}
     return out
 
 
