@@ -88,11 +88,9 @@ def worker_target(catalog: Catalog) -> str:
     return uri
 
 
-def summary_cells(source: Source, summary: RunSummary, names: Iterable[str]) -> dict[str, Cell]:
+def summary_cells(catalog: Catalog, summary: RunSummary, names: Iterable[str]) -> dict[str, Cell]:
     """The summary-only built-in columns among ``names``, computed here from the index row."""
-    from ..catalog import Run
-
-    run = Run(source, summary)
+    run = catalog.run_of(summary)
     final = summary.status != "running"
     out = {}
     for name in names:
@@ -237,7 +235,7 @@ class ColumnService:
                 continue
             finals[uid] = summary.status != "running"
             counts.runs += 1
-            here = summary_cells(source, summary, [n for n in names if n in self.columns])
+            here = summary_cells(self.catalog, summary, [n for n in names if n in self.columns])
             if here:
                 self.facts.put_cells(uid, here)
                 counts.add(here)
@@ -382,15 +380,15 @@ class ColumnService:
         now = time.monotonic()
         due: list[str] = []
         for uid, (at, events) in list(self._running.items()):
-            s = self._summary(uid)
-            if s is None:
+            row = self._summary(uid)
+            if row is None:
                 del self._running[uid]
-            elif s.status != "running":
+            elif row.status != "running":
                 del self._running[uid]
                 ended.append(uid)
-            elif s.num_events != events and now - at >= self.interval:
+            elif row.num_events != events and now - at >= self.interval:
                 due.append(uid)
-                self._running[uid] = (now, s.num_events)
+                self._running[uid] = (now, row.num_events)
         names = list(self.columns)
         if ended:
             self._report("ended", self.compute(dict.fromkeys(ended, names)))
@@ -476,7 +474,7 @@ def compute_now(catalog: Catalog, uids: Collection[str], names: Collection[str])
             summaries[uid] = source.get(uid)
         except RunNotFound:
             continue
-        out[uid] = summary_cells(source, summaries[uid], wanted)
+        out[uid] = summary_cells(catalog, summaries[uid], wanted)
     in_workers = [n for n in wanted if not specs[n].summary_only]
     if in_workers and summaries:
         cols = tuple((n, specs[n].code_hash) for n in in_workers)

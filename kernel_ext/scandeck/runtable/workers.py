@@ -16,12 +16,17 @@ function and sends back one :class:`~scandeck.runtable.model.Cell` per column:
   loading the file); the others go on in a new worker.
 
 One failing cell never stops the other columns or runs.
+
+The worker's side is :mod:`.worker_main`. Messages (pickled, over the socket pair):
+to the worker ``("describe", columns_file)`` and ``("task", Task, default_timeout)``;
+back ``("columns", [ColumnInfo fields])`` or ``("error", text)`` for a describe, and for
+a task ``("begin", name, timeout, code_hash, final)`` before each column,
+``("cell", name, Cell.to_dict())`` or ``("gone", name)`` after it, ``("done",)`` at the end.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import subprocess
 import sys
@@ -33,15 +38,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ColumnsFileError
 from ..safe_text import printable
-from .columns import DEFAULT_TIMEOUT, column_value, with_builtins
+from .columns import DEFAULT_TIMEOUT
 from .model import Cell
-
-if TYPE_CHECKING:
-    from ..catalog import Catalog
 
 __all__ = ["ColumnInfo", "Task", "WorkerPool", "error_text"]
 
@@ -88,85 +89,6 @@ def error_text(err: BaseException) -> str:
         last = frames[-1]
         text += f" (at {Path(last.filename).name}:{last.lineno} in {last.name})"
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
-
-
-# -- the worker process ---------------------------------------------------------------------------
-
-
-def serve(fd: int) -> None:
-    """A worker process's main: serve tasks on the socket ``fd`` until it closes."""
-    _worker_main(Connection(fd))
-
-
-def _worker_main(conn: Connection) -> None:
-    """A worker's loop: tasks in, messages out, until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the service, which stops us
-    catalogs: dict[str, Catalog] = {}
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        kind = message[0]
-        if kind == "describe":
-            try:
-                specs = with_builtins(Path(message[1]) if message[1] else None)
-                conn.send(("columns", [_info(s) for s in specs.values()]))
-            except ColumnsFileError as err:
-                conn.send(("error", str(err)))
-        elif kind == "task":
-            _run_task(conn, catalogs, message[1], message[2])
-
-
-def _info(spec: Any) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "title": spec.title,
-        "units": spec.units,
-        "code_hash": spec.code_hash,
-        "builtin": spec.builtin,
-        "timeout": spec.timeout,
-        "summary_only": spec.summary_only,
-    }
-
-
-def _run_task(conn: Connection, catalogs: dict[str, Catalog], task: Task, default_timeout: float) -> None:
-    from ..catalog import Run
-    from ..opening import open_catalog
-
-    def fail_all(text: str) -> None:
-        for name, known in task.columns:
-            conn.send(("cell", name, Cell(None, known, "error", text, time.time(), task.final).to_dict()))
-        conn.send(("done",))
-
-    try:
-        cat = catalogs.get(task.target)
-        if cat is None:
-            cat = catalogs[task.target] = open_catalog(task.target)
-        summary = cat.source.get(task.uid)
-        specs = with_builtins(Path(task.columns_file) if task.columns_file else None)
-    except Exception as err:  # noqa: BLE001 - every cell of the task says why, then the next task
-        fail_all(error_text(err) if not isinstance(err, ColumnsFileError) else str(err))
-        return
-    run = Run(cat.source, summary)
-    final = summary.status != "running"
-    for name, _known in task.columns:
-        spec = specs.get(name)
-        if spec is None:  # removed from the file since the task was made
-            conn.send(("gone", name))
-            continue
-        conn.send(("begin", name, spec.timeout or default_timeout, spec.code_hash, final))
-        try:
-            value = spec.func(run)
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - the column's own failure, stored as its cell
-            cell = Cell(None, spec.code_hash, "error", error_text(err), time.time(), final)
-        else:
-            try:
-                cell = Cell(column_value(value), spec.code_hash, "ok", None, time.time(), final)
-            except TypeError as err:  # what came back, not where our check raised
-                cell = Cell(None, spec.code_hash, "error", f"TypeError: {err}", time.time(), final)
-        conn.send(("cell", name, cell.to_dict()))
-    conn.send(("done",))
 
 
 # -- the pool -------------------------------------------------------------------------------------
@@ -226,7 +148,8 @@ class WorkerPool:
     def _spawn(self) -> _Worker:
         parent, child = socket.socketpair()
         fd = child.fileno()
-        code = f"from scandeck.runtable.workers import serve; serve({fd})"
+        # By name, not an import: the worker's side opens catalogs, which this module must not import.
+        code = f"from scandeck.runtable.worker_main import serve; serve({fd})"
         try:
             process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(fd,), stdin=subprocess.DEVNULL)
         finally:
