@@ -19,10 +19,11 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Integer, Type, Unicode
+from traitlets import Bool, Float, Integer, List, Type, Unicode
 
 from .. import __version__
 from .catalogs import CatalogPool
+from .column_service import ColumnServices
 from .jobs import JobManager
 from .push import PushHub
 
@@ -101,6 +102,23 @@ class ScandeckApp(ExtensionApp):
         "are often shared site-wide, and their key would show every user what that key sees.",
     )
     threads = Integer(8, config=True, help="Threads for blocking work (store reads, searches, reruns' checks).")
+    column_service = Bool(
+        True,
+        config=True,
+        help="Compute the run table's computed columns of the catalogs in column_catalogs while the server "
+        "runs (user code in worker processes, never on the event loop). Off: run 'scandeck columns serve'.",
+    )
+    column_catalogs = List(
+        Unicode(),
+        default_value=[""],
+        config=True,
+        help="The catalogs whose columns the server computes: '' is the default catalog, other names are "
+        "catalog-file entries. Catalogs whose store keeps no computed cells are passed over.",
+    )
+    column_workers = Integer(2, config=True, help="Worker processes computing columns, per catalog.")
+    column_interval = Float(
+        3.0, config=True, help="Least seconds between two computations of a running run's columns."
+    )
     job_manager_class = Type(
         default_value=JobManager,
         klass=JobManager,
@@ -137,6 +155,13 @@ class ScandeckApp(ExtensionApp):
         self.push = PushHub()
         self.jobs: JobManager = self.job_manager_class(self.root_dir, self.store, self.catalogs, self._job_changed)
         self.io_loop: IOLoop | None = None
+        self.column_services = ColumnServices(
+            self.catalogs,
+            self.column_catalogs if self.column_service else [],
+            workers=max(1, self.column_workers),
+            interval=self.column_interval,
+        )
+        self.column_services.start()
         self.log.info(
             "scandeck: serving the Scans panel API at %sscandeck/api/ (provenance in %s)",
             self.serverapp.base_url,
@@ -157,8 +182,9 @@ class ScandeckApp(ExtensionApp):
             self.io_loop.add_callback(self.push.broadcast, {"type": "job", "job": job})
 
     async def stop_extension(self) -> None:
-        """Stop watchers and jobs, then close the catalogs and the store (server stop)."""
+        """Stop watchers, column services and jobs, then close the catalogs and the store (server stop)."""
         self.push.close()
+        self.column_services.close()
         self.jobs.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.catalogs.close()
