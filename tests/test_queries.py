@@ -26,8 +26,9 @@ from scandeck.queries import (
     TimeRange,
     parse,
 )
-from scandeck.query.indexed import conjuncts, index_condition, index_count_sql, indexed_sql, uses_index
+from scandeck.query.indexed import conjuncts, index_condition, index_count_sql, index_rows, indexed_sql, uses_index
 from scandeck.query.sql import register_functions
+from scandeck.sources.sqlite_facts import FACTS_SCHEMA, runs_from
 from scandeck.sources.sqlite_index import ensure_index, index_ready
 
 #: Central European time without tzdata: +01:00 in winter, +02:00 in summer.
@@ -105,6 +106,19 @@ RUNS = [
 ]  # fmt: skip
 ALL = {name for name, *_ in RUNS}
 
+#: name -> the run's facts document (scandeck.runtable.model.facts_document's shape); hostile
+#: values too: -0.0, 2**62, the largest float (an infinity as the store keeps it), unicode.
+FACTS = {
+    "ni1": {"columns": {"cen": 0.52, "label": "good", "ok": True}, "tags": ["Ni", "redo"],
+            "comments": "bad beam after 12:40", "data": {"theta": {"min": 0.0, "max": 5.0}}},
+    "cu": {"columns": {"cen": 1, "big": 2**62, "ok": False}, "tags": ["Cu"],
+           "comments": "fine\nNi later", "data": {"theta": {"min": -1, "max": 4.0},
+                                                   "det": {"min": 0, "max": 1.7976931348623157e308}}},
+    "weird": {"columns": {"cen": -0.0, "é": "x"}, "tags": ["é", "bad beam"], "comments": "",
+              "data": {"theta": {"min": 1, "max": 2}}},
+    "running": {"columns": {}, "tags": [], "comments": "Bad beam", "data": {}},
+}  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def runs(local_time: None) -> dict[str, tuple[dict, dict | None]]:
@@ -141,13 +155,22 @@ def db(runs: dict[str, tuple[dict, dict | None]]) -> Iterator[sqlite3.Connection
     conn.isolation_level = None  # autocommit, as the store's connections: the migration runs its own transaction
     ensure_index(conn)  # the embedded store's start-values index, filled as a migration fills it
     assert index_ready(conn)
+    conn.executescript(FACTS_SCHEMA)  # the facts, as the embedded store keeps them (sqlite_facts.py)
+    ids = {uid: run_id for run_id, uid in conn.execute("SELECT id, uid FROM runs")}
+    for name, facts in FACTS.items():
+        run_id = ids[runs[name][0]["uid"]]
+        conn.execute(
+            "INSERT INTO run_facts VALUES (?, ?, ?)", (run_id, json.dumps(facts, allow_nan=False), run_id)
+        )
+        rows = [(f, v, run_id) for f, v in index_rows(facts, "facts")]
+        conn.executemany("INSERT INTO start_values VALUES (?, ?, ?)", rows)
     yield conn
     conn.close()
 
 
 def by_sql(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
     sql, params = query.to_sql()
-    uids = {row[0] for row in db.execute(f"SELECT uid FROM runs WHERE {sql}", params)}
+    uids = {row[0] for row in db.execute(f"SELECT uid FROM {runs_from(db, query)} WHERE {sql}", params)}
     return {name for name, (start, _) in runs.items() if start["uid"] in uids}
 
 
@@ -162,7 +185,7 @@ def by_index(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
     shapes += [indexed_sql(query, driver=q) for q in drivers]
     found = []
     for sql, params in shapes:
-        uids = {row[0] for row in db.execute(f"SELECT uid FROM runs WHERE {sql}", params)}
+        uids = {row[0] for row in db.execute(f"SELECT uid FROM {runs_from(db, query)} WHERE {sql}", params)}
         found.append({name for name, (start, _) in runs.items() if start["uid"] in uids})
     assert all(f == found[0] for f in found), (query, found)
     for q in drivers:
@@ -173,7 +196,7 @@ def by_index(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
 
 
 def by_python(runs: dict, query: Query) -> set[str]:
-    return {name for name, (start, stop) in runs.items() if query.matches(start, stop)}
+    return {name for name, (start, stop) in runs.items() if query.matches(start, stop, FACTS.get(name))}
 
 
 # Each case: a factory (called after local time is pinned) or a text to parse, and the
@@ -450,6 +473,30 @@ CASES: dict[str, Case] = {
     "text_full_text": ('"alice" and not "xrd"', {"running"}),
     "text_star": ("*", ALL),
     "text_empty": ("  ", ALL),
+    # a run's facts: computed columns, tags, comments, data summaries (runtable.model.facts_document)
+    "facts_column_gt": ("columns.cen > 0.5", {"ni1", "cu"}),
+    "facts_column_int": ("columns.cen == 1.0", {"cu"}),
+    "facts_negative_zero": ("columns.cen == 0", {"weird"}),
+    "facts_column_bool": ("columns.ok == true", {"ni1"}),
+    "facts_column_bool_not_number": ("columns.ok == 0", set()),
+    "facts_column_ne": ('columns.label != "bad"', {"ni1"}),
+    "facts_column_missing": ("columns.nope == 1", set()),
+    "facts_column_unicode": ('columns.`é` == "x"', {"weird"}),
+    "facts_column_big": ("columns.big >= 4611686018427387904", {"cu"}),
+    "facts_column_startswith": ('columns.label startswith "go"', {"ni1"}),
+    "facts_tags": ('tags contains "Ni"', {"ni1"}),
+    "facts_tags_unicode": ('tags contains "é"', {"weird"}),
+    "facts_tags_whole_list": ('tags == ["Cu"]', {"cu"}),
+    "facts_tags_in": ('tags in ["Ni"]', set()),
+    "facts_comments": ('comments contains "bad beam"', {"ni1"}),
+    "facts_comments_case": ('comments contains "Bad"', {"running"}),
+    "facts_comments_line": ('comments contains "Ni"', {"cu"}),
+    "facts_comments_regex": ('comments matches "(?i)^bad"', {"ni1", "running"}),
+    "facts_data_range": ("data.theta.min >= 0 and data.theta.max <= 5", {"ni1", "weird"}),
+    "facts_data_infinite": ("data.det.max > 1e300", {"cu"}),
+    "facts_and_start": ('columns.cen > 0.5 and sample == "Ni"', {"ni1"}),
+    "facts_or_not": ('not tags contains "Ni" or columns.cen < 0', ALL - {"ni1"}),
+    "facts_quoted_is_start": ('`tags` contains "Ni"', set()),
 }
 
 

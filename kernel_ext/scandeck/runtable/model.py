@@ -14,6 +14,7 @@ and ``data.theta.min >= 0`` are plain comparisons on it (see :mod:`scandeck.quer
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -178,8 +179,9 @@ def merge_summaries(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[st
 
 
 def _json_scalar(v: Any) -> Any:
+    # JSON has no infinity: the largest float compares as it does with every finite number
     if isinstance(v, float) and not math.isfinite(v):
-        return None
+        return None if math.isnan(v) else math.copysign(sys.float_info.max, v)
     return v
 
 
@@ -190,8 +192,8 @@ def facts_document(
 ) -> dict[str, Any]:
     """The JSON document queries read for a run's facts (see the module docstring).
 
-    Failed cells are left out (a query on them matches nothing, as a missing key);
-    non-finite numbers are left out too, as JSON cannot hold them.
+    Failed cells are left out (a query on them matches nothing, as a missing key), and
+    so is NaN; JSON has no infinity, so an infinite value is the largest float of its sign.
 
     Examples
     --------
@@ -203,7 +205,7 @@ def facts_document(
     columns = {name: v for name, v in ok.items() if v is not None}
     comments = "\n".join(n.text for n in history if n.kind == "comment")
     data = {
-        key: {k: v for k, v in s.items() if k in ("min", "max") and _json_scalar(v) is not None}
+        key: {k: _json_scalar(v) for k, v in s.items() if k in ("min", "max") and _json_scalar(v) is not None}
         for key, s in summary.items()
     }
     return {"columns": columns, "tags": current_tags(history), "comments": comments, "data": data}

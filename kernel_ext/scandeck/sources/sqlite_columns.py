@@ -41,6 +41,7 @@ import numpy as np
 from ..documents import normalize_value
 from ..safe_text import printable
 from .protocol import Entry
+from .sqlite_facts import add_summaries, refresh_facts
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +175,15 @@ class ColumnBuffer:
                 if len(values) != n:  # the writer's checks make this impossible; never store a wrong block
                     raise ValueError(f"column {key!r} has {len(values)} rows, seq_num {n}")
                 parts[DATA_PART + key] = values
+            ranges = {}
             for part, values in parts.items():
-                rows.append((run_id, desc, part, last_pos, n, *_encode(values)))
+                encoded = _encode(values)
+                rows.append((run_id, desc, part, last_pos, n, *encoded))
+                if part.startswith(DATA_PART) and (bounds := _range(encoded[0], encoded[2])) is not None:
+                    ranges[part[len(DATA_PART) :]] = bounds
+            add_summaries(conn, run_id, desc, ranges)
         conn.executemany("INSERT INTO column_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        refresh_facts(conn, run_id)
         conn.execute("UPDATE column_cover SET pos = ? WHERE run_id = ?", (last_pos, run_id))
 
     def clear(self) -> None:
@@ -203,6 +210,25 @@ def _flat(values: list[Any]) -> np.ndarray | None:
         return np.fromiter(values, dtype, len(values))
     except OverflowError:  # an int past 64 bits
         return None
+
+
+def _range(dtype: str | None, data: bytes) -> tuple[float, float] | None:
+    """``(min, max)`` of a numeric block's values (array elements included), for the data summaries.
+
+    NaN has no place in an order and is left out; an infinity is kept (the facts
+    document holds it as the largest float, :func:`scandeck.runtable.model.facts_document`).
+    """
+    if dtype is None or np.dtype(dtype).kind not in "iuf":
+        return None
+    arr = np.frombuffer(data, dtype)
+    if arr.dtype.kind == "f":
+        arr = arr[~np.isnan(arr)]
+    if not arr.size:
+        return None
+    lo, hi = arr.min().item(), arr.max().item()
+    if isinstance(lo, int) and not -(2**63) <= lo <= hi < 2**63:
+        return None  # an uint64 past SQLite's integers
+    return lo, hi
 
 
 def _encode(values: list[Any]) -> tuple[str | None, str, bytes]:
