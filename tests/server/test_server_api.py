@@ -297,7 +297,8 @@ async def test_run_detail_has_documents_streams_and_code(api, store, scans):
     uid = scans["count"]
     code, body = await api(f"runs/{uid[:10]}")
     assert code == 200
-    assert set(body) == {"run", "start", "stop", "streams", "code"}
+    # "cells": the run's computed cells, as the embedded store keeps them (the run table).
+    assert set(body) == {"run", "start", "stop", "streams", "code", "cells"}
     assert body["run"]["uid"] == uid and body["run"]["num_events"] == 3
     run = store[uid]
     assert body["start"] == json.loads(json.dumps(run.metadata["start"]))

@@ -39,6 +39,7 @@ def _handlers() -> list[tuple[str, type]]:
     from .handlers_provenance import OpenRecordHandler, RecordHandler, RecordsHandler
     from .handlers_reruns import JobHandler, JobsHandler
     from .handlers_runs import CatalogsHandler, CodeHandler, PreviewHandler, RunHandler, RunsHandler
+    from .handlers_table import AnnotationsHandler, ColumnsHandler, TableCsvHandler, TableHandler
     from .push import EventsHandler
 
     return [
@@ -47,6 +48,10 @@ def _handlers() -> list[tuple[str, type]]:
         (rf"{API}/runs/([^/]+)", RunHandler),
         (rf"{API}/runs/([^/]+)/code", CodeHandler),
         (rf"{API}/runs/([^/]+)/preview", PreviewHandler),
+        (rf"{API}/runs/([^/]+)/annotations", AnnotationsHandler),
+        (rf"{API}/table", TableHandler),
+        (rf"{API}/table\.csv", TableCsvHandler),
+        (rf"{API}/columns", ColumnsHandler),
         (rf"{API}/provenance", RecordsHandler),
         (rf"{API}/provenance/([^/]+)", RecordHandler),
         (rf"{API}/provenance/([^/]+)/open", OpenRecordHandler),

@@ -17,6 +17,7 @@ from tornado import web
 from ..exceptions import (
     AmbiguousRecord,
     AmbiguousUID,
+    FactsNotSupported,
     InvalidQuery,
     QuerySyntaxError,
     RecordNotFound,
@@ -61,6 +62,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (RerunSetupError, 400),
     (UnsafeValue, 400),  # a run value code must not carry: nothing is inserted
     (JobNotRunning, 409),
+    (FactsNotSupported, 501),  # the catalog's store keeps no tags, comments or cells: not the request's fault
     (UnknownName, 404),
     (StoreError, 503),  # the store is there but cannot be read: not the request's fault
     (ScandeckError, 400),

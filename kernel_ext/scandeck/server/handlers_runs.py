@@ -13,6 +13,7 @@ from ..exceptions import InvalidQuery, QuerySyntaxError, UnsafeValue
 from ..sources.fields import empty_search_hint
 from .base import ScandeckHandler, check_uid
 from .catalogs import live_runs
+from .cells import run_cells
 from .errors import ApiError, api_error, json_errors
 from .preview import lookup, preview, run_detail, streams_of
 from .serialize import decode_cursor, encode_cursor, run_summary
@@ -20,9 +21,18 @@ from .snippets import code_for
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
+    from ..sources.protocol import RunSummary
     from .catalogs import CatalogPool
 
-__all__ = ["CatalogsHandler", "CodeHandler", "PreviewHandler", "RunHandler", "RunsHandler", "runs_page"]
+__all__ = [
+    "CatalogsHandler",
+    "CodeHandler",
+    "PreviewHandler",
+    "RunHandler",
+    "RunsHandler",
+    "runs_page",
+    "search_page",
+]
 
 #: Longest query text accepted.
 MAX_QUERY = 10_000
@@ -39,22 +49,32 @@ def _search(cat: Catalog, q: str) -> Catalog:
         raise api_error(err, query=q) from err
 
 
-def runs_page(
+def search_page(
     pool: CatalogPool, name: str, q: str, limit: int, before: tuple[float, int] | None
-) -> dict[str, Any]:
-    """One page of ``GET runs``: keyset paging on ``(time, seq)``, never an offset."""
+) -> tuple[Catalog, list[RunSummary], list[RunSummary], dict[str, Any]]:
+    """One page of a search: the searched catalog, the page's and the live runs' index rows, and
+    the ``GET runs`` answer for them. Keyset paging on ``(time, seq)``, never an offset."""
     view = _search(pool.get(name), q)
     page = view.source.search(view.query, limit=limit + 1, before=before)
     more = len(page) > limit
     page = page[:limit]
-    return {
+    live = live_runs(view) if before is None else []
+    answer = {
         "runs": [run_summary(s) for s in page],
-        "live": [run_summary(s) for s in live_runs(view)] if before is None else [],
+        "live": [run_summary(s) for s in live],
         "total": _total(view, (view.source.uri, q), fresh=before is None),
         "next": encode_cursor(page[-1]) if more and page else None,
         # Nothing matched: a field no run has (a typo?), and the closest one runs have.
         "hint": empty_search_hint(view.source, view.query) if not page and before is None else None,
     }
+    return view, page, live, answer
+
+
+def runs_page(
+    pool: CatalogPool, name: str, q: str, limit: int, before: tuple[float, int] | None
+) -> dict[str, Any]:
+    """One page of ``GET runs`` (see :func:`search_page`)."""
+    return search_page(pool, name, q, limit, before)[3]
 
 
 #: Counts of recent searches: a first page counts afresh, the pages after it (a user
@@ -86,6 +106,9 @@ def _detail(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
         out["code"] = code_for(summary.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
     except UnsafeValue:
         out["code"] = None  # GET runs/UID/code says why
+    cells = run_cells(cat, summary)
+    if cells is not None:
+        out["cells"] = cells
     return out
 
 

@@ -11,6 +11,11 @@ run it saw running. It emits a ``{"type": "run", "run": RUN}`` message
   never dropped),
 - once more when it ends (success, abort, fail, or incomplete when its writer died).
 
+For a store that keeps runs' facts (:class:`~scandeck.sources.protocol.RunFacts`) it
+also emits ``{"type": "facts", "uids": [...]}`` when runs' tags, comments or computed
+cells changed (:meth:`~scandeck.sources.protocol.RunFacts.facts_since`): by this server,
+the command line, a notebook or a column service, in this process or another.
+
 ``emit`` is called on the watcher's thread; the push hub hands the message to the
 event loop.
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunNotFound
+from ..sources.protocol import RunFacts
 from .catalogs import live_runs
 from .serialize import run_summary
 
@@ -44,6 +50,8 @@ MAX_WAIT = 0.5
 GATHER = 0.05
 #: Pause after an error reading the store (a lost connection) before trying again.
 RETRY_AFTER = 1.0
+#: Most uids in one ``facts`` message (a recompute of every run sends several).
+FACTS_PER_MESSAGE = 500
 
 
 @dataclass
@@ -73,6 +81,7 @@ class RunWatcher:
         self._thread: threading.Thread | None = None
         self._seq: int | None = None
         self._tracked: dict[str, _Track] = {}
+        self._facts_mark: int | None = None
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -113,6 +122,8 @@ class RunWatcher:
             now = time.monotonic()
             for s in live_runs(self.catalog):
                 self._tracked[s.uid] = _Track((s.num_events, s.status), now - MIN_INTERVAL)
+            if isinstance(source, RunFacts):
+                self._facts_mark = source.facts_since(0)[0]
             self.ready.set()
         while not self._stop.is_set():
             token = source.change_token()
@@ -137,6 +148,7 @@ class RunWatcher:
             self._send(s)
             if s.status == "running":
                 self._tracked[s.uid] = _Track((s.num_events, s.status), now)
+        self._look_facts()
         due: float | None = None
         for uid, track in list(self._tracked.items()):
             try:
@@ -156,6 +168,15 @@ class RunWatcher:
                     when = track.at + MIN_INTERVAL
                     due = when if due is None else min(due, when)
         return due
+
+    def _look_facts(self) -> None:
+        source = self.catalog.source
+        if self._facts_mark is None or not isinstance(source, RunFacts):
+            return
+        mark, uids = source.facts_since(self._facts_mark)
+        self._facts_mark = mark
+        for at in range(0, len(uids), FACTS_PER_MESSAGE):
+            self.emit({"type": "facts", "uids": uids[at : at + FACTS_PER_MESSAGE]})
 
     def _send(self, s: RunSummary) -> None:
         self.emit({"type": "run", "run": run_summary(s)})
