@@ -39,6 +39,7 @@ import msgpack
 import numpy as np
 
 from ..documents import normalize_value
+from ..runtable.summaries import array_range
 from ..safe_text import printable
 from .protocol import Entry
 from .sqlite_facts import add_summaries, refresh_facts
@@ -213,22 +214,14 @@ def _flat(values: list[Any]) -> np.ndarray | None:
 
 
 def _range(dtype: str | None, data: bytes) -> tuple[float, float] | None:
-    """``(min, max)`` of a numeric block's values (array elements included), for the data summaries.
+    """``(min, max)`` of a numeric block's values, for the data summaries.
 
-    NaN has no place in an order and is left out; an infinity is kept (the facts
-    document holds it as the largest float, :func:`scandeck.runtable.model.facts_document`).
+    The rule (array elements count, NaN does not, infinities do) is the one every
+    writer follows: :mod:`scandeck.runtable.summaries`.
     """
     if dtype is None or np.dtype(dtype).kind not in "iuf":
         return None
-    arr = np.frombuffer(data, dtype)
-    if arr.dtype.kind == "f":
-        arr = arr[~np.isnan(arr)]
-    if not arr.size:
-        return None
-    lo, hi = arr.min().item(), arr.max().item()
-    if isinstance(lo, int) and not -(2**63) <= lo <= hi < 2**63:
-        return None  # an uint64 past SQLite's integers
-    return lo, hi
+    return array_range(np.frombuffer(data, dtype))
 
 
 def _encode(values: list[Any]) -> tuple[str | None, str, bytes]:
