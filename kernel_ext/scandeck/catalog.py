@@ -286,7 +286,9 @@ class Catalog:
         ``comments``, start fields (``plan_name``, ``md.sample``), ``stop.<field>``,
         ``data.<key>.min|max``, ``uid``, ``scan_id``, ``time``, ``status``. By default:
         scan_id, time (local dates), plan_name, status, the computed columns, tags.
-        With ``compute``, computed cells missing for ended runs are computed now.
+        ``compute`` is to compute cells missing for ended runs on this first read; it
+        is not wired yet, so such cells show as ``pending`` until ``scandeck columns
+        serve`` or the Jupyter server's column service computes them.
 
         A stale cell (its column's code changed) keeps its value, a failed one is
         None: ``df.attrs["states"]`` is a DataFrame of the same shape holding each
