@@ -67,6 +67,14 @@ def reading_range(value: Any) -> tuple[float, float] | None:
         return (value, value) if _INT64[0] <= value < _INT64[1] else None
     if kind in (bool, str, bytes, dict, type(None)):
         return None
+    if kind is list:  # an event page's column of scalars: no numpy needed
+        types = set(map(type, value))
+        if types == {float}:
+            kept = [v for v in value if v == v]
+            return (min(kept), max(kept)) if kept else None
+        if types == {int}:
+            lo, hi = min(value), max(value)
+            return (lo, hi) if _INT64[0] <= lo <= hi < _INT64[1] else None
     import numpy as np
 
     try:

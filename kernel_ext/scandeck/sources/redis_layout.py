@@ -18,6 +18,17 @@ Under a prefix ``P`` (one per beamline or facility bus):
 * ``P:persisted``: set of the uids of runs in Redis that the archive holds too.
 * ``P:archive``: URI of the durable catalog that trimmed runs live on in.
 * ``P:keeper``: lock of the one active keeper.
+
+A run's facts (:mod:`.redis_facts`), beside its documents:
+
+* ``P:run:<uid>:notes``: list of its annotations (JSON), appended to only;
+* ``P:run:<uid>:cells``: hash of its computed cells, column name -> JSON;
+* ``P:run:<uid>:sums``: hash of its data summaries, descriptor uid -> JSON
+  ``{key: [min, max]}`` (the writer's, replaced as the run goes on);
+* ``facts`` in ``P:run:<uid>``: counter of its annotation and cell writes (the
+  keeper marks a run persisted only if it copied the facts of that count);
+* ``P:facts:seq``: counter of facts writes; ``P:facts``: sorted set of run
+  uids scored by the counter at their last facts write (``facts_since``).
 """
 
 from __future__ import annotations
@@ -124,6 +135,8 @@ class Keys:
         self.archive = f"{prefix}:archive"
         self.persisted = f"{prefix}:persisted"
         self.keeper = f"{prefix}:keeper"
+        self.facts_seq = f"{prefix}:facts:seq"
+        self.facts = f"{prefix}:facts"
 
     def run(self, uid: str) -> str:
         return f"{self.prefix}:run:{uid}"
@@ -142,6 +155,23 @@ class Keys:
 
     def of_run(self, uid: str) -> list[str]:
         return [self.run(uid), self.docs(uid), self.desc(uid), self.counts(uid)]
+
+    def notes(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}:notes"
+
+    def cells(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}:cells"
+
+    def sums(self, uid: str) -> str:
+        return f"{self.prefix}:run:{uid}:sums"
+
+    def facts_of(self, uid: str) -> list[str]:
+        """The keys of a run's facts: notes, cells, sums."""
+        return [self.notes(uid), self.cells(uid), self.sums(uid)]
+
+    def facts_write(self, uid: str, target: str) -> list[str]:
+        """The KEYS of :data:`FACTS_SCRIPT` for a write to ``target`` (one of :meth:`facts_of`)."""
+        return [self.run(uid), target, self.facts_seq, self.facts, self.changes, self.persisted]
 
 
 def connect(opts: RedisOptions) -> Any:
@@ -263,4 +293,34 @@ if stored > 0 then
 end
 redis.call('SET', KEYS[8], '1', 'PX', ARGV[6])
 return results
+"""
+
+
+#: Store facts of a run atomically: ``notes`` appends annotations, ``cells`` sets
+#: cells by column, ``sums`` sets data summaries by descriptor (only the run's own
+#: writer: ARGV[3] is its id). Annotations and cells count in the run's ``facts``
+#: counter and take its ``persisted`` mark away, so the keeper copies them to the
+#: archive before the run can be trimmed. Every write is numbered in ``P:facts``
+#: and wakes the readers blocked on ``P:changes``. Returns the write's number, or
+#: -3 for a run not in Redis (trimmed, or never here), -2 for another writer's run.
+#: KEYS: run, notes|cells|sums, facts seq, facts, changes, persisted
+#: ARGV: uid, 'notes'|'cells'|'sums', writer id (sums) or '', then the entries
+#:       (notes: one JSON each; cells and sums: field, JSON pairs)
+FACTS_SCRIPT = """
+local uid, what = ARGV[1], ARGV[2]
+if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
+if what == 'notes' then
+  for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+else
+  if what == 'sums' and redis.call('HGET', KEYS[1], 'writer') ~= ARGV[3] then return -2 end
+  for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+if what ~= 'sums' then
+  redis.call('HINCRBY', KEYS[1], 'facts', 1)
+  if redis.call('HDEL', KEYS[1], 'persisted') == 1 then redis.call('SREM', KEYS[6], uid) end
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[4], seq, uid)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'u', uid)
+return seq
 """

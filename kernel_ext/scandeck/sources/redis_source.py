@@ -23,6 +23,7 @@ from ..query import Query
 from ..query.hints import start_fields
 from .liveness import writer_alive
 from .protocol import Entry, FieldIndex, RawDocuments, RunSummary, Source
+from .redis_facts import RedisFacts
 from .redis_layout import Keys, RedisOptions, auth_failed, connect, is_auth_error, is_connection_error, unreachable
 from .redis_writer import RedisWriter, settle
 
@@ -47,8 +48,11 @@ _FIELDS = (
 )
 
 
-class RedisSource:
+class RedisSource(RedisFacts):
     """Runs on a Redis server under one key prefix, and the archive of trimmed ones.
+
+    It keeps runs' facts too (annotations, computed cells, data summaries:
+    :class:`~.redis_facts.RedisFacts`).
 
     Examples
     --------
@@ -244,10 +248,14 @@ class RedisSource:
     # -- the protocol ----------------------------------------------------------------------
 
     def count(self, query: Query) -> int:
-        matching = [s.uid for s in self._live().values() if query.matches(s.start, s.stop)]
+        live = self._live()
+        facts = self.live_facts(query, live)
+        matching = [s.uid for s in live.values() if query.matches(s.start, s.stop, facts.get(s.uid))]
         archive = self._archive()
         if archive is None:
             return len(matching)
+        if facts:  # an archived copy may be annotated otherwise than its run in Redis, for now
+            return len(matching) + archive.count(query) - self.archive_overlap(archive, query, live)
         persisted = self._persisted()
         return (
             len(matching)
@@ -272,7 +280,8 @@ class RedisSource:
         oldest_first: bool = False,
     ) -> list[RunSummary]:
         live = self._live()
-        found = [s for s in live.values() if query.matches(s.start, s.stop)]
+        facts = self.live_facts(query, live)
+        found = [s for s in live.values() if query.matches(s.start, s.stop, facts.get(s.uid))]
         if before is not None:
             found = [s for s in found if ((s.time, s.seq) > before if oldest_first else (s.time, s.seq) < before)]
         archive = self._archive()

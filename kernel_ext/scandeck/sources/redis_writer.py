@@ -14,6 +14,11 @@ kept after they were stored, within the same byte budget: if a restarted Redis
 lost some (``appendfsync everysec``), they are sent again from where it stopped.
 When the buffer is full, the writer raises :class:`~scandeck.exceptions.StoreError`
 for the document it could not take.
+
+The writer also records each run's data summaries (:mod:`scandeck.runtable.summaries`:
+per descriptor, each numeric key's min and max) as events go by, and sends them
+with the documents at most every second and with the stop document, so a query
+on ``data.<key>.min|max`` finds a running run, and a finished one at once.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from typing import Any
 
 from ..documents import PER_DESCRIPTOR, RunOrder, pack
 from ..exceptions import InvalidDocument, StoreError
+from ..runtable.summaries import RunRanges
 from .liveness import identity
-from .redis_layout import APPEND_SCRIPT, Keys, RedisOptions, connect, is_connection_error
+from .redis_layout import APPEND_SCRIPT, FACTS_SCRIPT, Keys, RedisOptions, connect, is_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 _BATCH, _BATCH_BYTES = 1000, 8 << 20
 #: Back-off while Redis is away: 50 ms doubling to 2 s.
 _BACKOFF, _BACKOFF_MAX = 0.05, 2.0
+#: Seconds between two stores of a running run's data summaries.
+_SUMS_EVERY = 1.0
 
 #: Writers alive in this process, by bus, so a reader of the same bus sees what
 #: this process wrote (read-your-writes) before it reads.
@@ -52,6 +60,7 @@ class _Item:
     blob: bytes
     args: list[Any]  # pos, name, blob, descriptor, n events, exit_status
     start: tuple[str, str] | None = None  # a start document's time and scan_id, for the index
+    sums: list[str] | None = None  # the run's data summaries to store after it (RunRanges.fields)
 
     @property
     def size(self) -> int:
@@ -77,6 +86,7 @@ class _Sender:
         self.closing = False
         self.client = connect(opts)
         self.sha: str | None = None
+        self.facts_sha: str | None = None
         self.thread = threading.Thread(
             target=self._run, name=f"scandeck-redis-writer-{self.writer_id[:8]}", daemon=True
         )
@@ -198,8 +208,9 @@ class _Sender:
         """Send ``batch`` in one round trip, a script call per stretch of one run's documents."""
         if not batch:
             return []
-        if self.sha is None:
+        if self.sha is None or self.facts_sha is None:
             self.sha = self.client.script_load(APPEND_SCRIPT)
+            self.facts_sha = self.client.script_load(FACTS_SCRIPT)
         pipe = self.client.pipeline(transaction=False)
         groups: list[list[_Item]] = []
         for item in batch:
@@ -224,12 +235,24 @@ class _Sender:
                 self.keys.persisted,
                 *args,
             )
+            sums = next((item.sums for item in reversed(group) if item.sums is not None), None)
+            if sums is not None:  # after the documents: the stop's summaries land before its flush returns
+                keys = self.keys.facts_write(first.uid, self.keys.sums(first.uid))
+                pipe.evalsha(self.facts_sha, len(keys), *keys, first.uid, "sums", self.writer_id, *sums)
         replies = pipe.execute(raise_on_error=False)
-        if any(_is_noscript(r) for r in replies):  # Redis restarted: load the script, resend
+        if any(_is_noscript(r) for r in replies):  # Redis restarted: load the scripts, resend
             self.sha = None
             return self._send(batch)
         results: list[Any] = []
-        for group, reply in zip(groups, replies, strict=True):
+        replies_of = iter(replies)
+        for group in groups:
+            reply = next(replies_of)
+            if any(item.sums is not None for item in group):
+                stored = next(replies_of)  # the run gone (-3) or another's (-2): its documents say so
+                if isinstance(stored, Exception) and _retryable(stored):
+                    raise stored
+                if isinstance(stored, Exception):
+                    log.error("Redis at %s refused data summaries: %s", self.opts.where, stored)
             if isinstance(reply, Exception):
                 if _retryable(reply):
                     raise reply
@@ -346,6 +369,7 @@ class RedisWriter:
         self._opts = opts
         self._order = RunOrder()
         self._pos: dict[str, int] = {}
+        self._ranges: dict[str, RunRanges] = {}
         self._lock = threading.Lock()
         self._sender = _Sender(opts, keys)
         self._finalizer = weakref.finalize(self, _finish, self._sender, opts.where)
@@ -375,10 +399,12 @@ class RedisWriter:
                 doc.get("exit_status", "") if name == "stop" else "",
             ]
             start = (repr(float(doc["time"])), _scan_id(doc)) if name == "start" else None
-            self._sender.put(_Item(uid, pos, name, blob, args, start))
+            sums = self._sums(name, uid, placed.descriptor, doc)
+            self._sender.put(_Item(uid, pos, name, blob, args, start, sums))
             self._order.commit(name, doc, placed)
             if name == "stop":
                 del self._pos[uid]
+                self._ranges.pop(uid, None)
             else:
                 self._pos[uid] = pos + 1
             if name in ("start", "stop"):
@@ -386,6 +412,20 @@ class RedisWriter:
                 # run is complete in Redis when the RunEngine returns.
                 self._sender.flush(None, while_down=False)
                 self._raise_failures(undo_start=uid if name == "start" else None)
+
+    def _sums(self, name: str, uid: str, descriptor: str | None, doc: dict[str, Any]) -> list[str] | None:
+        """Widen the run's ranges by an event (page); the summaries to store now, if due."""
+        ranges = self._ranges.get(uid)
+        if name in ("event", "event_page") and descriptor is not None:
+            if ranges is None:
+                ranges = self._ranges[uid] = RunRanges()
+            ranges.add(descriptor, doc["data"])
+            if ranges.changed and (now := time.monotonic()) - ranges.stored_at >= _SUMS_EVERY:
+                ranges.changed, ranges.stored_at = False, now
+                return ranges.fields()
+        elif name == "stop" and ranges is not None and ranges.by_descriptor:
+            return ranges.fields()
+        return None
 
     def _raise_failures(self, undo_start: str | None = None) -> None:
         failures = self._sender.take_failures()
@@ -400,6 +440,7 @@ class RedisWriter:
             ):
                 self._order.forget(undo_start)
                 self._pos.pop(undo_start, None)
+                self._ranges.pop(undo_start, None)
         raise failures[0]
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -423,6 +464,7 @@ class RedisWriter:
             for uid in list(self._pos):
                 self._order.forget(uid)
             self._pos.clear()
+            self._ranges.clear()
         if left:
             raise StoreError(
                 f"{left} documents could not be sent to Redis at {self._opts.where} within {timeout:g} s "
