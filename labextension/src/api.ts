@@ -47,7 +47,21 @@ interface IErrorBody {
   query?: unknown;
 }
 
-export type Params = Record<string, string | number | null | undefined>;
+export type Params = Record<string, string | number | string[] | null | undefined>;
+
+/** `?a=1&b=x&b=y`: null and undefined values left out, a list repeats its key. */
+export function queryString(params: Params): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(params)) {
+    if (value === null || value === undefined) {
+      continue;
+    }
+    for (const item of Array.isArray(value) ? value : [value]) {
+      parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(String(item))}`);
+    }
+  }
+  return parts.length ? `?${parts.join('&')}` : '';
+}
 
 /**
  * Make a request to the scandeck API and decode its JSON answer.
@@ -62,13 +76,7 @@ export async function requestAPI<T>(
   params: Params = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
-  const query: Record<string, string> = {};
-  for (const [key, value] of Object.entries(params)) {
-    if (value !== null && value !== undefined) {
-      query[key] = String(value);
-    }
-  }
-  const url = URLExt.join(settings.baseUrl, API_PATH, endPoint) + URLExt.objectToQueryString(query);
+  const url = URLExt.join(settings.baseUrl, API_PATH, endPoint) + queryString(params);
   if (
     init.body !== undefined &&
     !(init.headers as Record<string, string> | undefined)?.['Content-Type']
@@ -182,6 +190,8 @@ export interface IRunDetail {
   streams: IStreamInfo[];
   /** The cells of `GET runs/UID/code`; null for a run code must not name (its uid is not uuid-like). */
   code: ICode | null;
+  /** The run's computed cells (every computed column), when its store keeps them. */
+  cells?: Record<string, ITableCell>;
 }
 
 /** Cells: `load` reads the run, `bind` is a `%%bind` cell, `setup` what `bind` needs first. */
@@ -341,4 +351,145 @@ export function cancelJob(id: string): Promise<unknown> {
   return requestAPI<unknown>(`reruns/${encodeURIComponent(id)}`, {
     method: 'DELETE'
   });
+}
+
+// ---------------------------------------------------------------- the run table
+
+/** How a table cell stands: a fresh value, an old one, an error, or no value (yet). */
+export type CellState = 'ok' | 'stale' | 'failed' | 'running' | 'pending' | 'missing' | string;
+
+export interface ITableCell {
+  value: unknown;
+  state: CellState;
+  error: string | null;
+}
+
+/** A column the table can show (`GET columns`), or one it shows (`GET table`). */
+export interface IColumnInfo {
+  name: string;
+  title: string;
+  units: string | null;
+  /** computed (a columns file), builtin, annotation (tags, comments), start, stop, data, run. */
+  kind: string;
+}
+
+export interface IColumnsAnswer {
+  columns: IColumnInfo[];
+  /** Whether the catalog's store keeps tags, comments and computed cells. */
+  facts: boolean;
+  /** The columns a table shows when the user picked none. */
+  default: string[];
+}
+
+/** `GET table`: a runs page, plus the picked columns' cells of each run listed. */
+export interface ITablePage extends IRunsPage {
+  columns: IColumnInfo[];
+  cells: Record<string, Record<string, ITableCell>>;
+}
+
+export interface IComment {
+  text: string;
+  author: string;
+  host: string;
+  time: number;
+}
+
+/** A run's tags and comments (`GET` / `POST runs/UID/annotations`). */
+export interface IAnnotations {
+  uid: string;
+  tags: string[];
+  comments: IComment[];
+}
+
+export function getColumns(catalog: string): Promise<IColumnsAnswer> {
+  return requestAPI<IColumnsAnswer>('columns', {}, { catalog });
+}
+
+export function getTable(
+  catalog: string,
+  q: string,
+  columns: string[],
+  limit: number,
+  before: string | null = null
+): Promise<ITablePage> {
+  return requestAPI<ITablePage>(
+    'table',
+    {},
+    { catalog, q, columns: columns.join(','), limit, before }
+  );
+}
+
+/** The cells of the given runs only (after a `facts` push). */
+export function getTableCells(
+  catalog: string,
+  columns: string[],
+  uids: string[]
+): Promise<ITablePage> {
+  return requestAPI<ITablePage>('table', {}, { catalog, columns: columns.join(','), uid: uids });
+}
+
+export function getAnnotations(catalog: string, uid: string): Promise<IAnnotations> {
+  return requestAPI<IAnnotations>(`runs/${encodeURIComponent(uid)}/annotations`, {}, { catalog });
+}
+
+export function annotate(
+  catalog: string,
+  uid: string,
+  change: { comment?: string; tags?: string[]; untag?: string[] }
+): Promise<IAnnotations> {
+  return requestAPI<IAnnotations>(
+    `runs/${encodeURIComponent(uid)}/annotations`,
+    { method: 'POST', body: JSON.stringify(change) },
+    { catalog }
+  );
+}
+
+/**
+ * Download the current search as CSV: fetched with the session's credentials (as every
+ * request), handed to the browser as a file named by the server.
+ */
+export async function downloadTableCsv(
+  catalog: string,
+  q: string,
+  columns: string[],
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<string> {
+  const url =
+    URLExt.join(settings.baseUrl, API_PATH, 'table.csv') +
+    queryString({ catalog, q, columns: columns.join(',') });
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, {}, settings);
+  } catch (error) {
+    throw new ScandeckAPIError(
+      `Cannot reach the Jupyter server: ${String(error)}`,
+      0,
+      'NetworkError'
+    );
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText || 'error'}`;
+    let kind = 'HTTPError';
+    try {
+      const body = (await response.json()) as IErrorBody;
+      message = String(body.message ?? message);
+      kind = String(body.error ?? kind);
+    } catch {
+      // not JSON: the status line says it
+    }
+    throw new ScandeckAPIError(message, response.status, kind);
+  }
+  const blob = await response.blob();
+  const disposition = response.headers.get('Content-Disposition') ?? '';
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'scans.csv';
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = href;
+  link.download = name;
+  link.style.display = 'none';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  window.setTimeout(() => URL.revokeObjectURL(href), 60_000);
+  return name;
 }

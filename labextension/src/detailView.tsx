@@ -8,7 +8,8 @@ import { IRunDetail, IRunSummary, IStreamInfo } from './api';
 import type { PanelActions } from './actions';
 import { formatDuration, formatTime, formatValue, plural } from './format';
 import { ScansModel } from './model';
-import { PreviewPlot } from './previewPlot';
+import { IPeakMarks, PreviewPlot } from './previewPlot';
+import { cellText, cellTitle, CommentAdder, CommentItem, TagChips } from './tableCells';
 
 /** Start-document keys shown first, in this order; the rest follow sorted. */
 const FIRST_KEYS = ['scan_id', 'plan_name', 'sample', 'operator', 'purpose', 'detectors', 'motors'];
@@ -155,6 +156,53 @@ export function RunActions(props: { actions: PanelActions; disabled: boolean }):
   );
 }
 
+/** `cen` and `fwhm` of the run's computed cells, when both are there and fresh enough to mark. */
+export function peakMarks(detail: IRunDetail | null): IPeakMarks | null {
+  const cen = detail?.cells?.cen;
+  if (!cen || typeof cen.value !== 'number' || !['ok', 'running'].includes(cen.state)) {
+    return null;
+  }
+  const fwhm = detail?.cells?.fwhm;
+  const width =
+    fwhm && typeof fwhm.value === 'number' && ['ok', 'running'].includes(fwhm.state)
+      ? fwhm.value
+      : null;
+  return { cen: cen.value, fwhm: width };
+}
+
+/** The selected run's tags (chips, editable) and comments (history, and a field to add one). */
+function Annotations(props: { model: ScansModel; uid: string }): JSX.Element | null {
+  const { model, uid } = props;
+  if (!model.factsSupported) {
+    return null;
+  }
+  const notes = model.annotations?.uid === uid ? model.annotations : null;
+  return (
+    <div className="jp-scandeck-annotations" data-uid={uid}>
+      <div className="jp-scandeck-section-title">Tags</div>
+      {model.annotationsError ? (
+        <div className="jp-scandeck-error">{model.annotationsError}</div>
+      ) : (
+        <TagChips
+          tags={notes?.tags ?? []}
+          editable={notes !== null}
+          onAdd={tags => model.addTags(uid, tags)}
+          onRemove={tag => model.removeTag(uid, tag)}
+        />
+      )}
+      <div className="jp-scandeck-section-title">Comments</div>
+      <ul className="jp-scandeck-comments">
+        {(notes?.comments ?? []).map((c, i) => (
+          <CommentItem key={i} {...c} />
+        ))}
+      </ul>
+      {notes !== null && (
+        <CommentAdder onAdd={text => model.addComment(uid, text)} label="Add comment" />
+      )}
+    </div>
+  );
+}
+
 export function DetailView(props: {
   model: ScansModel;
   actions: PanelActions;
@@ -191,7 +239,7 @@ export function DetailView(props: {
       {run?.status === 'running' && <Progress run={run} />}
       {model.detailError && <div className="jp-scandeck-error">{model.detailError}</div>}
       {model.preview ? (
-        <PreviewPlot preview={model.preview} />
+        <PreviewPlot preview={model.preview} marks={peakMarks(detail)} />
       ) : model.previewError ? (
         <div className="jp-scandeck-preview jp-scandeck-preview-empty">{model.previewError}</div>
       ) : (
@@ -209,6 +257,28 @@ export function DetailView(props: {
             ['events', run.num_points ? `${run.num_events} of ${run.num_points}` : run.num_events]
           ]}
         />
+      )}
+      <Annotations model={model} uid={uid} />
+      {detail?.cells && Object.keys(detail.cells).length > 0 && (
+        <>
+          <div className="jp-scandeck-section-title">Computed</div>
+          <table className="jp-scandeck-kv jp-scandeck-cells">
+            <tbody>
+              {Object.entries(detail.cells).map(([name, cell]) => (
+                <tr key={name} data-key={name} data-state={cell.state}>
+                  <th>{name}</th>
+                  <td
+                    className="jp-scandeck-tcell"
+                    data-state={cell.state}
+                    title={cellTitle(undefined, cell)}
+                  >
+                    {cell.state === 'failed' ? `⚠ ${cell.error ?? 'failed'}` : cellText(cell.value)}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
       )}
       {detail && (
         <>

@@ -21,6 +21,8 @@ export interface IPanelState {
   query: string;
   tab: Tab;
   selected: string | null;
+  /** The table's columns picked per catalog (absent: the catalog's default columns). */
+  columns?: Record<string, string[]>;
 }
 
 export interface INotice {
@@ -37,12 +39,69 @@ function byTimeDesc(a: api.IRunSummary, b: api.IRunSummary): number {
   return b.time - a.time;
 }
 
+/** Wait after a `facts` push before fetching the changed cells: a batch of pushes, one request. */
+const FACTS_DEBOUNCE_MS = 150;
+/** At most this many runs' cells in one request (their uids go in the URL). */
+const CELLS_PER_REQUEST = 100;
+
+/** A value the table sorts by: numbers as numbers, everything else as text; null sorts last. */
+export function sortValue(value: unknown): number | string | null {
+  if (value === null || value === undefined) {
+    return null;
+  }
+  if (typeof value === 'number') {
+    return isFinite(value) ? value : null;
+  }
+  if (typeof value === 'boolean') {
+    return value ? 1 : 0;
+  }
+  if (Array.isArray(value)) {
+    return value.length ? value.map(String).join(', ') : null;
+  }
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** Compare two sort values, missing ones last whatever the direction. */
+export function compareValues(
+  a: number | string | null,
+  b: number | string | null,
+  descending: boolean
+): number {
+  if (a === null || b === null) {
+    return a === b ? 0 : a === null ? 1 : -1;
+  }
+  let order: number;
+  if (typeof a === 'number' && typeof b === 'number') {
+    order = a - b;
+  } else if (typeof a === 'number') {
+    order = -1; // numbers before text
+  } else if (typeof b === 'number') {
+    order = 1;
+  } else {
+    order = a.localeCompare(b, undefined, { numeric: true });
+  }
+  return descending ? -order : order;
+}
+
+/** What a run row sorts by for a run-summary column (`scan_id`, `plan_name`...). */
+const RUN_KEYS: Record<string, (r: api.IRunSummary) => unknown> = {
+  time: r => r.time,
+  scan_id: r => r.scan_id,
+  plan_name: r => r.plan_name,
+  status: r => r.status,
+  sample: r => r.sample,
+  operator: r => r.operator,
+  duration: r => r.duration,
+  events: r => r.num_events
+};
+
 export class ScansModel implements IDisposable {
   constructor(readonly push: PushClient = new PushClient()) {
     this.provenance = new ProvenanceModel((text, kind) => this.notify(text, kind));
     this.provenance.changed.connect(() => this._emit());
     push.runChanged.connect((_, run) => this._onRunPushed(run));
     push.jobChanged.connect((_, job) => this.provenance.onJobPushed(job));
+    push.factsChanged.connect((_, uids) => this._onFactsPushed(uids));
     push.reconnected.connect(() => this._scheduleHeadMerge(0));
     push.stateChanged.connect(() => this._emit());
   }
@@ -68,7 +127,7 @@ export class ScansModel implements IDisposable {
     this._isDisposed = true;
     this.push.stop();
     this.provenance.dispose();
-    for (const timer of [this._searchTimer, this._headTimer, this._detailTimer]) {
+    for (const timer of [this._searchTimer, this._headTimer, this._detailTimer, this._factsTimer]) {
       if (timer !== null) {
         clearTimeout(timer);
       }
@@ -103,6 +162,25 @@ export class ScansModel implements IDisposable {
   detailError: string | null = null;
   preview: api.IPreview | null = null;
   previewError: string | null = null;
+  /** The selected run's tags and comments; null while loading or when the store keeps none. */
+  annotations: api.IAnnotations | null = null;
+  annotationsError: string | null = null;
+
+  /** What the column picker offers for the catalog (`GET columns`). */
+  available: api.IColumnInfo[] = [];
+  /** Whether the catalog's store keeps tags, comments and computed cells. */
+  factsSupported = false;
+  /** The catalog's default columns (shown while the user picked none). */
+  defaultColumns: string[] = [];
+  /** The table's columns as the server last described them (titles, units). */
+  columnInfo: api.IColumnInfo[] = [];
+  /** Cells of the loaded runs: uid -> column -> cell. */
+  cells = new Map<string, Record<string, api.ITableCell>>();
+  /** Columns picked per catalog (kept across reloads). */
+  pickedColumns: Record<string, string[]> = {};
+  /** Client-side sort of the loaded rows: a column name (or 'time'), and the direction. */
+  sortKey: string | null = null;
+  sortDescending = true;
 
   tab: Tab = 'runs';
 
@@ -116,8 +194,76 @@ export class ScansModel implements IDisposable {
       catalog: this.catalog,
       query: this.query,
       tab: this.tab,
-      selected: this.selected
+      selected: this.selected,
+      columns: this.pickedColumns
     };
+  }
+
+  /** The table's columns: those picked for this catalog, else its default ones. */
+  get columns(): string[] {
+    return this.pickedColumns[this.catalog] ?? this.defaultColumns;
+  }
+
+  /** The rows in table order: live runs on top, then the loaded runs, sorted if asked. */
+  get tableRuns(): api.IRunSummary[] {
+    const runs = this.displayRuns;
+    const key = this.sortKey;
+    if (key === null) {
+      return runs;
+    }
+    if (
+      this._sortedVersion === this._version &&
+      this._sortedBy === `${key}:${this.sortDescending}`
+    ) {
+      return this._sorted;
+    }
+    const live = runs.filter(r => r.status === 'running');
+    const rest = runs.filter(r => r.status !== 'running');
+    const valueOf = (run: api.IRunSummary): number | string | null => {
+      const cell = this.cells.get(run.uid)?.[key];
+      if (cell !== undefined) {
+        return cell.state === 'failed' ? null : sortValue(cell.value);
+      }
+      const field = RUN_KEYS[key];
+      return field ? sortValue(field(run)) : null;
+    };
+    const keyed = rest.map((run, i) => ({ run, value: valueOf(run), i }));
+    keyed.sort((a, b) => compareValues(a.value, b.value, this.sortDescending) || a.i - b.i);
+    this._sorted = [...live, ...keyed.map(k => k.run)];
+    this._sortedVersion = this._version;
+    this._sortedBy = `${key}:${this.sortDescending}`;
+    return this._sorted;
+  }
+
+  /** Sort by a column (a click on its header): ascending first (time: newest first), then the other way. */
+  sortBy(key: string | null): void {
+    if (key === null) {
+      this.sortKey = null;
+      this.sortDescending = true;
+    } else if (this.sortKey === key) {
+      this.sortDescending = !this.sortDescending;
+    } else {
+      this.sortKey = key;
+      this.sortDescending = false;
+    }
+    this._touch();
+  }
+
+  /** Show these columns for the current catalog (the picker); null goes back to the default. */
+  setColumns(names: string[] | null): void {
+    const picked = { ...this.pickedColumns };
+    if (names === null) {
+      delete picked[this.catalog];
+    } else {
+      picked[this.catalog] = names;
+    }
+    this.pickedColumns = picked;
+    if (this.sortKey !== null && this.sortKey !== 'time' && !this.columns.includes(this.sortKey)) {
+      this.sortKey = null;
+      this.sortDescending = true;
+    }
+    this._stateChanged.emit(this.state);
+    void this.reload();
   }
 
   /** The runs to show: live ones on top, then the loaded pages. */
@@ -146,6 +292,7 @@ export class ScansModel implements IDisposable {
       this.query = saved.query ?? '';
       this.tab = saved.tab === 'provenance' ? 'provenance' : 'runs';
       this.selected = saved.selected ?? null;
+      this.pickedColumns = saved.columns && typeof saved.columns === 'object' ? saved.columns : {};
     }
     try {
       const answer = await api.getCatalogs();
@@ -164,6 +311,7 @@ export class ScansModel implements IDisposable {
     this.ready = true;
     this.push.start(this.catalog);
     this._emit();
+    await this.loadColumns();
     const loads: Promise<unknown>[] = [this.reload(), this.provenance.loadJobs()];
     if (this.selected) {
       loads.push(this._loadDetail(this.selected));
@@ -185,9 +333,34 @@ export class ScansModel implements IDisposable {
     this.detail = null;
     this.preview = null;
     this.checked.clear();
+    this.cells.clear();
+    this.sortKey = null;
+    this.sortDescending = true;
     this.push.start(name);
     this._stateChanged.emit(this.state);
-    void this.reload();
+    void this.loadColumns().then(() => this.reload());
+  }
+
+  /** What the column picker offers for the current catalog, and its default columns. */
+  async loadColumns(): Promise<void> {
+    const catalog = this.catalog;
+    try {
+      const answer = await api.getColumns(catalog);
+      if (catalog !== this.catalog) {
+        return;
+      }
+      this.available = answer.columns;
+      this.factsSupported = answer.facts;
+      this.defaultColumns = answer.default;
+    } catch (error) {
+      if (catalog === this.catalog) {
+        this.available = [];
+        this.defaultColumns = [];
+        this.factsSupported = false;
+        this.listError = messageOf(error);
+      }
+    }
+    this._emit();
   }
 
   /** Set the search text; the search runs once typing pauses. */
@@ -225,11 +398,13 @@ export class ScansModel implements IDisposable {
     this.loading = true;
     this._emit();
     try {
-      const page = await api.getRuns(this.catalog, query, PAGE_SIZE);
+      const page = await api.getTable(this.catalog, query, this.columns, PAGE_SIZE);
       if (seq !== this._runsSeq) {
         return;
       }
       this._answeredQuery = query;
+      this.cells.clear();
+      this._takeCells(page);
       this.queryError = null;
       this.listError = null;
       this.searchHint = page.hint ?? null;
@@ -266,10 +441,11 @@ export class ScansModel implements IDisposable {
     this.loading = true;
     this._emit();
     try {
-      const page = await api.getRuns(this.catalog, this.query, PAGE_SIZE, before);
+      const page = await api.getTable(this.catalog, this.query, this.columns, PAGE_SIZE, before);
       if (seq !== this._runsSeq) {
         return;
       }
+      this._takeCells(page);
       const known = new Set(this.runs.map(r => r.uid));
       this.runs = [...this.runs, ...page.runs.filter(r => !known.has(r.uid))];
       this.total = page.total;
@@ -295,6 +471,7 @@ export class ScansModel implements IDisposable {
       await this.init(this.state);
       return;
     }
+    await this.loadColumns();
     const loads: Promise<unknown>[] = [this.reload(), this.provenance.loadJobs()];
     if (this.selected) {
       loads.push(this._loadDetail(this.selected));
@@ -314,6 +491,8 @@ export class ScansModel implements IDisposable {
     this.preview = null;
     this.detailError = null;
     this.previewError = null;
+    this.annotations = null;
+    this.annotationsError = null;
     this._stateChanged.emit(this.state);
     this._emit();
     if (uid) {
@@ -364,7 +543,8 @@ export class ScansModel implements IDisposable {
     this._detailFetched = Date.now();
     const [detail, preview] = await Promise.allSettled([
       api.getRun(catalog, uid),
-      api.getPreview(catalog, uid)
+      api.getPreview(catalog, uid),
+      this.factsSupported ? this._loadAnnotations(uid) : Promise.resolve()
     ]);
     if (uid !== this.selected || catalog !== this.catalog) {
       return;
@@ -479,15 +659,16 @@ export class ScansModel implements IDisposable {
       return;
     }
     const seq = this._runsSeq;
-    let page: api.IRunsPage;
+    let page: api.ITablePage;
     try {
-      page = await api.getRuns(this.catalog, this.query, PAGE_SIZE);
+      page = await api.getTable(this.catalog, this.query, this.columns, PAGE_SIZE);
     } catch {
       return; // the next push or a refresh tries again
     }
     if (seq !== this._runsSeq) {
       return;
     }
+    this._takeCells(page);
     const head = page.runs;
     const last = head[head.length - 1];
     const headUids = new Set(head.map(r => r.uid));
@@ -503,6 +684,121 @@ export class ScansModel implements IDisposable {
       this.next = null;
     }
     this._touch();
+  }
+
+  // ------------------------------------------------------------ facts: tags, comments, cells
+
+  /** Add tags to a run (inline chips or the detail). */
+  addTags(uid: string, tags: string[]): Promise<boolean> {
+    return this._annotate(uid, { tags });
+  }
+
+  removeTag(uid: string, tag: string): Promise<boolean> {
+    return this._annotate(uid, { untag: [tag] });
+  }
+
+  addComment(uid: string, comment: string): Promise<boolean> {
+    return this._annotate(uid, { comment });
+  }
+
+  private async _annotate(
+    uid: string,
+    change: { comment?: string; tags?: string[]; untag?: string[] }
+  ): Promise<boolean> {
+    const catalog = this.catalog;
+    try {
+      const answer = await api.annotate(catalog, uid, change);
+      if (catalog === this.catalog && uid === this.selected) {
+        this.annotations = answer;
+        this.annotationsError = null;
+      }
+    } catch (error) {
+      this.notify(messageOf(error), 'error');
+      return false;
+    }
+    // The push tells every other client; this one fetches the row now.
+    this._factsPending.add(uid);
+    this._scheduleFactsFetch(0);
+    return true;
+  }
+
+  private async _loadAnnotations(uid: string): Promise<void> {
+    const catalog = this.catalog;
+    try {
+      const answer = await api.getAnnotations(catalog, uid);
+      if (catalog === this.catalog && uid === this.selected) {
+        this.annotations = answer;
+        this.annotationsError = null;
+      }
+    } catch (error) {
+      if (catalog === this.catalog && uid === this.selected) {
+        this.annotations = null;
+        this.annotationsError = messageOf(error);
+      }
+    }
+  }
+
+  private _takeCells(page: api.ITablePage): void {
+    if (page.columns) {
+      this.columnInfo = page.columns;
+    }
+    for (const [uid, row] of Object.entries(page.cells ?? {})) {
+      this.cells.set(uid, row);
+    }
+  }
+
+  private _onFactsPushed(uids: string[]): void {
+    const loaded = new Set(this.displayRuns.map(r => r.uid));
+    for (const uid of uids) {
+      if (loaded.has(uid)) {
+        this._factsPending.add(uid);
+      }
+    }
+    if (this._factsPending.size) {
+      this._scheduleFactsFetch(FACTS_DEBOUNCE_MS);
+    }
+    if (this.selected !== null && uids.includes(this.selected)) {
+      const uid = this.selected;
+      void this._loadAnnotations(uid).then(() => this._emit());
+      this._refreshDetailSoon(true);
+    }
+  }
+
+  private _scheduleFactsFetch(wait: number): void {
+    if (this._factsTimer !== null) {
+      return;
+    }
+    this._factsTimer = window.setTimeout(() => {
+      this._factsTimer = null;
+      void this._fetchFacts();
+    }, wait);
+  }
+
+  /** Fetch the cells of the runs whose facts changed, in batches. */
+  private async _fetchFacts(): Promise<void> {
+    const uids = [...this._factsPending];
+    this._factsPending.clear();
+    const catalog = this.catalog;
+    const columns = this.columns;
+    if (!uids.length || !columns.length) {
+      return;
+    }
+    for (let i = 0; i < uids.length; i += CELLS_PER_REQUEST) {
+      try {
+        const page = await api.getTableCells(
+          catalog,
+          columns,
+          uids.slice(i, i + CELLS_PER_REQUEST)
+        );
+        if (catalog !== this.catalog || columns !== this.columns) {
+          return;
+        }
+        this._takeCells(page);
+        this._touch();
+      } catch (error) {
+        console.warn('scandeck: cannot fetch changed cells', error);
+      }
+    }
   }
 
   // ------------------------------------------------------------ provenance
@@ -539,4 +835,9 @@ export class ScansModel implements IDisposable {
   private _headTimer: number | null = null;
   private _detailTimer: number | null = null;
   private _detailFetched = 0;
+  private _factsTimer: number | null = null;
+  private _factsPending = new Set<string>();
+  private _sorted: api.IRunSummary[] = [];
+  private _sortedVersion = -1;
+  private _sortedBy = '';
 }

@@ -135,8 +135,16 @@ function Axes(props: {
   );
 }
 
-export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
+/** Peak statistics to mark on a line plot: a vertical line at `cen`, a bar `fwhm` wide. */
+export interface IPeakMarks {
+  cen: number;
+  fwhm: number | null;
+}
+
+export function PreviewPlot(props: { preview: IPreview; marks?: IPeakMarks | null }): JSX.Element {
   const { preview } = props;
+  // The marks belong to the scan's motor axis, not to event numbers.
+  const marks = preview.x.name !== 'seq_num' ? (props.marks ?? null) : null;
   if (preview.map) {
     return <MapPlot map={preview.map} stream={preview.stream} />;
   }
@@ -147,7 +155,11 @@ export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
       </div>
     );
   }
-  const [x0, x1] = extent(preview.x.values);
+  let [x0, x1] = extent(preview.x.values);
+  if (marks && isFinite(x0)) {
+    x0 = Math.min(x0, marks.cen - (marks.fwhm ?? 0) / 2);
+    x1 = Math.max(x1, marks.cen + (marks.fwhm ?? 0) / 2);
+  }
   let [y0, y1] = [Infinity, -Infinity];
   for (const series of preview.y) {
     const [lo, hi] = extent(series.values);
@@ -188,6 +200,30 @@ export function PreviewPlot(props: { preview: IPreview }): JSX.Element {
           x={{ name: preview.x.name, ticks: xt, scale: sx }}
           y={{ name: yLabel, ticks: yt, scale: sy }}
         />
+        {marks && (
+          <g className="jp-scandeck-peak" data-cen={marks.cen} data-fwhm={marks.fwhm ?? ''}>
+            {marks.fwhm !== null && marks.fwhm > 0 && (
+              <rect
+                className="jp-scandeck-peak-fwhm"
+                x={sx(marks.cen - marks.fwhm / 2)}
+                y={top}
+                width={Math.max(1, sx(marks.cen + marks.fwhm / 2) - sx(marks.cen - marks.fwhm / 2))}
+                height={bottom - top}
+              >
+                <title>{`fwhm = ${formatTick(marks.fwhm, marks.fwhm / 100)}`}</title>
+              </rect>
+            )}
+            <line
+              className="jp-scandeck-peak-cen"
+              x1={sx(marks.cen)}
+              x2={sx(marks.cen)}
+              y1={top}
+              y2={bottom}
+            >
+              <title>{`cen = ${marks.cen}`}</title>
+            </line>
+          </g>
+        )}
         {preview.y.map((series, i) => (
           <g
             key={series.name}

@@ -1,7 +1,8 @@
 /**
  * The push channel: a WebSocket to `scandeck/api/events?catalog=NAME`.
  *
- * The server pushes `run` messages (a run started, progressed or ended) and
+ * The server pushes `run` messages (a run started, progressed or ended),
+ * `facts` messages (runs whose tags, comments or computed cells changed) and
  * `job` messages (a rerun job progressed). The client reconnects with an
  * exponential back-off when the socket drops, and says so through
  * `reconnected` so the model can fetch what it missed while disconnected.
@@ -26,6 +27,11 @@ export class PushClient {
 
   get runChanged(): ISignal<this, IRunSummary> {
     return this._runChanged;
+  }
+
+  /** Uids of runs whose tags, comments or computed cells changed. */
+  get factsChanged(): ISignal<this, string[]> {
+    return this._factsChanged;
   }
 
   get jobChanged(): ISignal<this, IJob> {
@@ -137,7 +143,7 @@ export class PushClient {
   }
 
   private _onMessage(event: MessageEvent): void {
-    let message: { type?: unknown; run?: IRunSummary; job?: IJob } | null;
+    let message: { type?: unknown; run?: IRunSummary; job?: IJob; uids?: unknown } | null;
     try {
       message = JSON.parse(String(event.data));
     } catch {
@@ -148,6 +154,11 @@ export class PushClient {
       case 'run':
         if (message.run) {
           this._runChanged.emit(message.run);
+        }
+        break;
+      case 'facts':
+        if (Array.isArray(message.uids)) {
+          this._factsChanged.emit(message.uids.filter(u => typeof u === 'string'));
         }
         break;
       case 'job':
@@ -178,6 +189,7 @@ export class PushClient {
   private _state: PushState = 'closed';
   private _runChanged = new Signal<this, IRunSummary>(this);
   private _jobChanged = new Signal<this, IJob>(this);
+  private _factsChanged = new Signal<this, string[]>(this);
   private _reconnected = new Signal<this, void>(this);
   private _stateChanged = new Signal<this, PushState>(this);
 }

@@ -1,15 +1,17 @@
 /**
  * The Runs tab: catalog chooser, search box (errors with a caret), the run list
- * (live runs on top, pages loaded as the list scrolls) and the selected run.
+ * as a table (live runs on top, pages loaded as the list scrolls; columns picked,
+ * sortable, tags and comments edited inline, CSV export) and the selected run.
  */
 import * as React from 'react';
 import { useEffect, useRef, useState } from 'react';
 
-import { IRunSummary } from './api';
+import { downloadTableCsv, errorMessage, IColumnInfo, IRunSummary, ITableCell } from './api';
 import type { PanelActions } from './actions';
 import { DetailView, Progress, StatusBadge } from './detailView';
 import { caretWindow, formatFullTime, formatTime, plural } from './format';
 import { ScansModel } from './model';
+import { ColumnPicker, CommentsCell, SortHeader, TagsCell, ValueCell } from './tableCells';
 
 /** Load the next page when the list is scrolled within this many pixels of its end. */
 const LOAD_MORE_MARGIN = 300;
@@ -70,8 +72,15 @@ interface IRunRowProps {
   run: IRunSummary;
   selected: boolean;
   checked: boolean;
+  columns: string[];
+  info: Map<string, IColumnInfo>;
+  cells: Record<string, ITableCell> | undefined;
+  editable: boolean;
   onSelect: (uid: string) => void;
   onCheck: (uid: string, on?: boolean) => void;
+  onAddTags: (uid: string, tags: string[]) => Promise<boolean>;
+  onRemoveTag: (uid: string, tag: string) => Promise<boolean>;
+  onAddComment: (uid: string, text: string) => Promise<boolean>;
 }
 
 const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
@@ -86,15 +95,13 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
     .filter(Boolean)
     .join('\n');
   return (
-    <li
+    <tr
       className="jp-scandeck-run"
       data-uid={run.uid}
       data-status={run.status}
       data-selected={selected ? 'true' : 'false'}
       data-checked={checked ? 'true' : 'false'}
-      role="option"
       aria-selected={selected}
-      title={run.purpose ?? undefined}
       onClick={event => {
         if (event.ctrlKey || event.metaKey) {
           props.onCheck(run.uid);
@@ -103,46 +110,77 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
         }
       }}
     >
-      <input
-        type="checkbox"
-        className="jp-scandeck-run-check"
-        aria-label={`Select scan ${run.scan_id ?? run.uid} for reruns`}
-        checked={checked}
-        onClick={event => event.stopPropagation()}
-        onChange={event => props.onCheck(run.uid, event.target.checked)}
-      />
-      <div className="jp-scandeck-run-main">
-        <div className="jp-scandeck-run-line">
-          <span className="jp-scandeck-run-scan">{run.scan_id ?? '–'}</span>
-          <span className="jp-scandeck-run-plan" title={run.plan_name ?? undefined}>
-            {run.plan_name ?? ''}
-          </span>
-          <span className="jp-scandeck-run-who" title={whoTitle || undefined}>
-            {who}
-          </span>
-          <StatusBadge status={run.status} />
+      <td className="jp-scandeck-run-cell" title={run.purpose ?? undefined}>
+        <div className="jp-scandeck-run-cellbox">
+          <input
+            type="checkbox"
+            className="jp-scandeck-run-check"
+            aria-label={`Select scan ${run.scan_id ?? run.uid} for reruns`}
+            checked={checked}
+            onClick={event => event.stopPropagation()}
+            onChange={event => props.onCheck(run.uid, event.target.checked)}
+          />
+          <div className="jp-scandeck-run-main">
+            <div className="jp-scandeck-run-line">
+              <span className="jp-scandeck-run-scan">{run.scan_id ?? '–'}</span>
+              <span className="jp-scandeck-run-plan" title={run.plan_name ?? undefined}>
+                {run.plan_name ?? ''}
+              </span>
+              <span className="jp-scandeck-run-who" title={whoTitle || undefined}>
+                {who}
+              </span>
+              <StatusBadge status={run.status} />
+            </div>
+            <div className="jp-scandeck-run-line jp-scandeck-dim">
+              <span className="jp-scandeck-run-time" title={formatFullTime(run.time)}>
+                {formatTime(run.time)}
+              </span>
+              <span className="jp-scandeck-run-uid" title={run.uid}>
+                {run.uid.slice(0, 8)}
+              </span>
+              {!running && (
+                <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>
+              )}
+            </div>
+            {running && <Progress run={run} />}
+          </div>
         </div>
-        <div className="jp-scandeck-run-line jp-scandeck-dim">
-          <span className="jp-scandeck-run-time" title={formatFullTime(run.time)}>
-            {formatTime(run.time)}
-          </span>
-          <span className="jp-scandeck-run-uid" title={run.uid}>
-            {run.uid.slice(0, 8)}
-          </span>
-          {!running && (
-            <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>
-          )}
-        </div>
-        {running && <Progress run={run} />}
-      </div>
-    </li>
+      </td>
+      {props.columns.map(name => {
+        const cell = props.cells?.[name];
+        if (name === 'tags') {
+          return (
+            <TagsCell
+              key={name}
+              cell={cell}
+              editable={props.editable}
+              onAdd={tags => props.onAddTags(run.uid, tags)}
+              onRemove={tag => props.onRemoveTag(run.uid, tag)}
+            />
+          );
+        }
+        if (name === 'comments') {
+          return (
+            <CommentsCell
+              key={name}
+              cell={cell}
+              editable={props.editable}
+              onAdd={text => props.onAddComment(run.uid, text)}
+            />
+          );
+        }
+        return <ValueCell key={name} column={name} info={props.info.get(name)} cell={cell} />;
+      })}
+    </tr>
   );
 });
 
-function RunList(props: { model: ScansModel }): JSX.Element {
+function RunTable(props: { model: ScansModel }): JSX.Element {
   const { model } = props;
   const ref = useRef<HTMLDivElement>(null);
-  const runs = model.displayRuns;
+  const runs = model.tableRuns;
+  const columns = model.columns;
+  const info = new Map(model.columnInfo.map(c => [c.name, c]));
 
   const maybeLoadMore = (scrolled: boolean) => {
     const el = ref.current;
@@ -164,6 +202,20 @@ function RunList(props: { model: ScansModel }): JSX.Element {
     (uid: string, on?: boolean) => model.toggleChecked(uid, on),
     [model]
   );
+  const onAddTags = React.useCallback(
+    (uid: string, tags: string[]) => model.addTags(uid, tags),
+    [model]
+  );
+  const onRemoveTag = React.useCallback(
+    (uid: string, tag: string) => model.removeTag(uid, tag),
+    [model]
+  );
+  const onAddComment = React.useCallback(
+    (uid: string, text: string) => model.addComment(uid, text),
+    [model]
+  );
+  const onSort = (column: string) => model.sortBy(column);
+  const loaded = model.displayRuns.length;
 
   return (
     <div className="jp-scandeck-runs" ref={ref} onScroll={() => maybeLoadMore(true)}>
@@ -172,21 +224,108 @@ function RunList(props: { model: ScansModel }): JSX.Element {
           {model.query.trim() ? 'No run matches the search.' : 'No runs in this catalog yet.'}
         </div>
       )}
-      <ul className="jp-scandeck-run-list" role="listbox" aria-multiselectable="true">
-        {runs.map(run => (
-          <RunRow
-            key={run.uid}
-            run={run}
-            selected={run.uid === model.selected}
-            checked={model.checked.has(run.uid)}
-            onSelect={onSelect}
-            onCheck={onCheck}
-          />
-        ))}
-      </ul>
+      <table
+        className="jp-scandeck-run-table"
+        role="grid"
+        aria-multiselectable="true"
+        data-sort={model.sortKey ?? ''}
+        data-sort-direction={model.sortKey ? (model.sortDescending ? 'desc' : 'asc') : ''}
+      >
+        <thead>
+          <tr>
+            <SortHeader
+              column="time"
+              label="Run"
+              title="Scan, plan, sample · operator, status; start time, uid, events"
+              sortKey={model.sortKey}
+              descending={model.sortDescending}
+              loaded={loaded}
+              onSort={onSort}
+              className="jp-scandeck-run-th"
+            />
+            {columns.map(name => {
+              const c = info.get(name);
+              const label = c?.title || name;
+              return (
+                <SortHeader
+                  key={name}
+                  column={name}
+                  label={c?.units ? `${label} [${c.units}]` : label}
+                  title={c && c.title !== name ? `${c.title} (${name})` : name}
+                  sortKey={model.sortKey}
+                  descending={model.sortDescending}
+                  loaded={loaded}
+                  onSort={onSort}
+                />
+              );
+            })}
+          </tr>
+        </thead>
+        <tbody className="jp-scandeck-run-list">
+          {runs.map(run => (
+            <RunRow
+              key={run.uid}
+              run={run}
+              selected={run.uid === model.selected}
+              checked={model.checked.has(run.uid)}
+              columns={columns}
+              info={info}
+              cells={model.cells.get(run.uid)}
+              editable={model.factsSupported}
+              onSelect={onSelect}
+              onCheck={onCheck}
+              onAddTags={onAddTags}
+              onRemoveTag={onRemoveTag}
+              onAddComment={onAddComment}
+            />
+          ))}
+        </tbody>
+      </table>
       {model.loading && <div className="jp-scandeck-loading">Loading…</div>}
       {model.listError && <div className="jp-scandeck-error">{model.listError}</div>}
     </div>
+  );
+}
+
+function TableToolbar(props: { model: ScansModel }): JSX.Element {
+  const { model } = props;
+  const [picking, setPicking] = useState(false);
+  const [exporting, setExporting] = useState(false);
+  return (
+    <>
+      <button
+        className="jp-scandeck-button"
+        data-action="columns"
+        aria-expanded={picking}
+        title="Choose the table's columns"
+        onClick={() => setPicking(!picking)}
+      >
+        Columns
+      </button>
+      <button
+        className="jp-scandeck-button"
+        data-action="export-csv"
+        disabled={exporting || Boolean(model.queryError)}
+        title="Download every run of the current search, with these columns, as CSV"
+        onClick={() => {
+          setExporting(true);
+          void downloadTableCsv(model.catalog, model.query, model.columns)
+            .then(name => model.notify(`Exported ${name}`, 'success'))
+            .catch(error => model.notify(errorMessage(error), 'error'))
+            .finally(() => setExporting(false));
+        }}
+      >
+        Export CSV
+      </button>
+      {picking && (
+        <ColumnPicker
+          available={model.available}
+          shown={model.columns}
+          onChange={names => model.setColumns(names)}
+          onClose={() => setPicking(false)}
+        />
+      )}
+    </>
   );
 }
 
@@ -208,6 +347,7 @@ export function RunsView(props: { model: ScansModel; actions: PanelActions }): J
             </option>
           ))}
         </select>
+        <TableToolbar model={model} />
       </div>
       <SearchBox model={model} />
       <div className="jp-scandeck-listinfo">
@@ -232,7 +372,7 @@ export function RunsView(props: { model: ScansModel; actions: PanelActions }): J
           </span>
         )}
       </div>
-      <RunList model={model} />
+      <RunTable model={model} />
       <DetailView model={model} actions={actions} />
     </div>
   );

@@ -4,11 +4,12 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { IRunsPage, IRunSummary } from '../src/api';
 import type { PushClient } from '../src/push';
 
-// The model's only server call here is `getRuns`: replace it, keep the rest of api.ts.
+// The model's only server call here is `getTable` (the run table's pages): replace it,
+// keep the rest of api.ts.
 const getRuns = vi.hoisted(() => vi.fn());
 vi.mock('../src/api', async importOriginal => ({
   ...(await importOriginal<typeof import('../src/api')>()),
-  getRuns
+  getTable: getRuns
 }));
 
 import { ScandeckAPIError } from '../src/api';
@@ -38,6 +39,7 @@ function fakePush() {
   const push = {
     runChanged,
     jobChanged: new Signal(sender),
+    factsChanged: new Signal(sender),
     reconnected: new Signal(sender),
     stateChanged: new Signal(sender),
     start: vi.fn(),
@@ -59,7 +61,7 @@ describe('ScansModel paging', () => {
       ])
     );
     await model.reload();
-    expect(getRuns).toHaveBeenCalledWith('demo', '', PAGE_SIZE);
+    expect(getRuns).toHaveBeenCalledWith('demo', '', [], PAGE_SIZE);
     expect(model.displayRuns.map(r => r.uid)).toEqual(['c', 'd', 'b', 'a']);
     expect(model.next).toBe('cursor-1');
     expect(model.loading).toBe(false);
@@ -71,7 +73,7 @@ describe('ScansModel paging', () => {
     await model.reload();
     getRuns.mockResolvedValueOnce(page([run('b', 20), run('a', 10)], null));
     await model.loadMore();
-    expect(getRuns).toHaveBeenLastCalledWith('', '', PAGE_SIZE, 'cursor-1');
+    expect(getRuns).toHaveBeenLastCalledWith('', '', [], PAGE_SIZE, 'cursor-1');
     expect(model.runs.map(r => r.uid)).toEqual(['c', 'b', 'a']);
     expect(model.next).toBeNull();
     await model.loadMore(); // at the end: no request

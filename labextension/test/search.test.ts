@@ -3,11 +3,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import type { PushClient } from '../src/push';
 
-// The model's only server call here is `getRuns`: replace it, keep the rest of api.ts.
+// The model's only server call here is `getTable` (the run table's pages): replace it,
+// keep the rest of api.ts.
 const getRuns = vi.hoisted(() => vi.fn());
 vi.mock('../src/api', async importOriginal => ({
   ...(await importOriginal<typeof import('../src/api')>()),
-  getRuns
+  getTable: getRuns
 }));
 
 import { ScandeckAPIError } from '../src/api';
@@ -18,6 +19,7 @@ function quietPush(): PushClient {
   return {
     runChanged: new Signal(sender),
     jobChanged: new Signal(sender),
+    factsChanged: new Signal(sender),
     reconnected: new Signal(sender),
     stateChanged: new Signal(sender),
     start: vi.fn(),
