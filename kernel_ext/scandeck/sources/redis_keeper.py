@@ -20,6 +20,10 @@ add to it. The keeper then says so, naming the run, keeps it in Redis and goes
 on with the others. The URI published for readers carries no credentials: a
 reader gives its own.
 
+A run's comments, tags and computed cells go to the archive with it, and again
+whenever they change while the run is still in Redis (:mod:`.redis_facts`): a
+run is trimmed only if the archive holds its facts as Redis does.
+
 One keeper per bus is active (a lock key with a lease); others wait.
 ``scandeck keeper redis://...`` runs one; ``scandeck demo --catalog redis://...``
 runs one alongside the simulated beamline.
@@ -39,16 +43,19 @@ from ..exceptions import RunNotFound, ScandeckError
 from ..uris import redact
 from .archive_copy import lacking, verbatim, writing_uri
 from .protocol import RunSummary, Source
+from .redis_facts import persist_facts
 from .redis_source import RedisSource
 
 log = logging.getLogger(__name__)
 
-#: Delete a run's keys only if it is still marked persisted (atomic).
+#: Delete a run's keys only if it is still marked persisted (atomic): documents, then facts.
+#: KEYS: run, docs, desc, counts, runs, persisted, notes, cells, sums, facts. ARGV: uid.
 TRIM_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'persisted') ~= '1' then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[9])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('SREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[10], ARGV[1])
 return 1
 """
 _LEASE = 15.0
@@ -245,15 +252,10 @@ class Keeper:
                 f"{self.archive_shown} holds {short} and cannot complete them; "
                 "remove that copy from the archive to retry"
             )
-
-        def mark(client: Any) -> None:
-            pipe = client.pipeline(transaction=True)
-            pipe.hset(self.bus.keys.run(summary.uid), "persisted", "1")
-            pipe.sadd(self.bus.keys.persisted, summary.uid)
-            pipe.execute()
-
-        self.bus.talk("marking a run persisted", mark)
-        return None
+        try:  # its comments, tags and cells too; marked persisted if nothing changed meanwhile
+            return persist_facts(self.bus, self.archive, uid, summary.num_documents)
+        except ScandeckError as err:
+            return f"copying its comments, tags and cells to {self.archive_shown} failed: {err}"
 
     def _writer(self, summary: RunSummary) -> Any:
         """The archive's writer; for a run without a stop document into a batching archive,
@@ -332,7 +334,8 @@ class Keeper:
 
     def _run_memory(self, uid: str) -> int:
         def usage(client: Any) -> int:
-            return sum(client.memory_usage(k, samples=0) or 0 for k in self.bus.keys.of_run(uid))
+            keys = self.bus.keys.of_run(uid) + self.bus.keys.facts_of(uid)
+            return sum(client.memory_usage(k, samples=0) or 0 for k in keys)
 
         return self.bus.talk("reading memory use", usage)
 
@@ -342,7 +345,10 @@ class Keeper:
         def trim(client: Any) -> int:
             if self._trim_sha is None:
                 self._trim_sha = client.script_load(TRIM_SCRIPT)
-            return client.evalsha(self._trim_sha, 6, *keys.of_run(uid), keys.runs, keys.persisted, uid)
+            facts = keys.facts_of(uid)
+            return client.evalsha(
+                self._trim_sha, 10, *keys.of_run(uid), keys.runs, keys.persisted, *facts, keys.facts, uid
+            )
 
         try:
             return bool(self.bus.talk(f"trimming run {uid}", trim))
