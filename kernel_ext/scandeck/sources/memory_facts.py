@@ -7,37 +7,19 @@ lock and bumps the store's change token on every write, so ``wait()`` wakes.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..runtable.model import Annotation, Cell, facts_document
+from ..runtable.summaries import reading_range
 
 __all__ = ["MemoryFacts", "event_summary"]
 
 
-def _numbers(value: Any) -> Iterator[int | float]:
-    """The numbers in a reading, array elements included; bools, strings and NaN left out."""
-    todo = [value]
-    while todo:
-        v = todo.pop()
-        if isinstance(v, list):
-            todo.extend(v)
-        elif (
-            isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and not (isinstance(v, float) and math.isnan(v))
-        ):
-            yield v
-
-
 def event_summary(name: str, doc: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Per data key ``{"min", "max"}`` of an event's or event page's numeric readings.
-
-    As the embedded store records them: array elements (an image's pixels) count, an
-    infinity counts, NaN does not (it has no place in an order); strings (datum ids of
-    external data) and booleans have no range.
+    """Per data key ``{"min", "max"}`` of an event's or event page's readings, by the one
+    summary rule every writer follows (:func:`scandeck.runtable.summaries.reading_range`).
 
     Examples
     --------
@@ -49,12 +31,9 @@ def event_summary(name: str, doc: Mapping[str, Any]) -> dict[str, dict[str, floa
         return {}
     out: dict[str, dict[str, float]] = {}
     for key, raw in data.items():
-        lo = hi = None
-        for n in _numbers(raw):
-            lo = n if lo is None or n < lo else lo
-            hi = n if hi is None or n > hi else hi
-        if lo is not None and hi is not None:
-            out[key] = {"min": lo, "max": hi}
+        found = reading_range(raw)
+        if found is not None:
+            out[key] = {"min": found[0], "max": found[1]}
     return out
 
 
