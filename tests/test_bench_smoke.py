@@ -23,6 +23,7 @@ BENCH = Path(__file__).parents[1] / "bench"
         "redis_live.py",
         "panel_api.py",
         "vs_tiled.py",
+        "columns.py",
     ],
 )
 def test_benchmark_runs_and_prints_a_ratio(script):

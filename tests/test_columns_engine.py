@@ -15,7 +15,7 @@ from bluesky.plans import count, grid_scan, scan
 
 import scandeck
 import scandeck.catalog
-from scandeck.exceptions import ColumnsFileError, FactsNotSupported, InvalidAnnotation, ScandeckError
+from scandeck.exceptions import ColumnsFileError, InvalidAnnotation, ScandeckError
 from scandeck.runtable import builtin
 from scandeck.runtable.columns import BUILTINS, column_value, columns_file, columns_for, load_columns
 from scandeck.runtable.service import ColumnService, compute_now
@@ -341,12 +341,3 @@ def test_a_memory_store_says_why_its_columns_cannot_be_computed_in_workers(RE, h
     assert got[uid]["cen"].status == "error" and "lives in this process only" in got[uid]["cen"].error
     with pytest.raises(ScandeckError, match="lives in this process only"):
         ColumnService(cat)
-
-
-def test_a_store_without_facts_is_refused_by_name(redis_server):
-    cat = scandeck.open_catalog(f"{redis_server.url}?prefix=cols-test")
-    try:
-        with pytest.raises(FactsNotSupported, match="cannot keep"):
-            ColumnService(cat)
-    finally:
-        cat.close()

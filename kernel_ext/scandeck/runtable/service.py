@@ -346,7 +346,13 @@ class ColumnService:
             for s in source.search(Query.all(), limit=SEEN_RUNS):
                 if s.status == "running":
                     self._running[s.uid] = (0.0, -1)
+        last = 0.0
         while not self._stop.is_set():
+            # Looks at most every GATHER seconds; a change after a quiet spell is looked at at once.
+            pause = last + GATHER - time.monotonic()
+            if pause > 0 and self._stop.wait(pause):
+                return
+            last = time.monotonic()
             token = source.change_token()
             self.refresh_columns()
             did = self._look(source)
@@ -360,8 +366,6 @@ class ColumnService:
                     self._swept = time.monotonic()
             if did:
                 continue
-            if self._stop.wait(GATHER):
-                return
             wait = LOOK_EVERY
             if self._running:
                 wait = min(wait, self.interval)
@@ -374,7 +378,8 @@ class ColumnService:
         for s in source.runs_since(self._seq):
             self._seq = s.seq
             if s.status == "running":
-                self._running[s.uid] = (0.0, -1)
+                # First computed an interval after it started: a short run gets only its final cells.
+                self._running[s.uid] = (time.monotonic(), 0)
             else:
                 ended.append(s.uid)
         now = time.monotonic()
