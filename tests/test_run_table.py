@@ -21,11 +21,14 @@ from event_model import compose_run
 from test_cli import scandeck
 
 import scandeck as sd
+from scandeck.catalog import Catalog
 from scandeck.exceptions import FactsNotSupported, InvalidQuery
 from scandeck.runtable import frame
 from scandeck.runtable.columns import columns_for
 from scandeck.runtable.model import Cell
 from scandeck.runtable.rows import resolve_columns, table_rows
+from scandeck.sources.memory import MemorySource
+from scandeck.sources.protocol import RunFacts, Source
 
 COLUMNS = """
 import scandeck
@@ -162,19 +165,69 @@ def test_catalog_table_is_a_dataframe_with_states(world: dict[str, Any]) -> None
         cat.table(["smaple"])
 
 
-def test_a_store_without_facts_says_so(redis_server: Any, RE, hw) -> None:  # noqa: N803
-    cat = sd.open_catalog(f"{redis_server.url}?prefix=facts-{id(RE)}")
-    try:
-        RE.subscribe(cat.writer())
-        RE(bp.count([hw.det], num=2))
-        run = cat[-1]
-        for call in (lambda: run.annotate(tags=["Ni"]), lambda: run.tags, lambda: cat.table(["tags"])):
-            with pytest.raises(FactsNotSupported, match=r"cannot keep comments, tags or computed columns"):
-                call()
-        df = cat.table()  # what the index row gives: no tags column, no stored cells
-        assert "tags" not in df.columns and df.loc[run.uid, "events"] == 2
-    finally:
-        cat.close()
+class DocumentsOnly:
+    """A source that keeps documents and nothing else, as a third-party transport might:
+    the whole Source protocol (delegated to a memory store), no RunFacts."""
+
+    def __init__(self) -> None:
+        self._store = MemorySource()
+        self.uri = "docs-only://lab"
+
+    def start(self) -> None:
+        self._store.start()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def writer(self) -> Any:
+        return self._store.writer()
+
+    def count(self, query: Any) -> int:
+        return self._store.count(query)
+
+    def search(self, query: Any, **kwargs: Any) -> Any:
+        return self._store.search(query, **kwargs)
+
+    def get(self, uid: str) -> Any:
+        return self._store.get(uid)
+
+    def find_prefix(self, prefix: str, *, limit: int = 11) -> Any:
+        return self._store.find_prefix(prefix, limit=limit)
+
+    def documents(self, uid: str, **kwargs: Any) -> Any:
+        return self._store.documents(uid, **kwargs)
+
+    def descriptors(self, uid: str) -> Any:
+        return self._store.descriptors(uid)
+
+    def stream_counts(self, uid: str) -> Any:
+        return self._store.stream_counts(uid)
+
+    def latest_seq(self) -> int:
+        return self._store.latest_seq()
+
+    def runs_since(self, seq: int, *, limit: int | None = None) -> Any:
+        return self._store.runs_since(seq, limit=limit)
+
+    def change_token(self) -> object:
+        return self._store.change_token()
+
+    def wait(self, token: object, timeout: float) -> bool:
+        return self._store.wait(token, timeout)
+
+
+def test_a_store_without_facts_says_so(RE, hw) -> None:  # noqa: N803
+    source = DocumentsOnly()
+    assert isinstance(source, Source) and not isinstance(source, RunFacts)
+    cat = Catalog(source)
+    RE.subscribe(cat.writer())
+    RE(bp.count([hw.det], num=2))
+    run = cat[-1]
+    for call in (lambda: run.annotate(tags=["Ni"]), lambda: run.tags, lambda: cat.table(["tags"])):
+        with pytest.raises(FactsNotSupported, match=r"the store docs-only://lab cannot keep comments, tags"):
+            call()
+    df = cat.table()  # what the index row gives: no tags column, no stored cells
+    assert "tags" not in df.columns and df.loc[run.uid, "events"] == 2 and df.loc[run.uid, "duration"] > 0
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def _fix(
     from ..exceptions import FactsNotSupported
 
     if isinstance(err, FactsNotSupported):
-        return CliError(str(err), "give --catalog an embedded store (a directory or .sqlite file)")
+        return CliError(str(err), "give --catalog a store that keeps them: an embedded store, a Redis bus")
     return CliError(str(err), hint, code=2)
 
 

@@ -189,7 +189,7 @@ def _columns(cat: Catalog, names: str | None, summaries: list[RunSummary]) -> tu
     except InvalidQuery as err:
         raise CliError(str(err), "'scandeck columns list' lists the computed columns", code=2) from err
     except FactsNotSupported as err:
-        raise CliError(str(err), "tags, comments and computed columns need an embedded store") from err
+        raise CliError(str(err), "tags, comments and computed columns need a store that keeps them") from err
     return refs, {r.uid: r for r in rows}
 
 

@@ -33,8 +33,8 @@ def facts_of(source: Source) -> RunFacts:
         return source
     raise FactsNotSupported(
         f"the store {redact(source.uri)} cannot keep comments, tags or computed columns; "
-        "the embedded store (a directory or .sqlite file) and memory:// stores can "
-        "(Redis and Tiled catalogs: not yet)"
+        "stores that implement scandeck.sources.protocol.RunFacts can: the embedded store "
+        "(a directory or .sqlite file), a Redis bus, memory://"
     )
 
 
