@@ -24,6 +24,7 @@ BENCH = Path(__file__).parents[1] / "bench"
         "panel_api.py",
         "vs_tiled.py",
         "columns.py",
+        "table_api.py",
     ],
 )
 def test_benchmark_runs_and_prints_a_ratio(script):
