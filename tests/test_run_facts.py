@@ -235,3 +235,14 @@ def test_data_summaries_agree_with_the_data_read_back(fcat: Catalog, RE, hw) -> 
             assert math.isclose(summary[key]["min"], bounds["min"]) and math.isclose(
                 summary[key]["max"], bounds["max"]
             )
+
+
+def test_a_catalog_searched_on_facts_finds_its_runs_by_uid(fcat: Catalog, scans: list[str]) -> None:
+    a, b, _ = scans
+    fcat[a].annotate(tags=["Ni"])
+    tagged = fcat.search('tags contains "Ni"')
+    assert a in tagged and b not in tagged
+    assert tagged[a[:8]].uid == a and tagged[a].uid == a
+    with pytest.raises(RunNotFound):
+        tagged[b]
+    assert [run.uid for run in tagged] == [a]

@@ -19,7 +19,7 @@ from .query import Key, Query, ScanID
 from .query.foreign import as_query
 from .safe_text import printable
 from .sources.fields import empty_search_hint
-from .sources.protocol import EventColumns, RunSummary, Source, StreamTables, Writer
+from .sources.protocol import EventColumns, RunFacts, RunSummary, Source, StreamTables, Writer
 from .uris import redact
 
 if TYPE_CHECKING:
@@ -186,7 +186,17 @@ class Catalog:
             summary = self.source.get(uid)
         except RunNotFound:
             return False
-        return self.query.matches(summary.start, summary.stop)
+        return bool(self._keep([summary]))
+
+    def _keep(self, summaries: list[RunSummary]) -> list[RunSummary]:
+        """Those of ``summaries`` (from the source) this catalog's query matches, their facts
+        read in one call when the store keeps facts (``tags contains "Ni"`` reads them)."""
+        if self.query == Query.all():
+            return summaries
+        facts: dict[str, dict[str, Any]] = {}
+        if summaries and isinstance(self.source, RunFacts):
+            facts = self.source.facts([s.uid for s in summaries])
+        return [s for s in summaries if self.query.matches(s.start, s.stop, facts.get(s.uid))]
 
     @overload
     def __getitem__(self, key: int | str) -> Run: ...
@@ -228,7 +238,7 @@ class Catalog:
             candidates = [summary]
         except RunNotFound:
             candidates = self.source.find_prefix(key, limit=50)
-        candidates = [s for s in candidates if self.query.matches(s.start, s.stop)]
+        candidates = self._keep(candidates)
         if not candidates:
             raise RunNotFound(f"no run with uid or uid prefix {key!r} in {self.name}")
         if len(candidates) > 1:
@@ -271,7 +281,7 @@ class Catalog:
         """
 
         def keep(summary: RunSummary) -> bool:
-            return self.query.matches(summary.start, summary.stop)
+            return bool(self._keep([summary]))
 
         for summary in follow_runs(self.source, after=after, timeout=timeout, keep=keep):
             yield Run(self.source, summary)
