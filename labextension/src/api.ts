@@ -385,6 +385,8 @@ export interface IColumnsAnswer {
 export interface ITablePage extends IRunsPage {
   columns: IColumnInfo[];
   cells: Record<string, Record<string, ITableCell>>;
+  /** Why there are no cells: the catalog's columns file does not load (its path and line). */
+  columns_error?: string;
 }
 
 export interface IComment {

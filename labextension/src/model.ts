@@ -170,6 +170,8 @@ export class ScansModel implements IDisposable {
   available: api.IColumnInfo[] = [];
   /** Whether the catalog's store keeps tags, comments and computed cells. */
   factsSupported = false;
+  /** Why the columns cannot be offered (a columns file that does not load), if so. */
+  columnsError: string | null = null;
   /** The catalog's default columns (shown while the user picked none). */
   defaultColumns: string[] = [];
   /** The table's columns as the server last described them (titles, units). */
@@ -352,12 +354,13 @@ export class ScansModel implements IDisposable {
       this.available = answer.columns;
       this.factsSupported = answer.facts;
       this.defaultColumns = answer.default;
+      this.columnsError = null;
     } catch (error) {
       if (catalog === this.catalog) {
         this.available = [];
         this.defaultColumns = [];
         this.factsSupported = false;
-        this.listError = messageOf(error);
+        this.columnsError = messageOf(error);
       }
     }
     this._emit();
@@ -739,6 +742,9 @@ export class ScansModel implements IDisposable {
   }
 
   private _takeCells(page: api.ITablePage): void {
+    if (page.columns_error !== undefined || this.columnsError !== null) {
+      this.columnsError = page.columns_error ?? null;
+    }
     if (page.columns) {
       this.columnInfo = page.columns;
     }

@@ -372,6 +372,11 @@ export function RunsView(props: { model: ScansModel; actions: PanelActions }): J
           </span>
         )}
       </div>
+      {model.columnsError && (
+        <div className="jp-scandeck-error jp-scandeck-columns-error" role="alert">
+          {model.columnsError}
+        </div>
+      )}
       <RunTable model={model} />
       <DetailView model={model} actions={actions} />
     </div>

@@ -284,3 +284,19 @@ async def test_an_annotation_is_pushed_to_every_client_of_the_catalog(api, conne
     finally:
         store.close()
     assert await next_facts(first) == [runs["count"]]
+
+
+async def test_a_columns_file_that_does_not_load_is_a_400_naming_its_line(api, runs, paths):
+    (paths["store"] / "columns.py").write_text(COLUMNS_FILE + "\n\ndef oops(:\n")
+    code, body = await api("columns")
+    assert code == 400 and body["error"] == "ColumnsFileError"
+    assert "columns.py" in body["message"] and "line 14" in body["message"], body
+    # The runs are still listed, with no cells, and the table says why.
+    code, body = await api("table", params={"columns": "peak,sample"})
+    assert code == 200 and len(body["runs"]) == 3 and body["total"] == 3
+    assert body["cells"] == {} and body["columns"] == []
+    assert "columns.py" in body["columns_error"] and "line 14" in body["columns_error"]
+    code, body = await api("table.csv", params={"columns": "peak"})
+    assert code == 400 and body["error"] == "ColumnsFileError"  # an export without its columns: refused
+    code, body = await api(f"runs/{runs['scan']}")
+    assert code == 200 and "cells" not in body

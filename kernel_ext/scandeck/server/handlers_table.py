@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..exceptions import RunNotFound
+from ..exceptions import ColumnsFileError, RunNotFound
 from ..runtable.model import current_tags
 from ..runtable.rows import resolve_columns
 from .base import ScandeckHandler, check_uid
@@ -45,9 +45,18 @@ MAX_UIDS = 200
 def table_page(
     pool: CatalogPool, name: str, q: str, columns: list[str], limit: int, before: tuple[float, int] | None
 ) -> dict[str, Any]:
-    """``GET table``: the ``GET runs`` page of the search, with the columns' cells of its runs."""
+    """``GET table``: the ``GET runs`` page of the search, with the columns' cells of its runs.
+
+    A columns file that does not load leaves the runs listed, without cells, and says why
+    in ``columns_error``: a typo in the file does not hide the runs.
+    """
     view, page, live, answer = search_page(pool, name, q, limit, before)
-    refs = resolve_columns(view, columns, specs_of(view)) if columns else []
+    try:
+        specs = specs_of(view)  # also without columns: a broken file is said on every page
+    except ColumnsFileError as err:
+        answer.update(columns=[], cells={}, columns_error=str(err))
+        return answer
+    refs = resolve_columns(view, columns, specs) if columns else []
     answer["columns"] = [column_info(r) for r in refs]
     answer["cells"] = cells_of(view, [*live, *page], refs)
     return answer
