@@ -341,3 +341,22 @@ def test_a_memory_store_says_why_its_columns_cannot_be_computed_in_workers(RE, h
     assert got[uid]["cen"].status == "error" and "lives in this process only" in got[uid]["cen"].error
     with pytest.raises(ScandeckError, match="lives in this process only"):
         ColumnService(cat)
+
+
+def test_a_worker_killed_while_idle_is_replaced(store, RE, hw):
+    import os
+    import signal
+
+    from scandeck.runtable.workers import Task, WorkerPool
+
+    RE.subscribe(store.writer())
+    (uid,) = RE(scan([hw.det], hw.motor, -1, 1, 5))
+    task = Task(store.source.uri, uid, (("cen", BUILTINS["cen"].code_hash),), None)
+    with WorkerPool(1) as pool:
+        first = pool.compute([task])[uid]["cen"]
+        (pid,) = pool.pids
+        os.kill(pid, signal.SIGKILL)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped by the pool
+        again = pool.compute([task])[uid]["cen"]
+        assert pool.replaced == 1 and pool.pids != [pid]
+    assert first.status == again.status == "ok" and again.value == first.value

@@ -241,7 +241,10 @@ class ColumnService:
                 counts.add(here)
 
         def store(uid: str, cells: dict[str, Cell]) -> None:
-            self.facts.put_cells(uid, cells)
+            try:
+                self.facts.put_cells(uid, cells)
+            except RunNotFound:  # removed (trimmed from a bus) while its columns were computed
+                return
             counts.add(cells)
 
         self.pool.compute(self._tasks(wanted, finals), on_cells=store, stop=self._stop)

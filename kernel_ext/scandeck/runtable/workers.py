@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import ColumnsFileError
 from ..safe_text import printable
@@ -188,8 +189,7 @@ class WorkerPool:
         """
         with self._lock:
             self._check_open()
-            worker = self._idle() or self._spawn()
-            worker.conn.send(("describe", None if columns_file is None else str(columns_file)))
+            worker = self._send(("describe", None if columns_file is None else str(columns_file)))
             if not worker.conn.poll(self.default_timeout):
                 self._kill(worker)
                 self.replaced += 1
@@ -226,13 +226,33 @@ class WorkerPool:
         """
         with self._lock:
             self._check_open()
-            return self._compute(deque(tasks), on_cells, stop)
+            try:
+                return self._compute(deque(tasks), on_cells, stop)
+            except BaseException:
+                # (on_cells raised, or KeyboardInterrupt): no worker is left mid-task for the next call
+                for worker in [w for w in self._workers if w.busy]:
+                    self._kill(worker)
+                raise
 
     def _idle(self) -> _Worker | None:
         for worker in self._workers:
             if worker.busy is None:
                 return worker
         return None
+
+    def _send(self, message: tuple[Any, ...]) -> _Worker:
+        """Send ``message`` to an idle worker (a new one if none, or if the idle one died meanwhile)."""
+        for _ in range(2):
+            worker = self._idle() or self._spawn()
+            try:
+                worker.conn.send(message)
+                return worker
+            except OSError:  # it died while idle (killed from outside): replace it
+                self._kill(worker)
+                self.replaced += 1
+        worker = self._spawn()
+        worker.conn.send(message)
+        return worker
 
     def _compute(
         self,
@@ -257,9 +277,8 @@ class WorkerPool:
                 return results
             while pending and (self._idle() or len(self._workers) < self.size):
                 task = pending.popleft()
-                worker = self._idle() or self._spawn()
+                worker = self._send(("task", task, self.default_timeout))
                 worker.busy = _Busy(task, list(task.columns), time.monotonic() + self.default_timeout)
-                worker.conn.send(("task", task, self.default_timeout))
             busy = [w for w in self._workers if w.busy]
             now = time.monotonic()
             soonest = min(w.busy.deadline for w in busy if w.busy)
