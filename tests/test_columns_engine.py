@@ -49,7 +49,7 @@ def dies(run):
     return "alive"
 
 
-@scandeck.column("slow", timeout=1)
+@scandeck.column("slow", timeout=3)
 def slow(run):
     if run.start.get("sample") == "slow":
         time.sleep(60)
@@ -77,7 +77,7 @@ def test_a_columns_file_gives_its_columns_and_an_edit_changes_only_that_hash(tmp
     specs = load_columns(path)
     assert list(specs) == ["npts", "broken", "wrong_type", "dies", "slow"]
     assert (specs["npts"].title, specs["npts"].units, specs["npts"].builtin) == ("Points", "pt", False)
-    assert specs["slow"].timeout == 1 and specs["npts"].timeout is None
+    assert specs["slow"].timeout == 3 and specs["npts"].timeout is None
     assert specs["broken"].title == "broken"
 
     again = load_columns(_write(path, COLUMNS.replace('"num_points"', '"num_intervals"')))
@@ -234,7 +234,7 @@ def test_values_errors_timeouts_and_dead_workers_each_stay_in_their_cell(store, 
         assert got["wrong_type"].error == "TypeError: a column returns a number, string, bool or None, not list"
         assert got["events"].value == 7 and got["status"].value == "success"
         if sample == "slow":
-            assert got["slow"].status == "timeout" and "longer than 1 s" in got["slow"].error
+            assert got["slow"].status == "timeout" and "longer than 3 s" in got["slow"].error
         else:
             assert (got["slow"].status, got["slow"].value) == ("ok", 1.5)
         if sample == "crash":
