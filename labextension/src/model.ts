@@ -629,6 +629,14 @@ export class ScansModel implements IDisposable {
     if (run.uid === this.selected) {
       this._refreshDetailSoon(!running);
     }
+    // A run new to the table has no cells yet, and an ended one new values (its stop fields,
+    // duration, status): fetch its row. Progress pushes of a running run do not ask again.
+    if ((!running || !this.cells.has(run.uid)) && this.columns.length) {
+      if (this.displayRuns.some(r => r.uid === run.uid)) {
+        this._factsPending.add(run.uid);
+        this._scheduleFactsFetch(FACTS_DEBOUNCE_MS);
+      }
+    }
   }
 
   /** Put a finished run into the loaded pages at its place by start time. */
