@@ -246,5 +246,20 @@ def test_the_run_table_picks_sorts_edits_exports_and_marks_cells(lab, page, arti
     assert stale.first.evaluate("e => getComputedStyle(e).fontStyle") == "italic"
     assert stale.first.get_attribute("title").startswith("stale: code changed")
     page.screenshot(path=str(artifacts / "run_table_stale.png"))
+
+    # The same table in the dark theme (colours are theme variables only).
+    body = json.dumps({"raw": json.dumps({"theme": "JupyterLab Dark"})}).encode()
+    request = urllib.request.Request(
+        f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:themes",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=30_000)
+    expect(panel.locator(f'{RUN} td[data-column="peak"][data-state="stale"]')).to_have_count(3, timeout=30_000)
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=30_000)
+    page.screenshot(path=str(artifacts / "run_table_dark.png"))
     assert [e for e in page.console_errors if "scandeck" in e.lower()] == []
     assert page.blocked_requests == []
