@@ -110,3 +110,21 @@ def test_a_running_run_is_summarised_at_each_flush(sqlite_cat: Catalog, monkeypa
     assert sqlite_cat.source.data_summary(uid) == {"theta": {"min": 0.1, "max": 9.0}}
     assert uid not in sqlite_cat.search("data.theta.min >= 0 and data.theta.max <= 5").keys()
     assert sqlite_cat.source.data_summary(uid) == _expected(sqlite_cat[uid])
+
+
+def test_an_empty_search_names_the_unknown_column_or_key(sqlite_cat: Catalog, RE) -> None:  # noqa: N803
+    RE.subscribe(sqlite_cat.writer())
+    (uid,) = RE(scan([det4], motor1, 0, 5, 3))
+    sqlite_cat[uid].annotate(tags=["Ni"])
+    source = sqlite_cat.source
+    assert isinstance(source, RunFacts)
+    from scandeck.runtable.model import Cell
+
+    source.put_cells(uid, {"peak_cen": Cell(2.5, "h")})
+    hint = sqlite_cat.search("data.motr1.max <= 5").empty_hint
+    assert hint == "no run has the field data.motr1.max (did you mean data.motor1.max?)"
+    hint = sqlite_cat.search('columns.peak_cn > 0.5 and sample == "Ni"').empty_hint
+    assert hint is not None and "columns.peak_cn (did you mean columns.peak_cen?)" in hint
+    assert "sample" in hint  # the start field no run has, named too
+    assert sqlite_cat.search("columns.cen > 100").empty_hint is None  # a built-in column: known, just no match
+    assert sqlite_cat.search('tags contains "Cu"').empty_hint is None  # every run has tags

@@ -19,7 +19,8 @@ from .query import Key, Query, ScanID
 from .query.foreign import as_query
 from .safe_text import printable
 from .sources.fields import empty_search_hint
-from .sources.protocol import EventColumns, RunFacts, RunSummary, Source, StreamTables, Writer
+from .sources.matching import keep_matching
+from .sources.protocol import EventColumns, RunSummary, Source, StreamTables, Writer
 from .uris import redact
 
 if TYPE_CHECKING:
@@ -93,7 +94,13 @@ class Catalog:
         """
         if self.query == Query.all() or len(self):
             return None
-        return empty_search_hint(self.source, self.query)
+        from .runtable.columns import columns_for
+
+        try:
+            declared = [f"columns.{name}" for name in columns_for(self)]
+        except ScandeckError:
+            declared = []  # a broken columns file: the hint names what runs have
+        return empty_search_hint(self.source, self.query, declared)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -191,12 +198,7 @@ class Catalog:
     def _keep(self, summaries: list[RunSummary]) -> list[RunSummary]:
         """Those of ``summaries`` (from the source) this catalog's query matches, their facts
         read in one call when the store keeps facts (``tags contains "Ni"`` reads them)."""
-        if self.query == Query.all():
-            return summaries
-        facts: dict[str, dict[str, Any]] = {}
-        if summaries and isinstance(self.source, RunFacts):
-            facts = self.source.facts([s.uid for s in summaries])
-        return [s for s in summaries if self.query.matches(s.start, s.stop, facts.get(s.uid))]
+        return keep_matching(self.source, self.query, summaries)
 
     @overload
     def __getitem__(self, key: int | str) -> Run: ...
@@ -296,9 +298,9 @@ class Catalog:
         ``comments``, start fields (``plan_name``, ``md.sample``), ``stop.<field>``,
         ``data.<key>.min|max``, ``uid``, ``scan_id``, ``time``, ``status``. By default:
         scan_id, time (local dates), plan_name, status, the computed columns, tags.
-        ``compute`` is to compute cells missing for ended runs on this first read; it
-        is not wired yet, so such cells show as ``pending`` until ``scandeck columns
-        serve`` or the Jupyter server's column service computes them.
+        ``compute``: cells missing for ended runs (no ``scandeck columns serve`` or
+        Jupyter server computed them) are computed on this first read, in worker
+        processes, and stored; ``compute=False`` shows them as ``pending``.
 
         A stale cell (its column's code changed) keeps its value, a failed one is
         None: ``df.attrs["states"]`` is a DataFrame of the same shape holding each

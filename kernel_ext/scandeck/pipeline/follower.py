@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..follow import BATCH, RunCursor
+from ..sources.matching import keep_matching
 from ..sources.protocol import Source
 from .table import LiveTable
 
@@ -176,7 +177,7 @@ class Follower:
                 self.source.wait(token, _IDLE_WAIT)  # new runs, as well as this one's documents
 
     def _keeps(self, summary: Any) -> bool:
-        return self.query is None or self.query.matches(summary.start, summary.stop)
+        return bool(keep_matching(self.source, self.query, [summary]))
 
     def _switch(self, uid: str) -> RunCursor:
         self.state.table.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousUID, RerunSetupError, RunNotFound
+from ..sources.matching import keep_matching
 from .batch import DEFAULT_SCAN_PARAMETER, SCAN_PARAMETER_ENV
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def _lookup(catalog: Catalog, ident: str) -> Target:
         summary = source.get(ident)
     except RunNotFound:
         candidates = source.find_prefix(ident, limit=50)
-        candidates = [c for c in candidates if catalog.query.matches(c.start, c.stop)]
+        candidates = keep_matching(source, catalog.query, candidates)
         if len(candidates) > 1:
             raise AmbiguousUID(ident, [c.uid for c in candidates]) from None
         if not candidates:

@@ -17,7 +17,14 @@ from .fields import Comparison
 from .text import Regex
 from .tree import And, Not, Or, Query
 
-__all__ = ["query_fields", "start_fields", "unknown_field_hint"]
+__all__ = [
+    "facts_fields",
+    "query_fields",
+    "start_fields",
+    "unknown_facts_hint",
+    "unknown_field_hint",
+    "uses_facts",
+]
 
 #: Nested dictionaries deeper than this are not indexed (a hostile start document
 #: could nest thousands deep); nor more than this many fields of one document.
@@ -25,6 +32,22 @@ MAX_DEPTH = 8
 MAX_FIELDS = 2000
 #: Keys that are the runs table's own columns: every run has them.
 RUN_COLUMNS = frozenset({"uid", "scan_id", "time"})
+
+
+def uses_facts(query: Query) -> bool:
+    """Whether ``query`` reads a run's facts (``columns.x``, ``tags``, ``comments``, ``data.k.min``).
+
+    Examples
+    --------
+    >>> from scandeck.query import parse
+    >>> uses_facts(parse('sample == "Ni" and not tags contains "bad"')), uses_facts(parse("x > 1"))
+    (True, False)
+    """
+    if isinstance(query, (And, Or)):
+        return any(uses_facts(q) for q in query.items)
+    if isinstance(query, Not):
+        return uses_facts(query.query)
+    return isinstance(query, (Comparison, Regex)) and query.doc == "facts"
 
 
 def start_fields(start: Mapping[str, Any]) -> set[str]:
@@ -74,7 +97,37 @@ def unknown_field_hint(query: Query, known: Collection[str]) -> str | None:
     >>> unknown_field_hint(parse('sample == "Cu"'), {"sample"}) is None
     True
     """
-    unknown = list(dict.fromkeys(name for name in query_fields(query) if name not in known))
+    return _named_unknown([name for name in query_fields(query) if name not in known], known)
+
+
+def facts_fields(query: Query) -> Iterator[str]:
+    """Dotted names of the computed columns and data summaries ``query`` compares (``columns.x``,
+    ``data.theta.min``); ``tags`` and ``comments`` every run has."""
+    todo = [query]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (And, Or)):
+            todo.extend(reversed(node.items))
+        elif isinstance(node, Not):
+            todo.append(node.query)
+        elif isinstance(node, (Comparison, Regex)) and node.doc == "facts" and node.path[0] in ("columns", "data"):
+            yield ".".join(node.path)
+
+
+def unknown_facts_hint(query: Query, known: Collection[str]) -> str | None:
+    """A sentence naming the computed columns or data keys of ``query`` no run has, with the closest.
+
+    Examples
+    --------
+    >>> from scandeck.query import parse
+    >>> unknown_facts_hint(parse("columns.peak_cn > 1"), {"columns.peak_cen", "data.theta.min"})
+    'no run has the field columns.peak_cn (did you mean columns.peak_cen?)'
+    """
+    return _named_unknown([name for name in facts_fields(query) if name not in known], known)
+
+
+def _named_unknown(names: list[str], known: Collection[str]) -> str | None:
+    unknown = list(dict.fromkeys(names))
     if not unknown:
         return None
     choices = sorted(known)

@@ -15,6 +15,7 @@ from ..documents import is_scalar
 from ..exceptions import AmbiguousUID, FillError, NotAGrid, RunNotFound, StreamNotFound
 from ..grid import Grid, dimensions, grid_of
 from ..safe_text import printable
+from ..sources.matching import keep_matching
 from .serialize import jsonable, run_summary
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def lookup(cat: Catalog, ident: str) -> RunSummary:
         candidates = [summary]
     except RunNotFound:
         candidates = source.find_prefix(ident, limit=50)
-    candidates = [s for s in candidates if cat.query.matches(s.start, s.stop)]
+    candidates = keep_matching(source, cat.query, candidates)
     if not candidates:
         raise RunNotFound(f"no run with uid or uid prefix {ident[:80]!r} in {cat.name}")
     if len(candidates) > 1:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunNotFound
+from ..sources.matching import keep_matching
 from ..sources.protocol import RunFacts
 from .catalogs import live_runs
 from .serialize import run_summary
@@ -141,9 +142,11 @@ class RunWatcher:
         query = self.catalog.query
         now = time.monotonic()
         assert self._seq is not None
-        for s in source.runs_since(self._seq):
+        arrived = source.runs_since(self._seq)
+        kept = {s.uid for s in keep_matching(source, query, arrived)}
+        for s in arrived:
             self._seq = s.seq
-            if not query.matches(s.start, s.stop):
+            if s.uid not in kept:
                 continue
             self._send(s)
             if s.status == "running":

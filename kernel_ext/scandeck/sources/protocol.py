@@ -198,6 +198,18 @@ class FieldIndex(Protocol):
 
 
 @runtime_checkable
+class FactNames(Protocol):
+    """A source that lists the computed columns and data keys its runs have facts for (SQLite).
+
+    An empty search asks it, to say "no run has the field columns.peak_cn (did you mean
+    columns.peak_cen?)".
+    """
+
+    def fact_names(self) -> set[str]:
+        """``columns.<name>`` of every stored cell and ``data.<key>.min``/``.max`` of every summary."""
+
+
+@runtime_checkable
 class LazyArray(Protocol):
     """One key of a stream, read by slice (``dask.array.from_array`` takes it)."""
 

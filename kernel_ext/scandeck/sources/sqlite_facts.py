@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..exceptions import ReadOnlyStore, StoreError
-from ..query import And, Comparison, Not, Or, Query, Regex
+from ..query import Query
+from ..query.hints import uses_facts
 from ..query.indexed import INDEX_TABLE, index_rows
 from ..runtable.model import Annotation, Cell, facts_document, merge_summaries
 from .sqlite_db import has_table
@@ -71,15 +72,6 @@ CREATE INDEX IF NOT EXISTS run_facts_by_seq ON run_facts(seq);
 _NO_FACTS = "(SELECT NULL AS run_id, NULL AS facts) AS run_facts ON 0"
 
 
-def uses_facts(query: Query) -> bool:
-    """Whether ``query`` reads a run's facts (its SQL names the ``facts`` column)."""
-    if isinstance(query, (And, Or)):
-        return any(uses_facts(q) for q in query.items)
-    if isinstance(query, Not):
-        return uses_facts(query.query)
-    return isinstance(query, (Comparison, Regex)) and query.doc == "facts"
-
-
 def runs_from(conn: sqlite3.Connection, query: Query, runs: str = "runs") -> str:
     """The ``FROM`` clause of a search for ``query``: ``runs``, joined to the facts when it reads them.
 
@@ -115,10 +107,11 @@ def refresh_facts(conn: sqlite3.Connection, run_id: int) -> None:
     summary = _summary(conn, run_id)
     doc = facts_document(history, cells, summary)
     old = conn.execute("SELECT facts FROM run_facts WHERE run_id = ?", (run_id,)).fetchone()
-    if old is not None:
+    indexed = has_table(conn, INDEX_TABLE)  # not in a sidecar file (facts_overlay.py)
+    if old is not None and indexed:
         gone = [(f, v, run_id) for f, v in index_rows(json.loads(old[0]), "facts")]
         conn.executemany(f"DELETE FROM {INDEX_TABLE} WHERE field = ? AND value = ? AND run_id = ?", gone)
-    if has_table(conn, INDEX_TABLE):
+    if indexed:
         rows = [(f, v, run_id) for f, v in index_rows(doc, "facts")]
         conn.executemany(f"INSERT OR IGNORE INTO {INDEX_TABLE} VALUES (?, ?, ?)", rows)
     seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_facts").fetchone()[0]
@@ -262,6 +255,15 @@ class FactsMixin:
             "ORDER BY runs.time DESC, runs.id DESC LIMIT ?"
         )
         return [row[0] for row in conn.execute(sql, (name, code_hash, limit))]
+
+    def fact_names(self) -> set[str]:
+        if not self._has_facts():
+            return set()
+        conn = self.connection()
+        names = {f"columns.{name}" for (name,) in conn.execute("SELECT DISTINCT name FROM cells")}
+        for (key,) in conn.execute("SELECT DISTINCT key FROM data_summaries"):
+            names |= {f"data.{key}.min", f"data.{key}.max"}
+        return names
 
     def facts_since(self, mark: int) -> tuple[int, list[str]]:
         conn = self.connection()
