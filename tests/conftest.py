@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
+from source_uris import SOURCES
 from tiled_server import TiledDeployment, TiledServer
 
 from scandeck.catalog import Catalog
 from scandeck.sources import open_source
-
-#: Every source the conformance suite runs through: name -> URI factory.
-SOURCES = {
-    "sqlite": lambda request, tmp_path: str(tmp_path / "store"),
-    "memory": lambda request, tmp_path: f"memory://test-{uuid.uuid4().hex}",
-    # A fresh prefix on the session's redis-server, its archive in tmp_path.
-    "redis": lambda request, tmp_path: (
-        f"{request.getfixturevalue('redis_server').url}?prefix=test-{uuid.uuid4().hex[:12]}"
-        f"&archive={tmp_path / 'archive'}"
-    ),
-    # A fresh container of runs on the session's Tiled server (TiledWriter writes, one event per write).
-    "tiled": lambda request, tmp_path: request.getfixturevalue("tiled_server").new_catalog(),
-}
 
 
 @pytest.fixture(params=sorted(SOURCES))

@@ -27,14 +27,22 @@ from scandeck.sources.protocol import FieldIndex
 # Metadata of the runs: hostile to a naive translation (case variants, a null,
 # missing keys, numbers as strings, booleans beside 0/1, lists, nested dicts).
 RUN_MD: list[dict[str, Any]] = [
-    {"sample": "Ni", "temp": 5, "flag": True, "tags": ["a", "b"], "info": {"operator": "alice"}, "note": "5"},
-    {"sample": "ni", "temp": 5.0, "flag": 1, "tags": ["b"], "info": {"operator": "bob"}, "note": 5},
-    {"sample": "Cu", "temp": 300, "flag": False, "tags": [], "note": "x"},
-    {"temp": "5", "flag": 0, "tags": ["c", None], "info": {"operator": None}, "note": None},
+    {"sample": "Ni", "temp": 5, "flag": True, "labels": ["a", "b"], "info": {"operator": "alice"}, "note": "5"},
+    {
+        "sample": "ni",
+        "temp": 5.0,
+        "flag": 1,
+        "labels": ["b"],
+        "tags": ["b"],
+        "info": {"operator": "bob"},
+        "note": 5,
+    },
+    {"sample": "Cu", "temp": 300, "flag": False, "labels": [], "note": "x"},
+    {"temp": "5", "flag": 0, "labels": ["c", None], "info": {"operator": None}, "note": None},
     {"temp": 10.5, "flag": None, "info": {}},
-    {"sample": "Fe", "tags": ["a"], "info": {"operator": "alice", "shift": 2}, "note": "Nickel run"},
+    {"sample": "Fe", "labels": ["a"], "info": {"operator": "alice", "shift": 2}, "note": "Nickel run"},
     {"sample": "Ni", "temp": -1, "flag": True, "info": "flat"},
-    {"sample": "Cu", "temp": 299.5, "tags": ["A", "b"], "note": "ni?"},
+    {"sample": "Cu", "temp": 299.5, "labels": ["A", "b"], "note": "ni?"},
 ]
 
 
@@ -160,7 +168,7 @@ SCALAR_VALUES: dict[str, list[Any]] = {
     "plan_name": ["scan", "count"],
     "nothing": [1, None],
 }
-LIST_VALUES: dict[str, list[Any]] = {"tags": ["a", "b", "c", None, "A"], "detectors": ["det", "motor"]}
+LIST_VALUES: dict[str, list[Any]] = {"labels": ["a", "b", "c", None, "A"], "detectors": ["det", "motor"]}
 PATTERNS = ["^N", "i", "^c", "u$", "l.c", "^5$"]
 
 
@@ -234,7 +242,6 @@ def test_dictionary_queries_equal_scandeck_queries(filled) -> None:
         ({"sample": {"$exists": False}}, ~Key("sample").exists()),
         ({"note": None}, ~(Key("note") != None)),  # noqa: E711 - null or missing
         ({"info.operator": "alice"}, Key("info.operator") == "alice"),
-        ({"tags": "b"}, Key("tags").contains("b")),
         ({"sample": re.compile("^n", re.I)}, Key("sample").regex("(?i)^n")),
         ({"sample": {"$regex": "^N", "$options": "i"}}, Key("sample").regex("(?i)^N")),
         ({"sample": {"$not": {"$regex": "i"}}}, ~Key("sample").regex("i")),
@@ -252,6 +259,10 @@ def test_dictionary_queries_equal_scandeck_queries(filled) -> None:
         got = uids(cat, spec)
         assert got == uids(cat, query), spec
         assert got == _at([u for u, s in starts.items() if mongo_matches(s, spec)], starts), spec
+    # start.<name>: the start document's field, also for a name the facts use (tags, columns, ...)
+    tagged = [u for u, s in starts.items() if "b" in s.get("tags", ())]
+    assert len(tagged) == 1
+    assert uids(cat, {"start.tags": "b"}) == uids(cat, Key("tags", doc="start").contains("b")) == tagged
     # every operator the module claims is exercised above or by the random test
     assert set(FIELD_OPERATORS) == {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$all",
                                     "$exists", "$regex", "$options", "$not"}  # fmt: skip
@@ -271,7 +282,7 @@ def test_tiled_query_objects_equal_scandeck_queries(filled) -> None:
         (tq.Key("temp") > 5, Key("temp") > 5),
         (tq.Key("temp") <= 10.5, Key("temp") <= 10.5),
         (tq.Comparison("ge", "start.temp", 5), Key("temp") >= 5),
-        (tq.Contains("start.tags", "b"), Key("tags").contains("b")),
+        (tq.Contains("start.tags", "b"), Key("tags", doc="start").contains("b")),
         (tq.In("start.sample", ["Ni", "Fe"]), Key("sample").in_(["Ni", "Fe"])),
         (tq.NotIn("start.sample", ["Ni", "Fe"]), Key("sample").not_in(["Ni", "Fe"])),
         (tq.KeyPresent("start.info.operator"), Key("info.operator").exists()),

@@ -2,7 +2,7 @@
 source that implements it, with runs written by a real bluesky RunEngine.
 
 A source joins by implementing :class:`scandeck.sources.protocol.RunFacts`: the
-fixture opens each registered source (``conftest.SOURCES``) and keeps those that do.
+fixture opens each registered source (``source_uris.SOURCES``) and keeps those that do.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from pathlib import Path
 import bluesky.plans as bp
 import numpy as np
 import pytest
-from conftest import SOURCES
 from event_model import compose_run
+from source_uris import SOURCES
 
 from scandeck.catalog import Catalog
-from scandeck.exceptions import InvalidAnnotation, RunNotFound
+from scandeck.exceptions import InvalidAnnotation, InvalidQuery, RunNotFound
 from scandeck.runtable.model import Annotation, Cell, current_tags, facts_document
 from scandeck.sources import open_source
+from scandeck.sources.facts_overlay import FactsOverlay
 from scandeck.sources.protocol import RunFacts
 
 
@@ -214,10 +215,17 @@ def test_facts_documents_and_search_read_them(fcat: Catalog, scans: list[str]) -
     assert set(fcat.search("columns.cen > 0.5").keys()) == {a}
     assert set(fcat.search("columns.cen < 0.5").keys()) == {b}
     # scan i runs the motor over [-1 - i, 1 + i]
-    assert set(fcat.search("data.motor.min >= -2 and data.motor.max <= 2").keys()) == {a, b}
+    data = "data.motor.min >= -2 and data.motor.max <= 2"
+    if isinstance(source, FactsOverlay):  # a Tiled archive: scandeck did not write it, no summaries
+        with pytest.raises(InvalidQuery, match="data summaries are recorded by scandeck's own writers"):
+            list(fcat.search(data).keys())
+        return
+    assert set(fcat.search(data).keys()) == {a, b}
 
 
 def test_data_summaries_agree_with_the_data_read_back(fcat: Catalog, RE, hw) -> None:  # noqa: N803
+    if isinstance(fcat.source, FactsOverlay):
+        pytest.skip("a Tiled archive's runs are written by bluesky-tiled-plugins: no data summaries")
     RE.subscribe(fcat.writer())
     (uid,) = RE(bp.grid_scan([hw.det4], hw.motor1, -1, 2, 3, hw.motor2, 0.5, 4, 4))
     (image,) = RE(bp.count([hw.direct_img, hw.det], num=2))

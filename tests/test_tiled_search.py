@@ -50,7 +50,7 @@ class Runs:
 
 def _metadata(i: int, sample: Any) -> dict[str, Any]:
     md: dict[str, Any] = {"specimen": sample, "idx": i}
-    for name, pool in (("temp", TEMPS), ("tags", TAGS), ("flag", FLAGS), ("operator", OPERATORS)):
+    for name, pool in (("temp", TEMPS), ("labels", TAGS), ("flag", FLAGS), ("operator", OPERATORS)):
         value = pool[i % len(pool)]
         if value != "missing":
             md[name] = value
@@ -163,7 +163,7 @@ def _agree(runs: Runs, query: Query, *, thorough: bool = True) -> list[str]:
 def _edge_cases(runs: Runs) -> list[Query]:
     uid = runs.uids[7]
     tied = runs.times[list(TIED)[0]]
-    sample, tags, temp = Key("specimen"), Key("tags"), Key("temp")
+    sample, tags, temp = Key("specimen"), Key("labels"), Key("temp")
     exit_status = Key("stop.exit_status")
     return [
         Query.all(),
@@ -294,7 +294,7 @@ def test_random_queries_agree_with_the_memory_store(runs: Runs) -> None:
 
 
 _KEYS = [
-    "specimen", "temp", "tags", "flag", "operator", "md.sample", "md.n", "md", "plan_name",
+    "specimen", "temp", "labels", "flag", "operator", "md.sample", "md.n", "md", "plan_name",
     "stop.exit_status", "stop.num_events.primary", "nope", "odd.da-sh", ("odd", "sp ace"), "weird key",
     "scan_id", "idx",
 ]  # fmt: skip
@@ -444,7 +444,7 @@ def test_exact_queries_stay_on_the_server() -> None:
     rechecked = [
         specimen == True,  # noqa: E712 - SQLite's true is 1
         specimen == 1,
-        Key("tags").contains("t0"),
+        Key("labels").contains("t0"),
         specimen.startswith("N"),
         PartialUID("ab"),
         specimen.regex("^N"),

@@ -38,7 +38,7 @@ from .exceptions import ScandeckError, UnknownName
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-__all__ = ["CatalogEntry", "entry_columns_file", "list_entries", "open_entry"]
+__all__ = ["CatalogEntry", "apply_entry_options", "entry_columns_file", "list_entries", "open_entry"]
 
 _log = logging.getLogger(__name__)
 
@@ -146,8 +146,36 @@ def open_entry(name: str) -> Catalog:
             f"{type(result).__qualname__}, not a scandeck Catalog; its reader should be "
             f"{_READER}"
         )
-    result.columns_file = entry_columns_file(entry)
-    return result
+    return apply_entry_options(result, entry)
+
+
+def apply_entry_options(catalog: Catalog, entry: CatalogEntry) -> Catalog:
+    """Give ``catalog``, opened from ``entry`` by any route, what its entry's metadata names:
+    its columns file (``columns:``) and the file keeping its facts (``facts:``, Tiled archives)."""
+    catalog.columns_file = entry_columns_file(entry)
+    facts = _entry_file(entry, "facts", "facts: facts.sqlite")
+    if facts is not None:
+        from .sources.facts_overlay import FactsOverlay
+
+        if not isinstance(catalog.source, FactsOverlay):
+            raise ScandeckError(
+                f"catalog entry {entry.name!r} in {entry.path}: facts: is for stores that cannot keep "
+                f"comments, tags and computed columns themselves (Tiled archives); {catalog.name} keeps its own"
+            )
+        catalog.source.use_file(facts)
+    return catalog
+
+
+def _entry_file(entry: CatalogEntry, option: str, example: str) -> Path | None:
+    value = entry.metadata.get(option) if isinstance(entry.metadata, Mapping) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ScandeckError(
+            f"catalog entry {entry.name!r} in {entry.path}: {option}: must name a file "
+            f"(e.g. {example}, relative to the catalog file), not {value!r}"
+        )
+    return entry.path.parent / Path(value).expanduser()
 
 
 def entry_columns_file(entry: CatalogEntry) -> Path | None:
@@ -159,15 +187,7 @@ def entry_columns_file(entry: CatalogEntry) -> Path | None:
     >>> entry_columns_file(e).as_posix()
     '/cfg/bt_columns.py'
     """
-    value = entry.metadata.get("columns") if isinstance(entry.metadata, Mapping) else None
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ScandeckError(
-            f"catalog entry {entry.name!r} in {entry.path}: columns: must name a Python file "
-            f"(e.g. columns: columns.py, relative to the catalog file), not {value!r}"
-        )
-    return entry.path.parent / Path(value).expanduser()
+    return _entry_file(entry, "columns", "columns: columns.py")
 
 
 # -- scanning ------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def _key(name: object) -> Key:
     doc, _, rest = name.partition(".")
     if doc == "start" and rest:
         return Key(rest, doc="start")
-    return Key(name)  # "stop.x" is the stop document's (Key's own rule); no prefix: the start document
+    return Key(name)  # "stop.x", "tags", "columns.x": Key's own rule; other names: the start document
 
 
 def _like(pattern: str) -> str:

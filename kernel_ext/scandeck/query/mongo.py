@@ -115,7 +115,10 @@ def _key(name: str) -> Key:
                 "or use Key((...)) with the names as a tuple for a dict key made of digits"
             )
         )
-    return Key(name)
+    doc, _, rest = name.partition(".")
+    if doc == "start" and rest:  # as in Tiled's keys: the start document's field, even "start.tags"
+        return Key(rest, doc="start")
+    return Key(name)  # "stop.x", and columns.x, tags, comments, data.x.min (a run's facts), as in text
 
 
 def _is_operators(cond: Any) -> bool:

@@ -34,7 +34,7 @@ def facts_of(source: Source) -> RunFacts:
     raise FactsNotSupported(
         f"the store {redact(source.uri)} cannot keep comments, tags or computed columns; "
         "stores that implement scandeck.sources.protocol.RunFacts can: the embedded store "
-        "(a directory or .sqlite file), a Redis bus, memory://"
+        "(a directory or .sqlite file), a Redis bus, memory://, and Tiled archives (in a sidecar file)"
     )
 
 

@@ -85,12 +85,12 @@ def catalog_table(
     rows: list[TableRow] = []
     for page in pages(catalog, limit):
         page_rows = table_rows(catalog, page, refs)
-        if compute and _pending_ended(page_rows):
-            # TODO(lead): compute these through runtable.service.compute_now(catalog, uids, names).
-            # Importing it here closes an import cycle (catalog -> runtable.frame -> runtable.service
-            # -> runtable.workers -> opening -> catalog), which tests/test_structure.py forbids; until
-            # the worker's child side stops importing catalog/opening, the cells stay "pending".
-            pass
+        pending = _pending_ended(page_rows) if compute else {}
+        if pending:  # no column service computed them: this first read does, in worker processes
+            from .service import compute_now
+
+            compute_now(catalog, list(pending), sorted({n for names in pending.values() for n in names}))
+            page_rows = table_rows(catalog, page, refs)
         rows += page_rows
     index = pd.Index([r.uid for r in rows], name="uid", dtype=object)
     names = [r.name for r in refs]

@@ -224,7 +224,10 @@ class CatalogPool:
         if entry in entries:
             location = _entry_location(entry, entries[entry].path)
             if location is not None and _is_tiled(location):
-                return open_catalog(self.tiled_uri(location, trusted=False))
+                from ..catalog_files import apply_entry_options
+
+                cat = open_catalog(self.tiled_uri(location, trusted=False))
+                return apply_entry_options(cat, entries[entry])
             from ..catalog_files import open_entry
 
             return open_entry(entry)

@@ -45,9 +45,13 @@ def _redis(uri: str) -> Source:
 
 
 def _tiled(uri: str) -> Source:
+    from ..uris import redact
+    from .facts_overlay import FactsOverlay, default_facts_path
     from .tiled.source import TiledSource
 
-    return TiledSource(uri)
+    # scandeck never writes into a Tiled archive: comments, tags and cells go to a sidecar file
+    store = TiledSource(uri)
+    return FactsOverlay(store, default_facts_path(redact(store.uri)))
 
 
 register("sqlite", _sqlite)

@@ -22,7 +22,8 @@ an object is its JSON text, ``null`` and a missing key are both SQL NULL. So:
   and objects through their JSON text. The strays are few and known (values 0/1; values
   starting with ``[``/``{``): those alone are downloaded and checked, and dropped on the
   server, so a range stays a server-side search;
-* ``contains`` is a substring test on JSON text, ``startswith`` and uid prefixes use
+* ``contains`` is a substring test on JSON text (of a list, or of a string: ours is a
+  substring test there too), ``startswith`` and uid prefixes use
   ``LIKE`` (case-insensitive, ``_``/``%`` are wildcards): always re-checked;
 * ``matches`` (a regular expression) finds the non-null values (``LIKE '%'``), then checks;
   a full-text search checks every candidate (Tiled's ``FullText`` matches words, not substrings);
@@ -182,10 +183,10 @@ def _comparison(q: Comparison, key: str) -> Plan:
         return AllOf((present, NoneOf(_in(q, key, v))))
     if op in ORDERING:
         return _ordering(q, key, op, v)
-    lists = tq.Like(key, "[%")  # JSON text of a list: every run a 'contains' can match
+    lists = tq.Like(key, "[%")  # JSON text of a list: every run a 'contains' of a non-string can match
     if op == "contains":
-        if isinstance(v, str) and _plain_ascii(v):
-            return Leaf((lists, tq.Contains(key, v)), q)
+        if isinstance(v, str):  # a list with the element, or a string with the substring
+            return Leaf((tq.Contains(key, v),) if _plain_ascii(v) else (tq.KeyPresent(key),), q)
         if json_kind(v) == "num" and float(v).is_integer() and abs(v) < _PLAIN_INT:  # type: ignore[arg-type]
             return Leaf((lists, tq.Contains(key, int(v))), q)  # type: ignore[arg-type]
         return Leaf((lists,), q)

@@ -1,0 +1,52 @@
+"""Catalog.table computes the cells no service computed, on first read, in worker processes (issue 15)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from bluesky.plans import scan
+from ophyd.sim import det, motor
+
+import scandeck
+from scandeck.catalog import Catalog
+from scandeck.sources.protocol import RunFacts
+
+COLUMNS = textwrap.dedent(
+    """\
+    import scandeck
+
+
+    @scandeck.column("peak_cen", title="Peak centre", units="mm")
+    def peak_cen(run):
+        return scandeck.peaks(run).cen
+
+
+    @scandeck.column("broken")
+    def broken(run):
+        raise ValueError("no beam")
+    """
+)
+
+
+def test_a_first_read_computes_and_stores_what_is_missing(sqlite_cat: Catalog, RE) -> None:  # noqa: N803
+    (Path(sqlite_cat.source.directory) / "columns.py").write_text(COLUMNS)
+    RE.subscribe(sqlite_cat.writer())
+    uids = [RE(scan([det], motor, -1 + shift, 1 + shift, 11))[0] for shift in (0.0, 0.5)]
+    source = sqlite_cat.source
+    assert isinstance(source, RunFacts) and source.cells(uids) == {}  # no service ran
+
+    lazy = sqlite_cat.table(["peak_cen", "broken"], compute=False)
+    assert set(lazy.attrs["states"]["peak_cen"]) == {"pending"}
+    assert source.cells(uids) == {}  # compute=False computes nothing
+
+    df = sqlite_cat.table(["peak_cen", "broken"])
+    for uid in uids:
+        expected = scandeck.peaks(sqlite_cat[uid]).cen
+        assert df.loc[uid, "peak_cen"] == expected
+        assert df.attrs["states"].loc[uid, "peak_cen"] == "ok"
+        assert df.attrs["states"].loc[uid, "broken"] == "failed"
+        assert "ValueError: no beam" in df.attrs["errors"].loc[uid, "broken"]
+    stored = source.cells(uids, ["peak_cen"])
+    assert {uid: stored[uid]["peak_cen"].value for uid in uids} == {uid: df.loc[uid, "peak_cen"] for uid in uids}
+    assert set(sqlite_cat.search("columns.peak_cen > 0.25").keys()) == {uids[1]}
