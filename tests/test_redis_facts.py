@@ -391,3 +391,18 @@ def test_needing_and_delete_cells_reach_trimmed_runs(RE, hw, bus: Bus) -> None: 
     assert source.delete_cells("cen") == 2
     assert source.cells([old, new, newer]) == {}
     assert source.needing("cen", "h") == [newer, new, old]
+
+
+def test_an_empty_search_on_the_bus_names_the_closest_column_or_key(RE, hw, bus: Bus) -> None:  # noqa: N803
+    cat = bus.catalog()
+    old = record(RE, cat, bp.count([hw.det]))
+    facts(cat).put_cells(old, {"fwhm_x": Cell(1.0, "h")})
+    bus.keeper(max_runs=0).run_once()  # old: in the archive only
+    new = record(RE, cat, bp.scan([hw.det], hw.motor, 0, 1, 3))
+    facts(cat).put_cells(new, {"peak_cen": Cell(2.5, "h")})
+    assert cat.search("columns.peak_cn > 0.5").empty_hint == (
+        "no run has the field columns.peak_cn (did you mean columns.peak_cen?)"
+    )
+    assert "(did you mean columns.fwhm_x?)" in (cat.search("columns.fwhm_y > 0").empty_hint or "")
+    assert "(did you mean data.motor.max?)" in (cat.search("data.motr.max <= 5").empty_hint or "")
+    assert cat.search("columns.peak_cen > 100").empty_hint is None  # known, just no match

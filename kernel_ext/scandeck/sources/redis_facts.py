@@ -34,10 +34,9 @@ from typing import Any, TypeVar
 from ..exceptions import FactsNotSupported, StoreError
 from ..query import Key, Query
 from ..runtable.model import Annotation, Cell, facts_document, merge_summaries
-from .protocol import RunFacts, RunSummary, Source
+from .protocol import FactNames, RunFacts, RunSummary, Source
 from .redis_layout import FACTS_SCRIPT, Keys
 from .redis_writer import settle
-from .sqlite_facts import uses_facts
 
 __all__ = ["DELETE_CELLS_SCRIPT", "MARK_SCRIPT", "TOUCH_SCRIPT", "RedisFacts", "persist_facts"]
 
@@ -198,12 +197,6 @@ class RedisFacts:
                 out[uid] = _Held([_note(r) for r in raw_notes], _cells(raw_cells), _summary(raw_sums))
         return out
 
-    def live_facts(self, query: Query, live: Mapping[str, RunSummary]) -> dict[str, dict[str, Any]]:
-        """The facts documents of the runs in Redis when ``query`` reads facts (else none)."""
-        if not uses_facts(query):
-            return {}
-        return {uid: facts_document(h.history, h.cells, h.summary) for uid, h in self._held(live).items()}
-
     def archive_overlap(self, archive: Source, query: Query, live: Collection[str]) -> int:
         """How many of the runs in Redis the archive's own search for ``query`` counts."""
         return archive.count(query & Key("uid").in_(sorted(live))) if live else 0
@@ -289,6 +282,25 @@ class RedisFacts:
                 found += archive.search(Key("uid").in_(more))
         found.sort(key=lambda s: (s.time, s.seq), reverse=True)
         return [s.uid for s in found[:limit]]
+
+    def fact_names(self) -> set[str]:
+        """``columns.<name>`` and ``data.<key>.min|max`` that runs on the bus or in its archive have."""
+        uids = [u.decode() for u in self.talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))]
+
+        def read(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for uid in uids:
+                pipe.hkeys(self.keys.cells(uid))
+                pipe.hvals(self.keys.sums(uid))
+            return pipe.execute()
+
+        replies = self.talk("reading facts", read) if uids else []
+        names = {f"columns.{n.decode()}" for cells in replies[::2] for n in cells}
+        for sums in replies[1::2]:
+            for key in set().union(*(json.loads(v) for v in sums)):
+                names |= {f"data.{key}.min", f"data.{key}.max"}
+        archive = self._archive()
+        return names | archive.fact_names() if isinstance(archive, FactNames) else names
 
     def facts_since(self, mark: int) -> tuple[int, list[str]]:
         rows = self.talk(

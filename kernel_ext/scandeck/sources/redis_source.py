@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 from ..documents import PER_DESCRIPTOR, unpack
 from ..exceptions import RunNotFound, StoreError
 from ..query import Query
-from ..query.hints import start_fields
+from ..query.hints import start_fields, uses_facts
 from .liveness import writer_alive
+from .matching import keep_matching
 from .protocol import Entry, FieldIndex, RawDocuments, RunSummary, Source
 from .redis_facts import RedisFacts
 from .redis_layout import Keys, RedisOptions, auth_failed, connect, is_auth_error, is_connection_error, unreachable
@@ -249,12 +250,11 @@ class RedisSource(RedisFacts):
 
     def count(self, query: Query) -> int:
         live = self._live()
-        facts = self.live_facts(query, live)
-        matching = [s.uid for s in live.values() if query.matches(s.start, s.stop, facts.get(s.uid))]
+        matching = [s.uid for s in keep_matching(self, query, list(live.values()))]
         archive = self._archive()
         if archive is None:
             return len(matching)
-        if facts:  # an archived copy may be annotated otherwise than its run in Redis, for now
+        if uses_facts(query):  # an archived copy may be annotated otherwise than its run in Redis, for now
             return len(matching) + archive.count(query) - self.archive_overlap(archive, query, live)
         persisted = self._persisted()
         return (
@@ -280,8 +280,7 @@ class RedisSource(RedisFacts):
         oldest_first: bool = False,
     ) -> list[RunSummary]:
         live = self._live()
-        facts = self.live_facts(query, live)
-        found = [s for s in live.values() if query.matches(s.start, s.stop, facts.get(s.uid))]
+        found = keep_matching(self, query, list(live.values()))
         if before is not None:
             found = [s for s in found if ((s.time, s.seq) > before if oldest_first else (s.time, s.seq) < before)]
         archive = self._archive()
