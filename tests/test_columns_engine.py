@@ -360,3 +360,36 @@ def test_a_worker_killed_while_idle_is_replaced(store, RE, hw):
         again = pool.compute([task])[uid]["cen"]
         assert pool.replaced == 1 and pool.pids != [pid]
     assert first.status == again.status == "ok" and again.value == first.value
+
+
+def test_a_columns_file_that_does_not_load_never_fails_the_builtins(store, RE, hw):
+    path = _write(Path(store.source.directory) / "columns.py", "import scandeck\nraise RuntimeError('oops')\n")
+    RE.subscribe(store.writer())
+    (uid,) = RE(scan([hw.det], hw.motor, -1, 1, 7))
+    service = ColumnService(store, workers=1)
+    try:
+        service.run_once()
+        assert service.file_error is not None and "oops" in service.file_error
+        cells = store.source.cells([uid])[uid]
+        assert set(cells) == set(BUILTINS) and all(c.status == "ok" for c in cells.values())
+        assert cells["cen"].value == pytest.approx(scandeck.peaks(store[uid]).cen)
+        _write(path, COLUMNS)  # fixed: its columns are computed, the built-ins were right already
+        counts = service.run_once()
+        assert counts.cells == len(load_columns(path))
+        assert store.source.cells([uid])[uid]["npts"].value == 7
+    finally:
+        service.close()
+
+
+def test_a_file_broken_after_the_service_read_it_leaves_its_columns_to_wait(store, RE, hw):
+    from scandeck.runtable.workers import Task, WorkerPool
+
+    path = _write(Path(store.source.directory) / "columns.py", COLUMNS)
+    npts = load_columns(path)["npts"].code_hash
+    _write(path, "import scandeck\nraise RuntimeError('oops')\n")
+    RE.subscribe(store.writer())
+    (uid,) = RE(scan([hw.det], hw.motor, -1, 1, 7))
+    task = Task(store.source.uri, uid, (("cen", BUILTINS["cen"].code_hash), ("npts", npts)), str(path))
+    with WorkerPool(1) as pool:
+        got = pool.compute([task])[uid]
+    assert list(got) == ["cen"] and got["cen"].status == "ok"  # npts: no cell, computed once the file loads

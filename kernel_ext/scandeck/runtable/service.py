@@ -211,7 +211,8 @@ class ColumnService:
     # -- computing ------------------------------------------------------------------------------
 
     def _tasks(self, wanted: Mapping[str, Collection[str]], finals: Mapping[str, bool]) -> list[Task]:
-        file = None if self._file is None else str(self._file)
+        # A file that does not load is not passed: the built-ins are computed without it.
+        file = None if self._file is None or self.file_error is not None else str(self._file)
         tasks = []
         for uid, names in wanted.items():
             cols = tuple(

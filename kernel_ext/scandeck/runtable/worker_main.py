@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ColumnsFileError
-from .columns import column_value, with_builtins
+from .columns import BUILTINS, column_value, with_builtins
 from .model import Cell
 from .workers import Task, error_text
 
@@ -73,10 +73,15 @@ def _run_task(conn: Connection, catalogs: dict[str, Catalog], task: Task, defaul
         if cat is None:
             cat = catalogs[task.target] = open_catalog(task.target)
         summary = cat.source.get(task.uid)
-        specs = with_builtins(Path(task.columns_file) if task.columns_file else None)
     except Exception as err:  # noqa: BLE001 - every cell of the task says why, then the next task
-        fail_all(error_text(err) if not isinstance(err, ColumnsFileError) else str(err))
+        fail_all(error_text(err))
         return
+    try:
+        specs = with_builtins(Path(task.columns_file) if task.columns_file else None)
+    except ColumnsFileError:
+        # Broken since the service loaded it: the built-ins never depend on it, and the file's
+        # columns wait (no cell, "gone") until it loads again, as the service makes them wait.
+        specs = dict(BUILTINS)
     run = cat.run_of(summary)
     final = summary.status != "running"
     for name, _known in task.columns:
