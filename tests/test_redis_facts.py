@@ -406,3 +406,14 @@ def test_an_empty_search_on_the_bus_names_the_closest_column_or_key(RE, hw, bus:
     assert "(did you mean columns.fwhm_x?)" in (cat.search("columns.fwhm_y > 0").empty_hint or "")
     assert "(did you mean data.motor.max?)" in (cat.search("data.motr.max <= 5").empty_hint or "")
     assert cat.search("columns.peak_cen > 100").empty_hint is None  # known, just no match
+
+
+def test_a_note_the_archive_cannot_store_keeps_the_run_in_redis(RE, hw, bus: Bus) -> None:  # noqa: N803
+    """Text SQLite cannot encode (a lone surrogate, which JSON on the bus keeps): said, not trimmed."""
+    cat = bus.catalog()
+    uid = record(RE, cat, bp.count([hw.det]))
+    facts(cat).add_annotations(uid, [Annotation("comment", "half a pair \ud800", "a", "h", 1.0)])
+    assert [n.text for n in cat[uid].annotations] == ["half a pair \ud800"]
+    report = bus.keeper(max_runs=0).run_once()
+    assert report.trimmed == [] and "copying its comments, tags and cells" in report.skipped[uid]
+    assert [n.text for n in cat[uid].annotations] == ["half a pair \ud800"]  # still on the bus

@@ -254,7 +254,7 @@ class Keeper:
             )
         try:  # its comments, tags and cells too; marked persisted if nothing changed meanwhile
             return persist_facts(self.bus, self.archive, uid, summary.num_documents)
-        except ScandeckError as err:
+        except (ScandeckError, UnicodeEncodeError) as err:  # e.g. a lone surrogate the archive cannot encode
             return f"copying its comments, tags and cells to {self.archive_shown} failed: {err}"
 
     def _writer(self, summary: RunSummary) -> Any:
