@@ -12,6 +12,7 @@ import * as api from './api';
 import { errorMessage as messageOf, ScandeckAPIError } from './api';
 import { ProvenanceModel } from './provenanceModel';
 import { PushClient } from './push';
+import { sortRuns } from './tableSort';
 
 export type Tab = 'runs' | 'provenance';
 
@@ -43,57 +44,6 @@ function byTimeDesc(a: api.IRunSummary, b: api.IRunSummary): number {
 const FACTS_DEBOUNCE_MS = 150;
 /** At most this many runs' cells in one request (their uids go in the URL). */
 const CELLS_PER_REQUEST = 100;
-
-/** A value the table sorts by: numbers as numbers, everything else as text; null sorts last. */
-export function sortValue(value: unknown): number | string | null {
-  if (value === null || value === undefined) {
-    return null;
-  }
-  if (typeof value === 'number') {
-    return isFinite(value) ? value : null;
-  }
-  if (typeof value === 'boolean') {
-    return value ? 1 : 0;
-  }
-  if (Array.isArray(value)) {
-    return value.length ? value.map(String).join(', ') : null;
-  }
-  return typeof value === 'string' ? value : JSON.stringify(value);
-}
-
-/** Compare two sort values, missing ones last whatever the direction. */
-export function compareValues(
-  a: number | string | null,
-  b: number | string | null,
-  descending: boolean
-): number {
-  if (a === null || b === null) {
-    return a === b ? 0 : a === null ? 1 : -1;
-  }
-  let order: number;
-  if (typeof a === 'number' && typeof b === 'number') {
-    order = a - b;
-  } else if (typeof a === 'number') {
-    order = -1; // numbers before text
-  } else if (typeof b === 'number') {
-    order = 1;
-  } else {
-    order = a.localeCompare(b, undefined, { numeric: true });
-  }
-  return descending ? -order : order;
-}
-
-/** What a run row sorts by for a run-summary column (`scan_id`, `plan_name`...). */
-const RUN_KEYS: Record<string, (r: api.IRunSummary) => unknown> = {
-  time: r => r.time,
-  scan_id: r => r.scan_id,
-  plan_name: r => r.plan_name,
-  status: r => r.status,
-  sample: r => r.sample,
-  operator: r => r.operator,
-  duration: r => r.duration,
-  events: r => r.num_events
-};
 
 export class ScansModel implements IDisposable {
   constructor(readonly push: PushClient = new PushClient()) {
@@ -219,19 +169,7 @@ export class ScansModel implements IDisposable {
     ) {
       return this._sorted;
     }
-    const live = runs.filter(r => r.status === 'running');
-    const rest = runs.filter(r => r.status !== 'running');
-    const valueOf = (run: api.IRunSummary): number | string | null => {
-      const cell = this.cells.get(run.uid)?.[key];
-      if (cell !== undefined) {
-        return cell.state === 'failed' ? null : sortValue(cell.value);
-      }
-      const field = RUN_KEYS[key];
-      return field ? sortValue(field(run)) : null;
-    };
-    const keyed = rest.map((run, i) => ({ run, value: valueOf(run), i }));
-    keyed.sort((a, b) => compareValues(a.value, b.value, this.sortDescending) || a.i - b.i);
-    this._sorted = [...live, ...keyed.map(k => k.run)];
+    this._sorted = sortRuns(runs, key, this.sortDescending, this.cells);
     this._sortedVersion = this._version;
     this._sortedBy = `${key}:${this.sortDescending}`;
     return this._sorted;

@@ -11,7 +11,8 @@ import type { PanelActions } from './actions';
 import { DetailView, Progress, StatusBadge } from './detailView';
 import { caretWindow, formatFullTime, formatTime, plural } from './format';
 import { ScansModel } from './model';
-import { ColumnPicker, CommentsCell, SortHeader, TagsCell, ValueCell } from './tableCells';
+import { ColumnPicker } from './columnPicker';
+import { CommentsCell, SortHeader, TagsCell, ValueCell } from './tableCells';
 
 /** Load the next page when the list is scrolled within this many pixels of its end. */
 const LOAD_MORE_MARGIN = 300;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { queryString } from '../src/api';
-import { compareValues, sortValue } from '../src/model';
+import { compareValues, sortValue } from '../src/tableSort';
 import { cellText, cellTitle } from '../src/tableCells';
 
 describe('the run table helpers', () => {

@@ -45,8 +45,8 @@ def csv_text(value: Any) -> str:
 
     Examples
     --------
-    >>> [csv_text(v) for v in (-0.5, "=1+1", ["Ni", "redo"], None, True)]
-    ['-0.5', "'=1+1", 'Ni; redo', '', 'true']
+    >>> [csv_text(v) for v in (-0.5, "=1+1", ["Ni", "redo"], None, True, float("-inf"))]
+    ['-0.5', "'=1+1", 'Ni; redo', '', 'true', "'-inf"]
     """
     if value is None:
         return ""
@@ -55,9 +55,11 @@ def csv_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
+        # inf, nan as words; -inf gets its quote (a spreadsheet would take it for a formula)
+        return repr(value) if math.isfinite(value) else csv_text(repr(value))
     if isinstance(value, (list, tuple)):
-        text = "; ".join(csv_text(v).lstrip("'") if isinstance(v, str) else csv_text(v) for v in value)
+        # Only a field's start makes a formula: the joined text is checked once, below.
+        text = "; ".join(v if isinstance(v, str) else csv_text(v) for v in value)
     else:
         item = getattr(value, "tolist", None)  # numpy scalars, without importing numpy
         if callable(item) and not isinstance(value, str):
