@@ -22,6 +22,7 @@ from source_uris import SOURCES
 
 from scandeck.catalog import Catalog
 from scandeck.exceptions import InvalidAnnotation, InvalidQuery, RunNotFound
+from scandeck.query import parse
 from scandeck.runtable.model import Annotation, Cell, current_tags, facts_document
 from scandeck.sources import open_source
 from scandeck.sources.facts_overlay import FactsOverlay
@@ -96,6 +97,8 @@ def test_untagging_a_tag_the_run_lacks_lists_its_tags_and_stores_nothing(fcat: C
     [
         ({"comment": "nul\0here"}, "NUL"),
         ({"tags": ["ok", "nul\0"]}, "NUL"),
+        ({"comment": "lone \ud800 surrogate"}, "valid Unicode"),
+        ({"tags": ["\udfff"]}, "valid Unicode"),
         ({"comment": "x" * 10_001}, "at most 10000 characters"),
         ({"tags": ["t" * 101]}, "at most 100 characters"),
         ({"tags": ["two\nlines"]}, "one line"),
@@ -254,3 +257,42 @@ def test_a_catalog_searched_on_facts_finds_its_runs_by_uid(fcat: Catalog, scans:
     with pytest.raises(RunNotFound):
         tagged[b]
     assert [run.uid for run in tagged] == [a]
+
+
+def test_a_run_nothing_was_said_about_is_searched_as_its_empty_facts_document(
+    fcat: Catalog, scans: list[str]
+) -> None:
+    """Tags ``[]``, comments ``""``: searches, counts and lookups agree with the Python evaluator
+    given ``facts()``, for runs no write of facts has touched (no events, no annotation, no cell)."""
+    source = facts(fcat)
+    bare = []
+    writer = fcat.writer()
+    for _ in range(2):  # start and stop only: nothing recorded about them
+        bundle = compose_run()
+        writer("start", bundle.start_doc)
+        writer("stop", bundle.compose_stop())
+        bare.append(bundle.start_doc["uid"])
+    fcat[scans[0]].annotate(comment="bad beam", tags=["Ni"])
+    fcat[bare[0]].annotate(tags=["Ni"])
+    fcat[bare[0]].untag("Ni")  # annotated, and left as bare as the other
+    uids = [*scans, *bare]
+    docs = source.facts(uids)
+    summaries = {uid: fcat.source.get(uid) for uid in uids}
+    for text in (
+        'tags != "Cu"',
+        'not tags contains "Ni"',
+        'comments == ""',
+        'comments startswith ""',
+        'comments < "a"',
+        'comments matches "^$"',
+        "tags == []",
+        "columns != 1",
+        'comments != "bad beam" and tags != "Ni"',
+    ):
+        q = parse(text)
+        expected = {u for u in uids if q.matches(summaries[u].start, summaries[u].stop, docs[u])}
+        assert set(bare) <= expected, text
+        assert {s.uid for s in fcat.source.search(q)} == expected, text
+        assert fcat.source.count(q) == len(expected), text
+        found = fcat.search(text)
+        assert all(uid in found for uid in expected) and set(found.keys()) == expected, text

@@ -30,6 +30,7 @@ __all__ = [
     "check_comment",
     "check_tag",
     "current_tags",
+    "empty_facts",
     "facts_document",
     "merge_summaries",
 ]
@@ -111,6 +112,10 @@ def _check_text(what: str, text: object, limit: int) -> str:
         raise InvalidAnnotation(f"a {what} holds at most {limit} characters, not {len(stripped)}")
     if "\0" in stripped:
         raise InvalidAnnotation(f"a {what} cannot contain a NUL character")
+    try:
+        stripped.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate: no store can keep it as text
+        raise InvalidAnnotation(f"a {what} must be valid Unicode text: {err.reason} at {err.start}") from None
     return stripped
 
 
@@ -209,3 +214,17 @@ def facts_document(
         for key, s in summary.items()
     }
     return {"columns": columns, "tags": current_tags(history), "comments": comments, "data": data}
+
+
+def empty_facts() -> dict[str, Any]:
+    """The facts document of a run nothing was recorded about (no annotation, cell or summary).
+
+    A store that keeps no document for such a run reads it as this one, in SQL and in
+    its index too, so that every search agrees with ``Query.matches`` given ``facts()``.
+
+    Examples
+    --------
+    >>> empty_facts()
+    {'columns': {}, 'tags': [], 'comments': '', 'data': {}}
+    """
+    return facts_document([], {}, {})
