@@ -237,3 +237,22 @@ def test_a_rerun_job_gets_a_tiled_key_in_its_environment_not_on_its_command_line
     assert target == "tiled+http://host:8000/raw?batch_size=5"
     assert env is not None and env["TILED_API_KEY"] == "secret"
     assert _keyless("/data/store") == ("/data/store", None)
+
+
+@pytest.mark.parametrize("scandeck_settings", [{"user": "alice"}])
+async def test_the_run_table_of_a_tiled_catalog(access, api: Api, scandeck_settings):
+    """Tags go to scandeck's sidecar beside the archive (never into Tiled); the table shows them."""
+    uid = access.uids["alice"]
+    code, body = await api(
+        f"runs/{uid}/annotations", method="POST", params={"catalog": ENTRY}, body={"tags": ["Ni"]}
+    )
+    assert code == 200 and body["tags"] == ["Ni"], body
+    code, offered = await api("columns", params={"catalog": ENTRY})
+    assert code == 200 and offered["facts"] is True
+    code, table = await api("table", params={"catalog": ENTRY, "columns": "sample,duration,tags"})
+    assert code == 200, table
+    cells = table["cells"][uid]
+    assert cells["sample"] == {"value": "Ni", "state": "ok", "error": None}
+    assert cells["tags"]["value"] == ["Ni"]
+    assert cells["duration"]["state"] == "ok"  # a summary-only built-in, computed on read
+    _no_key_in(access, body, offered, table)
