@@ -219,3 +219,14 @@ def test_a_file_that_does_not_load_is_reported(tmp_path, capsys):
     assert "columns.py, line 2: RuntimeError: half written" in err
     assert main(["columns", "list", "--catalog", str(store)]) == 1
     assert "line 2" in capsys.readouterr().err
+
+
+def test_serve_on_a_read_only_store_stops_and_says_why(tmp_path, RE, hw, capsys):
+    store = tmp_path / "store"
+    cat = scandeck.open_catalog(store)
+    RE.subscribe(cat.writer())
+    RE(scan([hw.det], hw.motor, -1, 1, 3))  # its cells are missing: the service computes, cannot store
+    cat.close()
+    assert main(["columns", "serve", "--catalog", f"{store}?mode=ro", "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "read-only" in captured.err and "the column service stops" in captured.out

@@ -50,3 +50,21 @@ def test_a_first_read_computes_and_stores_what_is_missing(sqlite_cat: Catalog, R
     stored = source.cells(uids, ["peak_cen"])
     assert {uid: stored[uid]["peak_cen"].value for uid in uids} == {uid: df.loc[uid, "peak_cen"] for uid in uids}
     assert set(sqlite_cat.search("columns.peak_cen > 0.25").keys()) == {uids[1]}
+
+
+def test_a_read_only_store_shows_what_it_computed_and_stores_none(tmp_path: Path, RE) -> None:  # noqa: N803
+    cat = scandeck.open_catalog(tmp_path / "store")
+    (tmp_path / "store" / "columns.py").write_text(COLUMNS)
+    RE.subscribe(cat.writer())
+    (uid,) = RE(scan([det], motor, -1, 1, 11))
+    read_only = scandeck.open_catalog(f"{tmp_path / 'store'}?mode=ro")
+    try:
+        df = read_only.table(["peak_cen", "broken"])
+        assert df.loc[uid, "peak_cen"] == scandeck.peaks(cat[uid]).cen
+        assert df.attrs["states"].loc[uid].tolist() == ["ok", "failed"]
+        assert "ValueError: no beam" in df.attrs["errors"].loc[uid, "broken"]
+    finally:
+        read_only.close()
+    source = cat.source
+    assert isinstance(source, RunFacts) and source.cells([uid]) == {}  # nothing stored
+    cat.close()

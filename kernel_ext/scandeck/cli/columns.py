@@ -143,6 +143,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _say(f"stopped: {service.totals}")
         finally:
             service.close()
+        if service.failed is not None:
+            raise CliError(str(service.failed), "serve a store this process can write")
         return 0
     finally:
         cat.close()

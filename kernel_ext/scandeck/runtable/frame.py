@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidQuery
 from ..sources.protocol import RunFacts, RunSummary
-from .rows import ColumnRef, ColumnSpecLike, TableRow, column_specs, resolve_columns, table_rows
+from .model import Cell
+from .rows import ColumnRef, ColumnSpecLike, TableRow, cell_state, column_specs, resolve_columns, table_rows
 
 if TYPE_CHECKING:
     import pandas
@@ -63,6 +64,25 @@ def _pending_ended(rows: list[TableRow]) -> dict[str, list[str]]:
     return {uid: names for uid, names in pending.items() if names}
 
 
+def _compute_pending(catalog: Catalog, rows: list[TableRow], refs: Sequence[ColumnRef]) -> None:
+    """Fill the cells pending on ended runs (no column service computed them): computed now, in
+    worker processes, stored when the store can, and shown as computed even when it cannot."""
+    from .service import compute_now
+
+    by_names: dict[tuple[str, ...], list[str]] = {}
+    for uid, pending in _pending_ended(rows).items():
+        by_names.setdefault(tuple(pending), []).append(uid)
+    got: dict[str, dict[str, Cell]] = {}
+    for names, uids in by_names.items():
+        got.update(compute_now(catalog, uids, names))
+    specs = {ref.name: ref.spec for ref in refs if ref.kind == "computed"}
+    for row in rows:
+        for name, cell in got.get(row.uid, {}).items():
+            spec = specs.get(name)
+            if spec is not None:
+                row.cells[name] = cell_state(cell, spec)
+
+
 def catalog_table(
     catalog: Catalog,
     columns: Sequence[str] | str | None = None,
@@ -85,12 +105,8 @@ def catalog_table(
     rows: list[TableRow] = []
     for page in pages(catalog, limit):
         page_rows = table_rows(catalog, page, refs)
-        pending = _pending_ended(page_rows) if compute else {}
-        if pending:  # no column service computed them: this first read does, in worker processes
-            from .service import compute_now
-
-            compute_now(catalog, list(pending), sorted({n for names in pending.values() for n in names}))
-            page_rows = table_rows(catalog, page, refs)
+        if compute:
+            _compute_pending(catalog, page_rows, refs)
         rows += page_rows
     index = pd.Index([r.uid for r in rows], name="uid", dtype=object)
     names = [r.name for r in refs]

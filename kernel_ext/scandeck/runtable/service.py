@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ColumnsFileError, RunNotFound, ScandeckError
+from ..exceptions import ColumnsFileError, ReadOnlyStore, RunNotFound, ScandeckError
 from ..query import Query
 from ..safe_text import printable
 from .annotate import facts_of
@@ -160,6 +160,8 @@ class ColumnService:
         self._swept = 0.0
         #: Totals since the service started.
         self.totals = Counts()
+        #: Why :meth:`serve` gave up (a read-only store), else None.
+        self.failed: ScandeckError | None = None
 
     # -- columns --------------------------------------------------------------------------------
 
@@ -334,11 +336,16 @@ class ColumnService:
     # -- following the store --------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Keep the cells current until :meth:`stop` (blocking; :meth:`start` runs it in a thread)."""
+        """Keep the cells current until :meth:`stop` (blocking; :meth:`start` runs it in a thread), or
+        until the store refuses a cell as read-only (:attr:`failed` says so)."""
         source = self.catalog.source
         while not self._stop.is_set():
             try:
                 self._serve(source)
+            except ReadOnlyStore as err:  # it stays so while open: every cell computed would be lost
+                self.failed = err
+                self.say(printable(f"error: {err}; the column service stops"))
+                return
             except Exception as err:  # noqa: BLE001 - a store hiccup must not end the service
                 log.exception("scandeck: the column service of %s failed; trying again", self.catalog.name)
                 self.say(printable(f"error: {type(err).__name__}: {err}; trying again"))
@@ -460,7 +467,8 @@ def _shared_pool() -> WorkerPool:
 
 
 def compute_now(catalog: Catalog, uids: Collection[str], names: Collection[str]) -> dict[str, dict[str, Cell]]:
-    """Compute columns ``names`` of runs ``uids`` now, store them (a store with facts) and return them.
+    """Compute columns ``names`` of runs ``uids`` now, store them (a writable store with facts) and
+    return them.
 
     For a reader that found cells missing where no service computed them. Summary-only
     built-ins are computed here, the others in worker processes (a pool kept for this
@@ -502,7 +510,10 @@ def compute_now(catalog: Catalog, uids: Collection[str], names: Collection[str])
             for uid, cells in _shared_pool().compute(tasks).items():
                 out[uid].update(cells)
     if isinstance(source, RunFacts):
-        for uid, cells in out.items():
-            if cells:
-                source.put_cells(uid, cells)
+        try:
+            for uid, cells in out.items():
+                if cells:
+                    source.put_cells(uid, cells)
+        except ReadOnlyStore:
+            pass  # a read-only store (an archive): the reader gets the cells, none is stored
     return out
