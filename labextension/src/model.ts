@@ -281,6 +281,32 @@ export class ScansModel implements IDisposable {
     void this.loadColumns().then(() => this.reload());
   }
 
+  /**
+   * Forget picked columns the catalog no longer offers (a column removed from its columns
+   * file, a start field no run has): asked for, they would fail the whole table. The
+   * notice says which.
+   */
+  private _dropGoneColumns(catalog: string): void {
+    const picked = this.pickedColumns[catalog];
+    if (!picked) {
+      return;
+    }
+    const offered = new Set(this.available.map(c => c.name));
+    // data.<key>.min|max and stop.<field> are offered from recent runs only, and never refused.
+    const gone = picked.filter(name => !offered.has(name) && !/^(data|stop)\./.test(name));
+    if (gone.length) {
+      this.pickedColumns = {
+        ...this.pickedColumns,
+        [catalog]: picked.filter(n => !gone.includes(n))
+      };
+      this._stateChanged.emit(this.state);
+      this.notify(
+        `No longer in this catalog, so left out of the table: ${gone.join(', ')}`,
+        'info'
+      );
+    }
+  }
+
   /** What the column picker offers for the current catalog, and its default columns. */
   async loadColumns(): Promise<void> {
     const catalog = this.catalog;
@@ -293,6 +319,7 @@ export class ScansModel implements IDisposable {
       this.factsSupported = answer.facts;
       this.defaultColumns = answer.default;
       this.columnsError = null;
+      this._dropGoneColumns(catalog);
     } catch (error) {
       if (catalog === this.catalog) {
         this.available = [];

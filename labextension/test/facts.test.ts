@@ -5,12 +5,14 @@ import type { IRunSummary, ITablePage } from '../src/api';
 import type { PushClient } from '../src/push';
 
 // The model's server calls here: the table's pages and the cells of pushed runs.
-const { getTable, getTableCells } = vi.hoisted(() => ({
+const { getColumns, getTable, getTableCells } = vi.hoisted(() => ({
+  getColumns: vi.fn(),
   getTable: vi.fn(),
   getTableCells: vi.fn()
 }));
 vi.mock('../src/api', async importOriginal => ({
   ...(await importOriginal<typeof import('../src/api')>()),
+  getColumns,
   getTable,
   getTableCells
 }));
@@ -119,5 +121,22 @@ describe('ScansModel run table', () => {
     expect(model.tableRuns.map(r => r.uid)).toEqual(['a', 'c', 'b']);
     model.sortBy(null);
     expect(model.tableRuns.map(r => r.uid)).toEqual(['c', 'b', 'a']);
+  });
+
+  it('leaves out picked columns the catalog no longer offers, and says so', async () => {
+    const model = new ScansModel(fakePush().push);
+    model.pickedColumns = { '': ['peak', 'gone', 'tags', 'data.theta.max'], other: ['gone'] };
+    getColumns.mockResolvedValueOnce({
+      columns: [
+        { name: 'peak', title: 'Peak', units: null, kind: 'computed' },
+        { name: 'tags', title: 'tags', units: null, kind: 'annotation' }
+      ],
+      facts: true,
+      default: ['peak', 'tags']
+    });
+    await model.loadColumns();
+    expect(model.columns).toEqual(['peak', 'tags', 'data.theta.max']);
+    expect(model.pickedColumns.other).toEqual(['gone']); // another catalog's choice is its own
+    expect(model.notice?.text).toContain('gone');
   });
 });
