@@ -7,6 +7,7 @@ tmp_path; columns' code runs in real worker processes.
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -393,3 +394,45 @@ def test_a_file_broken_after_the_service_read_it_leaves_its_columns_to_wait(stor
     with WorkerPool(1) as pool:
         got = pool.compute([task])[uid]
     assert list(got) == ["cen"] and got["cen"].status == "ok"  # npts: no cell, computed once the file loads
+
+
+def test_a_timeout_also_ends_what_the_column_started(store, RE, hw, tmp_path):
+    import psutil
+
+    pidfile = tmp_path / "child.pid"
+    _write(
+        Path(store.source.directory) / "columns.py",
+        f"""\
+        import subprocess
+        import sys
+
+        import scandeck
+
+
+        @scandeck.column("external", timeout=2)
+        def external(run):
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+            open({str(pidfile)!r}, "w").write(str(child.pid))
+            child.wait()
+        """,
+    )
+    RE.subscribe(store.writer())
+    (uid,) = RE(scan([hw.det], hw.motor, -1, 1, 3))
+    service = ColumnService(store, workers=1)
+    try:
+        service.run_once()
+    finally:
+        service.close()
+    assert store.source.cells([uid])[uid]["external"].status == "timeout"
+    child = int(pidfile.read_text())
+
+    def ended() -> bool:
+        try:
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 10
+    while not ended() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ended(), "the column's own process outlived its worker"

@@ -27,6 +27,8 @@ a task ``("begin", name, timeout, code_hash, final)`` before each column,
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -152,7 +154,10 @@ class WorkerPool:
         # By name, not an import: the worker's side opens catalogs, which this module must not import.
         code = f"from scandeck.runtable.worker_main import serve; serve({fd})"
         try:
-            process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(fd,), stdin=subprocess.DEVNULL)
+            # Its own process group: stopping it at a time limit also stops what its column started.
+            process = subprocess.Popen(
+                [sys.executable, "-c", code], pass_fds=(fd,), stdin=subprocess.DEVNULL, start_new_session=True
+            )
         finally:
             child.close()
         worker = _Worker(process, Connection(parent.detach()))
@@ -160,9 +165,13 @@ class WorkerPool:
         return worker
 
     def _kill(self, worker: _Worker) -> int | None:
-        """End ``worker`` (by its own process), forget it; its exit code."""
-        if worker.process.poll() is None:
-            worker.process.kill()
+        """End ``worker`` and the processes its columns started (its process group), forget it; its
+        exit code."""
+        if worker.process.returncode is None:  # not reaped: its pid, the group's id, is still its own
+            try:
+                os.killpg(worker.process.pid, signal.SIGKILL)
+            except OSError:  # pragma: no cover - the group is gone already
+                pass
         try:
             code = worker.process.wait(5)
         except subprocess.TimeoutExpired:  # pragma: no cover - a process SIGKILL does not end
@@ -393,7 +402,7 @@ class WorkerPool:
             raise RuntimeError("the worker pool is closed")
 
     def close(self) -> None:
-        """End every worker (each by its own process); idempotent."""
+        """End every worker (each by its own process group); idempotent."""
         self._closed = True
         for worker in list(self._workers):
             try:
