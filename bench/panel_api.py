@@ -80,6 +80,7 @@ from search import QUERY, make_runs  # noqa: E402
 
 import scandeck  # noqa: E402
 from scandeck.server.catalogs import live_runs  # noqa: E402
+from scandeck.server.cells import run_cells  # noqa: E402
 from scandeck.server.preview import lookup, preview, run_detail  # noqa: E402
 from scandeck.server.serialize import dumps, encode_cursor, run_summary  # noqa: E402
 from scandeck.server.snippets import code_for  # noqa: E402
@@ -273,6 +274,9 @@ def detail_in_process(cat: scandeck.Catalog, store: str, uid: str) -> dict[str, 
     summary = lookup(cat, uid)
     out = run_detail(cat, summary)
     out["code"] = code_for(summary.uid, store, [s["name"] for s in out["streams"]])
+    cells = run_cells(cat, summary)  # the run table's computed cells, as GET runs/UID adds them
+    if cells is not None:
+        out["cells"] = cells
     return out
 
 
@@ -331,7 +335,9 @@ def run(args: Any, tmp: str) -> None:
     gc.collect()
     gc.freeze()  # what survives (modules, the catalog) stays out of the GC's walks, as in search.py
 
-    server = JupyterServer(tmp, [f"--ScandeckApp.catalog={store}"])
+    # The column service off: it would compute the runs' cells meanwhile, so the detail the server
+    # answers and the one computed here for the check would differ by them (and it competes for CPU).
+    server = JupyterServer(tmp, [f"--ScandeckApp.catalog={store}", "--ScandeckApp.column_service=False"])
     client = None
     try:
         t0 = time.perf_counter()
