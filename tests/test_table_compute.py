@@ -68,3 +68,31 @@ def test_a_read_only_store_shows_what_it_computed_and_stores_none(tmp_path: Path
     source = cat.source
     assert isinstance(source, RunFacts) and source.cells([uid]) == {}  # nothing stored
     cat.close()
+
+
+def test_a_cell_computed_while_its_run_ran_is_computed_again_once_it_ended(sqlite_cat: Catalog) -> None:
+    from event_model import compose_run
+
+    from scandeck.runtable.service import compute_now
+
+    (Path(sqlite_cat.source.directory) / "columns.py").write_text(
+        COLUMNS + '\n\n@scandeck.column("seen")\ndef seen(run):\n    return run.summary.num_events\n'
+    )
+    writer = sqlite_cat.writer()
+    bundle = compose_run(metadata={"plan_name": "count"})
+    uid = bundle.start_doc["uid"]
+    writer("start", bundle.start_doc)
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"x": {"dtype": "number", "shape": [], "source": "x"}}
+    )
+    writer("descriptor", desc.descriptor_doc)
+    writer("event", desc.compose_event(data={"x": 1.0}, timestamps={"x": 0.0}))
+    assert compute_now(sqlite_cat, [uid], ["seen"])[uid]["seen"].final is False  # while it runs
+    writer("event", desc.compose_event(data={"x": 2.0}, timestamps={"x": 0.0}))
+    writer("stop", bundle.compose_stop())
+    writer.close()
+    assert sqlite_cat.table(["seen"], compute=False).attrs["states"].loc[uid, "seen"] == "running"
+    df = sqlite_cat.table(["seen"])
+    assert (df.loc[uid, "seen"], df.attrs["states"].loc[uid, "seen"]) == (2, "ok")
+    source = sqlite_cat.source
+    assert isinstance(source, RunFacts) and source.cells([uid])[uid]["seen"].final

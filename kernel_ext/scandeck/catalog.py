@@ -298,9 +298,10 @@ class Catalog:
         ``comments``, start fields (``plan_name``, ``md.sample``), ``stop.<field>``,
         ``data.<key>.min|max``, ``uid``, ``scan_id``, ``time``, ``status``. By default:
         scan_id, time (local dates), plan_name, status, the computed columns, tags.
-        ``compute``: cells missing for ended runs (no ``scandeck columns serve`` or
-        Jupyter server computed them) are computed on this first read, in worker
-        processes, and stored; ``compute=False`` shows them as ``pending``.
+        ``compute``: cells missing for ended runs, or computed while they ran (no
+        ``scandeck columns serve`` or Jupyter server computed them since), are computed
+        on this first read, in worker processes, and stored; ``compute=False`` shows
+        them as ``pending`` or ``running``.
 
         A stale cell (its column's code changed) keeps its value, a failed one is
         None: ``df.attrs["states"]`` is a DataFrame of the same shape holding each

@@ -55,9 +55,10 @@ def pages(catalog: Catalog, limit: int | None) -> Iterator[list[RunSummary]]:
 
 
 def _pending_ended(rows: list[TableRow]) -> dict[str, list[str]]:
-    """Per run uid, the computed columns still pending on ended runs: what ``compute`` would compute."""
+    """Per run uid, the computed columns of ended runs still pending, or computed while the run ran
+    (a value of part of its data): what ``compute`` computes, as a column service would."""
     pending = {
-        row.uid: [name for name, c in row.cells.items() if c.state == "pending"]
+        row.uid: [name for name, c in row.cells.items() if c.state in ("pending", "running")]
         for row in rows
         if row.summary.status != "running"
     }
@@ -65,8 +66,8 @@ def _pending_ended(rows: list[TableRow]) -> dict[str, list[str]]:
 
 
 def _compute_pending(catalog: Catalog, rows: list[TableRow], refs: Sequence[ColumnRef]) -> None:
-    """Fill the cells pending on ended runs (no column service computed them): computed now, in
-    worker processes, stored when the store can, and shown as computed even when it cannot."""
+    """Fill the cells pending or not final on ended runs (no column service computed them): computed
+    now, in worker processes, stored when the store can, and shown as computed even when it cannot."""
     from .service import compute_now
 
     by_names: dict[tuple[str, ...], list[str]] = {}
