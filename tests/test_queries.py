@@ -28,6 +28,7 @@ from scandeck.queries import (
 )
 from scandeck.query.indexed import conjuncts, index_condition, index_count_sql, index_rows, indexed_sql, uses_index
 from scandeck.query.sql import register_functions
+from scandeck.runtable.model import empty_facts
 from scandeck.sources.sqlite_facts import FACTS_SCHEMA, runs_from
 from scandeck.sources.sqlite_index import ensure_index, index_ready
 
@@ -196,7 +197,11 @@ def by_index(db: sqlite3.Connection, runs: dict, query: Query) -> set[str]:
 
 
 def by_python(runs: dict, query: Query) -> set[str]:
-    return {name for name, (start, stop) in runs.items() if query.matches(start, stop, FACTS.get(name))}
+    """The runs ``Query.matches`` keeps, given each run's facts as ``facts()`` returns them
+    (runs without a row in ``run_facts``: the empty document)."""
+    return {
+        name for name, (start, stop) in runs.items() if query.matches(start, stop, FACTS.get(name, empty_facts()))
+    }
 
 
 # Each case: a factory (called after local time is pinned) or a text to parse, and the
@@ -497,6 +502,13 @@ CASES: dict[str, Case] = {
     "facts_and_start": ('columns.cen > 0.5 and sample == "Ni"', {"ni1"}),
     "facts_or_not": ('not tags contains "Ni" or columns.cen < 0', ALL - {"ni1"}),
     "facts_quoted_is_start": ('`tags` contains "Ni"', set()),
+    # runs nothing was recorded about (no row in run_facts) read as the empty facts document
+    "facts_empty_comments": ('comments == ""', ALL - set(FACTS) | {"weird"}),
+    "facts_empty_comments_below": ('comments < "a"', ALL - {"ni1", "cu"}),
+    "facts_empty_comments_regex": ('comments matches "^$"', ALL - set(FACTS) | {"weird"}),
+    "facts_empty_tags_ne": ('tags != "Ni"', ALL),
+    "facts_empty_tags_list": ("tags == []", ALL - {"ni1", "cu", "weird"}),
+    "facts_empty_root_ne": ("columns != 1", ALL),
 }
 
 

@@ -23,8 +23,9 @@ Both compilations give the same answer for every run. The rules:
   ``columns.``, ``tags``, ``comments`` or ``data.`` read the run's *facts*
   (:mod:`scandeck.runtable`): computed column values, current tags (a list), the
   comments' text (one string) and per-key data ranges (``data.theta.min``). In
-  SQL they read the JSON column ``facts``; ``matches(start, stop, facts)`` takes
-  the same document. Quote the first name (`` `tags` ``) for a start field of that name.
+  SQL they read the JSON column ``facts`` (a run without one reads as the empty
+  document, :func:`scandeck.runtable.model.empty_facts`); ``matches(start, stop,
+  facts)`` takes the same document. Quote the first name (`` `tags` ``) for a start field of that name.
 * A missing key matches no comparison, ``!=`` and ``not in`` included. ``~``
   (``not``) is plain logical negation, so ``~(Key("x") == 1)`` matches runs
   without ``x``.

@@ -17,7 +17,9 @@ the compiler alike:
   of one type is bounded by ``''`` or ``x''``.
 * :func:`indexed_sql`: a query's SQL where each condition the index answers
   exactly (``==``, ``in``, ``<``, ``<=``, ``>``, ``>=``, ``startswith``, ``contains``
-  with scalar values, ``matches``, on start-document fields) becomes a lookup in
+  with scalar values, ``matches``, on start-document fields, and on a run's facts
+  under ``@`` names unless the empty facts document meets the condition, as a run
+  nothing was recorded about has no rows but meets ``comments == ""``) becomes a lookup in
   the index: a set (``id IN (SELECT run_id FROM start_values WHERE ...)``) or a
   probe of one run (``EXISTS``, for ``==``, ``in`` and ``contains``, which are seeks;
   a probed range reads the run's JSON instead). Every other condition (``!=``,
@@ -33,6 +35,7 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from ..runtable.model import empty_facts
 from .fields import Comparison
 from .sql import CONTAINS_FUNCTION, REGEX_FUNCTION, Frag
 from .text import Regex
@@ -258,8 +261,8 @@ def _indexed_field(q: Query) -> bool:
     """Whether ``q`` is a condition on a start-document or facts field the index holds."""
     if not isinstance(q, (Comparison, Regex)) or q.doc == "stop":
         return False
-    if q.doc == "facts":
-        return True
+    if q.doc == "facts":  # a run nothing was recorded about has no rows: the index misses
+        return not q.matches({}, None, empty_facts())  # it where the empty facts match (comments == "")
     return not (len(q.path) == 1 and q.path[0] in _COLUMNS)
 
 

@@ -7,9 +7,11 @@ Every fragment is a :data:`Frag`, SQL text and its ``?`` parameters, and is 0 or
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, TypeAlias
 
+from ..runtable.model import empty_facts
 from .values import ORDERING, DocName, Value, json_kind
 
 #: SQL text and its ``?`` parameters, in order.
@@ -183,9 +185,14 @@ def _sql_in(node: _Json, column: str | None, values: tuple[Value, ...]) -> Frag:
 # ---------------------------------------------------------------- comparisons
 
 
+#: The ``facts`` column as queries read it: a run without a document (nothing recorded about
+#: it, or a store made before facts) reads as the empty one, as ``facts()`` returns it.
+_FACTS = f"coalesce(facts, {_lit(json.dumps(empty_facts()))})"
+
+
 def _field(doc: DocName, path: tuple[str, ...]) -> tuple[_Json, str | None]:
     """The JSON node of field ``path`` of ``doc``, and the table's column holding it, if any."""
-    node: _Json = _Path(doc)
+    node: _Json = _Path(_FACTS if doc == "facts" else doc)
     for seg in path:
         node = node.key(seg)
     column = path[0] if doc == "start" and len(path) == 1 and path[0] in _COLUMNS else None

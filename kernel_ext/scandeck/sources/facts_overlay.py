@@ -26,7 +26,7 @@ from typing import Any
 
 from ..exceptions import InvalidQuery, RunNotFound
 from ..query import And, Comparison, Key, Not, Or, Query, Regex
-from ..runtable.model import Annotation, Cell, facts_document
+from ..runtable.model import Annotation, Cell, empty_facts
 from ..safe_text import printable
 from ..uris import redact
 from .protocol import RunSummary, Source
@@ -166,6 +166,9 @@ class FactsOverlay:
                 f"Redis bus), not kept for the runs of {redact(self.uri)}; search its start fields or "
                 "computed columns"
             )
+        if query.matches({}, None, empty_facts()):
+            # runs the sidecar has never heard of match too (tags != "Ni"): keep all but its misses
+            return ~Key("uid").in_(self._facts.matching(~query))
         return Key("uid").in_(self._facts.matching(query))
 
     def count(self, query: Query) -> int:
@@ -255,7 +258,7 @@ class FactsOverlay:
 
     def facts(self, uids: Collection[str]) -> dict[str, dict[str, Any]]:
         known = self._known(uids)
-        out = {uid: facts_document([], {}, {}) for uid in uids}
+        out = {uid: empty_facts() for uid in uids}
         out.update(self._facts.facts(known))
         return out
 

@@ -25,7 +25,7 @@ from ..exceptions import ReadOnlyStore, StoreError
 from ..query import Query
 from ..query.hints import uses_facts
 from ..query.indexed import INDEX_TABLE, index_rows
-from ..runtable.model import Annotation, Cell, facts_document, merge_summaries
+from ..runtable.model import Annotation, Cell, empty_facts, facts_document, merge_summaries
 from .sqlite_db import has_table
 
 __all__ = ["FACTS_SCHEMA", "FactsMixin", "add_summaries", "refresh_facts", "runs_from", "uses_facts"]
@@ -236,8 +236,7 @@ class FactsMixin:
 
     def facts(self, uids: Collection[str]) -> dict[str, dict[str, Any]]:
         ids = {self.run_id(uid): uid for uid in uids}
-        empty = facts_document([], {}, {})
-        out = {uid: dict(empty) for uid in uids}
+        out = {uid: empty_facts() for uid in uids}
         if ids and self._has_facts():
             sql = f"SELECT run_id, facts FROM run_facts WHERE run_id IN ({','.join('?' * len(ids))})"
             for run_id, text in self.connection().execute(sql, list(ids)):
