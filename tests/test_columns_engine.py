@@ -436,3 +436,34 @@ def test_a_timeout_also_ends_what_the_column_started(store, RE, hw, tmp_path):
     while not ended() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ended(), "the column's own process outlived its worker"
+
+
+def test_a_lone_surrogate_in_a_value_or_an_error_fails_only_its_cell(store, RE, hw):
+    _write(
+        Path(store.source.directory) / "columns.py",
+        """\
+        import scandeck
+
+
+        @scandeck.column("path")
+        def path(run):
+            return "scan_\\udcff.h5"  # os.fsdecode of a file name that is not UTF-8
+
+
+        @scandeck.column("raises")
+        def raises(run):
+            raise ValueError("no file scan_\\udcff.h5")
+        """,
+    )
+    RE.subscribe(store.writer())
+    (uid,) = RE(scan([hw.det], hw.motor, -1, 1, 3))
+    service = ColumnService(store, workers=1)
+    try:
+        service.run_once()
+    finally:
+        service.close()
+    cells = store.source.cells([uid])[uid]
+    assert set(cells) == set(columns_for(store))  # every other column stored too
+    assert cells["path"].status == "error" and "valid Unicode" in cells["path"].error
+    assert cells["raises"].error.startswith("ValueError: no file scan_\\udcff.h5")
+    assert cells["cen"].status == "ok"

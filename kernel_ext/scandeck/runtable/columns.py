@@ -263,8 +263,16 @@ def column_value(value: Any) -> Any:
     TypeError: a column returns a number, string, bool or None, not list
     """
     if value is None or isinstance(value, (bool, str)):
-        if isinstance(value, str) and len(value) > MAX_STRING:
-            raise TypeError(f"a column's string holds at most {MAX_STRING} characters, not {len(value)}")
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise TypeError(f"a column's string holds at most {MAX_STRING} characters, not {len(value)}")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:  # a lone surrogate (os.fsdecode of other bytes): no store keeps it
+                raise TypeError(
+                    f"a column's string must be valid Unicode text: {err.reason} at character {err.start} "
+                    "(decode the bytes it came from with errors='replace')"
+                ) from None
         return value
     if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()

@@ -85,8 +85,12 @@ class ColumnInfo:
 
 
 def error_text(err: BaseException) -> str:
-    """``"ExcType: message (at file:line in function)"``: the last frame of the traceback only."""
-    text = f"{type(err).__name__}: {err}"
+    """``"ExcType: message (at file:line in function)"``: the last frame of the traceback only.
+
+    A lone surrogate in the message (``KeyError`` of an undecodable file name) is written
+    as its escape: every store keeps the text.
+    """
+    text = f"{type(err).__name__}: {err}".encode("utf-8", "backslashreplace").decode("utf-8")
     frames = traceback.extract_tb(err.__traceback__)
     if frames:
         last = frames[-1]
