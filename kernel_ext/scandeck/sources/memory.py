@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..documents import PER_DESCRIPTOR, RunOrder, normalize
 from ..exceptions import InvalidDocument, RunNotFound, StoreError
 from ..query import Query
-from ..query.hints import start_fields
+from ..query.hints import start_fields, uses_facts
 from .entries import select
 from .memory_facts import MemoryFacts
 from .protocol import Entry, RunSummary
@@ -85,8 +85,12 @@ class MemorySource:
     # -- reading ---------------------------------------------------------------------------
 
     def _matching(self, query: Query) -> list[RunSummary]:
+        reads_facts = uses_facts(query)  # else no run's facts document is built, on every search
         with self._changed:
-            runs = [(run.summary, self._facts.document(uid)) for uid, run in self._runs.items()]
+            runs = [
+                (run.summary, self._facts.document(uid) if reads_facts else None)
+                for uid, run in self._runs.items()
+            ]
         return [s for s, facts in runs if query.matches(s.start, s.stop, facts)]
 
     def count(self, query: Query) -> int:
