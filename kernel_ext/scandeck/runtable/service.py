@@ -251,8 +251,7 @@ class ColumnService:
             counts.add(cells)
 
         self.pool.compute(self._tasks(wanted, finals), on_cells=store, stop=self._stop)
-        for field in ("runs", "cells", "failed"):
-            setattr(self.totals, field, getattr(self.totals, field) + getattr(counts, field))
+        _merge(self.totals, counts)
         return counts
 
     def backlog(self, limit: int = BATCH) -> dict[str, list[str]]:
