@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Literal, TypeAlias
 
 from ..exceptions import InvalidQuery
+from ..runtable.model import FACT_ROOTS  # the first names of keys that read a run's facts
 from ..safe_text import UNSAFE
 
 #: A value a key can be compared with: JSON scalars or (nested) lists of them.
@@ -22,8 +23,6 @@ Value: TypeAlias = "None | bool | int | float | str | tuple[Value, ...]"
 #: The document a key reads: the start or stop document, or the run's facts (computed
 #: columns, tags, comments, data summaries: :func:`scandeck.runtable.model.facts_document`).
 DocName: TypeAlias = Literal["start", "stop", "facts"]
-#: The first names of keys that read a run's facts; quoted (`` `tags` ``) they name start fields.
-FACT_ROOTS = ("columns", "tags", "comments", "data")
 
 #: What a missing field reads as.
 MISSING: Any = object()

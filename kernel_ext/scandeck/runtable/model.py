@@ -35,7 +35,8 @@ __all__ = [
     "merge_summaries",
 ]
 
-#: The first names of query keys that read a run's facts rather than its start document.
+#: The first names of query keys that read a run's facts rather than its start document
+#: (quoted, `` `tags` ``, they name a start field).
 FACT_ROOTS = ("columns", "tags", "comments", "data")
 #: How a computed cell ended: a value, an exception in the column's code, or its time limit.
 CELL_STATUSES = ("ok", "error", "timeout")

@@ -26,12 +26,13 @@ from typing import Any
 
 from ..exceptions import InvalidQuery, RunNotFound
 from ..query import And, Comparison, Key, Not, Or, Query, Regex
+from ..query.hints import uses_facts
 from ..runtable.model import Annotation, Cell, empty_facts
 from ..safe_text import printable
 from ..uris import redact
 from .protocol import RunSummary, Source
 from .sqlite_db import connect
-from .sqlite_facts import FACTS_SCHEMA, FactsMixin, runs_from, uses_facts
+from .sqlite_facts import FACTS_SCHEMA, FactsMixin, runs_from
 
 __all__ = ["FactsOverlay", "default_facts_path"]
 

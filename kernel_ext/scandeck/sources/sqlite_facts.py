@@ -28,7 +28,7 @@ from ..query.indexed import INDEX_TABLE, index_rows
 from ..runtable.model import Annotation, Cell, empty_facts, facts_document, merge_summaries
 from .sqlite_db import has_table
 
-__all__ = ["FACTS_SCHEMA", "FactsMixin", "add_summaries", "refresh_facts", "runs_from", "uses_facts"]
+__all__ = ["FACTS_SCHEMA", "FactsMixin", "add_summaries", "refresh_facts", "runs_from"]
 
 FACTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS annotations (

@@ -143,10 +143,7 @@ def count_runs(conn: sqlite3.Connection, query: Query) -> int:
     when the rest is tested by index seeks alone it never reads the runs table.
     """
     if not uses_index(query):
-        where, params = query.to_sql()
-        return int(
-            conn.execute(f"SELECT count(*) FROM {runs_from(conn, query)} WHERE {where}", params).fetchone()[0]
-        )
+        return _count(conn, query, *query.to_sql())
     with _snapshot(conn) as ready:
         if not ready:
             where, params = query.to_sql()
@@ -157,9 +154,7 @@ def count_runs(conn: sqlite3.Connection, query: Query) -> int:
             if counting is not None:
                 return int(conn.execute(*counting).fetchone()[0])
             where, params = indexed_sql(query, driver=driver)
-        return int(
-            conn.execute(f"SELECT count(*) FROM {runs_from(conn, query)} WHERE {where}", params).fetchone()[0]
-        )
+        return _count(conn, query, where, params)
 
 
 @contextmanager
