@@ -128,3 +128,30 @@ def test_an_empty_search_names_the_unknown_column_or_key(sqlite_cat: Catalog, RE
     assert "sample" in hint  # the start field no run has, named too
     assert sqlite_cat.search("columns.cen > 100").empty_hint is None  # a built-in column: known, just no match
     assert sqlite_cat.search('tags contains "Cu"').empty_hint is None  # every run has tags
+
+
+def test_a_block_of_integers_and_floats_is_summarised(
+    sqlite_cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readings 0, 2.5, 5 (an int, a float, an int: a motor moved to list positions) make a block
+    the store keeps as a list; it still has its range, as each event has it, and a block of one
+    type beside it does not make the range partial (here: min 4 where the data's is 0)."""
+    monkeypatch.setattr(sqlite_columns, "MIN_ROWS", 4)
+    bundle = compose_run()
+    desc = bundle.compose_descriptor(
+        name="primary", data_keys={"x": {"source": "m", "dtype": "number", "shape": []}}
+    )
+    writer = sqlite_cat.writer()
+    writer("start", bundle.start_doc)
+    writer("descriptor", desc.descriptor_doc)
+    for x in [0, 2.5, True, 5, 4.0, 6.0, 4.5, 5.5]:  # a boolean has no range: left out, as NaN
+        writer("event", desc.compose_event(data={"x": x}, timestamps={"x": 0.0}))
+    page = desc.compose_event_page(
+        data={"x": [7, 0.5]}, timestamps={"x": [0.0, 0.0]}, seq_num=[9, 10], time=[0, 0]
+    )
+    writer("event_page", page)
+    writer("stop", bundle.compose_stop())
+    uid = bundle.start_doc["uid"]
+    assert sqlite_cat.source.data_summary(uid) == {"x": {"min": 0, "max": 7}}
+    assert uid in sqlite_cat.search("data.x.min >= 0 and data.x.max <= 7").keys()
+    assert uid not in sqlite_cat.search("data.x.min > 1").keys()

@@ -17,9 +17,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RunRanges", "array_range", "reading_range"]
+__all__ = ["RunRanges", "array_range", "column_range", "reading_range"]
 
 _INT64 = (-(2**63), 2**63)
+_NO_RANGE = {str, bytes, bool, dict, type(None)}
 
 
 def array_range(arr: Any) -> tuple[float, float] | None:
@@ -86,6 +87,32 @@ def reading_range(value: Any) -> tuple[float, float] | None:
     if (kind is list or kind is tuple) and not _one_kind(value, "f" if arr.dtype.kind == "f" else "i"):
         return None
     return array_range(arr)
+
+
+def column_range(values: list[Any]) -> tuple[float, float] | None:
+    """``(min, max)`` of a column of readings (an event page's, a block's): each row's, joined.
+
+    A column of one number type is one array; a column mixing them (``[0, 2.5, 5]``, a
+    motor moved to list positions, which the embedded store keeps as a list) still has the
+    range its events have one by one.
+
+    Examples
+    --------
+    >>> column_range([0, 2.5, True, 5]), column_range(["datum-1", None])
+    ((0, 5), None)
+    """
+    kinds = set(map(type, values))
+    if kinds <= _NO_RANGE:  # strings (datum ids), booleans, gaps: the usual columns without one
+        return None
+    if len(kinds) == 1 and (found := reading_range(values)) is not None:  # the usual numeric column
+        return found
+    lo = hi = None
+    for value in values:
+        bounds = reading_range(value)
+        if bounds is not None:
+            lo = bounds[0] if lo is None or bounds[0] < lo else lo
+            hi = bounds[1] if hi is None or bounds[1] > hi else hi
+    return None if lo is None or hi is None else (lo, hi)
 
 
 def _one_kind(values: list[Any] | tuple[Any, ...], kind: str) -> bool:

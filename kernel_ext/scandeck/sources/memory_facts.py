@@ -12,26 +12,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..runtable.model import Annotation, Cell, facts_document
-from ..runtable.summaries import reading_range
+from ..runtable.summaries import column_range, reading_range
 
 __all__ = ["MemoryFacts", "event_summary"]
 
 
 def event_summary(name: str, doc: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Per data key ``{"min", "max"}`` of an event's or event page's readings, by the one
-    summary rule every writer follows (:func:`scandeck.runtable.summaries.reading_range`).
+    summary rule every writer follows (:func:`scandeck.runtable.summaries.reading_range`,
+    :func:`~scandeck.runtable.summaries.column_range` for a page's columns).
 
     Examples
     --------
-    >>> event_summary("event_page", {"data": {"th": [3.0, -1.0], "img": [[[1, 2], [3, 4]]], "ok": [True]}})
-    {'th': {'min': -1.0, 'max': 3.0}, 'img': {'min': 1, 'max': 4}}
+    >>> event_summary("event_page", {"data": {"th": [3.0, -1], "img": [[[1, 2], [3, 4]]], "ok": [True]}})
+    {'th': {'min': -1, 'max': 3.0}, 'img': {'min': 1, 'max': 4}}
     """
     data = doc.get("data")
     if not isinstance(data, Mapping):
         return {}
     out: dict[str, dict[str, float]] = {}
     for key, raw in data.items():
-        found = reading_range(raw)
+        found = column_range(raw) if name == "event_page" and isinstance(raw, list) else reading_range(raw)
         if found is not None:
             out[key] = {"min": found[0], "max": found[1]}
     return out

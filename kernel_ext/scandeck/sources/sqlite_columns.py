@@ -39,7 +39,7 @@ import msgpack
 import numpy as np
 
 from ..documents import normalize_value
-from ..runtable.summaries import array_range
+from ..runtable.summaries import array_range, column_range
 from ..safe_text import printable
 from .protocol import Entry
 from .sqlite_facts import add_summaries, refresh_facts
@@ -180,7 +180,11 @@ class ColumnBuffer:
             for part, values in parts.items():
                 encoded = _encode(values)
                 rows.append((run_id, desc, part, last_pos, n, *encoded))
-                if part.startswith(DATA_PART) and (bounds := _range(encoded[0], encoded[2])) is not None:
+                if not part.startswith(DATA_PART):
+                    continue
+                # a block kept as a list (numbers of mixed types, 0, 2.5, 5) has its rows' range
+                bounds = _range(encoded[0], encoded[2]) if encoded[0] is not None else column_range(values)
+                if bounds is not None:
                     ranges[part[len(DATA_PART) :]] = bounds
             add_summaries(conn, run_id, desc, ranges)
         conn.executemany("INSERT INTO column_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
