@@ -43,11 +43,20 @@ def uses_facts(query: Query) -> bool:
     >>> uses_facts(parse('sample == "Ni" and not tags contains "bad"')), uses_facts(parse("x > 1"))
     (True, False)
     """
-    if isinstance(query, (And, Or)):
-        return any(uses_facts(q) for q in query.items)
-    if isinstance(query, Not):
-        return uses_facts(query.query)
-    return isinstance(query, (Comparison, Regex)) and query.doc == "facts"
+    return any(node.doc == "facts" for node in _conditions(query))
+
+
+def _conditions(query: Query) -> Iterator[Comparison | Regex]:
+    """The field conditions of ``query``, in order (what the functions here look at)."""
+    todo = [query]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (And, Or)):
+            todo.extend(reversed(node.items))
+        elif isinstance(node, Not):
+            todo.append(node.query)
+        elif isinstance(node, (Comparison, Regex)):
+            yield node
 
 
 def start_fields(start: Mapping[str, Any]) -> set[str]:
@@ -72,14 +81,8 @@ def start_fields(start: Mapping[str, Any]) -> set[str]:
 
 def query_fields(query: Query) -> Iterator[str]:
     """Dotted names of the start-document fields ``query`` compares (the run columns left out)."""
-    todo = [query]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (And, Or)):
-            todo.extend(reversed(node.items))
-        elif isinstance(node, Not):
-            todo.append(node.query)
-        elif isinstance(node, (Comparison, Regex)) and node.doc == "start" and node.path[0] not in RUN_COLUMNS:
+    for node in _conditions(query):
+        if node.doc == "start" and node.path[0] not in RUN_COLUMNS:
             yield ".".join(node.path)
 
 
@@ -103,14 +106,8 @@ def unknown_field_hint(query: Query, known: Collection[str]) -> str | None:
 def facts_fields(query: Query) -> Iterator[str]:
     """Dotted names of the computed columns and data summaries ``query`` compares (``columns.x``,
     ``data.theta.min``); ``tags`` and ``comments`` every run has."""
-    todo = [query]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (And, Or)):
-            todo.extend(reversed(node.items))
-        elif isinstance(node, Not):
-            todo.append(node.query)
-        elif isinstance(node, (Comparison, Regex)) and node.doc == "facts" and node.path[0] in ("columns", "data"):
+    for node in _conditions(query):
+        if node.doc == "facts" and node.path[0] in ("columns", "data"):
             yield ".".join(node.path)
 
 
