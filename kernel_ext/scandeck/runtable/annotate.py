@@ -49,12 +49,16 @@ def author() -> str:
         return "unknown"
 
 
-def _note(kind: AnnotationKind, text: str, now: float) -> Annotation:
-    return Annotation(kind, text, author(), socket.gethostname(), now)
+def _note(kind: AnnotationKind, text: str, now: float, by: str | None) -> Annotation:
+    return Annotation(kind, text, by or author(), socket.gethostname(), now)
 
 
-def annotate(source: Source, uid: str, comment: str | None = None, tags: Iterable[str] = ()) -> list[Annotation]:
+def annotate(
+    source: Source, uid: str, comment: str | None = None, tags: Iterable[str] = (), *, by: str | None = None
+) -> list[Annotation]:
     """Append a comment and/or tags to run ``uid``'s history; return the entries added.
+
+    ``by`` names the author (the Jupyter server passes its user's name); default :func:`author`.
 
     Every text is checked before anything is stored, so a bad tag stores nothing.
     A tag the run already has is added again (the history says who tagged it when).
@@ -76,13 +80,13 @@ def annotate(source: Source, uid: str, comment: str | None = None, tags: Iterabl
     if checked_comment is None and not checked_tags:
         raise InvalidAnnotation("nothing to add: give a comment, tags, or both, e.g. annotate(tags=['Ni'])")
     now = time.time()
-    notes = [_note("comment", checked_comment, now)] if checked_comment is not None else []
-    notes += [_note("tag", t, now) for t in dict.fromkeys(checked_tags)]
+    notes = [_note("comment", checked_comment, now, by)] if checked_comment is not None else []
+    notes += [_note("tag", t, now, by) for t in dict.fromkeys(checked_tags)]
     facts.add_annotations(uid, notes)
     return notes
 
 
-def untag(source: Source, uid: str, tags: Iterable[str]) -> list[Annotation]:
+def untag(source: Source, uid: str, tags: Iterable[str], *, by: str | None = None) -> list[Annotation]:
     """Remove tags from run ``uid`` (appending ``untag`` entries); return the entries added.
 
     Raises
@@ -105,6 +109,6 @@ def untag(source: Source, uid: str, tags: Iterable[str]) -> list[Annotation]:
             printable(f"run {uid[:8]} has no tag {', '.join(repr(t) for t in absent)}; its tags: {listed}")
         )
     now = time.time()
-    notes = [_note("untag", t, now) for t in wanted]
+    notes = [_note("untag", t, now, by) for t in wanted]
     facts.add_annotations(uid, notes)
     return notes

@@ -108,9 +108,9 @@ def _strings(body: Mapping[str, Any], key: str) -> list[str]:
     return value
 
 
-def change_annotations(cat: Catalog, uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def change_annotations(cat: Catalog, uid: str, body: Mapping[str, Any], by: str | None = None) -> dict[str, Any]:
     """``POST runs/UID/annotations``: add a comment and tags, remove tags; every text is checked
-    (and every tag to remove found on the run) before anything is stored."""
+    (and every tag to remove found on the run) before anything is stored. ``by``: the author."""
     from ..runtable.annotate import annotate, facts_of, untag
     from ..runtable.model import check_comment, check_tag
 
@@ -132,9 +132,9 @@ def change_annotations(cat: Catalog, uid: str, body: Mapping[str, Any]) -> dict[
     for tag in tags:
         check_tag(tag)
     if removed:
-        untag(cat.source, summary.uid, removed)  # checks them all (and that the run has them) first
+        untag(cat.source, summary.uid, removed, by=by)  # checks them all (and that the run has them) first
     if comment is not None or tags:
-        annotate(cat.source, summary.uid, comment, tags)
+        annotate(cat.source, summary.uid, comment, tags, by=by)
     return annotations_of(cat, summary.uid)
 
 
@@ -221,4 +221,14 @@ class AnnotationsHandler(ScandeckHandler):
         check_uid(uid)
         body = self.json_body()
         cat = await self.blocking(self.app.catalogs.get, self.catalog_arg())
-        self.reply(await self.blocking(change_annotations, cat, uid, body))
+        self.reply(await self.blocking(change_annotations, cat, uid, body, self.author()))
+
+    def author(self) -> str | None:
+        """The Jupyter user's name when an identity provider names users (JupyterHub's); None (the
+        server's login name, ``$SCANDECK_AUTHOR``) for jupyter_server's own, whose users are
+        anonymous ("Anonymous Io") behind one token."""
+        if type(self.identity_provider).__module__.startswith("jupyter_server."):
+            return None
+        user = self.current_user
+        name = getattr(user, "username", None)
+        return name if isinstance(name, str) and name.strip() else None
