@@ -155,3 +155,33 @@ def test_a_block_of_integers_and_floats_is_summarised(
     assert sqlite_cat.source.data_summary(uid) == {"x": {"min": 0, "max": 7}}
     assert uid in sqlite_cat.search("data.x.min >= 0 and data.x.max <= 7").keys()
     assert uid not in sqlite_cat.search("data.x.min > 1").keys()
+
+
+KILLED = """
+import os, sys
+import scandeck
+from event_model import compose_run
+writer = scandeck.open_catalog(sys.argv[1]).writer()
+bundle = compose_run()
+writer("start", bundle.start_doc)
+print(bundle.start_doc["uid"], flush=True)
+os._exit(0)  # killed: no stop document, no close: the run stays marked open
+"""
+
+
+def test_a_run_whose_writer_died_is_ended_for_the_column_service(sqlite_cat: Catalog) -> None:
+    """needing() lists incomplete runs too: their writer is gone, no stop document will come."""
+    import subprocess
+    import textwrap
+
+    store = str(sqlite_cat.source.directory)
+    args = [sys.executable, "-c", textwrap.dedent(KILLED), store]
+    uid = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+    assert sqlite_cat[uid].status == "incomplete"
+    source = sqlite_cat.source
+    assert isinstance(source, RunFacts)
+    assert source.needing("cen", "h") == [uid]
+    from scandeck.runtable.model import Cell
+
+    source.put_cells(uid, {"cen": Cell(None, "h")})
+    assert source.needing("cen", "h") == []

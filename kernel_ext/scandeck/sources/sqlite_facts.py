@@ -253,7 +253,20 @@ class FactsMixin:
             "AND (cells.run_id IS NULL OR cells.code_hash != ? OR cells.final = 0) "
             "ORDER BY runs.time DESC, runs.id DESC LIMIT ?"
         )
-        return [row[0] for row in conn.execute(sql, (name, code_hash, limit))]
+        found = [row[0] for row in conn.execute(sql, (name, code_hash, limit))]
+        # A run whose writer died without a stop document is still marked open: ended all the
+        # same (incomplete), as the liveness check of the few open runs tells.
+        incomplete = [s.uid for s in self.open_runs(Query.all()) if s.status == "incomplete"]
+        if incomplete and len(found) < limit:
+            have = self.cells(incomplete, [name])
+            for uid in incomplete:
+                cell = have.get(uid, {}).get(name)
+                if cell is None or cell.code_hash != code_hash or not cell.final:
+                    found.append(uid)
+        return found[:limit]
+
+    def open_runs(self, query: Query, *, limit: int = 200) -> list[Any]:
+        raise NotImplementedError
 
     def fact_names(self) -> set[str]:
         if not self._has_facts():
