@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousRecord, DuplicateRecord, RecordNotFound, StoreError
-from ..sources.sqlite_db import connect
+from ..sources.sqlite_db import connect, retry_locked
 from .record import OutputRef, ProvenanceRecord
 
 if TYPE_CHECKING:
@@ -80,21 +80,6 @@ CREATE TABLE IF NOT EXISTS record_tags (
 
 _ORDER = "ORDER BY created DESC, seq DESC"
 _TMP_SUFFIX = ".tmp"
-
-
-def _retry_locked(action: Any, what: str, timeout: float = 30.0) -> Any:
-    """Run ``action()``, retrying while another process holds a lock SQLite won't wait for."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as err:
-            text = str(err)
-            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
-                raise StoreError(f"{what}: {err}") from err
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -227,7 +212,7 @@ class ProvStore:
                 conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {STORE_VERSION}; COMMIT;")
 
         try:
-            _retry_locked(setup, f"cannot open the provenance store {self.db_path}")
+            retry_locked(setup, f"cannot open the provenance store {self.db_path}")
         except sqlite3.DatabaseError as err:
             conn.close()
             raise StoreError(

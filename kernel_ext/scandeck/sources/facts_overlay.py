@@ -31,7 +31,7 @@ from ..runtable.model import Annotation, Cell, empty_facts
 from ..safe_text import printable
 from ..uris import redact
 from .protocol import RunSummary, Source
-from .sqlite_db import connect
+from .sqlite_db import connect, retry_locked
 from .sqlite_facts import FACTS_SCHEMA, FactsMixin, runs_from
 
 __all__ = ["FactsOverlay", "default_facts_path"]
@@ -39,6 +39,12 @@ __all__ = ["FactsOverlay", "default_facts_path"]
 _SIDECAR_RUNS = "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL UNIQUE)"
 #: Runs of the store walked per request when looking for runs without a cell (``needing``).
 _PAGE = 200
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(_SIDECAR_RUNS)
+    conn.executescript(FACTS_SCHEMA)
 
 
 def default_facts_path(uri: str) -> Path:
@@ -66,10 +72,10 @@ class _Sidecar(FactsMixin):
                 if not self._ready:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     first = connect(self.path)
-                    first.execute("PRAGMA journal_mode = WAL")
-                    first.execute(_SIDECAR_RUNS)
-                    first.executescript(FACTS_SCHEMA)
-                    first.close()
+                    try:
+                        retry_locked(lambda: _set_up(first), f"cannot open the facts file {self.path}")
+                    finally:
+                        first.close()
                     self._ready = True
             conn = self._local.conn = connect(self.path)
         return conn

@@ -37,7 +37,7 @@ from ..exceptions import ReadOnlyStore, RunNotFound, StoreError
 from ..query import Query
 from .liveness import writer_alive
 from .protocol import Entry, RunSummary
-from .sqlite_db import SCHEMA, connect
+from .sqlite_db import SCHEMA, connect, retry_locked
 from .sqlite_facts import FACTS_SCHEMA, FactsMixin, runs_from
 from .sqlite_fields import ensure_table, read_fields
 from .sqlite_index import count_runs, ensure_index, where_sql
@@ -81,6 +81,16 @@ def sqlite_target(uri: str) -> tuple[str, bool]:
             "only mode=ro (read-only) or mode=rw (the default), as in ./store?mode=ro"
         )
     return base, mode == "ro"
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    """WAL, the tables, and the migrations of stores made by earlier releases (a writable open)."""
+    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+        raise sqlite3.OperationalError("SQLite could not switch to WAL mode")
+    conn.executescript(SCHEMA)
+    conn.executescript(FACTS_SCHEMA)
+    ensure_table(conn)  # the field index; a migration for stores made before it
+    ensure_index(conn)  # the start-values index, built for stores made before it
 
 
 def _status(row: tuple[Any, ...]) -> str:
@@ -169,12 +179,11 @@ class SQLiteSource(FactsMixin):
                 try:
                     self.directory.mkdir(parents=True, exist_ok=True)
                     conn = connect(self.db_path)
-                    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
-                        raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
-                    conn.executescript(SCHEMA)
-                    conn.executescript(FACTS_SCHEMA)
-                    ensure_table(conn)  # the field index; a migration for stores made before it
-                    ensure_index(conn)  # the start-values index, built for stores made before it
+                    retry_locked(
+                        lambda: _set_up(conn),
+                        f"cannot open the run store {self.db_path}",
+                        hint="; check that the directory is writable and the file is a scandeck store",
+                    )
                 except sqlite3.Error as err:
                     raise StoreError(
                         f"cannot open the run store {self.db_path}: {err}; check that the "

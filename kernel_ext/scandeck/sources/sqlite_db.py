@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ..exceptions import StoreError
 from ..query.sql import register_functions
 
-__all__ = ["SCHEMA", "connect", "has_table", "json_index_copy"]
+T = TypeVar("T")
+
+__all__ = ["SCHEMA", "connect", "has_table", "json_index_copy", "retry_locked"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,6 +93,27 @@ def connect(path: Path | str, *, uri: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against process death
     register_functions(conn)  # what Regex and FullText queries compile to
     return conn
+
+
+def retry_locked(action: Callable[[], T], what: str, timeout: float = 30.0, hint: str = "") -> T:
+    """Run ``action()``, retrying while another connection holds a lock SQLite won't wait for.
+
+    Switching a new file to WAL needs it alone: two processes creating one store at once
+    (a notebook and the Jupyter server's column service) get "database is locked" at once,
+    busy timeout or not. Other errors, and a lock held past ``timeout``, raise StoreError
+    (``what: error`` and then ``hint``, what to do).
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as err:
+            text = str(err)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise StoreError(f"{what}: {err}{hint}") from err
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:
