@@ -185,3 +185,15 @@ def test_a_run_whose_writer_died_is_ended_for_the_column_service(sqlite_cat: Cat
 
     source.put_cells(uid, {"cen": Cell(None, "h")})
     assert source.needing("cen", "h") == []
+
+
+def test_a_page_mixing_integers_and_floats_has_the_range_its_events_have() -> None:
+    """The Redis writer's rule (RunRanges) on an event page equals the embedded store's on a block."""
+    from scandeck.runtable.summaries import RunRanges, column_range
+
+    page, events = RunRanges(), RunRanges()
+    page.add("d", {"x": [0, 2.5, 5], "flag": [True, False, True]}, page=True)
+    for x in (0, 2.5, 5):
+        events.add("d", {"x": x, "flag": True})
+    assert page.by_descriptor == events.by_descriptor == {"d": {"x": [0, 5]}}
+    assert column_range([0, 2.5, 5]) == (0, 5)

@@ -157,14 +157,15 @@ class RunRanges:
         self.changed = False
         self.stored_at = 0.0  # time.monotonic() of the last store
 
-    def add(self, descriptor: str, data: Mapping[str, Any]) -> bool:
-        """Widen by an event's ``data`` (or an event page's: each key a column); whether a range moved."""
+    def add(self, descriptor: str, data: Mapping[str, Any], *, page: bool = False) -> bool:
+        """Widen by an event's ``data``, or an event page's (``page=True``: each key a column of
+        readings, joined row by row as :func:`column_range` does); whether a range moved."""
         mine = self.by_descriptor.get(descriptor)
         if mine is None:
             mine = self.by_descriptor[descriptor] = {}
         moved = False
         for key, value in data.items():
-            bounds = reading_range(value)
+            bounds = column_range(value) if page else reading_range(value)
             if bounds is None:
                 continue
             have = mine.get(key)

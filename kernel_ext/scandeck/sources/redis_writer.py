@@ -419,7 +419,7 @@ class RedisWriter:
         if name in ("event", "event_page") and descriptor is not None:
             if ranges is None:
                 ranges = self._ranges[uid] = RunRanges()
-            ranges.add(descriptor, doc["data"])
+            ranges.add(descriptor, doc["data"], page=name == "event_page")
             if ranges.changed and (now := time.monotonic()) - ranges.stored_at >= _SUMS_EVERY:
                 ranges.changed, ranges.stored_at = False, now
                 return ranges.fields()
