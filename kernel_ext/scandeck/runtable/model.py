@@ -33,6 +33,7 @@ __all__ = [
     "empty_facts",
     "facts_document",
     "merge_summaries",
+    "needs_computing",
 ]
 
 #: The first names of query keys that read a run's facts rather than its start document
@@ -101,6 +102,19 @@ class Cell:
             time=float(d.get("time", 0.0)),
             final=bool(d.get("final", True)),
         )
+
+
+def needs_computing(cell: Cell | None, code_hash: str) -> bool:
+    """Whether a run needs a (new) cell of a column whose code hashes to ``code_hash``: it has none,
+    one computed by other code, or one computed while the run was running (the rule of every
+    store's :meth:`~scandeck.sources.protocol.RunFacts.needing`).
+
+    Examples
+    --------
+    >>> needs_computing(None, "h"), needs_computing(Cell(1, "h"), "h"), needs_computing(Cell(1, "old"), "h")
+    (True, False, True)
+    """
+    return cell is None or cell.code_hash != code_hash or not cell.final
 
 
 def _check_text(what: str, text: object, limit: int) -> str:

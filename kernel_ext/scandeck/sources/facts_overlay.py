@@ -27,7 +27,7 @@ from typing import Any
 from ..exceptions import InvalidQuery, RunNotFound
 from ..query import And, Comparison, Key, Not, Or, Query, Regex
 from ..query.hints import uses_facts
-from ..runtable.model import Annotation, Cell, empty_facts
+from ..runtable.model import Annotation, Cell, empty_facts, needs_computing
 from ..safe_text import printable
 from ..uris import redact
 from .protocol import RunSummary, Source
@@ -279,10 +279,7 @@ class FactsOverlay:
                 break
             ended = [s.uid for s in page if s.status != "running"]
             have = self._facts.cells(list(self._facts.known(ended).values()), [name])
-            for uid in ended:
-                cell = have.get(uid, {}).get(name)
-                if cell is None or cell.code_hash != code_hash or not cell.final:
-                    found.append(uid)
+            found += [uid for uid in ended if needs_computing(have.get(uid, {}).get(name), code_hash)]
             before = (page[-1].time, page[-1].seq)
         return found[:limit]
 

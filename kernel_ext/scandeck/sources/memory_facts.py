@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..runtable.model import Annotation, Cell, facts_document
+from ..runtable.model import Annotation, Cell, facts_document, needs_computing
 from ..runtable.summaries import column_range, reading_range
 
 __all__ = ["MemoryFacts", "event_summary"]
@@ -117,8 +117,7 @@ class MemoryFacts:
 
     def stale(self, uid: str, name: str, code_hash: str) -> bool:
         """Whether run ``uid`` needs a (new) cell of ``name``: none, other code, or not final."""
-        cell = self._runs[uid].cells.get(name)
-        return cell is None or cell.code_hash != code_hash or not cell.final
+        return needs_computing(self._runs[uid].cells.get(name), code_hash)
 
     def since(self, mark: int) -> tuple[int, list[str]]:
         changed = sorted((f.changed, uid) for uid, f in self._runs.items() if f.changed > mark)

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from ..exceptions import FactsNotSupported, StoreError
 from ..query import Key, Query
-from ..runtable.model import Annotation, Cell, facts_document, merge_summaries
+from ..runtable.model import Annotation, Cell, facts_document, merge_summaries, needs_computing
 from .protocol import FactNames, RunFacts, RunSummary, Source
 from .redis_layout import FACTS_SCRIPT, Keys
 from .redis_writer import settle
@@ -273,7 +273,7 @@ class RedisFacts:
         found = []
         for s, blob in zip(ended, raw, strict=True):
             cell = None if blob is None else Cell.from_dict(json.loads(blob))
-            if cell is None or cell.code_hash != code_hash or not cell.final:
+            if needs_computing(cell, code_hash):
                 found.append(s)
         archive = self._archive()
         if isinstance(archive, RunFacts):  # trimmed runs: the archive knows their cells

@@ -25,7 +25,7 @@ from ..exceptions import ReadOnlyStore, StoreError
 from ..query import Query
 from ..query.hints import uses_facts
 from ..query.indexed import INDEX_TABLE, index_rows
-from ..runtable.model import Annotation, Cell, empty_facts, facts_document, merge_summaries
+from ..runtable.model import Annotation, Cell, empty_facts, facts_document, merge_summaries, needs_computing
 from .sqlite_db import has_table
 
 __all__ = ["FACTS_SCHEMA", "FactsMixin", "add_summaries", "refresh_facts", "runs_from"]
@@ -250,7 +250,7 @@ class FactsMixin:
         sql = (
             "SELECT uid FROM runs LEFT JOIN cells ON cells.run_id = runs.id AND cells.name = ? "
             "WHERE (runs.exit_status IS NOT NULL OR runs.writer_open = 0) "
-            "AND (cells.run_id IS NULL OR cells.code_hash != ? OR cells.final = 0) "
+            "AND (cells.run_id IS NULL OR cells.code_hash != ? OR cells.final = 0) "  # needs_computing
             "ORDER BY runs.time DESC, runs.id DESC LIMIT ?"
         )
         found = [row[0] for row in conn.execute(sql, (name, code_hash, limit))]
@@ -259,10 +259,7 @@ class FactsMixin:
         incomplete = [s.uid for s in self.open_runs(Query.all()) if s.status == "incomplete"]
         if incomplete and len(found) < limit:
             have = self.cells(incomplete, [name])
-            for uid in incomplete:
-                cell = have.get(uid, {}).get(name)
-                if cell is None or cell.code_hash != code_hash or not cell.final:
-                    found.append(uid)
+            found += [uid for uid in incomplete if needs_computing(have.get(uid, {}).get(name), code_hash)]
         return found[:limit]
 
     def open_runs(self, query: Query, *, limit: int = 200) -> list[Any]:
