@@ -107,13 +107,12 @@ def refresh_facts(conn: sqlite3.Connection, run_id: int) -> None:
     summary = _summary(conn, run_id)
     doc = facts_document(history, cells, summary)
     old = conn.execute("SELECT facts FROM run_facts WHERE run_id = ?", (run_id,)).fetchone()
-    indexed = has_table(conn, INDEX_TABLE)  # not in a sidecar file (facts_overlay.py)
-    if old is not None and indexed:
-        gone = [(f, v, run_id) for f, v in index_rows(json.loads(old[0]), "facts")]
-        conn.executemany(f"DELETE FROM {INDEX_TABLE} WHERE field = ? AND value = ? AND run_id = ?", gone)
-    if indexed:
-        rows = [(f, v, run_id) for f, v in index_rows(doc, "facts")]
-        conn.executemany(f"INSERT OR IGNORE INTO {INDEX_TABLE} VALUES (?, ?, ?)", rows)
+    if has_table(conn, INDEX_TABLE):  # not in a sidecar file (facts_overlay.py)
+        # Only the rows that changed: a block flush moves a range or two, not the run's facts.
+        before = set() if old is None else {(*row, run_id) for row in index_rows(json.loads(old[0]), "facts")}
+        after = {(*row, run_id) for row in index_rows(doc, "facts")}
+        conn.executemany(f"DELETE FROM {INDEX_TABLE} WHERE field = ? AND value = ? AND run_id = ?", before - after)
+        conn.executemany(f"INSERT OR IGNORE INTO {INDEX_TABLE} VALUES (?, ?, ?)", after - before)
     seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_facts").fetchone()[0]
     conn.execute(
         "INSERT INTO run_facts VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET facts = excluded.facts, "
