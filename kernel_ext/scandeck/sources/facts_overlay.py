@@ -211,8 +211,12 @@ class FactsOverlay:
     def _version(self) -> int:
         return int(self._facts.connection().execute("PRAGMA data_version").fetchone()[0])
 
+    def _mark(self) -> int:
+        """The sidecar's newest facts change (what ``facts_since`` numbers), read from its index."""
+        return int(self._facts.connection().execute("SELECT coalesce(max(seq), 0) FROM run_facts").fetchone()[0])
+
     def change_token(self) -> object:
-        return (self.store.change_token(), self._version(), self.facts_since(0)[0])
+        return (self.store.change_token(), self._version(), self._mark())
 
     def wait(self, token: object, timeout: float) -> bool:
         """Until the store changed or the sidecar's facts did (another process's or this one's)."""
@@ -221,7 +225,7 @@ class FactsOverlay:
         version, mark = int(token[1]), int(token[2])
         deadline = time.monotonic() + timeout
         while True:
-            if self._version() != version or self.facts_since(0)[0] != mark:
+            if self._version() != version or self._mark() != mark:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
