@@ -5,7 +5,10 @@
 catalog open, follows the next (or current) run and writes the documents it saw to
 OUT as JSON;
 ``python tests/procs.py runs STORE OUT N`` follows the catalog for N new runs;
-``python tests/procs.py stream STORE RATE SECONDS [PAGE]`` writes events at RATE per second.
+``python tests/procs.py stream STORE RATE SECONDS [PAGE]`` writes events at RATE per second;
+``python tests/procs.py scans STORE SPEC ...`` records one ``scan`` per SPEC ``sample:points[:fail]``
+(``fail``: the plan raises after its events, so the run ends with exit status ``fail``) and prints
+each run's uid.
 """
 
 from __future__ import annotations
@@ -78,6 +81,36 @@ def stream(store: str, rate: float, seconds: float, page: int) -> None:
     writer("stop", bundle.compose_stop())
 
 
+def scans(store: str, specs: list[str]) -> None:
+    import bluesky.plan_stubs as bps
+    import bluesky.plans as bp
+    from bluesky import RunEngine
+    from ophyd.sim import SynAxis, SynGauss
+
+    RE = RunEngine({}, context_managers=[])  # noqa: N806
+    cat = scandeck.open_catalog(store)
+    RE.subscribe(cat.writer())
+    motor = SynAxis(name="motor")
+    det = SynGauss("det", motor, "motor", center=0.25, Imax=1, sigma=0.5)
+    uids: list[str] = []
+    RE.subscribe(lambda name, doc: uids.append(doc["uid"]) if name == "start" else None)
+    for spec in specs:
+        sample, points, *flags = spec.split(":")
+        steps: list[int] = []
+
+        def per_step(detectors, step, pos_cache, steps=steps, points=int(points), fail="fail" in flags):
+            yield from bps.one_nd_step(detectors, step, pos_cache)
+            steps.append(1)
+            if fail and len(steps) == points:
+                raise RuntimeError("failed on purpose")
+
+        try:
+            RE(bp.scan([det], motor, -1, 1, int(points), per_step=per_step, md={"sample": sample}))
+        except RuntimeError:
+            pass
+        print(uids[-1], flush=True)
+
+
 def follow(store: str, out: str, sleep: float = 0.0) -> None:
     cat = scandeck.open_catalog(store)
     print("following", flush=True)
@@ -115,6 +148,8 @@ if __name__ == "__main__":
         follow(args[0], args[1], float(args[2]) if len(args) > 2 else 0.0)
     elif command == "stream":
         stream(args[0], float(args[1]), float(args[2]), int(args[3]) if len(args) > 3 else 1)
+    elif command == "scans":
+        scans(args[0], args[1:])
     elif command == "runs":
         runs(args[0], args[1], int(args[2]))
     else:

@@ -313,7 +313,7 @@ def run_one(task: Task) -> Result:
     }
 
 
-def _crashed(task: Task, err: BaseException) -> Result:
+def crashed(task: Task, err: BaseException) -> Result:
     """The result of a task whose worker died or raised outside :func:`run_one`'s guard."""
     return {
         "uid": task["uid"],
@@ -372,7 +372,7 @@ class LocalExecutor:
             try:
                 yield future.result()
             except Exception as err:  # noqa: BLE001 - BrokenProcessPool: a worker was killed
-                yield _crashed(futures[future], err)
+                yield crashed(futures[future], err)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -413,7 +413,7 @@ class DaskExecutor:
             try:
                 yield future.result()
             except Exception as err:  # noqa: BLE001 - a worker died or the task could not run
-                yield _crashed(by_key[future.key], err)
+                yield crashed(by_key[future.key], err)
 
     def close(self) -> None:
         if self._client is not None:

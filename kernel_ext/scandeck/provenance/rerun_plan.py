@@ -75,6 +75,18 @@ class RerunPlan:
     output_dir: Path
     tasks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: What every task shares (the notebook, kernel, store...): :meth:`task_for` adds a target.
+    template: dict[str, Any] = field(default_factory=dict)
+
+    def task_for(self, target: Target) -> dict[str, Any]:
+        """The task that reruns the notebook on ``target`` (for targets found after planning)."""
+        return {
+            **self.template,
+            "parameters": {**self.parameters, self.scan_parameter: target.uid},
+            "output_path": str(self.output_dir / target.file_name),
+            "uid": target.uid,
+            "scan_id": target.scan_id,
+        }
 
 
 # -- targets -------------------------------------------------------------------------------------
@@ -278,6 +290,7 @@ def plan(
     timeout: float | None = None,
     tags: Iterable[str] = (),
     check_kernel: bool = True,
+    targets: list[Target] | None = None,
 ) -> RerunPlan:
     """Check everything and build the tasks, without starting a kernel or writing a file.
 
@@ -299,7 +312,8 @@ def plan(
             "point it at another scan; define it in a cell tagged 'parameters' (or name the parameter in "
             "nb.metadata.scandeck.scan_parameter) and record the notebook again"
         )
-    targets = resolve_targets(catalog, scans, query)
+    if targets is None:
+        targets = resolve_targets(catalog, scans, query)
     kernel, options = _kernel(nb, kernel_name, required=check_kernel)
 
     params = dict(record.parameters)
@@ -328,29 +342,22 @@ def plan(
     cwd = None
     if record.notebook_path and Path(record.notebook_path).parent.is_dir():
         cwd = str(Path(record.notebook_path).parent)  # relative paths in the notebook keep working
-    source = _notebook_text(nb)
-    tasks = []
-    for target in targets:
-        tasks.append(
-            {
-                "notebook": source,
-                "parameters": {**params, scan_param: target.uid},
-                "output_path": str(out / target.file_name),
-                "uid": target.uid,
-                "scan_id": target.scan_id,
-                "name": record.name,
-                "parent": record.id,
-                "tags": list(tags),
-                "store": str(store.directory),
-                "kernel_name": kernel,
-                "extra_arguments": options.get("extra_arguments", []),
-                "transport": options.get("transport", "tcp"),
-                "cwd": cwd,
-                "env": env,
-                "timeout": timeout,
-            }
-        )
-    return RerunPlan(record, scan_param, params, targets, out, tasks, notes)
+    template = {
+        "notebook": _notebook_text(nb),
+        "name": record.name,
+        "parent": record.id,
+        "tags": list(tags),
+        "store": str(store.directory),
+        "kernel_name": kernel,
+        "extra_arguments": options.get("extra_arguments", []),
+        "transport": options.get("transport", "tcp"),
+        "cwd": cwd,
+        "env": env,
+        "timeout": timeout,
+    }
+    the_plan = RerunPlan(record, scan_param, params, targets, out, [], notes, template)
+    the_plan.tasks = [the_plan.task_for(target) for target in targets]
+    return the_plan
 
 
 def safe_name(name: str) -> str:

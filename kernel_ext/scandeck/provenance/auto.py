@@ -1,0 +1,384 @@
+"""``scandeck auto``: rerun a recorded notebook on every new scan that matches a query.
+
+:func:`define` makes (or finds) the standing analysis of a record, a query, a
+catalog and an exit status; :class:`AutoService` keeps it going: it watches the
+catalog for runs that end, reruns each matching one once through the record's
+notebook (a rerun record, ``parent`` the record, ``target_scan`` the run, tagged
+``auto`` and ``auto:<standing id>``), at most ``workers`` at once, and notes every
+step in the ledger (:mod:`.standing`). Only the holder of the analysis's lease
+reruns; a second service for the same analysis waits as a standby and takes over
+when the first stops or dies.
+
+Examples
+--------
+>>> standing = define("1a2b3c4d", query='sample == "Ni"')      # doctest: +SKIP
+>>> service = AutoService(standing.id)                         # doctest: +SKIP
+>>> service.start(); ...; service.close()                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import RunNotFound
+from ..query import Query, TimeRange, parse
+from ..safe_text import printable
+from ..sources.matching import keep_matching
+from .rerun_executors import Result
+from .rerun_plan import Target, plan, safe_name
+from .standing import Ledger, RunRow, Standing, lease_owner
+from .store import ProvStore, open_store
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..sources.protocol import RunSummary, Source
+    from .rerun_plan import RerunPlan
+
+__all__ = ["AutoService", "auto_tag", "define", "ledger_of"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a lease lasts; the holder renews it every third of that.
+LEASE_SECONDS = 15.0
+#: How long one look at the catalog waits for a change while nothing is in flight.
+IDLE_WAIT = 1.0
+#: ... and while reruns are in flight (their results are collected between looks).
+BUSY_WAIT = 0.05
+#: Runs asked of the catalog per page when catching up.
+PAGE = 500
+
+
+def ledger_of(store: ProvStore) -> Ledger:
+    """The ledger of standing analyses kept beside ``store``'s records."""
+    return Ledger(store.directory)
+
+
+def auto_tag(standing_id: str) -> str:
+    """The tag of the rerun records of one standing analysis."""
+    return f"auto:{standing_id[:12]}"
+
+
+def _status_ok(summary: RunSummary, wanted: str) -> bool:
+    """Whether an ended run has the exit status asked for (``any``: every ended run, incomplete too)."""
+    return wanted == "any" or summary.status == wanted
+
+
+def define(
+    record_id: str,
+    *,
+    query: str = "",
+    catalog: str | None = None,
+    status: str = "success",
+    since: str | None = None,
+    workers: int = 2,
+    dask: str | None = None,
+    output_dir: str | Path | None = None,
+    store: ProvStore | str | Path | None = None,
+) -> Standing:
+    """The standing analysis of ``record_id`` on ``query`` in ``catalog`` (made if new).
+
+    ``query`` is checked here (a typo raises QuerySyntaxError before anything is stored).
+    ``catalog`` defaults to the catalog the record read from, else the default catalog.
+    ``since`` (a date, ``2026-12-01`` or ``2026-12-01 10:30``) adds the runs that started
+    since then and have already ended, when the analysis is new; otherwise only runs that
+    end after it is defined are rerun.
+    """
+    from ..opening import catalog_name, open_catalog
+    from .rerun_plan import record_catalog
+
+    prov = open_store(store)
+    record = prov.get(record_id)
+    text = parse(query) if query else Query.all()  # raises for a typo, before anything is stored
+    since_time = TimeRange(since=since).since if since else None
+    if catalog:
+        where = catalog_name(catalog).portable()
+    else:
+        found = record_catalog(record)
+        where = ""
+        if found is not None:
+            where = catalog_name(found.source.uri).portable() if "://" in found.source.uri else found.name
+            found.close()
+    cat = open_catalog(where or None)
+    try:
+        source = cat.source
+        place = source.latest_seq()
+        out = Path(output_dir) if output_dir else prov.directory / "auto" / f"{safe_name(record.name)}"
+        ledger = ledger_of(prov)
+        standing, created = ledger.define(
+            record.id,
+            name=record.name,
+            query=str(text) if query else "",
+            catalog=where,
+            status=status,
+            since=since_time,
+            workers=workers,
+            dask=dask,
+            output_dir=str(out.expanduser().absolute()),
+            seq=place,
+        )
+        if created:
+            _first_look(ledger, standing, source, text, since_time)
+        return ledger.get(standing.id)
+    finally:
+        cat.close()
+
+
+def _first_look(ledger: Ledger, standing: Standing, source: Source, query: Query, since: float | None) -> None:
+    """Note what the new analysis starts with: the runs still going, and with ``since`` the ended ones."""
+    from ..sources.protocol import OpenRuns
+
+    opened: list[tuple[str, int | None]] = []
+    ended: list[tuple[str, int | None]] = []
+    if since is None:
+        if isinstance(source, OpenRuns):
+            going = source.open_runs(query, limit=1000)
+        else:  # runs started long before and still going are few: the newest pages hold them
+            going = source.search(query, limit=PAGE)
+        opened = [(s.uid, s.scan_id) for s in going if s.status == "running"]
+    else:
+        bound = query & TimeRange(since, None)
+        offset = 0
+        while True:
+            page = source.search(bound, limit=PAGE, offset=offset, oldest_first=True)
+            offset += len(page)
+            for s in page:
+                if s.status == "running":
+                    opened.append((s.uid, s.scan_id))
+                elif _status_ok(s, standing.status):
+                    ended.append((s.uid, s.scan_id))
+            if len(page) < PAGE:
+                break
+    ledger.advance(standing.id, opened=opened, ended=ended)
+
+
+class AutoService:
+    """Keeps one standing analysis going until :meth:`stop`.
+
+    :meth:`serve` blocks; :meth:`start` runs it in a thread.
+
+    ``say`` gets one line per event worth telling a person (a rerun's result, a
+    standby, a takeover); its text is printable (nothing of a run goes out raw).
+    """
+
+    def __init__(
+        self,
+        standing_id: str,
+        *,
+        store: ProvStore | str | Path | None = None,
+        say: Callable[[str], None] | None = None,
+        on_result: Callable[[RunRow, Result], None] | None = None,
+    ) -> None:
+        self.store = open_store(store)
+        self.ledger = ledger_of(self.store)
+        self.standing = self.ledger.get(standing_id)
+        self.owner = lease_owner()
+        self.say = say or (lambda line: log.info("%s", line))
+        self.on_result = on_result
+        self.failed: BaseException | None = None
+        self.holding = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inflight: dict[str, Future[Result]] = {}
+        self._rows: dict[str, RunRow] = {}
+        self._renewed = 0.0
+
+    def __repr__(self) -> str:
+        return f"AutoService({self.standing.id[:8]} {self.standing.name!r})"
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._guarded, name=f"scandeck-auto-{self.standing.id[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop and wait: reruns in flight finish and are noted first."""
+        self.stop()
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread :meth:`start` started to end (after :meth:`stop`, or a failure)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _guarded(self) -> None:
+        try:
+            self.serve()
+        except BaseException as err:  # noqa: BLE001 - reported through failed and say
+            self.failed = err
+            self.say(printable(f"error: {type(err).__name__}: {err}"))
+
+    def serve(self) -> None:
+        """Wait for the lease, then rerun as runs end, until :meth:`stop`."""
+        from ..opening import open_catalog
+
+        if not self._wait_for_lease():
+            return
+        catalog = open_catalog(self.standing.catalog or None)
+        pool = None
+        try:
+            the_plan = self._plan(catalog)
+            the_plan.output_dir.mkdir(parents=True, exist_ok=True)
+            from .auto_pool import StandingPool
+
+            pool = StandingPool(the_plan.template, workers=self.standing.workers, dask=self.standing.dask)
+            self._recover()
+            self._loop(catalog, the_plan, pool)
+        finally:
+            try:
+                self._drain(catalog)
+            finally:
+                if pool is not None:
+                    pool.close()
+                catalog.close()
+                self.ledger.release(self.standing.id, self.owner)
+                self.holding = False
+
+    def _plan(self, catalog: Catalog) -> RerunPlan:
+        s = self.standing
+        return plan(
+            s.record,
+            catalog=catalog,
+            store=self.store,
+            output_dir=s.output_dir,
+            catalog_target=s.catalog or None,
+            tags=["auto", auto_tag(s.id)],
+            check_kernel=s.dask is None,
+            targets=[],
+        )
+
+    def _wait_for_lease(self) -> bool:
+        told = False
+        while not self._stop.is_set():
+            holder = self.ledger.acquire(self.standing.id, self.owner, LEASE_SECONDS)
+            if holder is None:
+                self.holding = True
+                self._renewed = time.monotonic()
+                if told:
+                    self.say(f"took over standing analysis {self.standing.id[:8]}")
+                return True
+            if not told:
+                self.say(
+                    printable(
+                        f"standby: {holder.rsplit(':', 1)[0]} runs standing analysis {self.standing.id[:8]}; "
+                        "waiting to take over"
+                    )
+                )
+                told = True
+            self._stop.wait(LEASE_SECONDS / 3)
+        return False
+
+    def _recover(self) -> None:
+        """Settle runs a previous holder left claimed: from their rerun records, else pending again."""
+        if not self.ledger.runs(self.standing.id, ["running"], limit=1):
+            return
+        tag = auto_tag(self.standing.id)
+        saved: dict[str, tuple[bool, str]] = {}
+        for rec in reversed(self.store.list(tag=tag)):  # oldest first: a newer record wins
+            if rec.target_scan:
+                saved[rec.target_scan] = (rec.status == "ok", rec.id)
+        settled, requeued = self.ledger.reclaim(self.standing.id, saved.get)
+        if settled or requeued:
+            self.say(f"recovered: {settled} rerun(s) found recorded, {requeued} to run again")
+
+    def _loop(self, catalog: Catalog, the_plan: RerunPlan, pool: Any) -> None:
+        source = catalog.source
+        query = parse(self.standing.query) if self.standing.query else Query.all()
+        while not self._stop.is_set():
+            token = source.change_token()
+            self._look(source, query)
+            self._collect(catalog)
+            self._submit(the_plan, pool)
+            if not self._renew():
+                self.say("lost the lease (the store was unreachable too long?); waiting to take it again")
+                if not self._wait_for_lease():
+                    return
+            source.wait(token, BUSY_WAIT if self._inflight else IDLE_WAIT)
+
+    def _renew(self) -> bool:
+        if time.monotonic() - self._renewed < LEASE_SECONDS / 3:
+            return True
+        holder = self.ledger.acquire(self.standing.id, self.owner, LEASE_SECONDS)
+        self._renewed = time.monotonic()
+        self.holding = holder is None
+        return self.holding
+
+    def _look(self, source: Source, query: Query) -> None:
+        """Note the runs that arrived since the place, and the open ones that ended."""
+        sid = self.standing.id
+        place = self.ledger.place(sid)
+        new = source.runs_since(place, limit=PAGE)
+        opened = [(s.uid, s.scan_id) for s in new if s.status == "running"]
+        finished = [s for s in new if s.status != "running"]
+        for row in self.ledger.runs(sid, ["open"]):
+            try:
+                s = source.get(row.uid)
+            except RunNotFound:  # gone from the catalog: nothing to rerun on
+                self.ledger.advance(sid, dropped=[row.uid])
+                continue
+            if s.status != "running":
+                finished.append(s)
+        keep = {s.uid for s in keep_matching(source, query, finished) if _status_ok(s, self.standing.status)}
+        ended = [(s.uid, s.scan_id) for s in finished if s.uid in keep]
+        dropped = [s.uid for s in finished if s.uid not in keep]
+        seq = new[-1].seq if new else None
+        if opened or ended or dropped or seq is not None:
+            self.ledger.advance(sid, seq=seq, opened=opened, ended=ended, dropped=dropped)
+
+    def _submit(self, the_plan: RerunPlan, pool: Any) -> None:
+        room = pool.capacity - len(self._inflight)
+        for row in self.ledger.claim(self.standing.id, self.owner, room):
+            self._rows[row.uid] = row
+            self._inflight[row.uid] = pool.submit(the_plan.task_for(Target(row.uid, row.scan_id)))
+
+    def _collect(self, catalog: Catalog) -> None:
+        for uid, future in list(self._inflight.items()):
+            if future.done():
+                del self._inflight[uid]
+                self._noted(catalog, self._rows.pop(uid), future.result())
+
+    def _drain(self, catalog: Catalog) -> None:
+        """Wait for the reruns in flight and note them (a stopped service leaves nothing claimed)."""
+        for uid, future in list(self._inflight.items()):
+            try:
+                result = future.result()
+            except Exception as err:  # noqa: BLE001 - noted as failed
+                result = {"uid": uid, "status": "failed", "record_id": None, "message": str(err)}
+            self._noted(catalog, self._rows.pop(uid), result)
+        self._inflight.clear()
+
+    def _noted(self, catalog: Catalog, row: RunRow, result: Result) -> None:
+        ok = result.get("status") == "ok"
+        message = result.get("message") or ""
+        error = result.get("error") or {}
+        if not ok and not message and error:
+            message = f"cell {error.get('cell_index')}: {error.get('ename')}: {error.get('evalue')}"
+        self.ledger.finish(self.standing.id, row.uid, ok=ok, record_id=result.get("record_id"), message=message)
+        label = row.scan_id if row.scan_id is not None else row.uid[:8]
+        seconds = float(result.get("seconds") or 0.0)
+        line = f"scan {label}: {'ok' if ok else 'failed'} in {seconds:.1f} s"
+        if result.get("record_id"):
+            line += f", record {str(result['record_id'])[:8]}"
+        if not ok and message:
+            line += f" ({message.splitlines()[0][:200]})"
+        self.say(printable(line))
+        if self.on_result is not None:
+            try:
+                self.on_result(row, result)
+            except Exception:  # noqa: BLE001 - a listener's trouble must not stop the service
+                log.exception("scandeck: a standing analysis listener failed")
