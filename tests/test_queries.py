@@ -109,14 +109,16 @@ ALL = {name for name, *_ in RUNS}
 
 #: name -> the run's facts document (scandeck.runtable.model.facts_document's shape); hostile
 #: values too: -0.0, 2**62, the largest float (an infinity as the store keeps it), unicode.
+#: Values published by reruns (scandeck.glue) are grouped by record name under columns.
 FACTS = {
-    "ni1": {"columns": {"cen": 0.52, "label": "good", "ok": True}, "tags": ["Ni", "redo"],
-            "comments": "bad beam after 12:40", "data": {"theta": {"min": 0.0, "max": 5.0}}},
-    "cu": {"columns": {"cen": 1, "big": 2**62, "ok": False}, "tags": ["Cu"],
-           "comments": "fine\nNi later", "data": {"theta": {"min": -1, "max": 4.0},
+    "ni1": {"columns": {"cen": 0.52, "label": "good", "ok": True, "peak-fit": {"cen": 0.7, "sample": "Ni"}},
+            "tags": ["Ni", "redo"], "comments": "bad beam after 12:40",
+            "data": {"theta": {"min": 0.0, "max": 5.0}}},
+    "cu": {"columns": {"cen": 1, "big": 2**62, "ok": False, "peak fit v1.2": {"cen": 0.2, "xs": [1, 2]}},
+           "tags": ["Cu"], "comments": "fine\nNi later", "data": {"theta": {"min": -1, "max": 4.0},
                                                    "det": {"min": 0, "max": 1.7976931348623157e308}}},
-    "weird": {"columns": {"cen": -0.0, "é": "x"}, "tags": ["é", "bad beam"], "comments": "",
-              "data": {"theta": {"min": 1, "max": 2}}},
+    "weird": {"columns": {"cen": -0.0, "é": "x", "peak-fit": {"cen": 0.1}}, "tags": ["é", "bad beam"],
+              "comments": "", "data": {"theta": {"min": 1, "max": 2}}},
     "running": {"columns": {}, "tags": [], "comments": "Bad beam", "data": {}},
 }  # fmt: skip
 
@@ -502,6 +504,14 @@ CASES: dict[str, Case] = {
     "facts_and_start": ('columns.cen > 0.5 and sample == "Ni"', {"ni1"}),
     "facts_or_not": ('not tags contains "Ni" or columns.cen < 0', ALL - {"ni1"}),
     "facts_quoted_is_start": ('`tags` contains "Ni"', set()),
+    # published values: columns.<record name>.<value name>, the record name quoted unless an identifier
+    "facts_published": ("columns.peak-fit.cen > 0.5", {"ni1"}),
+    "facts_published_all": ("columns.peak-fit.cen >= 0", {"ni1", "weird"}),
+    "facts_published_quoted": ("columns.`peak fit v1.2`.cen < 0.5", {"cu"}),
+    "facts_published_list": ("columns.`peak fit v1.2`.xs contains 2", {"cu"}),
+    "facts_published_not_flat": ("columns.`peak-fit.cen` > 0", set()),
+    "facts_published_and_column": ('columns.peak-fit.sample == "Ni" and columns.cen > 0.5', {"ni1"}),
+    "facts_published_ne": ("columns.peak-fit.cen != 0.1", {"ni1"}),
     # runs nothing was recorded about (no row in run_facts) read as the empty facts document
     "facts_empty_comments": ('comments == ""', ALL - set(FACTS) | {"weird"}),
     "facts_empty_comments_below": ('comments < "a"', ALL - {"ni1", "cu"}),

@@ -296,3 +296,41 @@ def test_a_run_nothing_was_said_about_is_searched_as_its_empty_facts_document(
         assert fcat.source.count(q) == len(expected), text
         found = fcat.search(text)
         assert all(uid in found for uid in expected) and set(found.keys()) == expected, text
+
+
+def test_published_values_are_cells_searched_by_record_and_value_name(fcat: Catalog, scans: list[str]) -> None:
+    """A rerun's ``scandeck.glue`` values, as ``scandeck rerun`` and ``scandeck auto`` publish them:
+    the same search finds them on every store (SQL, its index, Python, Redis, a Tiled sidecar)."""
+    from scandeck.provenance.published import publish_values
+    from scandeck.provenance.record import Environment, ProvenanceRecord
+    from scandeck.runtable.rows import published_columns, table_rows
+
+    a, b, c = scans
+    env = Environment(python="3.11", platform="Linux")
+    for uid, cen in ((a, 0.75), (b, 0.25)):
+        for name in ("peak-fit", "peak fit v1.2"):
+            record = ProvenanceRecord(
+                name=name, kind="rerun", target_scan=uid, environment=env, values={"cen": cen, "xs": [1, 2]}
+            )
+            assert publish_values(fcat, record) == [f"{name}.cen", f"{name}.xs"]
+    facts(fcat).put_cells(a, {"cen": Cell(0.1, "h")})  # a computed column beside them
+    assert published_columns(fcat.source) == [
+        "peak fit v1.2.cen",
+        "peak fit v1.2.xs",
+        "peak-fit.cen",
+        "peak-fit.xs",
+    ]
+    assert facts(fcat).facts([a])[a]["columns"] == {
+        "cen": 0.1,
+        "peak-fit": {"cen": 0.75, "xs": [1, 2]},
+        "peak fit v1.2": {"cen": 0.75, "xs": [1, 2]},
+    }
+    assert set(fcat.search("columns.peak-fit.cen > 0.5").keys()) == {a}
+    assert set(fcat.search("columns.`peak fit v1.2`.cen < 0.5").keys()) == {b}
+    assert set(fcat.search("columns.peak-fit.xs contains 2 and columns.cen < 0.5").keys()) == {a}
+    assert set(fcat.search("not columns.peak-fit.cen > 0").keys()) == {c}
+    (row,) = table_rows(fcat, [fcat.source.get(a)], ["peak-fit.cen", "columns.peak fit v1.2.xs"])
+    assert {n: (cell.value, cell.state) for n, cell in row.cells.items()} == {
+        "peak-fit.cen": (0.75, "ok"),
+        "peak fit v1.2.xs": ([1, 2], "ok"),
+    }

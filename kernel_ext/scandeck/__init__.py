@@ -35,6 +35,7 @@ __all__ = [
     "derive",
     "peaks",
     "column",
+    "glue",
     "load_ipython_extension",
     "unload_ipython_extension",
     "__version__",
@@ -99,6 +100,33 @@ def column(
     from .runtable.columns import column as _column
 
     return _column(name, title=title, units=units, timeout=timeout)
+
+
+def glue(name: str, value: object) -> None:
+    """Publish a named result of this notebook with its provenance record, as scrapbook's glue does.
+
+    ``value``: a number, string, boolean, None, or a list of those (at most 1000 items,
+    64 KiB as JSON; numpy scalars and 1-D arrays too). The record made next (``%provenance
+    save``, ``scandeck run``, a rerun) keeps the values in ``values``; gluing a name again
+    replaces its value. A rerun's values become columns of the run it was pointed at:
+    ``<record name>.<name>`` in the run table, ``columns.<record name>.<name>`` in searches.
+    See :mod:`scandeck.provenance.glue`.
+
+    Raises
+    ------
+    InvalidGlue
+        A bad name, NaN or infinity, too long a list, too big a value (a ``ValueError``).
+    UnsupportedGlueType
+        A value of another type: a dict, an object, a 2-D array (also a ``TypeError``).
+
+    Examples
+    --------
+    >>> scandeck.glue("cen", scandeck.peaks(run).cen)          # doctest: +SKIP
+    >>> scandeck.glue("fit_ok", True)                          # doctest: +SKIP
+    """
+    from .provenance.glue import glue as _glue
+
+    _glue(name, value)
 
 
 def load_ipython_extension(ipython: object) -> None:

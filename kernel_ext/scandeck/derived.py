@@ -46,6 +46,12 @@ def written() -> list[dict[str, str]]:
         return [dict(w) for w in _written]
 
 
+def note_written(uid: str, catalog: str) -> None:
+    """Note run ``uid`` of ``catalog`` (its name) as written by this process (``to_run`` does)."""
+    with _written_lock:
+        _written.append({"uid": uid, "catalog": catalog})
+
+
 def clear_written() -> None:
     """Forget the derived runs noted so far (when a record has taken them)."""
     with _written_lock:
@@ -228,10 +234,9 @@ def derive(
     for uid, scan_id, cat_name in resolved:
         note(uid, scan_id=scan_id, catalog=cat_name)
     uid = bundle.start_doc["uid"]
-    with _written_lock:
-        _written.append({"uid": uid, "catalog": catalog.name})
+    note_written(uid, catalog.name)
     # Not catalog[uid]: that would note the new run as read.
     return Run(catalog.source, catalog.source.get(uid))
 
 
-__all__ = ["derive", "written", "clear_written"]
+__all__ = ["derive", "written", "clear_written", "note_written"]

@@ -248,6 +248,14 @@ class RerunSetupError(ScandeckError, ValueError):
     """A rerun cannot start: its notebook has no scan parameter, no targets, ..."""
 
 
+class InvalidGlue(ScandeckError, ValueError):
+    """``scandeck.glue(name, value)`` was given a name or value it does not publish (too big, NaN, ...)."""
+
+
+class UnsupportedGlueType(InvalidGlue, TypeError):
+    """``scandeck.glue`` was given a value of a type it does not publish (a dict, an object, an array of 2-D)."""
+
+
 # --- code the panel inserts (scandeck.server.snippets) ------------------------------------
 
 

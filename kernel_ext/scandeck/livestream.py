@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from .catalog import Catalog, Run
@@ -133,6 +133,7 @@ class Live:
         self._feeds: dict[tuple[str, bool | tuple[str, ...]], _Feed] = {}  # (stream name, fill) -> feed
         self._runs: Any = None
         self._unstarted: dict[Any, float] = {}  # new streams -> when made (see HOLD_SECONDS)
+        self._watchers: list[Callable[[str, dict[str, Any]], None]] = []
         self._loop = KernelLoop(shell)
         self._coalescer = Coalescer(self._loop, self._drain, interval)
         _everything.add(self)
@@ -223,9 +224,33 @@ class Live:
         """True while some follower thread still runs."""
         return any(feed.reader.follower.alive for feed in list(self._feeds.values()))
 
+    def watch(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(event, detail)`` on what happens to this Live (``to_run`` listens).
+
+        Events: ``"end"`` (a followed run ended and its last rows were emitted; on the
+        emitting thread; detail ``uid``, ``stream``, ``exit_status``, ``reason``),
+        ``"failure"`` (detail ``error``, ``what``: as counted in :attr:`failures`, on the
+        thread where it happened), ``"stopped"`` (:meth:`stop` was called). A callback
+        that raises is reported on stderr and kept.
+        """
+        self._watchers = [*self._watchers, callback]
+
+    def unwatch(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Stop calling ``callback`` (no error if it was not watching)."""
+        self._watchers = [w for w in self._watchers if w != callback]
+
+    def _tell(self, event: str, detail: dict[str, Any]) -> None:
+        for callback in self._watchers:
+            try:
+                callback(event, detail)
+            except Exception as err:  # noqa: BLE001 - a watcher's bug must not stop the stream
+                text = printable("".join(traceback.format_exception(type(err), err, err.__traceback__)), keep="\n")
+                sys.stderr.write(f"scandeck.live: a watcher of {event!r} failed:\n{text}")
+
     def stop(self) -> None:
         """Stop following: the threads end, nothing more is emitted (idempotent)."""
         with self._lock:
+            was_stopped = self.stopped
             self.stopped = True
             feeds = list(self._feeds.values())
             self._queue.clear()
@@ -236,6 +261,8 @@ class Live:
             feed.reader.close()  # the run's follower goes on for its other consumers
         self._loop.close()
         _everything.discard(self)
+        if not was_stopped:
+            self._tell("stopped", {})
 
     def __enter__(self) -> Live:
         return self
@@ -255,7 +282,10 @@ class Live:
             if feed is None:
                 feed = self._feeds[(name, fill)] = _Feed(self, name, fill, lead=not self._feeds)
             if attr is not None and getattr(feed, attr) is None:
-                setattr(feed, attr, _new_stream(f"{name} {attr}"))
+                made = _new_stream(f"{name} {attr}")
+                # What Stream.to_run reads to find the parent run (scandeck.derived_live).
+                made.scandeck_origin = {"live": self, "stream": name, "pages": attr == "pages"}
+                setattr(feed, attr, made)
                 self._unstarted[getattr(feed, attr)] = time.monotonic()
         if new:
             feed.reader.start()
@@ -292,6 +322,7 @@ class Live:
             sys.stderr.write(f"scandeck.live: {what} failed ({count} so far; the stream goes on):\n{text}")
             if count == SHOWN_FAILURES:
                 sys.stderr.write("scandeck.live: further failures are counted in Live.failures, not shown\n")
+        self._tell("failure", {"error": err, "what": what})
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -330,6 +361,9 @@ class Live:
             if item[0] == "run":
                 if self._runs is not None:
                     self._emit(self._runs, item[1], 0, "a sink of Live.runs")
+                continue
+            if item[0] == "end":
+                self._tell("end", item[1])
                 continue
             _, feed, uid, cols, _ = item
             if feed.pages is not None:
@@ -399,6 +433,10 @@ class _Feed:
                 live._push(("run", Run(live.source, live.source.get(state.uid))))
         self.take()
         if kind == RUN_STOP:
+            if self.rows is not None or self.pages is not None:
+                stop = state.stop or {}
+                end = {"uid": state.uid, "stream": self.name, "exit_status": state.status}
+                live._push(("end", {**end, "reason": stop.get("reason", "")}))
             self.ended.set()
 
     def take(self, *, follower: bool = True) -> None:
@@ -470,7 +508,10 @@ def _ends_in_sinks(stream: Any) -> bool:
 def _new_stream(name: str) -> Any:
     from .exceptions import require
 
-    return require("streamz", "notebook").Stream(stream_name=name)
+    stream = require("streamz", "notebook").Stream(stream_name=name)
+    from . import derived_live  # noqa: F401 - registers Stream.to_run
+
+    return stream
 
 
 def _resolve(target: Any, catalog: Catalog | None, shell: Any) -> tuple[Any, str | None, Any]:

@@ -7,6 +7,7 @@ import { IColumnInfo } from './api';
 const KIND_LABELS: Array<[string, string]> = [
   ['computed', 'Computed columns'],
   ['builtin', 'Built-in columns'],
+  ['published', 'Published by notebooks (scandeck.glue)'],
   ['annotation', 'Tags and comments'],
   ['run', 'Run'],
   ['start', 'Start document'],

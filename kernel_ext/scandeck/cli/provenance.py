@@ -275,6 +275,15 @@ def show_record(store: ProvStore, rec: ProvenanceRecord) -> str:
     # As Python literals: that is how the parameters cell and -p spell them.
     out += _kv([(k, cut(repr(v), 100)) for k, v in rec.parameters.items()]) or ["  none"]
 
+    out += ["", "values (published with scandeck.glue)"]
+    out += _kv([(k, cut(repr(v), 100)) for k, v in rec.values.items()]) or ["  none"]
+    if rec.values and rec.target_scan and rec.kind == "rerun":
+        from ..provenance.published import published_key
+        from ..runtable.model import published_column
+
+        example = published_key(published_column(rec.name, next(iter(rec.values))))
+        out.append(f"  (columns of run {rec.target_scan[:8]} in the run table; searched as e.g. {example})")
+
     out += ["", "inputs"]
     if rec.inputs:
         rows = [
@@ -384,6 +393,11 @@ def node_dict(node: Any) -> dict[str, Any]:
         out["repeat"] = True
     if node.run is not None:
         out.update(scan_id=node.run.scan_id, plan_name=node.run.start.get("plan_name"), status=node.run.status)
+        from ..provenance.lineage import pipeline_summary
+
+        summary = pipeline_summary(node.run.start)
+        if summary:
+            out["pipeline"] = summary  # a live derived run (to_run): the pipeline it came from
     if node.record is not None:
         rec = node.record
         out.update(

@@ -135,12 +135,13 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             tags=args.tag,
             check_kernel=executor in LOCAL_EXECUTORS,
         )
-    except (RunNotFound, AmbiguousUID) as err:
-        raise CliError(str(err), f"'scandeck ls --catalog ...' lists the runs of {cat.name}", 2) from None
-    except RerunSetupError as err:
-        raise CliError(str(err), "", 2) from None
-    finally:
-        cat.close()
+    except BaseException as err:
+        cat.close()  # else kept open to the end: the reruns' values are published to it
+        if isinstance(err, (RunNotFound, AmbiguousUID)):
+            raise CliError(str(err), f"'scandeck ls --catalog ...' lists the runs of {cat.name}", 2) from None
+        if isinstance(err, RerunSetupError):
+            raise CliError(str(err), "", 2) from None
+        raise
     if note:
         print(note, file=sys.stderr)
     for line in the_plan.notes:
@@ -160,6 +161,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             address=args.dask,
             progress=not args.no_progress,
             on_result=_print_json_result if args.progress_json else None,
+            catalog=cat,  # the reruns' published values become columns of their targets there
         )
     except Exception as err:
         from ..exceptions import ScandeckError
@@ -167,6 +169,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         if isinstance(err, ScandeckError):
             raise
         raise CliError(f"the {executor} executor failed: {type(err).__name__}: {err}".splitlines()[0]) from err
+    finally:
+        cat.close()
     out = sys.stderr if args.progress_json else sys.stdout  # stdout carries only the JSON lines then
     print(summary_table(results), file=out)
     failed = [r for r in results if not r.ok]

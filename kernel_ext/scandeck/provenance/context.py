@@ -1,8 +1,9 @@
-"""The runs this process has read, noted as they are read.
+"""The runs this process has read, noted as they are read, and the values it published.
 
 Catalog lookups, stream reads, bound cells, live pipelines and plots call
 :func:`note`; ``%provenance`` and ``scandeck run`` turn the notes into the
-record's ``inputs``. A kernel is one process, so one context per process.
+record's ``inputs``, and the values given to ``scandeck.glue`` into its ``values``.
+A kernel is one process, so one context per process.
 Stdlib only: noting must cost nothing and import nothing.
 """
 
@@ -16,11 +17,12 @@ from ..uris import redact
 
 
 class ProvenanceContext:
-    """Ordered notes of runs read: uid -> scan_id, catalog, streams, fields."""
+    """Ordered notes of runs read (uid -> scan_id, catalog, streams, fields) and glued values."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, dict[str, Any]] = {}
+        self._values: dict[str, Any] = {}
 
     def note(
         self,
@@ -61,9 +63,20 @@ class ProvenanceContext:
         with self._lock:
             return [{**e, "streams": list(e["streams"]), "fields": list(e["fields"])} for e in self._runs.values()]
 
+    def glue(self, name: str, value: Any) -> None:
+        """Keep ``value`` (checked by :func:`scandeck.provenance.glue.glue`) as ``name``; the last one wins."""
+        with self._lock:
+            self._values[name] = value
+
+    def values(self) -> dict[str, Any]:
+        """The glued values, in the order each name was first glued (a copy)."""
+        with self._lock:
+            return dict(self._values)
+
     def clear(self) -> None:
         with self._lock:
             self._runs.clear()
+            self._values.clear()
 
     def __len__(self) -> int:
         return len(self._runs)

@@ -5,13 +5,14 @@ registered through the ``papermill.engine`` entry point), ``scandeck run`` and
 reruns all execute through :class:`ScandeckEngine`. It is papermill's nbclient
 engine plus, at the end of execution:
 
-1. **Inputs and environment from the kernel.** The runs a notebook read are noted
+1. **Inputs, values and environment from the kernel.** The runs a notebook read (and
+   the values it published with ``scandeck.glue``) are noted
    in the *kernel's* process (:mod:`scandeck.provenance.context`), not in
    papermill's. After the last cell (also after a failing cell: the kernel is
    still up), the engine sends the kernel one silent ``execute_request`` with
    empty code and a *user expression* calling
    :func:`scandeck.provenance.recording.kernel_report`; the reply carries the
-   kernel's context inputs and the environment captured in the kernel (its
+   kernel's context inputs and values and the environment captured in the kernel (its
    interpreter, its packages) as JSON. Silent requests add no output, no
    execution count and no history to the notebook. When the kernel cannot answer
    (died, no scandeck in its environment, timed out) the record has no inputs and
@@ -366,6 +367,7 @@ class ScandeckEngine(NBClientEngine):
             name=recording.name,
             inputs=(report or {}).get("inputs", ()),
             outputs=(report or {}).get("outputs", ()),
+            values=(report or {}).get("values"),
             record_id=(report or {}).get("record_id"),
             tags=recording.tags,
             parent=recording.parent,

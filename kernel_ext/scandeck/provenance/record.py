@@ -84,6 +84,11 @@ class ProvenanceRecord(BaseModel):
     target_scan: str | None = Field(default=None, description="the scan_uid a rerun was pointed at")
     inputs: list[InputRef] = Field(default_factory=list)
     outputs: list[OutputRef] = Field(default_factory=list)
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="values the notebook published with scandeck.glue(name, value): name -> JSON "
+        "scalar or list of scalars (a rerun's become columns <name>.<value name> of its target run)",
+    )
     environment: Environment
     status: Literal["ok", "failed"] = Field(default="ok")
     error: ErrorInfo | None = Field(default=None)

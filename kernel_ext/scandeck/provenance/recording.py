@@ -76,6 +76,7 @@ def build_record(
     notebook_path: str | Path | None = None,
     error: ErrorInfo | None = None,
     record_id: str | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> ProvenanceRecord:
     """A record of ``nb`` (not yet stored, ``notebook_sha256`` empty).
 
@@ -84,6 +85,7 @@ def build_record(
     output (:func:`~scandeck.provenance.notebooks.failure_of`), else "ok".
     ``name`` defaults to the notebook's file stem. ``inputs`` are context notes
     (dicts as :meth:`ProvenanceContext.inputs` gives them) or :class:`InputRef`.
+    ``values``: what the notebook glued (:meth:`ProvenanceContext.values`).
     """
     from .notebooks import failure_of, parameters_of
     from .record import Environment, InputRef, OutputRef, ProvenanceRecord
@@ -106,6 +108,7 @@ def build_record(
         target_scan=target_scan,
         inputs=[i if isinstance(i, InputRef) else InputRef.model_validate(i) for i in inputs],
         outputs=[o if isinstance(o, OutputRef) else OutputRef.model_validate(o) for o in outputs],
+        values=dict(values or {}),
         environment=env,
         status="failed" if error is not None else "ok",
         error=error,
@@ -137,7 +140,7 @@ def save_stamped(store: ProvStore, record: ProvenanceRecord, nb: NotebookNode) -
 
 
 def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> str:
-    """Run in the kernel: its context's inputs and its environment, as one JSON string.
+    """Run in the kernel: its context's inputs, glued values and environment, as one JSON string.
 
     The papermill engine evaluates this as a user expression of a silent execute
     request after the last cell (see :func:`kernel_report_expression`), so the
@@ -148,6 +151,7 @@ def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> st
 
     report: dict[str, Any] = {
         "inputs": current().inputs(),
+        "values": current().values(),
         "outputs": derived_outputs(),
         "record_id": peek_pending_record_id(),
     }
@@ -351,6 +355,7 @@ def record_interactive(
         tags=tags,
         inputs=current().inputs(),
         outputs=derived_outputs(),
+        values=current().values(),
         environment=_capture(kernel_name_of(shell), nb_path),
         record_id=peek_pending_record_id(),
     )

@@ -6,7 +6,9 @@ parameters, overridden by the caller's, and the scan parameter set to the
 target's uid. The scan parameter is ``scan_uid`` unless the notebook names another
 in ``nb.metadata.scandeck.scan_parameter``. Each rerun is recorded (kind
 ``"rerun"``, ``parent`` the record, ``target_scan`` the uid) and writes its output
-notebook to ``output_dir/<scan_id>-<uid8>.ipynb``, also when it fails.
+notebook to ``output_dir/<scan_id>-<uid8>.ipynb``, also when it fails. The values a
+good rerun published (``scandeck.glue``) become columns of its target run in the
+catalog the targets were looked up in (:func:`~.published.publish_values`).
 
 Every target is resolved before any kernel starts: a scan that is not in the
 catalog stops the whole batch with :class:`~scandeck.exceptions.RunNotFound`
@@ -21,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -58,6 +61,8 @@ __all__ = [
     "resolve_targets",
     "summary_table",
 ]
+
+log = logging.getLogger("scandeck.provenance")
 
 
 @dataclass
@@ -155,8 +160,14 @@ def execute_plan(
     address: str | None = None,
     progress: bool = False,
     on_result: Callable[[RerunResult], None] | None = None,
+    catalog: Catalog | None = None,
 ) -> list[RerunResult]:
-    """Run the plan's tasks on an executor; results in the order of the targets."""
+    """Run the plan's tasks on an executor; results in the order of the targets.
+
+    ``catalog``: where the targets were looked up; each good rerun's published values
+    become columns of its target run there (:func:`~.published.publish_values`), as
+    the results come. A value that cannot be published is logged, never fatal.
+    """
     from .rerun_executors import get_executor, run_all
 
     runner = get_executor(executor, workers=workers, address=address)
@@ -168,6 +179,8 @@ def execute_plan(
         for raw in run_all(runner, the_plan.tasks):
             result = RerunResult.from_dict(raw)
             by_uid[result.uid] = result
+            if catalog is not None and result.ok and result.record_id:
+                _publish(catalog, the_plan, result.record_id)
             bar.update(result)
             if on_result is not None:
                 on_result(result)
@@ -175,6 +188,24 @@ def execute_plan(
         bar.close()
         runner.close()
     return [by_uid[t.uid] for t in the_plan.targets if t.uid in by_uid]
+
+
+def _publish(catalog: Catalog, the_plan: RerunPlan, record_id: str) -> None:
+    """Publish one rerun's values (read back from the store its worker saved it to)."""
+    from ..exceptions import ScandeckError
+    from ..safe_text import printable
+    from .published import publish_values
+    from .store import open_store
+
+    where = next((t["store"] for t in the_plan.tasks if t.get("store")), None)
+    try:
+        prov = open_store(where)
+        try:
+            publish_values(catalog, prov.get(record_id))
+        finally:
+            prov.close()
+    except (ScandeckError, OSError) as err:
+        log.warning(printable(f"scandeck: the values of rerun record {record_id[:8]} were not published: {err}"))
 
 
 def rerun(
@@ -272,11 +303,11 @@ def rerun(
             tags=tags,
             check_kernel=dask is None and executor in (None, *LOCAL_EXECUTORS),
         )
+        name = executor or ("dask" if dask else "local")
+        return execute_plan(the_plan, executor=name, workers=workers, address=dask, progress=progress, catalog=cat)
     finally:
         if owned is not None:
             owned.close()
-    name = executor or ("dask" if dask else "local")
-    return execute_plan(the_plan, executor=name, workers=workers, address=dask, progress=progress)
 
 
 # -- text ----------------------------------------------------------------------------------------------

@@ -9,6 +9,14 @@ The query language sees a run's facts as one JSON document (:func:`facts_documen
 
 so ``columns.peak_cen > 0.5``, ``tags contains "Ni"``, ``comments contains "bad beam"``
 and ``data.theta.min >= 0`` are plain comparisons on it (see :mod:`scandeck.query`).
+
+A notebook's *published values* (``scandeck.glue``, stored by its reruns on their target
+run: :mod:`scandeck.provenance.published`) are cells too, of columns named
+``<record name>.<value name>`` (:func:`published_column`; a computed column's name is an
+identifier, so the dot tells them apart) with the code hash ``glue:<record id>``. In the
+document they are grouped by record, ``{"columns": {"peak-fit": {"cen": 0.5}}}``, so that
+``columns.peak-fit.cen > 0.5`` searches them (a record name that is not an identifier is
+quoted: ``columns.`peak fit`.cen``); a computed column of the record's name keeps its place.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from ..exceptions import InvalidAnnotation
 __all__ = [
     "CELL_STATUSES",
     "FACT_ROOTS",
+    "PUBLISHED_MARK",
     "Annotation",
     "Cell",
     "check_column_name",
@@ -33,7 +42,9 @@ __all__ = [
     "empty_facts",
     "facts_document",
     "merge_summaries",
+    "is_published",
     "needs_computing",
+    "published_column",
 ]
 
 #: The first names of query keys that read a run's facts rather than its start document
@@ -42,6 +53,8 @@ FACT_ROOTS = ("columns", "tags", "comments", "data")
 #: How a computed cell ended: a value, an exception in the column's code, or its time limit.
 CELL_STATUSES = ("ok", "error", "timeout")
 AnnotationKind = Literal["comment", "tag", "untag"]
+#: The start of a published value's code hash (``glue:<record id>``): it has no code to run.
+PUBLISHED_MARK = "glue:"
 
 _MAX_TAG = 100
 _MAX_COMMENT = 10_000
@@ -115,6 +128,22 @@ def needs_computing(cell: Cell | None, code_hash: str) -> bool:
     (True, False, True)
     """
     return cell is None or cell.code_hash != code_hash or not cell.final
+
+
+def published_column(record_name: str, value_name: str) -> str:
+    """The run-table column of a value a record published: ``<record name>.<value name>``.
+
+    Examples
+    --------
+    >>> published_column("peak fit", "cen")
+    'peak fit.cen'
+    """
+    return f"{record_name}.{value_name}"
+
+
+def is_published(name: str) -> bool:
+    """Whether a cell's column ``name`` is a published value's (computed columns' names have no dot)."""
+    return "." in name
 
 
 def _check_text(what: str, text: object, limit: int) -> str:
@@ -220,9 +249,17 @@ def facts_document(
     >>> doc = facts_document([], {"cen": Cell(0.5, "h")}, {"theta": {"min": 0.0, "max": 5.0}})
     >>> doc["columns"], doc["tags"], doc["data"]["theta"]["max"]
     ({'cen': 0.5}, [], 5.0)
+    >>> facts_document([], {"peak-fit.cen": Cell(0.5, "glue:1a2b")}, {})["columns"]
+    {'peak-fit': {'cen': 0.5}}
     """
     ok = {name: _json_scalar(c.value) for name, c in cells.items() if c.status == "ok"}
-    columns = {name: v for name, v in ok.items() if v is not None}
+    columns: dict[str, Any] = {name: v for name, v in ok.items() if v is not None and not is_published(name)}
+    groups: dict[str, dict[str, Any]] = {}
+    for name, v in ok.items():
+        record, _, value = name.rpartition(".")
+        if v is None or not record or (record in columns and record not in groups):
+            continue  # a computed column named as the record keeps its place
+        groups.setdefault(record, columns.setdefault(record, {}))[value] = v
     comments = "\n".join(n.text for n in history if n.kind == "comment")
     data = {
         key: {k: _json_scalar(v) for k, v in s.items() if k in ("min", "max") and _json_scalar(v) is not None}

@@ -8,6 +8,9 @@ A column is one of:
 
 - a computed column of the catalog (``peak_cen``, a built-in such as ``duration``),
   also spelled ``columns.peak_cen``;
+- a value a notebook published for the run (``scandeck.glue`` in a rerun pointed at it):
+  ``<record name>.<value name>`` (``peak-fit.cen``), also spelled ``columns.peak-fit.cen``;
+  the store's runs tell which there are (:func:`published_columns`);
 - ``tags`` (the run's current tags, a list) or ``comments`` (every comment's text,
   one per line);
 - a run column: ``uid``, ``scan_id``, ``time`` (start time, epoch seconds), ``status``;
@@ -19,20 +22,21 @@ Each cell has a *state*: ``ok``; ``stale`` (computed by code that has changed si
 the old value is kept); ``failed`` (the column's code raised or timed out: ``error``
 says how, the value is None); ``running`` (computed while the run was running);
 ``pending`` (not computed yet, or a stop field of a running run); ``missing`` (the
-run has no such field).
+run has no such field). A published value is ``ok`` or ``missing``: it has no code to
+go stale, and only a rerun on the run makes it.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..exceptions import InvalidQuery
 from ..safe_text import printable
-from ..sources.protocol import FieldIndex, RunFacts, RunSummary
-from .model import Cell
+from ..sources.protocol import FactNames, FieldIndex, RunFacts, RunSummary, Source
+from .model import Cell, is_published
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -46,6 +50,7 @@ __all__ = [
     "TableRow",
     "cell_state",
     "column_specs",
+    "published_columns",
     "resolve_columns",
     "table_rows",
 ]
@@ -56,7 +61,7 @@ STATES = ("ok", "stale", "failed", "running", "pending", "missing")
 RUN_COLUMNS = ("uid", "scan_id", "time", "status")
 
 State = Literal["ok", "stale", "failed", "running", "pending", "missing"]
-Kind = Literal["computed", "tags", "comments", "run", "start", "stop", "data"]
+Kind = Literal["computed", "published", "tags", "comments", "run", "start", "stop", "data"]
 _MISSING = object()
 
 
@@ -127,6 +132,32 @@ def column_specs(catalog: Catalog) -> Mapping[str, ColumnSpecLike]:
     return specs
 
 
+def published_columns(source: Source) -> list[str]:
+    """The published-value columns (``<record name>.<value name>``) the store's runs have, sorted.
+
+    One distinct query of the store's cell names (:class:`~scandeck.sources.protocol.FactNames`);
+    none for a store that keeps no cells.
+    """
+    if not isinstance(source, FactNames):
+        return []
+    return sorted(name for name in source.cell_names() if is_published(name))
+
+
+class _Published:
+    """The published columns of a catalog, read from the store once, when a name needs them."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._names: set[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or not is_published(name):
+            return False
+        if self._names is None:
+            self._names = set(published_columns(self.source))
+        return name in self._names
+
+
 def _unknown(name: str, known: Collection[str], why: str = "") -> InvalidQuery:
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]}?)" if close else ""
@@ -134,7 +165,11 @@ def _unknown(name: str, known: Collection[str], why: str = "") -> InvalidQuery:
 
 
 def _resolve(
-    name: str, specs: Mapping[str, ColumnSpecLike], fields: set[str] | None, known: Collection[str]
+    name: str,
+    specs: Mapping[str, ColumnSpecLike],
+    fields: set[str] | None,
+    known: Collection[str],
+    published: Container[str] = (),
 ) -> ColumnRef:
     if not isinstance(name, str) or not name.strip():
         raise InvalidQuery(f"a column name is a non-empty string, not {name!r}")
@@ -144,6 +179,8 @@ def _resolve(
         return ColumnRef(name, name, (name,), name)  # type: ignore[arg-type]  # a Kind, checked above
     if name in RUN_COLUMNS:
         return ColumnRef(name, "run", (name,), name)
+    if head == "columns" and rest not in specs and rest in published:
+        return ColumnRef(rest, "published", (rest,), rest)
     if head == "columns" or (not rest and name in specs):
         col = rest if head == "columns" else name
         spec = specs.get(col)
@@ -160,6 +197,8 @@ def _resolve(
             raise InvalidQuery("stop: name a field of the stop document, e.g. stop.exit_status")
         return ColumnRef(name, "stop", tuple(rest.split(".")), name)
     path = rest if head == "start" and rest else name
+    if head != "start" and (fields is None or path not in fields) and name in published:
+        return ColumnRef(name, "published", (name,), name)  # a start field of that name wins
     if fields is not None and path not in fields:
         raise _unknown(name, known)
     return ColumnRef(path, "start", tuple(path.split(".")), path)
@@ -197,7 +236,8 @@ def resolve_columns(
     source = catalog.source
     fields = source.fields() if check_fields and isinstance(source, FieldIndex) else None
     known = {*specs, *(f"columns.{n}" for n in specs), "tags", "comments", *RUN_COLUMNS, *(fields or ())}
-    refs = [_resolve(n, specs, fields, known) for n in names]
+    published = _Published(source)
+    refs = [_resolve(n, specs, fields, known, published) for n in names]
     seen: set[str] = set()
     for ref in refs:
         if ref.name in seen:
@@ -248,6 +288,15 @@ def _computed(ref: ColumnRef, catalog: Catalog, summary: RunSummary, cells: Mapp
     if spec.summary_only:
         return _in_process(spec, catalog, summary)
     return TableCell(None, "pending")
+
+
+def _published(ref: ColumnRef, cells: Mapping[str, Cell]) -> TableCell:
+    cell = cells.get(ref.name)
+    if cell is None:
+        return TableCell(None, "missing")
+    if cell.status != "ok":
+        return TableCell(None, "failed", cell.error or cell.status)
+    return TableCell(cell.value)
 
 
 def _plain(ref: ColumnRef, summary: RunSummary, facts: Mapping[str, Any]) -> TableCell:
@@ -302,9 +351,11 @@ def table_rows(
     resolved = iter(resolve_columns(catalog, names, specs) if names else [])
     refs = [c if isinstance(c, ColumnRef) else next(resolved) for c in columns]
     uids = [s.uid for s in summaries]
-    stored = [r.name for r in refs if r.kind == "computed"]
+    stored = [r.name for r in refs if r.kind in ("computed", "published")]
     wants_facts = any(r.kind in ("tags", "comments", "data") for r in refs)
-    needs_store = wants_facts or any(r.spec is not None and not r.spec.summary_only for r in refs)
+    needs_store = wants_facts or any(
+        r.kind == "published" or (r.spec is not None and not r.spec.summary_only) for r in refs
+    )
     source = catalog.source
     cells: dict[str, dict[str, Cell]] = {}
     facts: dict[str, dict[str, Any]] = {}
@@ -321,7 +372,11 @@ def table_rows(
     for s in summaries:
         run_cells, run_facts = cells.get(s.uid, {}), facts.get(s.uid, {})
         row = {
-            r.name: _computed(r, catalog, s, run_cells) if r.kind == "computed" else _plain(r, s, run_facts)
+            r.name: _computed(r, catalog, s, run_cells)
+            if r.kind == "computed"
+            else _published(r, run_cells)
+            if r.kind == "published"
+            else _plain(r, s, run_facts)
             for r in refs
         }
         rows.append(TableRow(s.uid, s, row))

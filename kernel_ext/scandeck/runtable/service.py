@@ -7,7 +7,8 @@ and keeps its cells current:
 * a running run gets them at most every ``interval`` seconds (cells marked not final);
 * cells computed by other code (the column was edited) or missing are recomputed in
   the background, newest runs first, a batch at a time (``RunFacts.needing``);
-* the cells of a column removed from the columns file are deleted.
+* the cells of a column removed from the columns file are deleted (never a notebook's
+  published values, :func:`~.model.is_published`: they have no code, and no column defines them).
 
 Columns' code runs in worker processes (:mod:`.workers`); here run only the
 summary-only built-ins (``duration``, ``events``, ``status``), which read the index
@@ -32,7 +33,7 @@ from ..query import Query
 from ..safe_text import printable
 from .annotate import facts_of
 from .columns import BUILTINS, column_value, columns_file, columns_for, file_stamp
-from .model import Cell
+from .model import Cell, is_published
 from .workers import ColumnInfo, Task, WorkerPool, error_text
 
 if TYPE_CHECKING:
@@ -204,7 +205,9 @@ class ColumnService:
         """Delete the cells of columns no longer defined (known from cells of the newest runs at first)."""
         if self._known is None:
             uids = [s.uid for s in self.catalog.source.search(Query.all(), limit=SEEN_RUNS)]
-            self._known = {name for cells in self.facts.cells(uids).values() for name in cells}
+            self._known = {
+                name for cells in self.facts.cells(uids).values() for name in cells if not is_published(name)
+            }
         for name in sorted(self._known - set(self.columns)):
             n = self.facts.delete_cells(name)
             self.say(printable(f"column {name} is no longer defined: deleted its {n} cells"))

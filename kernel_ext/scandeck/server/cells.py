@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ScandeckError
-from ..runtable.rows import ColumnRef, resolve_columns, table_rows
+from ..runtable.rows import ColumnRef, published_columns, resolve_columns, table_rows
 from ..sources.protocol import FieldIndex, RunFacts
 from .errors import ApiError
 
@@ -69,6 +69,7 @@ def offered_columns(cat: Catalog) -> dict[str, Any]:
         kind = "builtin" if spec.builtin else "computed"
         out.append({"name": spec.name, "title": spec.title or spec.name, "units": spec.units, "kind": kind})
     if facts:
+        out += [{"name": n, "title": n, "units": None, "kind": "published"} for n in published_columns(source)]
         out += [{"name": n, "title": n, "units": None, "kind": "annotation"} for n in ("tags", "comments")]
     out += [{"name": n, "title": n, "units": None, "kind": "run"} for n in ("scan_id", "time", "status", "uid")]
     if isinstance(source, FieldIndex):

@@ -292,3 +292,6 @@ class FactsOverlay:
 
     def fact_names(self) -> set[str]:
         return self._facts.fact_names()
+
+    def cell_names(self) -> set[str]:
+        return self._facts.cell_names()

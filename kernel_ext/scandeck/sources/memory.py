@@ -227,6 +227,15 @@ class MemorySource:
         with self._changed:
             return self._facts.since(mark)
 
+    def cell_names(self) -> set[str]:
+        with self._changed:
+            return self._facts.names()[0]
+
+    def fact_names(self) -> set[str]:
+        with self._changed:
+            cells, keys = self._facts.names()
+        return {f"columns.{n}" for n in cells} | {f"data.{k}.{b}" for k in keys for b in ("min", "max")}
+
     # -- writing (called by MemoryWriter under its checks) ---------------------------------
 
     def _append(self, name: str, doc: dict[str, Any], run_uid: str, descriptor: str | None, n: int) -> None:

@@ -108,6 +108,12 @@ class MemoryFacts:
                 out[uid] = found
         return out
 
+    def names(self) -> tuple[set[str], set[str]]:
+        """The column names of every stored cell, and the data keys of every summary."""
+        cells = {name for facts in self._runs.values() for name in facts.cells}
+        keys = {key for facts in self._runs.values() for key in facts.summary}
+        return cells, keys
+
     def data_summary(self, uid: str) -> dict[str, dict[str, float]]:
         return {key: dict(s) for key, s in self._runs[uid].summary.items()}
 

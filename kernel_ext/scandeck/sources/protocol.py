@@ -199,7 +199,7 @@ class FieldIndex(Protocol):
 
 @runtime_checkable
 class FactNames(Protocol):
-    """A source that lists the computed columns and data keys its runs have facts for (SQLite).
+    """A source that lists the computed columns and data keys its runs have facts for.
 
     An empty search asks it, to say "no run has the field columns.peak_cn (did you mean
     columns.peak_cen?)".
@@ -207,6 +207,10 @@ class FactNames(Protocol):
 
     def fact_names(self) -> set[str]:
         """``columns.<name>`` of every stored cell and ``data.<key>.min``/``.max`` of every summary."""
+
+    def cell_names(self) -> set[str]:
+        """The column name of every stored cell (computed columns and published values), without
+        ``columns.``: one distinct query, for the table's column picker."""
 
 
 @runtime_checkable

@@ -302,6 +302,20 @@ class RedisFacts:
         archive = self._archive()
         return names | archive.fact_names() if isinstance(archive, FactNames) else names
 
+    def cell_names(self) -> set[str]:
+        """The columns of the cells that runs on the bus or in its archive have."""
+        uids = [u.decode() for u in self.talk("listing runs", lambda c: c.zrange(self.keys.runs, 0, -1))]
+
+        def read(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for uid in uids:
+                pipe.hkeys(self.keys.cells(uid))
+            return pipe.execute()
+
+        names = {n.decode() for cells in (self.talk("reading cells", read) if uids else []) for n in cells}
+        archive = self._archive()
+        return names | archive.cell_names() if isinstance(archive, FactNames) else names
+
     def facts_since(self, mark: int) -> tuple[int, list[str]]:
         rows = self.talk(
             "reading facts changes",

@@ -264,11 +264,16 @@ class FactsMixin:
     def open_runs(self, query: Query, *, limit: int = 200) -> list[Any]:
         raise NotImplementedError
 
+    def cell_names(self) -> set[str]:
+        if not self._has_facts():
+            return set()
+        return {name for (name,) in self.connection().execute("SELECT DISTINCT name FROM cells")}
+
     def fact_names(self) -> set[str]:
         if not self._has_facts():
             return set()
         conn = self.connection()
-        names = {f"columns.{name}" for (name,) in conn.execute("SELECT DISTINCT name FROM cells")}
+        names = {f"columns.{name}" for name in self.cell_names()}
         for (key,) in conn.execute("SELECT DISTINCT key FROM data_summaries"):
             names |= {f"data.{key}.min", f"data.{key}.max"}
         return names

@@ -1,0 +1,219 @@
+"""A pipeline described for a derived run's start document (``start["pipeline"]``).
+
+The description is JSON, for machines and people alike::
+
+    {
+      "format": "scandeck.pipeline/1",
+      "summary": "live(primary of 3f2a9c1e) -> map(normalise) -> scan(total) -> to_run(primary)",
+      "nodes": [
+        {"id": 0, "type": "live", "upstreams": [], "run": "3f2a9c1e-...", "stream": "primary",
+         "pages": false, "catalog": "sqlite:///..."},
+        {"id": 1, "type": "map", "upstreams": [0],
+         "function": {"qualname": "normalise", "module": "__main__", "sha256": "9b1f...",
+                      "lines": 3},
+         "args": [], "kwargs": {"scale": 2.0}},
+        ...
+      ],
+      "environment": {"python": "3.11.9", "implementation": "CPython", "platform": "Linux-...",
+                      "packages": {"numpy": "2.4.0", "scandeck": "0.1.0", "streamz": "0.6.6", ...}}
+    }
+
+Nodes are listed sources first (each after its upstreams). A function's ``sha256`` is
+of its source text as :func:`inspect.getsource` gives it (for a lambda: the lines it is
+written on); None where there is no source (builtins, C functions). Arguments are kept
+when they are JSON (numbers, strings, booleans, None, short lists and dicts of them);
+anything else as its ``repr``, cut to :data:`MAX_REPR` characters.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import platform
+from typing import Any
+
+from ..uris import redact
+
+__all__ = ["FORMAT", "MAX_REPR", "ancestors", "describe", "function_info", "jsonable", "label"]
+
+FORMAT = "scandeck.pipeline/1"
+#: Longest ``repr`` kept for an argument that is not JSON.
+MAX_REPR = 200
+#: Items kept of a list or dict argument.
+MAX_ITEMS = 50
+#: Distributions named in the environment when installed, besides those the functions come from.
+KEY_PACKAGES = ("scandeck", "streamz", "event-model", "bluesky", "numpy", "scipy", "pandas", "xarray")
+#: Node attributes worth keeping when they hold plain values (streamz's own parameter names).
+_PARAMETERS = ("n", "interval", "returns_state", "with_state", "maxsize", "predicate_name")
+
+
+def ancestors(node: Any) -> list[Any]:
+    """``node`` and every node upstream of it, each after its upstreams (sources first)."""
+    order: list[Any] = []
+    seen: set[int] = set()
+
+    def visit(item: Any) -> None:
+        if id(item) in seen:
+            return
+        seen.add(id(item))
+        for up in item.upstreams:
+            if up is not None:
+                visit(up)
+        order.append(item)
+
+    visit(node)
+    return order
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` if it is small JSON, else a JSON version of it: repr for what is not JSON."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value if not isinstance(value, str) or len(value) <= MAX_REPR else value[:MAX_REPR] + "..."
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0:
+        return jsonable(value.item(), depth)
+    if depth < 3 and isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:
+        return [jsonable(v, depth + 1) for v in value]
+    if (
+        depth < 3
+        and isinstance(value, dict)
+        and len(value) <= MAX_ITEMS
+        and all(isinstance(k, str) for k in value)
+    ):
+        return {k: jsonable(v, depth + 1) for k, v in value.items()}
+    if callable(value):
+        return {"function": function_info(value)}
+    text = repr(value)
+    return {"repr": text if len(text) <= MAX_REPR else text[:MAX_REPR] + "..."}
+
+
+def function_info(fn: Any) -> dict[str, Any]:
+    """Qualified name, module, sha256 of the source (None if unavailable) of a callable."""
+    info: dict[str, Any] = {}
+    if isinstance(fn, functools.partial):
+        info["partial"] = {"args": jsonable(list(fn.args)), "keywords": jsonable(dict(fn.keywords))}
+        fn = fn.func
+    named = inspect.isroutine(fn) or inspect.isclass(fn) or isinstance(getattr(fn, "__name__", None), str)
+    target = fn if named else type(fn)  # a callable object: its class (numpy ufuncs have a name)
+    target = inspect.unwrap(target) if inspect.isfunction(target) else target
+    info["qualname"] = str(getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target)))
+    info["module"] = str(getattr(target, "__module__", None) or type(target).__module__)
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):
+        info["sha256"] = None
+    else:
+        info["sha256"] = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+        info["lines"] = source.count("\n") + (not source.endswith("\n"))
+    return info
+
+
+def _short_name(fn: Any) -> str:
+    if isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return str(name)
+
+
+def label(desc: dict[str, Any]) -> str:
+    """One node in words for the summary: ``map(normalise)``, ``live(primary of 3f2a9c1e)``."""
+    kind = desc["type"]
+    if kind == "live":
+        return f"live({desc['stream']} of {str(desc['run'])[:8]})"
+    if kind == "to_run":
+        return f"to_run({desc['stream']})"
+    fn = desc.get("function") or desc.get("predicate")
+    if fn:
+        return f"{kind}({fn['qualname'].rsplit('.', 1)[-1]})"
+    return kind
+
+
+def _node(node: Any, index: dict[int, int], origin: dict[str, Any] | None) -> dict[str, Any]:
+    desc: dict[str, Any] = {
+        "id": index[id(node)],
+        "type": type(node).__name__,
+        "upstreams": [index[id(u)] for u in node.upstreams if u is not None and id(u) in index],
+    }
+    if origin is not None:
+        live = origin["live"]
+        desc.update(
+            type="live",
+            run=live.uid,
+            stream=origin["stream"],
+            pages=origin["pages"],
+            catalog=redact(live.source.uri),
+        )
+        return desc
+    name = getattr(node, "name", None)
+    if isinstance(name, str) and name and name != desc["type"]:
+        desc["name"] = name[:MAX_REPR]
+    for attr in ("func", "predicate"):
+        fn = getattr(node, attr, None)
+        if callable(fn):
+            desc["function" if attr == "func" else "predicate"] = function_info(fn)
+    args = getattr(node, "args", None)
+    if isinstance(args, tuple) and args:
+        desc["args"] = jsonable(list(args))
+    kwargs = getattr(node, "kwargs", None)
+    if isinstance(kwargs, dict) and kwargs:
+        desc["kwargs"] = jsonable(kwargs)
+    if desc["type"] == "accumulate":
+        from streamz.core import no_default
+
+        state = getattr(node, "state", no_default)
+        if state is not no_default:
+            desc["start"] = jsonable(state)
+    for attr in _PARAMETERS:
+        value = getattr(node, attr, None)
+        if isinstance(value, (bool, int, float, str)):
+            desc[attr] = value
+    return desc
+
+
+def environment(functions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Python, platform, and versions of the key packages and of the functions' packages."""
+    from ..provenance.environment import installed_packages
+
+    installed = installed_packages()
+    wanted = set(KEY_PACKAGES)
+    for info in functions:
+        top = info.get("module", "").split(".", 1)[0].replace("_", "-").lower()
+        if top:
+            wanted.add(top)
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "packages": {name: installed[name] for name in sorted(wanted) if name in installed},
+    }
+
+
+def describe(nodes: list[Any], origins: dict[int, dict[str, Any]], sink: dict[str, Any]) -> dict[str, Any]:
+    """The description of ``nodes`` (as :func:`ancestors` orders them) ending in the ``to_run`` sink.
+
+    ``origins`` maps ``id(stream)`` of the ``scandeck.live`` streams to their origin
+    (``{"live", "stream", "pages"}``); ``sink`` holds the to_run node's own fields.
+    """
+    index = {id(n): i for i, n in enumerate(nodes)}
+    described = [_node(n, index, origins.get(id(n))) for n in nodes]
+    last = len(described)
+    described.append({"id": last, "upstreams": [index[id(nodes[-1])]], **sink, "type": "to_run"})
+    functions = [d[k] for d in described for k in ("function", "predicate") if k in d]
+    return {
+        "format": FORMAT,
+        "summary": " -> ".join(label(d) for d in described),
+        "nodes": described,
+        "environment": environment(functions),
+    }
+
+
+def last_function_name(nodes: list[Any]) -> str | None:
+    """The ``__name__`` of the function nearest the end of the pipeline, if it is a usable key."""
+    for node in reversed(nodes):
+        fn = getattr(node, "func", None)
+        if callable(fn):
+            name = _short_name(fn)
+            return name if name.isidentifier() and not name.startswith("_") else None
+    return None
