@@ -21,9 +21,9 @@ from .provenance import add_store_option, get_record, store_of
 from .targets import target_of
 
 if TYPE_CHECKING:
-    from ..provenance.standing import Ledger, Standing
+    from ..provenance.standing import Ledger
 
-__all__ = ["EPILOG", "add_parsers", "cmd_auto", "standing_rows"]
+__all__ = ["EPILOG", "add_parsers", "cmd_auto"]
 
 EPILOG = """\
 examples:
@@ -157,31 +157,22 @@ def ledger_counts_text(counts: dict[str, int]) -> str:
     return f"{counts['done']} done, {counts['failed']} failed, {counts['pending'] + counts['running']} pending"
 
 
-def standing_rows(ledger: Ledger, standing: Standing, latest: int = 5) -> dict[str, Any]:
-    """One analysis as JSON: its settings, counts, who runs it and its latest reruns."""
-    return {
-        **standing.to_json(),
-        "counts": ledger.counts(standing.id),
-        "holder": ledger.holder(standing.id),
-        "latest": [r.to_json() for r in ledger.runs(standing.id, ["done", "failed", "running"], limit=latest)],
-    }
-
-
 def _list(ledger: Ledger, as_json: bool) -> int:
     from ..listing import render_table
+    from ..provenance.auto import describe
     from ..safe_text import printable
 
     analyses = ledger.all()
     if as_json:
         for s in analyses:
-            print(json.dumps(standing_rows(ledger, s)))
+            print(json.dumps(describe(ledger, s)))
         return 0
     if not analyses:
         print("no standing analyses; start one with: scandeck auto ID --query Q")
         return 0
     rows = []
     for s in analyses:
-        info = standing_rows(ledger, s, latest=1)
+        info = describe(ledger, s, latest=1)
         counts = info["counts"]
         last = info["latest"][0] if info["latest"] else None
         last_text = "-"
@@ -211,13 +202,14 @@ def _list(ledger: Ledger, as_json: bool) -> int:
 def _show(ledger: Ledger, ident: str, as_json: bool) -> int:
     from ..exceptions import AmbiguousRecord, RecordNotFound
     from ..listing import render_table
+    from ..provenance.auto import describe
     from ..safe_text import printable
 
     try:
         standing = ledger.get(ident)
     except (RecordNotFound, AmbiguousRecord) as err:
         raise CliError(str(err).split(";")[0], "'scandeck auto --list' lists them", 2) from None
-    info = standing_rows(ledger, standing, latest=20)
+    info = describe(ledger, standing, latest=20)
     if as_json:
         print(json.dumps(info))
         return 0

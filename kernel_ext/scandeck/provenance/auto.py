@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..sources.protocol import RunSummary, Source
     from .rerun_plan import RerunPlan
 
-__all__ = ["AutoService", "auto_tag", "define", "ledger_of"]
+__all__ = ["AutoService", "auto_tag", "define", "describe", "ledger_of"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,17 @@ def ledger_of(store: ProvStore) -> Ledger:
 def auto_tag(standing_id: str) -> str:
     """The tag of the rerun records of one standing analysis."""
     return f"auto:{standing_id[:12]}"
+
+
+def describe(ledger: Ledger, standing: Standing, latest: int = 5) -> dict[str, Any]:
+    """One analysis as JSON: its settings, ``counts`` by state, the lease ``holder`` (None: stopped)
+    and the ``latest`` runs rerun (done, failed or running), most recent first."""
+    return {
+        **standing.to_json(),
+        "counts": ledger.counts(standing.id),
+        "holder": ledger.holder(standing.id),
+        "latest": [r.to_json() for r in ledger.runs(standing.id, ["done", "failed", "running"], limit=latest)],
+    }
 
 
 def _status_ok(summary: RunSummary, wanted: str) -> bool:
