@@ -269,3 +269,15 @@ class UnsafeValue(ScandeckError, ValueError):
         self.what = what
         self.value = value
         super().__init__(f"the {what} {printable(repr(value)[:80])} cannot be put into a code cell: {rule}")
+
+
+# --- live derived runs (scandeck.derived_live) ----------------------------------------------
+
+
+class DerivedValueError(ScandeckError, TypeError):
+    """A pipeline ending in ``to_run`` emitted a value a run cannot store, or one whose type,
+    shape or keys differ from the first value's; the message names the key and both types."""
+
+
+class PipelineError(ScandeckError, ValueError):
+    """A pipeline cannot end in ``to_run`` as built (no ``scandeck.live`` source of one run, ...)."""
