@@ -22,13 +22,14 @@ Examples
 run 3f2a9c1e  scan_id 12  scan  success
 └─ read by  record 1a2b3c4d  peak-fit  batch  ok  2026-11-21 10:02:11
    ├─ wrote  run 9f0e1d2c  derived  success
+   ├─ wrote  run 7c6d5e4f  derived  success  pipeline live(primary of 3f2a9c1e) -> map(norm) -> to_run(primary)
    └─ rerun  record 5e6f7a8b  peak-fit  rerun  ok  2026-11-21 10:05:40  on 3f2a9c1e
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..exceptions import AmbiguousUID, RunNotFound
 
@@ -45,6 +46,8 @@ Relation = Literal["", "derived from", "written by", "read", "read by", "wrote",
 #: How deep the tree goes in each direction before it stops expanding (a guard, not a limit
 #: anyone should meet: each level is a generation of analysis).
 MAX_DEPTH = 12
+#: Longest pipeline summary shown on a derived run's line.
+MAX_SUMMARY = 160
 
 
 @dataclass
@@ -276,6 +279,9 @@ def describe(node: LineageNode, root_uid: str = "") -> str:
             parts.append(f"scan_id {s.scan_id}")
         parts.append(str(s.start.get("plan_name", "-")))
         parts.append(s.status)
+        summary = pipeline_summary(s.start)
+        if summary:
+            parts.append(f"pipeline {summary}")
         return "  ".join(parts)
     rec = node.record
     if rec is None:  # pragma: no cover - record nodes always carry their record
@@ -290,6 +296,15 @@ def describe(node: LineageNode, root_uid: str = "") -> str:
         where = f"cell {rec.error.cell_index}" if rec.error.cell_index is not None else "?"
         parts.append(f"[{where}: {rec.error.ename}]")
     return "  ".join(parts)
+
+
+def pipeline_summary(start: dict[str, Any]) -> str:
+    """The one-line summary of the pipeline a live derived run (``to_run``) came from, or ""."""
+    pipeline = start.get("pipeline")
+    summary = pipeline.get("summary") if isinstance(pipeline, dict) else None
+    if not isinstance(summary, str):
+        return ""
+    return summary if len(summary) <= MAX_SUMMARY else summary[: MAX_SUMMARY - 3] + "..."
 
 
 def render(root: LineageNode) -> str:

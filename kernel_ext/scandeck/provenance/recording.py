@@ -53,6 +53,9 @@ __all__ = [
 
 Kind = Literal["interactive", "batch", "rerun"]
 
+#: Seconds the end-of-run report waits for each live derived run (``to_run``) to end.
+FINISH_PIPELINES = 30.0
+
 
 class NotebookNotFound(ScandeckError):
     """The notebook to record cannot be found or is not saved."""
@@ -149,6 +152,9 @@ def kernel_report(kernel_name: str = "", notebook_path: str | None = None) -> st
     """
     from .context import current, peek_pending_record_id
 
+    live_runs = sys.modules.get("scandeck.derived_live.node")  # never imported: no pipeline wrote a run
+    if live_runs is not None:
+        live_runs.finish_all(FINISH_PIPELINES)  # the derived runs complete before they are listed
     report: dict[str, Any] = {
         "inputs": current().inputs(),
         "values": current().values(),
