@@ -73,7 +73,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--columns",
         metavar="NAMES",
         help="more columns, comma-separated: computed columns (peak_cen), tags, comments, "
-        "start fields (sample, md.x), stop.FIELD, data.KEY.min|max",
+        "start fields (sample, md.x), stop.FIELD, data.KEY.min|max, values reruns published (peak-fit.cen)",
     )
     ls.set_defaults(handler=cmd_ls)
 

@@ -77,8 +77,9 @@ class ScandeckMagics(Magics):
 
         Usage: ``%scans [QUERY] [-n N] [--columns NAMES]``, e.g.
         ``%scans sample == "Ni" -n 5 --columns peak_cen,tags``. ``--columns`` adds
-        computed columns, ``tags``, ``comments``, start fields, ``stop.FIELD`` and
-        ``data.KEY.min|max`` (comma-separated); a stale value is in italics, a failed
+        computed columns, ``tags``, ``comments``, start fields, ``stop.FIELD``,
+        ``data.KEY.min|max`` and values reruns published with ``scandeck.glue``
+        (``peak-fit.cen``; comma-separated); a stale value is in italics, a failed
         one a warning sign whose tooltip holds the error.
         While a run it lists is running, the table updates in place; its
         footer says when it was last read.
