@@ -106,7 +106,7 @@ def test_a_value_name_is_never_a_query_word():
 
 
 def test_interactive_records_and_the_kernel_report_carry_the_values(tmp_path, clean_context):
-    from scandeck.provenance.recording import kernel_report, record_interactive
+    from scandeck.provenance.recording import kernel_report, preview, record_interactive
 
     class Shell:
         user_ns: dict = {}
@@ -116,6 +116,8 @@ def test_interactive_records_and_the_kernel_report_carry_the_values(tmp_path, cl
     scandeck.glue("cen", 0.25)
     scandeck.glue("label", "good")
     assert json.loads(kernel_report())["values"] == {"cen": 0.25, "label": "good"}
+    shown = preview(Shell(), path=nb)  # %provenance: what would be recorded
+    assert "values      cen=0.25, label='good'" in repr(shown) and "label=&#x27;good&#x27;" in shown._repr_html_()
     store = open_store(tmp_path / "prov")
     try:
         record, _ = record_interactive(Shell(), path=nb, store=store)

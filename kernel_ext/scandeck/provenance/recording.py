@@ -399,10 +399,12 @@ class Preview:
             if x
         )
         params = ", ".join(f"{k}={v!r}" for k, v in f["parameters"].items()) or "none"
+        glued = ", ".join(f"{k}={_short(repr(v))}" for k, v in f.get("values", {}).items()) or "none"
         return [
             ("name", f["name"]),
             ("notebook", f["notebook"]),
             ("parameters", params),
+            ("values", glued),
             ("inputs", f"{len(f['inputs'])} run(s)"),
             ("environment", env_text),
         ]
@@ -446,6 +448,10 @@ class Preview:
         )
 
 
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _input_line(i: Mapping[str, Any]) -> str:
     scan = f"scan {i['scan_id']}" if i.get("scan_id") is not None else "no scan_id"
     streams = ",".join(i.get("streams", [])) or "-"
@@ -482,6 +488,7 @@ def preview(shell: Any, *, path: str | Path | None = None, name: str | None = No
             "name": name or (nb_path.stem if nb_path else "notebook"),
             "notebook": where,
             "parameters": parameters,
+            "values": current().values(),
             "inputs": current().inputs(),
             "environment": env,
         }
