@@ -237,3 +237,33 @@ def test_bad_query_is_refused_before_anything_is_stored(world, capsys):
     assert code == 2
     assert "bad --query" in capsys.readouterr().err
     assert len(world["ledger"].all()) == before
+
+
+@pytest.mark.parametrize("kind", ["redis", "tiled"])
+def test_a_bus_or_archive_catalog_while_runs_arrive(world, request, tmp_path, kind):
+    """The service in this process, the scans from a RunEngine in another, the catalog a Redis bus / Tiled."""
+    from source_uris import SOURCES
+
+    from scandeck.provenance.auto import AutoService, define
+
+    uri = SOURCES[kind](request, tmp_path)
+    lines: list[str] = []
+    standing = define(
+        world["record"].id, query='sample == "Pt"', catalog=uri, workers=2, store=world["prov"].directory
+    )
+    service = AutoService(standing.id, store=world["prov"].directory, say=lines.append)
+    service.start()
+    try:
+        uids = produce({**world, "store": uri}, "Pt:5", "Au:5", "Pt:7", "Pt:6")
+        pt5, _, pt7, pt6 = uids
+        deadline = time.monotonic() + 180
+        while (c := world["ledger"].counts(standing.id))["done"] + c["failed"] < 3:
+            assert service.running, lines
+            assert time.monotonic() < deadline, (c, lines)
+            time.sleep(0.1)
+        assert c["done"] == 2 and c["failed"] == 1, (c, lines)
+        found = {r.target_scan: r.status for r in world["prov"].list(tag=auto_tag(standing.id))}
+        assert found == {pt5: "ok", pt7: "failed", pt6: "ok"}, lines
+    finally:
+        service.close()
+    assert service.failed is None

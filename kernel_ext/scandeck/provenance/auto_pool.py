@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..exceptions import ScandeckError, missing_dependency
@@ -59,13 +60,16 @@ class StandingPool:
             except OSError as err:
                 raise ScandeckError(f"cannot connect to the dask scheduler at {dask}: {err}") from err
         else:
-            first = {**template, "warm": True, "uid": "", "scan_id": None}
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
-                initargs=(first,),
-            )
+            self._first = {**template, "warm": True, "uid": "", "scan_id": None}
+            self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(self._first,),
+        )
 
     @property
     def capacity(self) -> int:
@@ -101,7 +105,12 @@ class StandingPool:
             remote.add_done_callback(done)
             return local
         assert self._pool is not None
-        inner = self._pool.submit(run_one, {**task, "warm": True, "prestart": True})
+        try:
+            inner = self._pool.submit(run_one, {**task, "warm": True, "prestart": True})
+        except BrokenProcessPool:  # a worker was killed (out of memory?): the next ones start afresh
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            inner = self._pool.submit(run_one, {**task, "warm": True, "prestart": True})
         outer: Future[Result] = Future()
 
         def settle(f: Future[Result]) -> None:

@@ -94,6 +94,10 @@ def _childless(node: Any) -> bool:
     return structure.get("count") == 0
 
 
+#: The most entries one slice of a Tiled listing asks for (the server refuses a page over 300).
+SLICE_LIMIT = 300
+
+
 class TiledSource:
     """Runs in a Tiled container written by bluesky-tiled-plugins' ``TiledWriter``.
 
@@ -311,7 +315,14 @@ class TiledSource:
     def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
         stop = None if limit is None else seq + limit
         with self._errors("listing new runs"):
-            items = list(self.container.new_variation().items()[seq:stop])
+            items = []
+            listing = self.container.new_variation().items()
+            while stop is None or seq + len(items) < stop:  # Tiled serves at most 300 per page
+                end = seq + len(items) + SLICE_LIMIT
+                chunk = list(listing[seq + len(items) : end if stop is None else min(end, stop)])
+                items += chunk
+                if len(chunk) < SLICE_LIMIT:
+                    break
         return [self._summary(uid, run.metadata, seq=n, node=run) for n, (uid, run) in enumerate(items, seq + 1)]
 
     def _signals(self) -> LiveSignals:
