@@ -300,3 +300,42 @@ async def test_a_columns_file_that_does_not_load_is_a_400_naming_its_line(api, r
     assert code == 400 and body["error"] == "ColumnsFileError"  # an export without its columns: refused
     code, body = await api(f"runs/{runs['scan']}")
     assert code == 200 and "cells" not in body
+
+
+async def test_values_reruns_published_are_offered_shown_and_searched(api, runs, store):
+    """A rerun's ``scandeck.glue`` values (as ``scandeck rerun`` publishes them) in GET columns,
+    GET table (cells and search) and the detail; a record name with a space and a hostile value."""
+    from scandeck.provenance.published import publish_values
+    from scandeck.provenance.record import Environment, ProvenanceRecord
+
+    record = ProvenanceRecord(
+        name="peak fit",
+        kind="rerun",
+        target_scan=runs["scan"],
+        environment=Environment(python="3.11", platform="Linux"),
+        values={"cen": 0.25, "note": HOSTILE_COMMENT},
+    )
+    assert publish_values(store, record) == ["peak fit.cen", "peak fit.note"]
+    code, body = await api("columns")
+    assert code == 200
+    published = [c for c in body["columns"] if c["kind"] == "published"]
+    assert published == [
+        {"name": n, "title": n, "units": None, "kind": "published"} for n in ("peak fit.cen", "peak fit.note")
+    ]
+    code, body = await api(
+        "table", params={"columns": "peak fit.cen,peak fit.note", "q": "columns.`peak fit`.cen > 0"}
+    )
+    assert code == 200, body
+    assert [r["uid"] for r in body["runs"]] == [runs["scan"]]
+    assert body["columns"][0] == {
+        "name": "peak fit.cen",
+        "title": "peak fit.cen",
+        "units": None,
+        "kind": "published",
+    }
+    assert body["cells"][runs["scan"]]["peak fit.cen"] == {"value": 0.25, "state": "ok", "error": None}
+    assert body["cells"][runs["scan"]]["peak fit.note"]["value"] == HOSTILE_COMMENT  # JSON, the page escapes it
+    code, body = await api(f"runs/{runs['scan']}")
+    assert code == 200 and body["cells"]["peak fit.cen"] == {"value": 0.25, "state": "ok", "error": None}
+    code, body = await api(f"runs/{runs['count']}")
+    assert code == 200 and not any("." in name for name in body["cells"])

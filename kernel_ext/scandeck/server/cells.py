@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ScandeckError
+from ..runtable.model import is_published
 from ..runtable.rows import ColumnRef, published_columns, resolve_columns, table_rows
 from ..sources.protocol import FieldIndex, RunFacts
 from .errors import ApiError
@@ -101,7 +102,8 @@ def cells_of(cat: Catalog, summaries: Sequence[RunSummary], refs: Sequence[Colum
 
 
 def run_cells(cat: Catalog, summary: RunSummary) -> dict[str, Any] | None:
-    """The run's cells of every computed column (the detail's Computed section and peak marks).
+    """The run's cells of every computed column, then of every value reruns published for it
+    (the detail's Computed section and peak marks).
 
     None when the store keeps no cells or the columns file does not load (the table says why).
     """
@@ -110,6 +112,8 @@ def run_cells(cat: Catalog, summary: RunSummary) -> dict[str, Any] | None:
     try:
         specs = specs_of(cat)
         refs = resolve_columns(cat, list(specs), specs, check_fields=False)
+        held = cat.source.cells([summary.uid]).get(summary.uid, {})
+        refs += [ColumnRef(n, "published", (n,), n) for n in sorted(held) if is_published(n)]
         return cells_of(cat, [summary], refs).get(summary.uid, {})
     except ScandeckError:
         return None
