@@ -352,3 +352,43 @@ def test_a_follower_in_another_process_sees_the_derived_run_live(request, tmp_pa
     assert values == pytest.approx(expected_totals(cat[parent]))
     assert len(values) == 2 * n
     cat.close()
+
+
+def test_in_a_kernel_the_derived_run_grows_while_the_parent_runs(tmp_path):
+    """A real kernel as JupyterLab drives it: rows are emitted on its loop between requests."""
+    from kernel_harness import KernelSession
+
+    store = tmp_path / "store"
+    cat = scandeck.open_catalog(store)
+    gate = tmp_path / "gate"
+    n = 6
+    kernel = KernelSession({"SCANDECK_DATA": str(tmp_path / "data")})
+    producer = subprocess.Popen(
+        [sys.executable, PROCS, "produce", str(store), str(gate), str(n)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        parent = producer.stdout.readline().split()[1]
+        kernel.execute(
+            "import scandeck\n"
+            f"cat = scandeck.open_catalog({str(store)!r})\n"
+            f"live = scandeck.live({parent!r}, catalog=cat)\n"
+            "out = live.stream().map(lambda r: r['det']).to_run(cat, key='det')"
+        )
+
+        def ask(code: str) -> str:
+            return kernel.text_of(kernel.execute(code, timeout=30)["msg_id"]).strip()
+
+        assert wait_for(lambda: ask("print(out.events)") == str(n))
+        assert ask("print(out.exit_status)") == "None" and cat[parent].metadata.get("stop") is None
+        gate.touch()
+        assert producer.wait(120) == 0
+        assert wait_for(lambda: ask("print(out.done, out.exit_status, out.events)") == f"True success {2 * n}")
+        derived = ask("print(out.uid)")
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait()
+        producer.stdout.close()
+        kernel.close()
+    assert cat[derived].primary.read()["det"].values.tolist() == cat[parent].primary.read()["det"].values.tolist()
+    cat.close()
