@@ -7,6 +7,7 @@ are specified in ``labextension/API.md``:
 - ``catalogs``, ``runs``, ``runs/UID``, ``runs/UID/preview``: :mod:`.handlers_runs`
 - ``provenance``, ``provenance/ID``, ``provenance/ID/open``: :mod:`.handlers_provenance`
 - ``reruns``, ``reruns/JOB``: :mod:`.handlers_reruns` (jobs in :mod:`.jobs`)
+- ``auto``, ``auto/ID/stop``: :mod:`.handlers_auto` (standing analyses in :mod:`.auto_services`)
 - ``events`` (WebSocket): :mod:`.push` (watcher threads in :mod:`.watcher`)
 
 Imported by jupyter_server only: ``%load_ext scandeck`` never imports it.

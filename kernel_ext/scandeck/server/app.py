@@ -22,6 +22,7 @@ from tornado.ioloop import IOLoop
 from traitlets import Bool, Float, Integer, List, Type, Unicode
 
 from .. import __version__
+from .auto_services import AutoServices
 from .catalogs import CatalogPool
 from .column_service import ColumnServices
 from .jobs import JobManager
@@ -36,6 +37,7 @@ API = r"scandeck/api"
 
 def _handlers() -> list[tuple[str, type]]:
     from .base import NotFoundHandler
+    from .handlers_auto import AutoHandler, AutoStopHandler
     from .handlers_provenance import OpenRecordHandler, RecordHandler, RecordsHandler
     from .handlers_reruns import JobHandler, JobsHandler
     from .handlers_runs import CatalogsHandler, CodeHandler, PreviewHandler, RunHandler, RunsHandler
@@ -57,6 +59,8 @@ def _handlers() -> list[tuple[str, type]]:
         (rf"{API}/provenance/([^/]+)/open", OpenRecordHandler),
         (rf"{API}/reruns", JobsHandler),
         (rf"{API}/reruns/([^/]+)", JobHandler),
+        (rf"{API}/auto", AutoHandler),
+        (rf"{API}/auto/([^/]+)/stop", AutoStopHandler),
         (rf"{API}/events", EventsHandler),
         (rf"{API}/(.*)", NotFoundHandler),
     ]
@@ -124,6 +128,18 @@ class ScandeckApp(ExtensionApp):
     column_interval = Float(
         3.0, config=True, help="Least seconds between two computations of a running run's columns."
     )
+    auto_resume = Bool(
+        True,
+        config=True,
+        help="At start, resume the standing analyses started from the panel (scandeck auto run by this "
+        "server) that were not stopped there. Off: they stay stopped until started again.",
+    )
+    auto_stop_timeout = Float(
+        30.0,
+        config=True,
+        help="Seconds the standing analyses' reruns in flight get to finish when the server stops; one "
+        "still going is left to the next start, which finds its record or reruns it.",
+    )
     job_manager_class = Type(
         default_value=JobManager,
         klass=JobManager,
@@ -167,6 +183,9 @@ class ScandeckApp(ExtensionApp):
             interval=self.column_interval,
         )
         self.column_services.start()
+        self.auto = AutoServices(self.store, self.catalogs)
+        if self.auto_resume:
+            self.auto.resume()
         self.log.info(
             "scandeck: serving the Scans panel API at %sscandeck/api/ (provenance in %s)",
             self.serverapp.base_url,
@@ -189,6 +208,7 @@ class ScandeckApp(ExtensionApp):
     async def stop_extension(self) -> None:
         """Stop watchers, column services and jobs, then close the catalogs and the store (server stop)."""
         self.push.close()
+        self.auto.close(self.auto_stop_timeout)
         self.column_services.close()
         self.jobs.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
