@@ -107,6 +107,7 @@ def test_derived_run_from_a_stored_scan(scanned, sqlite_cat, lives):
     got = run["totals"].read()["total"].values.tolist()  # a number: the key is the last function's name
     assert got == pytest.approx(expected_totals(scanned))
     assert {"uid": out.uid, "catalog": sqlite_cat.name} in scandeck.derived.written()
+    assert str(out) == repr(out) == f"<to_run {out.uid[:8]} of 1 parent run(s): success, 12 events>"
 
 
 def test_pipeline_description(scanned, sqlite_cat, lives):

@@ -169,6 +169,14 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         state = "running" if self.exit_status is None else self.exit_status
         return f"<to_run {self.uid[:8]} of {len(self.parent_uids)} parent run(s): {state}, {self.events} events>"
 
+    __str__ = __repr__
+
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        # Not streamz's widget of emitted values: a sink emits nothing; its state says more.
+        from IPython.display import display
+
+        display({"text/plain": repr(self)}, raw=True)
+
     @property
     def events(self) -> int:
         """Events written so far."""
