@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import scandeck
 from scandeck.cli import main
 from scandeck.provenance.auto import auto_tag
 from scandeck.provenance.standing import Ledger
@@ -33,7 +34,10 @@ def _notebook(path: Path) -> None:
         nbformat.v4.new_code_cell(
             "import scandeck\ncat = scandeck.open_catalog(catalog)\nds = cat[scan_uid].primary.read()"
         ),
-        nbformat.v4.new_code_cell('assert len(ds.time) != 7, "seven events"\nprint("events", len(ds.time))'),
+        nbformat.v4.new_code_cell(
+            'assert len(ds.time) != 7, "seven events"\nprint("events", len(ds.time))\n'
+            'scandeck.glue("events", len(ds.time))'
+        ),
     ]
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
@@ -158,6 +162,14 @@ def test_reruns_exactly_the_matching_runs_and_goes_on_past_a_failure(world):
         assert cu5 not in found and ni6_failed not in found
         service.wait_for("failed in")
         assert "seven events" in service.text()
+        # The values the notebook published are columns of the runs, searchable.
+        cat = scandeck.open_catalog(world["store"])
+        try:
+            assert [r.uid for r in cat.search("columns.count.events == 9")] == [ni9]
+            table = cat.table(columns=["count.events"])
+            assert table.loc[ni5, "count.events"] == 5 and table.attrs["states"].loc[ni5, "count.events"] == "ok"
+        finally:
+            cat.close()
     finally:
         assert service.stop() == 0
     assert "stopped: 2 done, 1 failed, 0 pending" in service.text()

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import RunNotFound
+from ..exceptions import RunNotFound, ScandeckError
 from ..query import Query, TimeRange, parse
 from ..safe_text import printable
 from ..sources.matching import keep_matching
@@ -248,7 +248,7 @@ class AutoService:
             from .auto_pool import StandingPool
 
             pool = StandingPool(the_plan.template, workers=self.standing.workers, dask=self.standing.dask)
-            self._recover()
+            self._recover(catalog)
             self._loop(catalog, the_plan, pool)
         finally:
             try:
@@ -294,15 +294,19 @@ class AutoService:
             self._stop.wait(LEASE_SECONDS / 3)
         return False
 
-    def _recover(self) -> None:
+    def _recover(self, catalog: Catalog) -> None:
         """Settle runs a previous holder left claimed: from their rerun records, else pending again."""
-        if not self.ledger.runs(self.standing.id, ["running"], limit=1):
+        stuck = self.ledger.runs(self.standing.id, ["running"])
+        if not stuck:
             return
         tag = auto_tag(self.standing.id)
         saved: dict[str, tuple[bool, str]] = {}
         for rec in reversed(self.store.list(tag=tag)):  # oldest first: a newer record wins
             if rec.target_scan:
                 saved[rec.target_scan] = (rec.status == "ok", rec.id)
+        for row in stuck:  # it may have died between the record and its values
+            if saved.get(row.uid, (False, ""))[0]:
+                self._publish(catalog, saved[row.uid][1])
         settled, requeued = self.ledger.reclaim(self.standing.id, saved.get)
         if settled or requeued:
             self.say(f"recovered: {settled} rerun(s) found recorded, {requeued} to run again")
@@ -373,12 +377,24 @@ class AutoService:
             self._noted(catalog, self._rows.pop(uid), result)
         self._inflight.clear()
 
+    def _publish(self, catalog: Catalog, record_id: str) -> None:
+        """The rerun's glued values as columns of its run (before the run is noted done: a killed
+        service's successor publishes again from the record, which writes the same cells)."""
+        from .published import publish_values
+
+        try:
+            publish_values(catalog, self.store.get(record_id))
+        except (ScandeckError, OSError) as err:  # the rerun stands; its values are in its record
+            self.say(printable(f"note: could not publish the values of record {record_id[:8]}: {err}"))
+
     def _noted(self, catalog: Catalog, row: RunRow, result: Result) -> None:
         ok = result.get("status") == "ok"
         message = result.get("message") or ""
         error = result.get("error") or {}
         if not ok and not message and error:
             message = f"cell {error.get('cell_index')}: {error.get('ename')}: {error.get('evalue')}"
+        if ok and result.get("record_id"):
+            self._publish(catalog, str(result["record_id"]))
         self.ledger.finish(self.standing.id, row.uid, ok=ok, record_id=result.get("record_id"), message=message)
         label = row.scan_id if row.scan_id is not None else row.uid[:8]
         seconds = float(result.get("seconds") or 0.0)

@@ -169,15 +169,9 @@ class WarmKernels:
         self.dying = keep
 
     def close(self) -> None:
-        """Shut down every kernel (at the worker's exit)."""
-        from jupyter_core.utils import run_sync
-
+        """Shut down every kernel (at the worker's exit): asked to, then killed if it does not."""
         for km in self.ready.values():
-            try:
-                run_sync(km.shutdown_kernel)(now=True)
-                run_sync(km.cleanup_resources)()
-            except Exception:  # noqa: BLE001, S112
-                continue
+            self.retire(km)  # a killed kernel prints asyncio's complaints into the worker's output
         self.ready.clear()
         self.reap(wait=True)
 

@@ -315,7 +315,7 @@ class TiledSource:
     def runs_since(self, seq: int, *, limit: int | None = None) -> list[RunSummary]:
         stop = None if limit is None else seq + limit
         with self._errors("listing new runs"):
-            items = []
+            items: list[tuple[str, Any]] = []
             listing = self.container.new_variation().items()
             while stop is None or seq + len(items) < stop:  # Tiled serves at most 300 per page
                 end = seq + len(items) + SLICE_LIMIT
