@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -30,6 +29,7 @@ from ..exceptions import RunNotFound, ScandeckError
 from ..query import Query, TimeRange, parse
 from ..safe_text import printable
 from ..sources.matching import keep_matching
+from .lease import LeaseKeeper
 from .rerun_executors import Result
 from .rerun_plan import Target, plan, safe_name
 from .standing import Ledger, RunRow, Standing, lease_owner
@@ -44,7 +44,8 @@ __all__ = ["AutoService", "auto_tag", "define", "describe", "ledger_of"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds a lease lasts; the holder renews it every third of that.
+#: Seconds a lease lasts; the holder renews it every third of that, from a thread of its own
+#: (:class:`~.lease.LeaseKeeper`), also while it waits for reruns longer than that.
 LEASE_SECONDS = 15.0
 #: How long one look at the catalog waits for a change while nothing is in flight.
 IDLE_WAIT = 1.0
@@ -197,7 +198,7 @@ class AutoService:
         self._thread: threading.Thread | None = None
         self._inflight: dict[str, Future[Result]] = {}
         self._rows: dict[str, RunRow] = {}
-        self._renewed = 0.0
+        self._keeper: LeaseKeeper | None = None
 
     def __repr__(self) -> str:
         return f"AutoService({self.standing.id[:8]} {self.standing.name!r})"
@@ -257,8 +258,7 @@ class AutoService:
                 if pool is not None:
                     pool.close()
                 catalog.close()
-                self.ledger.release(self.standing.id, self.owner)
-                self.holding = False
+                self._let_go()
 
     def _plan(self, catalog: Catalog) -> RerunPlan:
         s = self.standing
@@ -274,12 +274,14 @@ class AutoService:
         )
 
     def _wait_for_lease(self) -> bool:
+        """Take the lease (and keep it from a thread), waiting as a standby while another holds it."""
         told = False
         while not self._stop.is_set():
             holder = self.ledger.acquire(self.standing.id, self.owner, LEASE_SECONDS)
             if holder is None:
+                self._keeper = LeaseKeeper(self.ledger, self.standing.id, self.owner, LEASE_SECONDS)
+                self._keeper.start()
                 self.holding = True
-                self._renewed = time.monotonic()
                 if told:
                     self.say(f"took over standing analysis {self.standing.id[:8]}")
                 return True
@@ -293,6 +295,14 @@ class AutoService:
                 told = True
             self._stop.wait(LEASE_SECONDS / 3)
         return False
+
+    def _let_go(self) -> None:
+        """Stop keeping the lease and give it up (if it is still ours)."""
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+        self.ledger.release(self.standing.id, self.owner)
+        self.holding = False
 
     def _recover(self, catalog: Catalog) -> None:
         """Settle runs a previous holder left claimed: from their rerun records, else pending again."""
@@ -315,23 +325,22 @@ class AutoService:
         source = catalog.source
         query = parse(self.standing.query) if self.standing.query else Query.all()
         while not self._stop.is_set():
+            if self._keeper is None or not self._keeper.held:
+                self.say(
+                    "lost the lease (the store was unreachable too long?); noting the reruns in flight, "
+                    "then waiting to take it again"
+                )
+                self._drain(catalog)
+                self._let_go()
+                if not self._wait_for_lease():
+                    return
+                self._recover(catalog)
+                continue
             token = source.change_token()
             self._look(source, query)
             self._collect(catalog)
             self._submit(the_plan, pool)
-            if not self._renew():
-                self.say("lost the lease (the store was unreachable too long?); waiting to take it again")
-                if not self._wait_for_lease():
-                    return
             source.wait(token, BUSY_WAIT if self._inflight else IDLE_WAIT)
-
-    def _renew(self) -> bool:
-        if time.monotonic() - self._renewed < LEASE_SECONDS / 3:
-            return True
-        holder = self.ledger.acquire(self.standing.id, self.owner, LEASE_SECONDS)
-        self._renewed = time.monotonic()
-        self.holding = holder is None
-        return self.holding
 
     def _look(self, source: Source, query: Query) -> None:
         """Note the runs that arrived since the place, and the open ones that ended."""
@@ -395,7 +404,9 @@ class AutoService:
             message = f"cell {error.get('cell_index')}: {error.get('ename')}: {error.get('evalue')}"
         if ok and result.get("record_id"):
             self._publish(catalog, str(result["record_id"]))
-        self.ledger.finish(self.standing.id, row.uid, ok=ok, record_id=result.get("record_id"), message=message)
+        self.ledger.finish(
+            self.standing.id, row.uid, ok=ok, record_id=result.get("record_id"), message=message, owner=self.owner
+        )
         label = row.scan_id if row.scan_id is not None else row.uid[:8]
         seconds = float(result.get("seconds") or 0.0)
         line = f"scan {label}: {'ok' if ok else 'failed'} in {seconds:.1f} s"

@@ -410,16 +410,26 @@ class Ledger:
 
         return self._transaction(body, "could not claim runs")
 
-    def finish(self, sid: str, uid: str, *, ok: bool, record_id: str | None, message: str = "") -> None:
-        """Note a rerun's result (``done`` or ``failed``)."""
-        self._transaction(
-            lambda c: c.execute(
-                "UPDATE standing_runs SET state = ?, record_id = ?, message = ?, updated = ?, owner = NULL "
-                "WHERE standing = ? AND uid = ?",
-                ("done" if ok else "failed", record_id, message[:500], time.time(), sid, uid),
-            ),
-            "could not note a rerun's result",
+    def finish(
+        self, sid: str, uid: str, *, ok: bool, record_id: str | None, message: str = "", owner: str | None = None
+    ) -> bool:
+        """Note a rerun's result (``done`` or ``failed``); whether it was noted.
+
+        With ``owner`` (the service that claimed the run), the result is noted only while the
+        run is still that owner's, or pending again (a successor requeued it and has not rerun
+        it yet: the result spares it the second rerun); the late result of a service that lost
+        the lease never replaces its successor's. Without, it is noted whatever the state.
+        """
+        values: tuple[Any, ...] = ("done" if ok else "failed", record_id, message[:500], time.time(), sid, uid)
+        sql = (
+            "UPDATE standing_runs SET state = ?, record_id = ?, message = ?, updated = ?, owner = NULL "
+            "WHERE standing = ? AND uid = ?"
         )
+        if owner is not None:
+            sql += " AND ((state = 'running' AND owner = ?) OR state = 'pending')"
+            values += (owner,)
+        changed = self._transaction(lambda c: c.execute(sql, values).rowcount, "could not note a rerun's result")
+        return changed > 0
 
     def reclaim(self, sid: str, results: Callable[[str], tuple[bool, str] | None]) -> tuple[int, int]:
         """Settle the runs a service that no longer holds the lease left ``running``.
