@@ -118,7 +118,13 @@ class SlowPool:
 
 
 @pytest.fixture
-def bench(tmp_path, monkeypatch, RE, hw):
+def status() -> str:
+    """The exit status of the analysis of :func:`bench` (a test parametrizes it)."""
+    return "success"
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch, RE, hw, status):
     """An embedded store a RunEngine writes into, a standing analysis on it, services to start."""
     from bluesky.plans import count
 
@@ -134,7 +140,7 @@ def bench(tmp_path, monkeypatch, RE, hw):
     RE.subscribe(cat.writer())
     prov = tmp_path / "prov"
     ledger = Ledger(prov)
-    standing = _define(ledger, catalog=str(store), seq=cat.source.latest_seq())
+    standing = _define(ledger, catalog=str(store), seq=cat.source.latest_seq(), status=status)
     services: list[AutoService] = []
     lines: list[str] = []
 
@@ -197,3 +203,34 @@ def test_a_rerun_longer_than_the_lease_keeps_the_lease(bench):
     SlowPool.hold.set()
     _until(lambda: bench.ledger.counts(bench.sid)["done"] == 1, f"not noted: {bench.lines}")
     assert SlowPool.calls == [uid]
+
+
+@pytest.mark.parametrize("status", ["success", "any"])
+def test_a_run_left_incomplete_then_completed_is_rerun_when_it_ends(bench):
+    """``incomplete`` is no end: a writer that went away may be taken over (the Redis keeper's
+    archive does, a Redis writer whose heartbeat lapsed comes back); the run is rerun at its stop."""
+    from bluesky import RunEngine
+    from bluesky.plans import count
+
+    SlowPool.hold.set()
+    docs: list = []
+    RunEngine({}, context_managers=[])(count([bench.hw.det], num=3), lambda name, doc: docs.append((name, doc)))
+    (start,) = [d for n, d in docs if n == "start"]
+    (stop,) = [d for n, d in docs if n == "stop"]
+    first = bench.cat.writer()
+    for name, doc in docs[:-1]:
+        first(name, doc)
+    first.close()  # went away without its stop document
+    assert bench.cat.source.get(start["uid"]).status == "incomplete"
+    bench.service("one")
+    seq = bench.cat.source.get(start["uid"]).seq
+    _until(lambda: bench.ledger.place(bench.sid) >= seq, f"the service never looked: {bench.lines}")
+    assert [r.state for r in bench.ledger.runs(bench.sid)] == ["open"]  # watched, neither dropped nor rerun
+    second = bench.cat.source.writer()
+    second.resume(start["uid"])
+    second("stop", stop)
+    second.close()
+    assert bench.cat.source.get(start["uid"]).status == "success"
+    _until(lambda: start["uid"] in SlowPool.calls, f"never rerun: {bench.lines}", timeout=10 * LEASE)
+    _until(lambda: bench.ledger.counts(bench.sid)["done"] == 1, f"not noted: {bench.lines}")
+    assert SlowPool.calls == [start["uid"]]

@@ -76,9 +76,15 @@ def describe(ledger: Ledger, standing: Standing, latest: int = 5) -> dict[str, A
     }
 
 
+#: Runs without a stop document: still going, or ``incomplete`` (their writer went away). An
+#: incomplete run has not ended: it may yet be taken over and stopped (the Redis keeper's archive
+#: resumes it, a Redis writer whose heartbeat lapsed comes back), so it is watched, not rerun.
+NOT_ENDED = ("running", "incomplete")
+
+
 def _status_ok(summary: RunSummary, wanted: str) -> bool:
-    """Whether an ended run has the exit status asked for (``any``: every ended run, incomplete too)."""
-    return wanted == "any" or summary.status == wanted
+    """Whether an ended run has the exit status asked for (``any``: every exit status of a stop)."""
+    return summary.status not in NOT_ENDED and (wanted == "any" or summary.status == wanted)
 
 
 def define(
@@ -160,7 +166,7 @@ def _first_look(ledger: Ledger, standing: Standing, source: Source, query: Query
             page = source.search(bound, limit=PAGE, offset=offset, oldest_first=True)
             offset += len(page)
             for s in page:
-                if s.status == "running":
+                if s.status in NOT_ENDED:
                     opened.append((s.uid, s.scan_id))
                 elif _status_ok(s, standing.status):
                     ended.append((s.uid, s.scan_id))
@@ -347,15 +353,15 @@ class AutoService:
         sid = self.standing.id
         place = self.ledger.place(sid)
         new = source.runs_since(place, limit=PAGE)
-        opened = [(s.uid, s.scan_id) for s in new if s.status == "running"]
-        finished = [s for s in new if s.status != "running"]
+        opened = [(s.uid, s.scan_id) for s in new if s.status in NOT_ENDED]
+        finished = [s for s in new if s.status not in NOT_ENDED]
         for row in self.ledger.runs(sid, ["open"]):
             try:
                 s = source.get(row.uid)
             except RunNotFound:  # gone from the catalog: nothing to rerun on
                 self.ledger.advance(sid, dropped=[row.uid])
                 continue
-            if s.status != "running":
+            if s.status not in NOT_ENDED:
                 finished.append(s)
         keep = {s.uid for s in keep_matching(source, query, finished) if _status_ok(s, self.standing.status)}
         ended = [(s.uid, s.scan_id) for s in finished if s.uid in keep]
