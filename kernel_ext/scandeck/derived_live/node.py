@@ -146,7 +146,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         self._lock = threading.RLock()
         self._shell: Any = None
         self._values = Values(key)
-        self._writer = RunWriter(catalog, bundle, stream, interval=interval)
+        self._writer = RunWriter(catalog, bundle, stream, interval=interval, on_error=self._store_failed)
         try:
             self._writer.start()
         except BaseException:
@@ -236,6 +236,16 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
                 return
             self.exit_status, self.reason = exit_status, reason[:2000]
             self._writer.stop(exit_status, self.reason)
+        self._release()
+
+    def _store_failed(self, reason: str) -> None:
+        """The writer thread's report that the store refused a document: the run ends with fail."""
+        with self._lock:
+            # Also when it was ending already: the stop the writer writes now says fail.
+            self.exit_status, self.reason = "fail", reason[:2000]
+        self._release()
+
+    def _release(self) -> None:
         for live in self._lives:
             live.unwatch(self._on_live)
         with _open_lock:

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from ..safe_text import printable
@@ -29,15 +30,27 @@ class RunWriter:
     """Writes one run on its own thread: :meth:`start`, then :meth:`descriptor`,
     :meth:`event` ... and :meth:`stop` from any one thread.
 
-    ``bundle`` is event-model's ``compose_run`` result for the run.
+    ``bundle`` is event-model's ``compose_run`` result for the run. When the store
+    refuses a document, ``on_error(reason)`` is called on this thread before the
+    ``fail`` stop is written; what was queued is then dropped, and so is what comes later.
     """
 
-    def __init__(self, catalog: Any, bundle: Any, stream: str, *, interval: float = PAGE_INTERVAL) -> None:
+    def __init__(
+        self,
+        catalog: Any,
+        bundle: Any,
+        stream: str,
+        *,
+        interval: float = PAGE_INTERVAL,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.bundle = bundle
         self.stream = stream
         self.interval = interval
+        self.on_error = on_error
         self.events = 0
+        self._described = False  # a descriptor was stored
         #: The exception that stopped writing (a store error), or None.
         self.error: BaseException | None = None
         #: Set once the stop document is written (or writing gave up).
@@ -58,7 +71,8 @@ class RunWriter:
         self._queue.put(("descriptor", data_keys))
 
     def event(self, data: dict[str, Any], when: float) -> None:
-        self._queue.put(("event", data, when))
+        if self.error is None:
+            self._queue.put(("event", data, when))
 
     def stop(self, exit_status: str, reason: str) -> None:
         self._queue.put(("stop", exit_status, reason))
@@ -91,7 +105,12 @@ class RunWriter:
             self.error = err
             text = printable("".join(traceback.format_exception(type(err), err, err.__traceback__)), keep="\n")
             sys.stderr.write(f"scandeck to_run: writing the derived run failed:\n{text}")
-            self._stop(writer, "fail", f"writing the derived run failed: {type(err).__name__}: {err}"[:1000])
+            reason = f"writing the derived run failed: {type(err).__name__}: {err}"[:1000]
+            if self.on_error is not None:
+                self.on_error(reason)  # the node ends: it queues nothing more after this
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._stop(writer, "fail", reason)
         finally:
             _close(writer)
             self.done.set()
@@ -107,6 +126,7 @@ class RunWriter:
                     name=self.stream, data_keys=item[1], hints={"derived": {"fields": list(item[1])}}
                 )
                 writer("descriptor", desc.descriptor_doc)
+                self._described = True
             elif item[0] == "event":
                 page = [item]
                 deadline = time.monotonic() + self.interval
@@ -139,6 +159,9 @@ class RunWriter:
 
     def _stop(self, writer: Any, exit_status: str, reason: str) -> None:
         stop = self.bundle.compose_stop(exit_status=exit_status, reason=reason)
+        if self._described:
+            # What the store holds: event-model counts the events composed, refused ones too.
+            stop["num_events"] = {self.stream: self.events}
         try:
             writer("stop", stop)
         except Exception as err:  # noqa: BLE001 - nothing more can be done; the run stays open

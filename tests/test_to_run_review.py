@@ -1,0 +1,92 @@
+"""Review of ``Stream.to_run`` (live derived runs): the cases that lost or mislabelled data.
+
+Each test writes a parent run with event-model's ``compose_run`` into an embedded
+store under tmp_path (or follows one), builds a pipeline ending in ``to_run`` and
+reads the derived run back; documents are checked with event-model's schemas.
+"""
+
+from __future__ import annotations
+
+import pytest
+from event_model import DocumentNames, compose_run, schema_validators
+
+from scandeck.derived_live import node as to_run_node
+from scandeck.livestream import Live
+
+
+@pytest.fixture
+def lives():
+    made = []
+
+    def make(target, **kwargs):
+        item = Live(target, **kwargs)
+        made.append(item)
+        return item
+
+    yield make
+    for item in made:
+        item.stop()
+
+
+def write_parent(cat, values, *, streams=None, stop=True):
+    """A parent run: ``values`` (key ``x``) in primary, and ``streams`` {name: values} more."""
+    writer = cat.writer()
+    bundle = compose_run(metadata={"plan_name": "parent"})
+    writer("start", bundle.start_doc)
+    for name, items in {"primary": values, **(streams or {})}.items():
+        keys = {"x": {"dtype": "number", "shape": [], "source": "t"}}
+        desc = bundle.compose_descriptor(name=name, data_keys=keys)
+        writer("descriptor", desc.descriptor_doc)
+        for i, v in enumerate(items, 1):
+            writer("event", desc.compose_event(data={"x": v}, timestamps={"x": 0.0}, seq_num=i))
+    if stop:
+        writer("stop", bundle.compose_stop(exit_status="success"))
+        writer.close()
+    return bundle.start_doc["uid"], writer, bundle
+
+
+def documents(cat, uid):
+    docs = list(cat[uid].documents())
+    for name, doc in docs:
+        schema_validators[DocumentNames(name)].validate(doc)
+    return docs
+
+
+def descriptor_of(cat, uid):
+    return next(doc for name, doc in documents(cat, uid) if name == "descriptor")
+
+
+# -- the store refusing a document: the node must know the run failed ------------------------
+
+
+def test_a_store_refusing_a_page_fails_the_node_too(sqlite_cat, lives, monkeypatch, capsys):
+    """The writer thread's error ends the node: exit_status fail, later values dropped, not queued."""
+    from scandeck.exceptions import StoreError
+
+    real = sqlite_cat.writer
+
+    def refusing_writer():
+        inner = real()
+
+        def write(name, doc):
+            if name == "event_page":
+                raise StoreError("the store refused the page (disk full)")
+            inner(name, doc)
+
+        write.close = inner.close
+        return write
+
+    monkeypatch.setattr(sqlite_cat, "writer", refusing_writer)
+    uid, _, _ = write_parent(sqlite_cat, [1.0, 2.0, 3.0])
+    live = lives(uid, catalog=sqlite_cat)
+    out = live.stream().map(lambda r: r["x"]).to_run(sqlite_cat)
+    assert out.wait(60)
+    stop = sqlite_cat[out.uid].metadata["stop"]
+    assert stop["exit_status"] == "fail" and "disk full" in stop["reason"]
+    assert stop["num_events"] == {"primary": 0}  # what the store holds, not what was composed
+    assert out.exit_status == "fail" and "disk full" in out.reason
+    assert out._writer._queue.qsize() == 0
+    assert out not in to_run_node._open
+    out.update({"uid": uid, "x": 4.0})  # a late value is dropped, not queued for no one
+    assert out._writer._queue.qsize() == 0 and out.dropped >= 1
+    assert "disk full" in capsys.readouterr().err
