@@ -124,7 +124,13 @@ def status() -> str:
 
 
 @pytest.fixture
-def bench(tmp_path, monkeypatch, RE, hw, status):
+def query() -> str:
+    """The query of the analysis of :func:`bench` (a test parametrizes it)."""
+    return ""
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch, RE, hw, status, query):
     """An embedded store a RunEngine writes into, a standing analysis on it, services to start."""
     from bluesky.plans import count
 
@@ -140,7 +146,7 @@ def bench(tmp_path, monkeypatch, RE, hw, status):
     RE.subscribe(cat.writer())
     prov = tmp_path / "prov"
     ledger = Ledger(prov)
-    standing = _define(ledger, catalog=str(store), seq=cat.source.latest_seq(), status=status)
+    standing = _define(ledger, catalog=str(store), seq=cat.source.latest_seq(), status=status, query=query)
     services: list[AutoService] = []
     lines: list[str] = []
 
@@ -234,3 +240,24 @@ def test_a_run_left_incomplete_then_completed_is_rerun_when_it_ends(bench):
     _until(lambda: start["uid"] in SlowPool.calls, f"never rerun: {bench.lines}", timeout=10 * LEASE)
     _until(lambda: bench.ledger.counts(bench.sid)["done"] == 1, f"not noted: {bench.lines}")
     assert SlowPool.calls == [start["uid"]]
+
+
+@pytest.mark.parametrize("query", ['sample == "Ni" and tags contains "good"'])
+def test_a_run_whose_facts_match_only_after_its_end_is_rerun_then(bench):
+    """A query on facts (tags, computed columns) is asked again when a run's facts change after its
+    end: a person tags a run good, the column service computes its final cells after the stop."""
+    from scandeck.runtable.annotate import annotate
+
+    SlowPool.hold.set()
+    bench.service("one")
+    tagged, other, cu = bench.scan(sample="Ni"), bench.scan(sample="Ni"), bench.scan(sample="Cu")
+    _until(lambda: bench.ledger.place(bench.sid) >= bench.cat.source.get(cu).seq, "never looked")
+    assert SlowPool.calls == []  # nothing matches yet
+    annotate(bench.cat.source, tagged, tags=["good"])
+    annotate(bench.cat.source, cu, tags=["good"])
+    _until(lambda: tagged in SlowPool.calls, f"never rerun: {bench.lines}", timeout=10 * LEASE)
+    _until(lambda: bench.ledger.counts(bench.sid)["done"] == 1, f"not noted: {bench.lines}")
+    annotate(bench.cat.source, tagged, comment="tagged again")  # its facts change again: not rerun twice
+    annotate(bench.cat.source, other, tags=["good"])
+    _until(lambda: bench.ledger.counts(bench.sid)["done"] == 2, f"not noted: {bench.lines}")
+    assert SlowPool.calls == [tagged, other]

@@ -29,6 +29,7 @@ from ..exceptions import RunNotFound, ScandeckError
 from ..query import Query, TimeRange, parse
 from ..safe_text import printable
 from ..sources.matching import keep_matching
+from .auto_facts import NOT_ENDED, ended_with, facts_mark_now, late_matches
 from .lease import LeaseKeeper
 from .rerun_executors import Result
 from .rerun_plan import Target, plan, safe_name
@@ -37,7 +38,7 @@ from .store import ProvStore, open_store
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
-    from ..sources.protocol import RunSummary, Source
+    from ..sources.protocol import Source
     from .rerun_plan import RerunPlan
 
 __all__ = ["AutoService", "auto_tag", "define", "describe", "ledger_of"]
@@ -74,17 +75,6 @@ def describe(ledger: Ledger, standing: Standing, latest: int = 5) -> dict[str, A
         "holder": ledger.holder(standing.id),
         "latest": [r.to_json() for r in ledger.runs(standing.id, ["done", "failed", "running"], limit=latest)],
     }
-
-
-#: Runs without a stop document: still going, or ``incomplete`` (their writer went away). An
-#: incomplete run has not ended: it may yet be taken over and stopped (the Redis keeper's archive
-#: resumes it, a Redis writer whose heartbeat lapsed comes back), so it is watched, not rerun.
-NOT_ENDED = ("running", "incomplete")
-
-
-def _status_ok(summary: RunSummary, wanted: str) -> bool:
-    """Whether an ended run has the exit status asked for (``any``: every exit status of a stop)."""
-    return summary.status not in NOT_ENDED and (wanted == "any" or summary.status == wanted)
 
 
 def define(
@@ -151,6 +141,7 @@ def _first_look(ledger: Ledger, standing: Standing, source: Source, query: Query
     """Note what the new analysis starts with: the runs still going, and with ``since`` the ended ones."""
     from ..sources.protocol import OpenRuns
 
+    mark = facts_mark_now(source, query)  # before the runs are read: a later change is followed
     opened: list[tuple[str, int | None]] = []
     ended: list[tuple[str, int | None]] = []
     if since is None:
@@ -168,11 +159,11 @@ def _first_look(ledger: Ledger, standing: Standing, source: Source, query: Query
             for s in page:
                 if s.status in NOT_ENDED:
                     opened.append((s.uid, s.scan_id))
-                elif _status_ok(s, standing.status):
+                elif ended_with(s, standing.status):
                     ended.append((s.uid, s.scan_id))
             if len(page) < PAGE:
                 break
-    ledger.advance(standing.id, opened=opened, ended=ended)
+    ledger.advance(standing.id, opened=opened, ended=ended, facts_mark=mark)
 
 
 class AutoService:
@@ -363,12 +354,15 @@ class AutoService:
                 continue
             if s.status not in NOT_ENDED:
                 finished.append(s)
-        keep = {s.uid for s in keep_matching(source, query, finished) if _status_ok(s, self.standing.status)}
+        keep = {s.uid for s in keep_matching(source, query, finished) if ended_with(s, self.standing.status)}
         ended = [(s.uid, s.scan_id) for s in finished if s.uid in keep]
         dropped = [s.uid for s in finished if s.uid not in keep]
         seq = new[-1].seq if new else None
-        if opened or ended or dropped or seq is not None:
-            self.ledger.advance(sid, seq=seq, opened=opened, ended=ended, dropped=dropped)
+        # A query on facts is asked again of ended runs whose facts changed (tagged later, ...).
+        mark, late = late_matches(self.ledger, self.standing, source, query, {s.uid for s in finished})
+        ended += [(s.uid, s.scan_id) for s in late]
+        if opened or ended or dropped or seq is not None or mark is not None:
+            self.ledger.advance(sid, seq=seq, opened=opened, ended=ended, dropped=dropped, facts_mark=mark)
 
     def _submit(self, the_plan: RerunPlan, pool: Any) -> None:
         room = pool.capacity - len(self._inflight)

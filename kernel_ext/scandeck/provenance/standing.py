@@ -9,7 +9,9 @@ WAL), beside ``index.sqlite``:
 - ``standing_runs``: the runs it has seen, each ``open`` (still running when
   seen), ``pending`` (ended, matching: to rerun), ``running`` (claimed by a
   service), ``done`` or ``failed`` (with the rerun record's id);
-- ``standing_leases``: which service may rerun for the analysis, until when.
+- ``standing_leases``: which service may rerun for the analysis, until when;
+- ``standing_marks``: for a query on facts (tags, columns), the catalog's facts change
+  mark the analysis has looked up to (a run whose facts match only after its end).
 
 Each step (new runs seen and the place moved, a claim, a result) is one
 transaction, so a service killed at any instant leaves a ledger that the next
@@ -83,6 +85,10 @@ CREATE TABLE IF NOT EXISTS standing_leases (
     standing TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS standing_marks (
+    standing TEXT PRIMARY KEY,
+    facts INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -318,7 +324,8 @@ class Ledger:
         """Forget an analysis and its runs (rerun records stay in the provenance store)."""
 
         def body(conn: sqlite3.Connection) -> None:
-            for table, key in (("standing_runs", "standing"), ("standing_leases", "standing"), ("standing", "id")):
+            tables = ("standing_runs", "standing"), ("standing_leases", "standing"), ("standing_marks", "standing")
+            for table, key in (*tables, ("standing", "id")):
                 conn.execute(f"DELETE FROM {table} WHERE {key} = ?", (sid,))
 
         self._transaction(body, "could not remove the standing analysis")
@@ -333,10 +340,12 @@ class Ledger:
         opened: Iterable[tuple[str, int | None]] = (),
         ended: Iterable[tuple[str, int | None]] = (),
         dropped: Iterable[str] = (),
+        facts_mark: int | None = None,
     ) -> None:
         """In one transaction: note runs seen running (``opened``), runs to rerun (``ended``:
         open or new rows become pending, rows past that stay as they are), forget ``dropped``
-        open rows (ended without matching), and move the place to ``seq``."""
+        open rows (ended without matching), and move the place to ``seq`` and the facts
+        mark to ``facts_mark``."""
         now = time.time()
 
         def body(conn: sqlite3.Connection) -> None:
@@ -359,12 +368,34 @@ class Ledger:
                 )
             if seq is not None:
                 conn.execute("UPDATE standing SET seq = max(seq, ?) WHERE id = ?", (seq, sid))
+            if facts_mark is not None:
+                conn.execute(
+                    "INSERT INTO standing_marks VALUES (?, ?) ON CONFLICT (standing) DO UPDATE "
+                    "SET facts = max(facts, excluded.facts)",
+                    (sid, facts_mark),
+                )
 
         self._transaction(body, "could not note new runs")
 
     def place(self, sid: str) -> int:
         rows = self._query("SELECT seq FROM standing WHERE id = ?", (sid,))
         return int(rows[0][0]) if rows else 0
+
+    def facts_mark(self, sid: str) -> int | None:
+        """The facts change mark the analysis has looked up to (None: not yet)."""
+        rows = self._query("SELECT facts FROM standing_marks WHERE standing = ?", (sid,))
+        return int(rows[0][0]) if rows else None
+
+    def known(self, sid: str, uids: Iterable[str]) -> set[str]:
+        """Those of ``uids`` the analysis has a row for (in any state)."""
+        wanted = list(dict.fromkeys(uids))
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            sql = f"SELECT uid FROM standing_runs WHERE standing = ? AND uid IN ({marks})"
+            found |= {r[0] for r in self._query(sql, [sid, *part])}
+        return found
 
     def runs(self, sid: str, states: Iterable[str] = STATES, limit: int | None = None) -> list[RunRow]:
         """The analysis's runs in ``states``, most recently updated first."""
