@@ -157,6 +157,18 @@ export interface IRunSummary {
   num_events: number;
   num_points: number | null;
   duration: number | null;
+  /** A derived run: the runs it came from (its start document's `parent_uids`). */
+  parent_uids?: string[];
+}
+
+/** A run named as a parent: what the panel shows of it (`missing`: not in the catalog). */
+export interface IParentRef {
+  uid: string;
+  scan_id?: number | null;
+  plan_name?: string | null;
+  status?: RunStatus;
+  time?: number;
+  missing?: boolean;
 }
 
 export interface IRunsPage {
@@ -166,6 +178,27 @@ export interface IRunsPage {
   next: string | null;
   /** When nothing matched: the fields no run has, with the closest known ones. */
   hint?: string | null;
+  /** The parents the page's derived runs name that the page does not list, by uid. */
+  parents?: Record<string, IParentRef>;
+}
+
+/** A node of a live derived run's pipeline, in words (`GET runs/UID`'s `pipeline.steps`). */
+export interface IPipelineStep {
+  type: string;
+  function?: string | null;
+  qualname?: string | null;
+  module?: string | null;
+  sha256?: string | null;
+  stream?: string | null;
+  run?: string | null;
+  key?: string | null;
+}
+
+export interface IPipeline {
+  summary: string | null;
+  steps: IPipelineStep[];
+  more_steps: boolean;
+  format: string | null;
 }
 
 export interface IDataKey {
@@ -192,6 +225,13 @@ export interface IRunDetail {
   code: ICode | null;
   /** The run's computed cells (every computed column), when its store keeps them. */
   cells?: Record<string, ITableCell>;
+  /** The runs it came from (a derived run), in its start document's order. */
+  parents?: IParentRef[];
+  /** The pipeline it came from (a live derived run, `to_run`), else null. */
+  pipeline?: IPipeline | null;
+  /** The runs derived from it, newest first (at most 50; `derived_more` when there are more). */
+  derived?: IRunSummary[];
+  derived_more?: boolean;
 }
 
 /** Cells: `load` reads the run, `bind` is a `%%bind` cell, `setup` what `bind` needs first. */
@@ -350,6 +390,64 @@ export function getJobs(): Promise<{ jobs: IJob[] }> {
 export function cancelJob(id: string): Promise<unknown> {
   return requestAPI<unknown>(`reruns/${encodeURIComponent(id)}`, {
     method: 'DELETE'
+  });
+}
+
+// ---------------------------------------------------------------- standing analyses
+
+/** A run a standing analysis reran (or is rerunning). */
+export interface IStandingRun {
+  uid: string;
+  scan_id: number | null;
+  state: 'done' | 'failed' | 'running' | string;
+  record_id: string | null;
+  message: string;
+  /** What the rerun published with `scandeck.glue`. */
+  values: Record<string, unknown>;
+}
+
+/** How a standing analysis stands, seen from this server. */
+export type StandingState =
+  'running' | 'standby' | 'stopping' | 'failed' | 'elsewhere' | 'stopped' | string;
+
+/** A standing analysis: a record rerun on every new run that matches a query (see ../API.md). */
+export interface IStanding {
+  id: string;
+  record: string;
+  name: string;
+  query: string;
+  catalog: string;
+  status: 'success' | 'fail' | 'abort' | 'any' | string;
+  managed: boolean;
+  counts: { open: number; pending: number; running: number; done: number; failed: number };
+  holder: string | null;
+  here: boolean;
+  state: StandingState;
+  error: string | null;
+  latest: IStandingRun[];
+}
+
+export function getStanding(): Promise<{ analyses: IStanding[] }> {
+  return requestAPI<{ analyses: IStanding[] }>('auto');
+}
+
+export function startStanding(body: {
+  record: string;
+  query: string;
+  catalog: string | null;
+  status: string;
+  workers?: number;
+}): Promise<{ analysis: IStanding }> {
+  return requestAPI<{ analysis: IStanding }>('auto', {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+}
+
+export function stopStanding(id: string): Promise<{ analysis: IStanding }> {
+  return requestAPI<{ analysis: IStanding }>(`auto/${encodeURIComponent(id)}/stop`, {
+    method: 'POST',
+    body: '{}'
   });
 }
 

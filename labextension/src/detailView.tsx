@@ -6,6 +6,7 @@ import * as React from 'react';
 
 import { IRunDetail, IRunSummary, IStreamInfo } from './api';
 import type { PanelActions } from './actions';
+import { DerivedSections } from './derivedView';
 import { formatDuration, formatTime, formatValue, plural } from './format';
 import { ScansModel } from './model';
 import { IPeakMarks, PreviewPlot } from './previewPlot';
@@ -238,6 +239,7 @@ export function DetailView(props: {
       <RunActions actions={actions} disabled={false} />
       {run?.status === 'running' && <Progress run={run} />}
       {model.detailError && <div className="jp-scandeck-error">{model.detailError}</div>}
+      {detail && <DerivedSections model={model} detail={detail} part="origin" />}
       {model.preview ? (
         <PreviewPlot preview={model.preview} marks={peakMarks(detail)} />
       ) : model.previewError ? (
@@ -258,6 +260,7 @@ export function DetailView(props: {
           ]}
         />
       )}
+      {detail && <DerivedSections model={model} detail={detail} part="derived" />}
       <Annotations model={model} uid={uid} />
       {detail?.cells && Object.keys(detail.cells).length > 0 && (
         <>

@@ -10,6 +10,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import * as api from './api';
 import { errorMessage as messageOf, ScandeckAPIError } from './api';
+import { DerivedRows, ITableRow } from './derivedRuns';
 import { ProvenanceModel } from './provenanceModel';
 import { PushClient } from './push';
 import { sortRuns } from './tableSort';
@@ -139,6 +140,9 @@ export class ScansModel implements IDisposable {
   /** Records, rerun jobs and the last provenance save (the Provenance tab). */
   readonly provenance: ProvenanceModel;
 
+  /** Derived runs nested under their parents: folding, and the parents pages name. */
+  readonly derived = new DerivedRows();
+
   notice: INotice | null = null;
 
   get state(): IPanelState {
@@ -173,6 +177,17 @@ export class ScansModel implements IDisposable {
     this._sortedVersion = this._version;
     this._sortedBy = `${key}:${this.sortDescending}`;
     return this._sorted;
+  }
+
+  /** The table's rows: `tableRuns` with each derived run nested under its loaded parent. */
+  get tableRows(): ITableRow[] {
+    return this.derived.rows(this.tableRuns);
+  }
+
+  /** Fold or unfold the derived runs under a run (its "▾ 2 derived" button). */
+  toggleDerived(uid: string): void {
+    this.derived.toggle(uid);
+    this._emit();
   }
 
   /** Sort by a column (a click on its header): ascending first (time: newest first), then the other way. */
@@ -378,6 +393,7 @@ export class ScansModel implements IDisposable {
       this.searchHint = page.hint ?? null;
       this.live = (page.live ?? []).slice().sort(byTimeDesc);
       this.runs = page.runs;
+      this.derived.takeParents(page.parents, true);
       this.total = page.total;
       this.next = page.next;
     } catch (error) {
@@ -416,6 +432,7 @@ export class ScansModel implements IDisposable {
       this._takeCells(page);
       const known = new Set(this.runs.map(r => r.uid));
       this.runs = [...this.runs, ...page.runs.filter(r => !known.has(r.uid))];
+      this.derived.takeParents(page.parents, false);
       this.total = page.total;
       this.next = page.next;
       this.listError = null;
@@ -593,6 +610,9 @@ export class ScansModel implements IDisposable {
     }
     if (run.uid === this.selected) {
       this._refreshDetailSoon(!running);
+    } else if (this.selected !== null && run.parent_uids?.includes(this.selected)) {
+      // A run derived from the selected one started or ended: its detail lists it.
+      this._refreshDetailSoon(!running || !this.detail?.derived?.some(r => r.uid === run.uid));
     }
     // A run new to the table has no cells yet, and an ended one new values (its stop fields,
     // duration, status): fetch its row. Progress pushes of a running run do not ask again.
@@ -652,6 +672,7 @@ export class ScansModel implements IDisposable {
     const hadMorePages = this.runs.length > head.length;
     this.runs = [...head, ...older];
     this.live = (page.live ?? []).slice().sort(byTimeDesc);
+    this.derived.takeParents(page.parents, false);
     this.total = page.total;
     if (!hadMorePages) {
       this.next = page.next;

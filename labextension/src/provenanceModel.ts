@@ -1,20 +1,28 @@
 /**
  * The Provenance tab's state: records (newest first, paged), the record picked
  * for reruns, rerun jobs (updated by `job` push messages) and the last
- * "Save provenance" result.
+ * "Save provenance" result, and the standing analyses (`standing`).
  */
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import * as api from './api';
 import { errorMessage } from './api';
+import { StandingModel } from './standingModel';
 
 const RECORDS_PAGE = 50;
 
 export type Notify = (text: string, kind: 'info' | 'error' | 'success') => void;
 
 export class ProvenanceModel implements IDisposable {
-  constructor(private readonly notify: Notify) {}
+  constructor(private readonly notify: Notify) {
+    this.standing = new StandingModel(notify, () => {
+      if (this.recordsLoaded && !this.recordsLoading) {
+        void this.loadRecords(); // finished reruns are new records
+      }
+    });
+    this.standing.changed.connect(() => this._changed.emit());
+  }
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -27,10 +35,13 @@ export class ProvenanceModel implements IDisposable {
   dispose(): void {
     if (!this._isDisposed) {
       this._isDisposed = true;
+      this.standing.dispose();
       Signal.clearData(this);
     }
   }
 
+  /** The standing analyses (a record rerun on every new matching run). */
+  readonly standing: StandingModel;
   records: api.IProvRecord[] = [];
   recordsTotal = 0;
   recordsLoaded = false;

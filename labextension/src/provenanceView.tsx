@@ -1,7 +1,8 @@
 /**
  * The Provenance tab: save the active notebook's provenance, the records
  * (newest first), opening a record's notebook, and reruns of a record on the
- * scans checked in the Runs tab, with their jobs' progress pushed by the server.
+ * scans checked in the Runs tab, with their jobs' progress pushed by the server,
+ * and standing analyses (`standingView.tsx`).
  */
 import * as React from 'react';
 
@@ -10,6 +11,7 @@ import type { PanelActions } from './actions';
 import { StatusBadge } from './detailView';
 import { formatIso, formatValue, plural } from './format';
 import { ScansModel } from './model';
+import { StandingView } from './standingView';
 
 function JobView(props: { job: IJob; model: ScansModel }): JSX.Element {
   const { job, model } = props;
@@ -200,6 +202,7 @@ export function ProvenanceView(props: { model: ScansModel; actions: PanelActions
           ))}
         </ul>
       )}
+      <StandingView model={model} />
       <div className="jp-scandeck-section-title jp-scandeck-pad">Records</div>
       <div className="jp-scandeck-listinfo">
         <span className="jp-scandeck-record-count">

@@ -8,10 +8,12 @@ import { useEffect, useRef, useState } from 'react';
 
 import { downloadTableCsv, errorMessage, IColumnInfo, IRunSummary, ITableCell } from './api';
 import type { PanelActions } from './actions';
+import { DerivedFrom, DerivedToggle } from './derivedView';
 import { DetailView, Progress, StatusBadge } from './detailView';
 import { caretWindow, formatFullTime, formatTime, plural } from './format';
 import { ScansModel } from './model';
 import { ColumnPicker } from './columnPicker';
+import { parentLabel } from './derivedRuns';
 import { CommentsCell, SortHeader, TagsCell, ValueCell } from './tableCells';
 
 /** Load the next page when the list is scrolled within this many pixels of its end. */
@@ -71,6 +73,14 @@ function SearchBox(props: { model: ScansModel }): JSX.Element {
 
 interface IRunRowProps {
   run: IRunSummary;
+  /** How deep it is nested under its parent (0: a row of its own). */
+  depth: number;
+  /** Runs nested under it, and whether they are folded away. */
+  derivedCount: number;
+  folded: boolean;
+  /** For a derived row of its own: its parents that are not rows, named (`scan 12` or a uid's start). */
+  from: Array<{ uid: string; label: string }>;
+  onToggleDerived: (uid: string) => void;
   selected: boolean;
   checked: boolean;
   columns: string[];
@@ -95,11 +105,14 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
   ]
     .filter(Boolean)
     .join('\n');
+  const derived = Array.isArray(run.parent_uids) && run.parent_uids.length > 0;
   return (
     <tr
       className="jp-scandeck-run"
       data-uid={run.uid}
       data-status={run.status}
+      data-depth={props.depth}
+      data-derived={derived ? 'true' : undefined}
       data-selected={selected ? 'true' : 'false'}
       data-checked={checked ? 'true' : 'false'}
       aria-selected={selected}
@@ -112,7 +125,15 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
       }}
     >
       <td className="jp-scandeck-run-cell" title={run.purpose ?? undefined}>
-        <div className="jp-scandeck-run-cellbox">
+        <div
+          className="jp-scandeck-run-cellbox"
+          style={props.depth ? { paddingLeft: `${Math.min(props.depth, 6) * 16}px` } : undefined}
+        >
+          {props.depth > 0 && (
+            <span className="jp-scandeck-derived-mark" title="Derived from the run above">
+              ↳
+            </span>
+          )}
           <input
             type="checkbox"
             className="jp-scandeck-run-check"
@@ -141,6 +162,17 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
               </span>
               {!running && (
                 <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>
+              )}
+              {props.derivedCount > 0 && (
+                <DerivedToggle
+                  uid={run.uid}
+                  count={props.derivedCount}
+                  folded={props.folded}
+                  onToggle={props.onToggleDerived}
+                />
+              )}
+              {props.from.length > 0 && (
+                <DerivedFrom parents={props.from} onSelect={props.onSelect} />
               )}
             </div>
             {running && <Progress run={run} />}
@@ -176,10 +208,19 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
   );
 });
 
+const NONE: Array<{ uid: string; label: string }> = [];
+
+/** The parents of a derived row of its own, named (only such rows get a new array: the others stay memoized). */
+function parentNames(uids: string[], model: ScansModel): Array<{ uid: string; label: string }> {
+  return uids.length
+    ? uids.map(uid => ({ uid, label: parentLabel(uid, model.derived.parentRefs) }))
+    : NONE;
+}
+
 function RunTable(props: { model: ScansModel }): JSX.Element {
   const { model } = props;
   const ref = useRef<HTMLDivElement>(null);
-  const runs = model.tableRuns;
+  const rows = model.tableRows;
   const columns = model.columns;
   const info = new Map(model.columnInfo.map(c => [c.name, c]));
 
@@ -215,12 +256,13 @@ function RunTable(props: { model: ScansModel }): JSX.Element {
     (uid: string, text: string) => model.addComment(uid, text),
     [model]
   );
+  const onToggleDerived = React.useCallback((uid: string) => model.toggleDerived(uid), [model]);
   const onSort = (column: string) => model.sortBy(column);
   const loaded = model.displayRuns.length;
 
   return (
     <div className="jp-scandeck-runs" ref={ref} onScroll={() => maybeLoadMore(true)}>
-      {runs.length === 0 && !model.loading && !model.listError && (
+      {rows.length === 0 && !model.loading && !model.listError && (
         <div className="jp-scandeck-empty">
           {model.query.trim() ? 'No run matches the search.' : 'No runs in this catalog yet.'}
         </div>
@@ -263,10 +305,15 @@ function RunTable(props: { model: ScansModel }): JSX.Element {
           </tr>
         </thead>
         <tbody className="jp-scandeck-run-list">
-          {runs.map(run => (
+          {rows.map(({ run, depth, derivedCount, folded, absentParents }) => (
             <RunRow
               key={run.uid}
               run={run}
+              depth={depth}
+              derivedCount={derivedCount}
+              folded={folded}
+              from={depth === 0 ? parentNames(absentParents, model) : NONE}
+              onToggleDerived={onToggleDerived}
               selected={run.uid === model.selected}
               checked={model.checked.has(run.uid)}
               columns={columns}

@@ -149,7 +149,7 @@ async def test_open_panel_setting_is_in_the_catalogs_answer(api, scandeck_settin
 async def test_runs_answers_summaries_newest_first(api, store, scans):
     code, body = await api("runs")
     assert code == 200
-    assert set(body) == {"runs", "live", "total", "next", "hint"}
+    assert set(body) == {"runs", "live", "total", "next", "hint", "parents"}
     assert [r["uid"] for r in body["runs"]] == [scans["grid"], scans["count"], scans["scan"]]
     assert body["total"] == 3 and body["next"] is None and body["live"] == []
     for run in body["runs"]:
@@ -298,7 +298,18 @@ async def test_run_detail_has_documents_streams_and_code(api, store, scans):
     code, body = await api(f"runs/{uid[:10]}")
     assert code == 200
     # "cells": the run's computed cells, as the embedded store keeps them (the run table).
-    assert set(body) == {"run", "start", "stop", "streams", "code", "cells"}
+    assert set(body) == {
+        "run",
+        "start",
+        "stop",
+        "streams",
+        "code",
+        "cells",
+        "parents",
+        "pipeline",
+        "derived",
+        "derived_more",
+    }
     assert body["run"]["uid"] == uid and body["run"]["num_events"] == 3
     run = store[uid]
     assert body["start"] == json.loads(json.dumps(run.metadata["start"]))

@@ -14,6 +14,7 @@ from ..sources.fields import empty_search_hint
 from .base import ScandeckHandler, check_uid
 from .catalogs import live_runs
 from .cells import run_cells
+from .derived_runs import derived_detail, page_parents
 from .errors import ApiError, api_error, json_errors
 from .preview import lookup, preview, run_detail, streams_of
 from .serialize import decode_cursor, encode_cursor, run_summary
@@ -54,7 +55,8 @@ def search_page(
 ) -> tuple[Catalog, list[RunSummary], list[RunSummary], dict[str, Any]]:
     """One page of a search: the searched catalog, the page's and the live runs' index rows, and
     the ``GET runs`` answer for them. Keyset paging on ``(time, seq)``, never an offset."""
-    view = _search(pool.get(name), q)
+    cat = pool.get(name)
+    view = _search(cat, q)
     page = view.source.search(view.query, limit=limit + 1, before=before)
     more = len(page) > limit
     page = page[:limit]
@@ -66,6 +68,8 @@ def search_page(
         "next": encode_cursor(page[-1]) if more and page else None,
         # Nothing matched: a field no run has (a typo?), and the closest one runs have.
         "hint": empty_search_hint(view.source, view.query) if not page and before is None else None,
+        # Derived runs listed without their parents: which scans those are (one search).
+        "parents": page_parents(cat, [*live, *page]),
     }
     return view, page, live, answer
 
@@ -102,6 +106,7 @@ def _detail(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
     cat = pool.get(name)
     summary = lookup(cat, uid)
     out = run_detail(cat, summary)
+    out.update(derived_detail(cat, summary, out["start"]))
     try:
         out["code"] = code_for(summary.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
     except UnsafeValue:

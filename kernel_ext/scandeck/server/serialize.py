@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from ..provenance.record import ProvenanceRecord
     from ..sources.protocol import RunSummary
 
-__all__ = ["decode_cursor", "dumps", "encode_cursor", "iso", "jsonable", "record_summary", "run_summary"]
+__all__ = [
+    "decode_cursor",
+    "dumps",
+    "encode_cursor",
+    "iso",
+    "jsonable",
+    "parent_uids_of",
+    "record_summary",
+    "run_summary",
+]
 
 
 def jsonable(obj: Any) -> Any:
@@ -76,6 +85,34 @@ def _text(value: Any) -> str | None:
     return None if value is None else cell(value, MAX_PANEL_TEXT)
 
 
+#: Parents kept of one run (a derived run of many scans names the first ones).
+MAX_PARENTS = 20
+#: Longest uid kept in ``parent_uids`` (event-model's uids are 36 characters).
+MAX_UID = 200
+
+
+def parent_uids_of(start: Mapping[str, Any] | None) -> list[str]:
+    """The start document's ``parent_uids``: the strings of it, once each, at most :data:`MAX_PARENTS`.
+
+    Examples
+    --------
+    >>> parent_uids_of({"parent_uids": ["a", "b", "a", 3]})
+    ['a', 'b']
+    >>> parent_uids_of({"parent_uids": "a"})
+    []
+    """
+    value = (start or {}).get("parent_uids")
+    if not isinstance(value, (list, tuple)):
+        return []
+    # As a uid the API takes (GET runs/UID): no control characters, no slashes.
+    uids = dict.fromkeys(
+        u
+        for u in value
+        if isinstance(u, str) and 0 < len(u) <= MAX_UID and not any(c < " " or c in "/\\" for c in u)
+    )
+    return list(uids)[:MAX_PARENTS]
+
+
 def run_summary(s: RunSummary) -> dict[str, Any]:
     """The API's RUN: what a listing row shows, from the index row alone (no events read)."""
     start = s.start or {}
@@ -84,7 +121,7 @@ def run_summary(s: RunSummary) -> dict[str, Any]:
     if isinstance(stop_time, (int, float)) and math.isfinite(stop_time) and math.isfinite(s.time):
         duration = max(float(stop_time) - float(s.time), 0.0)
     plan = start.get("plan_name")
-    return {
+    out: dict[str, Any] = {
         "uid": s.uid,
         "scan_id": s.scan_id,
         "time": s.time,
@@ -97,6 +134,10 @@ def run_summary(s: RunSummary) -> dict[str, Any]:
         "num_points": num_points(start),
         "duration": duration,
     }
+    parents = parent_uids_of(start)
+    if parents:  # a derived run: the panel nests it under its parent
+        out["parent_uids"] = parents
+    return out
 
 
 def encode_cursor(s: RunSummary) -> str:
