@@ -7,9 +7,12 @@ reads the derived run back; documents are checked with event-model's schemas.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from event_model import DocumentNames, compose_run, schema_validators
 
+import scandeck.livestream
 from scandeck.derived_live import node as to_run_node
 from scandeck.livestream import Live
 
@@ -90,3 +93,33 @@ def test_a_store_refusing_a_page_fails_the_node_too(sqlite_cat, lives, monkeypat
     out.update({"uid": uid, "x": 4.0})  # a late value is dropped, not queued for no one
     assert out._writer._queue.qsize() == 0 and out.dropped >= 1
     assert "disk full" in capsys.readouterr().err
+
+
+# -- the end of another stream of the parent must not end the derived run -------------------
+
+
+@pytest.mark.parametrize("other", ["baseline", "primary filled"])
+def test_the_end_of_another_stream_of_the_parent_does_not_end_the_run(sqlite_cat, lives, monkeypatch, other):
+    """Each stream (and each fill of one) has its own following thread: here primary's is held
+    back until the other stream of the same Live has reported the parent's end."""
+    uid, _, _ = write_parent(sqlite_cat, [1.0, 2.0, 3.0, 4.0, 5.0], streams={"baseline": [7.0]})
+    held = threading.Event()
+    take = scandeck.livestream._Feed.take
+
+    def held_take(feed, *, follower=True):
+        if follower and feed.name == "primary" and feed.fill is False:
+            assert held.wait(60)
+        take(feed, follower=follower)
+
+    monkeypatch.setattr(scandeck.livestream._Feed, "take", held_take)
+    live = lives(uid, catalog=sqlite_cat)
+    if other == "baseline":
+        live.stream("baseline").sink(lambda row: None)
+    else:
+        live.stream("primary", fill=True).sink(lambda row: None)
+    out = live.stream("primary").map(lambda r: r["x"]).to_run(sqlite_cat)
+    live.watch(lambda event, detail: held.set() if event == "end" else None)  # after to_run's watcher
+    assert out.wait(60)
+    stop = sqlite_cat[out.uid].metadata["stop"]
+    assert (stop["exit_status"], out.events, out.dropped) == ("success", 5, 0)
+    assert sqlite_cat[out.uid].primary.read()["value"].values.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]

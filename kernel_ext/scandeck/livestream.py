@@ -227,8 +227,10 @@ class Live:
     def watch(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
         """Call ``callback(event, detail)`` on what happens to this Live (``to_run`` listens).
 
-        Events: ``"end"`` (a followed run ended and its last rows were emitted; on the
-        emitting thread; detail ``uid``, ``stream``, ``exit_status``, ``reason``),
+        Events: ``"end"`` (a followed run ended and the last rows of one of its streams were
+        emitted; on the emitting thread; detail ``uid``, ``stream``, ``fill`` (as the stream
+        was asked for: each stream and each fill is followed on its own thread, and ends
+        on its own), ``exit_status``, ``reason``),
         ``"failure"`` (detail ``error``, ``what``: as counted in :attr:`failures`, on the
         thread where it happened), ``"stopped"`` (:meth:`stop` was called). A callback
         that raises is reported on stderr and kept.
@@ -284,7 +286,7 @@ class Live:
             if attr is not None and getattr(feed, attr) is None:
                 made = _new_stream(f"{name} {attr}")
                 # What Stream.to_run reads to find the parent run (scandeck.derived_live).
-                made.scandeck_origin = {"live": self, "stream": name, "pages": attr == "pages"}
+                made.scandeck_origin = {"live": self, "stream": name, "pages": attr == "pages", "fill": fill}
                 setattr(feed, attr, made)
                 self._unstarted[getattr(feed, attr)] = time.monotonic()
         if new:
@@ -435,7 +437,7 @@ class _Feed:
         if kind == RUN_STOP:
             if self.rows is not None or self.pages is not None:
                 stop = state.stop or {}
-                end = {"uid": state.uid, "stream": self.name, "exit_status": state.status}
+                end = {"uid": state.uid, "stream": self.name, "fill": self.fill, "exit_status": state.status}
                 live._push(("end", {**end, "reason": stop.get("reason", "")}))
             self.ended.set()
 

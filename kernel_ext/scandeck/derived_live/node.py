@@ -142,7 +142,9 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         self.dropped = 0
         self._ids = {id(n) for n in nodes}
         self._lives = lives
-        self._ended: dict[str, tuple[str, str]] = {}
+        #: The followed streams the pipeline reads, (run uid, stream, fill): the run ends after all of them.
+        self._feeds = {(o["live"].uid, o["stream"], o.get("fill", False)) for o in origins.values()}
+        self._ended: dict[tuple[str, str, Any], tuple[str, str]] = {}
         self._lock = threading.RLock()
         self._shell: Any = None
         self._values = Values(key)
@@ -262,7 +264,8 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
     def _on_live(self, event: str, detail: dict[str, Any]) -> None:
         """A Live's report (on the thread that emits, or the following thread for errors)."""
         if event == "end":
-            self._parent_ended(detail["uid"], detail["exit_status"], detail.get("reason") or "")
+            feed = (detail["uid"], detail["stream"], detail.get("fill", False))
+            self._parent_ended(feed, detail["exit_status"], detail.get("reason") or "")
         elif event == "failure":
             err = detail["error"]
             node = _raising_node(err)
@@ -277,15 +280,16 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             self._end("abort", "the pipeline's scandeck.live was stopped before its parent run ended")
             self._writer.join(STOP_WAIT)
 
-    def _parent_ended(self, uid: str, exit_status: str, reason: str) -> None:
-        if uid not in self.parent_uids:
-            return
+    def _parent_ended(self, feed: tuple[str, str, Any], exit_status: str, reason: str) -> None:
+        """A stream of a parent run ended (``feed``: run uid, stream, fill); the run ends after the last."""
+        if feed not in self._feeds:
+            return  # another stream of the Live: the pipeline's own may still have rows to come
         with self._lock:
-            self._ended[uid] = (exit_status, reason)
-            if len(self._ended) < len(self.parent_uids):
+            self._ended[feed] = (exit_status, reason)
+            if len(self._ended) < len(self._feeds):
                 return
             worst, why = "success", ""
-            for parent, (status, text) in self._ended.items():
+            for (parent, _, _), (status, text) in self._ended.items():
                 known = status if status in _RANK else "abort"
                 if _RANK[known] > _RANK[worst]:
                     detail = text if status in _RANK else "it ended without a stop document (its writer died)"
