@@ -3,7 +3,9 @@
 A notebook that publishes its event count with ``scandeck.glue`` is recorded with
 ``scandeck run``. The server starts a standing analysis of it from a request,
 reruns it on a scan a RunEngine in another process records, shows the run with its
-published value, and stops it. A second server on the same data resumes an
+published value, and stops it. An analysis a ``scandeck auto`` command runs shows as
+run elsewhere and cannot be stopped from the server; started there too, the server
+stands by and takes over when the command stops. A second server on the same data resumes an
 analysis the first was running when it stopped, and reruns the scan recorded while
 no server ran. Each test uses its own sample name, hence its own analysis.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +192,39 @@ async def test_a_new_server_resumes_a_managed_analysis(api, app, world, jp_serve
     assert run["uid"] == fe and run["values"] == {"events": 4}
     assert resumed["state"] == "running" and resumed["here"] is True
     ledger.close()
+
+
+async def test_an_analysis_a_command_runs_is_shown_and_not_stopped_here(api, app, world, tmp_path):
+    log = tmp_path / "auto.log"
+    with open(log, "w") as out:
+        command = subprocess.Popen(
+            [sys.executable, "-m", "scandeck.cli", "auto", world["record"].id[:8], "--query", 'sample == "Co"']
+            + ["--catalog", str(world["store"].absolute())],
+            env={**os.environ, "SCANDECK_DATA": str(world["data"])},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        elsewhere = await wait_analysis(api, "Co", lambda a: a["state"] == "elsewhere", "the command's lease", 60)
+        assert elsewhere["holder"].split(":")[1] == str(command.pid) and elsewhere["here"] is False
+        code, body = await api(f"auto/{elsewhere['id']}/stop", method="POST")
+        assert code == 409 and body["error"] == "AutoNotHere", body
+        assert f":{command.pid}" in body["message"] and "scandeck auto" in body["message"]
+        assert command.poll() is None  # still running
+
+        # Started here too: the server waits as standby, and takes over when the command stops.
+        code, body = await api(
+            "auto", method="POST", body={"record": world["record"].id, "query": 'sample == "Co"', "catalog": ""}
+        )
+        assert code == 201 and body["analysis"]["id"] == elsewhere["id"], body
+        await wait_analysis(api, "Co", lambda a: a["state"] == "standby", "the standby", 60)
+        command.send_signal(signal.SIGINT)
+        assert command.wait(120) == 0, log.read_text()
+        await wait_analysis(api, "Co", lambda a: a["state"] == "running", "the takeover", 60)
+        code, body = await api(f"auto/{elsewhere['id']}/stop", method="POST")
+        assert code == 200, body
+        await wait_analysis(api, "Co", lambda a: a["state"] == "stopped", "the stop", 60)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(30)
