@@ -7,6 +7,8 @@ reads the derived run back; documents are checked with event-model's schemas.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -123,3 +125,40 @@ def test_the_end_of_another_stream_of_the_parent_does_not_end_the_run(sqlite_cat
     stop = sqlite_cat[out.uid].metadata["stop"]
     assert (stop["exit_status"], out.events, out.dropped) == ("success", 5, 0)
     assert sqlite_cat[out.uid].primary.read()["value"].values.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+# -- the process exits while the parent still runs -----------------------------------------
+
+EXITING = """
+import sys
+import scandeck
+from event_model import compose_run
+from scandeck.livestream import Live
+
+cat = scandeck.open_catalog(sys.argv[1])
+live = Live(sys.argv[2], catalog=cat)
+out = live.stream().map(lambda r: r["x"]).to_run(cat)
+print(out.uid, flush=True)
+"""
+
+
+def test_a_derived_run_gets_its_stop_when_the_process_exits(sqlite_cat, tmp_path):
+    """Leaving Python (a script's end, a kernel shut down) aborts the open derived runs: stop written."""
+    uid, writer, bundle = write_parent(sqlite_cat, [1.0, 2.0], stop=False)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", EXITING, str(tmp_path / "store"), uid],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        writer("stop", bundle.compose_stop())
+        writer.close()
+    assert done.returncode == 0, done.stderr
+    derived = done.stdout.split()[0]
+    stop = sqlite_cat[derived].metadata["stop"]
+    assert stop is not None, done.stderr
+    assert stop["exit_status"] == "abort"
+    assert stop["reason"] == "the process exited before the parent run ended"
+    assert "could not be written" not in done.stderr

@@ -13,6 +13,7 @@ derived run are in :class:`to_run`.
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 import time
@@ -42,6 +43,23 @@ _RANK = {"success": 0, "abort": 1, "fail": 2}
 
 _open: set[to_run] = set()
 _open_lock = threading.Lock()
+_exit_registered = False
+
+
+def _end_at_exit() -> None:
+    """Abort the derived runs still open when Python exits, and wait for their stop documents.
+
+    Registered with atexit after the first derived run's store writer exists, so it runs
+    before the finalizers that close store writers at exit (atexit runs last-registered
+    first): registered earlier, the stops would meet closed writers and the runs stay open.
+    """
+    with _open_lock:
+        nodes = list(_open)
+    for node in nodes:
+        node._end("abort", "the process exited before the parent run ended")
+    deadline = time.monotonic() + STOP_WAIT
+    for node in nodes:
+        node._writer.join(max(0.0, deadline - time.monotonic()))
 
 
 def finish_all(timeout: float | None = None) -> None:
@@ -154,8 +172,12 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         except BaseException:
             self.destroy()
             raise
+        global _exit_registered
         with _open_lock:
             _open.add(self)
+            if not _exit_registered:
+                atexit.register(_end_at_exit)  # after the store writer's finalizer: see _end_at_exit
+                _exit_registered = True
         for live in lives:
             note(live.uid, catalog=live.source.uri)
         note_written(self.uid, catalog.name)
