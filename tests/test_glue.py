@@ -229,6 +229,20 @@ def test_a_search_on_a_published_value_finds_its_run(world):
     assert list(cat.search(f"columns.peak-fit.profile contains {first!r}").keys()) == [uids[2]]
 
 
+@pytest.mark.parametrize(
+    "record", ["peak.fit v1.2", 'it\'s "x"', "a`b\\c", "and", "1st", "tab\there", "line\nbreak", "rtl\u202egnp"]
+)
+def test_the_search_key_of_a_published_value_reads_back_whatever_the_record_name(record):
+    """A record's name is any text (``--name``, a file stem): its published key still parses, to it."""
+    from scandeck.query import parse
+    from scandeck.safe_text import UNSAFE
+
+    key = published_key(f"{record}.cen")
+    assert not UNSAFE.search(key), key  # shown as is in the panel and the command line
+    assert parse(f"{key} == 1").matches({}, None, {"columns": {record: {"cen": 1}}})
+    assert not parse(f"{key} == 1").matches({}, None, {"columns": {record: {"cen": 2}}})
+
+
 def test_the_column_picker_and_every_table_offer_the_published_columns(world):
     cat = world["cat"]
     names = ["peak-fit.cen", "peak-fit.points", "peak-fit.profile", "peak-fit.sample"]

@@ -733,8 +733,8 @@ ERRORS = [
     ("md. == 1", 4, "expected a key name after 'md.' but found '=='"),
     ("`abc == 1", 0, "unterminated quoted key starting at column 1: close it with `"),
     ("`` == 1", 0, "empty quoted key ``: put the key's name between the backquotes"),
-    ("`a\\b` == 1", 2, "in a quoted key only '\\`' and '\\\\' are escapes: write '\\\\' for a "
-                       "backslash"),
+    ("`a\\b` == 1", 2, "in a quoted key only '\\`', '\\\\' and '\\uXXXX' are escapes: write "
+                       "'\\\\' for a backslash"),
     ('x == "\\q"', 6, "unknown escape '\\q' in string: write '\\\\' for a backslash"),
     ('x == "\\u12"', 6, "invalid '\\u' escape: it needs 4 hex digits, e.g. '\\u00e9'"),
     ('x == "\\ud800"', 6, "a '\\u' escape names half of a surrogate pair without the other"),

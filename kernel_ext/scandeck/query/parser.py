@@ -219,9 +219,15 @@ class _Parser:
                 break
             if ch == "\\":
                 esc = text[j + 1 : j + 2]
+                if esc == "u":  # a control character of the key, as str(query) writes it
+                    code, j = self._unicode_escape(j)
+                    out.append(code)
+                    continue
                 if esc not in ("`", "\\"):
                     raise self.error(
-                        j, "in a quoted key only '\\`' and '\\\\' are escapes: write '\\\\' for a backslash"
+                        j,
+                        "in a quoted key only '\\`', '\\\\' and '\\uXXXX' are escapes: "
+                        "write '\\\\' for a backslash",
                     )
                 out.append(esc)
                 j += 2

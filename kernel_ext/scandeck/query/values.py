@@ -163,12 +163,16 @@ _ESCAPES_OUT = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b"
 
 
 def quote(s: str, q: str) -> str:
-    """``s`` between ``q`` quotes, with ``q``, backslash, control and bidi characters escaped."""
+    """``s`` between ``q`` quotes, with ``q``, backslash, control and bidi characters escaped.
+
+    In a quoted key (``q`` a backquote) a control character is written ``\\uXXXX``: the parser
+    reads no other escape in a key but those of the backquote and the backslash.
+    """
     out = []
     for ch in s:
         if ch == q:
             out.append("\\" + q)
-        elif ch in _ESCAPES_OUT:
+        elif ch in _ESCAPES_OUT and (q != "`" or ch == "\\"):
             out.append(_ESCAPES_OUT[ch])
         elif UNSAFE.match(ch) and not "\ud800" <= ch <= "\udfff":
             # controls and bidi overrides (a lone surrogate has no escape the parser reads back)
