@@ -261,3 +261,44 @@ def test_a_run_whose_facts_match_only_after_its_end_is_rerun_then(bench):
     annotate(bench.cat.source, other, tags=["good"])
     _until(lambda: bench.ledger.counts(bench.sid)["done"] == 2, f"not noted: {bench.lines}")
     assert SlowPool.calls == [tagged, other]
+
+
+def test_list_and_show_print_nothing_of_a_run_raw(tmp_path, capsys):
+    from scandeck.cli import main
+    from scandeck.safe_text import UNSAFE
+
+    ledger = Ledger(tmp_path)
+    hostile = "\x1b]0;pwned\x07\x1b[2J\u202egnp.exe\n"
+    standing, _ = ledger.define(
+        "1" * 32, name=f"fit{hostile}", query=f'sample == "{hostile}"', catalog=f"/data/{hostile}", seq=0
+    )
+    ledger.advance(standing.id, ended=[(f"uid{hostile}", None), ("uid-2", 7)])
+    assert ledger.acquire(standing.id, f"host{hostile}:1:aa", ttl=60) is None
+    for row in ledger.claim(standing.id, f"host{hostile}:1:aa", 2):
+        ledger.finish(standing.id, row.uid, ok=False, record_id=f"rec{hostile}", message=f"boom {hostile}")
+    for args in (["--list"], ["--show", standing.id[:6]], ["--list", "--json"], ["--show", standing.id, "--json"]):
+        assert main(["auto", *args, "--store", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert "pwned" in out  # shown, escaped
+        assert "boom" in out or args == ["--list"]  # --list shows no message
+        assert not UNSAFE.search(out.replace("\n", "")), (args, out)
+    assert main(["auto", "--show", f"nope{hostile}", "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and not UNSAFE.search(err.replace("\n", "")), err
+
+
+def test_a_holder_that_loses_the_lease_notes_its_rerun_claims_nothing_more_and_takes_it_again(bench):
+    one = bench.service("one")
+    _until(lambda: one.holding, "the service never held the lease")
+    first = bench.scan()
+    _until(lambda: SlowPool.calls == [first], f"never rerun: {bench.lines}")
+    bench.ledger.release(bench.sid, one.owner)  # another service takes the lease (the ledger was away)
+    assert bench.ledger.acquire(bench.sid, "elsewhere:1:aa", ttl=4 * LEASE) is None
+    _until(lambda: any("lost the lease" in ln for ln in bench.lines), f"never noticed: {bench.lines}")
+    second = bench.scan()  # the other holder's to rerun, not this one's
+    SlowPool.hold.set()
+    _until(lambda: bench.ledger.counts(bench.sid)["done"] == 1, f"the rerun in flight not noted: {bench.lines}")
+    assert SlowPool.calls == [first]
+    _until(lambda: one.holding, f"never took the lease again: {bench.lines}")  # the other one went
+    _until(lambda: bench.ledger.counts(bench.sid)["done"] == 2, f"not noted: {bench.lines}")
+    assert SlowPool.calls == [first, second]

@@ -323,6 +323,7 @@ class AutoService:
         query = parse(self.standing.query) if self.standing.query else Query.all()
         while not self._stop.is_set():
             if self._keeper is None or not self._keeper.held:
+                self.holding = False
                 self.say(
                     "lost the lease (the store was unreachable too long?); noting the reruns in flight, "
                     "then waiting to take it again"
