@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -180,10 +181,11 @@ class AutoServices:
             services = list(self.services.values())
         for service in services:
             service.stop()
+        deadline = time.monotonic() + timeout  # one wait for them all, not one per service
         for service in services:
-            service.join(timeout)
+            service.join(max(0.0, deadline - time.monotonic()))
         if self._resumer is not None:
-            self._resumer.join(timeout)
+            self._resumer.join(max(0.0, deadline - time.monotonic()))
         self.ledger.close()
 
     # -- reading -----------------------------------------------------------------------------------
