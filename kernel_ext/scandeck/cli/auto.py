@@ -40,8 +40,12 @@ auto:<id>. The analysis keeps its place in the provenance store: a restarted
 service catches up on the runs that ended while it was down and reruns nothing
 twice; a second service for the same analysis waits as a standby and takes over
 if the first stops. Runs that ended before the analysis was first started are
-not rerun, except those since --since DATE. Ctrl-C stops (reruns in flight are
-finished first; Ctrl-C again leaves them to the next start)."""
+not rerun, except those since --since DATE. A run left incomplete (its writer
+went away) is watched: it is rerun if it is taken over and ends. A query on a
+run's facts (tags contains "good", columns.peak_cen > 0.5) is asked again when
+they change after the run's end (tagged later, final cells computed). Ctrl-C
+stops (reruns in flight are finished first; Ctrl-C again leaves them to the
+next start)."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -220,7 +224,7 @@ def _show(ledger: Ledger, ident: str, as_json: bool) -> int:
         f"  catalog: {standing.catalog or 'the default store'}",
         f"  output:  {standing.output_dir}",
         f"  state:   {'running (' + info['holder'] + ')' if info['holder'] else 'stopped'}",
-        f"  counts:  {ledger_counts_text(info['counts'])}, {info['counts']['open']} still running",
+        f"  counts:  {ledger_counts_text(info['counts'])}, {info['counts']['open']} still running or incomplete",
     ]
     print("\n".join(printable(line) for line in lines))
     rows = [
