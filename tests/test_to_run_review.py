@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 from event_model import DocumentNames, compose_run, schema_validators
 
 import scandeck.livestream
 from scandeck.derived_live import node as to_run_node
+from scandeck.exceptions import PipelineError
 from scandeck.livestream import Live
 
 
@@ -162,3 +164,79 @@ def test_a_derived_run_gets_its_stop_when_the_process_exits(sqlite_cat, tmp_path
     assert stop["exit_status"] == "abort"
     assert stop["reason"] == "the process exited before the parent run ended"
     assert "could not be written" not in done.stderr
+
+
+# -- values: the descriptor says what is stored; what the store would refuse is refused here ---
+
+
+@pytest.mark.parametrize(
+    ("first", "later", "dtype_numpy"),
+    [
+        (np.array([1.5], dtype=np.float32), np.array([1 / 3]), "<f8"),
+        (np.array([1, 2], dtype=np.int32), np.array([2**40, 1]), "<i8"),
+        (np.array([1], dtype=np.uint8), np.array([300]), "<i8"),
+        (np.float32(0.5), 1 / 3, "<f8"),
+        ((np.int64(1), np.int64(2)), [3, 2**40], "<i8"),
+        ([np.bool_(True)], np.array([False]), "|b1"),
+    ],
+)
+def test_the_descriptor_holds_every_value_written(sqlite_cat, lives, first, later, dtype_numpy):
+    uid, _, _ = write_parent(sqlite_cat, [0.0, 1.0, 2.0])
+    live = lives(uid, catalog=sqlite_cat)
+    out = live.stream().map(lambda r: first if r["x"] == 0 else later).to_run(sqlite_cat)
+    assert out.wait(60) and out.exit_status == "success"
+    key = descriptor_of(sqlite_cat, out.uid)["data_keys"]["value"]
+    assert key["dtype_numpy"] == dtype_numpy
+    stored = np.asarray(sqlite_cat[out.uid].primary.read()["value"].values)
+    expected = [np.asarray(first).tolist(), np.asarray(later).tolist(), np.asarray(later).tolist()]
+    assert stored.tolist() == expected
+    # What the descriptor says holds them: a reader that builds arrays from it loses nothing.
+    assert np.asarray(expected, dtype=np.dtype(dtype_numpy)).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "message"),
+    [
+        (1, 2**70, "data key 'value': 1180591620717411303424 is outside the 64-bit integers a run holds"),
+        (1, np.uint64(2**63), "data key 'value': 9223372036854775808 is outside the 64-bit integers a run holds"),
+        (
+            np.array([1, 2], dtype=np.uint64),
+            np.array([1, 2**63], dtype=np.uint64),
+            "data key 'value': 9223372036854775808 is outside the 64-bit integers a run holds",
+        ),
+        ("ok", "ok \ud800", "data key 'value': a string with a lone surrogate"),
+        ({"a": "x"}, {"a": "\udcff"}, "data key 'a': a string with a lone surrogate"),
+    ],
+)
+def test_values_the_store_would_refuse_fail_the_run_at_that_value(sqlite_cat, lives, good, bad, message):
+    """One bad value fails the run with a clear error at that value, and the earlier values stay."""
+    uid, _, _ = write_parent(sqlite_cat, [0.0, 1.0, 2.0])
+    live = lives(uid, catalog=sqlite_cat)
+    out = live.stream().map(lambda r: good if r["x"] == 0 else bad).to_run(sqlite_cat)
+    assert out.wait(60)
+    stop = sqlite_cat[out.uid].metadata["stop"]
+    assert stop["exit_status"] == out.exit_status == "fail"
+    assert stop["reason"].startswith("DerivedValueError: " + message), stop["reason"]
+    assert out.events == 1 and stop["num_events"] == {"primary": 1}
+    documents(sqlite_cat, out.uid)
+
+
+@pytest.mark.parametrize("key", ["a.b", "a/b", "\ud800"])
+def test_dict_keys_that_cannot_be_data_keys_fail_the_run_clearly(sqlite_cat, lives, key):
+    uid, _, _ = write_parent(sqlite_cat, [0.0, 1.0])
+    live = lives(uid, catalog=sqlite_cat)
+    out = live.stream().map(lambda r: {key: r["x"]}).to_run(sqlite_cat)
+    assert out.wait(60)
+    stop = sqlite_cat[out.uid].metadata["stop"]
+    assert stop["exit_status"] == out.exit_status == "fail"
+    assert stop["reason"].startswith("DerivedValueError: dict keys become data keys"), stop["reason"]
+    assert "no '.' or '/'" in stop["reason"]
+    documents(sqlite_cat, out.uid)
+
+
+def test_a_key_that_cannot_name_a_data_key_is_refused_at_once(sqlite_cat, lives):
+    uid, _, _ = write_parent(sqlite_cat, [0.0])
+    live = lives(uid, catalog=sqlite_cat)
+    with pytest.raises(PipelineError, match=r"to_run's key names a data key: .* not 'peak\.cen'"):
+        live.stream().map(lambda r: r["x"]).to_run(sqlite_cat, key="peak.cen")
+    assert len(sqlite_cat) == 1  # nothing written

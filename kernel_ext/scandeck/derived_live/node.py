@@ -30,7 +30,7 @@ from ..provenance.batch import current_shell
 from ..provenance.context import note, pending_record_id
 from ..safe_text import printable
 from .describe import ancestors, describe, label, last_function_name
-from .values import Values
+from .values import Values, bad_key
 from .writer import PAGE_INTERVAL, RunWriter
 
 __all__ = ["finish_all", "to_run"]
@@ -130,8 +130,10 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             raise PipelineError(f"to_run's stream must be a non-empty string, not {stream!r}")
         if key is None:
             key = last_function_name(nodes) or "value"
-        elif not isinstance(key, str) or not key:
-            raise PipelineError(f"to_run's key must be a non-empty string, not {key!r}")
+        elif bad_key(key):
+            raise PipelineError(
+                f"to_run's key names a data key: a non-empty string with no '.' or '/', not {printable(repr(key))}"
+            )
         if catalog is None:
             catalog = Catalog(lives[0].source)
         elif not isinstance(catalog, Catalog):

@@ -16,7 +16,11 @@ numpy arrays, lists/tuples of numbers     array        arrays of the same shape 
 ========================================  ===========  ==================================
 
 Anything else (None, a nested dict, an object) cannot be stored and is an error naming
-the key and the type, as is a later value of another type, shape or set of keys.
+the key and the type, as is a later value of another type, shape or set of keys. So are
+what the store would refuse: integers outside the signed 64 bits, strings that are not
+valid Unicode (a lone surrogate), dict keys with ``.`` or ``/``. The descriptor's
+``dtype_numpy`` is that of the values as stored (``<f8``, ``<i8``, ``|b1``), whatever
+numpy type the first value had, so it holds every later value the key accepts.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from typing import Any
 from ..exceptions import DerivedValueError
 from ..safe_text import printable
 
-__all__ = ["BOOKKEEPING", "Kind", "Values", "kind_of"]
+__all__ = ["BOOKKEEPING", "Kind", "Values", "bad_key", "kind_of"]
 
 #: Keys of a ``scandeck.live`` row that describe the row, not the data: left out of dict values.
 BOOKKEEPING = ("uid", "seq_num", "time")
 
 _NUMPY_KIND = {"b": "boolean", "i": "integer", "u": "integer", "f": "number"}
+#: The numpy dtype values of each kind are stored as (Python ints, floats, bools: 64 bits).
+_STORED = {"boolean": "|b1", "integer": "<i8", "number": "<f8"}
+_INT64 = (-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,13 @@ def kind_of(key: str, value: Any) -> Kind:
     if isinstance(value, bool):
         return Kind("boolean", (), "|b1")
     if isinstance(value, int):
+        if not _INT64[0] <= value < _INT64[1]:
+            raise _outside(key, value)
         return Kind("integer", (), "<i8")
     if isinstance(value, float):
         return Kind("number", (), "<f8")
     if isinstance(value, str):
+        _check_text(key, value)
         return Kind("string")
     module = type(value).__module__
     if module == "numpy" or isinstance(value, (list, tuple)):
@@ -95,9 +105,11 @@ def kind_of(key: str, value: Any) -> Kind:
                 f"{_name(key)}: values of numpy dtype {arr.dtype} ({type(value).__name__}) cannot be stored "
                 "in a run; return numbers, strings, booleans or numeric arrays"
             )
+        if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() >= _INT64[1]:
+            raise _outside(key, int(arr.max()))
         if arr.ndim == 0:
-            return Kind(kind, (), np.dtype({"integer": np.int64, "number": np.float64, "boolean": bool}[kind]).str)
-        return Kind("array", tuple(int(n) for n in arr.shape), arr.dtype.str)
+            return Kind(kind, (), _STORED[kind])
+        return Kind("array", tuple(int(n) for n in arr.shape), _STORED[kind])
     raise DerivedValueError(
         f"{_name(key)}: a value of type {type(value).__name__} cannot be stored in a run; "
         "return numbers, strings, booleans or numeric arrays (or a dict of them, one data key each)"
@@ -113,15 +125,44 @@ def plain(kind: Kind, value: Any) -> Any:
         value = list(value)
     if kind.dtype == "number":
         return float(value)
-    if kind.dtype == "array" and kind.dtype_numpy[1:2] == "f":
+    if kind.dtype == "array":
         import numpy as np
 
-        return np.asarray(value, dtype=float).tolist()
+        return np.asarray(value, dtype=kind.dtype_numpy).tolist()
     return value
 
 
 def _name(key: str) -> str:
     return f"data key {printable(repr(key))[:80]}"
+
+
+def _outside(key: str, value: int) -> DerivedValueError:
+    return DerivedValueError(
+        f"{_name(key)}: {value} is outside the 64-bit integers a run holds; "
+        "convert it in the pipeline, e.g. float(x) or str(x)"
+    )
+
+
+def _check_text(key: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DerivedValueError(
+            f"{_name(key)}: a string with a lone surrogate ({printable(repr(value[err.start : err.end]))} at "
+            f"character {err.start}) is not valid Unicode and cannot be stored; decode the bytes it came "
+            "from with errors='replace'"
+        ) from None
+
+
+def bad_key(key: Any) -> bool:
+    """True unless ``key`` can name a data key: a non-empty string, valid Unicode, no ``.`` or ``/``."""
+    if not isinstance(key, str) or not key or "." in key or "/" in key:
+        return True
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class Values:
@@ -139,10 +180,11 @@ class Values:
         """The data of one value (dict: its items less the bookkeeping keys)."""
         if isinstance(value, dict):
             out = {k: v for k, v in value.items() if k not in BOOKKEEPING}
-            bad = [k for k in out if not isinstance(k, str) or not k]
+            bad = [k for k in out if bad_key(k)]
             if bad:
                 raise DerivedValueError(
-                    f"dict keys become data keys and must be non-empty strings, not {printable(repr(bad[0]))[:80]}"
+                    "dict keys become data keys and must be non-empty strings with no '.' or '/' "
+                    f"(valid Unicode), not {printable(repr(bad[0]))[:80]}"
                 )
             if not out:
                 raise DerivedValueError(
