@@ -276,6 +276,16 @@ def test_a_bus_or_archive_catalog_while_runs_arrive(world, request, tmp_path, ki
         assert c["done"] == 2 and c["failed"] == 1, (c, lines)
         found = {r.target_scan: r.status for r in world["prov"].list(tag=auto_tag(standing.id))}
         assert found == {pt5: "ok", pt7: "failed", pt6: "ok"}, lines
+        # The values the good reruns published are columns of their runs on the bus / in the archive;
+        # the failed rerun (it glued nothing) published nothing.
+        cat = scandeck.open_catalog(uri)
+        try:
+            assert [r.uid for r in cat.search("columns.count.events == 6")] == [pt6]
+            table = cat.table(columns=["count.events"])
+            assert table.loc[pt5, "count.events"] == 5
+            assert table.attrs["states"].loc[pt7, "count.events"] == "missing"
+        finally:
+            cat.close()
     finally:
         service.close()
     assert service.failed is None
