@@ -240,3 +240,40 @@ def test_a_key_that_cannot_name_a_data_key_is_refused_at_once(sqlite_cat, lives)
     with pytest.raises(PipelineError, match=r"to_run's key names a data key: .* not 'peak\.cen'"):
         live.stream().map(lambda r: r["x"]).to_run(sqlite_cat, key="peak.cen")
     assert len(sqlite_cat) == 1  # nothing written
+
+
+# -- nodes that emit on their own clock: their last values came after the run had ended ----
+
+
+@pytest.mark.parametrize(
+    ("build", "node"),
+    [
+        (lambda s: s.timed_window(0.05).map(len), "timed_window"),
+        (lambda s: s.map(lambda r: r["x"]).delay(0.01), "delay"),
+        (lambda s: s.buffer(5).map(lambda r: r["x"]), "buffer"),
+        (lambda s: s.rate_limit(0.001).map(lambda r: r["x"]), "rate_limit"),
+        (lambda s: s.map(lambda r: r["x"]).latest(), "latest"),
+        (lambda s: s.map(lambda r: r["x"]).partition(3, timeout=1.0).map(sum), "partition"),
+    ],
+)
+def test_nodes_that_emit_on_their_own_clock_are_refused(sqlite_cat, lives, build, node):
+    """Their values come from streamz's event loop, after the rows that fed them: the derived
+    run ended (success) before them, and they were dropped."""
+    uid, _, _ = write_parent(sqlite_cat, [float(i) for i in range(20)])
+    live = lives(uid, catalog=sqlite_cat)
+    with pytest.raises(PipelineError, match=rf"to_run cannot follow {node}: it emits on its own clock"):
+        build(live.stream()).to_run(sqlite_cat, key="n")
+    assert len(sqlite_cat) == 1  # nothing written
+
+
+def test_partition_and_sliding_window_without_a_clock_are_written_in_full(sqlite_cat, lives):
+    uid, _, _ = write_parent(sqlite_cat, [float(i) for i in range(10)])
+    live = lives(uid, catalog=sqlite_cat)
+    x = live.stream().map(lambda r: r["x"])
+    parts = x.partition(3).map(sum).to_run(sqlite_cat, key="s")
+    windows = x.sliding_window(3, return_partial=False).to_run(sqlite_cat, key="w")
+    assert parts.wait(60) and windows.wait(60)
+    assert sqlite_cat[parts.uid].primary.read()["s"].values.tolist() == [3.0, 12.0, 21.0]  # 9 stays partial
+    got = sqlite_cat[windows.uid].primary.read()["w"].values.tolist()
+    assert got == [[float(i), float(i + 1), float(i + 2)] for i in range(8)]
+    assert descriptor_of(sqlite_cat, windows.uid)["data_keys"]["w"]["shape"] == [3]

@@ -40,6 +40,9 @@ RESERVED = ("parent_uids", "provenance_record", "pipeline")
 #: Seconds a stopping Live waits for the derived run's stop document to be written.
 STOP_WAIT = 10.0
 _RANK = {"success": 0, "abort": 1, "fail": 2}
+#: streamz nodes that emit on their own clock (streamz's event loop), after the rows that fed them:
+#: the derived run ends with the parent's last row, before their last values.
+TIMED = ("timed_window", "timed_window_unique", "delay", "rate_limit", "buffer", "latest", "map_async")
 
 _open: set[to_run] = set()
 _open_lock = threading.Lock()
@@ -126,6 +129,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         }
         lives = list({id(o["live"]): o["live"] for o in origins.values()}.values())
         _check_sources(lives)
+        _check_nodes(nodes)
         if not isinstance(stream, str) or not stream:
             raise PipelineError(f"to_run's stream must be a non-empty string, not {stream!r}")
         if key is None:
@@ -343,6 +347,18 @@ def _check_sources(lives: list[Any]) -> None:
                 f"{live.rows} rows of run {printable(live.uid[:8])} went through this scandeck.live before "
                 "to_run was attached, and the derived run would miss them: build the pipeline, to_run "
                 "included, in one cell, or on a new scandeck.live(...)"
+            )
+
+
+def _check_nodes(nodes: list[Any]) -> None:
+    for node in nodes:
+        kind = type(node).__name__
+        timed = kind in TIMED or (kind == "partition" and getattr(node, "_timeout", None) is not None)
+        if timed or any(c.__name__ == "DaskStream" for c in type(node).__mro__):
+            raise PipelineError(
+                f"to_run cannot follow {kind}: it emits on its own clock (streamz's event loop), after the "
+                "rows that fed it, so the derived run would end before its last values; use nodes that emit "
+                "as rows come (map, filter, accumulate, partition(n) without timeout, sliding_window, zip)"
             )
 
 
