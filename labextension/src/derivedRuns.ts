@@ -138,6 +138,16 @@ export class DerivedRows {
     }
   }
 
+  /** Whether `run` names parents that are neither rows nor named by a page (a pushed new run). */
+  unnamedParents(run: IRunSummary, rows: IRunSummary[]): boolean {
+    const parents = parentsOf(run);
+    if (!parents.length) {
+      return false;
+    }
+    const shown = new Set(rows.map(r => r.uid));
+    return parents.some(uid => !shown.has(uid) && !this.parentRefs.has(uid));
+  }
+
   /** Fold or unfold a parent's derived runs. */
   toggle(uid: string): void {
     if (this.folded.has(uid)) {

@@ -604,6 +604,9 @@ export class ScansModel implements IDisposable {
       }
       this.total += 1;
       this._touch();
+      if (this.derived.unnamedParents(run, this.displayRuns)) {
+        this._scheduleHeadMerge(HEAD_MERGE_DEBOUNCE_MS); // its page names them ("from scan 12")
+      }
     } else {
       // Only the server knows whether it matches the query.
       this._scheduleHeadMerge(HEAD_MERGE_DEBOUNCE_MS);

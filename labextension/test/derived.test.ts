@@ -189,6 +189,27 @@ describe('the Scans model with derived runs', () => {
     expect(model.derived.parentRefs.size).toBe(0);
   });
 
+  it('asks for the first page again when a new derived run names a parent it cannot name', async () => {
+    const { push, runChanged } = fakePush();
+    const model = new ScansModel(push);
+    model.ready = true;
+    getTable.mockResolvedValueOnce(page([run('p', 10)]));
+    await model.reload();
+    runChanged.emit(run('d', 11, ['p'], 'running')); // its parent is a row: nothing to ask
+    await vi.runAllTimersAsync();
+    expect(getTable).toHaveBeenCalledTimes(1);
+    getTable.mockResolvedValueOnce(
+      page([run('d', 11, ['p'], 'running'), run('e', 12, ['far']), run('p', 10)], [], {
+        far: { uid: 'far', scan_id: 3 }
+      })
+    );
+    runChanged.emit(run('e', 12, ['far']));
+    await vi.runAllTimersAsync();
+    expect(getTable).toHaveBeenCalledTimes(2);
+    expect(parentLabel('far', model.derived.parentRefs)).toBe('scan 3');
+    expect(model.tableRows.find(r => r.run.uid === 'e')?.absentParents).toEqual(['far']);
+  });
+
   it('fetches the selected parent again when a run derived from it starts', async () => {
     const { push, runChanged } = fakePush();
     const model = new ScansModel(push);
