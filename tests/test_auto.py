@@ -243,6 +243,22 @@ def test_since_reruns_runs_that_ended_before(world):
         assert service.stop() == 0
 
 
+def test_since_given_again_catches_up_an_existing_analysis(world):
+    """--since on an analysis that already exists notes the runs since then it has not seen."""
+    from scandeck.provenance.auto import define
+
+    old = produce(world, "Mn:5", "Mn:5")
+    prov, query = world["prov"].directory, 'sample == "Mn"'
+    standing = define(world["record"].id, query=query, catalog=str(world["store"]), store=prov)
+    assert world["ledger"].counts(standing.id)["pending"] == 0  # they ended before it began
+    again = define(
+        world["record"].id, query=query, catalog=str(world["store"]), since=time.strftime("%Y-%m-%d"), store=prov
+    )
+    assert again.id == standing.id
+    assert sorted(r.uid for r in world["ledger"].runs(standing.id, ["pending"])) == sorted(old)
+    world["ledger"].remove(standing.id)  # not rerun here
+
+
 def test_bad_query_is_refused_before_anything_is_stored(world, capsys):
     before = len(world["ledger"].all())
     code = main(["auto", world["record"].id[:8], "--query", "sample ==", "--store", str(world["prov"].directory)])

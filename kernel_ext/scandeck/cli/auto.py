@@ -34,18 +34,19 @@ examples:
   scandeck auto --show 5c1e                                 one analysis: its latest reruns
 
 Every run of the catalog that matches --query and ends with --status (success,
-fail, abort or any; default success) is rerun once through the record's notebook,
-as 'scandeck rerun' does: a rerun record whose parent is the record, tagged
-auto:<id>. The analysis keeps its place in the provenance store: a restarted
-service catches up on the runs that ended while it was down and reruns nothing
-twice; a second service for the same analysis waits as a standby and takes over
-if the first stops. Runs that ended before the analysis was first started are
-not rerun, except those since --since DATE. A run left incomplete (its writer
-went away) is watched: it is rerun if it is taken over and ends. A query on a
-run's facts (tags contains "good", columns.peak_cen > 0.5) is asked again when
-they change after the run's end (tagged later, final cells computed). Ctrl-C
-stops (reruns in flight are finished first; Ctrl-C again leaves them to the
-next start)."""
+fail, abort or any; default success) is rerun once through the record's
+notebook, as 'scandeck rerun' does: a rerun record whose parent is the record,
+tagged auto:<id>. The analysis keeps its place in the provenance store: a
+restarted service catches up on the runs that ended while it was down and reruns
+nothing twice; a second service for the same analysis waits as a standby and
+takes over if the first stops. Runs that ended before the analysis was first
+started are not rerun, except those since --since DATE (given again later, it
+catches up on the runs since DATE the analysis has not seen). A run left
+incomplete (its writer went away) is watched: it is rerun if it is taken over
+and ends. A query on a run's facts (tags contains "good", columns.peak_cen >
+0.5) is asked again when they change after the run's end (tagged later, final
+cells computed). Ctrl-C stops (reruns in flight are finished first; Ctrl-C again
+leaves them to the next start)."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -94,8 +94,8 @@ def define(
     ``query`` is checked here (a typo raises QuerySyntaxError before anything is stored).
     ``catalog`` defaults to the catalog the record read from, else the default catalog.
     ``since`` (a date, ``2026-12-01`` or ``2026-12-01 10:30``) adds the runs that started
-    since then and have already ended, when the analysis is new; otherwise only runs that
-    end after it is defined are rerun.
+    since then and have already ended (to an existing analysis too: those it has not seen);
+    otherwise only runs that end after the analysis is defined are rerun.
     """
     from ..opening import catalog_name, open_catalog
     from .rerun_plan import record_catalog
@@ -130,18 +130,25 @@ def define(
             output_dir=str(out.expanduser().absolute()),
             seq=place,
         )
-        if created:
-            _first_look(ledger, standing, source, text, since_time)
+        if created or since_time is not None:  # --since again: catch up on the runs since then
+            _first_look(ledger, standing, source, text, since_time, new=created)
         return ledger.get(standing.id)
     finally:
         cat.close()
 
 
-def _first_look(ledger: Ledger, standing: Standing, source: Source, query: Query, since: float | None) -> None:
-    """Note what the new analysis starts with: the runs still going, and with ``since`` the ended ones."""
+def _first_look(
+    ledger: Ledger, standing: Standing, source: Source, query: Query, since: float | None, *, new: bool = True
+) -> None:
+    """Note what the new analysis starts with: the runs still going, and with ``since`` the ended ones.
+
+    With ``since``, an existing analysis (not ``new``) notes the ended runs since then it has
+    no row for (rows it has, done or not, stay as they are).
+    """
     from ..sources.protocol import OpenRuns
 
-    mark = facts_mark_now(source, query)  # before the runs are read: a later change is followed
+    # Before the runs are read, so that a later change is followed; an existing analysis keeps its mark.
+    mark = facts_mark_now(source, query) if new else None
     opened: list[tuple[str, int | None]] = []
     ended: list[tuple[str, int | None]] = []
     if since is None:
