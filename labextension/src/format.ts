@@ -136,3 +136,22 @@ export function caretWindow(
   const tail = end < query.length ? '...' : '';
   return { text: head + query.slice(start, end) + tail, column: head.length + at - start };
 }
+
+/**
+ * A rerun's or record's error as one line: `cell 3: AssertionError: seven events` from the
+ * record's error fields (cell_index, ename, evalue), a message as it is, else its JSON.
+ */
+export function errorText(error: unknown, max = 300): string {
+  if (error && typeof error === 'object') {
+    const e = error as Record<string, unknown>;
+    if (typeof e.message === 'string') {
+      return formatValue(e.message, max);
+    }
+    if (typeof e.ename === 'string') {
+      const where = typeof e.cell_index === 'number' ? `cell ${e.cell_index}: ` : '';
+      const what = e.evalue ? `${e.ename}: ${String(e.evalue)}` : e.ename;
+      return formatValue(`${where}${what}`, max);
+    }
+  }
+  return formatValue(error, max);
+}

@@ -9,7 +9,7 @@ import * as React from 'react';
 import { IJob, IProvRecord } from './api';
 import type { PanelActions } from './actions';
 import { StatusBadge } from './detailView';
-import { formatIso, formatValue, plural } from './format';
+import { errorText, formatIso, formatValue, plural } from './format';
 import { ScansModel } from './model';
 import { StandingView } from './standingView';
 
@@ -56,7 +56,7 @@ function JobView(props: { job: IJob; model: ScansModel }): JSX.Element {
         <ul className="jp-scandeck-job-failures">
           {failures.map(r => (
             <li key={r.uid} data-uid={r.uid}>
-              scan {r.scan_id ?? r.uid.slice(0, 8)}: {formatValue(r.error ?? r.status, 200)}
+              scan {r.scan_id ?? r.uid.slice(0, 8)}: {errorText(r.error ?? r.status, 200)}
             </li>
           ))}
         </ul>
@@ -127,11 +127,7 @@ function RecordView(props: {
           {record.inputs.length > 12 ? ` and ${record.inputs.length - 12} more` : ''}
         </div>
       )}
-      {record.error && (
-        <div className="jp-scandeck-error">
-          {formatValue(record.error.message ?? record.error, 300)}
-        </div>
-      )}
+      {record.error && <div className="jp-scandeck-error">{errorText(record.error, 300)}</div>}
       {selected && (
         <div className="jp-scandeck-actions">
           <button

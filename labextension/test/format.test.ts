@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import {
   caretWindow,
+  errorText,
   formatDuration,
   formatFullTime,
   formatIso,
@@ -174,5 +175,26 @@ describe('caretWindow (the caret under a bad query)', () => {
     const atEnd = caretWindow(query, query.length - 1);
     expect(atEnd.text.endsWith('...')).toBe(false);
     expect(under(atEnd)).toBe('!');
+  });
+});
+
+describe('errorText', () => {
+  it('says which cell failed and why, from a record error', () => {
+    const error = {
+      cell_index: 2,
+      cell_source: 'assert x',
+      ename: 'AssertionError',
+      evalue: 'seven events'
+    };
+    expect(errorText(error)).toBe('cell 2: AssertionError: seven events');
+  });
+  it('takes a message or a plain string as it is', () => {
+    expect(errorText({ message: 'kernel died' })).toBe('kernel died');
+    expect(errorText('no such kernel')).toBe('no such kernel');
+  });
+  it('keeps hostile text as text', () => {
+    expect(errorText({ ename: '<img src=x onerror=alert(1)>', evalue: '' })).toBe(
+      '<img src=x onerror=alert(1)>'
+    );
   });
 });
