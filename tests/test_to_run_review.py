@@ -7,6 +7,7 @@ reads the derived run back; documents are checked with event-model's schemas.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -277,3 +278,81 @@ def test_partition_and_sliding_window_without_a_clock_are_written_in_full(sqlite
     got = sqlite_cat[windows.uid].primary.read()["w"].values.tolist()
     assert got == [[float(i), float(i + 1), float(i + 2)] for i in range(8)]
     assert descriptor_of(sqlite_cat, windows.uid)["data_keys"]["w"]["shape"] == [3]
+
+
+# -- the pipeline description tells apart functions that compute different things ----------
+
+
+class Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def __repr__(self):
+        return f"Scaler({self.factor})"
+
+    def apply(self, row):
+        return row["x"] * self.factor
+
+
+def _functions_of(cat, out):
+    out.stop("abort", "only the description is wanted")
+    nodes = cat[out.uid].metadata["start"]["pipeline"]["nodes"]
+    return [n["function"] for n in nodes if "function" in n]
+
+
+def test_closures_defaults_and_bound_methods_are_described(sqlite_cat, lives):
+    """Same source, other captured values: the description must differ (it named only the source)."""
+    uid, _, _ = write_parent(sqlite_cat, [0.0])
+    closures = [lambda r, k=k: r["x"] * k for k in (2, 3)]
+
+    def scaled(factor):
+        def scale(r):
+            return r["x"] * factor
+
+        return scale
+
+    def countdown(n):  # refers to itself through its closure
+        return 0 if n <= 0 else countdown(n - 1)
+
+    def functions(f):
+        out = lives(uid, catalog=sqlite_cat).stream().map(f).to_run(sqlite_cat, key="v")
+        return _functions_of(sqlite_cat, out)
+
+    a, b = (functions(f) for f in closures)
+    assert a[0]["sha256"] == b[0]["sha256"] and a != b
+    assert (a[0]["defaults"], b[0]["defaults"]) == ([2], [3])
+    c, d = (functions(scaled(f)) for f in (0.5, 4.0))
+    assert (c[0]["closure"], d[0]["closure"]) == ({"factor": 0.5}, {"factor": 4.0})
+    (m,) = functions(Scaler(7).apply)
+    assert m["qualname"] == "Scaler.apply" and m["self"] == {"repr": "Scaler(7)"}
+    (r,) = functions(lambda row: countdown(3))
+    assert r["closure"]["countdown"]["function"]["qualname"].endswith("countdown")
+
+
+class Hostile:
+    def __repr__(self):
+        raise RuntimeError("no repr for you")
+
+
+def test_arguments_and_closures_that_are_awkward_in_a_start_document(sqlite_cat, lives):
+    """A URI's password, an int beyond int64, a lone surrogate, a repr that raises: the
+    description keeps what it can and the start document is stored."""
+    uid, _, _ = write_parent(sqlite_cat, [0.0])
+    where = "redis://:hunter2@beamline:6379/0"
+    hostile = Hostile()
+
+    def uses(r, big=2**70, odd="x\ud800"):
+        return (where, hostile, big, odd) and r["x"]
+
+    live = lives(uid, catalog=sqlite_cat)
+    out = (
+        live.stream().map(uses).map(lambda v, uri: v, "tiled+http://h:8000/raw?api_key=s3cret").to_run(sqlite_cat)
+    )
+    first, second = _functions_of(sqlite_cat, out)
+    start = json.dumps(sqlite_cat[out.uid].metadata["start"])
+    assert "hunter2" not in start and "s3cret" not in start
+    assert first["closure"]["where"] == "redis://beamline:6379/0"
+    assert first["closure"]["hostile"] == {"repr": "<Hostile object: its repr failed>"}
+    assert first["defaults"] == [{"repr": "1180591620717411303424"}, {"repr": "'x\\ud800'"}]
+    nodes = sqlite_cat[out.uid].metadata["start"]["pipeline"]["nodes"]
+    assert nodes[2]["args"] == ["tiled+http://h:8000/raw"]

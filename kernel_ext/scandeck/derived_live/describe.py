@@ -67,9 +67,24 @@ def ancestors(node: Any) -> list[Any]:
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
-    """``value`` if it is small JSON, else a JSON version of it: repr for what is not JSON."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value if not isinstance(value, str) or len(value) <= MAX_REPR else value[:MAX_REPR] + "..."
+    """``value`` if it is small JSON, else a JSON version of it: repr for what is not JSON.
+
+    Strings are cut to :data:`MAX_REPR` characters, URIs lose their credentials
+    (``redis://:secret@host`` -> ``redis://host``): the description is in the start document.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else {"repr": _cut(repr(value))}
+    if isinstance(value, str):
+        if "://" in value:
+            value = redact(value)
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: no store takes it
+                return {"repr": _cut(ascii(value))}
+        return _cut(value)
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else repr(value)
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0:
@@ -84,17 +99,31 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     ):
         return {k: jsonable(v, depth + 1) for k, v in value.items()}
     if callable(value):
-        return {"function": function_info(value)}
-    text = repr(value)
-    return {"repr": text if len(text) <= MAX_REPR else text[:MAX_REPR] + "..."}
+        return {"function": function_info(value, depth + 1)}
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - someone's __repr__: the description goes on without it
+        text = f"<{type(value).__qualname__} object: its repr failed>"
+    return {"repr": jsonable(text)}
 
 
-def function_info(fn: Any) -> dict[str, Any]:
-    """Qualified name, module, sha256 of the source (None if unavailable) of a callable."""
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_REPR else text[:MAX_REPR] + "..."
+
+
+def function_info(fn: Any, depth: int = 0) -> dict[str, Any]:
+    """Qualified name, module, sha256 of the source (None if unavailable) of a callable.
+
+    What the source does not say is kept too, as arguments are: a partial's arguments,
+    a function's ``defaults`` and ``kwdefaults``, the values of its ``closure`` (the
+    variables of the enclosing function it uses), a bound method's ``self``.
+    """
     info: dict[str, Any] = {}
     if isinstance(fn, functools.partial):
-        info["partial"] = {"args": jsonable(list(fn.args)), "keywords": jsonable(dict(fn.keywords))}
+        info["partial"] = {"args": jsonable(list(fn.args), depth), "keywords": jsonable(dict(fn.keywords), depth)}
         fn = fn.func
+    if inspect.ismethod(fn):
+        info["self"] = jsonable(fn.__self__, 3)  # its repr: the state a method reads
     named = inspect.isroutine(fn) or inspect.isclass(fn) or isinstance(getattr(fn, "__name__", None), str)
     target = fn if named else type(fn)  # a callable object: its class (numpy ufuncs have a name)
     target = inspect.unwrap(target) if inspect.isfunction(target) else target
@@ -107,7 +136,27 @@ def function_info(fn: Any) -> dict[str, Any]:
     else:
         info["sha256"] = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
         info["lines"] = source.count("\n") + (not source.endswith("\n"))
+    if inspect.isfunction(target) and depth < 2:
+        info.update(_captured(target, depth))
     return info
+
+
+def _captured(fn: Any, depth: int) -> dict[str, Any]:
+    """A function's defaults and closure values, as JSON (``{}`` when it has none)."""
+    out: dict[str, Any] = {}
+    if fn.__defaults__:
+        out["defaults"] = jsonable(list(fn.__defaults__), depth + 1)
+    if fn.__kwdefaults__:
+        out["kwdefaults"] = jsonable(dict(fn.__kwdefaults__), depth + 1)
+    closure: dict[str, Any] = {}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            closure[name] = jsonable(cell.cell_contents, depth + 1)
+        except ValueError:  # a cell not yet filled
+            closure[name] = None
+    if closure:
+        out["closure"] = closure
+    return out
 
 
 def _short_name(fn: Any) -> str:
