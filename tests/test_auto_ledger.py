@@ -302,3 +302,37 @@ def test_a_holder_that_loses_the_lease_notes_its_rerun_claims_nothing_more_and_t
     _until(lambda: one.holding, f"never took the lease again: {bench.lines}")  # the other one went
     _until(lambda: bench.ledger.counts(bench.sid)["done"] == 2, f"not noted: {bench.lines}")
     assert SlowPool.calls == [first, second]
+
+
+def test_a_run_whose_rerun_record_exists_is_settled_from_it_not_rerun(bench, tmp_path):
+    """A predecessor's rerun recorded after its run was put back to pending (it lost the lease, its
+    successor requeued the run, then the record landed): the record is noted, the scan not rerun."""
+    import nbformat
+
+    from scandeck.provenance.auto import auto_tag
+    from scandeck.provenance.environment import capture
+    from scandeck.provenance.recording import build_record, save_stamped
+    from scandeck.provenance.store import open_store
+
+    SlowPool.hold.set()
+    recorded, other = bench.scan(), bench.scan()
+    bench.ledger.advance(bench.sid, ended=[(recorded, 1), (other, 2)])
+    nb = nbformat.v4.new_notebook()
+    prov = open_store(tmp_path / "prov")
+    rec = build_record(
+        nb,
+        kind="rerun",
+        environment=capture(),
+        name="fit",
+        parent="0" * 32,
+        target_scan=recorded,
+        inputs=[{"uid": recorded, "catalog": "x"}],
+        tags=["auto", auto_tag(bench.sid)],
+    )
+    saved = save_stamped(prov, rec, nb)
+    prov.close()
+    bench.service("one")
+    _until(lambda: bench.ledger.counts(bench.sid)["done"] == 2, f"not noted: {bench.lines}")
+    assert SlowPool.calls == [other]
+    (row,) = [r for r in bench.ledger.runs(bench.sid) if r.uid == recorded]
+    assert row.record_id == saved.id

@@ -344,7 +344,7 @@ class AutoService:
             token = source.change_token()
             self._look(source, query)
             self._collect(catalog)
-            self._submit(the_plan, pool)
+            self._submit(catalog, the_plan, pool)
             source.wait(token, BUSY_WAIT if self._inflight else IDLE_WAIT)
 
     def _look(self, source: Source, query: Query) -> None:
@@ -372,11 +372,34 @@ class AutoService:
         if opened or ended or dropped or seq is not None or mark is not None:
             self.ledger.advance(sid, seq=seq, opened=opened, ended=ended, dropped=dropped, facts_mark=mark)
 
-    def _submit(self, the_plan: RerunPlan, pool: Any) -> None:
+    def _submit(self, catalog: Catalog, the_plan: RerunPlan, pool: Any) -> None:
         room = pool.capacity - len(self._inflight)
         for row in self.ledger.claim(self.standing.id, self.owner, room):
+            found = self._recorded(row.uid)
+            if found is not None:  # a predecessor's rerun recorded after the run was requeued
+                ok, record_id = found
+                if ok:
+                    self._publish(catalog, record_id)
+                message = "" if ok else "see the record"
+                self.ledger.finish(
+                    self.standing.id, row.uid, ok=ok, record_id=record_id, message=message, owner=self.owner
+                )
+                label = row.scan_id if row.scan_id is not None else row.uid[:8]
+                self.say(printable(f"scan {label}: already rerun, record {record_id[:8]}"))
+                continue
             self._rows[row.uid] = row
             self._inflight[row.uid] = pool.submit(the_plan.task_for(Target(row.uid, row.scan_id)))
+
+    def _recorded(self, uid: str) -> tuple[bool, str] | None:
+        """``(ok, record id)`` of this analysis's newest rerun record of run ``uid``, if there is one.
+
+        Asked before each rerun: a run goes back to pending when the service that claimed it
+        lost the lease, and that service's rerun may be recorded after (one indexed query).
+        """
+        for rec in self.store.list(scan=uid, tag=auto_tag(self.standing.id)):
+            if rec.target_scan == uid:
+                return rec.status == "ok", rec.id
+        return None
 
     def _collect(self, catalog: Catalog) -> None:
         for uid, future in list(self._inflight.items()):
