@@ -305,3 +305,28 @@ def test_a_bus_or_archive_catalog_while_runs_arrive(world, request, tmp_path, ki
     finally:
         service.close()
     assert service.failed is None
+
+
+def test_on_a_dask_cluster(world):
+    distributed = pytest.importorskip("distributed")
+    import warnings
+
+    with warnings.catch_warnings():
+        # distributed's LocalCluster may warn about its dashboard port or its own deprecated
+        # internals; none of that is about standing reruns.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="distributed")
+        warnings.filterwarnings("ignore", category=UserWarning, module="distributed")
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as c:
+            service = Service(world, "Sn", "sn", "--dask", c.scheduler_address)
+            try:
+                service.wait_for("Ctrl-C stops")
+                assert f"dask {c.scheduler_address}" in service.text()
+                sn5, sn7 = produce(world, "Sn:5", "Sn:7")
+                counts = wait_counts(world, "Sn", 2, service)
+                assert counts["done"] == 1 and counts["failed"] == 1, counts
+                found = reruns_by_target(world, "Sn")
+                assert {t: [r.status for r in recs] for t, recs in found.items()} == {sn5: ["ok"], sn7: ["failed"]}
+            finally:
+                assert service.stop() == 0
