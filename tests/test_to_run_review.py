@@ -356,3 +356,15 @@ def test_arguments_and_closures_that_are_awkward_in_a_start_document(sqlite_cat,
     assert first["defaults"] == [{"repr": "1180591620717411303424"}, {"repr": "'x\\ud800'"}]
     nodes = sqlite_cat[out.uid].metadata["start"]["pipeline"]["nodes"]
     assert nodes[2]["args"] == ["tiled+http://h:8000/raw"]
+
+
+def test_a_page_stream_straight_into_to_run_is_refused(sqlite_cat, lives):
+    """A page holds however many rows arrived together: as one event its columns changed shape
+    from page to page, and the run failed or not by chance."""
+    uid, _, _ = write_parent(sqlite_cat, [0.0, 1.0])
+    live = lives(uid, catalog=sqlite_cat)
+    with pytest.raises(PipelineError, match=r"a page of live.stream\(pages=True\) holds however many rows"):
+        live.stream(pages=True).to_run(sqlite_cat)
+    out = live.stream(pages=True).map(lambda page: len(page["x"])).to_run(sqlite_cat, key="rows")
+    assert out.wait(60) and out.exit_status == "success"
+    assert sum(sqlite_cat[out.uid].primary.read()["rows"].values.tolist()) == 2

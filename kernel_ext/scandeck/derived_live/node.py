@@ -130,6 +130,12 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         lives = list({id(o["live"]): o["live"] for o in origins.values()}.values())
         _check_sources(lives)
         _check_nodes(nodes)
+        if getattr(upstream, "scandeck_origin", {}).get("pages"):
+            raise PipelineError(
+                "to_run writes one event per value, and a page of live.stream(pages=True) holds however many "
+                "rows arrived together (its columns would change shape from page to page): map each page to "
+                "a value first, e.g. .map(lambda page: max(page['det'])), or write rows: live.stream()"
+            )
         if not isinstance(stream, str) or not stream:
             raise PipelineError(f"to_run's stream must be a non-empty string, not {stream!r}")
         if key is None:
