@@ -368,3 +368,39 @@ def test_a_page_stream_straight_into_to_run_is_refused(sqlite_cat, lives):
     out = live.stream(pages=True).map(lambda page: len(page["x"])).to_run(sqlite_cat, key="rows")
     assert out.wait(60) and out.exit_status == "success"
     assert sum(sqlite_cat[out.uid].primary.read()["rows"].values.tolist()) == 2
+
+
+CELL = '''
+class Normalise:
+    def __init__(self, by):
+        self.by = by
+
+    def __repr__(self):
+        return f"Normalise({self.by})"
+
+    def __call__(self, row):
+        return row["x"] / self.by
+
+label = f("""a note
+on two lines""", lambda row: row["x"])
+'''
+
+
+def test_functions_of_a_notebook_cell_are_described(sqlite_cat, lives):
+    """Code compiled as IPython compiles a cell (its source in linecache, module __main__): a
+    callable object's class has no findable source but its __call__ has; a lambda whose line
+    starts inside a string made inspect.getsource raise (to_run failed)."""
+    import hashlib
+    import linecache
+
+    filename = "/tmp/ipykernel_0/cell-review.py"
+    linecache.cache[filename] = (len(CELL), None, CELL.splitlines(True), filename)
+    ns = {"__name__": "__main__", "f": lambda note, fn: fn}
+    exec(compile(CELL, filename, "exec"), ns)
+    uid, _, _ = write_parent(sqlite_cat, [0.0])
+    out = lives(uid, catalog=sqlite_cat).stream().map(ns["Normalise"](2.0)).map(ns["label"]).to_run(sqlite_cat)
+    call, lam = _functions_of(sqlite_cat, out)
+    source = "".join(CELL.splitlines(True)[8:10])
+    assert call["qualname"] == "Normalise" and call["self"] == {"repr": "Normalise(2.0)"}
+    assert call["sha256"] == hashlib.sha256(source.encode()).hexdigest()
+    assert lam["qualname"] == "<lambda>" and lam["sha256"] is None

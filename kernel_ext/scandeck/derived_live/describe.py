@@ -100,11 +100,15 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return {k: jsonable(v, depth + 1) for k, v in value.items()}
     if callable(value):
         return {"function": function_info(value, depth + 1)}
+    return {"repr": _repr(value)}
+
+
+def _repr(value: Any) -> str:
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - someone's __repr__: the description goes on without it
         text = f"<{type(value).__qualname__} object: its repr failed>"
-    return {"repr": jsonable(text)}
+    return str(jsonable(text))
 
 
 def _cut(text: str) -> str:
@@ -129,9 +133,14 @@ def function_info(fn: Any, depth: int = 0) -> dict[str, Any]:
     target = inspect.unwrap(target) if inspect.isfunction(target) else target
     info["qualname"] = str(getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target)))
     info["module"] = str(getattr(target, "__module__", None) or type(target).__module__)
+    if not named:
+        info["self"] = {"repr": _repr(fn)}
+        call = vars(target).get("__call__")  # the class's own method: its source can be found
+        # A class's source is looked up by name in its module's file: none for a notebook cell's class.
+        target = call if inspect.isfunction(call) else target
     try:
         source = inspect.getsource(target)
-    except (OSError, TypeError):
+    except Exception:  # noqa: BLE001 - OSError, TypeError, and tokenize errors for some lambdas
         info["sha256"] = None
     else:
         info["sha256"] = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
