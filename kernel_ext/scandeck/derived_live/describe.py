@@ -135,7 +135,7 @@ def function_info(fn: Any, depth: int = 0) -> dict[str, Any]:
     info["module"] = str(getattr(target, "__module__", None) or type(target).__module__)
     if not named:
         info["self"] = {"repr": _repr(fn)}
-        call = vars(target).get("__call__")  # the class's own method: its source can be found
+        call = inspect.getattr_static(target, "__call__", None)  # its method: its source can be found
         # A class's source is looked up by name in its module's file: none for a notebook cell's class.
         target = call if inspect.isfunction(call) else target
     try:
