@@ -404,3 +404,19 @@ def test_functions_of_a_notebook_cell_are_described(sqlite_cat, lives):
     assert call["qualname"] == "Normalise" and call["self"] == {"repr": "Normalise(2.0)"}
     assert call["sha256"] == hashlib.sha256(source.encode()).hexdigest()
     assert lam["qualname"] == "<lambda>" and lam["sha256"] is None
+
+
+def test_two_lives_of_one_parent_both_end_before_the_run(sqlite_cat, lives):
+    """zip of two scandeck.live of the same run: the first one's end ended the derived run while
+    the other's rows were still to be emitted (zip held the first one's values)."""
+    uid, _, _ = write_parent(sqlite_cat, [1.0, 2.0, 3.0])
+    first, second = lives(uid, catalog=sqlite_cat), lives(uid, catalog=sqlite_cat)
+    a = first.stream().map(lambda r: r["x"])
+    b = second.stream().map(lambda r: 10 * r["x"])
+    out = a.zip(b).map(sum).to_run(sqlite_cat, key="s")
+    assert out.wait(60)
+    assert first.flush(60) and second.flush(60)  # every row emitted: none comes after this
+    stop = sqlite_cat[out.uid].metadata["stop"]
+    assert (stop["exit_status"], out.events, out.dropped) == ("success", 3, 0)
+    assert sqlite_cat[out.uid].primary.read()["s"].values.tolist() == [11.0, 22.0, 33.0]
+    assert sqlite_cat[out.uid].metadata["start"]["parent_uids"] == [uid]

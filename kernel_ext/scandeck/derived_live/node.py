@@ -14,6 +14,7 @@ derived run are in :class:`to_run`.
 from __future__ import annotations
 
 import atexit
+import functools
 import sys
 import threading
 import time
@@ -172,9 +173,11 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         self.dropped = 0
         self._ids = {id(n) for n in nodes}
         self._lives = lives
-        #: The followed streams the pipeline reads, (run uid, stream, fill): the run ends after all of them.
-        self._feeds = {(o["live"].uid, o["stream"], o.get("fill", False)) for o in origins.values()}
-        self._ended: dict[tuple[str, str, Any], tuple[str, str]] = {}
+        #: The followed streams the pipeline reads, (id of the Live, run uid, stream, fill): the run
+        #: ends after the last of them (each Live emits on its own, each stream is followed on its own).
+        self._feeds = {(id(o["live"]), o["live"].uid, o["stream"], o.get("fill", False)) for o in origins.values()}
+        self._ended: dict[tuple[int, str, str, Any], tuple[str, str]] = {}
+        self._watchers = {id(live): functools.partial(self._on_live, id(live)) for live in lives}
         self._lock = threading.RLock()
         self._shell: Any = None
         self._values = Values(key)
@@ -194,7 +197,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             note(live.uid, catalog=live.source.uri)
         note_written(self.uid, catalog.name)
         for live in lives:
-            live.watch(self._on_live)
+            live.watch(self._watchers[id(live)])
         if any(live.batch for live in lives):
             self._shell = current_shell()
             if self._shell is not None and hasattr(self._shell, "events"):
@@ -283,7 +286,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
 
     def _release(self) -> None:
         for live in self._lives:
-            live.unwatch(self._on_live)
+            live.unwatch(self._watchers[id(live)])
         with _open_lock:
             _open.discard(self)
 
@@ -295,10 +298,10 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         if not self.wait():
             sys.stderr.write(f"scandeck to_run: the derived run {self.uid[:8]} did not end\n")
 
-    def _on_live(self, event: str, detail: dict[str, Any]) -> None:
-        """A Live's report (on the thread that emits, or the following thread for errors)."""
+    def _on_live(self, live: int, event: str, detail: dict[str, Any]) -> None:
+        """A report of the Live of id ``live`` (on the thread that emits, or the following thread for errors)."""
         if event == "end":
-            feed = (detail["uid"], detail["stream"], detail.get("fill", False))
+            feed = (live, detail["uid"], detail["stream"], detail.get("fill", False))
             self._parent_ended(feed, detail["exit_status"], detail.get("reason") or "")
         elif event == "failure":
             err = detail["error"]
@@ -314,8 +317,8 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             self._end("abort", "the pipeline's scandeck.live was stopped before its parent run ended")
             self._writer.join(STOP_WAIT)
 
-    def _parent_ended(self, feed: tuple[str, str, Any], exit_status: str, reason: str) -> None:
-        """A stream of a parent run ended (``feed``: run uid, stream, fill); the run ends after the last."""
+    def _parent_ended(self, feed: tuple[int, str, str, Any], exit_status: str, reason: str) -> None:
+        """A stream of a parent run ended (``feed``: Live, run uid, stream, fill); the run ends after the last."""
         if feed not in self._feeds:
             return  # another stream of the Live: the pipeline's own may still have rows to come
         with self._lock:
@@ -323,7 +326,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             if len(self._ended) < len(self._feeds):
                 return
             worst, why = "success", ""
-            for (parent, _, _), (status, text) in self._ended.items():
+            for (_, parent, _, _), (status, text) in self._ended.items():
                 known = status if status in _RANK else "abort"
                 if _RANK[known] > _RANK[worst]:
                     detail = text if status in _RANK else "it ended without a stop document (its writer died)"
