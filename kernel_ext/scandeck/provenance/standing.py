@@ -34,15 +34,14 @@ import json
 import os
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..exceptions import AmbiguousRecord, RecordNotFound, StoreError
-from ..sources.sqlite_db import connect, retry_locked
+from ..exceptions import AmbiguousRecord, RecordNotFound
+from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
 
 __all__ = ["STATES", "EXIT_STATUSES", "Ledger", "RunRow", "Standing", "lease_owner"]
 
@@ -175,44 +174,25 @@ class Ledger:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory).expanduser()
         self.db_path = self.directory / DB_NAME
-        self._lock = threading.RLock()
-        self._conn_: sqlite3.Connection | None = None
-        self._pid = 0
+        self._db = ProcessConnection(self._open)
+        self._lock = self._db.lock
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.directory)!r})"
 
     def _conn(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._conn_ is None or self._pid != os.getpid():
-                self._conn_ = self._open()
-                self._pid = os.getpid()
-            return self._conn_
+        return self._db.get()
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.db_path)
-        except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"cannot open {self.db_path}: {err}; check that the directory is writable") from err
-
-        def setup() -> None:
+        def setup(conn: sqlite3.Connection) -> None:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
 
-        try:
-            retry_locked(setup, f"cannot open the standing analyses {self.db_path}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return open_file(self.db_path, setup, what="the standing analyses")
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn_ is not None and self._pid == os.getpid():
-                self._conn_.close()
-            self._conn_ = None
+        self._db.close()
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         conn = self._conn()

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import AmbiguousRecord, DuplicateRecord, RecordNotFound, StoreError
-from ..sources.sqlite_db import connect, retry_locked
+from ..sources.sqlite_db import ProcessConnection, open_file
 from .record import OutputRef, ProvenanceRecord
 
 if TYPE_CHECKING:
@@ -161,9 +160,8 @@ class ProvStore:
         self.directory = Path(directory).expanduser()
         self.db_path = self.directory / DB_NAME
         self.notebooks_dir = self.directory / NOTEBOOKS
-        self._lock = threading.RLock()
-        self._conn_: sqlite3.Connection | None = None
-        self._pid = 0
+        self._db = ProcessConnection(self._open)
+        self._lock = self._db.lock
 
     def __repr__(self) -> str:
         return f"ProvStore({str(self.directory)!r})"
@@ -180,25 +178,10 @@ class ProvStore:
 
     def _conn(self) -> sqlite3.Connection:
         """This process's connection (a forked child opens its own)."""
-        if self._conn_ is not None and self._pid == os.getpid():
-            return self._conn_
-        with self._lock:
-            if self._conn_ is None or self._pid != os.getpid():
-                self._conn_ = self._open()
-                self._pid = os.getpid()
-            return self._conn_
+        return self._db.get()
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            self.notebooks_dir.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.db_path)
-        except (OSError, sqlite3.Error) as err:
-            raise StoreError(
-                f"cannot open the provenance store {self.directory}: {err}; check that the "
-                "directory is writable (or set $SCANDECK_DATA)"
-            ) from err
-
-        def setup() -> None:
+        def setup(conn: sqlite3.Connection) -> None:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                     raise StoreError(f"{self.db_path}: SQLite could not switch to WAL mode")
@@ -211,24 +194,17 @@ class ProvStore:
             if version < STORE_VERSION:
                 conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {STORE_VERSION}; COMMIT;")
 
-        try:
-            retry_locked(setup, f"cannot open the provenance store {self.db_path}")
-        except sqlite3.DatabaseError as err:
-            conn.close()
-            raise StoreError(
-                f"cannot open the provenance store {self.db_path}: {err}; is it a scandeck provenance index?"
-            ) from err
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return open_file(
+            self.db_path,
+            setup,
+            what="the provenance store",
+            hint="check that the directory is writable (or set $SCANDECK_DATA)",
+            make=(self.notebooks_dir,),
+        )
 
     def close(self) -> None:
         """Release the database connection (the store reopens on next use)."""
-        with self._lock:
-            if self._conn_ is not None and self._pid == os.getpid():
-                self._conn_.close()
-            self._conn_ = None
+        self._db.close()
 
     def __enter__(self) -> ProvStore:
         return self

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,7 +21,7 @@ from ..query.sql import register_functions
 
 T = TypeVar("T")
 
-__all__ = ["SCHEMA", "connect", "has_table", "json_index_copy", "retry_locked"]
+__all__ = ["SCHEMA", "ProcessConnection", "connect", "has_table", "json_index_copy", "open_file", "retry_locked"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -145,3 +147,67 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def open_file(
+    path: Path,
+    setup: Callable[[sqlite3.Connection], None],
+    *,
+    what: str,
+    hint: str = "check that the directory is writable",
+    make: tuple[Path, ...] = (),
+) -> sqlite3.Connection:
+    """:func:`connect` to ``path`` (its directory and ``make`` created), then ``setup(conn)``,
+    retried while another process holds a lock (:func:`retry_locked`).
+
+    Errors are :class:`StoreError` naming ``what`` ("the provenance store"): a directory
+    that cannot be made or a file that cannot be opened say ``hint``; a file that is not
+    an SQLite database, or of another layout, says so.
+    """
+    try:
+        for directory in (path.parent, *make):
+            directory.mkdir(parents=True, exist_ok=True)
+        conn = connect(path)
+    except (OSError, sqlite3.Error) as err:
+        raise StoreError(f"cannot open {what} {path.parent}: {err}; {hint}") from err
+    try:
+        retry_locked(lambda: setup(conn), f"cannot open {what} {path}")
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise StoreError(f"cannot open {what} {path}: {err}; is it a file scandeck wrote?") from err
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class ProcessConnection:
+    """One connection to an SQLite file per process, made by ``opener`` on first use.
+
+    A forked child opens its own (a connection must not cross a fork); ``lock``
+    serialises this process's threads on the connection.
+    """
+
+    def __init__(self, opener: Callable[[], sqlite3.Connection]) -> None:
+        self.opener = opener
+        self.lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def get(self) -> sqlite3.Connection:
+        """This process's connection."""
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid():
+            return conn
+        with self.lock:
+            if self._conn is None or self._pid != os.getpid():
+                self._conn = self.opener()
+                self._pid = os.getpid()
+            return self._conn
+
+    def close(self) -> None:
+        """Close this process's connection (the next :meth:`get` opens a new one)."""
+        with self.lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
