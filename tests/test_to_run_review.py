@@ -7,6 +7,7 @@ reads the derived run back; documents are checked with event-model's schemas.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -420,3 +421,24 @@ def test_two_lives_of_one_parent_both_end_before_the_run(sqlite_cat, lives):
     assert (stop["exit_status"], out.events, out.dropped) == ("success", 3, 0)
     assert sqlite_cat[out.uid].primary.read()["s"].values.tolist() == [11.0, 22.0, 33.0]
     assert sqlite_cat[out.uid].metadata["start"]["parent_uids"] == [uid]
+
+
+def test_a_function_whose_file_was_edited_since_import_has_no_source_hash(
+    sqlite_cat, lives, tmp_path, monkeypatch
+):
+    """inspect.getsource reads the file as it is now: its hash described code that never ran."""
+    import importlib
+    import inspect
+
+    module = tmp_path / "review_edited_mod.py"
+    module.write_text("def halve(row):\n    return row['x'] / 2\n\n\ndef same(row):\n    return row['x']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("review_edited_mod")
+    module.write_text(
+        "def halve(row):\n    return row['x'] / 3  # edited\n\n\ndef same(row):\n    return row['x']\n"
+    )
+    uid, _, _ = write_parent(sqlite_cat, [0.0])
+    out = lives(uid, catalog=sqlite_cat).stream().map(mod.halve).map(mod.same).to_run(sqlite_cat)
+    halve, same = _functions_of(sqlite_cat, out)
+    assert halve["sha256"] is None and halve["source"] == "edited since imported"
+    assert same["sha256"] == hashlib.sha256(inspect.getsource(mod.same).encode()).hexdigest()

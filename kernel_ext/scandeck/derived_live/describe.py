@@ -31,6 +31,8 @@ import functools
 import hashlib
 import inspect
 import platform
+import textwrap
+import types
 from typing import Any
 
 from ..uris import redact
@@ -143,11 +145,41 @@ def function_info(fn: Any, depth: int = 0) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - OSError, TypeError, and tokenize errors for some lambdas
         info["sha256"] = None
     else:
-        info["sha256"] = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
-        info["lines"] = source.count("\n") + (not source.endswith("\n"))
+        if _edited(target, source):
+            # The file was edited since the function was imported: its source now is not what runs.
+            info["sha256"], info["source"] = None, "edited since imported"
+        else:
+            info["sha256"] = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+            info["lines"] = source.count("\n") + (not source.endswith("\n"))
     if inspect.isfunction(target) and depth < 2:
         info.update(_captured(target, depth))
     return info
+
+
+def _edited(fn: Any, source: str) -> bool:
+    """True when ``source`` (what the file holds now) does not compile to ``fn``'s code.
+
+    Checked for module-level functions only (a method or a closure compiled on its own
+    differs anyway: name mangling, free variables); False when it cannot tell.
+    """
+    if not inspect.isfunction(fn) or "." in fn.__qualname__ or fn.__closure__:
+        return False
+    code = fn.__code__
+    try:
+        compiled = compile(textwrap.dedent(source), code.co_filename, "exec")
+    except (SyntaxError, ValueError):
+        return False
+    for const in compiled.co_consts:
+        if isinstance(const, types.CodeType) and const.co_name == code.co_name:
+            return (
+                const.co_code != code.co_code or const.co_names != code.co_names or _plain(const) != _plain(code)
+            )
+    return False
+
+
+def _plain(code: types.CodeType) -> list[Any]:
+    """The constants of ``code`` other than nested code objects (whose line numbers differ)."""
+    return [c for c in code.co_consts if not isinstance(c, types.CodeType)]
 
 
 def _captured(fn: Any, depth: int) -> dict[str, Any]:
