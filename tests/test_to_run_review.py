@@ -442,3 +442,18 @@ def test_a_function_whose_file_was_edited_since_import_has_no_source_hash(
     halve, same = _functions_of(sqlite_cat, out)
     assert halve["sha256"] is None and halve["source"] == "edited since imported"
     assert same["sha256"] == hashlib.sha256(inspect.getsource(mod.same).encode()).hexdigest()
+
+
+class Plain:
+    def __call__(self, row):
+        return row["x"]
+
+
+def test_objects_without_a_repr_are_described_without_their_address(sqlite_cat, lives):
+    uid, _, _ = write_parent(sqlite_cat, [0.0])
+    out = lives(uid, catalog=sqlite_cat).stream().map(Plain()).map(lambda v, o: v, Plain()).to_run(sqlite_cat)
+    call, _ = _functions_of(sqlite_cat, out)
+    assert call["self"] == {"repr": f"<{__name__}.Plain object>"}
+    nodes = sqlite_cat[out.uid].metadata["start"]["pipeline"]["nodes"]
+    assert nodes[2]["args"][0]["function"]["self"] == call["self"]  # an argument: the same
+    assert "0x" not in json.dumps(nodes)

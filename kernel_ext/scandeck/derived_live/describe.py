@@ -106,6 +106,9 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 
 def _repr(value: Any) -> str:
+    kind = type(value)
+    if kind.__repr__ is object.__repr__:  # without its address: the same pipeline, the same description
+        return str(jsonable(f"<{kind.__module__}.{kind.__qualname__} object>"))
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - someone's __repr__: the description goes on without it
