@@ -457,3 +457,37 @@ def test_objects_without_a_repr_are_described_without_their_address(sqlite_cat, 
     nodes = sqlite_cat[out.uid].metadata["start"]["pipeline"]["nodes"]
     assert nodes[2]["args"][0]["function"]["self"] == call["self"]  # an argument: the same
     assert "0x" not in json.dumps(nodes)
+
+
+def test_rows_arriving_while_to_run_is_built_reach_it(sqlite_cat, lives, monkeypatch):
+    """With a sink beside it the pipeline already ended in sinks: the Live emitted the rows and
+    the parent's end while to_run was being built, and the derived run never ended."""
+    uid, _, _ = write_parent(sqlite_cat, [1.0, 2.0, 3.0])
+    held = threading.Event()
+    take = scandeck.livestream._Feed.take
+
+    def held_take(feed, *, follower=True):
+        if follower:
+            assert held.wait(60)
+        take(feed, follower=follower)
+
+    monkeypatch.setattr(scandeck.livestream._Feed, "take", held_take)
+    live = lives(uid, catalog=sqlite_cat)
+    x = live.stream().map(lambda r: r["x"])
+    seen = x.sink_to_list()
+    feed = next(iter(live._feeds.values()))
+    real_describe = to_run_node.describe
+
+    def describe_while_rows_arrive(*args, **kwargs):
+        held.set()
+        assert feed.ended.wait(60)  # every row and the end are queued in the Live now
+        return real_describe(*args, **kwargs)
+
+    monkeypatch.setattr(to_run_node, "describe", describe_while_rows_arrive)
+    out = x.to_run(sqlite_cat)
+    assert out.wait(60)
+    assert (sqlite_cat[out.uid].metadata["stop"]["exit_status"], out.events, seen) == (
+        "success",
+        3,
+        [1.0, 2.0, 3.0],
+    )

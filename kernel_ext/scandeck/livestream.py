@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import sys
 import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from .catalog import Catalog, Run
@@ -134,6 +135,7 @@ class Live:
         self._runs: Any = None
         self._unstarted: dict[Any, float] = {}  # new streams -> when made (see HOLD_SECONDS)
         self._watchers: list[Callable[[str, dict[str, Any]], None]] = []
+        self._emitting = threading.RLock()  # held while rows are emitted: see paused()
         self._loop = KernelLoop(shell)
         self._coalescer = Coalescer(self._loop, self._drain, interval)
         _everything.add(self)
@@ -241,6 +243,17 @@ class Live:
         """Stop calling ``callback`` (no error if it was not watching)."""
         self._watchers = [w for w in self._watchers if w != callback]
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Nothing is emitted while in this block (rows wait in the queue; an emission under
+        way finishes first): attach to a pipeline without rows going past half-way.
+
+        ``to_run`` builds its node in it: the rows and the run's end a Live emits while a
+        sink beside it is attached (the pipeline then ends in sinks) would miss the new run.
+        """
+        with self._emitting:
+            yield
+
     def _tell(self, event: str, detail: dict[str, Any]) -> None:
         for callback in self._watchers:
             try:
@@ -341,6 +354,10 @@ class Live:
         return True
 
     def _drain(self) -> None:
+        with self._emitting:
+            self._drain_now()
+
+    def _drain_now(self) -> None:
         if not self._ready():
             self._coalescer.poke()  # again after the interval; the rows stay queued
             return

@@ -14,6 +14,7 @@ derived run are in :class:`to_run`.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import sys
 import threading
@@ -129,6 +130,28 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             id(n): n.scandeck_origin for n in nodes if isinstance(getattr(n, "scandeck_origin", None), dict)
         }
         lives = list({id(o["live"]): o["live"] for o in origins.values()}.values())
+        with contextlib.ExitStack() as paused:
+            for live in sorted(lives, key=id):
+                # Nothing emitted while the node is built: rows or the run's end going past
+                # half-way (a sink beside it already ends the pipeline) would miss the new run.
+                paused.enter_context(live.paused())
+            self._setup(upstream, nodes, origins, lives, catalog, stream, metadata, key, record_id, interval)
+            Sink.__init__(self, None, stream_name=stream_name)
+            self._start(upstream, lives)
+
+    def _setup(
+        self,
+        upstream: Any,
+        nodes: list[Any],
+        origins: dict[int, dict[str, Any]],
+        lives: list[Any],
+        catalog: Catalog | str | None,
+        stream: str,
+        metadata: dict[str, Any] | None,
+        key: str | None,
+        record_id: str | None,
+        interval: float,
+    ) -> None:
         _check_sources(lives)
         _check_nodes(nodes)
         if getattr(upstream, "scandeck_origin", {}).get("pages"):
@@ -161,8 +184,6 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         md["pipeline"] = describe(nodes, origins, {"stream": stream, "key": key, "catalog": catalog.name})
         bundle = compose_run(metadata=md)
 
-        # Connected to the pipeline last: the Live emits as soon as the pipeline ends in sinks.
-        Sink.__init__(self, None, stream_name=stream_name)
         self.catalog = catalog
         self.uid: str = bundle.start_doc["uid"]
         self.pipeline: dict[str, Any] = md["pipeline"]
@@ -182,6 +203,8 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         self._shell: Any = None
         self._values = Values(key)
         self._writer = RunWriter(catalog, bundle, stream, interval=interval, on_error=self._store_failed)
+
+    def _start(self, upstream: Any, lives: list[Any]) -> None:
         try:
             self._writer.start()
         except BaseException:
@@ -195,7 +218,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
                 _exit_registered = True
         for live in lives:
             note(live.uid, catalog=live.source.uri)
-        note_written(self.uid, catalog.name)
+        note_written(self.uid, self.catalog.name)
         for live in lives:
             live.watch(self._watchers[id(live)])
         if any(live.batch for live in lives):
