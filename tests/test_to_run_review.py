@@ -459,6 +459,39 @@ def test_objects_without_a_repr_are_described_without_their_address(sqlite_cat, 
     assert "0x" not in json.dumps(nodes)
 
 
+def test_a_branch_that_raises_before_to_run_fails_the_run(sqlite_cat, lives, monkeypatch, capsys):
+    """streamz hands a value to each downstream in turn and stops at the first that raises: a
+    failing sink attached before to_run took every value from it, and the run said success."""
+    uid, _, _ = write_parent(sqlite_cat, [1.0, 2.0, 3.0])
+    held = threading.Event()
+    take = scandeck.livestream._Feed.take
+
+    def held_take(feed, *, follower=True):
+        if follower:
+            assert held.wait(60)  # no row before the whole pipeline is built
+        take(feed, follower=follower)
+
+    monkeypatch.setattr(scandeck.livestream._Feed, "take", held_take)
+
+    def broken(value):
+        raise RuntimeError("not this pipeline")
+
+    live = lives(uid, catalog=sqlite_cat)
+    x = live.stream().map(lambda r: r["x"])
+    x.sink(broken)
+    out = x.to_run(sqlite_cat)
+    held.set()
+    assert out.wait(60)
+    stop = sqlite_cat[out.uid].metadata["stop"]
+    assert (stop["exit_status"], out.events) == ("fail", 0)
+    assert stop["reason"] == (
+        "a value did not reach to_run: sink(broken), on a branch beside it, raised RuntimeError: not this "
+        "pipeline; streamz hands a value to each branch in turn and stops at an error, so attach to_run "
+        "before the other branches or keep them from raising"
+    )
+    assert "not this pipeline" in capsys.readouterr().err
+
+
 def test_rows_arriving_while_to_run_is_built_reach_it(sqlite_cat, lives, monkeypatch):
     """With a sink beside it the pipeline already ended in sinks: the Live emitted the rows and
     the parent's end while to_run was being built, and the derived run never ended."""

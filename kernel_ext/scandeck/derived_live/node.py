@@ -334,11 +334,33 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             if node is not None and id(node) in self._ids:
                 where = label({"type": type(node).__name__, **_fn(node)})
                 self._end("fail", f"{where} raised {type(err).__name__}: {err}")
+            elif node is not None and self._missed(err):
+                where = label({"type": type(node).__name__, **_fn(node)})
+                self._end(
+                    "fail",
+                    f"a value did not reach to_run: {where}, on a branch beside it, raised {type(err).__name__}: "
+                    f"{err}; streamz hands a value to each branch in turn and stops at an error, so attach "
+                    "to_run before the other branches or keep them from raising",
+                )
             elif node is None and str(detail.get("what", "")).startswith("following"):
                 self._end("fail", f"following the parent run failed: {type(err).__name__}: {err}")
         elif event == "stopped":
             self._end("abort", "the pipeline's scandeck.live was stopped before its parent run ended")
             self._writer.join(STOP_WAIT)
+
+    def _missed(self, err: BaseException) -> bool:
+        """True when ``err``, raised on another branch, stopped a node of this pipeline from handing
+        the value on to the branch that leads here (it comes after the raising one)."""
+        chain = _streams_of(err)
+        ours = [i for i, n in enumerate(chain) if id(n) in self._ids]
+        if not ours or ours[-1] + 1 >= len(chain):
+            return False
+        fork, branch = chain[ours[-1]], chain[ours[-1] + 1]
+        order = list(fork.downstreams)
+        if branch not in order:
+            return False
+        after = order[order.index(branch) + 1 :]
+        return any(n is self or id(n) in self._ids for n in after)
 
     def _parent_ended(self, feed: tuple[int, str, str, Any], exit_status: str, reason: str) -> None:
         """A stream of a parent run ended (``feed``: Live, run uid, stream, fill); the run ends after the last."""
@@ -392,6 +414,19 @@ def _check_nodes(nodes: list[Any]) -> None:
                 "rows that fed it, so the derived run would end before its last values; use nodes that emit "
                 "as rows come (map, filter, accumulate, partition(n) without timeout, sliding_window, zip)"
             )
+
+
+def _streams_of(err: BaseException) -> list[Any]:
+    """The streamz nodes ``err`` went through, outermost first (each once)."""
+    chain: list[Any] = []
+    tb = err.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        me = frame.f_locals.get("self") if frame.f_code.co_name in ("update", "_emit", "emit") else None
+        if isinstance(me, Stream) and (not chain or chain[-1] is not me):
+            chain.append(me)
+        tb = tb.tb_next
+    return chain
 
 
 def _raising_node(err: BaseException) -> Any:
