@@ -32,6 +32,7 @@ from ..provenance.batch import current_shell
 from ..provenance.context import note, pending_record_id
 from ..safe_text import printable
 from .describe import ancestors, describe, label, last_function_name
+from .pipeline_checks import check_nodes, check_sources, function_of, raising_node, streams_of
 from .values import Values, bad_key
 from .writer import PAGE_INTERVAL, RunWriter
 
@@ -42,9 +43,6 @@ RESERVED = ("parent_uids", "provenance_record", "pipeline")
 #: Seconds a stopping Live waits for the derived run's stop document to be written.
 STOP_WAIT = 10.0
 _RANK = {"success": 0, "abort": 1, "fail": 2}
-#: streamz nodes that emit on their own clock (streamz's event loop), after the rows that fed them:
-#: the derived run ends with the parent's last row, before their last values.
-TIMED = ("timed_window", "timed_window_unique", "delay", "rate_limit", "buffer", "latest", "map_async")
 
 _open: set[to_run] = set()
 _open_lock = threading.Lock()
@@ -152,8 +150,8 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
         record_id: str | None,
         interval: float,
     ) -> None:
-        _check_sources(lives)
-        _check_nodes(nodes)
+        check_sources(lives)
+        check_nodes(nodes)
         if getattr(upstream, "scandeck_origin", {}).get("pages"):
             raise PipelineError(
                 "to_run writes one event per value, and a page of live.stream(pages=True) holds however many "
@@ -328,14 +326,14 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
             self._parent_ended(feed, detail["exit_status"], detail.get("reason") or "")
         elif event == "failure":
             err = detail["error"]
-            node = _raising_node(err)
+            node = raising_node(err)
             if node is self:
                 return  # a value it could not store: ended it already
             if node is not None and id(node) in self._ids:
-                where = label({"type": type(node).__name__, **_fn(node)})
+                where = label({"type": type(node).__name__, **function_of(node)})
                 self._end("fail", f"{where} raised {type(err).__name__}: {err}")
             elif node is not None and self._missed(err):
-                where = label({"type": type(node).__name__, **_fn(node)})
+                where = label({"type": type(node).__name__, **function_of(node)})
                 self._end(
                     "fail",
                     f"a value did not reach to_run: {where}, on a branch beside it, raised {type(err).__name__}: "
@@ -351,7 +349,7 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
     def _missed(self, err: BaseException) -> bool:
         """True when ``err``, raised on another branch, stopped a node of this pipeline from handing
         the value on to the branch that leads here (it comes after the raising one)."""
-        chain = _streams_of(err)
+        chain = streams_of(err)
         ours = [i for i, n in enumerate(chain) if id(n) in self._ids]
         if not ours or ours[-1] + 1 >= len(chain):
             return False
@@ -380,69 +378,3 @@ class to_run(Sink):  # noqa: N801 - streamz nodes are named as the methods they 
                         f"parent run {parent[:8]} ended with {status}" + (f": {detail}" if detail else ""),
                     )
             self._end(worst, why)
-
-
-def _check_sources(lives: list[Any]) -> None:
-    if not lives:
-        raise PipelineError(
-            "to_run writes a run derived from the runs its pipeline reads: start the pipeline "
-            "at scandeck.live(run).stream(...), e.g. scandeck.live(cat[-1]).stream().map(f).to_run(cat)"
-        )
-    for live in lives:
-        if live.uid is None:
-            raise PipelineError(
-                "to_run derives one run from one parent run, and this scandeck.live follows each new run: "
-                "make it for one run, e.g. scandeck.live(cat[-1])"
-            )
-        if live.stopped:
-            raise PipelineError("this scandeck.live was stopped; make a new one with scandeck.live(...)")
-        if live.rows:
-            raise PipelineError(
-                f"{live.rows} rows of run {printable(live.uid[:8])} went through this scandeck.live before "
-                "to_run was attached, and the derived run would miss them: build the pipeline, to_run "
-                "included, in one cell, or on a new scandeck.live(...)"
-            )
-
-
-def _check_nodes(nodes: list[Any]) -> None:
-    for node in nodes:
-        kind = type(node).__name__
-        timed = kind in TIMED or (kind == "partition" and getattr(node, "_timeout", None) is not None)
-        if timed or any(c.__name__ == "DaskStream" for c in type(node).__mro__):
-            raise PipelineError(
-                f"to_run cannot follow {kind}: it emits on its own clock (streamz's event loop), after the "
-                "rows that fed it, so the derived run would end before its last values; use nodes that emit "
-                "as rows come (map, filter, accumulate, partition(n) without timeout, sliding_window, zip)"
-            )
-
-
-def _streams_of(err: BaseException) -> list[Any]:
-    """The streamz nodes ``err`` went through, outermost first (each once)."""
-    chain: list[Any] = []
-    tb = err.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        me = frame.f_locals.get("self") if frame.f_code.co_name in ("update", "_emit", "emit") else None
-        if isinstance(me, Stream) and (not chain or chain[-1] is not me):
-            chain.append(me)
-        tb = tb.tb_next
-    return chain
-
-
-def _raising_node(err: BaseException) -> Any:
-    """The streamz node whose ``update`` raised ``err`` (the innermost on its traceback), or None."""
-    found = None
-    tb = err.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        me = frame.f_locals.get("self") if frame.f_code.co_name == "update" else None
-        if isinstance(me, Stream):
-            found = me
-        tb = tb.tb_next
-    return found
-
-
-def _fn(node: Any) -> dict[str, Any]:
-    fn = getattr(node, "func", None) or getattr(node, "predicate", None)
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return {"function": {"qualname": str(name)}} if name else {}
