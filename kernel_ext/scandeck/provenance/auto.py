@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -210,6 +211,9 @@ class AutoService:
     def _loop(self, catalog: Catalog, the_plan: RerunPlan, pool: Any) -> None:
         source = catalog.source
         query = parse(self.standing.query) if self.standing.query else Query.all()
+        token: object = None
+        changed = True
+        looked = 0.0
         while not self._stop.is_set():
             if self._keeper is None or not self._keeper.held:
                 self.holding = False
@@ -223,11 +227,16 @@ class AutoService:
                     return
                 self._recover(catalog)
                 continue
-            token = source.change_token()
-            self._look(source, query)
+            # The catalog is looked at when it changed (or each IDLE_WAIT), not at every pass that
+            # collects results: open runs cost a request each on Tiled. The token is renewed only
+            # with a look, so a change after it wakes the next wait at once.
+            if changed or time.monotonic() - looked >= IDLE_WAIT:
+                token = source.change_token()
+                self._look(source, query)
+                looked = time.monotonic()
             self._collect(catalog)
             self._submit(catalog, the_plan, pool)
-            source.wait(token, BUSY_WAIT if self._inflight else IDLE_WAIT)
+            changed = source.wait(token, BUSY_WAIT if self._inflight else IDLE_WAIT)
 
     def _look(self, source: Source, query: Query) -> None:
         """Note the runs that arrived since the place, and the open ones that ended."""
