@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from gauss_scans import gauss_scans
 
 import scandeck
 from scandeck.cli import main
@@ -159,22 +160,12 @@ def _cli(*args: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Three scans, the notebook recorded with ``scandeck run`` on the first, rerun on the other two."""
-    import bluesky.plans as bp
-    from bluesky import RunEngine
-    from ophyd.sim import SynAxis, SynGauss
-
     tmp = tmp_path_factory.mktemp("glue")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SCANDECK_DATA", str(tmp / "data"))
         store = tmp / "store"
         cat = scandeck.open_catalog(store)
-        RE = RunEngine({}, context_managers=[])  # noqa: N806
-        RE.subscribe(cat.writer())
-        motor = SynAxis(name="motor")
-        uids = []
-        for center, sample in zip(CENTERS, SAMPLES, strict=True):
-            det = SynGauss("det", motor, "motor", center=center, Imax=1, sigma=0.5)
-            uids += RE(bp.scan([det], motor, -1, 1, 9), sample=sample)
+        uids = gauss_scans(cat, CENTERS, [9] * len(CENTERS), sample=SAMPLES)
         nb = tmp / "peak-fit.ipynb"
         _notebook(nb)
         code, _ = _cli("run", str(nb), "-p", "scan_uid", uids[0], "-p", "catalog", str(store))

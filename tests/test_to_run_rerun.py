@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from gauss_scans import gauss_scans
 
 from scandeck.cli import main
 from scandeck.provenance.store import open_store
@@ -63,10 +64,6 @@ def _totals(cat, uid: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    import bluesky.plans as bp
-    from bluesky import RunEngine
-    from ophyd.sim import SynAxis, SynGauss
-
     import scandeck
 
     tmp = tmp_path_factory.mktemp("to-run-rerun")
@@ -74,14 +71,7 @@ def world(tmp_path_factory):
         mp.setenv("SCANDECK_DATA", str(tmp / "data"))
         store = tmp / "store"
         cat = scandeck.open_catalog(store)
-        RE = RunEngine({}, context_managers=[])  # noqa: N806
-        RE.subscribe(cat.writer())
-        motor = SynAxis(name="motor")
-        scans = []
-        for center, num in zip(CENTERS, POINTS, strict=True):
-            det = SynGauss("det", motor, "motor", center=center, Imax=1, sigma=0.5)
-            (uid,) = RE(bp.scan([det], motor, -1, 1, num))
-            scans.append(uid)
+        scans = gauss_scans(cat, CENTERS, POINTS)
         nb = tmp / "totals.ipynb"
         _notebook(nb)
         out = tmp / "first.ipynb"
