@@ -103,9 +103,10 @@ def settled_rss(kernel: Kernel, pid: int) -> int:
 
 def follow_until(kernel: Kernel, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
-    while kernel.value("seen") != expected:
+    seen = "globals().get('seen')"  # a bound cell defines seen when it first runs, maybe after this asks
+    while kernel.value(seen) != expected:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the kernel saw {kernel.value('seen')} of {expected} events")
+            raise TimeoutError(f"the kernel saw {kernel.value(seen)} of {expected} events")
         time.sleep(0.2)
 
 

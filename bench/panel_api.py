@@ -81,6 +81,7 @@ from search import QUERY, make_runs  # noqa: E402
 import scandeck  # noqa: E402
 from scandeck.server.catalogs import live_runs  # noqa: E402
 from scandeck.server.cells import run_cells  # noqa: E402
+from scandeck.server.derived_runs import derived_detail, page_parents  # noqa: E402
 from scandeck.server.preview import lookup, preview, run_detail  # noqa: E402
 from scandeck.server.serialize import dumps, encode_cursor, run_summary  # noqa: E402
 from scandeck.server.snippets import code_for  # noqa: E402
@@ -253,6 +254,8 @@ def page_in_process(cat: scandeck.Catalog, q: str, before: tuple[float, int] | N
         "total": len(view),
         "next": page[LIMIT - 1] if len(page) > LIMIT else None,
         "hint": empty_search_hint(view.source, view.query) if not page and before is None else None,
+        # The parents of derived runs the page lists without them (one search; none here).
+        "parents": page_parents(cat, [*(live_runs(view) if before is None else []), *page[:LIMIT]]),
     }
 
 
@@ -266,6 +269,7 @@ def page_to_json(result: dict[str, Any]) -> str:
             "total": result["total"],
             "next": encode_cursor(nxt) if nxt is not None else None,
             "hint": result["hint"],
+            "parents": result["parents"],
         }
     )
 
@@ -273,6 +277,7 @@ def page_to_json(result: dict[str, Any]) -> str:
 def detail_in_process(cat: scandeck.Catalog, store: str, uid: str) -> dict[str, Any]:
     summary = lookup(cat, uid)
     out = run_detail(cat, summary)
+    out.update(derived_detail(cat, summary, out["start"]))  # parents, pipeline, derived runs
     out["code"] = code_for(summary.uid, store, [s["name"] for s in out["streams"]])
     cells = run_cells(cat, summary)  # the run table's computed cells, as GET runs/UID adds them
     if cells is not None:

@@ -25,6 +25,7 @@ BENCH = Path(__file__).parents[1] / "bench"
         "vs_tiled.py",
         "columns.py",
         "table_api.py",
+        "auto.py",
     ],
 )
 def test_benchmark_runs_and_prints_a_ratio(script):
