@@ -31,7 +31,7 @@ from typing import Any
 from ..follow import BATCH, RunCursor
 from ..safe_text import printable
 from ..sources.protocol import Source
-from .follower import RUN_START, RUN_STOP, Follower, FollowState
+from .follower import DATA, RUN_START, RUN_STOP, Follower, FollowState
 from .table import LiveTable
 
 __all__ = ["Reader", "followers", "registered", "subscribe"]
@@ -175,13 +175,15 @@ class _Shared:
         for reader in readers:
             try:
                 if kind == RUN_START:
-                    reader.announced = state
-                elif reader.announced is not state and state.start is not None:
+                    if reader.heard(RUN_START, state):
+                        reader.listener(kind, state)
+                    continue
+                if state.start is not None and reader.heard(RUN_START, state):
                     # Joined while the run was going: it hears of the run's start first, as
                     # a consumer with a follower of its own would have.
-                    reader.announced = state
                     reader.listener(RUN_START, state)
-                reader.listener(kind, state)
+                if kind != RUN_STOP or reader.heard(RUN_STOP, state):
+                    reader.listener(kind, state)
             except Exception as err:  # noqa: BLE001 - one consumer's bug must not starve the others
                 reader.failed(err)
         self.release()
@@ -212,6 +214,19 @@ class Reader:
         self.started = self.closed = False
         #: The state whose run start this reader's listener heard of.
         self.announced: FollowState | None = None
+        #: The state whose run stop it heard of (a stop is told once, by the follower or by start()).
+        self.told_stop: FollowState | None = None
+        self._heard_lock = threading.Lock()
+
+    def heard(self, kind: str, state: FollowState) -> bool:
+        """Note that the listener hears ``kind`` (RUN_START or RUN_STOP) of ``state``: False when
+        it already did (the follower's report and :meth:`start`'s catch-up may cross)."""
+        with self._heard_lock:
+            if kind == RUN_START:
+                new, self.announced = self.announced is not state, state
+            else:
+                new, self.told_stop = self.told_stop is not state, state
+            return new
 
     def start(self) -> None:
         """Begin hearing the follower's reports (and start the follower if it is new)."""
@@ -222,6 +237,29 @@ class Reader:
             shared.started = True
         if begin:
             shared.follower.start()
+        else:
+            self._catch_up_reports()
+
+    def _catch_up_reports(self) -> None:
+        """Joined a running follower: hear now what it reported before this reader started.
+
+        A reader joins (:func:`subscribe`) and starts apart; a follower that read the run to its
+        stop in between told only its started readers, and tells nothing more: without this the
+        reader would never hear of its rows or its end (a second ``scandeck.live`` of a short run).
+        """
+        state = self._shared.follower.state
+        if state.start is None:
+            return  # nothing read yet: the follower's reports will come
+        try:
+            if self.heard(RUN_START, state):
+                self.listener(RUN_START, state)
+            if state.finished:
+                if self.heard(RUN_STOP, state):
+                    self.listener(RUN_STOP, state)
+            else:
+                self.listener(DATA, state)
+        except Exception as err:  # noqa: BLE001 - the consumer's bug, as in the follower's reports
+            self.failed(err)
 
     @property
     def follower(self) -> Follower:
