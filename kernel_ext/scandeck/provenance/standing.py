@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..exceptions import AmbiguousRecord, RecordNotFound
+from ..sources.liveness import HOST, writer_alive
 from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
 
 __all__ = ["STATES", "EXIT_STATUSES", "Ledger", "RunRow", "Standing", "lease_owner"]
@@ -140,22 +140,15 @@ def standing_id(record: str, query: str, catalog: str, status: str) -> str:
 
 def lease_owner() -> str:
     """``host:pid:random``: who holds a lease (a new value per service)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+    return f"{HOST}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 def _owner_dead(owner: str) -> bool:
-    """Whether ``owner`` is a process of this host that no longer exists."""
+    """Whether ``owner`` (``host:pid:...``) is surely gone: a process of this host that exited
+    (or a zombie), as :func:`~scandeck.sources.liveness.writer_alive` tells a run's writer."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return pid_text.isdigit() and not writer_alive(host, int(pid_text), None)
 
 
 def _standing(row: sqlite3.Row | tuple[Any, ...]) -> Standing:
