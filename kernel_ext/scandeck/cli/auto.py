@@ -165,6 +165,7 @@ def ledger_counts_text(counts: dict[str, int]) -> str:
 def _list(ledger: Ledger, as_json: bool) -> int:
     from ..listing import render_table
     from ..provenance.auto import describe
+    from ..provenance.standing import owner_text
     from ..safe_text import printable
 
     analyses = ledger.all()
@@ -185,7 +186,7 @@ def _list(ledger: Ledger, as_json: bool) -> int:
             label = last["scan_id"] if last["scan_id"] is not None else last["uid"][:8]
             last_text = f"{label} {last['state']}"
         holder = info["holder"]
-        state = "running" + (f" ({holder.rsplit(':', 1)[0]})" if holder else "") if holder else "stopped"
+        state = f"running ({owner_text(holder)})" if holder else "stopped"
         rows.append(
             [
                 s.id[:8],

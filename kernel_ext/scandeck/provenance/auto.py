@@ -35,7 +35,7 @@ from .auto_facts import NOT_ENDED, ended_with, late_matches
 from .lease import LeaseKeeper
 from .rerun_executors import Result
 from .rerun_plan import Target, plan
-from .standing import RunRow, lease_owner
+from .standing import RunRow, lease_owner, owner_text
 from .store import ProvStore, open_store
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class AutoService:
             if not told:
                 self.say(
                     printable(
-                        f"standby: {holder.rsplit(':', 1)[0]} runs standing analysis {self.standing.id[:8]}; "
+                        f"standby: {owner_text(holder)} runs standing analysis {self.standing.id[:8]}; "
                         "waiting to take over"
                     )
                 )

@@ -43,7 +43,7 @@ from ..exceptions import AmbiguousRecord, RecordNotFound
 from ..sources.liveness import HOST, writer_alive
 from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
 
-__all__ = ["STATES", "EXIT_STATUSES", "Ledger", "RunRow", "Standing", "lease_owner"]
+__all__ = ["STATES", "EXIT_STATUSES", "Ledger", "RunRow", "Standing", "lease_owner", "owner_text"]
 
 DB_NAME = "standing.sqlite"
 #: A run's states in a standing analysis, in the order --list shows them.
@@ -141,6 +141,11 @@ def standing_id(record: str, query: str, catalog: str, status: str) -> str:
 def lease_owner() -> str:
     """``host:pid:random``: who holds a lease (a new value per service)."""
     return f"{HOST}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def owner_text(owner: str) -> str:
+    """``host:pid`` of a lease owner (``host:pid:random``), for people (not yet made printable)."""
+    return owner.rsplit(":", 1)[0]
 
 
 def _owner_dead(owner: str) -> bool:

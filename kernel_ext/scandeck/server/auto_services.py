@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RecordNotFound, ScandeckError
 from ..provenance.auto import AutoService, define, describe, ledger_of
+from ..provenance.standing import owner_text
 from ..safe_text import printable
 from ..uris import redact
 
@@ -54,7 +55,7 @@ class AutoNotHere(ScandeckError, RuntimeError):
 
 def holder_text(holder: str | None) -> str | None:
     """``host:pid`` of a lease owner (``host:pid:random``), for people."""
-    return printable(holder.rsplit(":", 1)[0]) if holder else None
+    return printable(owner_text(holder)) if holder else None
 
 
 class AutoServices:
@@ -237,7 +238,7 @@ class AutoServices:
             if record_id in self._values:
                 return self._values[record_id]
         try:
-            values = dict(getattr(self.store.get(record_id), "values", None) or {})
+            values = dict(self.store.get(record_id).values)
         except RecordNotFound:
             return {}
         with self._lock:
