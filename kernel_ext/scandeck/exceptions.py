@@ -202,6 +202,19 @@ class ExternalFileMissing(FillError, FileNotFoundError):
         self.resource_uid = resource_uid
 
 
+class FileMismatch(FillError):
+    """A file's bytes are not those its documents declare (size or sha256): both are named."""
+
+
+class UnreadableFile(ScandeckError, ValueError):
+    """A watched file that its format reader cannot read (``.path``, ``.reader``): the reason is the message."""
+
+    def __init__(self, message: str, path: str, reader: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reader = reader
+
+
 class DatumIndexError(FillError, IndexError):
     """A datum asks for frames or rows beyond the end of its file."""
 

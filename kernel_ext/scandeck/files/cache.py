@@ -1,0 +1,100 @@
+"""The local cache of files fetched from other machines, named by their sha256.
+
+``$SCANDECK_FILE_CACHE``, else ``<user cache dir>/scandeck/files``. A file gets
+there only whole and verified (:func:`store` writes a temporary file beside it,
+checks size and sha256, then renames), so a path :func:`cached` returns is one
+a reader can trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..exceptions import FileMismatch
+from ..safe_text import printable
+
+__all__ = ["cache_dir", "cached", "sha256_of", "store"]
+
+_HASH_BLOCK = 1 << 20
+_memo: dict[tuple[int, int, int, int], str] = {}
+_memo_lock = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """Where fetched files are kept."""
+    env = os.environ.get("SCANDECK_FILE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("scandeck", appauthor=False)) / "files"
+
+
+def _entry(sha256: str) -> Path:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise FileMismatch(f"{printable(sha256)!r} is not a sha256 hex digest")
+    return cache_dir() / sha256[:2] / sha256
+
+
+def cached(sha256: str, size: int) -> Path | None:
+    """The cached copy of this file, or ``None``."""
+    path = _entry(sha256)
+    try:
+        return path if path.stat().st_size == int(size) else None
+    except FileNotFoundError:
+        return None
+
+
+def store(sha256: str, size: int, chunks: Iterable[bytes], *, what: str) -> Path:
+    """Write ``chunks`` into the cache as the file ``sha256``, verified; its path.
+
+    Raises :class:`~scandeck.exceptions.FileMismatch` naming both sizes or both
+    hashes when the bytes are not those declared; nothing is kept then.
+    """
+    path = _entry(sha256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    written = 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+        got = digest.hexdigest()
+        if written != int(size) or got != sha256:
+            raise FileMismatch(
+                f"the copy of {printable(what)} holds {written} bytes with sha256 {got}, but its "
+                f"documents declare {int(size)} bytes with sha256 {sha256}; it was not kept"
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, remembered while its inode, size and mtime stay the same."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _memo_lock:
+        known = _memo.get(key)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    value = digest.hexdigest()
+    with _memo_lock:
+        if len(_memo) > 100_000:
+            _memo.clear()
+        _memo[key] = value
+    return value
