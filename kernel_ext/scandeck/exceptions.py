@@ -215,6 +215,15 @@ class UnreadableFile(ScandeckError, ValueError):
         self.reader = reader
 
 
+class NotWatchedRun(ScandeckError, ValueError):
+    """``scandeck.files`` was given a run that ``scandeck watch`` did not write (``.uid``, ``.plan_name``)."""
+
+    def __init__(self, message: str, uid: str, plan_name: str | None) -> None:
+        super().__init__(message)
+        self.uid = uid
+        self.plan_name = plan_name
+
+
 class DatumIndexError(FillError, IndexError):
     """A datum asks for frames or rows beyond the end of its file."""
 
