@@ -11,6 +11,7 @@ from tornado import web
 
 from ..exceptions import InvalidQuery, QuerySyntaxError, UnsafeValue
 from ..sources.fields import empty_search_hint
+from . import watched_runs
 from .base import ScandeckHandler, check_uid
 from .catalogs import live_runs
 from .cells import run_cells
@@ -62,8 +63,8 @@ def search_page(
     page = page[:limit]
     live = live_runs(view) if before is None else []
     answer = {
-        "runs": [run_summary(s) for s in page],
-        "live": [run_summary(s) for s in live],
+        "runs": watched_runs.summaries(view.source, page),
+        "live": watched_runs.summaries(view.source, live),
         "total": _total(view, (view.source.uri, q), fresh=before is None),
         "next": encode_cursor(page[-1]) if more and page else None,
         # Nothing matched: a field no run has (a typo?), and the closest one runs have.
@@ -104,14 +105,18 @@ def _total(view: Catalog, key: tuple[str, str], *, fresh: bool) -> int:
 
 def _detail(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
     cat = pool.get(name)
-    summary = lookup(cat, uid)
-    out = run_detail(cat, summary)
-    out.update(derived_detail(cat, summary, out["start"]))
+    found = lookup(cat, uid)
+    out = run_detail(cat, found)
+    out["run"] = watched_runs.summary(cat.source, found)
+    out.update(derived_detail(cat, found, out["start"]))
+    watch = watched_runs.watch_detail(out["start"])
+    if watch is not None:  # a watched run: what its watcher watched
+        out["watch"] = watch
     try:
-        out["code"] = code_for(summary.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
+        out["code"] = code_for(found.uid, pool.code_target(name), [s["name"] for s in out["streams"]])
     except UnsafeValue:
         out["code"] = None  # GET runs/UID/code says why
-    cells = run_cells(cat, summary)
+    cells = run_cells(cat, found)
     if cells is not None:
         out["cells"] = cells
     return out

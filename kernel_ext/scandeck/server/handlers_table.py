@@ -15,13 +15,14 @@ from tornado import web
 from ..exceptions import ColumnsFileError, RunNotFound
 from ..runtable.model import current_tags
 from ..runtable.rows import resolve_columns
+from . import watched_runs
 from .base import ScandeckHandler, check_uid
 from .cells import cells_of, column_info, names_arg, offered_columns, specs_of
 from .csv_export import CsvExport, csv_filename
 from .errors import ApiError, json_errors
 from .handlers_runs import MAX_QUERY, search_page
 from .preview import lookup
-from .serialize import decode_cursor, run_summary
+from .serialize import decode_cursor
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -73,7 +74,7 @@ def table_cells(pool: CatalogPool, name: str, columns: list[str], uids: list[str
         except RunNotFound:
             continue  # gone from a bus meanwhile: nothing to update
     return {
-        "runs": [run_summary(s) for s in summaries],
+        "runs": watched_runs.summaries(cat.source, summaries),
         "columns": [column_info(r) for r in refs],
         "cells": cells_of(cat, summaries, refs),
     }

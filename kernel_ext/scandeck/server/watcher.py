@@ -33,7 +33,7 @@ from ..exceptions import RunNotFound
 from ..sources.matching import keep_matching
 from ..sources.protocol import RunFacts
 from .catalogs import live_runs
-from .serialize import run_summary
+from .watched_runs import summary
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -182,4 +182,4 @@ class RunWatcher:
             self.emit({"type": "facts", "uids": uids[at : at + FACTS_PER_MESSAGE]})
 
     def _send(self, s: RunSummary) -> None:
-        self.emit({"type": "run", "run": run_summary(s)})
+        self.emit({"type": "run", "run": summary(self.catalog.source, s)})
