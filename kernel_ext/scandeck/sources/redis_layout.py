@@ -29,6 +29,16 @@ A run's facts (:mod:`.redis_facts`), beside its documents:
   keeper marks a run persisted only if it copied the facts of that count);
 * ``P:facts:seq``: counter of facts writes; ``P:facts``: sorted set of run
   uids scored by the counter at their last facts write (``facts_since``).
+
+A run's transferred files (``scandeck watch --transfer``, :mod:`.redis_files`):
+
+* ``P:run:<uid>:files``: hash of the files sent into the run, sha256 -> JSON
+  ``{"size", "chunk", "chunks", "complete"}`` (bytes per chunk, number of
+  chunks; ``complete`` once the sender stored them all and verified the hash);
+* ``P:run:<uid>:file:<sha256>``: stream of one file's chunks. Chunk ``k`` has
+  entry id ``0-(k+1)`` and fields ``offset``, ``sha256`` and ``size`` (of the
+  whole file) and ``data``; a sender retrying a chunk whose reply it lost is
+  told "already stored". Trimming a run deletes these keys with its others.
 """
 
 from __future__ import annotations
@@ -164,6 +174,14 @@ class Keys:
 
     def sums(self, uid: str) -> str:
         return f"{self.prefix}:run:{uid}:sums"
+
+    def files(self, uid: str) -> str:
+        """The hash of a run's transferred files (sha256 -> JSON)."""
+        return f"{self.prefix}:run:{uid}:files"
+
+    def file(self, uid: str, sha256: str) -> str:
+        """The stream of one transferred file's chunks."""
+        return f"{self.prefix}:run:{uid}:file:{sha256}"
 
     def facts_of(self, uid: str) -> list[str]:
         """The keys of a run's facts: notes, cells, sums."""

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ..documents import PER_DESCRIPTOR, unpack
 from ..exceptions import RunNotFound, StoreError
+from ..files import providers
 from ..query import Query
 from ..query.hints import start_fields, uses_facts
 from .liveness import writer_alive
@@ -93,8 +94,10 @@ class RedisSource(RedisFacts):
                 raise unreachable(self.opts, err, "opening the catalog") from None
             raise StoreError(f"Redis at {self.opts.where} refused the connection: {err}") from None
         self._client = client
+        providers.register(self)  # files sent through this bus (scandeck watch --transfer)
 
     def close(self) -> None:
+        providers.unregister(self)
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -137,6 +140,28 @@ class RedisSource(RedisFacts):
                     raise unreachable(self.opts, err, doing) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    # -- transferred files (redis_files.py) ------------------------------------------------
+
+    def file_chunks(self, run: str, sha256: str, size: int) -> Iterable[bytes] | None:
+        """A file sent into ``run``, or a trimmed run's from the archive (a files.providers.FileProvider)."""
+        from .redis_files import file_chunks
+
+        chunks = file_chunks(self, run, sha256, size)
+        archive = self._archive() if chunks is None else None
+        if archive is not None and hasattr(archive, "file_chunks"):
+            return archive.file_chunks(run, sha256, size)
+        return chunks
+
+    def file_places(self, run: str, sha256: str, size: int) -> list[str]:
+        """Where this catalog holds the file whole: ``bus`` (Redis), ``archive`` (the keeper's copy)."""
+        from .redis_files import holds_complete
+
+        places = ["bus"] if holds_complete(self, run, sha256) else []
+        archive = self._archive()
+        if archive is not None and hasattr(archive, "file_places"):
+            places += archive.file_places(run, sha256, size)
+        return places
 
     # -- the runs in Redis -----------------------------------------------------------------
 
