@@ -35,28 +35,30 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("scandeck", appauthor=False)) / "files"
 
 
-def _entry(sha256: str) -> Path:
+def _entry(sha256: str, root: Path | None = None) -> Path:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise FileMismatch(f"{printable(sha256)!r} is not a sha256 hex digest")
-    return cache_dir() / sha256[:2] / sha256
+    return (cache_dir() if root is None else root) / sha256[:2] / sha256
 
 
-def cached(sha256: str, size: int) -> Path | None:
-    """The cached copy of this file, or ``None``."""
-    path = _entry(sha256)
+def cached(sha256: str, size: int, *, root: Path | None = None) -> Path | None:
+    """The cached copy of this file (under ``root`` if given, see :func:`store`), or ``None``."""
+    path = _entry(sha256, root)
     try:
         return path if path.stat().st_size == int(size) else None
     except FileNotFoundError:
         return None
 
 
-def store(sha256: str, size: int, chunks: Iterable[bytes], *, what: str) -> Path:
+def store(sha256: str, size: int, chunks: Iterable[bytes], *, what: str, root: Path | None = None) -> Path:
     """Write ``chunks`` into the cache as the file ``sha256``, verified; its path.
 
-    Raises :class:`~scandeck.exceptions.FileMismatch` naming both sizes or both
+    ``root`` puts it under another directory laid out as the cache is
+    (``<root>/<sha256[:2]>/<sha256>``: the keeper's archive of files). Raises
+    :class:`~scandeck.exceptions.FileMismatch` naming both sizes or both
     hashes when the bytes are not those declared; nothing is kept then.
     """
-    path = _entry(sha256)
+    path = _entry(sha256, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     written = 0

@@ -42,17 +42,20 @@ from typing import Any
 from ..exceptions import RunNotFound, ScandeckError
 from ..uris import redact
 from .archive_copy import lacking, verbatim, writing_uri
+from .keeper_files import file_keys, persist_files
 from .protocol import RunSummary, Source
 from .redis_facts import persist_facts
 from .redis_source import RedisSource
 
 log = logging.getLogger(__name__)
 
-#: Delete a run's keys only if it is still marked persisted (atomic): documents, then facts.
-#: KEYS: run, docs, desc, counts, runs, persisted, notes, cells, sums, facts. ARGV: uid.
+#: Delete a run's keys only if it is still marked persisted (atomic): documents, facts, files.
+#: KEYS: run, docs, desc, counts, runs, persisted, notes, cells, sums, facts, then its files'
+#: keys (keeper_files.file_keys: a file stored since takes the persisted mark away). ARGV: uid.
 TRIM_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'persisted') ~= '1' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8], KEYS[9])
+for i = 11, #KEYS do redis.call('UNLINK', KEYS[i]) end
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('SREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[10], ARGV[1])
@@ -229,6 +232,9 @@ class Keeper:
     def _persist(self, summary: RunSummary) -> str | None:
         """Copy the run to the archive (or complete its copy there); the reason when it cannot be."""
         uid = summary.uid
+        why = persist_files(self.bus, self.archive, uid, self.archive_shown)  # first: the bytes its events name
+        if why is not None:
+            return why
         try:
             held = self.archive.get(uid)
         except RunNotFound:
@@ -333,22 +339,22 @@ class Keeper:
         return int(self.bus.talk("reading memory use", lambda c: c.info("memory"))["used_memory"])
 
     def _run_memory(self, uid: str) -> int:
+        keys = self.bus.keys.of_run(uid) + self.bus.keys.facts_of(uid) + file_keys(self.bus, uid)
+
         def usage(client: Any) -> int:
-            keys = self.bus.keys.of_run(uid) + self.bus.keys.facts_of(uid)
             return sum(client.memory_usage(k, samples=0) or 0 for k in keys)
 
         return self.bus.talk("reading memory use", usage)
 
     def _trim(self, uid: str) -> bool:
         keys = self.bus.keys
+        run_keys = [*keys.of_run(uid), keys.runs, keys.persisted, *keys.facts_of(uid), keys.facts]
+        run_keys += file_keys(self.bus, uid)
 
         def trim(client: Any) -> int:
             if self._trim_sha is None:
                 self._trim_sha = client.script_load(TRIM_SCRIPT)
-            facts = keys.facts_of(uid)
-            return client.evalsha(
-                self._trim_sha, 10, *keys.of_run(uid), keys.runs, keys.persisted, *facts, keys.facts, uid
-            )
+            return client.evalsha(self._trim_sha, len(run_keys), *run_keys, uid)
 
         try:
             return bool(self.bus.talk(f"trimming run {uid}", trim))

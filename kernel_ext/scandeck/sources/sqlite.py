@@ -34,7 +34,9 @@ from urllib.parse import parse_qsl, quote
 
 from ..documents import unpack
 from ..exceptions import ReadOnlyStore, RunNotFound, StoreError
+from ..files import providers
 from ..query import Query
+from . import archive_files
 from .liveness import writer_alive
 from .protocol import Entry, RunSummary
 from .sqlite_db import SCHEMA, connect, retry_locked
@@ -200,6 +202,7 @@ class SQLiteSource(FactsMixin):
             self._read_only = reason
             self._local.conn = conn
             self._started = True
+        providers.register(self)  # files the keeper archived here (archive_files.py)
 
     def _why_read_only(self) -> str | None:
         """Why the store must be opened read-only, or None; raises if there is nothing to open."""
@@ -255,6 +258,7 @@ class SQLiteSource(FactsMixin):
         return conn
 
     def close(self) -> None:
+        providers.unregister(self)
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -292,6 +296,22 @@ class SQLiteSource(FactsMixin):
     def connection(self) -> sqlite3.Connection:
         """This thread's connection to the store (opened on first use)."""
         return self._conn()
+
+    # -- transferred files the keeper archived (archive_files.py) ---------------------------
+
+    def file_chunks(self, run: str, sha256: str, size: int) -> Iterator[bytes] | None:
+        """A file kept here with a run, in blocks, or None (:class:`scandeck.files.providers.FileProvider`)."""
+        path = archive_files.kept(self.directory, sha256, size)
+        return None if path is None else archive_files.read_blocks(path)
+
+    def file_places(self, run: str, sha256: str, size: int) -> list[str]:
+        """``["archive"]`` when this store keeps the file, else ``[]``."""
+        return ["archive"] if archive_files.kept(self.directory, sha256, size) else []
+
+    def keep_file(self, sha256: str, size: int, chunks: Iterable[bytes], *, what: str) -> Path:
+        """Keep a run's transferred file here, verified (the keeper does, before it trims the run)."""
+        self.writable("files")
+        return archive_files.keep(self.directory, sha256, size, chunks, what=what)
 
     # -- reading ---------------------------------------------------------------------------
 
