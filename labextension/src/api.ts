@@ -159,6 +159,24 @@ export interface IRunSummary {
   duration: number | null;
   /** A derived run: the runs it came from (its start document's `parent_uids`). */
   parent_uids?: string[];
+  /** A watched run (`scandeck watch`): its files so far and the newest one's relative path. */
+  files?: IWatchedFiles;
+}
+
+/** RUN's `files`: events so far (one per complete file version) and the newest event's `path`. */
+export interface IWatchedFiles {
+  count: number;
+  newest: string | null;
+}
+
+/** A watched run's detail `watch`: what its watcher watched, as text. */
+export interface IWatch {
+  roots: string[];
+  patterns: string[];
+  host: string | null;
+  run_per: string | null;
+  part: string | null;
+  transfer: boolean;
 }
 
 /** A run named as a parent: what the panel shows of it (`missing`: not in the catalog). */
@@ -232,6 +250,8 @@ export interface IRunDetail {
   /** The runs derived from it, newest first (at most 50; `derived_more` when there are more). */
   derived?: IRunSummary[];
   derived_more?: boolean;
+  /** A watched run: its watcher's roots, patterns and host. */
+  watch?: IWatch;
 }
 
 /** Cells: `load` reads the run, `bind` is a `%%bind` cell, `setup` what `bind` needs first. */

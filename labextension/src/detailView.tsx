@@ -11,6 +11,7 @@ import { formatDuration, formatTime, formatValue, plural } from './format';
 import { ScansModel } from './model';
 import { IPeakMarks, PreviewPlot } from './previewPlot';
 import { cellText, cellTitle, CommentAdder, CommentItem, TagChips } from './tableCells';
+import { WatchSection } from './watchedView';
 
 /** Start-document keys shown first, in this order; the rest follow sorted. */
 const FIRST_KEYS = ['scan_id', 'plan_name', 'sample', 'operator', 'purpose', 'detectors', 'motors'];
@@ -237,7 +238,7 @@ export function DetailView(props: {
         {uid}
       </div>
       <RunActions actions={actions} disabled={false} />
-      {run?.status === 'running' && <Progress run={run} />}
+      {run?.status === 'running' && !run.files && <Progress run={run} />}
       {model.detailError && <div className="jp-scandeck-error">{model.detailError}</div>}
       {detail && <DerivedSections model={model} detail={detail} part="origin" />}
       {model.preview ? (
@@ -260,6 +261,7 @@ export function DetailView(props: {
           ]}
         />
       )}
+      {detail && <WatchSection detail={detail} files={run?.files} />}
       {detail && <DerivedSections model={model} detail={detail} part="derived" />}
       <Annotations model={model} uid={uid} />
       {detail?.cells && Object.keys(detail.cells).length > 0 && (

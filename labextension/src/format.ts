@@ -155,3 +155,38 @@ export function errorText(error: unknown, max = 300): string {
   }
   return formatValue(error, max);
 }
+
+/** The last part of a relative path (`sample-2/frame_0004.tif` -> `frame_0004.tif`). */
+export function baseName(path: string): string {
+  const parts = path.split(/[/\\]/).filter(Boolean);
+  return parts.length ? parts[parts.length - 1] : path;
+}
+
+/**
+ * A file name cut to at most `max` characters in the middle, keeping its end (a frame
+ * number and extension tell files apart): `very_long_sample_name_0042.tif` -> `very_lo…_0042.tif`.
+ */
+export function middleCut(name: string, max = 28): string {
+  const chars = Array.from(name); // code points: never cut a surrogate pair in two
+  if (chars.length <= max) {
+    return name;
+  }
+  const tail = Math.min(Math.ceil((max - 1) / 2), 14);
+  const head = max - 1 - tail;
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - tail).join('')}`;
+}
+
+/**
+ * A watched run's files on one line: `12 files · newest: frame_0004.tif` (the name cut in
+ * its middle, `title` the whole relative path for a tooltip); `No files yet` before the first.
+ */
+export function filesLine(
+  files: { count: number; newest: string | null },
+  max = 28
+): { count: string; name: string | null; title: string | null } {
+  const count = files.count > 0 ? plural(files.count, 'file') : 'No files yet';
+  if (!files.newest) {
+    return { count, name: null, title: null };
+  }
+  return { count, name: middleCut(baseName(files.newest), max), title: files.newest };
+}

@@ -15,6 +15,7 @@ import { ScansModel } from './model';
 import { ColumnPicker } from './columnPicker';
 import { parentLabel } from './derivedRuns';
 import { CommentsCell, SortHeader, TagsCell, ValueCell } from './tableCells';
+import { FilesLine } from './watchedView';
 
 /** Load the next page when the list is scrolled within this many pixels of its end. */
 const LOAD_MORE_MARGIN = 300;
@@ -160,7 +161,7 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
               <span className="jp-scandeck-run-uid" title={run.uid}>
                 {run.uid.slice(0, 8)}
               </span>
-              {!running && (
+              {!running && !run.files && (
                 <span className="jp-scandeck-run-events">{plural(run.num_events, 'event')}</span>
               )}
               {props.derivedCount > 0 && (
@@ -175,7 +176,13 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
                 <DerivedFrom parents={props.from} onSelect={props.onSelect} />
               )}
             </div>
-            {running && <Progress run={run} />}
+            {run.files ? (
+              <div className="jp-scandeck-run-line jp-scandeck-dim jp-scandeck-files-line">
+                <FilesLine files={run.files} />
+              </div>
+            ) : (
+              running && <Progress run={run} />
+            )}
           </div>
         </div>
       </td>
