@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas
 
     from .catalog import Catalog, Run
+    from .files.follow import RunFiles
     from .livestream import Live
     from .peak_stats import Peaks
 
@@ -32,6 +33,7 @@ __all__ = [
     "open_catalog",
     "QueryError",
     "live",
+    "files",
     "derive",
     "peaks",
     "column",
@@ -56,6 +58,29 @@ def live(target: object = None, *, catalog: Catalog | None = None, interval: flo
     from .livestream import Live
 
     return Live(target, catalog=catalog, interval=interval)
+
+
+def files(target: object = None, *, catalog: Catalog | None = None) -> RunFiles:
+    """The files of a run that ``scandeck watch`` recorded, each complete, verified and on this machine.
+
+    ``target``: a Run, a uid (or prefix) or scan_id (looked up in ``catalog``), a
+    Catalog or ``None`` (its newest watched run; default catalog the embedded store).
+    Iterating gives the files stored so far; ``.follow()`` each one as it arrives,
+    until the run stops. Each is a :class:`~scandeck.files.follow.FileEntry`: a
+    path-like (``open(f)``) with ``relpath``, ``version``, ``size``, ``sha256``,
+    ``mtime``, ``reader``, ``info`` and ``read(key)``. A file not on this machine is
+    fetched from the Redis bus or the archive (runs watched with ``--transfer``).
+
+    Raises :class:`~scandeck.exceptions.NotWatchedRun` for a run ``scandeck watch`` did not write.
+
+    Examples
+    --------
+    >>> for f in scandeck.files(cat[-1]).follow():        # doctest: +SKIP
+    ...     print(f.relpath, f.read().mean())
+    """
+    from .files.follow import files as _files
+
+    return _files(target, catalog=catalog)
 
 
 def derive(

@@ -133,6 +133,8 @@ class Live:
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._feeds: dict[tuple[str, bool | tuple[str, ...]], _Feed] = {}  # (stream name, fill) -> feed
         self._runs: Any = None
+        self._files: Any = None
+        self._side: list[Any] = []  # feeds besides the row feeds (Live.files): each has .ended
         self._unstarted: dict[Any, float] = {}  # new streams -> when made (see HOLD_SECONDS)
         self._watchers: list[Callable[[str, dict[str, Any]], None]] = []
         self._emitting = threading.RLock()  # held while rows are emitted: see paused()
@@ -213,13 +215,55 @@ class Live:
             # Emit while waiting: with fill, the following thread waits for room (MAX_FILLED_BYTES).
             while self._queue and not self.stopped:
                 self._drain()
-            pending = [feed for feed in list(self._feeds.values()) if not feed.ended.is_set()]
+            pending = [feed for feed in [*self._feeds.values(), *self._side] if not feed.ended.is_set()]
             if not pending or self.stopped:
+                while self._queue and not self.stopped:  # what a feed queued just before it ended
+                    self._drain()
                 return not pending
             remaining = FLUSH_WAIT if deadline is None else min(deadline - time.monotonic(), FLUSH_WAIT)
             if remaining <= 0:
                 return False
             pending[0].ended.wait(remaining)
+
+    def files(self) -> Any:
+        """A ``streamz.Stream`` emitting each file of the followed watched runs, once complete and local.
+
+        Each item is a :class:`~scandeck.files.follow.FileEntry` (a path-like of the verified
+        local file, with ``relpath``, ``sha256``, ``info``, ``read(key)``...), as
+        ``scandeck.files(run).follow()`` yields them. A Live of one run follows its files
+        until it stops (a run ``scandeck watch`` did not write is refused:
+        :class:`~scandeck.exceptions.NotWatchedRun`); a Live of a catalog follows its newest
+        watched run and every new one, side by side. Files are fetched (``--transfer`` runs
+        read elsewhere) on a following thread, emitted on the kernel loop like rows. A file
+        that cannot be made local counts in :attr:`failures`. The same stream each call.
+
+        Examples
+        --------
+        >>> scandeck.live(run).files().map(lambda f: f.read().mean()).sink(print)  # doctest: +SKIP
+        """
+        from .files.follow import FileFeed
+
+        with self._lock:
+            if self.stopped:
+                raise RuntimeError("this Live was stopped; make a new one with scandeck.live(...)")
+            if self._files is not None:
+                return self._files
+        feed = FileFeed(
+            self.source,
+            self.uid,
+            query=self.query,
+            emit=lambda entry: self._push(("emit", self._files, entry, "a sink of Live.files")),
+            failed=self._failed,
+        )
+        with self._lock:
+            if self._files is not None:  # made meanwhile on another thread; this feed never starts
+                return self._files
+            self._files = _new_stream("files")
+            self._unstarted[self._files] = time.monotonic()
+            self._side.append(feed)
+        self.watch(lambda event, _detail: feed.stop() if event == "stopped" else None)
+        feed.start()
+        return self._files
 
     @property
     def alive(self) -> bool:
@@ -383,6 +427,9 @@ class Live:
                 continue
             if item[0] == "end":
                 self._tell("end", item[1])
+                continue
+            if item[0] == "emit":  # one value for one stream (Live.files)
+                self._emit(item[1], item[2], 0, item[3])
                 continue
             _, feed, uid, cols, _ = item
             if feed.pages is not None:
