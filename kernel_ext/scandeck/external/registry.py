@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import UnknownHandler
+from ..files.handler import FileHandler
+from ..files.layout import SPEC as FILE_SPEC
 from ..registry import Registry
 from .builtin import AreaDetectorHDF5Handler, HDF5DatasetHandler, HDF5StreamHandler, NpySeqHandler
 
@@ -134,3 +136,4 @@ register_handler("AD_HDF5", AreaDetectorHDF5Handler)
 register_handler("AD_HDF5_SWMR", AreaDetectorHDF5Handler)  # same layout, written in SWMR mode
 register_handler("HDF5", HDF5DatasetHandler)
 register_stream_handler("application/x-hdf5", HDF5StreamHandler)
+register_handler(FILE_SPEC, FileHandler)  # watched instrument files; readers import tifffile, h5py on first read
