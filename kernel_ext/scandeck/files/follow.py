@@ -34,7 +34,7 @@ from ..follow import RunCursor
 from ..provenance.context import note
 from ..safe_text import printable
 from ..sources.matching import keep_matching
-from ..sources.protocol import RunSummary, Source
+from ..sources.protocol import RunSummary, Source, WaitRun
 from .layout import FILE_KEY, META_KEYS, PLAN_NAME, SPEC, is_watched
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class FileEntry:
     """One complete file version of a watched run, verified and on this machine.
 
     Usable wherever a path is (``open(entry)``, ``tifffile.imread(entry)``,
-    ``Path(entry)``): it is an :class:`os.PathLike` of :attr:`path`.
+    ``Path(entry)``, ``str(entry)``): it is an :class:`os.PathLike` of :attr:`path`.
 
     Attributes
     ----------
@@ -103,6 +103,10 @@ class FileEntry:
     origin: str
 
     def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        """The local path, as for a :class:`~pathlib.Path` (``str(entry)`` where a string is wanted)."""
         return os.fspath(self.path)
 
     @property
@@ -429,8 +433,10 @@ def follow_watched(
             return
         if read:
             continue
-        if uid is not None:
-            runs[uid][0].wait(_IDLE_WAIT)
+        if uid is not None or (len(runs) == 1 and isinstance(source, WaitRun)):
+            # One run: woken by its documents (Redis wakes a reader per run; new runs are
+            # looked for at least every _IDLE_WAIT). Several: by any change of the store.
+            next(iter(runs.values()))[0].wait(_IDLE_WAIT)
         else:
             source.wait(token, _IDLE_WAIT)
 
