@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import annotate, auto, columns, keeper, provenance, rerun, run, runs, write
+from . import annotate, auto, columns, files, keeper, provenance, rerun, run, runs, watch, write
 from .errors import PROG, CliError, exit_code, hint_for, report, split_query
 from .targets import add_catalog_option
 
 __all__ = ["main", "parser"]
 
 #: The command modules, in the order ``scandeck --help`` lists their commands.
-COMMANDS = (runs, annotate, write, keeper, run, provenance, rerun, auto, columns)
+COMMANDS = (runs, annotate, write, keeper, run, provenance, rerun, auto, columns, watch, files)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,510 @@
+"""When a file in a watched directory is complete: written, closed, and no longer changing.
+
+A file is *complete* when no process holds it open for writing and one of:
+
+* a close after writing (``IN_CLOSE_WRITE``) or a rename into place (``IN_MOVED_TO``) was seen;
+* its size and mtime stayed the same for ``settle`` seconds of watching (files found by a
+  scan, network shares where inotify says nothing);
+* nobody holds it open for writing (a lease test said so) and its mtime is ``settle``
+  seconds old (files already there when watching starts).
+
+"Nobody holds it open for writing" is asked of the kernel with a read lease
+(``fcntl(F_SETLEASE, F_RDLCK)`` fails with ``EAGAIN`` while a writer has the file
+open; the lease is given back at once). Where leases are not permitted (another
+user's file, NFS, not Linux) the settle rule alone decides. Changes are heard through
+Linux inotify (libc through ctypes) and periodic rescans (``os.scandir``) catch what
+inotify misses, with scans only where inotify is not there.
+
+:func:`read_whole` hashes a file and checks after reading that it did not change meanwhile.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fnmatch
+import hashlib
+import os
+import select
+import signal
+import stat as stat_mod
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Candidate", "Inotify", "Tracker", "matches", "read_whole", "writer_holds"]
+
+# inotify(7) masks.
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = 0o4000
+IN_CLOEXEC = 0o2000000
+WATCH_MASK = (
+    IN_MODIFY
+    | IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
+)
+_EVENT = struct.Struct("iIII")
+_HASH_BLOCK = 1 << 20
+_F_SETLEASE = 1024
+_F_RDLCK = 0
+_F_UNLCK = 2
+
+
+class Inotify:
+    """Linux inotify through libc (ctypes): :meth:`add` a directory, :meth:`read` its changes.
+
+    :meth:`available` says whether this system has it; a failed :meth:`add` (no such
+    directory, too many watches) returns ``None`` and the caller's rescans cover it.
+    """
+
+    def __init__(self) -> None:
+        libc = _libc()
+        if libc is None:
+            raise OSError(errno.ENOSYS, "inotify is not available on this system")
+        self._libc = libc
+        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"inotify_init1: {os.strerror(err)}")
+        self.fd: int = fd
+        self._paths: dict[int, str] = {}  # watch descriptor -> directory
+        self._wds: dict[str, int] = {}
+        #: Set when the kernel's queue overflowed (events were lost): rescan everything.
+        self.overflowed = False
+
+    @staticmethod
+    def available() -> bool:
+        """Whether inotify can be used here (Linux with a libc that has it)."""
+        return _libc() is not None
+
+    def add(self, directory: str) -> int | None:
+        """Watch ``directory`` (not its subdirectories); its watch descriptor, or ``None`` on failure."""
+        if directory in self._wds:
+            return self._wds[directory]
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(directory), WATCH_MASK)
+        if wd < 0:
+            return None
+        self._paths[wd] = directory
+        self._wds[directory] = wd
+        return int(wd)
+
+    def watched(self) -> set[str]:
+        return set(self._wds)
+
+    def read(self, timeout: float) -> list[tuple[str, str, int]]:
+        """``(directory, name, mask)`` of the changes heard within ``timeout`` seconds."""
+        try:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        except InterruptedError:
+            return []
+        if not ready:
+            return []
+        out: list[tuple[str, str, int]] = []
+        while True:
+            try:
+                buf = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            offset = 0
+            while offset + _EVENT.size <= len(buf):
+                wd, mask, _cookie, length = _EVENT.unpack_from(buf, offset)
+                raw = buf[offset + _EVENT.size : offset + _EVENT.size + length]
+                offset += _EVENT.size + length
+                if mask & IN_Q_OVERFLOW:
+                    self.overflowed = True
+                    continue
+                directory = self._paths.get(wd)
+                if directory is None:
+                    continue
+                if mask & IN_IGNORED:  # the directory went away (or was unwatched)
+                    self._paths.pop(wd, None)
+                    self._wds.pop(directory, None)
+                    continue
+                out.append((directory, os.fsdecode(raw.rstrip(b"\0")), mask))
+            if len(buf) < (1 << 16) - 4096:
+                break
+        return out
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_LIBC: list[ctypes.CDLL | None] = []
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not _LIBC:
+        lib: ctypes.CDLL | None = None
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+                lib.inotify_init1.argtypes = [ctypes.c_int]
+                lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+            except (OSError, AttributeError):
+                lib = None
+        _LIBC.append(lib)
+    return _LIBC[0]
+
+
+# -- "no writer holds it open" ----------------------------------------------------------------------
+
+_LEASES = {"enabled": sys.platform.startswith("linux")}
+
+
+def enable_leases() -> bool:
+    """Make lease tests safe in this process; whether they will be used.
+
+    A writer opening a file while we hold the lease sends us ``SIGIO`` (whose default
+    kills): it is ignored here, which only the main thread can arrange. From another
+    thread, leases are used only if ``SIGIO`` is already handled or ignored.
+    """
+    if not sys.platform.startswith("linux") or not hasattr(signal, "SIGIO"):
+        _LEASES["enabled"] = False
+        return False
+    if signal.getsignal(signal.SIGIO) == signal.SIG_DFL:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGIO, signal.SIG_IGN)
+        else:
+            _LEASES["enabled"] = False
+            return False
+    _LEASES["enabled"] = True
+    return True
+
+
+def writer_holds(path: str) -> bool | None:
+    """Whether a process holds ``path`` open for writing: True, False, or None (cannot tell).
+
+    None where leases are not permitted (another user's file, a file system without
+    them, not Linux) or not enabled (:func:`enable_leases`): the settle rule decides then.
+    """
+    if not _LEASES["enabled"] or signal.getsignal(signal.SIGIO) == signal.SIG_DFL:
+        return None
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, _F_RDLCK)
+    except OSError as err:
+        return True if err.errno in (errno.EAGAIN, errno.EBUSY) else None
+    else:
+        try:
+            fcntl.fcntl(fd, _F_SETLEASE, _F_UNLCK)
+        except OSError:
+            pass
+        return False
+    finally:
+        os.close(fd)
+
+
+# -- reading a whole file ------------------------------------------------------------------------
+
+
+def same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two stats are of the same file, unchanged (inode, size, mtime)."""
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def read_whole(path: str, expected: os.stat_result) -> str | None:
+    """The sha256 of ``path`` read whole, or ``None`` when it changed before or while it was read.
+
+    Raises ``OSError`` when it cannot be read at all (gone, no permission).
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        before = os.fstat(f.fileno())
+        if not same_version(before, expected):
+            return None
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+        after = os.fstat(f.fileno())
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not (same_version(after, expected) and same_version(now, expected)):
+        return None
+    return digest.hexdigest()
+
+
+# -- which files ------------------------------------------------------------------------------
+
+
+def matches(relpath: str, patterns: Iterable[str]) -> bool:
+    """Whether ``relpath`` (posix) matches one of ``patterns``, case-insensitively.
+
+    A pattern with ``/`` is matched against the whole relative path, others against the
+    file name. No patterns: every file. Hidden files and directories (a name starting
+    with ``.``: editors' and copiers' temporary files) never match.
+    """
+    parts = relpath.split("/")
+    if any(part.startswith(".") for part in parts):
+        return False
+    pats = list(patterns)
+    if not pats:
+        return True
+    name = parts[-1].lower()
+    low = relpath.lower()
+    return any(fnmatch.fnmatchcase(low if "/" in p else name, p.lower()) for p in pats)
+
+
+@dataclass
+class Candidate:
+    """A complete file: its watched root (absolute), path relative to it (posix), stat."""
+
+    root: str
+    relpath: str
+    stat: os.stat_result
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, *self.relpath.split("/"))
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float  # monotonic time since which size and mtime are unchanged
+    closed: bool = False  # a close-after-write or rename into place was heard since
+    emitted: tuple[int, int] | None = None  # (size, mtime_ns) last handed out as complete
+
+
+@dataclass
+class Tracker:
+    """Finds the complete files of ``roots``: call :meth:`poll` in a loop.
+
+    Parameters
+    ----------
+    roots
+        Absolute directories.
+    patterns
+        Globs (see :func:`matches`).
+    recursive
+        Whether subdirectories (and new ones) are watched too.
+    settle
+        Seconds a file's size and mtime must stay the same to count as complete.
+    skip
+        ``skip(path)``: paths never to consider (the catalog's own files).
+    use_inotify
+        False: rescans only (what happens anyway where inotify is missing).
+    scan_interval
+        Seconds between full rescans (default: 5 with inotify, else ``max(1, settle / 2)``).
+    """
+
+    roots: list[str]
+    patterns: list[str] = field(default_factory=list)
+    recursive: bool = False
+    settle: float = 2.0
+    skip: Callable[[str], bool] = lambda path: False
+    use_inotify: bool = True
+    scan_interval: float | None = None
+    #: ``(root, relpath)`` of files that vanished before they were complete, since the last poll.
+    vanished: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._seen: dict[tuple[str, str], _Seen] = {}
+        self._inotify: Inotify | None = None
+        if self.use_inotify and Inotify.available():
+            try:
+                self._inotify = Inotify()
+            except OSError:
+                self._inotify = None
+        if self.scan_interval is None:
+            self.scan_interval = 5.0 if self._inotify is not None else max(1.0, self.settle / 2)
+        self._next_scan = 0.0
+        self._dirty: set[tuple[str, str]] = set()  # heard of since the last look
+
+    @property
+    def inotify(self) -> bool:
+        """Whether changes are heard through inotify (else rescans only)."""
+        return self._inotify is not None
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
+
+    def watched(self) -> set[str]:
+        """The directories inotify watches (none without inotify)."""
+        return self._inotify.watched() if self._inotify is not None else set()
+
+    def pending(self) -> list[tuple[str, str]]:
+        """Files seen that are not complete yet (or changed since they were handed out)."""
+        return [key for key, s in self._seen.items() if s.emitted != (s.size, s.mtime_ns)]
+
+    def forget(self, root: str, relpath: str) -> None:
+        """Hand this file out again when it is next complete (its reading failed: it changed)."""
+        seen = self._seen.get((root, relpath))
+        if seen is not None:
+            seen.emitted = None
+
+    # -- looking ---------------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """Look at every file under the roots now (and watch new directories)."""
+        now = time.monotonic()
+        present: set[tuple[str, str]] = set()
+        for root in self.roots:
+            self._watch_dir(root)
+            for relpath, st in self._walk(root, ""):
+                present.add((root, relpath))
+                self._note(root, relpath, st, now)
+        for key in [k for k in self._seen if k not in present]:
+            self._gone(key)
+        self._next_scan = now + (self.scan_interval or 1.0)
+
+    def _walk(self, root: str, rel: str) -> Iterable[tuple[str, os.stat_result]]:
+        directory = os.path.join(root, *rel.split("/")) if rel else root
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        for entry in entries:
+            relpath = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if self.recursive and not self.skip(entry.path):
+                        self._watch_dir(entry.path)
+                        yield from self._walk(root, relpath)
+                    continue
+                if not entry.is_file() or self.skip(entry.path) or not matches(relpath, self.patterns):
+                    continue
+                yield relpath, entry.stat()
+            except OSError:
+                continue
+
+    def _watch_dir(self, directory: str) -> None:
+        if self._inotify is not None and directory not in self._inotify.watched():
+            self._inotify.add(directory)
+
+    def _note(self, root: str, relpath: str, st: os.stat_result, now: float) -> None:
+        if not stat_mod.S_ISREG(st.st_mode):
+            return
+        key = (root, relpath)
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = _Seen(st.st_size, st.st_mtime_ns, now)
+        elif (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            seen.size, seen.mtime_ns, seen.since, seen.closed = st.st_size, st.st_mtime_ns, now, False
+
+    def _gone(self, key: tuple[str, str]) -> None:
+        seen = self._seen.pop(key, None)
+        if seen is not None and seen.emitted != (seen.size, seen.mtime_ns):
+            self.vanished.append(key)
+
+    def _hear(self, timeout: float) -> None:
+        assert self._inotify is not None
+        for directory, name, mask in self._inotify.read(timeout):
+            full = os.path.join(directory, name)
+            if name.startswith(".") or self.skip(full):
+                continue
+            if mask & IN_ISDIR:
+                if mask & (IN_CREATE | IN_MOVED_TO) and self.recursive:
+                    self._next_scan = 0.0  # a new subdirectory: watch it and look at what it already holds
+                continue
+            root_rel = self._relative(full)
+            if root_rel is None:
+                continue
+            root, relpath = root_rel
+            if not matches(relpath, self.patterns):
+                continue
+            key = (root, relpath)
+            if mask & (IN_DELETE | IN_MOVED_FROM):
+                self._gone(key)
+                continue
+            self._dirty.add(key)
+            if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+                try:
+                    st = os.stat(full, follow_symlinks=False)
+                except OSError:
+                    self._gone(key)
+                    continue
+                self._note(root, relpath, st, time.monotonic())
+                self._seen[key].closed = True
+        if self._inotify.overflowed:
+            self._inotify.overflowed = False
+            self._next_scan = 0.0
+
+    def _relative(self, full: str) -> tuple[str, str] | None:
+        for root in self.roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            if full.startswith(prefix):
+                rel = full[len(prefix) :]
+                if not self.recursive and os.sep in rel:
+                    return None
+                return root, Path(rel).as_posix()
+        return None
+
+    def poll(self, timeout: float) -> list[Candidate]:
+        """The files complete now (each version handed out once), waiting up to ``timeout``
+        seconds for changes when there is nothing else to do."""
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self.scan()
+        elif self._inotify is not None:
+            self._hear(min(timeout, max(0.0, self._next_scan - now)))
+        else:
+            time.sleep(min(timeout, max(0.0, self._next_scan - now)))
+        return self._complete()
+
+    def _complete(self) -> list[Candidate]:
+        now = time.monotonic()
+        wall = time.time()
+        out: list[Candidate] = []
+        for key, seen in list(self._seen.items()):
+            if seen.emitted == (seen.size, seen.mtime_ns) and key not in self._dirty:
+                continue
+            root, relpath = key
+            path = os.path.join(root, *relpath.split("/"))
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                self._gone(key)
+                continue
+            self._note(root, relpath, st, now)
+            seen = self._seen[key]
+            if seen.emitted == (seen.size, seen.mtime_ns):
+                continue
+            stable = now - seen.since >= self.settle
+            if not (seen.closed or stable or wall - st.st_mtime >= self.settle):
+                continue
+            holds = writer_holds(path)
+            if holds:
+                seen.closed = False
+                continue
+            if seen.closed or stable or holds is False:
+                seen.emitted = (seen.size, seen.mtime_ns)
+                out.append(Candidate(root, relpath, st))
+        self._dirty.clear()
+        out.sort(key=lambda c: (c.stat.st_mtime_ns, c.relpath))
+        return out

@@ -1,0 +1,283 @@
+"""The watcher's ledger: which file versions are in the catalog, so that none goes in twice.
+
+SQLite (WAL), one file per catalog: ``watch.sqlite`` in the directory of an embedded
+(SQLite) catalog, else ``<data dir>/watch/<hash of the catalog's address>.sqlite``
+(:func:`ledger_path`). One row per file version:
+
+``root, relpath, version, size, mtime_ns, sha256, state, run, resource, reason``
+
+* ``pending``: written before the file's bytes and documents; ``done`` once they are
+  stored. A watcher killed in between leaves a ``pending`` row, which the next one
+  settles by asking the catalog whether the run holds the file's event
+  (:func:`settle_pending`): ``done`` if so, else the row goes and the file is taken again;
+* ``done``: the version is in run ``run``, resource ``resource``;
+* ``unreadable``: its reader refused it (``reason``); retried when the file changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
+
+__all__ = ["DB_NAME", "FileRow", "Ledger", "ledger_path", "settle_pending"]
+
+DB_NAME = "watch.sqlite"
+STATES = ("pending", "done", "unreadable")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watched_files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    root TEXT NOT NULL,
+    relpath TEXT NOT NULL,
+    version INTEGER,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT,
+    state TEXT NOT NULL,
+    run TEXT,
+    resource TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS watched_files_path ON watched_files(root, relpath, id);
+CREATE INDEX IF NOT EXISTS watched_files_state ON watched_files(state) WHERE state = 'pending';
+"""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One row of the ledger."""
+
+    id: int
+    root: str
+    relpath: str
+    version: int | None
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    state: str
+    run: str | None
+    resource: str | None
+    reason: str
+
+
+_COLUMNS = "id, root, relpath, version, size, mtime_ns, sha256, state, run, resource, reason"
+
+
+def ledger_path(catalog: Any) -> Path:
+    """Where the ledger of ``catalog`` lives (see the module docstring)."""
+    directory = getattr(catalog.source, "directory", None)
+    if isinstance(directory, Path) and str(catalog.source.uri).startswith("sqlite://"):
+        return directory / DB_NAME
+    from ..config import data_dir
+    from ..uris import redact
+
+    name = hashlib.sha256(redact(catalog.source.uri).encode("utf-8")).hexdigest()[:24]
+    return data_dir() / "watch" / f"{name}.sqlite"
+
+
+class Ledger:
+    """The ledger at ``path`` (created if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._db = ProcessConnection(self._open)
+        self._lock = self._db.lock
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r})"
+
+    def _open(self) -> sqlite3.Connection:
+        def setup(conn: sqlite3.Connection) -> None:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+
+        return open_file(self.path, setup, what="the watch ledger")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        conn = self._db.get()
+        with self._lock:
+            return retry_locked(lambda: conn.execute(sql, params).fetchall(), f"cannot read {self.path}")
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T], what: str) -> T:
+        conn = self._db.get()
+
+        def attempt() -> T:
+            with self._lock:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    result = body(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+        return retry_locked(attempt, f"{what} in {self.path}", hint="; nothing was changed")
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def rows(self, root: str, relpath: str) -> list[FileRow]:
+        """The rows of one file, oldest first."""
+        sql = f"SELECT {_COLUMNS} FROM watched_files WHERE root = ? AND relpath = ? ORDER BY id"
+        return [FileRow(*r) for r in self._query(sql, (root, relpath))]
+
+    def latest_done(self, root: str, relpath: str) -> FileRow | None:
+        """The newest version of the file in the catalog, or None."""
+        done = [r for r in self.rows(root, relpath) if r.state == "done"]
+        return max(done, key=lambda r: r.version or 0) if done else None
+
+    def unreadable(self, root: str, relpath: str) -> FileRow | None:
+        """The file's unreadable mark, or None."""
+        bad = [r for r in self.rows(root, relpath) if r.state == "unreadable"]
+        return bad[-1] if bad else None
+
+    def pending(self) -> list[FileRow]:
+        """Rows a watcher left between writing and confirming."""
+        sql = f"SELECT {_COLUMNS} FROM watched_files WHERE state = 'pending' ORDER BY id"
+        return [FileRow(*r) for r in self._query(sql)]
+
+    def all(self, state: str | None = None) -> list[FileRow]:
+        """Every row (of ``state``), oldest first."""
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        return [
+            FileRow(*r) for r in self._query(f"SELECT {_COLUMNS} FROM watched_files {where} ORDER BY id", params)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._query("SELECT state, count(*) FROM watched_files GROUP BY state")
+        out = dict.fromkeys(STATES, 0)
+        out.update({state: n for state, n in rows})
+        return out
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def begin(
+        self, root: str, relpath: str, size: int, mtime_ns: int, sha256: str, run: str, resource: str
+    ) -> FileRow:
+        """A ``pending`` row for the next version of the file (before its bytes and documents)."""
+
+        def body(conn: sqlite3.Connection) -> FileRow:
+            (latest,) = conn.execute(
+                "SELECT max(version) FROM watched_files WHERE root = ? AND relpath = ? AND state = 'done'",
+                (root, relpath),
+            ).fetchone()
+            conn.execute(
+                "DELETE FROM watched_files WHERE root = ? AND relpath = ? AND state != 'done'", (root, relpath)
+            )
+            version = (latest or 0) + 1
+            cur = conn.execute(
+                "INSERT INTO watched_files (root, relpath, version, size, mtime_ns, sha256, state, run, resource,"
+                " updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (root, relpath, version, size, mtime_ns, sha256, run, resource, time.time()),
+            )
+            row_id = int(cur.lastrowid or 0)
+            row = conn.execute(f"SELECT {_COLUMNS} FROM watched_files WHERE id = ?", (row_id,)).fetchone()
+            return FileRow(*row)
+
+        return self._transaction(body, "could not note the file")
+
+    def done(self, row_id: int) -> None:
+        """The pending row's bytes and documents are stored."""
+        self._transaction(
+            lambda c: c.execute(
+                "UPDATE watched_files SET state = 'done', updated = ? WHERE id = ?", (time.time(), row_id)
+            ),
+            "could not mark the file done",
+        )
+
+    def drop(self, row_id: int) -> None:
+        """Forget a pending row (its documents were not stored: the file is taken again)."""
+        self._transaction(
+            lambda c: c.execute("DELETE FROM watched_files WHERE id = ? AND state = 'pending'", (row_id,)),
+            "could not drop the pending file",
+        )
+
+    def touch(self, row_id: int, size: int, mtime_ns: int) -> None:
+        """The file has this size and mtime now, with the same bytes (its mtime was touched)."""
+        self._transaction(
+            lambda c: c.execute(
+                "UPDATE watched_files SET size = ?, mtime_ns = ?, updated = ? WHERE id = ?",
+                (size, mtime_ns, time.time(), row_id),
+            ),
+            "could not note the file",
+        )
+
+    def mark_unreadable(self, root: str, relpath: str, size: int, mtime_ns: int, sha256: str, reason: str) -> None:
+        """The file as it is now cannot be read (``reason``); it is retried when it changes."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM watched_files WHERE root = ? AND relpath = ? AND state = 'unreadable'",
+                (root, relpath),
+            )
+            conn.execute(
+                "INSERT INTO watched_files (root, relpath, version, size, mtime_ns, sha256, state, reason,"
+                " updated) VALUES (?, ?, NULL, ?, ?, ?, 'unreadable', ?, ?)",
+                (root, relpath, size, mtime_ns, sha256, reason, time.time()),
+            )
+
+        self._transaction(body, "could not note the unreadable file")
+
+
+def settle_pending(ledger: Ledger, catalog: Any) -> tuple[int, int]:
+    """Settle the rows a killed watcher left ``pending``: ``(done, dropped)``.
+
+    A row is ``done`` when its run holds the file's event (the event whose ``file``
+    value is one of the resource's datums); otherwise it is dropped and the file is
+    taken again, into this watcher's run.
+    """
+    from ..exceptions import RunNotFound
+
+    done = dropped = 0
+    for row in ledger.pending():
+        found = False
+        if row.run and row.resource:
+            try:
+                found = _holds_event(catalog, row.run, row.resource)
+            except RunNotFound:
+                found = False
+        if found:
+            ledger.done(row.id)
+            done += 1
+        else:
+            ledger.drop(row.id)
+            dropped += 1
+    return done, dropped
+
+
+def _holds_event(catalog: Any, run: str, resource: str) -> bool:
+    """Whether run ``run`` holds the resource ``resource`` and an event referencing one of its datums."""
+    source = catalog.source
+    datums: set[str] = set()
+    has_resource = False
+    for entry in source.documents(run, names=("resource", "datum", "datum_page", "event", "event_page")):
+        name, doc = entry.name, entry.doc
+        if name == "resource" and doc.get("uid") == resource:
+            has_resource = True
+        elif name == "datum" and doc.get("resource") == resource:
+            datums.add(doc["datum_id"])
+        elif name == "datum_page" and doc.get("resource") == resource:
+            datums.update(doc.get("datum_id", []))
+        elif name == "event" and has_resource and datums:
+            if any(isinstance(v, str) and v in datums for v in doc.get("data", {}).values()):
+                return True
+        elif name == "event_page" and has_resource and datums:
+            for values in doc.get("data", {}).values():
+                if any(isinstance(v, str) and v in datums for v in values):
+                    return True
+    return False

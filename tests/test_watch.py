@@ -1,0 +1,288 @@
+"""scandeck watch: complete files of real directories become events of runs, exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from watch_procs import (
+    PlainReader,
+    ThreadedWatcher,
+    final_sha,
+    relpath_of,
+    start_writer,
+    wait_for,
+    watched_events,
+)
+
+import scandeck
+from scandeck.cli.main import main
+from scandeck.files import layout
+from scandeck.files.complete import Tracker, writer_holds
+from scandeck.files.ledger import Ledger, ledger_path
+from scandeck.files.watch import Watcher
+
+
+def plain(path: str) -> PlainReader:
+    return PlainReader()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def cat(tmp_path: Path):
+    catalog = scandeck.open_catalog(str(tmp_path / "store"))
+    yield catalog
+    catalog.close()
+
+
+def watcher(cat, root: Path, lines: list[str] | None = None, **kwargs) -> Watcher:
+    kwargs.setdefault("reader_for", plain)
+    kwargs.setdefault("settle", 0.2)
+    return Watcher(cat, [root], say=(lines.append if lines is not None else None), **kwargs)
+
+
+def test_once_takes_the_files_there_in_one_run_with_their_documents(cat, tmp_path):
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    files = {"a.dat": b"alpha", "b.dat": b"beta" * 1000, "sub/c.dat": b"gamma", "notes.txt": b"skip me"}
+    for rel, data in files.items():
+        (root / rel).write_bytes(data)
+    (root / ".hidden.dat").write_bytes(b"temporary")
+    lines: list[str] = []
+    summary = watcher(
+        cat, root, lines, patterns=["*.dat"], recursive=True, once=True, metadata={"sample": "Ni"}
+    ).run()
+    assert summary.files == 3 and len(summary.runs) == 1
+    run = cat[-1]
+    start = run.metadata["start"]
+    assert start["plan_name"] == "watch" and start["sample"] == "Ni"
+    assert start["watch"] == layout.watch_metadata(
+        [str(root.resolve())], ["*.dat"], "session", start["watch"]["host"], transfer=False
+    )
+    assert run.metadata["stop"]["exit_status"] == "success"
+    assert run.metadata["stop"]["num_events"] == {"plain": 3}
+    events = watched_events(cat)
+    assert sorted(e["path"] for e in events) == ["a.dat", "b.dat", "sub/c.dat"]
+    for e in events:
+        assert e["sha256"] == sha(files[e["path"]]) and e["size"] == len(files[e["path"]])
+        assert e["version"] == 1 and json.loads(e["info"])["head"] == files[e["path"]][:3].decode()
+        assert e["stream"] == "plain"
+    resources = [doc for name, doc in run.documents() if name == "resource"]
+    assert {r["resource_path"] for r in resources} == {"a.dat", "b.dat", "sub/c.dat"}
+    for r in resources:
+        assert r["spec"] == layout.SPEC and r["root"] == str(root.resolve()) and r["path_semantics"] == "posix"
+        assert r["resource_kwargs"] == layout.resource_kwargs(
+            "plain", sha(files[r["resource_path"]]), len(files[r["resource_path"]]), run.uid
+        )
+    table = run.plain.read(fill=False)
+    assert sorted(table["path"].values.tolist()) == ["a.dat", "b.dat", "sub/c.dat"]
+    assert any(line.startswith("ingested 3 files") and run.uid[:8] in line for line in lines)
+    assert ledger_path(cat) == tmp_path / "store" / "watch.sqlite"
+
+
+def test_a_second_once_takes_nothing_twice_and_a_rewrite_is_a_new_version(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"one")
+    (root / "b.dat").write_bytes(b"bee")
+    assert watcher(cat, root, once=True).run().files == 2
+    assert watcher(cat, root, once=True).run().files == 0  # nothing new: no event, no run
+    # Same bytes, new mtime: nothing; other bytes: version 2 of the same path.
+    os.utime(root / "b.dat", ns=(time.time_ns(), time.time_ns() - 10**9))
+    (root / "a.dat").write_bytes(b"two!")
+    summary = watcher(cat, root, once=True).run()
+    assert summary.files == 1
+    events = watched_events(cat)
+    assert [(e["path"], e["version"], e["sha256"]) for e in events if e["path"] == "a.dat"] == [
+        ("a.dat", 1, sha(b"one")),
+        ("a.dat", 2, sha(b"two!")),
+    ]
+    assert [e["path"] for e in events].count("b.dat") == 1
+    assert len({e["run"] for e in events}) == 2
+
+
+def test_a_slow_writer_is_never_read_half_written(cat, tmp_path):
+    """Files written in pieces, held open meanwhile: each is taken when closed, whole."""
+    root = tmp_path / "data"
+    root.mkdir()
+    n = 6
+    # settle far beyond the test: only closes (IN_CLOSE_WRITE) make files complete here.
+    with ThreadedWatcher(watcher(cat, root, settle=600)) as tw:
+        writer = start_writer(root, n, pieces=4, delay=0.03)
+        writer.communicate(timeout=60)
+        assert writer.returncode == 0
+        wait_for(lambda: tw.watcher.summary.files >= n, f"{n} files in")
+    events = watched_events(cat)
+    assert sorted(e["path"] for e in events) == [relpath_of(i, 0) for i in range(n)]
+    for e in events:
+        assert e["sha256"] == final_sha(int(e["path"][1:4]), 4)
+        assert e["size"] == (root / e["path"]).stat().st_size
+
+
+def test_scans_with_no_settle_wait_for_the_writer_to_close(cat, tmp_path):
+    """No inotify, settle 0: only the lease test (a writer holds it open) keeps a half file out."""
+    probe = tmp_path / "probe"
+    with open(probe, "wb") as f:
+        f.write(b"x")
+        if writer_holds(str(probe)) is not True:
+            pytest.skip("file leases are not permitted here: the settle rule alone decides")
+    root = tmp_path / "data"
+    root.mkdir()
+    n = 4
+    w = watcher(cat, root, settle=0, use_inotify=False, scan_interval=0.01)
+    assert not w.tracker.inotify
+    with ThreadedWatcher(w) as tw:
+        writer = start_writer(root, n, pieces=5, delay=0.05)
+        writer.communicate(timeout=60)
+        assert writer.returncode == 0
+        wait_for(lambda: tw.watcher.summary.files >= n, f"{n} files in")
+    events = watched_events(cat)
+    assert len(events) == n
+    for e in events:
+        assert e["sha256"] == final_sha(int(e["path"][1:4]), 5)
+
+
+@pytest.mark.parametrize("run_per", ["directory", "file"])
+def test_runs_per_directory_and_per_file(cat, tmp_path, run_per):
+    root = tmp_path / "data"
+    for rel in ("top.dat", "x/1.dat", "x/2.dat", "y/z/3.dat"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(rel.encode())
+    summary = watcher(cat, root, once=True, recursive=True, run_per=run_per).run()
+    assert summary.files == 4
+    parts = {}
+    for run in cat:
+        watch = run.metadata["start"]["watch"]
+        assert watch["run_per"] == run_per and watch["roots"] == [str(root.resolve())]
+        assert run.metadata["stop"]["exit_status"] == "success"
+        parts[watch["part"]] = sorted(e["path"] for e in watched_events(cat) if e["run"] == run.uid)
+    if run_per == "directory":
+        assert parts == {".": ["top.dat"], "x": ["x/1.dat", "x/2.dat"], "y/z": ["y/z/3.dat"]}
+    else:
+        assert parts == {p: [p] for p in ("top.dat", "x/1.dat", "x/2.dat", "y/z/3.dat")}
+
+
+def test_new_subdirectories_are_watched_when_recursive(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    # A file written before its new directory is watched was closed unheard: it settles.
+    with ThreadedWatcher(watcher(cat, root, recursive=True, settle=0.3)) as tw:
+        wait_for(lambda: root.as_posix() in {Path(p).as_posix() for p in tw.watcher.tracker.watched()}, "watch")
+        (root / "new" / "deeper").mkdir(parents=True)
+        (root / "new" / "deeper" / "f.dat").write_bytes(b"deep")
+        wait_for(lambda: tw.watcher.summary.files >= 1, "the file in the new directory")
+    assert [e["path"] for e in watched_events(cat)] == ["new/deeper/f.dat"]
+
+
+def test_a_file_that_vanishes_before_it_is_complete_is_a_warning(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    lines: list[str] = []
+    with ThreadedWatcher(watcher(cat, root, lines, settle=600)) as tw:
+        with open(root / "gone.dat", "wb") as f:
+            f.write(b"half")
+            f.flush()
+            wait_for(lambda: (str(root.resolve()), "gone.dat") in tw.watcher.tracker.pending(), "the file seen")
+            (root / "gone.dat").unlink()
+        (root / "kept.dat").write_bytes(b"whole")
+        wait_for(lambda: tw.watcher.summary.files >= 1, "the next file")
+    assert tw.summary.vanished == ["gone.dat"]
+    assert any("gone.dat vanished before it was complete" in line for line in lines)
+    assert [e["path"] for e in watched_events(cat)] == ["kept.dat"]
+
+
+def test_an_unreadable_file_is_reported_once_and_retried_when_it_changes(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "bad.dat").write_bytes(b"BAD header")
+    (root / "good.dat").write_bytes(b"fine")
+    lines: list[str] = []
+    summary = watcher(cat, root, lines, once=True).run()
+    assert summary.files == 1 and summary.unreadable == ["bad.dat"]
+    assert [line for line in lines if "bad.dat" in line] == [
+        "warning: bad.dat is unreadable, skipped: "
+        f"{root.resolve() / 'bad.dat'} starts with BAD (taken again if it changes)"
+    ]
+    rows = Ledger(ledger_path(cat)).all("unreadable")
+    assert [(r.relpath, r.reason) for r in rows] == [("bad.dat", f"{root.resolve() / 'bad.dat'} starts with BAD")]
+    lines.clear()
+    assert watcher(cat, root, lines, once=True).run().unreadable == []  # unchanged: not reported again
+    assert lines == []
+    (root / "bad.dat").write_bytes(b"now good")
+    assert watcher(cat, root, once=True).run().files == 1
+    assert sorted(e["path"] for e in watched_events(cat)) == ["bad.dat", "good.dat"]
+
+
+def test_the_catalogs_own_files_are_never_taken(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"a")
+    cat = scandeck.open_catalog(str(root / "store"))
+    try:
+        summary = Watcher(cat, [root], recursive=True, once=True, reader_for=plain, settle=0.2).run()
+        assert summary.files == 1
+        assert [e["path"] for e in watched_events(cat)] == ["a.dat"]
+    finally:
+        cat.close()
+
+
+def test_tracker_hears_renames_into_place(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    tracker = Tracker([str(root)], ["*.dat"], settle=600)
+    assert tracker.inotify
+    tracker.scan()
+    (root / "x.tmp").write_bytes(b"whole")
+    os.rename(root / "x.tmp", root / "x.dat")
+    found: list = []
+    wait_for(lambda: bool(found.extend(tracker.poll(0.05)) or found), "the rename")
+    assert [c.relpath for c in found] == ["x.dat"]
+    tracker.close()
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(["watch", *args])
+    return code, capsys.readouterr().err
+
+
+def test_cli_errors_say_what_to_do(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    code, err = run_cli(capsys, str(tmp_path / "nowhere"), "--catalog", store, "--once")
+    assert code == 2 and "no directory" in err and "nowhere" in err
+    (tmp_path / "a.tif").write_bytes(b"")
+    code, err = run_cli(capsys, str(tmp_path), str(tmp_path / "a.tif"), "--pattern", "b.tif", "--catalog", store)
+    assert code == 2 and "is a file, not a directory" in err and "quote --pattern" in err
+    code, err = run_cli(capsys, str(tmp_path), "--pattern", "/data/*.tif", "--catalog", store)
+    assert code == 2 and "is a path, not a glob" in err
+    code, err = run_cli(capsys, str(tmp_path), "--pattern", "", "--catalog", store)
+    assert code == 2 and "--pattern is empty" in err
+    code, err = run_cli(capsys, str(tmp_path), "--transfer", "--catalog", store)
+    assert code == 2 and "not one" in err and "redis://" in err
+    code, err = run_cli(capsys, str(tmp_path), "--metadata", "novalue", "--catalog", store)
+    assert code == 2 and "KEY=VALUE" in err
+    code, err = run_cli(capsys, str(tmp_path), "--metadata", "plan_name=x", "--catalog", store)
+    assert code == 2 and "set by the watcher" in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_cli_metadata_values_are_json_when_they_parse():
+    from scandeck.cli.watch import parse_metadata
+
+    assert parse_metadata(["T=300", "sample=Ni", "tags=[1, 2]", "ok=true", "text=a=b", 'q="3"']) == {
+        "T": 300,
+        "sample": "Ni",
+        "tags": [1, 2],
+        "ok": True,
+        "text": "a=b",
+        "q": "3",
+    }
