@@ -6,6 +6,10 @@ and the checkout stays clean. The printed URL opens that notebook, with its toke
 Ctrl-C stops the beamline (the run in flight still gets its stop document), JupyterLab and
 its kernels, and the command exits 0.
 
+The beamline runs with ``--files <data dir>/instrument`` (unless ARGS name ``--files``): a
+simulated instrument writes TIFF images and CSV patterns there, a folder per sample, and a
+watcher takes them into the same catalog, so the panel also shows a watched run growing.
+
 ``python -m scandeck.demo_lab [ARGS]`` is what ``./run demo`` runs after its set-up; ARGS go
 to ``scandeck demo``. ``SCANDECK_LAB_PORT`` picks the lab's port (default 8888, or a free
 one when 8888 is taken) and ``SCANDECK_DEMO_NOTEBOOK`` the notebook to copy.
@@ -30,8 +34,10 @@ from typing import Any
 
 from .config import data_dir
 
-__all__ = ["main", "prepare_notebook", "run_lab_demo"]
+__all__ = ["INSTRUMENT_DIR", "beamline_command", "main", "prepare_notebook", "run_lab_demo"]
 
+#: Where the demo's simulated instrument writes, under the data directory.
+INSTRUMENT_DIR = "instrument"
 #: The notebook the demo opens, as shipped in the repository.
 REPOSITORY_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "live_analysis.ipynb"
 LAB_START_TIMEOUT = 60.0
@@ -142,8 +148,11 @@ def run_lab_demo(
             return _stop(children, stop_requests, say)  # Ctrl-C while the lab was starting
         say(f"the live notebook ({done} to {copy}) in JupyterLab; open:\n\n    {url}\n")
         say(f"JupyterLab's log: {log_path}; Ctrl-C once stops the beamline, JupyterLab and its kernels")
+        command = beamline_command(beamline_args, data)
+        if command[-2:] == ["--files", str(data / INSTRUMENT_DIR)]:
+            say(f"a simulated instrument writes files into {data / INSTRUMENT_DIR}, watched into the catalog")
         beamline = subprocess.Popen(
-            [sys.executable, "-m", "scandeck.cli", "demo", *beamline_args],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
@@ -166,6 +175,22 @@ def run_lab_demo(
                 child.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def beamline_command(beamline_args: Sequence[str], data: Path) -> list[str]:
+    """``scandeck demo ARGS``, with ``--files <data>/instrument`` unless ARGS name ``--files``.
+
+    Examples
+    --------
+    >>> beamline_command(["--pace", "0"], Path("/d"))[3:]
+    ['demo', '--pace', '0', '--files', '/d/instrument']
+    >>> beamline_command(["--files", "x"], Path("/d"))[-2:]
+    ['--files', 'x']
+    """
+    command = [sys.executable, "-m", "scandeck.cli", "demo", *beamline_args]
+    if not any(a == "--files" or a.startswith("--files=") for a in beamline_args):
+        command += ["--files", str(data / INSTRUMENT_DIR)]
+    return command
 
 
 def _default_port() -> int:

@@ -39,6 +39,8 @@ examples:
   scandeck demo --runs 5 --pace 0   five runs, as fast as possible
   scandeck demo --catalog ./demo-store --seed 1
   scandeck demo --catalog 'redis://localhost:6379/0?prefix=demo'   publish on a Redis bus
+  scandeck demo --files ./xrd       also a simulated instrument writing TIFF images and
+                                    CSV patterns into ./xrd, watched into the catalog
 
 Watch it from another terminal with 'scandeck ls' (same --catalog).
 Ctrl-C stops: the run in flight is aborted and still gets its stop document.""",
@@ -66,6 +68,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     demo.add_argument(
         "--seed", type=int, default=None, metavar="S", help="reproduce the same mix of plans, samples and data"
+    )
+    demo.add_argument(
+        "--files",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also run a simulated instrument writing TIFF and CSV files into DIR (a folder per sample), "
+        "and a watcher taking them into the catalog (one watched run per demo; --runs N: N samples)",
     )
     demo.set_defaults(handler=cmd_demo)
 
@@ -253,6 +263,7 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
         )
     else:
         keeper = None
+    instrument = _start_instrument(cat, args) if getattr(args, "files", None) is not None else None
     print(flush=True)
 
     writer = cat.writer()
@@ -270,8 +281,34 @@ def _demo(cat: Catalog, args: argparse.Namespace, run_demo: Any, stop: threading
         )
     finally:
         writer.close()
+        if instrument is not None:
+            _finish_instrument(instrument, now=stop.is_set() or args.runs is None)
         if keeper is not None:
             stop.set()
             keeper.join(timeout=30)
     print(f"\n{_runs(n)} written; see them with: {watch}")
     return 0
+
+
+def _start_instrument(cat: Catalog, args: argparse.Namespace) -> Any:
+    """The simulated instrument writing into ``--files DIR`` and its watcher, started."""
+    from ..files.instrument import InstrumentDemo
+
+    directory = args.files.expanduser().resolve()
+    demo = InstrumentDemo(
+        cat,
+        directory,
+        pace=args.pace,
+        samples=args.runs,
+        seed=args.seed,
+        say=lambda line: print(f"  {printable(line)}", flush=True),
+    )
+    print(f"  instrument: TIFF images and CSV patterns into {printable(str(directory))}, a folder per sample;")
+    print("  a watcher takes each finished file into one watched run (scandeck watch --help)")
+    demo.start()
+    return demo
+
+
+def _finish_instrument(demo: Any, *, now: bool) -> None:
+    summary = demo.finish(now=now)
+    print(f"  watcher: {summary.files} file(s) of the instrument taken into the catalog", flush=True)
