@@ -113,14 +113,8 @@ def test_key_names() -> None:
         "entry_data_data_2",
         "entry_data_data_3",
     ]
-    assert data_key_names(["2theta (deg)", "", "path", "lambda", "_x_", "Å"], prefix="col") == [
-        "col_2theta_deg",
-        "col",
-        "path_",
-        "lambda_",
-        "x",
-        "col",
-    ][:5] + ["col_2"]
+    names = data_key_names(["2theta (deg)", "", "path", "lambda", "_x_", "Å"], prefix="col")
+    assert names == ["col_2theta_deg", "col", "path_", "lambda_", "x", "col_2"]
 
 
 def test_jsonable() -> None:
