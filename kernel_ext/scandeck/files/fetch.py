@@ -1,0 +1,150 @@
+"""Writing a watched run's files out, verified: what ``scandeck files fetch`` does.
+
+Each file version of the run goes under ``DIR`` at its path relative to the
+watched root. When the run holds several versions of one path (the file was
+rewritten while watched), the newest is written at the path and each older one
+beside it with its version before the extension: ``img.tif`` (newest),
+``img.v1.tif``, ``img.v2.tif``... (``latest_only``: the newest alone). A file
+already there with the same bytes is left as it is; one with other bytes is
+replaced only with ``overwrite``. A path that would leave ``DIR`` (absolute,
+or with ``..``) is refused.
+
+The bytes come from wherever :func:`scandeck.files.handler.local_file` finds
+them: the original file when this machine sees it, the local cache, the Redis
+bus (``watch --transfer``) or the keeper's archive; every copy is checked
+against the run's sha256 before it takes its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..exceptions import FileMismatch, ScandeckError
+from ..safe_text import printable
+from .follow import PendingFile
+
+__all__ = ["Placed", "copy_verified", "place", "versioned_name"]
+
+_BLOCK = 4 << 20
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where one file version of a run goes."""
+
+    file: PendingFile
+    name: str  # relative posix path under the target directory
+    target: Path
+
+
+def versioned_name(relpath: str, version: int) -> str:
+    """The name of an older version of ``relpath``: its version before the extension.
+
+    Examples
+    --------
+    >>> versioned_name("run1/img.tif", 2)
+    'run1/img.v2.tif'
+    >>> versioned_name("README", 1)
+    'README.v1'
+    """
+    path = PurePosixPath(relpath)
+    return str(path.with_name(f"{path.stem}.v{version}{path.suffix}"))
+
+
+def _inside(relpath: str) -> PurePosixPath:
+    """``relpath`` as a path that stays inside the target directory; ScandeckError otherwise."""
+    path = PurePosixPath(relpath)
+    if not relpath or path.is_absolute() or ".." in path.parts or "\x00" in relpath or path == PurePosixPath("."):
+        raise ScandeckError(
+            printable(
+                f"the run names a file {relpath!r}, which would be written outside the target "
+                "directory; it was not written (the run's documents were not written by scandeck watch?)"
+            )
+        )
+    return path
+
+
+def place(files: Iterable[PendingFile], to: Path, *, latest_only: bool = False) -> list[Placed]:
+    """Where each file version goes under ``to`` (newest version of a path at the path), in run order.
+
+    Raises :class:`~scandeck.exceptions.ScandeckError` before anything is
+    written when a path would leave ``to`` or an older version's name is
+    another file's path in the run.
+    """
+    files = list(files)
+    newest: dict[str, int] = {}
+    for f in files:
+        _inside(f.relpath)
+        version = int(f.fields["version"])
+        newest[f.relpath] = max(newest.get(f.relpath, version), version)
+    paths = set(newest)
+    out: list[Placed] = []
+    taken: dict[str, PendingFile] = {}
+    for f in files:
+        version = int(f.fields["version"])
+        if version == newest[f.relpath]:
+            name = f.relpath
+        elif latest_only:
+            continue
+        else:
+            name = versioned_name(f.relpath, version)
+            if name in paths:
+                raise ScandeckError(
+                    printable(
+                        f"version {version} of {f.relpath!r} would be written as {name!r}, a file of the "
+                        "run by that name; fetch with --latest (newest versions only) or into two directories"
+                    )
+                )
+        if name in taken and taken[name].fields["sha256"] != f.fields["sha256"]:
+            raise ScandeckError(
+                printable(
+                    f"the run holds two different files as version {version} of {f.relpath!r}; fetch with --latest"
+                )
+            )
+        taken[name] = f
+        out.append(Placed(f, name, Path(to).joinpath(*PurePosixPath(name).parts)))
+    return out
+
+
+def same_bytes(path: Path, sha256: str, size: int) -> bool:
+    """Whether ``path`` already holds the file (size, then sha256)."""
+    from .cache import sha256_of
+
+    try:
+        return path.stat().st_size == int(size) and sha256_of(path) == sha256
+    except OSError:
+        return False
+
+
+def copy_verified(source: Path, target: Path, sha256: str, size: int) -> None:
+    """Copy ``source`` to ``target`` through a temporary file beside it, checking size and sha256.
+
+    Raises :class:`~scandeck.exceptions.FileMismatch` naming both hashes (nothing
+    is left at ``target`` then).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            while block := src.read(_BLOCK):
+                out.write(block)
+                digest.update(block)
+                written += len(block)
+        if written != int(size) or digest.hexdigest() != sha256:
+            raise FileMismatch(
+                printable(
+                    f"{source} holds {written} bytes with sha256 {digest.hexdigest()}, but the run declares "
+                    f"{int(size)} bytes with sha256 {sha256}; {target} was not written"
+                )
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
