@@ -225,6 +225,10 @@ def test_truncated_edf(tmp_path: Path) -> None:
     junk = tmp_path / "junk.cbf"
     junk.write_bytes(b"\x00" * 10)
     _unreadable("image", junk, "fabio cannot read")
+    whole = write_cbf(tmp_path / "whole.cbf", frames(1, dtype="<i4")[0]).read_bytes()
+    cbf = tmp_path / "cut.cbf"
+    cbf.write_bytes(whole[:-300])  # fabio checks the binary's MD5, logs, then raises a bare AssertionError
+    _unreadable("image", cbf, "Checksum")
 
 
 # --- HDF5 --------------------------------------------------------------------------------------

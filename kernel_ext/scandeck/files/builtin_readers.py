@@ -208,13 +208,15 @@ class FabioReader:
             except (OSError, ValueError, KeyError, AssertionError, struct.error) as exc:
                 if isinstance(exc, FileNotFoundError | PermissionError):
                     raise
-                raise unreadable(path, self.name, f"fabio cannot read it ({type(exc).__name__}: {exc})") from exc
+                raise unreadable(path, self.name, _fabio_reason("fabio cannot read it", exc, log)) from exc
             with img:
                 try:
                     frames = [np.asarray(img.data)]
                     frames += [np.asarray(img.getframe(i).data) for i in range(1, int(img.nframes or 1))]
                 except (OSError, ValueError, KeyError, AssertionError, struct.error, IndexError) as exc:
-                    raise unreadable(path, self.name, f"fabio cannot read its frames ({exc})") from exc
+                    raise unreadable(
+                        path, self.name, _fabio_reason("fabio cannot read its frames", exc, log)
+                    ) from exc
                 if log:
                     raise unreadable(path, self.name, f"a corrupt or truncated image: fabio says {log[0]}")
                 if any(f.shape != frames[0].shape or f.dtype != frames[0].dtype for f in frames):
@@ -223,6 +225,16 @@ class FabioReader:
                         path, self.name, f"its {len(frames)} frames differ in shape or type ({', '.join(kinds)})"
                     )
                 yield img, frames
+
+
+def _fabio_reason(what: str, exc: Exception, log: list[str]) -> str:
+    """fabio raises bare errors (an empty AssertionError) after logging what was wrong: say that."""
+    said = f"; fabio says {log[0]}" if log else ""
+    return (
+        f"{what} ({type(exc).__name__}: {exc}{said})"
+        if str(exc)
+        else f"{what} ({log[0] if log else type(exc).__name__})"
+    )
 
 
 class NpyReader:
