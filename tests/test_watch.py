@@ -207,11 +207,10 @@ def test_an_unreadable_file_is_reported_once_and_retried_when_it_changes(cat, tm
     summary = watcher(cat, root, lines, once=True).run()
     assert summary.files == 1 and summary.unreadable == ["bad.dat"]
     assert [line for line in lines if "bad.dat" in line] == [
-        "warning: bad.dat is unreadable, skipped: "
-        f"{root.resolve() / 'bad.dat'} starts with BAD (taken again if it changes)"
+        "warning: bad.dat is unreadable, skipped: starts with BAD (taken again if it changes)"
     ]
     rows = Ledger(ledger_path(cat)).all("unreadable")
-    assert [(r.relpath, r.reason) for r in rows] == [("bad.dat", f"{root.resolve() / 'bad.dat'} starts with BAD")]
+    assert [(r.relpath, r.reason) for r in rows] == [("bad.dat", "starts with BAD")]
     lines.clear()
     assert watcher(cat, root, lines, once=True).run().unreadable == []  # unchanged: not reported again
     assert lines == []

@@ -1,7 +1,7 @@
 """An instrument that writes files slowly, for the watcher's tests, and what they share.
 
 ``python tests/watch_procs.py write DIR N PIECES DELAY [SUBDIRS]`` writes ``N`` files
-``f000.dat``... (in ``SUBDIRS`` subdirectories ``d0``, ``d1``... round-robin when given), each
+``f000.raw``... (in ``SUBDIRS`` subdirectories ``d0``, ``d1``... round-robin when given), each
 in ``PIECES`` pieces with ``DELAY`` seconds between them, holding the file open
 throughout as vendor software does; prints ``wrote RELPATH SHA256`` after each close.
 """
@@ -33,7 +33,7 @@ def final_sha(i: int, pieces: int) -> str:
 
 
 def relpath_of(i: int, subdirs: int) -> str:
-    return f"d{i % subdirs}/f{i:03d}.dat" if subdirs else f"f{i:03d}.dat"
+    return f"d{i % subdirs}/f{i:03d}.raw" if subdirs else f"f{i:03d}.raw"
 
 
 def write(directory: str, n: int, pieces: int, delay: float, subdirs: int = 0) -> None:
@@ -90,7 +90,7 @@ class PlainReader:
         with open(path, "rb") as f:
             head = f.read(3)
         if head == b"BAD":
-            raise UnreadableFile(f"{path} starts with BAD", path, self.name)
+            raise UnreadableFile(f"{path}: starts with BAD", path, self.name)
         return SimpleNamespace(data_keys={}, info={"head": head.decode("latin-1")})
 
     def read(self, path: str, key: str) -> Any:

@@ -367,6 +367,7 @@ class Watcher:
         return True
 
     def _unreadable(self, cand: Candidate, sha: str, reason: str) -> None:
+        reason = reason.removeprefix(f"{cand.path}: ")  # readers name the file; the line names it already
         self.ledger.mark_unreadable(cand.root, cand.relpath, cand.stat.st_size, cand.stat.st_mtime_ns, sha, reason)
         self.summary.unreadable.append(cand.relpath)
         self.say(f"warning: {cand.relpath} is unreadable, skipped: {reason} (taken again if it changes)")

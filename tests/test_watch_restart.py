@@ -1,0 +1,166 @@
+"""scandeck watch across restarts: killed at any point, restarted, every file exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from watch_procs import PlainReader, final_sha, relpath_of, start_writer, wait_for, watched_events
+
+import scandeck
+from scandeck.files.ledger import Ledger, ledger_path, settle_pending
+from scandeck.files.watch import Watcher
+
+
+class Killed(BaseException):
+    """Stands for the watcher's death at one step (what SIGKILL would do there)."""
+
+
+class DiesAfterDocuments(Ledger):
+    def done(self, row_id: int) -> None:
+        raise Killed
+
+
+class DiesBeforeDocuments(Ledger):
+    def begin(self, *args, **kwargs):
+        super().begin(*args, **kwargs)
+        raise Killed
+
+
+@pytest.fixture
+def cat(tmp_path: Path):
+    catalog = scandeck.open_catalog(str(tmp_path / "store"))
+    yield catalog
+    catalog.close()
+
+
+def once(cat, root: Path, ledger: Ledger | None = None) -> object:
+    return Watcher(cat, [root], once=True, settle=0.2, reader_for=lambda p: PlainReader(), ledger=ledger).run()
+
+
+@pytest.mark.parametrize("dying", [DiesAfterDocuments, DiesBeforeDocuments])
+def test_a_file_left_pending_is_settled_by_asking_the_catalog(cat, tmp_path, dying):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"alpha")
+    with pytest.raises(Killed):
+        once(cat, root, dying(ledger_path(cat)))
+    ledger = Ledger(ledger_path(cat))
+    [pending] = ledger.pending()
+    written = [e["path"] for e in watched_events(cat)]
+    assert written == (["a.dat"] if dying is DiesAfterDocuments else [])
+    assert cat[-1].metadata["stop"]["exit_status"] == "fail"  # the run the dying watcher had started
+    (root / "b.dat").write_bytes(b"beta")
+    summary = once(cat, root)
+    assert summary.settled == ((1, 0) if dying is DiesAfterDocuments else (0, 1))
+    events = watched_events(cat)
+    assert sorted(e["path"] for e in events) == ["a.dat", "b.dat"]  # a.dat once, whichever the step
+    assert ledger.pending() == [] and ledger.counts()["done"] == 2
+    assert settle_pending(ledger, cat) == (0, 0)
+    ledger.close()
+
+
+def watch_command(root: Path, store: Path, settle: str = "0.2") -> subprocess.Popen[str]:
+    args = ["watch", str(root), "--catalog", str(store), "--recursive", "--settle", settle]
+    return subprocess.Popen(
+        [sys.executable, "-m", "scandeck.cli", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+
+
+def done_count(store: Path) -> int:
+    path = store / "watch.sqlite"
+    if not path.exists():
+        return 0
+    ledger = Ledger(path)
+    try:
+        return ledger.counts()["done"]
+    finally:
+        ledger.close()
+
+
+def test_a_sigkilled_watcher_restarted_mid_directory_takes_every_file_exactly_once(tmp_path):
+    root, store = tmp_path / "data", tmp_path / "store"
+    root.mkdir()
+    n = 30
+    writer = start_writer(root, n, pieces=3, delay=0.03, subdirs=3)
+    assert writer.stdout is not None
+    first = watch_command(root, store)
+    try:
+        wait_for(lambda: done_count(store) >= 5, "the first watcher's first files")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+    written_while_down = 0
+    while written_while_down < 3:  # files complete while no watcher runs
+        line = writer.stdout.readline()
+        assert line, "the writer ended before files arrived while the watcher was down"
+        written_while_down += 1
+    second = watch_command(root, store)
+    try:
+        writer.communicate(timeout=60)
+        assert writer.returncode == 0
+        wait_for(lambda: done_count(store) >= n, "every file in after the restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "done:" in err
+    cat = scandeck.open_catalog(str(store))
+    try:
+        events = watched_events(cat)
+        paths = [e["path"] for e in events]
+        assert sorted(paths) == sorted(relpath_of(i, 3) for i in range(n))  # no gap, no duplicate
+        for e in events:
+            assert e["sha256"] == final_sha(int(Path(e["path"]).name[1:4]), 3)
+        runs = [r for r in cat if r.metadata["start"]["plan_name"] == "watch"]
+        assert len(runs) == 2
+        statuses = sorted(r.status for r in runs)
+        assert statuses == ["incomplete", "success"]  # the killed one has no stop document
+        newest = runs[0]
+        assert newest.metadata["stop"]["num_events"] == {
+            "bytes": len([e for e in events if e["run"] == newest.uid])
+        }
+    finally:
+        cat.close()
+
+
+def test_cli_once_reads_back_arrays_and_paths_and_reports_a_corrupt_tiff(tmp_path):
+    import tifffile
+
+    root, store = tmp_path / "data", tmp_path / "store"
+    root.mkdir()
+    image = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    tifffile.imwrite(root / "image.tif", image)
+    tifffile.imwrite(root / "broken.tif", image)
+    whole = (root / "broken.tif").read_bytes()
+    (root / "broken.tif").write_bytes(whole[: len(whole) // 2])
+    np.save(root / "frame.npy", np.arange(12.0).reshape(3, 4))
+    (root / "scan.csv").write_text("x,y\n1,10\n2,20\n3,30\n")
+    (root / "notes.bin").write_bytes(os.urandom(100))
+    args = ["watch", str(root), "--catalog", str(store), "--once", "--metadata", "sample=Ni", "--settle", "0.2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "scandeck.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done: 4 files" in done.stderr and "1 unreadable" in done.stderr
+    [warning] = [line for line in done.stderr.splitlines() if "broken.tif" in line]
+    assert warning.startswith("warning: broken.tif is unreadable, skipped: ") and "TIFF" in warning
+    cat = scandeck.open_catalog(str(store))
+    try:
+        run = cat[-1]
+        assert run.metadata["start"]["sample"] == "Ni"
+        assert set(run) == {"npy", "table", "bytes", "tiff"}
+        np.testing.assert_array_equal(run.tiff.read()["image"].values[0], image)
+        npy = run.npy.read()
+        np.testing.assert_array_equal(npy["array"].values[0], np.arange(12.0).reshape(3, 4))
+        assert npy["file"].values[0] == str(root / "frame.npy")
+        table = run.table.read()
+        np.testing.assert_array_equal(table["y"].values[0], [10.0, 20.0, 30.0])
+        assert run.bytes.read()["file"].values[0] == str(root / "notes.bin")
+    finally:
+        cat.close()
