@@ -426,12 +426,19 @@ def test_register_reader(clean_readers: None, tmp_path: Path) -> None:
         register_reader(SpeReader())
     assert reader_for("a.SPE") is spe
 
+    class OmeTiff(SpeReader):
+        name, patterns = "ome_tiff", ("*.ome.tif", "*.ome.tiff")
+
+    ome = OmeTiff()
+    register_reader(ome)  # after the built-ins, but tried before them
+    assert reader_for("cells.OME.tif") is ome and reader_for("cells.tif").name == "tiff"
+
     class BetterTiff(SpeReader):
         name, patterns = "tiff", ("*.tif",)
 
     better = BetterTiff()
-    register_reader(better, overwrite=True)  # replaces the built-in in its place: tried first
-    assert list(FILE_READERS.snapshot())[0] == "tiff" and reader_for("x.tif") is better
+    register_reader(better, overwrite=True)  # replaces the built-in
+    assert reader_for("x.tif") is better and reader_for("x.ome.tif") is ome
 
     class Nameless:
         patterns = ("*.x",)

@@ -9,6 +9,8 @@ them by name: the built-ins (:mod:`.builtin_readers`, registered at the bottom),
 readers registered with :func:`register_reader`, and those other packages offer
 in the entry-point group ``scandeck.file_readers``, loaded when
 :func:`reader_for` first picks a reader or :func:`get_reader` misses.
+:func:`reader_for` tries the built-ins last, so a plug-in's ``*.ome.tif`` is
+not shadowed by ``*.tif``.
 
 Data keys are named by :func:`data_key_names`: identifiers that do not start
 with ``_``, never one of a watched event's own keys (``path``, ``size``,
@@ -88,9 +90,10 @@ _entry_points_loaded = False
 def register_reader(reader: FileReader, *, overwrite: bool = False) -> None:
     """Read files matching ``reader.patterns`` with ``reader``, under ``reader.name``.
 
-    :func:`reader_for` tries readers in the order they were registered (the
-    built-ins first); replacing one with ``overwrite=True`` keeps its place, so a
-    better TIFF reader registered as ``"tiff"`` takes over ``*.tif``.
+    :func:`reader_for` tries the readers registered here and by entry points
+    before the built-ins, so one for ``*.ome.tif`` wins over the built-in
+    ``*.tif``; a reader registered as a built-in's name (``overwrite=True``)
+    replaces it.
 
     Examples
     --------
@@ -120,6 +123,10 @@ def load_entry_points() -> None:
 def reader_for(path: str | os.PathLike[str]) -> FileReader:
     """The first reader whose patterns match the file's name, else the opaque ``bytes`` reader.
 
+    Tried in the order they were registered, except that the built-ins come
+    last: a plug-in's narrower pattern (``*.ome.tif``) is not shadowed by a
+    built-in's (``*.tif``). Entry points are loaded on the first call.
+
     Examples
     --------
     >>> reader_for("/data/SCAN_0001.TIF").name
@@ -130,17 +137,22 @@ def reader_for(path: str | os.PathLike[str]) -> FileReader:
     if not _entry_points_loaded:
         load_entry_points()
     name = os.path.basename(os.fspath(path)).lower()
-    for reader in FILE_READERS.snapshot().values():
+    table = FILE_READERS.snapshot()
+    order = [n for n in table if n not in _BUILTIN] + [n for n in table if n in _BUILTIN]
+    for reader in (table[n] for n in order):
         if any(fnmatch.fnmatchcase(name, p.lower()) for p in reader.patterns):
             return reader
     return FILE_READERS.get("bytes")
 
 
-def _register_builtins() -> None:
+def _register_builtins() -> tuple[str, ...]:
     from . import builtin_readers
 
-    for reader in builtin_readers.builtin_readers():
+    readers = builtin_readers.builtin_readers()
+    for reader in readers:
         register_reader(reader)
+    return tuple(reader.name for reader in readers)
 
 
-_register_builtins()
+#: Names of the built-in readers, tried after all others.
+_BUILTIN = _register_builtins()
