@@ -288,6 +288,10 @@ export interface IPreview {
   y: ISeries[];
   num_events: number;
   map?: IMap;
+  /** A watched run's preview: the relative path of the file shown (its newest). */
+  file?: string | null;
+  /** Keys left out of the plot, and why (a file that could not be read). */
+  skipped?: Array<{ name: string; reason: string }>;
 }
 
 export interface IScanRef {
@@ -367,10 +371,11 @@ export function getRunCode(catalog: string, uid: string): Promise<IRunCode> {
   return requestAPI<IRunCode>(`runs/${encodeURIComponent(uid)}/code`, {}, { catalog });
 }
 
+/** A stream's preview; without `stream`, the server's choice: `primary`, or a watched run's newest file. */
 export function getPreview(
   catalog: string,
   uid: string,
-  stream = 'primary',
+  stream: string | null = null,
   maxPoints = 500
 ): Promise<IPreview> {
   return requestAPI<IPreview>(

@@ -11,7 +11,7 @@ import { formatDuration, formatTime, formatValue, plural } from './format';
 import { ScansModel } from './model';
 import { IPeakMarks, PreviewPlot } from './previewPlot';
 import { cellText, cellTitle, CommentAdder, CommentItem, TagChips } from './tableCells';
-import { WatchSection } from './watchedView';
+import { PreviewFile, WatchSection } from './watchedView';
 
 /** Start-document keys shown first, in this order; the rest follow sorted. */
 const FIRST_KEYS = ['scan_id', 'plan_name', 'sample', 'operator', 'purpose', 'detectors', 'motors'];
@@ -242,7 +242,10 @@ export function DetailView(props: {
       {model.detailError && <div className="jp-scandeck-error">{model.detailError}</div>}
       {detail && <DerivedSections model={model} detail={detail} part="origin" />}
       {model.preview ? (
-        <PreviewPlot preview={model.preview} marks={peakMarks(detail)} />
+        <>
+          <PreviewPlot preview={model.preview} marks={peakMarks(detail)} />
+          <PreviewFile preview={model.preview} />
+        </>
       ) : model.previewError ? (
         <div className="jp-scandeck-preview jp-scandeck-preview-empty">{model.previewError}</div>
       ) : (

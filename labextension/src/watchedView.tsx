@@ -5,8 +5,8 @@
  */
 import * as React from 'react';
 
-import type { IRunDetail, IWatchedFiles } from './api';
-import { filesLine } from './format';
+import type { IPreview, IRunDetail, IWatchedFiles } from './api';
+import { baseName, filesLine, middleCut } from './format';
 
 /** `12 files · newest: frame_0004.tif` (the whole relative path on hover). */
 export function FilesLine(props: { files: IWatchedFiles; max?: number }): JSX.Element {
@@ -98,6 +98,33 @@ export function WatchSection(props: {
           </tr>
         </tbody>
       </table>
+    </div>
+  );
+}
+
+/** Under a watched run's preview: which file it shows, and why nothing is plotted when a file could not be read. */
+export function PreviewFile(props: { preview: IPreview }): JSX.Element | null {
+  const { file, skipped, stream } = props.preview;
+  if (file === undefined) {
+    return null; // not a watched run's preview
+  }
+  return (
+    <div className="jp-scandeck-preview-file jp-scandeck-dim" data-file={file ?? ''}>
+      {file ? (
+        <>
+          {`${stream}: newest file `}
+          <span className="jp-scandeck-files-newest" title={file}>
+            {middleCut(baseName(file), 48)}
+          </span>
+        </>
+      ) : (
+        'No files yet.'
+      )}
+      {(skipped ?? []).map((s, i) => (
+        <div key={i} className="jp-scandeck-error" title={s.reason}>
+          {s.reason}
+        </div>
+      ))}
     </div>
   );
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import type { IRunDetail } from '../src/api';
 import { baseName, filesLine, middleCut } from '../src/format';
-import { FilesLine, WatchSection } from '../src/watchedView';
+import { FilesLine, PreviewFile, WatchSection } from '../src/watchedView';
 
 describe('baseName', () => {
   it('keeps the last part of a relative path', () => {
@@ -116,5 +116,42 @@ describe('WatchSection', () => {
 
   it('is absent for a run that was not watched', () => {
     expect(renderToStaticMarkup(React.createElement(WatchSection, { detail: detail() }))).toBe('');
+  });
+});
+
+describe('PreviewFile', () => {
+  const preview = {
+    stream: 'tiff',
+    x: { name: 'seq_num', values: [] },
+    y: [],
+    num_events: 3
+  };
+
+  it('names the file a watched run previews, the whole path on hover', () => {
+    const html = renderToStaticMarkup(
+      React.createElement(PreviewFile, {
+        preview: { ...preview, file: 'S01/<b>frame</b>_0001.tif' }
+      })
+    );
+    expect(html).toContain('tiff: newest file');
+    expect(html).toContain('&lt;b&gt;frame&lt;/b&gt;_0001.tif');
+    expect(html).not.toContain('<b>');
+  });
+
+  it('says why nothing is plotted', () => {
+    const html = renderToStaticMarkup(
+      React.createElement(PreviewFile, {
+        preview: {
+          ...preview,
+          file: 'a.tif',
+          skipped: [{ name: 'file', reason: 'a.tif has changed since run u recorded it' }]
+        }
+      })
+    );
+    expect(html).toContain('has changed since run');
+  });
+
+  it('is absent for a scan', () => {
+    expect(renderToStaticMarkup(React.createElement(PreviewFile, { preview }))).toBe('');
   });
 });

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -141,3 +142,69 @@ async def test_the_push_channel_carries_the_files_as_they_arrive(jp_ws_fetch, jp
         ws.close(1000)
         while ws.close_code is None and await asyncio.wait_for(ws.read_message(), DEADLINE) is not None:
             pass  # until the server's close arrives: no socket left half open
+
+
+# -- the preview of a watched run: its newest file -----------------------------------------------------
+
+
+@pytest.fixture
+def instrument_run(store, tmp_path):
+    """A run of a real watcher (``--once``) over a TIFF frame and a CSV pattern, the CSV the newest."""
+    import numpy as np
+    import tifffile
+
+    from scandeck.files.watch import Watcher
+
+    root = tmp_path / "xrd"
+    (root / "S01_Si").mkdir(parents=True)
+    image = np.arange(300 * 250, dtype="uint16").reshape(300, 250)
+    tifffile.imwrite(root / "S01_Si" / "XRD_Si_0001.tif", image)
+    rows = "\n".join(f"{20 + i * 0.5},{i * i}" for i in range(40))
+    csv = root / "S01_Si" / "XRD_Si_0001.csv"
+    csv.write_text(f"# sample: Si\ntwo_theta_deg,intensity\n{rows}\n")
+    os.utime(csv, (time.time() + 5, time.time() + 5))  # the newest, whatever order a scan finds them in
+    summary = Watcher(store, [root], recursive=True, once=True, settle=0.0, say=lambda line: None).run()
+    assert summary.files == 2, summary
+    (uid,) = summary.runs
+    return uid, root, image
+
+
+async def test_a_watched_runs_preview_is_its_newest_file(api, instrument_run):
+    uid, root, image = instrument_run
+    code, body = await api(f"runs/{uid}/preview")  # no stream: the newest file's
+    assert code == 200, body
+    newest = body["file"]
+    assert newest in ("S01_Si/XRD_Si_0001.csv", "S01_Si/XRD_Si_0001.tif")
+    code, table = await api(f"runs/{uid}/preview", params={"stream": "table", "max_points": 10})
+    assert code == 200 and table["file"] == "S01_Si/XRD_Si_0001.csv" and table["num_events"] == 1
+    assert table["x"]["name"] == "two_theta_deg" and table["x"]["values"][0] == 20.0
+    assert [s["name"] for s in table["y"]] == ["intensity"] and len(table["y"][0]["values"]) == 10
+    assert table["y"][0]["values"][-1] == 39 * 39
+
+    code, tiff = await api(f"runs/{uid}/preview", params={"stream": "tiff"})
+    assert code == 200 and tiff["file"] == "S01_Si/XRD_Si_0001.tif" and tiff["y"] == []
+    grid = tiff["map"]
+    assert grid["kind"] == "grid" and grid["shape"] == [300, 250]
+    assert len(grid["y"]["values"]) == 100 and len(grid["x"]["values"]) == 100  # at most 100 a side
+    row, col = grid["y"]["values"][-1], grid["x"]["values"][-1]
+    assert (row, col) == (299, 249) and grid["z"]["values"][-1][-1] == float(image[row, col])
+
+    code, body = await api(f"runs/{uid}/preview", params={"stream": "primary"})
+    assert code == 404 and "tiff" in body["message"]
+
+
+async def test_a_file_rewritten_since_gives_an_empty_preview_that_says_why(api, instrument_run):
+    uid, root, _ = instrument_run
+    (root / "S01_Si" / "XRD_Si_0001.tif").write_bytes(b"not the frame any more")
+    code, body = await api(f"runs/{uid}/preview", params={"stream": "tiff"})
+    assert code == 200, body
+    assert "map" not in body and body["y"] == []
+    (skipped,) = body["skipped"]
+    assert skipped["name"] == "file" and "has changed since run" in skipped["reason"]
+
+
+async def test_a_scans_preview_is_still_its_primary_stream(api, writer):
+    uid = write_run(writer, events=3).start_doc["uid"]
+    code, body = await api(f"runs/{uid}/preview")
+    assert code == 200 and body["stream"] == "primary" and body["num_events"] == 3
+    assert "file" not in body

@@ -10,6 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..exceptions import InvalidQuery, QuerySyntaxError, UnsafeValue
+from ..files.layout import is_watched
 from ..sources.fields import empty_search_hint
 from . import watched_runs
 from .base import ScandeckHandler, check_uid
@@ -20,6 +21,7 @@ from .errors import ApiError, api_error, json_errors
 from .preview import lookup, preview, run_detail, streams_of
 from .serialize import decode_cursor, encode_cursor, run_summary
 from .snippets import code_for
+from .watched_preview import watched_preview
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -130,9 +132,12 @@ def _code(pool: CatalogPool, name: str, uid: str) -> dict[str, Any]:
     return {"run": run_summary(summary), "code": code_for(summary.uid, pool.code_target(name), streams)}
 
 
-def _preview(pool: CatalogPool, name: str, uid: str, stream: str, max_points: int) -> dict[str, Any]:
+def _preview(pool: CatalogPool, name: str, uid: str, stream: str | None, max_points: int) -> dict[str, Any]:
     cat = pool.get(name)
-    return preview(cat, lookup(cat, uid), stream, max_points)
+    found = lookup(cat, uid)
+    if is_watched(found.start or {}):  # its newest file, as an image or lines
+        return watched_preview(cat, found, stream, max_points)
+    return preview(cat, found, stream or "primary", max_points)
 
 
 class CatalogsHandler(ScandeckHandler):
@@ -193,5 +198,5 @@ class PreviewHandler(ScandeckHandler):
     async def get(self, uid: str) -> None:
         check_uid(uid)
         max_points = self.int_arg("max_points", 500, 1, 5000)
-        stream = self.get_argument("stream", "primary") or "primary"
+        stream = self.get_argument("stream", "") or None  # primary; a watched run's newest file's
         self.reply(await self.blocking(_preview, self.app.catalogs, self.catalog_arg(), uid, stream, max_points))

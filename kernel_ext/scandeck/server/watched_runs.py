@@ -31,9 +31,9 @@ from ..listing import cell
 from .serialize import run_summary
 
 if TYPE_CHECKING:
-    from ..sources.protocol import RunSummary, Source
+    from ..sources.protocol import Entry, RunSummary, Source
 
-__all__ = ["MAX_PATH", "files_of", "summaries", "summary", "watch_detail"]
+__all__ = ["MAX_PATH", "files_of", "newest_event", "summaries", "summary", "watch_detail"]
 
 #: Longest relative path sent (a bound on hostile names, not a display width).
 MAX_PATH = 1000
@@ -77,21 +77,29 @@ def _last_path(source: Source, uid: str, start: int) -> str | None:
     return newest
 
 
-def _tail_path(source: Source, uid: str, end: int) -> str | None:
-    """The newest event's path, reading backwards from document ``end`` a window at a time."""
+def newest_event(source: Source, uid: str, end: int, *, descriptors: list[str] | None = None) -> Entry | None:
+    """The run's last event (of ``descriptors`` when given) before document ``end``, reading
+    backwards from it a window at a time (an event page counts as its last event)."""
     window = TAIL
     stop = end
     while stop > 0:
         start = max(0, stop - window)
         newest = None
-        for entry in source.documents(uid, start=start, names=_EVENTS):
+        for entry in source.documents(uid, start=start, names=_EVENTS, descriptors=descriptors):
             if entry.pos >= stop:
                 break
-            newest = _path_of(entry.name, entry.doc) or newest
+            if entry.name in _EVENTS and (descriptors is None or entry.doc.get("descriptor") in descriptors):
+                newest = entry
         if newest is not None:
             return newest
         stop, window = start, window * 2
     return None
+
+
+def _tail_path(source: Source, uid: str, end: int) -> str | None:
+    """The newest event's path (see :func:`newest_event`)."""
+    entry = newest_event(source, uid, end)
+    return None if entry is None else _path_of(entry.name, entry.doc)
 
 
 def files_of(source: Source, s: RunSummary) -> dict[str, Any] | None:
