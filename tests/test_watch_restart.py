@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from watch_procs import PlainReader, final_sha, relpath_of, start_writer, wait_for, watched_events
+from watch_procs import (
+    PlainReader,
+    ThreadedWatcher,
+    final_sha,
+    relpath_of,
+    start_writer,
+    wait_for,
+    watched_events,
+)
 
 import scandeck
+from scandeck.exceptions import ScandeckError
 from scandeck.files.ledger import Ledger, ledger_path, settle_pending
 from scandeck.files.watch import Watcher
 
@@ -39,8 +51,9 @@ def cat(tmp_path: Path):
     catalog.close()
 
 
-def once(cat, root: Path, ledger: Ledger | None = None) -> object:
-    return Watcher(cat, [root], once=True, settle=0.2, reader_for=lambda p: PlainReader(), ledger=ledger).run()
+def once(cat, root: Path, ledger: Ledger | None = None, **kwargs: Any) -> Any:
+    reader = PlainReader()
+    return Watcher(cat, [root], once=True, settle=0.2, reader_for=lambda p: reader, ledger=ledger, **kwargs).run()
 
 
 @pytest.mark.parametrize("dying", [DiesAfterDocuments, DiesBeforeDocuments])
@@ -164,3 +177,43 @@ def test_cli_once_reads_back_arrays_and_paths_and_reports_a_corrupt_tiff(tmp_pat
         assert run.bytes.read()["file"].values[0] == str(root / "notes.bin")
     finally:
         cat.close()
+
+
+def test_one_watcher_per_root_and_catalog(cat, tmp_path):
+    root, other = tmp_path / "data", tmp_path / "other"
+    root.mkdir()
+    other.mkdir()
+    first = Watcher(cat, [root], settle=600, reader_for=lambda p: PlainReader())
+    with ThreadedWatcher(first):
+        wait_for(lambda: bool(first.tracker.watched()), "the first watcher started")
+        with pytest.raises(ScandeckError, match="already watched into this catalog by scandeck watch") as info:
+            once(cat, root)
+        assert f":{os.getpid()}" in str(info.value)
+        # Another root into the same catalog is fine, and leaves the first one's rows alone.
+        ledger = Ledger(ledger_path(cat))
+        in_flight = ledger.begin(str(root.resolve()), "x.dat", 1, 1, "0" * 64, "run", "resource")
+        (other / "b.dat").write_bytes(b"b")
+        assert once(cat, other).files == 1
+        assert [r.id for r in ledger.pending()] == [in_flight.id]
+        ledger.drop(in_flight.id)
+        ledger.close()
+    assert once(cat, root).files == 0  # the lock went with the first watcher
+
+
+def test_a_redis_catalog_keeps_its_ledger_in_the_data_directory(redis_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCANDECK_DATA", str(tmp_path / "home"))
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"over the bus")
+    uri = f"{redis_server.url}?prefix=watch-{uuid.uuid4().hex[:8]}&archive={tmp_path / 'archive'}"
+    catalog = scandeck.open_catalog(uri)
+    try:
+        path = ledger_path(catalog)
+        assert path.parent == tmp_path / "home" / "watch" and path.suffix == ".sqlite"
+        assert once(catalog, root, transfer=True).files == 1
+        assert path.exists()
+        assert once(catalog, root, transfer=True).files == 0
+        [event] = watched_events(catalog)
+        assert event["path"] == "a.dat" and event["sha256"] == hashlib.sha256(b"over the bus").hexdigest()
+    finally:
+        catalog.close()

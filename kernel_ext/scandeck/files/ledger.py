@@ -17,16 +17,17 @@ SQLite (WAL), one file per catalog: ``watch.sqlite`` in the directory of an embe
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
 
-__all__ = ["DB_NAME", "FileRow", "Ledger", "ledger_path", "settle_pending"]
+__all__ = ["DB_NAME", "FileRow", "Ledger", "RootLock", "ledger_path", "settle_pending"]
 
 DB_NAME = "watch.sqlite"
 STATES = ("pending", "done", "unreadable")
@@ -234,8 +235,54 @@ class Ledger:
         self._transaction(body, "could not note the unreadable file")
 
 
-def settle_pending(ledger: Ledger, catalog: Any) -> tuple[int, int]:
-    """Settle the rows a killed watcher left ``pending``: ``(done, dropped)``.
+class RootLock:
+    """Who watches a root into this ledger's catalog: one watcher per root at a time.
+
+    An exclusive ``flock`` on a file beside the ledger, named by the root; the
+    system lets go of it when the process ends, however it ends (SIGKILL too).
+    Where ``fcntl`` is missing (Windows), nothing is locked.
+    """
+
+    def __init__(self, ledger_file: Path, root: str) -> None:
+        self.root = root
+        name = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        self.path = ledger_file.with_name(ledger_file.name + ".locks") / f"{name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`~scandeck.exceptions.ScandeckError` naming its holder."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        from ..exceptions import ScandeckError
+        from ..sources.liveness import HOST
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ScandeckError(
+                f"{self.root} is already watched into this catalog by {holder}; "
+                "stop that watcher first (two would take files twice)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"scandeck watch {HOST}:{os.getpid()}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing lets go of the flock
+            self._fd = None
+
+
+def settle_pending(ledger: Ledger, catalog: Any, roots: Collection[str] | None = None) -> tuple[int, int]:
+    """Settle the rows a killed watcher left ``pending`` (of ``roots``, else all): ``(done, dropped)``.
+
+    Only a watcher that holds the roots' :class:`RootLock` may: another one's rows may be in flight.
 
     A row is ``done`` when its run holds the file's event (the event whose ``file``
     value is one of the resource's datums); otherwise it is dropped and the file is
@@ -245,6 +292,8 @@ def settle_pending(ledger: Ledger, catalog: Any) -> tuple[int, int]:
 
     done = dropped = 0
     for row in ledger.pending():
+        if roots is not None and row.root not in roots:
+            continue
         found = False
         if row.run and row.resource:
             try:

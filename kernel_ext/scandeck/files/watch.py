@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..exceptions import UnreadableFile
+from ..exceptions import FileMismatch, UnreadableFile
 from ..safe_text import printable
 from .complete import Candidate, Tracker, enable_leases, read_whole, same_version
 from .compose import FileDocs, FileVersion
 from .layout import CHUNK_SIZE, PLAN_NAME, watch_metadata
-from .ledger import Ledger, ledger_path, settle_pending
+from .ledger import Ledger, RootLock, ledger_path, settle_pending
 
 __all__ = ["RUN_PER", "RESERVED_METADATA", "WatchSummary", "Watcher", "human_size"]
 
@@ -205,14 +205,30 @@ class Watcher:
     # -- running ---------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None) -> WatchSummary:
-        """Watch until ``stop`` is set (or, with ``once``, until the files there now are in)."""
-        stop = stop if stop is not None else threading.Event()
-        self.summary.settled = settle_pending(self.ledger, self.catalog)
-        if self.transfer:
-            from .transfer import sender_for
+        """Watch until ``stop`` is set (or, with ``once``, until the files there now are in).
 
-            self._sender = sender_for(self.catalog.source, self.chunk_size)
-        self._writer = self.catalog.writer()
+        Raises :class:`~scandeck.exceptions.ScandeckError` when another watcher watches
+        one of the roots into the same catalog.
+        """
+        stop = stop if stop is not None else threading.Event()
+        locks = [RootLock(self.ledger.path, root) for root in self.roots]
+        try:
+            for lock in locks:
+                lock.acquire()
+            self.summary.settled = settle_pending(self.ledger, self.catalog, self.roots)
+            if self.transfer:
+                from .transfer import sender_for
+
+                self._sender = sender_for(self.catalog.source, self.chunk_size)
+            self._writer = self.catalog.writer()
+            self._watch(stop)
+        finally:
+            self._close()
+            for lock in locks:
+                lock.release()
+        return self.summary
+
+    def _watch(self, stop: threading.Event) -> None:
         status, reason = "success", ""
         try:
             self.tracker.scan()
@@ -235,8 +251,6 @@ class Watcher:
         finally:
             self._progress(final=True)
             self._stop_all(status, reason)
-            self._close()
-        return self.summary
 
     def _wait(self) -> float:
         return max(0.02, min(1.0, self.settle / 4))
@@ -350,7 +364,15 @@ class Watcher:
         )
         version = dataclasses.replace(version, version=row.version or 1)
         if self._sender is not None:
-            self._sender.send(run.uid, sha, path, st.st_size)
+            try:
+                self._sender.send(run.uid, sha, path, st.st_size)
+            except (FileMismatch, FileNotFoundError) as err:
+                self.ledger.drop(row.id)  # nothing of it is in the run: taken again when complete
+                if isinstance(err, FileNotFoundError):
+                    self._warn_vanished(relpath, "before it was sent")
+                else:
+                    self.tracker.forget(root, relpath)
+                return False
         for name, doc in run.docs.documents(version, resource):
             self._writer(name, doc)
         self.ledger.done(row.id)
@@ -372,9 +394,9 @@ class Watcher:
         self.summary.unreadable.append(cand.relpath)
         self.say(f"warning: {cand.relpath} is unreadable, skipped: {reason} (taken again if it changes)")
 
-    def _warn_vanished(self, relpath: str) -> None:
+    def _warn_vanished(self, relpath: str, when: str = "before it was complete") -> None:
         self.summary.vanished.append(relpath)
-        self.say(f"warning: {relpath} vanished before it was complete; skipped")
+        self.say(f"warning: {relpath} vanished {when}; skipped")
 
     def _vanished(self) -> None:
         gone, self.tracker.vanished[:] = list(self.tracker.vanished), []
