@@ -5,7 +5,8 @@ documents that reference it (:mod:`scandeck.files.layout`): the chunks go into
 a stream of their own (:mod:`scandeck.sources.redis_files`), in pipelined
 batches, each chunk with an entry id of its own, so that
 
-* a batch whose reply was lost is sent again and Redis answers "already stored";
+* a batch whose reply was lost is sent again from the first chunk Redis lacks
+  (each chunk's entry id is its number: no chunk is ever stored twice);
 * a Redis restart mid-file (``appendonly yes``) is waited out, as long as the
   bus's ``reconnect`` option says, and the file goes on from the first chunk
   Redis does not hold: nothing is lost, nothing doubled;
@@ -187,19 +188,17 @@ class FileSender:
                         batch.append((k, data))
                     k += 1
                 if batch:
-                    results = self._store(run, entry, batch, path)
-                    added += results.count(1)
-                    if -1 in results:  # Redis lost chunks (it restarted without them): from the first missing
-                        first = batch[results.index(-1)][0]
-                        _, stored = self._open(run, entry, path)
+                    held, now = self._store(run, entry, batch, path)
+                    added += now
+                    if held < batch[0][0]:  # Redis lost chunks (it restarted without them): from the first missing
                         log.warning(
                             "Redis at %s lost chunks %d..%d of %s; sending them again",
                             self._bus.opts.where,
-                            stored,
-                            first - 1,
+                            held,
+                            batch[0][0] - 1,
                             printable(path),
                         )
-                        k = min(stored, first)
+                        stored = k = held
                         continue
                 if progress is not None:
                     progress(min(k * chunk, entry.size), entry.size)
@@ -211,24 +210,42 @@ class FileSender:
         self._done(run, entry, path)
         return added
 
-    def _store(self, run: str, entry: Any, batch: list[tuple[int, bytes]], path: str) -> list[int]:
-        from ..sources.redis_files import CHUNKS_SCRIPT, chunk_args
+    def _store(self, run: str, entry: Any, batch: list[tuple[int, bytes]], path: str) -> tuple[int, int]:
+        """Store what Redis lacks of ``batch``: the chunks Redis holds then (fewer than the
+        batch's first: Redis lost some, send again from there), and how many were stored now.
+        One call, retried whole while Redis is away: a reply lost mid-batch is found stored."""
+        from ..sources.redis_files import GUARD_SCRIPT, chunk_fields
 
         bus, keys = self._bus, self._bus.keys
-        args = chunk_args(batch, entry.chunk)
-        reply = bus.talk(
-            f"sending {printable(path)}",
-            lambda c: c.eval(
-                CHUNKS_SCRIPT, 3, keys.run(run), keys.file(run, entry.sha256), keys.persisted,
-                run, entry.sha256, entry.size, *args,
-            ),
-        )  # fmt: skip
-        if reply == [-3]:
+        key = keys.file(run, entry.sha256)
+        gone = -3
+        before: list[int] = []
+
+        def store(client: Any) -> int:
+            held = int(client.eval(GUARD_SCRIPT, 3, keys.run(run), key, keys.persisted, run))
+            before.append(held)
+            if held == gone or held < batch[0][0]:
+                return held
+            todo = [(k, data) for k, data in batch if k >= held]
+            if not todo:
+                return held
+            pipe = client.pipeline(transaction=False)
+            for k, data in todo:
+                pipe.xadd(key, chunk_fields(entry, k, data), id=f"0-{k + 1}", nomkstream=k > 0)
+            for reply in pipe.execute(raise_on_error=False):
+                if reply is None:  # NOMKSTREAM: the file's stream went (the run trimmed)
+                    return gone
+                if isinstance(reply, Exception) and "equal or smaller" not in str(reply):  # else: stored before
+                    raise reply
+            return todo[-1][0] + 1
+
+        held = bus.talk(f"sending {printable(path)}", store)
+        if held == gone:
             raise StoreError(
                 f"run {printable(run)} left Redis at {bus.opts.where} while {printable(path)} was sent into "
                 "it (trimmed by the keeper?); the file was not stored"
             )
-        return [int(r) for r in reply]
+        return held, max(0, held - max(before[0], batch[0][0]))
 
     def _done(self, run: str, entry: Any, path: str) -> None:
         from ..sources.redis_files import DONE_SCRIPT

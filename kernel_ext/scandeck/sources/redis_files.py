@@ -1,12 +1,13 @@
-"""Files' bytes on the Redis bus: the scripts that store chunks, and the reader that reassembles them.
+"""Files' bytes on the Redis bus: the scripts around a file's chunks, and the reader that reassembles them.
 
 A file sent into a run (``scandeck watch --transfer``, :mod:`scandeck.files.transfer`)
 is a stream of chunks under ``P:run:<uid>:file:<sha256>`` and a line in the
 run's ``P:run:<uid>:files`` hash (see :mod:`.redis_layout`). Chunk ``k`` has the
-entry id ``0-(k+1)``: a sender that lost a reply sends the chunk again and is
-told "already stored", one that finds chunks missing after a Redis restart
-sends them again from the first missing one, and a reader that arrives late
-reads from chunk 0, like a late reader of documents.
+entry id ``0-(k+1)``, so no chunk can be stored twice: a sender asks how many
+chunks Redis holds before each batch (:data:`GUARD_SCRIPT`) and XADDs the
+rest with their ids, so one that lost a reply, or finds chunks missing after a
+Redis restart, goes on from the first chunk Redis lacks; and a reader that
+arrives late reads from chunk 0, like a late reader of documents.
 
 Storing a chunk into a run the keeper already archived takes the run's
 ``persisted`` mark away (as a document does), so the keeper archives the file
@@ -28,7 +29,17 @@ from ..safe_text import printable
 if TYPE_CHECKING:
     from .redis_source import RedisSource
 
-__all__ = ["CHUNKS_SCRIPT", "DONE_SCRIPT", "DROP_SCRIPT", "OPEN_SCRIPT", "FileEntry", "file_chunks", "run_files"]
+__all__ = [
+    "DONE_SCRIPT",
+    "DROP_SCRIPT",
+    "GUARD_SCRIPT",
+    "OPEN_SCRIPT",
+    "FileEntry",
+    "chunk_fields",
+    "file_chunks",
+    "holds_complete",
+    "run_files",
+]
 
 #: Bytes a reader asks for in one XRANGE (whole chunks, at least one).
 _PAGE_BYTES = 8 << 20
@@ -47,31 +58,19 @@ if #top > 0 then n = tonumber(string.sub(top[1][1], 3)) end
 return {meta, n}
 """
 
-#: Store chunks of one file, in order. Per chunk: 1 stored, 0 stored before (a
-#: retry), -1 a gap (Redis lost earlier chunks: send again from the first missing
-#: one); ``{-3}`` for a run no longer in Redis. Takes the run's persisted mark away.
-#: KEYS: run, chunks, persisted. ARGV: uid, sha256, size, then per chunk: k, offset, data.
-CHUNKS_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-3} end
+#: Before a batch of chunks: whether the run is still in Redis (-3 if not), and how
+#: many chunks of the file Redis holds (its last entry id). It takes the run's
+#: persisted mark away, so the keeper archives the file before the run can go
+#: (and a keeper's trim between this and the chunks finds no mark: it waits).
+#: The chunks follow as plain XADDs with their ids (the fast path: no script
+#: copies them), NOMKSTREAM after the first so a trimmed file is not recreated.
+#: KEYS: run, chunks, persisted. ARGV: uid.
+GUARD_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
+if redis.call('HDEL', KEYS[1], 'persisted') == 1 then redis.call('SREM', KEYS[3], ARGV[1]) end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local n = 0
-if #top > 0 then n = tonumber(string.sub(top[1][1], 3)) end
-local results, stored = {}, 0
-for i = 4, #ARGV, 3 do
-  local k = tonumber(ARGV[i])
-  if k < n then
-    results[#results + 1] = 0
-  elseif k > n then
-    results[#results + 1] = -1
-  else
-    redis.call('XADD', KEYS[2], '0-' .. (k + 1), 'offset', ARGV[i + 1], 'sha256', ARGV[2],
-               'size', ARGV[3], 'data', ARGV[i + 2])
-    n, stored = n + 1, stored + 1
-    results[#results + 1] = 1
-  end
-end
-if stored > 0 and redis.call('HDEL', KEYS[1], 'persisted') == 1 then redis.call('SREM', KEYS[3], ARGV[1]) end
-return results
+if #top > 0 then return tonumber(string.sub(top[1][1], 3)) end
+return 0
 """
 
 #: Mark a file complete (every chunk stored, the hash verified by its sender).
@@ -198,12 +197,9 @@ def holds_complete(source: RedisSource, uid: str, sha256: str) -> bool:
     return entry is not None and entry.complete
 
 
-def chunk_args(chunks: list[tuple[int, bytes]], chunk: int) -> list[Any]:
-    """The per-chunk ARGV of :data:`CHUNKS_SCRIPT`."""
-    args: list[Any] = []
-    for k, data in chunks:
-        args += [k, k * chunk, data]
-    return args
+def chunk_fields(entry: FileEntry, k: int, data: bytes) -> dict[str, Any]:
+    """The fields of chunk ``k``'s stream entry."""
+    return {"offset": k * entry.chunk, "sha256": entry.sha256, "size": entry.size, "data": data}
 
 
 def describe(uid: str, sha256: str, path: str) -> str:
