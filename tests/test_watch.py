@@ -285,3 +285,25 @@ def test_cli_metadata_values_are_json_when_they_parse():
         "text": "a=b",
         "q": "3",
     }
+
+
+def test_once_waits_for_a_file_still_being_written_and_says_so(cat, tmp_path, monkeypatch):
+    import scandeck.files.watch as watch_module
+
+    monkeypatch.setattr(watch_module, "WAITING_NOTE", 0.0)
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "done.dat").write_bytes(b"done")
+    lines: list[str] = []
+    w = watcher(cat, root, lines, once=True, settle=0.05)
+    with open(root / "open.dat", "wb") as f:
+        f.write(b"first half ")
+        f.flush()
+        tw = ThreadedWatcher(w).__enter__()
+        wait_for(lambda: any(line.startswith("waiting for 1 file") for line in lines), "the waiting note")
+        assert "still being written: open.dat" in lines[-1]
+        f.write(b"second half")
+    summary = tw.wait()
+    assert summary.files == 2
+    [event] = [e for e in watched_events(cat) if e["path"] == "open.dat"]
+    assert event["sha256"] == sha(b"first half second half")

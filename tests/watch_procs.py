@@ -120,6 +120,11 @@ class ThreadedWatcher:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait(self) -> Any:
+        """The summary once the watcher ends by itself (``once``)."""
+        wait_for(lambda: not self.thread.is_alive(), "the watcher to end")
+        return self.stop()
+
     def stop(self) -> Any:
         self.stopping.set()
         self.thread.join(timeout=60)

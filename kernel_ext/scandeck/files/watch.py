@@ -42,6 +42,8 @@ RUN_PER = ("session", "directory", "file")
 RESERVED_METADATA = ("uid", "time", "plan_name", "watch")
 #: Seconds between progress lines.
 PROGRESS_INTERVAL = 1.0
+#: Seconds (at least twice the settle time) before ``once`` says which files keep it waiting.
+WAITING_NOTE = 5.0
 
 
 def human_size(n: float) -> str:
@@ -182,6 +184,7 @@ class Watcher:
         self._last_progress = 0.0
         self._progress_due = False
         self._newest: tuple[_Run, str] | None = None
+        self._waiting_said = False
 
     def __repr__(self) -> str:
         return f"<Watcher {self.roots!r} -> {self.catalog.name!r}>"
@@ -233,6 +236,7 @@ class Watcher:
         try:
             self.tracker.scan()
             initial = set(self.tracker.pending()) if self.once else set()
+            began = time.monotonic()
             while not stop.is_set():
                 for cand in self.tracker.poll(self._wait()):
                     if stop.is_set():
@@ -242,8 +246,11 @@ class Watcher:
                     self.ingest(cand)
                 self._vanished()
                 self._progress()
-                if self.once and not (initial & set(self.tracker.pending())):
-                    break
+                if self.once:
+                    waiting = initial & set(self.tracker.pending())
+                    if not waiting:
+                        break
+                    self._say_waiting(waiting, began)
         except BaseException as err:
             if not isinstance(err, KeyboardInterrupt):
                 status, reason = "fail", f"the watcher stopped: {type(err).__name__}: {err}"[:1000]
@@ -251,6 +258,15 @@ class Watcher:
         finally:
             self._progress(final=True)
             self._stop_all(status, reason)
+
+    def _say_waiting(self, waiting: set[tuple[str, str]], began: float) -> None:
+        """With ``once``: say (once) which files keep it waiting, being written still."""
+        if self._waiting_said or time.monotonic() - began < max(WAITING_NOTE, 2 * self.settle):
+            return
+        self._waiting_said = True
+        names = sorted(rel for _root, rel in waiting)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        self.say(f"waiting for {len(names)} file{'' if len(names) == 1 else 's'} still being written: {shown}")
 
     def _wait(self) -> float:
         return max(0.02, min(1.0, self.settle / 4))
