@@ -307,3 +307,17 @@ def test_once_waits_for_a_file_still_being_written_and_says_so(cat, tmp_path, mo
     assert summary.files == 2
     [event] = [e for e in watched_events(cat) if e["path"] == "open.dat"]
     assert event["sha256"] == sha(b"first half second half")
+
+
+def test_a_symlinked_file_is_taken_and_a_symlinked_directory_is_not_followed(cat, tmp_path):
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    root.mkdir()
+    (outside / "deep").mkdir(parents=True)
+    (outside / "target.dat").write_bytes(b"target")
+    (outside / "deep" / "x.dat").write_bytes(b"x")
+    (root / "link.dat").symlink_to(outside / "target.dat")
+    (root / "dirlink").symlink_to(outside / "deep")
+    summary = watcher(cat, root, once=True, recursive=True).run()
+    assert summary.files == 1
+    [event] = watched_events(cat)
+    assert (event["path"], event["sha256"], event["size"]) == ("link.dat", sha(b"target"), 6)

@@ -445,7 +445,7 @@ class Tracker:
             self._dirty.add(key)
             if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
                 try:
-                    st = os.stat(full, follow_symlinks=False)
+                    st = os.stat(full)
                 except OSError:
                     self._gone(key)
                     continue
@@ -487,7 +487,7 @@ class Tracker:
             root, relpath = key
             path = os.path.join(root, *relpath.split("/"))
             try:
-                st = os.stat(path, follow_symlinks=False)
+                st = os.stat(path)
             except OSError:
                 self._gone(key)
                 continue
