@@ -321,3 +321,30 @@ def test_a_symlinked_file_is_taken_and_a_symlinked_directory_is_not_followed(cat
     assert summary.files == 1
     [event] = watched_events(cat)
     assert (event["path"], event["sha256"], event["size"]) == ("link.dat", sha(b"target"), 6)
+
+
+def test_a_store_in_the_watched_directory_itself_is_not_taken_but_its_neighbours_are(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"a")
+    cat = scandeck.open_catalog(str(root))  # the store's database and the ledger beside the files
+    try:
+        summary = Watcher(cat, [root], once=True, reader_for=plain, settle=0.2).run()
+        assert summary.files == 1
+        assert (root / "watch.sqlite").exists() and (root / "scandeck.sqlite").exists()
+        assert [e["path"] for e in watched_events(cat)] == ["a.dat"]
+    finally:
+        cat.close()
+
+
+def test_a_catalog_in_memory_has_its_ledger_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCANDECK_DATA", str(tmp_path / "home"))
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"a")
+    cat = scandeck.open_catalog(f"memory://watch-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        assert watcher(cat, root, once=True).run().files == 1
+        assert not (tmp_path / "home").exists()
+    finally:
+        cat.close()

@@ -190,7 +190,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             what = "the files there now" if args.once else "until Ctrl-C"
             say(
                 f"scandeck watch: {', '.join(watcher.roots)} -> {catalog.name} (a run per {args.run_per}"
-                f"{', transfer' if args.transfer else ''}; {what})"
+                f"{', transfer' if args.transfer else ''}; {what}); ledger {watcher.ledger.path}"
             )
             summary = watcher.run(stop)
         finally:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
+from ..sources.sqlite_db import ProcessConnection, connect, open_file, retry_locked
 
-__all__ = ["DB_NAME", "FileRow", "Ledger", "RootLock", "ledger_path", "settle_pending"]
+__all__ = ["DB_NAME", "IN_MEMORY", "FileRow", "Ledger", "RootLock", "ledger_path", "settle_pending"]
 
 DB_NAME = "watch.sqlite"
 STATES = ("pending", "done", "unreadable")
@@ -74,8 +74,15 @@ class FileRow:
 _COLUMNS = "id, root, relpath, version, size, mtime_ns, sha256, state, run, resource, reason"
 
 
+#: The ledger of a catalog that lives in memory (``memory://``): in memory too, for the process.
+IN_MEMORY = Path(":memory:")
+
+
 def ledger_path(catalog: Any) -> Path:
-    """Where the ledger of ``catalog`` lives (see the module docstring)."""
+    """Where the ledger of ``catalog`` lives (see the module docstring); :data:`IN_MEMORY` for
+    a ``memory://`` catalog, whose runs a file on disk would outlive."""
+    if str(catalog.source.uri).startswith("memory://"):
+        return IN_MEMORY
     directory = getattr(catalog.source, "directory", None)
     if isinstance(directory, Path) and str(catalog.source.uri).startswith("sqlite://"):
         return directory / DB_NAME
@@ -90,7 +97,7 @@ class Ledger:
     """The ledger at ``path`` (created if missing)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
+        self.path = Path(path) if Path(path) == IN_MEMORY else Path(path).expanduser()
         self._db = ProcessConnection(self._open)
         self._lock = self._db.lock
 
@@ -103,6 +110,10 @@ class Ledger:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
 
+        if self.path == IN_MEMORY:
+            conn = connect(":memory:")
+            setup(conn)
+            return conn
         return open_file(self.path, setup, what="the watch ledger")
 
     def close(self) -> None:
@@ -251,6 +262,8 @@ class RootLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise :class:`~scandeck.exceptions.ScandeckError` naming its holder."""
+        if self.path.parent.name == IN_MEMORY.name + ".locks":
+            return  # a catalog in memory is this process's alone
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not on POSIX

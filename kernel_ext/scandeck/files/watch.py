@@ -32,7 +32,7 @@ from ..safe_text import printable
 from .complete import Candidate, Tracker, enable_leases, read_whole, same_version
 from .compose import FileDocs, FileVersion
 from .layout import CHUNK_SIZE, PLAN_NAME, watch_metadata
-from .ledger import Ledger, RootLock, ledger_path, settle_pending
+from .ledger import IN_MEMORY, Ledger, RootLock, ledger_path, settle_pending
 
 __all__ = ["RUN_PER", "RESERVED_METADATA", "WatchSummary", "Watcher", "human_size"]
 
@@ -164,6 +164,9 @@ class Watcher:
         self.ledger = ledger if ledger is not None else Ledger(ledger_path(catalog))
         self._own_ledger = ledger is None
         self._skip_dirs = self._catalog_dirs()
+        db_path = getattr(catalog.source, "db_path", None)
+        # The store's database and the ledger, with their -wal, -shm and .locks beside them.
+        self._own_names = (self.ledger.path.name, *([db_path.name] if isinstance(db_path, Path) else []))
         enable_leases()
         self.tracker = Tracker(
             self.roots,
@@ -192,17 +195,24 @@ class Watcher:
     # -- what not to watch ----------------------------------------------------------------------
 
     def _catalog_dirs(self) -> list[str]:
-        dirs = [str(self.ledger.path.parent.resolve())]
+        dirs = [str(self.ledger.path.parent.resolve())] if self.ledger.path != IN_MEMORY else []
         directory = getattr(self.catalog.source, "directory", None)
         if isinstance(directory, Path):
             dirs.append(str(directory.resolve()))
         return dirs
 
     def _skip(self, path: str) -> bool:
-        """The catalog's own files (a store inside a watched directory) are never taken."""
+        """The catalog's own files are never taken: a store directory inside a watched one is
+        skipped whole; a store in a watched directory itself, its database and ledger files."""
         for d in self._skip_dirs:
-            if path == d or path.startswith(d.rstrip(os.sep) + os.sep):
+            if path == d:
                 return True
+            if path.startswith(d.rstrip(os.sep) + os.sep):
+                if d not in self.roots and not any(r.startswith(d.rstrip(os.sep) + os.sep) for r in self.roots):
+                    return True
+                rest = path[len(d.rstrip(os.sep)) + 1 :]
+                if rest.split(os.sep)[0].startswith(self._own_names):
+                    return True
         return False
 
     # -- running ---------------------------------------------------------------------------------
