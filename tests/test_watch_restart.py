@@ -217,3 +217,22 @@ def test_a_redis_catalog_keeps_its_ledger_in_the_data_directory(redis_server, tm
         assert event["path"] == "a.dat" and event["sha256"] == hashlib.sha256(b"over the bus").hexdigest()
     finally:
         catalog.close()
+
+
+def test_ctrl_c_ends_the_run_with_success(tmp_path):
+    root, store = tmp_path / "data", tmp_path / "store"
+    root.mkdir()
+    (root / "a.raw").write_bytes(b"a")
+    proc = watch_command(root, store, settle="0")
+    try:
+        wait_for(lambda: done_count(store) >= 1, "the file in")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "done: 1 file (1 B) in 1 run" in err
+    cat = scandeck.open_catalog(str(store))
+    try:
+        assert cat[-1].metadata["stop"]["exit_status"] == "success"
+    finally:
+        cat.close()

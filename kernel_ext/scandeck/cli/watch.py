@@ -37,7 +37,8 @@ file. A ledger beside the catalog remembers what is in: a restarted watcher take
 nothing twice and catches up on what arrived meanwhile; a rewritten file becomes a
 new version. Hidden files (.name) are never taken. With --transfer (a Redis bus
 catalog) each file's bytes go through the bus too, for readers on other machines.
-Ctrl-C or SIGTERM stops, ending the runs with success."""
+Ctrl-C or SIGTERM stops once the file in hand is in, ending the runs with success
+(Ctrl-C again stops at once: that file is taken by the next start)."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -185,7 +186,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
             say=say,
         )
         stop = threading.Event()
-        handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def on_signal(*_: Any) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt  # a second Ctrl-C: leave the file in hand to the next start
+            stop.set()
+
+        handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             what = "the files there now" if args.once else "until Ctrl-C"
             say(
