@@ -348,3 +348,16 @@ def test_a_catalog_in_memory_has_its_ledger_in_memory(tmp_path, monkeypatch):
         assert not (tmp_path / "home").exists()
     finally:
         cat.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_file_without_read_permission_is_reported_and_tried_again_by_the_next_watcher(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "locked.dat").write_bytes(b"secret")
+    (root / "locked.dat").chmod(0)
+    lines: list[str] = []
+    assert watcher(cat, root, lines, once=True).run().unreadable == ["locked.dat"]
+    assert any(line.startswith("warning: locked.dat cannot be read: Permission denied") for line in lines)
+    (root / "locked.dat").chmod(0o644)
+    assert watcher(cat, root, once=True).run().files == 1

@@ -346,7 +346,12 @@ class Watcher:
             self._warn_vanished(relpath)
             return False
         except OSError as err:
-            self._unreadable(cand, "", f"cannot read it: {err.strerror or err}")
+            # Not noted in the ledger: a permission put right changes no mtime, a restart tries again.
+            self.summary.unreadable.append(relpath)
+            self.say(
+                f"warning: {relpath} cannot be read: {err.strerror or err}; skipped "
+                "(tried again when it changes, or when the watcher starts again)"
+            )
             return False
         if sha is None:
             self.tracker.forget(root, relpath)  # it changed meanwhile: taken when complete again
