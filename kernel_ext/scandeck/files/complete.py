@@ -442,15 +442,18 @@ class Tracker:
             if mask & (IN_DELETE | IN_MOVED_FROM):
                 self._gone(key)
                 continue
-            self._dirty.add(key)
-            if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+            closed = bool(mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+            if closed or key not in self._seen:  # a new file is followed from its creation on
                 try:
                     st = os.stat(full)
                 except OSError:
                     self._gone(key)
                     continue
                 self._note(root, relpath, st, time.monotonic())
-                self._seen[key].closed = True
+                seen = self._seen.get(key)
+                if seen is not None and closed:
+                    seen.closed = True
+            self._dirty.add(key)
         if self._inotify.overflowed:
             self._inotify.overflowed = False
             self._next_scan = 0.0
