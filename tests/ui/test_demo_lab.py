@@ -132,6 +132,7 @@ def test_demo_opens_the_notebook_and_one_ctrl_c_stops_everything(tmp_path: Path,
         port, path, token = out.wait_for(URL, 60).groups()
         assert port == env["SCANDECK_LAB_PORT"] and path == "live_analysis.ipynb"
         out.wait_for(re.compile(r"scan_id +1 .* finished"), 60)  # the beamline writes
+        out.wait_for(re.compile(r"watcher: ingested \d+ files?"), 60)  # and the instrument's files go in
 
         page.goto(f"http://127.0.0.1:{port}/lab/tree/{path}?token={token}")
         tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="live_analysis.ipynb")
@@ -161,6 +162,8 @@ def test_demo_opens_the_notebook_and_one_ctrl_c_stops_everything(tmp_path: Path,
     left = sorted(pid for pid in processes if alive(pid))
     assert not left, f"still running after Ctrl-C: {left}"
     assert re.search(r"\d+ runs? written", out.text)  # the beamline stopped cleanly, not killed
+    assert re.search(r"watcher: \d+ file\(s\) of the instrument taken", out.text)
+    assert any((data / "instrument").rglob("XRD_*.tif"))  # under the data directory, not the checkout
     assert "Shut down this Jupyter server" not in out.text
     assert checkout_state() == before
 
