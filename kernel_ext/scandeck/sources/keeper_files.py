@@ -38,8 +38,8 @@ def persist_files(bus: RedisSource, archive: Any, uid: str, shown: str) -> str |
         return (
             f"it carries {n} transferred file{'s' if n != 1 else ''} (scandeck watch --transfer), and "
             f"{shown} cannot hold files: only an embedded store keeps them, beside its database. Give "
-            "the keeper an embedded store as archive (scandeck keeper --archive DIR) for such runs; "
-            "until then they stay in Redis"
+            "the keeper an embedded store as archive (scandeck keeper --archive DIR) to archive and "
+            "trim such runs"
         )
     for entry in whole:
         chunks = file_chunks(bus, uid, entry.sha256, entry.size)

@@ -142,7 +142,7 @@ def file_chunks(source: RedisSource, uid: str, sha256: str, size: int) -> Iterat
 def _chunks(source: RedisSource, uid: str, entry: FileEntry, size: int) -> Iterator[bytes]:
     key = source.keys.file(uid, entry.sha256)
     page = max(1, _PAGE_BYTES // max(entry.chunk, 1))
-    what = f"file {entry.sha256[:12]} of run {uid}"
+    what = printable(f"file {entry.sha256[:12]} of run {uid}")
     k = 0
     stalled: float | None = None
     while k < entry.chunks:
@@ -200,8 +200,3 @@ def holds_complete(source: RedisSource, uid: str, sha256: str) -> bool:
 def chunk_fields(entry: FileEntry, k: int, data: bytes) -> dict[str, Any]:
     """The fields of chunk ``k``'s stream entry."""
     return {"offset": k * entry.chunk, "sha256": entry.sha256, "size": entry.size, "data": data}
-
-
-def describe(uid: str, sha256: str, path: str) -> str:
-    """A file named for messages (printable)."""
-    return printable(f"{path} (sha256 {sha256[:12]}..., run {uid[:8]})")

@@ -20,6 +20,10 @@ add to it. The keeper then says so, naming the run, keeps it in Redis and goes
 on with the others. The URI published for readers carries no credentials: a
 reader gives its own.
 
+A run's transferred files (``scandeck watch --transfer``) go to the archive
+before it is marked persisted, verified, and leave Redis with it
+(:mod:`.keeper_files`); an archive that cannot keep files keeps such runs in Redis.
+
 A run's comments, tags and computed cells go to the archive with it, and again
 whenever they change while the run is still in Redis (:mod:`.redis_facts`): a
 run is trimmed only if the archive holds its facts as Redis does.
