@@ -361,3 +361,32 @@ def test_a_file_without_read_permission_is_reported_and_tried_again_by_the_next_
     assert any(line.startswith("warning: locked.dat cannot be read: Permission denied") for line in lines)
     (root / "locked.dat").chmod(0o644)
     assert watcher(cat, root, once=True).run().files == 1
+
+
+def test_lines_name_hostile_file_names_escaped(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "evil\x1b]0;pwned\x07.dat").write_bytes(b"x")
+    (root / "bad\u202e.dat").write_bytes(b"BAD")
+    lines: list[str] = []
+    watcher(cat, root, lines, once=True).run()
+    assert lines and all("\x1b" not in line and "\u202e" not in line for line in lines)
+    assert any("evil\\u001b]0;pwned\\u0007.dat" in line for line in lines)
+    assert any("bad\\u202e.dat is unreadable" in line for line in lines)
+    assert {e["path"] for e in watched_events(cat)} == {"evil\x1b]0;pwned\x07.dat"}  # the data keeps the name
+
+
+def test_a_name_that_is_not_utf8_is_reported_and_the_watcher_goes_on(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    try:
+        with open(os.path.join(os.fsencode(root), b"caf\xe9.dat"), "wb") as f:
+            f.write(b"latin-1 name")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    (root / "ok.dat").write_bytes(b"ok")
+    lines: list[str] = []
+    summary = watcher(cat, root, lines, once=True).run()
+    assert summary.files == 1 and len(summary.unreadable) == 1
+    assert any("b'caf\\xe9.dat' is not UTF-8 text" in line for line in lines)
+    assert [e["path"] for e in watched_events(cat)] == ["ok.dat"]

@@ -14,6 +14,8 @@ import sys
 import threading
 from typing import Any
 
+from ..exceptions import ScandeckError
+from ..opening import catalog_name
 from .arguments import add_command, seconds
 from .errors import CliError
 from .targets import open_target, target_of
@@ -147,9 +149,31 @@ def _check_dirs(dirs: list[str], patterns: list[str]) -> None:
         raise CliError(f"no directory {directory}", "check the path; scandeck watch does not create it", 2)
 
 
+def _watcher(cls: Any, catalog: Any, args: argparse.Namespace, metadata: dict[str, Any], say: Any) -> Any:
+    from ..files.layout import CHUNK_SIZE
+
+    try:
+        return cls(
+            catalog,
+            args.dirs,
+            patterns=args.patterns,
+            recursive=args.recursive,
+            run_per=args.run_per,
+            metadata=metadata,
+            settle=args.settle,
+            once=args.once,
+            transfer=args.transfer,
+            chunk_size=args.chunk_size or CHUNK_SIZE,
+            say=say,
+        )
+    except (NotADirectoryError, ValueError) as err:
+        if isinstance(err, ScandeckError):
+            raise
+        raise CliError(str(err), code=2) from None
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     """``scandeck watch DIR [DIR ...] [--pattern GLOB ...] [...]``."""
-    from ..files.layout import CHUNK_SIZE
     from ..safe_text import printable
 
     _check_patterns(args.patterns)
@@ -158,7 +182,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.chunk_size is not None and not args.transfer:
         raise CliError("--chunk-size is for --transfer", "add --transfer, or leave --chunk-size out", 2)
     target = target_of(args) or ""
-    if args.transfer and not target.startswith(("redis://", "rediss://")):
+    # Known before opening (and creating) a store; a catalog name is checked once opened (by the Watcher).
+    if args.transfer and catalog_name(target).kind != "name" and not target.startswith(("redis://", "rediss://")):
         raise CliError(
             "--transfer sends files through a Redis bus, and this catalog is not one",
             "give --catalog 'redis://host:6379/0?prefix=P', or leave --transfer out",
@@ -172,19 +197,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     catalog = open_target(args, create=True)
     try:
-        watcher = Watcher(
-            catalog,
-            args.dirs,
-            patterns=args.patterns,
-            recursive=args.recursive,
-            run_per=args.run_per,
-            metadata=metadata,
-            settle=args.settle,
-            once=args.once,
-            transfer=args.transfer,
-            chunk_size=args.chunk_size or CHUNK_SIZE,
-            say=say,
-        )
+        watcher = _watcher(Watcher, catalog, args, metadata, say)
         stop = threading.Event()
 
         def on_signal(*_: Any) -> None:

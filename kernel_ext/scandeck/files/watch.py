@@ -106,7 +106,8 @@ class Watcher:
     transfer
         Send each file's bytes through the catalog's Redis bus before its documents.
     say
-        Where progress lines and warnings go (default: stderr).
+        Where progress lines and warnings go (default: stderr), escaped with
+        :func:`~scandeck.safe_text.printable`.
     reader_for
         ``reader_for(path)``: the format reader (default :func:`scandeck.files.readers.reader_for`).
     """
@@ -137,6 +138,11 @@ class Watcher:
         for root in self.roots:
             if not os.path.isdir(root):
                 raise NotADirectoryError(f"{printable(root)} is not a directory; give the directory to watch")
+            if not _is_text(root):
+                raise ValueError(
+                    f"the path {os.fsencode(root)!r} is not UTF-8 text, which documents hold; "
+                    "watch it through a link with a UTF-8 name"
+                )
         self.patterns = list(patterns)
         self.recursive = recursive
         self.run_per = run_per
@@ -155,7 +161,9 @@ class Watcher:
                 "--transfer sends files through a Redis bus, and this catalog is not one; "
                 "watch into a redis://host:port/db?prefix=P catalog, or leave --transfer out"
             )
-        self.say = say if say is not None else _stderr
+        told = say if say is not None else _stderr
+        # Lines name files (and runs): whoever hears them gets them escaped, terminal or not.
+        self.say: Callable[[str], None] = lambda line: told(printable(line))
         if reader_for is None:
             from .readers import reader_for as default_reader_for
 
@@ -188,6 +196,7 @@ class Watcher:
         self._progress_due = False
         self._newest: tuple[_Run, str] | None = None
         self._waiting_said = False
+        self._bad_names: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Watcher {self.roots!r} -> {self.catalog.name!r}>"
@@ -333,6 +342,15 @@ class Watcher:
     def ingest(self, cand: Candidate) -> bool:
         """Take one complete file version; whether it became an event."""
         root, relpath, st = cand.root, cand.relpath, cand.stat
+        if not _is_text(relpath):
+            if relpath not in self._bad_names:
+                self._bad_names.add(relpath)
+                self.summary.unreadable.append(relpath)
+                shown = os.fsencode(relpath)
+                self.say(
+                    f"warning: the name {shown!r} is not UTF-8 text, which documents hold; rename it to be taken"
+                )
+            return False
         done = self.ledger.latest_done(root, relpath)
         if done is not None and (done.size, done.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return False
@@ -447,6 +465,15 @@ class Watcher:
         )
         self._last_progress = now
         self._progress_due = False
+
+
+def _is_text(name: str) -> bool:
+    """Whether a path from the file system is text (not bytes that are not UTF-8, decoded with surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _stderr(line: str) -> None:
