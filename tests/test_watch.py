@@ -390,3 +390,23 @@ def test_a_name_that_is_not_utf8_is_reported_and_the_watcher_goes_on(cat, tmp_pa
     assert summary.files == 1 and len(summary.unreadable) == 1
     assert any("b'caf\\xe9.dat' is not UTF-8 text" in line for line in lines)
     assert [e["path"] for e in watched_events(cat)] == ["ok.dat"]
+
+
+def test_nested_roots(cat, tmp_path):
+    outer, inner = tmp_path / "data", tmp_path / "data" / "inner"
+    inner.mkdir(parents=True)
+    with pytest.raises(ValueError, match="is inside .* taken twice"):
+        Watcher(cat, [outer, inner], recursive=True, reader_for=plain)
+    # Without --recursive each root has its own files; a root given twice counts once.
+    w = Watcher(cat, [outer, inner, outer], reader_for=plain, settle=600)
+    assert w.roots == [str(outer.resolve()), str(inner.resolve())]
+    with ThreadedWatcher(w) as tw:
+        wait_for(lambda: len(tw.watcher.tracker.watched()) == 2, "both roots watched")
+        (outer / "o.dat").write_bytes(b"o")
+        (inner / "i.dat").write_bytes(b"i")
+        wait_for(lambda: tw.watcher.summary.files >= 2, "a file of each root")
+    resources = [doc for name, doc in cat[-1].documents() if name == "resource"]
+    assert sorted((r["root"], r["resource_path"]) for r in resources) == [
+        (str(outer.resolve()), "o.dat"),
+        (str(inner.resolve()), "i.dat"),
+    ]

@@ -459,7 +459,7 @@ class Tracker:
             self._next_scan = 0.0
 
     def _relative(self, full: str) -> tuple[str, str] | None:
-        for root in self.roots:
+        for root in sorted(self.roots, key=len, reverse=True):  # the innermost root a file is in
             prefix = root.rstrip(os.sep) + os.sep
             if full.startswith(prefix):
                 rel = full[len(prefix) :]

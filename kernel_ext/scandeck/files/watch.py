@@ -134,7 +134,7 @@ class Watcher:
         if run_per not in RUN_PER:
             raise ValueError(f"run_per must be one of {', '.join(RUN_PER)}, not {run_per!r}")
         self.catalog = catalog
-        self.roots = [str(Path(r).expanduser().resolve()) for r in roots]
+        self.roots = list(dict.fromkeys(str(Path(r).expanduser().resolve()) for r in roots))
         for root in self.roots:
             if not os.path.isdir(root):
                 raise NotADirectoryError(f"{printable(root)} is not a directory; give the directory to watch")
@@ -143,6 +143,14 @@ class Watcher:
                     f"the path {os.fsencode(root)!r} is not UTF-8 text, which documents hold; "
                     "watch it through a link with a UTF-8 name"
                 )
+        if recursive:
+            for inner in self.roots:
+                for outer in self.roots:
+                    if inner.startswith(outer.rstrip(os.sep) + os.sep):
+                        raise ValueError(
+                            f"{printable(inner)} is inside {printable(outer)}, which is watched with its "
+                            "subdirectories: its files would be taken twice; give only the outer one"
+                        )
         self.patterns = list(patterns)
         self.recursive = recursive
         self.run_per = run_per
