@@ -309,3 +309,62 @@ def test_only_a_redis_bus_carries_files(tmp_path):
     store = scandeck.open_catalog(tmp_path / "store")
     with pytest.raises(ScandeckError, match="only through a Redis bus"):
         sender_for(store.source)
+
+
+def test_chunks_redis_lost_are_sent_again_from_the_first_missing(redis_server, tmp_path, caplog):
+    """As after a restart without the append-only file: Redis holds fewer chunks than were sent."""
+    uri = bus_uri(redis_server, tmp_path)
+    cat = scandeck.open_catalog(uri)
+    root = tmp_path / "instrument"
+    path = write_file(root / "lost.bin", 300 * CHUNK)
+    sha, size = sha256_of(path), path.stat().st_size
+    run = WatchedRun(cat, root, chunk_size=CHUNK)
+    client = redis.Redis.from_url(redis_server.url)
+    key = cat.source.keys.file(run.uid, sha)
+
+    def lose_some(done: int, total: int) -> None:
+        if done == 128 * CHUNK:  # after the first batch, keep only its first 100 chunks
+            kept = client.xrange(key, max="0-100")
+            client.delete(key)
+            for eid, fields in kept:
+                client.xadd(key, fields, id=eid)
+
+    assert run.sender.send(run.uid, sha, path, size, progress=lose_some) == 300 + 28  # 100..127 twice
+    assert "lost chunks 100..127" in caplog.text
+    assert chunk_ids(client, key) == [f"0-{k + 1}".encode() for k in range(300)]
+    got = providers.fetch(run.uid, sha, size, what="lost.bin")
+    assert got is not None and got.read_bytes() == path.read_bytes()
+    run.stop()
+
+
+def test_the_keeper_refuses_a_damaged_file_and_drops_an_abandoned_one(redis_server, tmp_path):
+    uri = bus_uri(redis_server, tmp_path)
+    cat = scandeck.open_catalog(uri)
+    root = tmp_path / "instrument"
+    run = WatchedRun(cat, root, chunk_size=CHUNK)
+    good = run.add(write_file(root / "good.bin", 3 * CHUNK, seed=1))
+    cut = write_file(root / "cut.bin", 300 * CHUNK, seed=2)
+
+    def die(done: int, total: int) -> None:
+        raise KeyboardInterrupt  # the watcher died mid-file: no document names it
+
+    with pytest.raises(KeyboardInterrupt):
+        run.sender.send(run.uid, sha256_of(cut), cut, cut.stat().st_size, progress=die)
+    run.stop()
+    client = redis.Redis.from_url(redis_server.url)
+    key = cat.source.keys.file(run.uid, good["sha256"])
+    client.xadd(key, {"offset": 0, "sha256": "", "size": 0, "data": b"x"}, id="0-9")  # damaged on the bus
+    client.xtrim(key, minid="0-2")  # drop chunk 0 too: the file cannot be reassembled
+    said: list[str] = []
+    keeper = Keeper(uri, policy=TrimPolicy(max_runs=0), say=said.append)
+    try:
+        report = keeper.run_once()
+        assert report.persisted == [] and "damaged" in report.skipped[run.uid]
+        client.delete(key)  # the damaged file goes (as if withdrawn): the abandoned one alone is left
+        client.hdel(cat.source.keys.files(run.uid), good["sha256"])
+        report = keeper.run_once()
+    finally:
+        keeper.close()
+    assert report.persisted == [run.uid] and report.trimmed == [run.uid], said
+    assert client.keys(f"{cat.source.keys.run(run.uid)}*") == []
+    assert not (tmp_path / "archive" / "files" / sha256_of(cut)[:2]).exists()
