@@ -105,8 +105,8 @@ def _tail_path(source: Source, uid: str, end: int) -> str | None:
 def files_of(source: Source, s: RunSummary) -> dict[str, Any] | None:
     """``{"count", "newest"}`` of a watched run, None for any other run.
 
-    ``newest`` is None while the run holds no file, and when the store cannot say
-    (its error is logged by the caller's store, the panel shows the count alone).
+    ``newest`` is None while the run holds no file, and when the store cannot read
+    the run's documents (the panel then shows the count alone).
     """
     if not is_watched(s.start or {}):
         return None
@@ -125,7 +125,9 @@ def files_of(source: Source, s: RunSummary) -> dict[str, Any] | None:
         else:
             newest = _tail_path(source, s.uid, max(s.num_documents, 1))
     except (RunNotFound, ScandeckError):
-        return {"count": s.num_events, "newest": seen.newest if seen is not None else None}
+        # The store cannot say (a Tiled server that does not read the file key): the count alone,
+        # and not asked again until the run changes.
+        newest = seen.newest if seen is not None else None
     with _lock:
         _seen[key] = _Seen(s.num_documents, s.status, newest)
         _seen.move_to_end(key)
