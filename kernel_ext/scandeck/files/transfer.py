@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import FileMismatch, ScandeckError, StoreError
 from ..safe_text import printable
+from . import providers
 from .layout import CHUNK_SIZE
 
 if TYPE_CHECKING:
@@ -76,18 +77,21 @@ def sender_for(source: Any, chunk_size: int = CHUNK_SIZE) -> FileSender:
             f"a chunk size of {chunk_size} bytes is out of range: give 1kB to {MAX_CHUNK_SIZE >> 20}MB "
             "(default 512kB)"
         )
-    return FileSender(source.uri, chunk_size)
+    return FileSender(source.uri, chunk_size, options=source.opts)
 
 
 class FileSender:
     """Sends files into runs of one Redis bus; one connection of its own. Use :func:`sender_for`."""
 
-    def __init__(self, uri: str, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, uri: str, chunk_size: int = CHUNK_SIZE, *, options: Any = None) -> None:
         from ..sources.redis_source import RedisSource
 
         self.chunk_size = int(chunk_size)
         self._bus: RedisSource = RedisSource(uri)
+        if options is not None:  # the catalog's reconnect= and the rest (its canonical URI drops them)
+            self._bus.opts = options
         self._bus.start()
+        providers.unregister(self._bus)  # a connection for sending: readers ask the catalog's source
         self._closed = False
 
     def __repr__(self) -> str:
