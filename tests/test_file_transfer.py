@@ -121,6 +121,12 @@ def test_a_reader_waits_for_a_sender_mid_way_then_reads_it_whole(redis_server, t
     sending = threading.Thread(target=run.sender.send, args=(run.uid, sha, path, size), kwargs={"progress": pause})
     sending.start()
     assert first_batch.wait(60)
+    client = redis.Redis.from_url(redis_server.url)
+
+    def blocked() -> int:  # clients blocked in XREAD on the session's server (other tests' followers too)
+        return sum(c.get("cmd") == "xread" for c in client.client_list())
+
+    before = blocked()
     home = tmp_path / "waiting"
     home.mkdir()
     env = {**os.environ, "SCANDECK_FILE_CACHE": str(home / "cache")}
@@ -133,8 +139,7 @@ def test_a_reader_waits_for_a_sender_mid_way_then_reads_it_whole(redis_server, t
     )
     try:
         assert reader.stdout.readline().strip() == "reading"
-        client = redis.Redis.from_url(redis_server.url)
-        when(lambda: any(c.get("cmd") == "xread" for c in client.client_list()), what="the reader to block")
+        when(lambda: blocked() > before, what="the reader to block on the next chunk")
         go_on.set()
         sending.join(60)
         assert reader.wait(60) == 0
