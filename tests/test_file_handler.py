@@ -21,7 +21,7 @@ import pytest
 import tifffile
 from file_samples import frames, write_csv, write_tiff
 
-from scandeck.exceptions import ExternalFileMissing, FileMismatch, FillError
+from scandeck.exceptions import ExternalFileMissing, FileMismatch, FillError, StoreError
 from scandeck.external import Filler, get_handler
 from scandeck.files import cache, layout, providers
 from scandeck.files.handler import FileHandler, local_file
@@ -187,6 +187,29 @@ def test_provider_with_wrong_bytes(tiff: Watched, provider: DictProvider, file_c
     assert tiff.sha256 in str(info.value) and hashlib.sha256(data).hexdigest() in str(info.value)
     assert cache.cached(tiff.sha256, tiff.size) is None
     assert [p for p in file_cache.rglob("*") if p.is_file()] == []  # no partial copy left either
+
+
+class AwayProvider:
+    """A provider whose server is away (a Redis bus down): it raises as RedisSource does then."""
+
+    def file_chunks(self, run: str, sha256: str, size: int) -> Iterable[bytes] | None:
+        raise StoreError("Redis at 127.0.0.1:1/0 stayed away for 60 s")
+
+
+def test_a_provider_that_fails_does_not_stop_the_others(
+    tiff: Watched, provider: DictProvider, file_cache: Path
+) -> None:
+    data = Path(tiff.full_path).read_bytes()
+    Path(tiff.full_path).unlink()
+    away = AwayProvider()
+    providers.register(away)
+    try:
+        with pytest.raises(StoreError, match="stayed away"):  # nobody else holds it: the failure is said
+            tiff.fill("image")
+        provider.files[(tiff.run, tiff.sha256)] = data
+        np.testing.assert_array_equal(tiff.fill("image"), frames(2))  # the archive answers
+    finally:
+        providers.unregister(away)
 
 
 def test_rewritten_original_but_a_provider_holds_the_recorded_version(

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ..exceptions import ScandeckError
 from . import cache
 
 __all__ = ["FileProvider", "fetch", "providers", "register", "unregister"]
@@ -53,11 +54,20 @@ def providers() -> list[FileProvider]:
 def fetch(run: str, sha256: str, size: int, *, what: str) -> Path | None:
     """A verified local copy of the file from the first provider that holds it, or ``None``.
 
-    ``what`` names the file in errors (its path as written). A provider whose
-    bytes do not hash to ``sha256`` raises :class:`~scandeck.exceptions.FileMismatch`.
+    ``what`` names the file in errors (its path as written). A provider that
+    fails (its server away, bytes that do not hash to ``sha256``) does not stop
+    the others from being asked; when none could give the file, the first
+    failure is raised (:class:`~scandeck.exceptions.StoreError`,
+    :class:`~scandeck.exceptions.FileMismatch`...).
     """
+    failures: list[ScandeckError] = []
     for provider in providers():
-        chunks = provider.file_chunks(run, sha256, size)
-        if chunks is not None:
-            return cache.store(sha256, size, chunks, what=what)
+        try:
+            chunks = provider.file_chunks(run, sha256, size)
+            if chunks is not None:
+                return cache.store(sha256, size, chunks, what=what)
+        except ScandeckError as err:
+            failures.append(err)
+    if failures:
+        raise failures[0]
     return None
