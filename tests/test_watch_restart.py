@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from source_uris import SOURCES
 from watch_procs import (
     PlainReader,
     ThreadedWatcher,
@@ -25,7 +26,7 @@ from watch_procs import (
 
 import scandeck
 from scandeck.exceptions import ScandeckError
-from scandeck.files.ledger import Ledger, ledger_path, settle_pending
+from scandeck.files.ledger import Ledger, ledger_of, ledger_path, settle_pending
 from scandeck.files.watch import Watcher
 
 
@@ -33,15 +34,16 @@ class Killed(BaseException):
     """Stands for the watcher's death at one step (what SIGKILL would do there)."""
 
 
-class DiesAfterDocuments(Ledger):
-    def done(self, row_id: int) -> None:
-        raise Killed
+def die(*args: Any, **kwargs: Any) -> None:
+    raise Killed
 
 
-class DiesBeforeDocuments(Ledger):
-    def begin(self, *args, **kwargs):
-        super().begin(*args, **kwargs)
+def dies_after(method: Any) -> Any:
+    def step(*args: Any, **kwargs: Any) -> None:
+        method(*args, **kwargs)
         raise Killed
+
+    return step
 
 
 @pytest.fixture
@@ -51,31 +53,47 @@ def cat(tmp_path: Path):
     catalog.close()
 
 
+@pytest.fixture(params=["sqlite", "memory", "redis"])
+def any_cat(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A catalog on each source the watcher writes to (Tiled reads no SCANDECK_FILE resources)."""
+    monkeypatch.setenv("SCANDECK_DATA", str(tmp_path / "home"))  # where a bus's ledger goes
+    catalog = scandeck.open_catalog(SOURCES[request.param](request, tmp_path))
+    yield catalog
+    catalog.close()
+
+
 def once(cat, root: Path, ledger: Ledger | None = None, **kwargs: Any) -> Any:
     reader = PlainReader()
     return Watcher(cat, [root], once=True, settle=0.2, reader_for=lambda p: reader, ledger=ledger, **kwargs).run()
 
 
-@pytest.mark.parametrize("dying", [DiesAfterDocuments, DiesBeforeDocuments])
-def test_a_file_left_pending_is_settled_by_asking_the_catalog(cat, tmp_path, dying):
+@pytest.mark.parametrize("dying", ["after documents", "before documents"])
+def test_a_file_left_pending_is_settled_by_asking_the_catalog(any_cat, tmp_path, dying, monkeypatch):
+    cat = any_cat
     root = tmp_path / "data"
     root.mkdir()
     (root / "a.dat").write_bytes(b"alpha")
-    with pytest.raises(Killed):
-        once(cat, root, dying(ledger_path(cat)))
-    ledger = Ledger(ledger_path(cat))
+    ledger, owned = ledger_of(cat)
+    with monkeypatch.context() as patch:
+        if dying == "after documents":
+            patch.setattr(ledger, "done", die)
+        else:
+            patch.setattr(ledger, "begin", dies_after(ledger.begin))
+        with pytest.raises(Killed):
+            once(cat, root, ledger)
     [pending] = ledger.pending()
     written = [e["path"] for e in watched_events(cat)]
-    assert written == (["a.dat"] if dying is DiesAfterDocuments else [])
+    assert written == (["a.dat"] if dying == "after documents" else [])
     assert cat[-1].metadata["stop"]["exit_status"] == "fail"  # the run the dying watcher had started
     (root / "b.dat").write_bytes(b"beta")
     summary = once(cat, root)
-    assert summary.settled == ((1, 0) if dying is DiesAfterDocuments else (0, 1))
+    assert summary.settled == ((1, 0) if dying == "after documents" else (0, 1))
     events = watched_events(cat)
     assert sorted(e["path"] for e in events) == ["a.dat", "b.dat"]  # a.dat once, whichever the step
     assert ledger.pending() == [] and ledger.counts()["done"] == 2
     assert settle_pending(ledger, cat) == (0, 0)
-    ledger.close()
+    if owned:
+        ledger.close()
 
 
 def watch_command(root: Path, store: Path, settle: str = "0.2") -> subprocess.Popen[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 
 from ..sources.sqlite_db import ProcessConnection, connect, open_file, retry_locked
 
-__all__ = ["DB_NAME", "IN_MEMORY", "FileRow", "Ledger", "RootLock", "ledger_path", "settle_pending"]
+__all__ = ["DB_NAME", "IN_MEMORY", "FileRow", "Ledger", "RootLock", "ledger_of", "ledger_path", "settle_pending"]
 
 DB_NAME = "watch.sqlite"
 STATES = ("pending", "done", "unreadable")
@@ -91,6 +92,25 @@ def ledger_path(catalog: Any) -> Path:
 
     name = hashlib.sha256(redact(catalog.source.uri).encode("utf-8")).hexdigest()[:24]
     return data_dir() / "watch" / f"{name}.sqlite"
+
+
+_IN_MEMORY: dict[str, Ledger] = {}
+_IN_MEMORY_LOCK = threading.Lock()
+
+
+def ledger_of(catalog: Any) -> tuple[Ledger, bool]:
+    """The ledger of ``catalog``, and whether the caller should close it when done.
+
+    A ``memory://`` catalog's ledger is kept for the life of the process, as its runs are.
+    """
+    path = ledger_path(catalog)
+    if path != IN_MEMORY:
+        return Ledger(path), True
+    with _IN_MEMORY_LOCK:
+        ledger = _IN_MEMORY.get(catalog.source.uri)
+        if ledger is None:
+            ledger = _IN_MEMORY[catalog.source.uri] = Ledger(IN_MEMORY)
+        return ledger, False
 
 
 class Ledger:

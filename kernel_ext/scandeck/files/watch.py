@@ -32,7 +32,7 @@ from ..safe_text import printable
 from .complete import Candidate, Tracker, enable_leases, read_whole, same_version
 from .compose import FileDocs, FileVersion
 from .layout import CHUNK_SIZE, PLAN_NAME, watch_metadata
-from .ledger import IN_MEMORY, Ledger, RootLock, ledger_path, settle_pending
+from .ledger import IN_MEMORY, Ledger, RootLock, ledger_of, settle_pending
 
 __all__ = ["RUN_PER", "RESERVED_METADATA", "WatchSummary", "Watcher", "human_size"]
 
@@ -177,8 +177,11 @@ class Watcher:
 
             reader_for = default_reader_for
         self.reader_for = reader_for
-        self.ledger = ledger if ledger is not None else Ledger(ledger_path(catalog))
-        self._own_ledger = ledger is None
+        if ledger is None:
+            ledger, self._own_ledger = ledger_of(catalog)
+        else:
+            self._own_ledger = False
+        self.ledger = ledger
         self._skip_dirs = self._catalog_dirs()
         db_path = getattr(catalog.source, "db_path", None)
         # The store's database and the ledger, with their -wal, -shm and .locks beside them.
