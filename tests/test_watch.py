@@ -410,3 +410,26 @@ def test_nested_roots(cat, tmp_path):
         (str(outer.resolve()), "o.dat"),
         (str(inner.resolve()), "i.dat"),
     ]
+
+
+def test_files_whose_data_keys_differ_go_to_the_readers_next_stream(cat, tmp_path):
+    """Real readers: two CSVs of one layout share ``table``; another layout goes to ``table_2``."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.csv").write_text("x,y\n1,10\n2,20\n")
+    (root / "b.csv").write_text("x,y\n3,30\n4,40\n")
+    (root / "c.csv").write_text("energy,counts,size\n1,5,7\n2,6,8\n3,7,9\n")
+    summary = Watcher(cat, [root], once=True, settle=0.2).run()
+    assert summary.files == 3
+    run = cat[-1]
+    assert set(run) == {"table", "table_2"}
+    first = run.table.read()
+    assert first["path"].values.tolist() == ["a.csv", "b.csv"]
+    assert first["y"].values.tolist() == [[10.0, 20.0], [30.0, 40.0]]
+    second = run.table_2.read()
+    assert second["path"].values.tolist() == ["c.csv"] and second["size"].values.tolist() == [
+        (root / "c.csv").stat().st_size
+    ]
+    names = set(second.data_vars) - {"path", "size", "mtime", "sha256", "version", "info", "file"}
+    assert {"energy", "counts"} <= names and len(names) == 3  # the column named size is renamed, not lost
+    assert run.metadata["stop"]["num_events"] == {"table": 2, "table_2": 1}
