@@ -150,3 +150,28 @@ def test_older_version_names_that_clash_with_a_file_are_refused(tmp_path):
         place(files, tmp_path)
     placed = place(files, tmp_path, latest_only=True)
     assert [PurePosixPath(p.name).as_posix() for p in placed] == ["a.tif", "a.v1.tif"]
+
+
+def test_a_session_run_over_two_directories_fetches_each_directory_s_files(tmp_path, capsys):
+    """Two detectors' directories, each with a scan_1.raw: neither is taken for an older version
+    of the other, nor dropped by --latest (both are version 1 of their own path)."""
+    store = tmp_path / "store"
+    det1, det2 = tmp_path / "det1", tmp_path / "det2"
+    write_file(det1 / "scan_1.raw", 100, seed=1)
+    det2.mkdir()
+    assert main(["watch", str(det1), str(det2), "--once", "--catalog", str(store)]) == 0
+    write_file(det1 / "scan_1.raw", 300, seed=3)  # rewritten: det1's is version 2 in the next run
+    write_file(det2 / "scan_1.raw", 200, seed=2)  # version 1 of det2's own path
+    write_file(det2 / "scan_2.raw", 400, seed=4)
+    assert main(["watch", str(det1), str(det2), "--once", "--catalog", str(store)]) == 0
+    expected = {
+        "det1/scan_1.raw": sha256_of(det1 / "scan_1.raw"),
+        "det2/scan_1.raw": sha256_of(det2 / "scan_1.raw"),
+        "det2/scan_2.raw": sha256_of(det2 / "scan_2.raw"),
+    }
+    capsys.readouterr()
+    for flag in ([], ["--latest"]):
+        out = tmp_path / f"out{len(flag)}"
+        assert main(["files", "fetch", "-1", "--to", str(out), "--catalog", str(store), *flag]) == 0
+        got = {p.relative_to(out).as_posix(): sha256_of(p) for p in out.rglob("*") if p.is_file()}
+        assert got == expected, flag

@@ -4,7 +4,12 @@ Each file version of the run goes under ``DIR`` at its path relative to the
 watched root. When the run holds several versions of one path (the file was
 rewritten while watched), the newest is written at the path and each older one
 beside it with its version before the extension: ``img.tif`` (newest),
-``img.v1.tif``, ``img.v2.tif``... (``latest_only``: the newest alone). A file
+``img.v1.tif``, ``img.v2.tif``... (``latest_only``: the newest alone). A run
+whose files come from several watched directories (``scandeck watch DIR1 DIR2``,
+a run per session) writes each directory's files under a folder named after it
+(``DIR/det1/scan_1.raw``, ``DIR/det2/scan_1.raw``; ``det-1``, ``det-2`` when two
+directories share a name): the same relative path in two directories is two
+files, not two versions of one. A file
 already there with the same bytes is left as it is; one with other bytes is
 replaced only with ``overwrite``. A path that would leave ``DIR`` (absolute,
 or with ``..``) is refused.
@@ -69,6 +74,24 @@ def _inside(relpath: str) -> PurePosixPath:
     return path
 
 
+def _root_of(f: PendingFile) -> str:
+    """The watched directory ``f`` was found in: its origin without its relative path."""
+    origin, rel = PurePosixPath(f.origin), PurePosixPath(f.relpath).parts
+    if rel and origin.parts[-len(rel) :] == rel:
+        return str(PurePosixPath(*origin.parts[: -len(rel)]))
+    return str(origin.parent)
+
+
+def _folders(roots: list[str]) -> dict[str, str]:
+    """The folder each watched directory's files go under, when a run has files of several."""
+    if len(roots) < 2:
+        return dict.fromkeys(roots, "")
+    names = [PurePosixPath(r).name or "root" for r in roots]
+    if len(set(names)) < len(names):
+        names = [f"{name}-{i}" for i, name in enumerate(names, 1)]
+    return dict(zip(roots, names, strict=True))
+
+
 def place(files: Iterable[PendingFile], to: Path, *, latest_only: bool = False) -> list[Placed]:
     """Where each file version goes under ``to`` (newest version of a path at the path), in run order.
 
@@ -77,22 +100,28 @@ def place(files: Iterable[PendingFile], to: Path, *, latest_only: bool = False) 
     another file's path in the run.
     """
     files = list(files)
+    roots = list(dict.fromkeys(_root_of(f) for f in files))
+    folder = _folders(roots)
+
+    def path_of(f: PendingFile) -> str:
+        rel = _inside(f.relpath).as_posix()
+        return _inside(f"{folder[_root_of(f)]}/{rel}").as_posix() if folder[_root_of(f)] else rel
+
     newest: dict[str, int] = {}
     for f in files:
-        _inside(f.relpath)
         version = int(f.fields["version"])
-        newest[f.relpath] = max(newest.get(f.relpath, version), version)
+        newest[path_of(f)] = max(newest.get(path_of(f), version), version)
     paths = set(newest)
     out: list[Placed] = []
     taken: dict[str, PendingFile] = {}
     for f in files:
-        version = int(f.fields["version"])
-        if version == newest[f.relpath]:
-            name = f.relpath
+        version, path = int(f.fields["version"]), path_of(f)
+        if version == newest[path]:
+            name = path
         elif latest_only:
             continue
         else:
-            name = versioned_name(f.relpath, version)
+            name = versioned_name(path, version)
             if name in paths:
                 raise ScandeckError(
                     printable(
