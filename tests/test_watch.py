@@ -433,3 +433,29 @@ def test_files_whose_data_keys_differ_go_to_the_readers_next_stream(cat, tmp_pat
     names = set(second.data_vars) - {"path", "size", "mtime", "sha256", "version", "info", "file"}
     assert {"energy", "counts"} <= names and len(names) == 3  # the column named size is renamed, not lost
     assert run.metadata["stop"]["num_events"] == {"table": 2, "table_2": 1}
+
+
+def test_a_watcher_made_on_another_thread_leaves_sigio_alone(cat, tmp_path):
+    """SIGIO (sent to a lease holder) kills by default: only the main thread may ignore it."""
+    import signal
+    import threading
+
+    root = tmp_path / "data"
+    root.mkdir()
+    previous = signal.signal(signal.SIGIO, signal.SIG_DFL)
+    try:
+        made: list[Watcher] = []
+        thread = threading.Thread(target=lambda: made.append(watcher(cat, root)))
+        thread.start()
+        thread.join()
+        assert signal.getsignal(signal.SIGIO) == signal.SIG_DFL
+        probe = tmp_path / "probe"
+        with open(probe, "wb"):
+            assert writer_holds(str(probe)) is None  # cannot tell: the settle rule decides
+        made[0].tracker.close()
+        watcher(cat, root).tracker.close()  # on the main thread: ignored, leases used
+        assert signal.getsignal(signal.SIGIO) == signal.SIG_IGN
+        with open(probe, "wb"):
+            assert writer_holds(str(probe)) is True
+    finally:
+        signal.signal(signal.SIGIO, previous)

@@ -53,7 +53,8 @@ _F_UNLCK = 2
 
 # -- "no writer holds it open" ----------------------------------------------------------------------
 
-_LEASES = {"enabled": sys.platform.startswith("linux")}
+#: Leases (and SIGIO) are Linux's.
+_LINUX = sys.platform.startswith("linux") and hasattr(signal, "SIGIO")
 
 
 def enable_leases() -> bool:
@@ -63,16 +64,13 @@ def enable_leases() -> bool:
     kills): it is ignored here, which only the main thread can arrange. From another
     thread, leases are used only if ``SIGIO`` is already handled or ignored.
     """
-    if not sys.platform.startswith("linux") or not hasattr(signal, "SIGIO"):
-        _LEASES["enabled"] = False
+    if not _LINUX:
         return False
     if signal.getsignal(signal.SIGIO) == signal.SIG_DFL:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGIO, signal.SIG_IGN)
         else:
-            _LEASES["enabled"] = False
-            return False
-    _LEASES["enabled"] = True
+            return False  # writer_holds says "cannot tell" while SIGIO would kill
     return True
 
 
@@ -82,7 +80,7 @@ def writer_holds(path: str) -> bool | None:
     None where leases are not permitted (another user's file, a file system without
     them, not Linux) or not enabled (:func:`enable_leases`): the settle rule decides then.
     """
-    if not _LEASES["enabled"] or signal.getsignal(signal.SIGIO) == signal.SIG_DFL:
+    if not _LINUX or signal.getsignal(signal.SIGIO) == signal.SIG_DFL:
         return None
     import fcntl
 
