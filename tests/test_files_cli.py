@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 import pytest
+from event_model import compose_run
 from redis_server import RedisServer
 from transfer_runs import WatchedRun, sha256_of, write_file
 
@@ -175,3 +176,25 @@ def test_a_session_run_over_two_directories_fetches_each_directory_s_files(tmp_p
         assert main(["files", "fetch", "-1", "--to", str(out), "--catalog", str(store), *flag]) == 0
         got = {p.relative_to(out).as_posix(): sha256_of(p) for p in out.rglob("*") if p.is_file()}
         assert got == expected, flag
+
+
+def test_the_default_directory_is_not_taken_from_a_hostile_run_uid(tmp_path, monkeypatch, capsys):
+    store = tmp_path / "store"
+    cat = scandeck.open_catalog(store)
+    root = tmp_path / "instrument"
+    run = WatchedRun(cat, root, transfer=False)
+    # A run written by hand into a shared catalog: nothing checks what its uid looks like.
+    meta = {k: v for k, v in run.bundle.start_doc.items() if k not in ("uid", "time")}
+    run.bundle = compose_run(uid="../../zz", metadata=meta)
+    run.writer("start", run.bundle.start_doc)
+    run.desc = run.bundle.compose_descriptor(name="bytes", data_keys=run.desc.descriptor_doc["data_keys"])
+    run.writer("descriptor", run.desc.descriptor_doc)
+    run.uid = "../../zz"
+    run.add(write_file(root / "a.bin", 10))
+    run.stop()
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    assert main(["files", "fetch", "../../zz", "--catalog", str(store)]) == 2
+    assert "--to" in capsys.readouterr().err
+    assert not (tmp_path / "zz").exists()

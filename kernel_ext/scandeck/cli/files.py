@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,11 +132,23 @@ def _ls(source: Any, files: list[PendingFile], *, as_json: bool) -> int:
     return 0
 
 
+def _default_dir(uid: str) -> Path:
+    """``./<first 8 characters of the uid>``, when they make a plain folder name (a uid is run data)."""
+    name = uid[:8]
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name):
+        raise CliError(
+            printable(f"run {uid!r} has a uid that does not make a folder name; nothing was written"),
+            "give the directory to write into: --to DIR",
+            code=2,
+        )
+    return Path(name)
+
+
 def _fetch(uid: str, files: list[PendingFile], args: argparse.Namespace) -> int:
     from ..exceptions import ScandeckError
     from ..files.fetch import copy_verified, place, same_bytes
 
-    to = args.to if args.to is not None else Path(uid[:8])
+    to = args.to if args.to is not None else _default_dir(uid)
     placed = place(files, to, latest_only=args.latest)
     clash = [
         p
