@@ -209,25 +209,35 @@ class Tracker:
 
     def __post_init__(self) -> None:
         self._seen: dict[tuple[str, str], _Seen] = {}
-        self._inotify: Inotify | None = None
-        if self.use_inotify and Inotify.available():
-            try:
-                self._inotify = Inotify()
-            except OSError:
-                self._inotify = None
-        if self.scan_interval is None:
-            self.scan_interval = 5.0 if self._inotify is not None else max(1.0, self.settle / 2)
+        self._inotify: Inotify | None = None  # opened by start()
+        self._started = False
+        self.use_inotify = self.use_inotify and Inotify.available()
         self._next_scan = 0.0
         self._dirty: set[tuple[str, str]] = set()  # heard of since the last look
+
+    def start(self) -> None:
+        """Open inotify (if used); :meth:`scan` starts the tracker when it was not."""
+        if self._started:
+            return
+        self._started = True
+        if self.use_inotify:
+            try:
+                self._inotify = Inotify()
+            except OSError:  # too many inotify instances: rescans only
+                self.use_inotify = False
+        if self.scan_interval is None:
+            self.scan_interval = 5.0 if self._inotify is not None else max(1.0, self.settle / 2)
 
     @property
     def inotify(self) -> bool:
         """Whether changes are heard through inotify (else rescans only)."""
-        return self._inotify is not None
+        return self.use_inotify
 
     def close(self) -> None:
+        """Close inotify; idempotent."""
         if self._inotify is not None:
             self._inotify.close()
+            self._inotify = None
 
     def watched(self) -> set[str]:
         """The directories inotify watches (none without inotify)."""
@@ -247,6 +257,7 @@ class Tracker:
 
     def scan(self) -> None:
         """Look at every file under the roots now (and watch new directories)."""
+        self.start()
         now = time.monotonic()
         present: set[tuple[str, str]] = set()
         for root in self.roots:
