@@ -198,3 +198,30 @@ def test_the_default_directory_is_not_taken_from_a_hostile_run_uid(tmp_path, mon
     assert main(["files", "fetch", "../../zz", "--catalog", str(store)]) == 2
     assert "--to" in capsys.readouterr().err
     assert not (tmp_path / "zz").exists()
+
+
+def test_copies_fetched_cached_and_archived_get_the_modes_of_any_new_file(redis_server, tmp_path, own_cache):
+    """The umask decides (0644 under 022), as for cp: not 0600, which locks out the group that
+    reads the keeper's archive, or shares a fetched directory."""
+    from scandeck.sources.redis_keeper import Keeper, TrimPolicy
+
+    umask = os.umask(0o022)
+    try:
+        uri = bus_uri(redis_server, tmp_path)
+        root = tmp_path / "instrument"
+        run = WatchedRun(scandeck.open_catalog(uri), root)
+        sent = run.add(write_file(root / "a.bin", 5000))
+        run.stop()
+        shutil.rmtree(root)
+        out = tmp_path / "out"
+        assert main(["files", "fetch", run.uid, "--to", str(out), "--catalog", uri]) == 0
+        keeper = Keeper(uri, policy=TrimPolicy(max_runs=0))
+        try:
+            assert keeper.run_once().trimmed == [run.uid]
+        finally:
+            keeper.close()
+        sha = sent["sha256"]
+        copies = [out / "a.bin", own_cache / sha[:2] / sha, tmp_path / "archive" / "files" / sha[:2] / sha]
+        assert {str(p): oct(p.stat().st_mode & 0o777) for p in copies} == dict.fromkeys(map(str, copies), "0o644")
+    finally:
+        os.umask(umask)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..exceptions import FileMismatch
 from ..safe_text import printable
 
-__all__ = ["cache_dir", "cached", "sha256_of", "store"]
+__all__ = ["cache_dir", "cached", "sha256_of", "read_blocks", "store", "write_verified"]
 
 _HASH_BLOCK = 1 << 20
 _memo: dict[tuple[int, int, int, int], str] = {}
@@ -58,11 +58,22 @@ def store(sha256: str, size: int, chunks: Iterable[bytes], *, what: str, root: P
     :class:`~scandeck.exceptions.FileMismatch` naming both sizes or both
     hashes when the bytes are not those declared; nothing is kept then.
     """
-    path = _entry(sha256, root)
+    return write_verified(_entry(sha256, root), sha256, size, chunks, what=what)
+
+
+def write_verified(path: Path, sha256: str, size: int, chunks: Iterable[bytes], *, what: str) -> Path:
+    """Write ``chunks`` at ``path`` only if they are ``size`` bytes hashing to ``sha256``; ``path``.
+
+    Through a temporary file beside it, renamed into place once verified (a
+    reader never sees a partial or wrong file; nothing is left on failure).
+    The file gets the mode any new file gets (``0666`` less the umask), as
+    ``cp`` gives: a group reading the keeper's archive or a fetched directory
+    reads it. :class:`~scandeck.exceptions.FileMismatch` names both sizes and hashes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     written = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
@@ -77,9 +88,28 @@ def store(sha256: str, size: int, chunks: Iterable[bytes], *, what: str, root: P
             )
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def read_blocks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """A file's bytes in blocks (memory bounded)."""
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK * 4):
+            yield block
+
+
+def _temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new file ``.part-*`` beside ``path``, open for writing, with the umask's mode
+    (mkstemp's 0600 would stay with the file once renamed)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.with_name(f".part-{secrets.token_hex(8)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:

@@ -22,20 +22,16 @@ against the run's sha256 before it takes its name.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..exceptions import FileMismatch, ScandeckError
+from ..exceptions import ScandeckError
 from ..safe_text import printable
+from .cache import read_blocks, write_verified
 from .follow import PendingFile
 
 __all__ = ["Placed", "copy_verified", "place", "versioned_name"]
-
-_BLOCK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -156,24 +152,4 @@ def copy_verified(source: Path, target: Path, sha256: str, size: int) -> None:
     Raises :class:`~scandeck.exceptions.FileMismatch` naming both hashes (nothing
     is left at ``target`` then).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
-    digest = hashlib.sha256()
-    written = 0
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            while block := src.read(_BLOCK):
-                out.write(block)
-                digest.update(block)
-                written += len(block)
-        if written != int(size) or digest.hexdigest() != sha256:
-            raise FileMismatch(
-                printable(
-                    f"{source} holds {written} bytes with sha256 {digest.hexdigest()}, but the run declares "
-                    f"{int(size)} bytes with sha256 {sha256}; {target} was not written"
-                )
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_verified(target, sha256, size, read_blocks(source), what=str(source))

@@ -9,16 +9,16 @@ Files are named by content, so one kept for two runs is kept once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..files import cache
+from ..files.cache import read_blocks
 
 __all__ = ["FILES_DIR", "files_root", "keep", "kept", "read_blocks"]
 
 #: The directory of kept files, inside the store's directory.
 FILES_DIR = "files"
-_BLOCK = 4 << 20
 
 
 def files_root(directory: Path) -> Path:
@@ -36,10 +36,3 @@ def keep(directory: Path, sha256: str, size: int, chunks: Iterable[bytes], *, wh
     return kept(directory, sha256, size) or cache.store(
         sha256, size, chunks, what=what, root=files_root(directory)
     )
-
-
-def read_blocks(path: Path) -> Iterator[bytes]:
-    """A file's bytes in blocks (memory bounded)."""
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            yield block
