@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -231,6 +232,9 @@ def test_a_redis_catalog_keeps_its_ledger_in_the_data_directory(redis_server, tm
         assert once(catalog, root, transfer=True).files == 1
         assert path.exists()
         assert once(catalog, root, transfer=True).files == 0
+        # Named without archive=, with a password: the same bus, the same ledger.
+        other_name = catalog.source.uri.split("&archive=")[0].replace("redis://", "redis://:secret@")
+        assert ledger_path(SimpleNamespace(source=SimpleNamespace(uri=other_name))) == path
         [event] = watched_events(catalog)
         assert event["path"] == "a.dat" and event["sha256"] == hashlib.sha256(b"over the bus").hexdigest()
     finally:

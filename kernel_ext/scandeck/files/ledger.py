@@ -88,10 +88,21 @@ def ledger_path(catalog: Any) -> Path:
     if isinstance(directory, Path) and str(catalog.source.uri).startswith("sqlite://"):
         return directory / DB_NAME
     from ..config import data_dir
+
+    name = hashlib.sha256(_bus_identity(catalog.source.uri).encode("utf-8")).hexdigest()[:24]
+    return data_dir() / "watch" / f"{name}.sqlite"
+
+
+def _bus_identity(uri: str) -> str:
+    """The catalog's address without credentials or where its runs are archived (the same bus
+    opened with or without ``archive=`` is the same catalog)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
     from ..uris import redact
 
-    name = hashlib.sha256(redact(catalog.source.uri).encode("utf-8")).hexdigest()[:24]
-    return data_dir() / "watch" / f"{name}.sqlite"
+    parts = urlsplit(redact(uri))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "archive"]
+    return urlunsplit(parts._replace(query=urlencode(sorted(query))))
 
 
 _IN_MEMORY: dict[str, Ledger] = {}
