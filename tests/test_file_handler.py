@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -235,3 +236,28 @@ def test_handler_direct(tiff: Watched) -> None:
     handler = FileHandler(tiff.full_path, **tiff.resource["resource_kwargs"], extra="ignored")
     assert handler.local_path() == Path(tiff.full_path)
     assert handler(key="image").shape == (2, 24, 32)
+
+
+def test_a_path_that_is_no_regular_file_is_not_read_as_the_original(tmp_path: Path) -> None:
+    """A run naming /dev/zero (or a FIFO now at the watched path) as an empty file: the
+    reader (a panel preview, `files ls`) said it is missing instead of hashing forever."""
+    fifo = tmp_path / "now_a_fifo"
+    os.mkfifo(fifo)
+    empty = hashlib.sha256(b"").hexdigest()
+    probe = (
+        "import sys\n"
+        "from scandeck.files.handler import local_file\n"
+        "from scandeck.files.fetch import same_bytes\n"
+        "from pathlib import Path\n"
+        f"assert not same_bytes(Path(sys.argv[1]), {empty!r}, 0)\n"
+        "try:\n"
+        f"    local_file(sys.argv[1], {empty!r}, 0, 'run-1')\n"
+        "except Exception as err:\n"
+        "    print(type(err).__name__)\n"
+    )
+    env = {**os.environ, "SCANDECK_FILE_CACHE": str(tmp_path / "cache")}
+    for path in ("/dev/zero", str(fifo)):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, path], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "ExternalFileMissing"), (path, done.stderr)

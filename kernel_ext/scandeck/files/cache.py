@@ -8,9 +8,11 @@ a reader can trust.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -100,6 +102,11 @@ def read_blocks(path: str | os.PathLike[str]) -> Iterator[bytes]:
             yield block
 
 
+def _regular(st: os.stat_result, path: str | os.PathLike[str]) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+
+
 def _temporary_beside(path: Path) -> tuple[int, Path]:
     """A new file ``.part-*`` beside ``path``, open for writing, with the umask's mode
     (mkstemp's 0600 would stay with the file once renamed)."""
@@ -113,15 +120,22 @@ def _temporary_beside(path: Path) -> tuple[int, Path]:
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file, remembered while its inode, size and mtime stay the same."""
+    """The sha256 of a regular file, remembered while its inode, size and mtime stay the same.
+
+    Anything else (a FIFO, a device such as ``/dev/zero``: their size says 0 and
+    reading never ends) raises :class:`OSError` without being read.
+    """
     st = os.stat(path)
+    _regular(st, path)
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     with _memo_lock:
         known = _memo.get(key)
     if known is not None:
         return known
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO put there since the stat opens without waiting for a writer.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)), "rb") as f:
+        _regular(os.fstat(f.fileno()), path)
         while block := f.read(_HASH_BLOCK):
             digest.update(block)
     value = digest.hexdigest()

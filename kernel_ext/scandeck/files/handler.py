@@ -12,6 +12,7 @@ error that says which of these to set up.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def local_file(full_path: str, sha256: str, size: int, run: str) -> Path:
     original = Path(full_path)
     try:
         st = original.stat()
-        present = True
+        present = stat.S_ISREG(st.st_mode)  # a FIFO or device there is not the file (and never ends)
     except OSError:  # absent, or not ours to look at: try the other copies
         present = False
     if present and st.st_size == size and cache.sha256_of(original) == sha256:
