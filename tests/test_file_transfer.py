@@ -373,3 +373,31 @@ def test_the_keeper_refuses_a_damaged_file_and_drops_an_abandoned_one(redis_serv
     assert report.persisted == [run.uid] and report.trimmed == [run.uid], said
     assert client.keys(f"{cat.source.keys.run(run.uid)}*") == []
     assert not (tmp_path / "archive" / "files" / sha256_of(cut)[:2]).exists()
+
+
+def test_the_keeper_makes_a_kept_file_durable_before_it_trims_the_bus(redis_server, tmp_path, monkeypatch):
+    """Bytes and name on disk (fsync of the file, then of its directory) before the run leaves
+    Redis: after a power cut the archive must not hold a file of zeros, or none, that Redis let go.
+    (A power cut cannot be had in a test: the fsync calls are watched instead.)"""
+    uri = bus_uri(redis_server, tmp_path)
+    cat = scandeck.open_catalog(uri)
+    root = tmp_path / "instrument"
+    run = WatchedRun(cat, root, chunk_size=CHUNK)
+    sent = run.add(write_file(root / "a.bin", 3 * CHUNK))
+    run.stop()
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    keeper = Keeper(uri, policy=TrimPolicy(max_runs=0))
+    try:
+        assert keeper.run_once().trimmed == [run.uid]
+    finally:
+        keeper.close()
+    folder = tmp_path / "archive" / "files" / sent["sha256"][:2]
+    assert any(Path(p).parent == folder and Path(p).name.startswith(".part-") for p in synced), synced
+    assert str(folder) in synced, synced

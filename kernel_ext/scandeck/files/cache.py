@@ -52,22 +52,30 @@ def cached(sha256: str, size: int, *, root: Path | None = None) -> Path | None:
         return None
 
 
-def store(sha256: str, size: int, chunks: Iterable[bytes], *, what: str, root: Path | None = None) -> Path:
+def store(
+    sha256: str, size: int, chunks: Iterable[bytes], *, what: str, root: Path | None = None, durable: bool = False
+) -> Path:
     """Write ``chunks`` into the cache as the file ``sha256``, verified; its path.
 
     ``root`` puts it under another directory laid out as the cache is
     (``<root>/<sha256[:2]>/<sha256>``: the keeper's archive of files). Raises
     :class:`~scandeck.exceptions.FileMismatch` naming both sizes or both
     hashes when the bytes are not those declared; nothing is kept then.
+    ``durable``: its name is on disk too when this returns (see :func:`write_verified`).
     """
-    return write_verified(_entry(sha256, root), sha256, size, chunks, what=what)
+    return write_verified(_entry(sha256, root), sha256, size, chunks, what=what, durable=durable)
 
 
-def write_verified(path: Path, sha256: str, size: int, chunks: Iterable[bytes], *, what: str) -> Path:
+def write_verified(
+    path: Path, sha256: str, size: int, chunks: Iterable[bytes], *, what: str, durable: bool = False
+) -> Path:
     """Write ``chunks`` at ``path`` only if they are ``size`` bytes hashing to ``sha256``; ``path``.
 
-    Through a temporary file beside it, renamed into place once verified (a
-    reader never sees a partial or wrong file; nothing is left on failure).
+    Through a temporary file beside it, its bytes flushed to disk (fsync), then
+    renamed into place once verified: a reader never sees a partial or wrong
+    file, not even after a power cut (a copy is trusted by its name and size);
+    nothing is left on failure. ``durable`` syncs the directory too, so the
+    name survives a power cut (the keeper's archive: Redis lets the file go).
     The file gets the mode any new file gets (``0666`` less the umask), as
     ``cp`` gives: a group reading the keeper's archive or a fetched directory
     reads it. :class:`~scandeck.exceptions.FileMismatch` names both sizes and hashes.
@@ -82,6 +90,8 @@ def write_verified(path: Path, sha256: str, size: int, chunks: Iterable[bytes], 
                 out.write(chunk)
                 digest.update(chunk)
                 written += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
         got = digest.hexdigest()
         if written != int(size) or got != sha256:
             raise FileMismatch(
@@ -92,6 +102,12 @@ def write_verified(path: Path, sha256: str, size: int, chunks: Iterable[bytes], 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     return path
 
 

@@ -32,7 +32,8 @@ def kept(directory: Path, sha256: str, size: int) -> Path | None:
 
 
 def keep(directory: Path, sha256: str, size: int, chunks: Iterable[bytes], *, what: str) -> Path:
-    """Keep the bytes ``chunks`` as file ``sha256``, verified (:class:`~scandeck.exceptions.FileMismatch`)."""
+    """Keep the bytes ``chunks`` as file ``sha256``, verified (:class:`~scandeck.exceptions.FileMismatch`),
+    on disk when it returns (the keeper then lets Redis drop them)."""
     return kept(directory, sha256, size) or cache.store(
-        sha256, size, chunks, what=what, root=files_root(directory)
+        sha256, size, chunks, what=what, root=files_root(directory), durable=True
     )
