@@ -102,12 +102,13 @@ def write_verified(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        folder = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    if durable:  # the name, and the <sha[:2]> folder's name (perhaps just made)
+        for directory in (path.parent, path.parent.parent):
+            folder = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     return path
 
 
