@@ -246,6 +246,30 @@ def test_tracker_hears_renames_into_place(tmp_path):
     tracker.close()
 
 
+@pytest.mark.parametrize("closes", [True, False])
+def test_an_instrument_that_closes_between_pieces(tmp_path, closes):
+    """Each close completes a file by default; with closes=False (--ignore-closes) only settling does."""
+    root = tmp_path / "data"
+    root.mkdir()
+    tracker = Tracker([str(root)], [], settle=600, closes=closes)
+    assert tracker.inotify
+    tracker.scan()
+    taken: list = []
+    for piece in (b"first ", b"second ", b"third"):
+        with open(root / "spectrum.dat", "ab") as f:  # opened, written, closed: a piece
+            f.write(piece)
+        taken.extend(c.stat.st_size for c in tracker.poll(0.05))
+        taken.extend(c.stat.st_size for c in tracker.poll(0.05))
+    if closes:
+        assert taken == [6, 13, 18]  # every piece became a version
+    else:
+        assert taken == []  # closes said nothing; 600 s of settling have not passed
+        tracker.settle = 0.0
+        taken.extend(c.stat.st_size for c in tracker.poll(0.05))
+        assert taken == [18]  # the whole file, once
+    tracker.close()
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 

@@ -31,7 +31,9 @@ examples:
 
 A file is taken once it is complete: nobody holds it open for writing (Linux) and
 it was closed after writing or moved into place, or its size and mtime stayed the
-same for --settle seconds (files found by a scan, network shares). Each complete
+same for --settle seconds (files found by a scan, network shares; with
+--ignore-closes, for instruments that close and reopen a file between pieces, only
+this rule counts). Each complete
 file becomes an event of a run (plan_name "watch"), in a stream named by its format
 reader (tiff, hdf5, table, npy, bytes...), the file referenced as external data. Runs:
 one per watch session (default), one per directory (--run-per directory), or one per
@@ -79,6 +81,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=2.0,
         metavar="SECONDS",
         help="a file found by a scan is complete once unchanged this long (default: 2)",
+    )
+    parser.add_argument(
+        "--ignore-closes",
+        action="store_true",
+        help="a close does not complete a file, only --settle seconds unchanged do (for instruments "
+        "that close and reopen a file between pieces)",
     )
     parser.add_argument("--once", action="store_true", help="take the files there now, then exit")
     parser.add_argument(
@@ -161,6 +169,7 @@ def _watcher(cls: Any, catalog: Any, args: argparse.Namespace, metadata: dict[st
             run_per=args.run_per,
             metadata=metadata,
             settle=args.settle,
+            closes=not args.ignore_closes,
             once=args.once,
             transfer=args.transfer,
             chunk_size=args.chunk_size or CHUNK_SIZE,

@@ -189,6 +189,10 @@ class Tracker:
         Whether subdirectories (and new ones) are watched too.
     settle
         Seconds a file's size and mtime must stay the same to count as complete.
+    closes
+        Whether a close after writing (or a rename into place) completes a file. False
+        for instruments that close and reopen a file between pieces: then only the
+        settle rules do.
     skip
         ``skip(path)``: paths never to consider (the catalog's own files).
     use_inotify
@@ -201,6 +205,7 @@ class Tracker:
     patterns: list[str] = field(default_factory=list)
     recursive: bool = False
     settle: float = 2.0
+    closes: bool = True
     skip: Callable[[str], bool] = lambda path: False
     use_inotify: bool = True
     scan_interval: float | None = None
@@ -387,13 +392,14 @@ class Tracker:
             if seen.emitted == (seen.size, seen.mtime_ns):
                 continue
             stable = now - seen.since >= self.settle
-            if not (seen.closed or stable or wall - st.st_mtime >= self.settle):
+            closed = seen.closed and self.closes
+            if not (closed or stable or wall - st.st_mtime >= self.settle):
                 continue
             holds = writer_holds(path)
             if holds:
                 seen.closed = False
                 continue
-            if seen.closed or stable or holds is False:
+            if closed or stable or holds is False:
                 seen.emitted = (seen.size, seen.mtime_ns)
                 out.append(Candidate(root, relpath, st))
         self._dirty.clear()

@@ -101,6 +101,9 @@ class Watcher:
         Added to every start document.
     settle
         Seconds a file found by a scan must stay unchanged to count as complete.
+    closes
+        False: a close after writing does not complete a file, only ``settle`` seconds
+        unchanged do (instruments that close and reopen a file between pieces).
     once
         Take the files there now (waiting for those still being written), then stop.
     transfer
@@ -122,6 +125,7 @@ class Watcher:
         run_per: str = "session",
         metadata: dict[str, Any] | None = None,
         settle: float = 2.0,
+        closes: bool = True,
         once: bool = False,
         transfer: bool = False,
         chunk_size: int = CHUNK_SIZE,
@@ -192,6 +196,7 @@ class Watcher:
             self.patterns,
             recursive=recursive,
             settle=self.settle,
+            closes=closes,
             skip=self._skip,
             use_inotify=use_inotify,
             scan_interval=scan_interval,
