@@ -401,3 +401,30 @@ def test_the_keeper_makes_a_kept_file_durable_before_it_trims_the_bus(redis_serv
     folder = tmp_path / "archive" / "files" / sent["sha256"][:2]
     assert any(Path(p).parent == folder and Path(p).name.startswith(".part-") for p in synced), synced
     assert str(folder) in synced, synced
+
+
+def test_a_tiled_archive_takes_a_run_whose_only_transferred_file_was_abandoned(
+    redis_server, tiled_server, tmp_path
+):
+    """A file whose sender died mid-way has no document: there is nothing to keep, so an archive
+    that cannot hold files is no reason to keep the run in Redis ("it carries 0 transferred files")."""
+    uri = bus_uri(redis_server, tmp_path)
+    cat = scandeck.open_catalog(uri)
+    root = tmp_path / "instrument"
+    run = WatchedRun(cat, root, chunk_size=CHUNK)
+    cut = write_file(root / "cut.bin", 300 * CHUNK)
+
+    def die(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.sender.send(run.uid, sha256_of(cut), cut, cut.stat().st_size, progress=die)
+    run.stop()
+    said: list[str] = []
+    keeper = Keeper(uri, archive=tiled_server.new_catalog(), policy=TrimPolicy(max_runs=0), say=said.append)
+    try:
+        report = keeper.run_once()
+    finally:
+        keeper.close()
+    assert report.persisted == [run.uid] and report.trimmed == [run.uid], (report.skipped, said)
+    assert redis.Redis.from_url(redis_server.url).keys(f"{cat.source.keys.run(run.uid)}*") == []

@@ -32,6 +32,11 @@ def persist_files(bus: RedisSource, archive: Any, uid: str, shown: str) -> str |
     if not files:
         return None
     whole = [f for f in files.values() if f.complete]
+    for entry in files.values():
+        if not entry.complete:
+            log.info("not archiving file %s of run %s: its sender stopped mid-way", entry.sha256, uid)
+    if not whole:  # only files abandoned mid-way: nothing references them, nothing to keep
+        return None
     keep = getattr(archive, "keep_file", None)
     if keep is None:
         n = len(whole)
@@ -52,9 +57,6 @@ def persist_files(bus: RedisSource, archive: Any, uid: str, shown: str) -> str |
             return f"its {what} in Redis is damaged, so it was not archived: {err}"
         except (StoreError, OSError) as err:
             return f"copying its {what} to {shown} failed: {err}"
-    for entry in files.values():
-        if not entry.complete:
-            log.info("not archiving file %s of run %s: its sender stopped mid-way", entry.sha256, uid)
     return None
 
 
