@@ -26,6 +26,7 @@ BENCH = Path(__file__).parents[1] / "bench"
         "columns.py",
         "table_api.py",
         "auto.py",
+        "watch.py",
     ],
 )
 def test_benchmark_runs_and_prints_a_ratio(script):
