@@ -216,7 +216,7 @@ def trial_scandeck(tmp: str, redis: RedisServer, n: int, size: int, base: bytes,
             if watcher.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("scandeck watch did not start:\n" + open(os.path.join(tmp, "watch.log")).read())
             time.sleep(0.05)
-        time.sleep(0.5)  # its first scan is done
+        time.sleep(3.0)  # its start-up (imports, the first scan) is not timed
         closed = _write_files(src, n, size, base)
         if reader.wait(900) != 0:
             raise RuntimeError("the reader failed:\n" + open(os.path.join(tmp, "reader.log")).read())

@@ -259,6 +259,7 @@ class Watcher:
 
                 self._sender = sender_for(self.catalog.source, self.chunk_size)
             self._writer = self.catalog.writer()
+            _warm_up()
             self._watch(stop)
         finally:
             self._close()
@@ -490,6 +491,17 @@ def _is_text(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _warm_up() -> None:
+    """Import now what the first file needs (event-model: about a second, most of it
+    jsonschema's format checkers), and find the plug-in readers, so that the first file
+    is taken as quickly as the others."""
+    import event_model  # noqa: F401
+
+    from .readers import load_entry_points
+
+    load_entry_points()
 
 
 def _stderr(line: str) -> None:
