@@ -428,3 +428,42 @@ def test_a_tiled_archive_takes_a_run_whose_only_transferred_file_was_abandoned(
         keeper.close()
     assert report.persisted == [run.uid] and report.trimmed == [run.uid], (report.skipped, said)
     assert redis.Redis.from_url(redis_server.url).keys(f"{cat.source.keys.run(run.uid)}*") == []
+
+
+def test_a_file_taken_away_after_it_was_read_is_skipped_not_the_end_of_the_watcher(redis_server, tmp_path):
+    """A mover takes each file away once the instrument closed it: one gone between its reading
+    and its sending is warned of and skipped; the watcher goes on with the others."""
+    from scandeck.files.readers import reader_for
+    from scandeck.files.watch import Watcher
+
+    cat = scandeck.open_catalog(bus_uri(redis_server, tmp_path))
+    root = tmp_path / "instrument"
+    write_file(root / "a_moved.bin", 3 * CHUNK, seed=1)
+    write_file(root / "b_stays.bin", 3 * CHUNK, seed=2)
+
+    class Mover:
+        """The bytes reader, but the file is moved away once it was described."""
+
+        def __init__(self, path: str) -> None:
+            self.inner = reader_for(path)
+            self.name, self.patterns = self.inner.name, self.inner.patterns
+
+        def describe(self, path: str) -> Any:
+            layout = self.inner.describe(path)
+            if "moved" in path:
+                os.replace(path, tmp_path / "moved.bin")
+            return layout
+
+        def read(self, path: str, key: str) -> Any:
+            return self.inner.read(path, key)
+
+    lines: list[str] = []
+    watcher = Watcher(cat, [root], once=True, settle=0.1, transfer=True, say=lines.append, reader_for=Mover)
+    summary = watcher.run()
+    assert any("a_moved.bin" in line and "before it was sent" in line for line in lines), lines
+    run = cat[summary.runs[0]]
+    assert run.status == "success", run.stop
+    assert [f.relpath for f in scandeck.files(run)] == ["b_stays.bin"]
+    from scandeck.sources.redis_files import run_files
+
+    assert list(run_files(cat.source, run.uid)) == [sha256_of(root / "b_stays.bin")]  # no half line left

@@ -117,6 +117,7 @@ class FileSender:
         Returns once every chunk is in Redis and the bytes read hashed to
         ``sha256``. Raises :class:`~scandeck.exceptions.FileMismatch` when they
         did not (the file changed: what was sent is withdrawn),
+        :class:`FileNotFoundError` when the file is gone (withdrawn likewise),
         :class:`~scandeck.exceptions.StoreError` when Redis stayed away longer
         than ``reconnect`` or the run is not in Redis.
         """
@@ -171,6 +172,9 @@ class FileSender:
         hashed = 0  # bytes hashed so far (a chunk read again after a gap is not hashed twice)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed in finally, across the retries
+        except FileNotFoundError:  # taken away since it was read: the watcher warns and goes on
+            self._withdraw(run, entry, path)
+            raise
         except OSError as err:
             raise StoreError(
                 f"cannot read {printable(path)} to send it: {err.strerror or err}; the watcher tries again"
@@ -267,15 +271,19 @@ class FileSender:
 
     def _changed(self, run: str, entry: Any, path: str, digest: Any, hashed: int) -> int:
         """The bytes read are not the file ingested: withdraw them and say so."""
+        self._withdraw(run, entry, path)
+        raise FileMismatch(
+            f"{printable(path)} changed while it was sent: the {hashed} bytes read hash to sha256 "
+            f"{digest.hexdigest()}, but it was ingested as {entry.size} bytes with sha256 {entry.sha256}; "
+            "what was sent was withdrawn. Send it again once it is complete (the watcher does)."
+        )
+
+    def _withdraw(self, run: str, entry: Any, path: str) -> None:
+        """Take the file's line and chunks out of the run, unless it was complete before."""
         from ..sources.redis_files import DROP_SCRIPT
 
         keys = self._bus.keys
         self._bus.talk(
             f"withdrawing {printable(path)}",
             lambda c: c.eval(DROP_SCRIPT, 2, keys.files(run), keys.file(run, entry.sha256), entry.sha256),
-        )
-        raise FileMismatch(
-            f"{printable(path)} changed while it was sent: the {hashed} bytes read hash to sha256 "
-            f"{digest.hexdigest()}, but it was ingested as {entry.size} bytes with sha256 {entry.sha256}; "
-            "what was sent was withdrawn. Send it again once it is complete (the watcher does)."
         )
