@@ -258,3 +258,64 @@ def test_ctrl_c_ends_the_run_with_success(tmp_path):
         assert cat[-1].metadata["stop"]["exit_status"] == "success"
     finally:
         cat.close()
+
+
+# A watcher into a Redis bus, SIGKILLed right after it marked a file done. Its bus is paused for
+# writes (CLIENT PAUSE) while it writes the file's documents: what it had not stored by then is lost.
+_KILLED_AFTER_DONE = """
+import os, signal, sys
+import redis
+import scandeck
+from scandeck.files.ledger import ledger_of
+from scandeck.files.watch import Watcher
+sys.path.insert(0, sys.argv[4])
+from watch_procs import PlainReader
+
+uri, root, server = sys.argv[1:4]
+cat = scandeck.open_catalog(uri)
+ledger, _ = ledger_of(cat)
+begin, done = ledger.begin, ledger.done
+
+def paused_begin(*args, **kwargs):
+    row = begin(*args, **kwargs)
+    redis.Redis.from_url(server).execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+    return row
+
+def killed_after(row_id):
+    done(row_id)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+ledger.begin, ledger.done = paused_begin, killed_after
+reader = PlainReader()
+Watcher(cat, [root], once=True, settle=0.2, reader_for=lambda p: reader, ledger=ledger).run()
+"""
+
+
+def test_a_watcher_killed_after_marking_a_file_done_on_a_redis_bus_loses_nothing(redis_server, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"alpha")
+    uri = f"{redis_server.url}?prefix=killed-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "SCANDECK_DATA": str(tmp_path / "home")}
+    here = str(Path(__file__).resolve().parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_DONE, uri, str(root), redis_server.url, here],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    restarted = subprocess.run(
+        [sys.executable, "-m", "scandeck.cli", "watch", str(root), "--catalog", uri, "--once", "--settle", "0.2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    catalog = scandeck.open_catalog(uri)
+    try:
+        assert [e["path"] for e in watched_events(catalog)] == ["a.dat"]  # in once: not lost, not doubled
+    finally:
+        catalog.close()

@@ -441,6 +441,11 @@ class Watcher:
                 return False
         for name, doc in run.docs.documents(version, resource):
             self._writer(name, doc)
+        flush = getattr(self._writer, "flush", None)
+        if flush is not None:
+            # A bus's writer sends from a thread: "done" only once Redis holds the documents,
+            # else a watcher killed meanwhile leaves a file the ledger says is in and the run lacks.
+            flush()
         self.ledger.done(row.id)
         run.files += 1
         run.bytes += st.st_size
