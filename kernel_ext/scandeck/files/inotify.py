@@ -92,6 +92,9 @@ class Inotify:
         wd = self._libc.inotify_add_watch(self.fd, os.fsencode(directory), WATCH_MASK)
         if wd < 0:
             return None
+        former = self._paths.get(wd)
+        if former is not None and former != directory:
+            self._wds.pop(former, None)  # the directory was renamed: its old name is free for a new one
         self._paths[wd] = directory
         self._wds[directory] = wd
         return int(wd)
@@ -128,10 +131,22 @@ class Inotify:
                     self._paths.pop(wd, None)
                     self._wds.pop(directory, None)
                     continue
+                if mask & IN_MOVE_SELF:
+                    # Moved (renamed, or out of the tree): its changes would be told under its old
+                    # name, where a new directory may be made. Unwatched; a rescan watches it under
+                    # its new name if it is still in the tree (the files a scan finds settle).
+                    self._forget(wd)
+                    continue
                 out.append((directory, os.fsdecode(raw.rstrip(b"\0")), mask))
             if len(buf) < (1 << 16) - 4096:
                 break
         return out
+
+    def _forget(self, wd: int) -> None:
+        directory = self._paths.pop(wd, None)
+        if directory is not None and self._wds.get(directory) == wd:
+            del self._wds[directory]
+        self._libc.inotify_rm_watch(self.fd, wd)  # its IN_IGNORED then names no directory
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -150,6 +165,7 @@ def _libc() -> ctypes.CDLL | None:
                 lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
                 lib.inotify_init1.argtypes = [ctypes.c_int]
                 lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+                lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
             except (OSError, AttributeError):
                 lib = None
         _LIBC.append(lib)

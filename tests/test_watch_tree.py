@@ -1,0 +1,61 @@
+"""The tracker over a tree of directories: renamed ones, many of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from watch_procs import wait_for
+
+from scandeck.files.complete import Candidate, Tracker
+
+
+def heard(tracker: Tracker, what: str) -> list[Candidate]:
+    """The files the tracker finds complete (settle and rescans are out of reach: a close must be heard)."""
+    found: list[Candidate] = []
+    wait_for(lambda: bool(found.extend(tracker.poll(0.05)) or found), what, timeout=10)
+    return found
+
+
+@pytest.mark.parametrize("away", ["renamed in the tree", "moved out of the tree"])
+def test_a_directory_made_again_under_a_name_that_went_away_is_heard(tmp_path, away):
+    # Instruments fill "incoming/" and rename it after the sample: the next "incoming/" is a new directory.
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (root / "incoming").mkdir(parents=True)
+    elsewhere.mkdir()
+    tracker = Tracker([str(root)], recursive=True, settle=600, scan_interval=600)
+    assert tracker.inotify
+    try:
+        tracker.scan()
+        target = root / "sample_1" if away == "renamed in the tree" else elsewhere / "sample_1"
+        os.rename(root / "incoming", target)
+        tracker.poll(0.05)
+        tracker.scan()
+        (root / "incoming").mkdir()
+        tracker.scan()
+        (root / "incoming" / "f.dat").write_bytes(b"next sample")
+        assert [c.relpath for c in heard(tracker, "the file in the new incoming/")] == ["incoming/f.dat"]
+        if away == "renamed in the tree":
+            (root / "sample_1" / "g.dat").write_bytes(b"late")
+            assert [c.relpath for c in heard(tracker, "the file in sample_1/")] == ["sample_1/g.dat"]
+    finally:
+        tracker.close()
+
+
+def test_files_in_a_tree_made_quickly_are_all_found(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    tracker = Tracker([str(root)], recursive=True, settle=0.2)
+    try:
+        tracker.scan()
+        for i in range(20):
+            leaf = root / f"a{i}" / "b" / "c"
+            leaf.mkdir(parents=True)
+            (leaf / "f.dat").write_bytes(b"x" * i)
+        found: set[str] = set()
+        wait_for(lambda: bool(found.update(c.relpath for c in tracker.poll(0.05))) or len(found) == 20, "20")
+        assert found == {f"a{i}/b/c/f.dat" for i in range(20)}
+        assert Path(root / "a3" / "b" / "c").as_posix() in {Path(p).as_posix() for p in tracker.watched()}
+    finally:
+        tracker.close()
