@@ -59,3 +59,29 @@ def test_files_in_a_tree_made_quickly_are_all_found(tmp_path):
         assert Path(root / "a3" / "b" / "c").as_posix() in {Path(p).as_posix() for p in tracker.watched()}
     finally:
         tracker.close()
+
+
+class _CountedWalks(dict):  # type: ignore[type-arg]
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _CountedWalks.walks += 1
+        return super().__iter__()
+
+
+def test_a_rescan_does_not_go_through_every_watched_directory_for_each_one(tmp_path):
+    # With a folder per sample, thousands of directories: a rescan (every 5 s) stays linear.
+    root = tmp_path / "data"
+    for i in range(200):
+        (root / f"s{i:03d}").mkdir(parents=True)
+    tracker = Tracker([str(root)], recursive=True, settle=600, scan_interval=600)
+    try:
+        tracker.scan()
+        inotify = tracker._inotify
+        assert inotify is not None and len(inotify.watched()) == 201
+        inotify._wds = _CountedWalks(inotify._wds)
+        _CountedWalks.walks = 0
+        tracker.scan()
+        assert _CountedWalks.walks <= 2
+    finally:
+        tracker.close()

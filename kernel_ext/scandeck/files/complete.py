@@ -297,8 +297,8 @@ class Tracker:
                 continue
 
     def _watch_dir(self, directory: str) -> None:
-        if self._inotify is not None and directory not in self._inotify.watched():
-            self._inotify.add(directory)
+        if self._inotify is not None:
+            self._inotify.add(directory)  # at once when watched (watched() copies them all: per directory, O(n²))
 
     def _note(self, root: str, relpath: str, st: os.stat_result, now: float) -> None:
         if not stat_mod.S_ISREG(st.st_mode):
