@@ -261,3 +261,33 @@ def test_a_path_that_is_no_regular_file_is_not_read_as_the_original(tmp_path: Pa
             [sys.executable, "-c", probe, path], capture_output=True, text=True, env=env, timeout=60
         )
         assert (done.returncode, done.stdout.strip()) == (0, "ExternalFileMissing"), (path, done.stderr)
+
+
+def test_an_original_this_user_cannot_read_gives_way_to_the_cached_copy(tmp_path: Path) -> None:
+    """Watched files written 0600 by the instrument's account, read by another user through the bus:
+    the original's PermissionError must not hide the copy the cache (or the bus) holds."""
+    import shutil
+    import tempfile
+
+    place = Path(tempfile.mkdtemp(prefix="scandeck-perm-"))  # not under tmp_path (0700): another user looks
+    try:
+        place.chmod(0o755)
+        original = place / "frame.raw"
+        original.write_bytes(b"frame bytes" * 100)
+        sha = hashlib.sha256(original.read_bytes()).hexdigest()
+        original.chmod(0)
+        probe = (
+            "import os, sys\n"
+            "from scandeck.files import cache\n"
+            "from scandeck.files.handler import local_file\n"
+            f"cache.store({sha!r}, 1100, [b'frame bytes' * 100], what='test')\n"
+            "if os.geteuid() == 0:  # root reads any file: be another user (imports done: root's Python)\n"
+            "    os.setgid(65534); os.setuid(65534)\n"
+            f"print(local_file({str(original)!r}, {sha!r}, 1100, 'run-1'))\n"
+        )
+        env = {**os.environ, "SCANDECK_FILE_CACHE": str(place / "cache")}
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(place / "cache" / sha[:2] / sha)
+    finally:
+        shutil.rmtree(place)

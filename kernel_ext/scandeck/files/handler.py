@@ -57,24 +57,32 @@ def local_file(full_path: str, sha256: str, size: int, run: str) -> Path:
         present = stat.S_ISREG(st.st_mode)  # a FIFO or device there is not the file (and never ends)
     except OSError:  # absent, or not ours to look at: try the other copies
         present = False
-    if present and st.st_size == size and cache.sha256_of(original) == sha256:
+    unreadable: str | None = None
+
+    def hash_of_original() -> str | None:
+        nonlocal unreadable
+        try:
+            return cache.sha256_of(original)
+        except OSError as exc:  # there, but not readable by this user: the other copies may be
+            unreadable = exc.strerror or type(exc).__name__
+            return None
+
+    if present and st.st_size == size and hash_of_original() == sha256:
         return original
     found = cache.cached(sha256, size) or providers.fetch(run, sha256, size, what=full_path)
     if found is not None:
         return found
-    if present:
-        try:
-            now = cache.sha256_of(original)
-        except OSError as exc:
-            now = f"unknown ({type(exc).__name__})"
+    now = hash_of_original() if present and unreadable is None else None
+    if now is not None:
         raise FileMismatch(
             f"{printable(full_path)} has changed since run {run} recorded it: it now holds {st.st_size} bytes "
             f"with sha256 {now}, the run recorded {size} bytes with sha256 {sha256}. The recorded version "
             "is kept only when the directory was watched with --transfer: read the run through that Redis "
             f"catalog, or `scandeck files fetch {run}` from it"
         )
+    where = f"is here but cannot be read ({unreadable})" if unreadable else "is not on this machine"
     raise ExternalFileMissing(
-        f"{printable(full_path)} (sha256 {sha256}, run {run}) is not on this machine: mount the watched "
+        f"{printable(full_path)} (sha256 {sha256}, run {run}) {where}: mount the watched "
         "directory here (or map its root: Filler(root_map={OLD: NEW})), read the run through the Redis "
         f"catalog of a `scandeck watch --transfer`, or write its files here with `scandeck files fetch {run}`",
         full_path,
