@@ -85,3 +85,36 @@ def test_a_rescan_does_not_go_through_every_watched_directory_for_each_one(tmp_p
         assert _CountedWalks.walks <= 2
     finally:
         tracker.close()
+
+
+class _CountedLooks(dict):  # type: ignore[type-arg]
+    looks = 0
+
+    def items(self):  # type: ignore[no-untyped-def]
+        _CountedLooks.looks += 1
+        return super().items()
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _CountedLooks.looks += 1
+        return super().__iter__()
+
+
+def test_a_poll_between_rescans_looks_only_at_files_not_taken_yet(tmp_path):
+    # A directory of 100,000 files taken long ago: each poll (every settle/4 s) went through them all.
+    root = tmp_path / "data"
+    root.mkdir()
+    for i in range(50):
+        (root / f"old{i:02d}.dat").write_bytes(b"old")
+    tracker = Tracker([str(root)], settle=0, scan_interval=600)
+    try:
+        tracker.scan()
+        assert len(tracker.poll(0)) == 50
+        tracker._seen = _CountedLooks(tracker._seen)
+        _CountedLooks.looks = 0
+        assert tracker.poll(0.01) == [] and tracker.pending() == []
+        assert _CountedLooks.looks == 0
+        (root / "new.dat").write_bytes(b"new")
+        assert [c.relpath for c in heard(tracker, "the new file")] == ["new.dat"]
+        assert _CountedLooks.looks == 0
+    finally:
+        tracker.close()

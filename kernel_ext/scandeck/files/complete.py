@@ -214,6 +214,9 @@ class Tracker:
 
     def __post_init__(self) -> None:
         self._seen: dict[tuple[str, str], _Seen] = {}
+        # Keys of _seen not handed out as they are now: what a poll looks at (with _dirty),
+        # never every file seen (a directory of 100,000 files taken long ago).
+        self._open: set[tuple[str, str]] = set()
         self._inotify: Inotify | None = None  # opened by start()
         self._started = False
         self.use_inotify = self.use_inotify and Inotify.available()
@@ -250,13 +253,14 @@ class Tracker:
 
     def pending(self) -> list[tuple[str, str]]:
         """Files seen that are not complete yet (or changed since they were handed out)."""
-        return [key for key, s in self._seen.items() if s.emitted != (s.size, s.mtime_ns)]
+        return list(self._open)
 
     def forget(self, root: str, relpath: str) -> None:
         """Hand this file out again when it is next complete (its reading failed: it changed)."""
         seen = self._seen.get((root, relpath))
         if seen is not None:
             seen.emitted = None
+            self._open.add((root, relpath))
 
     # -- looking ---------------------------------------------------------------------------------
 
@@ -307,11 +311,17 @@ class Tracker:
         seen = self._seen.get(key)
         if seen is None:
             self._seen[key] = _Seen(st.st_size, st.st_mtime_ns, now)
+            self._open.add(key)
         elif (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
             seen.size, seen.mtime_ns, seen.since, seen.closed = st.st_size, st.st_mtime_ns, now, False
+            if seen.emitted != (seen.size, seen.mtime_ns):
+                self._open.add(key)
+            else:
+                self._open.discard(key)  # back as it was handed out (a scan saw it between)
 
     def _gone(self, key: tuple[str, str]) -> None:
         seen = self._seen.pop(key, None)
+        self._open.discard(key)
         if seen is not None and seen.emitted != (seen.size, seen.mtime_ns):
             self.vanished.append(key)
 
@@ -377,8 +387,8 @@ class Tracker:
         now = time.monotonic()
         wall = time.time()
         out: list[Candidate] = []
-        for key, seen in list(self._seen.items()):
-            if seen.emitted == (seen.size, seen.mtime_ns) and key not in self._dirty:
+        for key in self._open | self._dirty:
+            if key not in self._seen:
                 continue
             root, relpath = key
             path = os.path.join(root, *relpath.split("/"))
@@ -390,6 +400,7 @@ class Tracker:
             self._note(root, relpath, st, now)
             seen = self._seen[key]
             if seen.emitted == (seen.size, seen.mtime_ns):
+                self._open.discard(key)
                 continue
             stable = now - seen.since >= self.settle
             closed = seen.closed and self.closes
@@ -401,6 +412,7 @@ class Tracker:
                 continue
             if closed or stable or holds is False:
                 seen.emitted = (seen.size, seen.mtime_ns)
+                self._open.discard(key)
                 out.append(Candidate(root, relpath, st))
         self._dirty.clear()
         out.sort(key=lambda c: (c.stat.st_mtime_ns, c.relpath))
