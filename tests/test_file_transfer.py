@@ -71,6 +71,17 @@ def chunk_ids(client: redis.Redis, key: str) -> list[bytes]:
     return [eid for eid, _ in client.xrange(key)]
 
 
+def send_and_die(run: WatchedRun, path: Path) -> None:
+    """Send ``path`` into ``run`` and die after the first batch (the watcher killed mid-file:
+    no document names the file)."""
+
+    def die(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.sender.send(run.uid, sha256_of(path), path, path.stat().st_size, progress=die)
+
+
 def test_a_reader_that_cannot_see_the_directory_reads_every_file_identical(redis_server, tmp_path):
     """Empty, one-byte, exactly-one-chunk, chunk+1 and multi-chunk files, and a rewritten one."""
     uri = bus_uri(redis_server, tmp_path)
@@ -158,12 +169,7 @@ def test_a_sender_that_stopped_mid_way_is_waited_for_only_so_long(redis_server, 
     root = tmp_path / "instrument"
     path = write_file(root / "cut.bin", 300 * CHUNK)
     run = WatchedRun(cat, root, chunk_size=CHUNK)
-
-    def die(done: int, total: int) -> None:
-        raise KeyboardInterrupt  # the watcher is interrupted after the first batch
-
-    with pytest.raises(KeyboardInterrupt):
-        run.sender.send(run.uid, sha256_of(path), path, path.stat().st_size, progress=die)
+    send_and_die(run, path)
     with pytest.raises(StoreError, match="stopped mid-way") as err:
         providers.fetch(run.uid, sha256_of(path), path.stat().st_size, what="cut.bin")
     assert "only 128 of its 300 chunks" in str(err.value)
@@ -349,12 +355,7 @@ def test_the_keeper_refuses_a_damaged_file_and_drops_an_abandoned_one(redis_serv
     run = WatchedRun(cat, root, chunk_size=CHUNK)
     good = run.add(write_file(root / "good.bin", 3 * CHUNK, seed=1))
     cut = write_file(root / "cut.bin", 300 * CHUNK, seed=2)
-
-    def die(done: int, total: int) -> None:
-        raise KeyboardInterrupt  # the watcher died mid-file: no document names it
-
-    with pytest.raises(KeyboardInterrupt):
-        run.sender.send(run.uid, sha256_of(cut), cut, cut.stat().st_size, progress=die)
+    send_and_die(run, cut)
     run.stop()
     client = redis.Redis.from_url(redis_server.url)
     key = cat.source.keys.file(run.uid, good["sha256"])
@@ -413,12 +414,7 @@ def test_a_tiled_archive_takes_a_run_whose_only_transferred_file_was_abandoned(
     root = tmp_path / "instrument"
     run = WatchedRun(cat, root, chunk_size=CHUNK)
     cut = write_file(root / "cut.bin", 300 * CHUNK)
-
-    def die(done: int, total: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run.sender.send(run.uid, sha256_of(cut), cut, cut.stat().st_size, progress=die)
+    send_and_die(run, cut)
     run.stop()
     said: list[str] = []
     keeper = Keeper(uri, archive=tiled_server.new_catalog(), policy=TrimPolicy(max_runs=0), say=said.append)
