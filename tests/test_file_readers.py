@@ -350,6 +350,44 @@ def test_dat_without_header(tmp_path: Path) -> None:
     assert layout.info["header_line"] is None and layout.info["comments"] == ["plain numbers", "by a logger"]
 
 
+def test_lines_end_only_at_line_ends(tmp_path: Path) -> None:
+    # Windows vendor software writes cp1252: its "..." is byte 0x85, which Latin-1 text reads as NEL,
+    # a line break to str.splitlines, as are form feeds and U+2028: a comment's tail became a row.
+    path = tmp_path / "pattern.xy"
+    path.write_bytes(b"# Ni powder\x85 300 K\n# 2theta intensity\n10.0 105.5\r\n10.02 99.25\x0c\n10.04 101.0\n")
+    layout = get_reader("table").describe(str(path))
+    assert layout.info["comments"] == ["Ni powder\x85 300 K", "2theta intensity"]
+    assert list(layout.data_keys) == ["col_2theta", "intensity"]
+    want = np.loadtxt(path, encoding="latin-1")
+    for j, column in enumerate(_columns(path).values()):
+        _same(column, want[:, j])
+    lines = tmp_path / "sep.dat"
+    lines.write_text("# a\u2028b c\n1 2\n", encoding="utf-8")
+    assert get_reader("table").describe(str(lines)).info["comments"] == ["a\u2028b c"]
+
+
+def test_comments_at_the_end_of_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "scan.dat"
+    path.write_text("# x y\n1.0 2.0 # the peak\n2.0 3.0\n3.0 4.0#\n", encoding="utf-8")
+    want = np.loadtxt(path)
+    cols = _columns(path)
+    assert list(cols) == ["x", "y"]
+    for j, column in enumerate(cols.values()):
+        _same(column, want[:, j])
+    quoted = tmp_path / "q.csv"
+    quoted.write_text('"sample #",I\n1,2 # first\n', encoding="utf-8")
+    assert list(_columns(quoted)) == ["sample", "I"]  # a quoted # is text
+
+
+def test_numbers_are_numbers_as_loadtxt_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "odd.dat"
+    for text, field in (("1 2\n1_0 4\n", "1_0"), ("1 2\n3 \u0664\n", "\u0664")):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError):
+            np.loadtxt(path, encoding="utf-8")
+        _unreadable("table", path, "is not a number", field)
+
+
 def test_bad_tables_name_the_line(tmp_path: Path) -> None:
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("x,y,z\n1,2,3\n4,5,6\n# note\n7,8\n", encoding="utf-8")

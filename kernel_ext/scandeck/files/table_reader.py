@@ -2,8 +2,10 @@
 
 How a file is read:
 
+* lines end at ``\n``, ``\r\n`` or ``\r`` only (a Latin-1 ``\x85``, a form feed are text);
 * lines starting with ``#`` (after blanks) are comments, kept in
-  ``info["comments"]`` without the ``#``; blank lines are skipped;
+  ``info["comments"]`` without the ``#``; a ``#`` later in a line (not within
+  ``"quotes"``) starts a comment to its end, as for ``numpy.loadtxt``; blank lines are skipped;
 * the delimiter is sniffed from the first ten other lines: a tab if each has one,
   else a comma, else a semicolon, else runs of whitespace; quoted fields
   (``"I (a.u.)"``) are read as CSV reads them;
@@ -14,7 +16,8 @@ How a file is read:
   ``col1``...; names become data keys as
   :func:`~scandeck.files.reader_kit.data_key_names` makes them
   (``info["columns"]`` maps each key to the name as written);
-* every row must have as many fields as the first; an empty field is NaN.
+* every row must have as many fields as the first; an empty field is NaN; a
+  number is what ``numpy.loadtxt`` takes (``1_0`` and non-ASCII digits are not).
   A row with more or fewer, a field that is not a number, or NUL bytes (a
   binary file) raise :class:`~scandeck.exceptions.UnreadableFile` naming the line.
 
@@ -24,6 +27,7 @@ Text is UTF-8 (a byte-order mark is skipped), else Latin-1.
 from __future__ import annotations
 
 import csv
+import re
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,8 @@ from .reader_kit import FileLayout, FileMemo, array_key, data_key_names, unreada
 __all__ = ["TableReader"]
 
 _SNIFF_LINES = 10
+#: Line ends as numpy.loadtxt knows them (str.splitlines also breaks at \x85, \x0c, \u2028...).
+_LINE_END = re.compile(r"\r\n|\r|\n")
 _DELIMITERS = (("\t", "tab"), (",", "comma"), (";", "semicolon"))
 
 
@@ -70,13 +76,13 @@ class TableReader:
             text = raw.decode("latin-1")
         comments: list[tuple[int, str]] = []
         lines: list[tuple[int, str]] = []  # (line number from 1, text) of the rows
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(_LINE_END.split(text), start=1):
             stripped = line.strip()
-            if not stripped:
-                continue
             if stripped.startswith("#"):
                 comments.append((number, stripped[1:].strip()))
-            else:
+                continue
+            line = _uncommented(line)
+            if line.strip():
                 lines.append((number, line))
         delimiter, delimiter_name = _sniff([line for _, line in lines[:_SNIFF_LINES]])
         rows = [(number, _split(line, delimiter)) for number, line in lines]
@@ -103,12 +109,12 @@ class TableReader:
                     "every row of a table must have as many",
                 )
             for j, field in enumerate(fields):
-                try:
-                    values[i, j] = float(field) if field else np.nan
-                except ValueError:
+                value = _number(field)
+                if value is None:
                     raise unreadable(
                         path, self.name, f"line {number}, field {j + 1}: {field[:40]!r} is not a number"
-                    ) from None
+                    )
+                values[i, j] = value
         written = [n or f"col{j}" for j, n in enumerate(names)] if names is not None else None
         keys = data_key_names(written if written is not None else [f"col{j}" for j in range(width)], prefix="col")
         columns = {key: np.ascontiguousarray(values[:, j]) for j, key in enumerate(keys)}
@@ -136,11 +142,30 @@ def _split(line: str, delimiter: str | None) -> list[str]:
     return [field.strip() for field in fields]
 
 
-def _is_number(field: str) -> bool:
+def _uncommented(line: str) -> str:
+    """``line`` up to a ``#`` that is not within double quotes."""
+    if "#" not in line:
+        return line
+    quoted = False
+    for i, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == "#" and not quoted:
+            return line[:i]
+    return line
+
+
+def _number(field: str) -> float | None:
+    """The number ``field`` is (NaN when empty), or None."""
     if not field:
-        return True  # an empty field is a missing number
+        return np.nan  # an empty field is a missing number
+    if not field.isascii() or "_" in field:  # float() takes 1_0 and other scripts' digits; loadtxt does not
+        return None
     try:
-        float(field)
+        return float(field)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _is_number(field: str) -> bool:
+    return _number(field) is not None
