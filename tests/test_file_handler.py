@@ -291,3 +291,30 @@ def test_an_original_this_user_cannot_read_gives_way_to_the_cached_copy(tmp_path
         assert done.stdout.strip() == str(place / "cache" / sha[:2] / sha)
     finally:
         shutil.rmtree(place)
+
+
+class UnreadableArchive:
+    """An archive whose kept copy cannot be opened (an older 0600 copy, another account; a stale
+    NFS handle): the OSError its blocks raise, as SQLiteSource.file_chunks's do then."""
+
+    def file_chunks(self, run: str, sha256: str, size: int) -> Iterable[bytes] | None:
+        def blocks() -> Iterator[bytes]:
+            raise PermissionError(13, "Permission denied", "/archive/files/ab/abcd")
+            yield b""
+
+        return blocks()
+
+
+def test_a_provider_whose_copy_cannot_be_read_does_not_stop_the_others(
+    tiff: Watched, provider: DictProvider
+) -> None:
+    provider.files[(tiff.run, tiff.sha256)] = Path(tiff.full_path).read_bytes()
+    Path(tiff.full_path).unlink()
+    broken = [UnreadableArchive() for _ in range(20)]  # asked in no set order: most come before the bus
+    for p in broken:
+        providers.register(p)
+    try:
+        np.testing.assert_array_equal(tiff.fill("image"), frames(2))  # the bus answers
+    finally:
+        for p in broken:
+            providers.unregister(p)

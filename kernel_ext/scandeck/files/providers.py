@@ -56,17 +56,18 @@ def fetch(run: str, sha256: str, size: int, *, what: str) -> Path | None:
 
     ``what`` names the file in errors (its path as written). A provider that
     fails (its server away, bytes that do not hash to ``sha256``) does not stop
-    the others from being asked; when none could give the file, the first
-    failure is raised (:class:`~scandeck.exceptions.StoreError`,
-    :class:`~scandeck.exceptions.FileMismatch`...).
+    the others from being asked, nor does one whose copy cannot be read
+    (:class:`OSError`: an archive's file another account kept); when none could
+    give the file, the first failure is raised
+    (:class:`~scandeck.exceptions.StoreError`, :class:`~scandeck.exceptions.FileMismatch`...).
     """
-    failures: list[ScandeckError] = []
+    failures: list[Exception] = []
     for provider in providers():
         try:
             chunks = provider.file_chunks(run, sha256, size)
             if chunks is not None:
                 return cache.store(sha256, size, chunks, what=what)
-        except ScandeckError as err:
+        except (ScandeckError, OSError) as err:
             failures.append(err)
     if failures:
         raise failures[0]
