@@ -276,6 +276,22 @@ def test_hdf5_datasets_and_attributes(tmp_path: Path) -> None:
     assert hdf5.read(str(path), "names").tolist() == ["Ni", "Cu"]
 
 
+def test_text_that_is_not_utf8_is_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "raw.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["note"] = b"\xff\xfe raw"
+        f["fixed"] = np.array([b"x\xff", b"yy"])  # "ASCII" text that is not
+    with h5py.File(path, "r") as f:
+        assert f.attrs["note"] == "\udcff\udcfe raw"  # h5py hands its bytes on as surrogates
+        raw = f["fixed"][()]
+    hdf5 = get_reader("hdf5")
+    layout = hdf5.describe(str(path))
+    assert layout.info["attrs"]["note"] == "\\xff\\xfe raw"
+    json.dumps(layout.info, ensure_ascii=False).encode("utf-8")  # text, printable and storable
+    assert hdf5.read(str(path), "fixed").tolist() == [b.decode("ascii", "backslashreplace") for b in raw]
+    assert jsonable({"lone": "a\ud800b"}) == {"lone": "a\\ud800b"}
+
+
 def test_same_structure_same_keys(tmp_path: Path) -> None:
     a, b = write_hdf5(tmp_path / "a.h5"), write_hdf5(tmp_path / "b.h5")
     hdf5 = get_reader("hdf5")

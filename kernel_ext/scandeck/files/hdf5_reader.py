@@ -55,7 +55,8 @@ class Hdf5Reader:
             ds = f[paths[key]]
             h5py = require("h5py", "hdf5")
             if h5py.check_string_dtype(ds.dtype) is not None:
-                return np.asarray(ds.asstr()[()], dtype=str)
+                # Text that is not in its encoding ("ASCII" with other bytes) is escaped, not refused.
+                return np.asarray(ds.asstr(errors="backslashreplace")[()], dtype=str)
             return np.asarray(ds[()])
 
     def _open(self, path: str) -> Any:

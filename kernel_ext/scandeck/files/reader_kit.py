@@ -175,7 +175,8 @@ def jsonable(value: Any) -> Any:
 
     numpy scalars become Python numbers, arrays lists (a summary string beyond
     :data:`MAX_ITEMS` elements), bytes UTF-8 text (``"<N bytes>"`` when they
-    are not text), non-finite floats the strings ``"nan"``, ``"inf"``,
+    are not text), a string's lone surrogates (bytes that were not UTF-8)
+    ``\\xff``, non-finite floats the strings ``"nan"``, ``"inf"``,
     ``"-inf"``, texts longer than :data:`MAX_TEXT` are cut with a note, mapping
     keys become strings; anything else its ``str``.
 
@@ -190,8 +191,8 @@ def jsonable(value: Any) -> Any:
         return value if math.isfinite(value) else str(value).replace("infinity", "inf")
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
-            return value[:MAX_TEXT] + f"... (cut: {len(value)} characters)"
-        return value.rstrip("\x00")
+            return _text(value[:MAX_TEXT]) + f"... (cut: {len(value)} characters)"
+        return _text(value.rstrip("\x00"))
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         try:
@@ -217,6 +218,19 @@ def jsonable(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     return jsonable(str(value))
+
+
+def _text(value: str) -> str:
+    """``value`` without lone surrogates: bytes that were not UTF-8 (h5py, fabio hand them on
+    so) written ``\\xff``, which text can be encoded, stored and printed as."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # surrogates that were never bytes
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 class FileMemo:
