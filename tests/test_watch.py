@@ -198,6 +198,26 @@ def test_a_file_that_vanishes_before_it_is_complete_is_a_warning(cat, tmp_path):
     assert [e["path"] for e in watched_events(cat)] == ["kept.dat"]
 
 
+def test_a_file_moved_away_while_its_reader_looks_is_a_vanished_file_not_an_unreadable_one(cat, tmp_path):
+    root, away = tmp_path / "data", tmp_path / "away"
+    root.mkdir()
+    away.mkdir()
+    (root / "a.dat").write_bytes(b"alpha")
+
+    class Mover(PlainReader):
+        def describe(self, path: str):  # a mover takes the file once closed, after it was hashed
+            os.rename(path, away / "a.dat")
+            return super().describe(path)
+
+    lines: list[str] = []
+    summary = watcher(cat, root, lines, once=True, reader_for=lambda p: Mover()).run()
+    assert (summary.files, summary.unreadable, summary.vanished) == (0, [], ["a.dat"])
+    assert any("a.dat vanished" in line for line in lines), lines
+    assert Ledger(ledger_path(cat)).all() == []  # nothing noted: taken when it is back
+    os.rename(away / "a.dat", root / "a.dat")
+    assert watcher(cat, root, once=True).run().files == 1
+
+
 def test_an_unreadable_file_is_reported_once_and_retried_when_it_changes(cat, tmp_path):
     root = tmp_path / "data"
     root.mkdir()

@@ -403,6 +403,9 @@ class Watcher:
         except UnreadableFile as err:
             self._unreadable(cand, sha, str(err))
             return False
+        except FileNotFoundError:  # moved away (a mover takes files once closed): nothing to note
+            self._warn_vanished(relpath, "before it was read")
+            return False
         except Exception as err:  # noqa: BLE001 - a reader's bug is this file's problem, not the watcher's
             self._unreadable(cand, sha, f"its reader {reader.name!r} failed: {type(err).__name__}: {err}")
             return False
