@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..sources.sqlite_db import ProcessConnection, connect, open_file, retry_locked
+from ..sources.sqlite_db import ProcessConnection, connect, open_file
 
 __all__ = ["DB_NAME", "IN_MEMORY", "FileRow", "Ledger", "RootLock", "ledger_of", "ledger_path", "settle_pending"]
 
@@ -130,7 +130,6 @@ class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path) if Path(path) == IN_MEMORY else Path(path).expanduser()
         self._db = ProcessConnection(self._open)
-        self._lock = self._db.lock
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
@@ -151,26 +150,10 @@ class Ledger:
         self._db.close()
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        conn = self._db.get()
-        with self._lock:
-            return retry_locked(lambda: conn.execute(sql, params).fetchall(), f"cannot read {self.path}")
+        return self._db.query(sql, params, str(self.path))
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T], what: str) -> T:
-        conn = self._db.get()
-
-        def attempt() -> T:
-            with self._lock:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    result = body(conn)
-                    conn.execute("COMMIT")
-                    return result
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-
-        return retry_locked(attempt, f"{what} in {self.path}", hint="; nothing was changed")
+        return self._db.transaction(body, f"{what} in {self.path}")
 
     # -- reading ---------------------------------------------------------------------------------
 

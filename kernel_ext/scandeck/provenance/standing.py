@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 from ..exceptions import AmbiguousRecord, RecordNotFound
 from ..sources.liveness import HOST, writer_alive
-from ..sources.sqlite_db import ProcessConnection, open_file, retry_locked
+from ..sources.sqlite_db import ProcessConnection, open_file
 
 __all__ = ["STATES", "EXIT_STATUSES", "Ledger", "RunRow", "Standing", "lease_owner", "owner_text"]
 
@@ -173,7 +173,6 @@ class Ledger:
         self.directory = Path(directory).expanduser()
         self.db_path = self.directory / DB_NAME
         self._db = ProcessConnection(self._open)
-        self._lock = self._db.lock
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.directory)!r})"
@@ -193,26 +192,10 @@ class Ledger:
         self._db.close()
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        conn = self._conn()
-        with self._lock:
-            return retry_locked(lambda: conn.execute(sql, tuple(params)).fetchall(), f"cannot read {self.db_path}")
+        return self._db.query(sql, params, str(self.db_path))
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T], what: str) -> T:
-        conn = self._conn()
-
-        def attempt() -> T:
-            with self._lock:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    result = body(conn)
-                    conn.execute("COMMIT")
-                    return result
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-
-        return retry_locked(attempt, f"{what} in {self.db_path}", hint="; nothing was changed")
+        return self._db.transaction(body, f"{what} in {self.db_path}")
 
     # -- analyses ----------------------------------------------------------------------------
 

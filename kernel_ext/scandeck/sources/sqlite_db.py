@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -204,6 +204,31 @@ class ProcessConnection:
                 self._conn = self.opener()
                 self._pid = os.getpid()
             return self._conn
+
+    def query(self, sql: str, params: Iterable[Any], where: str) -> list[Any]:
+        """The rows of ``sql``, retried while the file is locked (``where`` names it in the error)."""
+        conn = self.get()
+        with self.lock:
+            return retry_locked(lambda: conn.execute(sql, tuple(params)).fetchall(), f"cannot read {where}")
+
+    def transaction(self, body: Callable[[sqlite3.Connection], T], what: str) -> T:
+        """``body(conn)`` in one ``BEGIN IMMEDIATE`` transaction, rolled back if it raises and
+        retried while the file is locked; ``what`` says what failed (``"could not X in FILE"``)."""
+        conn = self.get()
+
+        def attempt() -> T:
+            with self.lock:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    result = body(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+        return retry_locked(attempt, what, hint="; nothing was changed")
 
     def close(self) -> None:
         """Close this process's connection (the next :meth:`get` opens a new one)."""
