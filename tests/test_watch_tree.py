@@ -118,3 +118,22 @@ def test_a_poll_between_rescans_looks_only_at_files_not_taken_yet(tmp_path):
         assert _CountedLooks.looks == 0
     finally:
         tracker.close()
+
+
+def test_files_whose_events_the_kernel_dropped_are_found_by_the_rescan_it_causes(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    tracker = Tracker([str(root)], settle=0.2, scan_interval=600)
+    try:
+        tracker.scan()
+        limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+        n = limit // 3 + 100  # created, modified, closed: more events than the kernel queues
+        for i in range(n):
+            (root / f"f{i:05d}.dat").write_bytes(b"x")
+        found: set[str] = set()
+        wait_for(lambda: bool(found.update(c.relpath for c in tracker.poll(0.05))) or len(found) == n, "all")
+        inotify = tracker._inotify
+        assert inotify is not None and not inotify.overflowed  # it was, and the rescan cleared it
+        assert found == {f"f{i:05d}.dat" for i in range(n)}
+    finally:
+        tracker.close()
