@@ -7,7 +7,9 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from watch_procs import (
     PlainReader,
@@ -216,6 +218,21 @@ def test_a_file_moved_away_while_its_reader_looks_is_a_vanished_file_not_an_unre
     assert Ledger(ledger_path(cat)).all() == []  # nothing noted: taken when it is back
     os.rename(away / "a.dat", root / "a.dat")
     assert watcher(cat, root, once=True).run().files == 1
+
+
+def test_a_plugin_readers_info_is_made_json_as_the_builtins_is(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"alpha")
+
+    class Plugin(PlainReader):  # numpy values and keys of two types, as a plug-in may give
+        def describe(self, path: str):
+            return SimpleNamespace(data_keys={}, info={"exposure": np.float32(0.5), 1: "one", "gain": np.nan})
+
+    summary = watcher(cat, root, once=True, reader_for=lambda p: Plugin()).run()
+    assert summary.files == 1
+    [event] = watched_events(cat)
+    assert json.loads(event["info"]) == {"1": "one", "exposure": 0.5, "gain": "nan"}
 
 
 def test_an_unreadable_file_is_reported_once_and_retried_when_it_changes(cat, tmp_path):

@@ -33,6 +33,7 @@ from .complete import Candidate, Tracker, enable_leases, read_whole, same_versio
 from .compose import FileDocs, FileVersion
 from .layout import CHUNK_SIZE, PLAN_NAME, watch_metadata
 from .ledger import IN_MEMORY, Ledger, RootLock, ledger_of, settle_pending
+from .reader_kit import jsonable
 
 __all__ = ["RUN_PER", "RESERVED_METADATA", "WatchSummary", "Watcher", "human_size"]
 
@@ -400,6 +401,8 @@ class Watcher:
         reader = self.reader_for(path)
         try:
             layout = reader.describe(path)
+            # As the built-ins make it (numpy values, keys of several types, NaN): JSON the run can hold.
+            info = jsonable(dict(layout.info))
         except UnreadableFile as err:
             self._unreadable(cand, sha, str(err))
             return False
@@ -425,7 +428,7 @@ class Watcher:
             version=0,
             reader=reader.name,
             data_keys=dict(layout.data_keys),
-            info=dict(layout.info),
+            info=info,
         )
         resource = run.docs.new_resource(version)
         row = self.ledger.begin(
