@@ -235,6 +235,29 @@ def test_a_plugin_readers_info_is_made_json_as_the_builtins_is(cat, tmp_path):
     assert json.loads(event["info"]) == {"1": "one", "exposure": 0.5, "gain": "nan"}
 
 
+def test_a_plugin_reader_describing_a_file_wrongly_is_reported_and_the_watcher_goes_on(cat, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.dat").write_bytes(b"alpha")
+    (root / "b.dat").write_bytes(b"beta")
+
+    class Wrong(PlainReader):  # "float" is no event-model dtype: the store would refuse its descriptor
+        def describe(self, path: str):
+            if path.endswith("b.dat"):
+                return super().describe(path)
+            return SimpleNamespace(data_keys={"x": {"dtype": "float", "shape": [2]}}, info={})
+
+    lines: list[str] = []
+    for _ in range(2):  # and again after a restart: no file stops the watcher for good
+        summary = watcher(cat, root, lines, once=True, reader_for=lambda p: Wrong()).run()
+    assert summary.unreadable == []  # reported once, by the first
+    assert [e["path"] for e in watched_events(cat)] == ["b.dat"]
+    assert [r.status for r in cat] == ["success"]
+    [line] = [line for line in lines if "a.dat" in line]
+    assert line.startswith("warning: a.dat is unreadable, skipped: its reader 'plain' described it wrongly: ")
+    assert "float" in line
+
+
 def test_an_unreadable_file_is_reported_once_and_retried_when_it_changes(cat, tmp_path):
     root = tmp_path / "data"
     root.mkdir()

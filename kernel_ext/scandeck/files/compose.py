@@ -20,7 +20,7 @@ from typing import Any
 
 from .layout import FILE_KEY, META_KEYS, SPEC, meta_data_keys, resource_kwargs, stream_name
 
-__all__ = ["FileDocs", "FileVersion", "event_key"]
+__all__ = ["FileDocs", "FileVersion", "LayoutChecks", "event_key"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,44 @@ def _signature(data_keys: dict[str, dict[str, Any]]) -> tuple[Any, ...]:
             for k, v in data_keys.items()
         )
     )
+
+
+def _descriptor_keys(reader: str, data_keys: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """A stream's descriptor data keys (ours, then the reader's) and the reader's names among them."""
+    keys = meta_data_keys(source="file")
+    fields = []
+    for k, v in data_keys.items():
+        name = event_key(k, reader)
+        keys[name] = {**v, "source": f"file:{reader}", "external": "FILESTORE:"}
+        fields.append(name)
+    return keys, fields
+
+
+class LayoutChecks:
+    """Whether event-model takes a reader's data keys in a descriptor, asked once per layout.
+
+    Documents are composed without validation (the store validates them); a reader
+    (a plug-in) whose keys a descriptor cannot hold (``"dtype": "float"``, a key
+    ``a.b``) would have the store refuse the file's descriptor and stop the watcher.
+    """
+
+    def __init__(self) -> None:
+        self._good: set[tuple[str, tuple[Any, ...]]] = set()
+
+    def check(self, reader: str, data_keys: dict[str, dict[str, Any]]) -> None:
+        """Raise ``ValueError`` saying what is wrong, unless a descriptor can hold ``data_keys``."""
+        key = (reader, _signature(data_keys))
+        if key in self._good:
+            return
+        from event_model import DocumentNames, schema_validators
+
+        keys, _fields = _descriptor_keys(reader, data_keys)
+        doc = {"uid": "-", "run_start": "-", "time": 0.0, "name": reader, "data_keys": keys, "object_keys": {}}
+        errors = sorted(schema_validators[DocumentNames.descriptor].iter_errors(doc), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path)
+            raise ValueError(f"{errors[0].message} (at {where})")
+        self._good.add(key)
 
 
 @dataclass
@@ -136,12 +174,7 @@ class FileDocs:
         n = self._per_reader.get(f.reader, 0) + 1
         self._per_reader[f.reader] = n
         name = stream_name(f.reader, n)
-        keys = meta_data_keys(source="file")
-        fields = []
-        for k, v in f.data_keys.items():
-            name_k = event_key(k, f.reader)
-            keys[name_k] = {**v, "source": f"file:{f.reader}", "external": "FILESTORE:"}
-            fields.append(name_k)
+        keys, fields = _descriptor_keys(f.reader, f.data_keys)
         desc = self.bundle.compose_descriptor(
             name=name, data_keys=keys, hints={"file": {"fields": fields or ["size"]}}
         )

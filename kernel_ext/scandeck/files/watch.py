@@ -30,7 +30,7 @@ from typing import Any
 from ..exceptions import FileMismatch, UnreadableFile
 from ..safe_text import printable
 from .complete import Candidate, Tracker, enable_leases, read_whole, same_version
-from .compose import FileDocs, FileVersion
+from .compose import FileDocs, FileVersion, LayoutChecks
 from .layout import CHUNK_SIZE, PLAN_NAME, watch_metadata
 from .ledger import IN_MEMORY, Ledger, RootLock, ledger_of, settle_pending
 from .reader_kit import jsonable
@@ -214,6 +214,7 @@ class Watcher:
         self._newest: tuple[_Run, str] | None = None
         self._waiting_said = False
         self._bad_names: set[str] = set()
+        self._layouts = LayoutChecks()
 
     def __repr__(self) -> str:
         return f"<Watcher {self.roots!r} -> {self.catalog.name!r}>"
@@ -411,6 +412,11 @@ class Watcher:
             return False
         except Exception as err:  # noqa: BLE001 - a reader's bug is this file's problem, not the watcher's
             self._unreadable(cand, sha, f"its reader {reader.name!r} failed: {type(err).__name__}: {err}")
+            return False
+        try:
+            self._layouts.check(reader.name, dict(layout.data_keys))
+        except ValueError as err:  # else the store refuses the descriptor, and the watcher stops
+            self._unreadable(cand, sha, f"its reader {reader.name!r} described it wrongly: {err}")
             return False
         try:
             if not same_version(os.stat(path), st):
