@@ -319,3 +319,22 @@ def test_a_watcher_killed_after_marking_a_file_done_on_a_redis_bus_loses_nothing
         assert [e["path"] for e in watched_events(catalog)] == ["a.dat"]  # in once: not lost, not doubled
     finally:
         catalog.close()
+
+
+def test_a_watcher_whose_terminal_closes_ends_its_run_with_success(tmp_path):
+    """SIGHUP (the terminal it ran in closed) stops it as Ctrl-C does: the run gets its stop document."""
+    root, store = tmp_path / "data", tmp_path / "store"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a whole file")
+    proc = watch_command(root, store)
+    try:
+        wait_for(lambda: done_count(store) >= 1, "the file in")
+    finally:
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    cat = scandeck.open_catalog(str(store))
+    try:
+        assert [r.status for r in cat] == ["success"]
+    finally:
+        cat.close()

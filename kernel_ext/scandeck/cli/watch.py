@@ -41,7 +41,7 @@ file. A ledger beside the catalog remembers what is in: a restarted watcher take
 nothing twice and catches up on what arrived meanwhile; a rewritten file becomes a
 new version. Hidden files (.name) are never taken. With --transfer (a Redis bus
 catalog) each file's bytes go through the bus too, for readers on other machines.
-Ctrl-C or SIGTERM stops once the file in hand is in, ending the runs with success
+Ctrl-C, SIGTERM or SIGHUP (its terminal closed) stops once the file in hand is in, ending the runs with success
 (Ctrl-C again stops at once: that file is taken by the next start)."""
 
 
@@ -214,7 +214,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 raise KeyboardInterrupt  # a second Ctrl-C: leave the file in hand to the next start
             stop.set()
 
-        handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             what = "the files there now" if args.once else "until Ctrl-C"
             say(
