@@ -330,6 +330,35 @@ def test_an_instrument_that_closes_between_pieces(tmp_path, closes):
     tracker.close()
 
 
+def test_the_tracker_hears_changes_with_descriptors_above_1023(tmp_path):
+    """A long-lived process (a kernel, the test suite) holds many files open: inotify's
+    descriptor then lies above what select() can take, and poll() is used instead."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this process may open only {hard} files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        root = tmp_path / "data"
+        root.mkdir()
+        tracker = Tracker([str(root)], [], settle=600)
+        tracker.scan()
+        assert tracker.inotify
+        (root / "a.bin").write_bytes(b"whole")
+        found: list = []
+        wait_for(lambda: bool(found.extend(tracker.poll(0.05)) or found), "the close")
+        assert [c.relpath for c in found] == ["a.bin"]
+        tracker.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 

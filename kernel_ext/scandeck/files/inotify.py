@@ -75,6 +75,9 @@ class Inotify:
             err = ctypes.get_errno()
             raise OSError(err, f"inotify_init1: {os.strerror(err)}")
         self.fd: int = fd
+        # poll, not select: select cannot take a descriptor above 1023 (a long-lived kernel's)
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
         self._paths: dict[int, str] = {}  # watch descriptor -> directory
         self._wds: dict[str, int] = {}
         #: Set when the kernel's queue overflowed (events were lost): rescan everything.
@@ -105,7 +108,7 @@ class Inotify:
     def read(self, timeout: float) -> list[tuple[str, str, int]]:
         """``(directory, name, mask)`` of the changes heard within ``timeout`` seconds."""
         try:
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+            ready = self._poller.poll(max(0.0, timeout) * 1000)
         except InterruptedError:
             return []
         if not ready:
@@ -150,6 +153,7 @@ class Inotify:
 
     def close(self) -> None:
         if self.fd >= 0:
+            self._poller.unregister(self.fd)
             os.close(self.fd)
             self.fd = -1
 
