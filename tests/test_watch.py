@@ -110,6 +110,31 @@ def test_a_second_once_takes_nothing_twice_and_a_rewrite_is_a_new_version(cat, t
     assert len({e["run"] for e in events}) == 2
 
 
+def test_a_rewrite_that_keeps_size_and_mtime_is_a_new_version_when_its_close_is_heard(cat, tmp_path):
+    """File timestamps are coarse (a clock tick): a rewrite of the same size within one keeps the
+    mtime. A close heard after the file was taken makes the watcher hash it again."""
+    root = tmp_path / "data"
+    root.mkdir()
+    with ThreadedWatcher(watcher(cat, root, settle=600)) as tw:  # only closes complete files here
+        wait_for(lambda: root.as_posix() in {Path(p).as_posix() for p in tw.watcher.tracker.watched()}, "watch")
+        (root / "latest.dat").write_bytes(b"frame 1")
+        wait_for(lambda: tw.watcher.summary.files >= 1, "the first version in")
+        st = (root / "latest.dat").stat()
+        (root / "latest.dat").write_bytes(b"frame 2")  # same size
+        os.utime(root / "latest.dat", ns=(st.st_atime_ns, st.st_mtime_ns))  # and, as within a tick, same mtime
+        wait_for(lambda: tw.watcher.summary.files >= 2, "the rewrite in")
+        (root / "latest.dat").write_bytes(b"frame 2")  # the same bytes closed again: nothing new
+        os.utime(root / "latest.dat", ns=(st.st_atime_ns, st.st_mtime_ns))
+        (root / "other.dat").write_bytes(b"x")
+        wait_for(lambda: tw.watcher.summary.files >= 3, "the other file in")
+    events = watched_events(cat)
+    assert [(e["path"], e["version"], e["sha256"]) for e in events] == [
+        ("latest.dat", 1, sha(b"frame 1")),
+        ("latest.dat", 2, sha(b"frame 2")),
+        ("other.dat", 1, sha(b"x")),
+    ]
+
+
 def test_a_slow_writer_is_never_read_half_written(cat, tmp_path):
     """Files written in pieces, held open meanwhile: each is taken when closed, whole."""
     root = tmp_path / "data"

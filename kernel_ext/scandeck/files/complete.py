@@ -160,6 +160,9 @@ class Candidate:
     root: str
     relpath: str
     stat: os.stat_result
+    #: A close after writing was heard: its bytes may be new even with the size and mtime
+    #: of a version already taken (timestamps are coarse: a rewrite within one tick keeps them).
+    closed: bool = False
 
     @property
     def path(self) -> str:
@@ -356,6 +359,8 @@ class Tracker:
                 seen = self._seen.get(key)
                 if seen is not None and closed:
                     seen.closed = True
+                    if self.closes:
+                        seen.emitted = None  # written again: a candidate whatever size and mtime say
             self._dirty.add(key)
         if self._inotify.overflowed:
             self._inotify.overflowed = False
@@ -412,8 +417,9 @@ class Tracker:
                 continue
             if closed or stable or holds is False:
                 seen.emitted = (seen.size, seen.mtime_ns)
+                seen.closed = False
                 self._open.discard(key)
-                out.append(Candidate(root, relpath, st))
+                out.append(Candidate(root, relpath, st, closed=closed))
         self._dirty.clear()
         out.sort(key=lambda c: (c.stat.st_mtime_ns, c.relpath))
         return out

@@ -371,7 +371,8 @@ class Watcher:
                 )
             return False
         done = self.ledger.latest_done(root, relpath)
-        if done is not None and (done.size, done.mtime_ns) == (st.st_size, st.st_mtime_ns):
+        same_stat = done is not None and (done.size, done.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        if same_stat and not cand.closed:  # closed again: hashed, as a rewrite may keep size and mtime
             return False
         bad = self.ledger.unreadable(root, relpath)
         if bad is not None and (bad.size, bad.mtime_ns) == (st.st_size, st.st_mtime_ns):
