@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
+from run_engines import stop_run_engine
 from source_uris import SOURCES
 from tiled_server import TiledDeployment, TiledServer
 
@@ -71,8 +72,7 @@ def RE():  # noqa: N802 - the name every bluesky user knows
 
     engine = RunEngine({}, context_managers=[])
     yield engine
-    if engine.state != "idle":
-        engine.halt()
+    stop_run_engine(engine)  # its loop's thread and three descriptors
 
 
 @pytest.fixture
