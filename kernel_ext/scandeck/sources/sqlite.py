@@ -155,6 +155,14 @@ class SQLiteSource(FactsMixin):
         self._read_only: str | None = None
         self._target: tuple[Path | str, bool] = (self.db_path, False)
         self._local = threading.local()
+        # Every thread's connection, so that close() closes them all: a follower's or a
+        # thread pool's connection would otherwise keep its descriptors (the file, its
+        # -wal, and the ones SQLite defers while any connection holds the file) open for
+        # as long as the source object lives. close() bumps the generation; a thread
+        # holding a connection of an older one opens a new one. A thread that ended
+        # leaves its connection here until the next one is opened, which closes it.
+        self._conns: dict[threading.Thread, sqlite3.Connection] = {}
+        self._generation = 0
         self._run_ids: dict[str, int] = {}
         self._started = False
         self._lock = threading.Lock()
@@ -200,7 +208,7 @@ class SQLiteSource(FactsMixin):
                     ) from err
                 self._target = (self.db_path, False)
             self._read_only = reason
-            self._local.conn = conn
+            self._keep(conn)
             self._started = True
         providers.register(self)  # files the keeper archived here (archive_files.py)
 
@@ -258,20 +266,33 @@ class SQLiteSource(FactsMixin):
         return conn
 
     def close(self) -> None:
+        """Close every thread's connection; a thread reading afterwards opens a new one."""
         providers.unregister(self)
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+            self._generation += 1
             self._local.conn = None
-        self._started = False
+            self._started = False
+        for conn in conns:
+            conn.close()
+
+    def _keep(self, conn: sqlite3.Connection) -> None:
+        """Make ``conn`` this thread's connection (call with ``_lock`` held)."""
+        for thread in [thread for thread in self._conns if not thread.is_alive()]:
+            self._conns.pop(thread).close()
+        self._conns[threading.current_thread()] = conn
+        self._local.conn = conn
+        self._local.generation = self._generation
 
     def _conn(self) -> sqlite3.Connection:
         if not self._started:
             self.start()
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(self._local, "generation", None) != self._generation:
             target, uri = self._target
-            conn = self._local.conn = connect(target, uri=uri)
+            conn = connect(target, uri=uri)
+            with self._lock:
+                self._keep(conn)
         return conn
 
     def writer(self) -> SQLiteWriter:
