@@ -24,12 +24,16 @@ def open_descriptors() -> int:
 def test_closing_a_catalog_read_from_other_threads_releases_their_connections(tmp_path, RE):
     store = tmp_path / "store"
     cat = scandeck.open_catalog(store)
-    RE.subscribe(cat.writer())
+    writer = cat.writer()
+    RE.subscribe(writer)
     RE(bp.scan([det], motor, -1, 1, 3))
+    writer.close()  # no other connection holds the file: SQLite defers no close to it
     cat.close()
     kept = []  # the catalogs stay referenced: close(), not the collector, must release
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda _: scandeck.open_catalog(store)[-1].primary.read(), range(4)))  # warm up
+        cat = scandeck.open_catalog(store)
+        list(pool.map(lambda _, c=cat: c[-1].primary.read(), range(4)))  # warm up: imports, the pool's threads
+        cat.close()
         before = open_descriptors()
         for _ in range(50):
             cat = scandeck.open_catalog(store)
@@ -49,3 +53,23 @@ def test_a_closed_catalog_reads_again_from_any_thread(tmp_path, RE):
         cat.close()
         assert list(pool.map(lambda _: len(cat[uid].primary.read()["det"]), range(2))) == [2, 2]
     cat.close()
+
+
+def test_closing_a_facts_sidecar_read_from_other_threads_releases_their_connections(tmp_path):
+    from scandeck.sources.facts_overlay import FactsOverlay
+    from scandeck.sources.memory import MemorySource
+
+    path = tmp_path / "facts.sqlite"
+    kept = []
+    with ThreadPoolExecutor(4) as pool:
+        FactsOverlay(MemorySource(), path).cell_names()  # warm up: the file exists
+        before = open_descriptors()
+        for _ in range(50):
+            source = FactsOverlay(MemorySource(), path)
+            assert list(pool.map(lambda _, s=source: s.cell_names(), range(4))) == [set()] * 4
+            source.close()
+            kept.append(source)
+        assert open_descriptors() == before
+        source = kept[-1]  # closed, it reads again from any thread
+        assert list(pool.map(lambda _, s=source: s.cell_names(), range(2))) == [set(), set()]
+        source.close()
