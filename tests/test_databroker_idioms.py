@@ -373,13 +373,11 @@ def image_run(request: pytest.FixtureRequest, cat: Catalog, RE, hw, tmp_path) ->
         RE.subscribe(cat.writer())
         (uid,) = RE(bp.count([hw.img, hw.det], 3))
         return cat[uid], "img", "det"
-    from run_engines import stop_run_engine
     from test_ophyd_async import Beamline
 
     (tmp_path / "assets").mkdir(exist_ok=True)  # (the hw fixture made it)
     beamline = Beamline(tmp_path / "assets", cat)
     uid = beamline.run(bp.count([beamline.bdet, hw.det], 3))
-    stop_run_engine(beamline.RE)  # test_ophyd_async stops its Beamlines' engines, not this module's
     return cat[uid], "bdet", "det"
 
 
