@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from run_engines import stop_run_engine
-
 
 def gauss_scans(cat: Any, centers: Sequence[float], points: Sequence[int], **md: Sequence[Any]) -> list[str]:
     """Record ``scan([det], motor, -1, 1, n)`` per centre into ``cat``: ophyd.sim's SynGauss ``det``
@@ -25,5 +23,4 @@ def gauss_scans(cat: Any, centers: Sequence[float], points: Sequence[int], **md:
     for i, (center, num) in enumerate(zip(centers, points, strict=True)):
         det = SynGauss("det", motor, "motor", center=center, Imax=1, sigma=0.5)
         uids += RE(bp.scan([det], motor, -1, 1, num), **{key: values[i] for key, values in md.items()})
-    stop_run_engine(RE)
     return uids

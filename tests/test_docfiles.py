@@ -13,7 +13,6 @@ import msgpack
 import msgpack_numpy
 import numpy as np
 import pytest
-from run_engines import stop_run_engine
 
 from scandeck.docfiles import DOCUMENT_NAMES, read_documents, write_documents, write_documents_to
 from scandeck.exceptions import DocumentFileError, ScandeckError
@@ -42,7 +41,6 @@ def run_plan(plan: Any) -> Docs:
     docs: Docs = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     RE(plan)
-    stop_run_engine(RE)
     return docs
 
 

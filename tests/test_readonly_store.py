@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_engines import stop_run_engine
 
 import scandeck
 from scandeck.catalog import Catalog
@@ -44,7 +43,6 @@ def record(cat: Catalog, **md: Any) -> list[str]:
         RE(bp.scan([det], motor, -1, 1, 5), sample="Cu", **md)[0],
     ]
     writer.close()
-    stop_run_engine(RE)
     return uids
 
 

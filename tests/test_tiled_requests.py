@@ -20,7 +20,6 @@ from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from event_model import compose_run
 from ophyd.sim import det
-from run_engines import stop_run_engine
 
 import scandeck
 from scandeck.query import Key
@@ -44,7 +43,6 @@ def cats(tiled_server: Any, tmp_path: Any) -> Iterator[tuple[scandeck.Catalog, s
         RE(_start_and_stop(), sample="Ni")
     RE(bp.count([det], 2), sample="Cu")
     RE(_start_and_stop(), sample="Cu")
-    stop_run_engine(RE)
     requests: list[str] = []
 
     def log(request: httpx.Request) -> None:
