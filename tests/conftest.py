@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
-from run_engines import stop_run_engine
 from source_uris import SOURCES
 from tiled_server import TiledDeployment, TiledServer
 
@@ -72,7 +71,8 @@ def RE():  # noqa: N802 - the name every bluesky user knows
 
     engine = RunEngine({}, context_managers=[])
     yield engine
-    stop_run_engine(engine)  # its loop's thread and three descriptors
+    if engine.state != "idle":
+        engine.halt()
 
 
 @pytest.fixture

@@ -16,23 +16,12 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from run_engines import stop_run_engine
 
 from scandeck.exceptions import DatumIndexError, FillError
 from scandeck.external import uri_to_path
 from scandeck.pipeline.table import LiveTable
 
 HEIGHT, WIDTH = 240, 320
-
-
-_made: list[Any] = []  # this test's RunEngines, stopped after it (stop_beamlines)
-
-
-@pytest.fixture(autouse=True)
-def stop_beamlines() -> Iterator[None]:
-    yield
-    while _made:
-        stop_run_engine(_made.pop())
 
 
 class Beamline:
@@ -44,7 +33,6 @@ class Beamline:
         from ophyd_async.core import StaticPathProvider, UUIDFilenameProvider, init_devices
 
         self.RE = RunEngine({}, context_managers=[])
-        _made.append(self.RE)
         self.documents: list[tuple[str, dict[str, Any]]] = []
         self.RE.subscribe(lambda name, doc: self.documents.append((name, doc)))
         self.RE.subscribe(catalog.writer())
