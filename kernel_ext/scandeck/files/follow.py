@@ -182,7 +182,7 @@ class FileDocuments(DocumentRouter):
         super().__init__()
         self.resources: dict[str, Resource] = {}
         self.datums: dict[str, tuple[str, str]] = {}  # datum id -> (resource uid, reader key), of our resources
-        self.descriptors: dict[str, EventDescriptor] = {}
+        self.streams: dict[str, str] = {}  # descriptor uid -> stream name
         self._found: list[PendingFile] = []
         self.uid: str | None = None
 
@@ -196,7 +196,7 @@ class FileDocuments(DocumentRouter):
         return doc
 
     def descriptor(self, doc: EventDescriptor) -> EventDescriptor:
-        self.descriptors[doc["uid"]] = doc
+        self.streams[doc["uid"]] = str(doc.get("name", "primary"))
         return doc
 
     def resource(self, doc: Resource) -> Resource:
@@ -218,7 +218,6 @@ class FileDocuments(DocumentRouter):
         resource_uid = found[0]
         resource = self.resources[resource_uid]
         kwargs = resource.get("resource_kwargs", {})
-        descriptor: dict[str, Any] = dict(self.descriptors.get(doc["descriptor"], {}))
         # The reader's keys as it names them (an event key may be renamed: see files.compose.event_key).
         keys = tuple(
             ours[1]
@@ -243,7 +242,7 @@ class FileDocuments(DocumentRouter):
             "sha256": str(data["sha256"]),
             "mtime": float(data["mtime"]),
             "reader": str(kwargs.get("reader", "bytes")),
-            "stream": str(descriptor.get("name", "primary")),
+            "stream": self.streams.get(doc["descriptor"], "primary"),
             "info": _info(data["info"]),
             "uid": self.uid or str(kwargs.get("run", "")),
             "seq_num": int(doc["seq_num"]),
@@ -308,12 +307,7 @@ class RunFiles:
 
     def pending(self) -> list[PendingFile]:
         """The files stored so far, without making any local (no fetch, no hashing)."""
-        docs = FileDocuments()
-        found: list[PendingFile] = []
-        for name, doc in self.run.documents():
-            docs(name, doc)
-            found.extend(docs.take())
-        return found
+        return list(_announced(self.run.documents()))
 
     def follow(self, timeout: float | None = None) -> Iterator[FileEntry]:
         """Each file, stored or new, as it becomes complete and local, until the run stops.
@@ -326,12 +320,16 @@ class RunFiles:
         return _resolved(self.run.follow(timeout=timeout))
 
 
-def _resolved(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[FileEntry]:
+def _announced(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[PendingFile]:
     docs = FileDocuments()
     for name, doc in documents:
         docs(name, doc)
-        for pending in docs.take():
-            yield pending.resolve()
+        yield from docs.take()
+
+
+def _resolved(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[FileEntry]:
+    for pending in _announced(documents):
+        yield pending.resolve()
 
 
 def files(target: object = None, *, catalog: Catalog | None = None) -> RunFiles:
