@@ -31,6 +31,7 @@ from ..runtable.model import Annotation, Cell, empty_facts, needs_computing
 from ..safe_text import printable
 from ..uris import redact
 from .protocol import RunSummary, Source
+from .sqlite import ThreadConnections
 from .sqlite_db import connect, retry_locked
 from .sqlite_facts import FACTS_SCHEMA, FactsMixin, runs_from
 
@@ -61,17 +62,13 @@ class _Sidecar(FactsMixin):
     def __init__(self, path: Path, store: Source) -> None:
         self.path = path
         self._store = store
-        self._local = threading.local()
-        # Every thread's connection, closed together by close() (as SQLiteSource's):
-        # a connection a follower or pool thread opened would otherwise outlive close().
-        self._conns: dict[threading.Thread, sqlite3.Connection] = {}
-        self._generation = 0
+        self._conns = ThreadConnections()  # closed together by close(), as SQLiteSource's
         self._ready = False
         self._lock = threading.Lock()
 
     def connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "generation", None) != self._generation:
+        conn = self._conns.current()
+        if conn is None:
             with self._lock:
                 if not self._ready:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,21 +78,12 @@ class _Sidecar(FactsMixin):
                     finally:
                         first.close()
                     self._ready = True
-                conn = connect(self.path)
-                for thread in [thread for thread in self._conns if not thread.is_alive()]:
-                    self._conns.pop(thread).close()
-                self._conns[threading.current_thread()] = conn
-                self._local.conn, self._local.generation = conn, self._generation
+            conn = self._conns.keep(connect(self.path))
         return conn
 
     def close(self) -> None:
         """Close every thread's connection; a thread using the facts afterwards opens a new one."""
-        with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-            self._generation += 1
-            self._local.conn = None
-        for conn in conns:
-            conn.close()
+        self._conns.close_all()
 
     def writable(self, what: str) -> None:
         self.connection()  # creates the file; an unwritable place fails here, naming the path

@@ -118,6 +118,49 @@ def _summary(row: tuple[Any, ...]) -> RunSummary:
     )
 
 
+class ThreadConnections:
+    """Each thread's SQLite connection to one file, so that :meth:`close_all` closes them all.
+
+    A follower's or a thread pool's connection would otherwise keep its descriptors
+    (the file, its -wal, and the ones SQLite defers while any connection holds the
+    file) open for as long as its owner lives. :meth:`close_all` bumps the
+    generation; a thread holding a connection of an older one gets ``None`` from
+    :meth:`current` and opens a new one. A thread that ended leaves its connection
+    here until the next one is kept, which closes it.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._conns: dict[threading.Thread, sqlite3.Connection] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def current(self) -> sqlite3.Connection | None:
+        """This thread's connection, or None (none yet, or closed by :meth:`close_all` since)."""
+        if getattr(self._local, "generation", None) != self._generation:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        return conn
+
+    def keep(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """Make ``conn`` this thread's connection; ``conn``."""
+        with self._lock:
+            for thread in [thread for thread in self._conns if not thread.is_alive()]:
+                self._conns.pop(thread).close()
+            self._conns[threading.current_thread()] = conn
+            self._local.conn, self._local.generation = conn, self._generation
+        return conn
+
+    def close_all(self) -> None:
+        """Close every thread's connection; a thread using the file afterwards opens a new one."""
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+            self._generation += 1
+            self._local.conn = None
+        for conn in conns:
+            conn.close()
+
+
 class SQLiteSource(FactsMixin):
     """Runs in one SQLite file under ``directory``.
 
@@ -154,15 +197,7 @@ class SQLiteSource(FactsMixin):
         # sqlite3.connect opens (a path, or a file: URI for read-only).
         self._read_only: str | None = None
         self._target: tuple[Path | str, bool] = (self.db_path, False)
-        self._local = threading.local()
-        # Every thread's connection, so that close() closes them all: a follower's or a
-        # thread pool's connection would otherwise keep its descriptors (the file, its
-        # -wal, and the ones SQLite defers while any connection holds the file) open for
-        # as long as the source object lives. close() bumps the generation; a thread
-        # holding a connection of an older one opens a new one. A thread that ended
-        # leaves its connection here until the next one is opened, which closes it.
-        self._conns: dict[threading.Thread, sqlite3.Connection] = {}
-        self._generation = 0
+        self._conns = ThreadConnections()
         self._run_ids: dict[str, int] = {}
         self._started = False
         self._lock = threading.Lock()
@@ -208,7 +243,7 @@ class SQLiteSource(FactsMixin):
                     ) from err
                 self._target = (self.db_path, False)
             self._read_only = reason
-            self._keep(conn)
+            self._conns.keep(conn)
             self._started = True
         providers.register(self)  # files the keeper archived here (archive_files.py)
 
@@ -269,30 +304,16 @@ class SQLiteSource(FactsMixin):
         """Close every thread's connection; a thread reading afterwards opens a new one."""
         providers.unregister(self)
         with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-            self._generation += 1
-            self._local.conn = None
             self._started = False
-        for conn in conns:
-            conn.close()
-
-    def _keep(self, conn: sqlite3.Connection) -> None:
-        """Make ``conn`` this thread's connection (call with ``_lock`` held)."""
-        for thread in [thread for thread in self._conns if not thread.is_alive()]:
-            self._conns.pop(thread).close()
-        self._conns[threading.current_thread()] = conn
-        self._local.conn = conn
-        self._local.generation = self._generation
+            self._conns.close_all()
 
     def _conn(self) -> sqlite3.Connection:
         if not self._started:
             self.start()
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "generation", None) != self._generation:
+        conn = self._conns.current()
+        if conn is None:
             target, uri = self._target
-            conn = connect(target, uri=uri)
-            with self._lock:
-                self._keep(conn)
+            conn = self._conns.keep(connect(target, uri=uri))
         return conn
 
     def writer(self) -> SQLiteWriter:
