@@ -256,12 +256,13 @@ class Live:
             failed=self._failed,
         )
         with self._lock:
+            if self.stopped:  # stopped meanwhile: stop() did not see this feed
+                raise RuntimeError("this Live was stopped; make a new one with scandeck.live(...)")
             if self._files is not None:  # made meanwhile on another thread; this feed never starts
                 return self._files
             self._files = _new_stream("files")
             self._unstarted[self._files] = time.monotonic()
             self._side.append(feed)
-        self.watch(lambda event, _detail: feed.stop() if event == "stopped" else None)
         feed.start()
         return self._files
 
@@ -312,12 +313,15 @@ class Live:
             was_stopped = self.stopped
             self.stopped = True
             feeds = list(self._feeds.values())
+            side = list(self._side)
             self._queue.clear()
             self._filled_bytes = self._queued_rows = 0
             self._room.notify_all()
         self._coalescer.close()
         for feed in feeds:
             feed.reader.close()  # the run's follower goes on for its other consumers
+        for other in side:
+            other.stop()
         self._loop.close()
         _everything.discard(self)
         if not was_stopped:
