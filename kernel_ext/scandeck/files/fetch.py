@@ -96,22 +96,22 @@ def place(files: Iterable[PendingFile], to: Path, *, latest_only: bool = False) 
     another file's path in the run.
     """
     files = list(files)
-    roots = list(dict.fromkeys(_root_of(f) for f in files))
-    folder = _folders(roots)
-
-    def path_of(f: PendingFile) -> str:
+    roots = [_root_of(f) for f in files]
+    folder = _folders(list(dict.fromkeys(roots)))
+    where: list[str] = []  # each file's path under ``to``
+    for f, root in zip(files, roots, strict=True):
         rel = _inside(f.relpath).as_posix()
-        return _inside(f"{folder[_root_of(f)]}/{rel}").as_posix() if folder[_root_of(f)] else rel
+        where.append(_inside(f"{folder[root]}/{rel}").as_posix() if folder[root] else rel)
 
     newest: dict[str, int] = {}
-    for f in files:
+    for f, path in zip(files, where, strict=True):
         version = int(f.fields["version"])
-        newest[path_of(f)] = max(newest.get(path_of(f), version), version)
+        newest[path] = max(newest.get(path, version), version)
     paths = set(newest)
     out: list[Placed] = []
     taken: dict[str, PendingFile] = {}
-    for f in files:
-        version, path = int(f.fields["version"]), path_of(f)
+    for f, path in zip(files, where, strict=True):
+        version = int(f.fields["version"])
         if version == newest[path]:
             name = path
         elif latest_only:
