@@ -136,10 +136,10 @@ def file_chunks(source: RedisSource, uid: str, sha256: str, size: int) -> Iterat
     entry = file_entry(source, uid, sha256)
     if entry is None:
         return None
-    return _chunks(source, uid, entry, int(size))
+    return _chunks(source, uid, entry)
 
 
-def _chunks(source: RedisSource, uid: str, entry: FileEntry, size: int) -> Iterator[bytes]:
+def _chunks(source: RedisSource, uid: str, entry: FileEntry) -> Iterator[bytes]:
     key = source.keys.file(uid, entry.sha256)
     page = max(1, _PAGE_BYTES // max(entry.chunk, 1))
     what = printable(f"file {entry.sha256[:12]} of run {uid}")
