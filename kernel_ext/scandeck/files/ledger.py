@@ -162,15 +162,13 @@ class Ledger:
         sql = f"SELECT {_COLUMNS} FROM watched_files WHERE root = ? AND relpath = ? ORDER BY id"
         return [FileRow(*r) for r in self._query(sql, (root, relpath))]
 
-    def latest_done(self, root: str, relpath: str) -> FileRow | None:
-        """The newest version of the file in the catalog, or None."""
-        done = [r for r in self.rows(root, relpath) if r.state == "done"]
-        return max(done, key=lambda r: r.version or 0) if done else None
-
-    def unreadable(self, root: str, relpath: str) -> FileRow | None:
-        """The file's unreadable mark, or None."""
-        bad = [r for r in self.rows(root, relpath) if r.state == "unreadable"]
-        return bad[-1] if bad else None
+    def marks(self, root: str, relpath: str) -> tuple[FileRow | None, FileRow | None]:
+        """The newest version of the file in the catalog and its unreadable mark (each None
+        when there is none), read at once."""
+        rows = self.rows(root, relpath)
+        done = [r for r in rows if r.state == "done"]
+        bad = [r for r in rows if r.state == "unreadable"]
+        return (max(done, key=lambda r: r.version or 0) if done else None), (bad[-1] if bad else None)
 
     def pending(self) -> list[FileRow]:
         """Rows a watcher left between writing and confirming."""

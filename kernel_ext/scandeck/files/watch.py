@@ -370,11 +370,10 @@ class Watcher:
                     f"warning: the name {shown!r} is not UTF-8 text, which documents hold; rename it to be taken"
                 )
             return False
-        done = self.ledger.latest_done(root, relpath)
+        done, bad = self.ledger.marks(root, relpath)
         same_stat = done is not None and (done.size, done.mtime_ns) == (st.st_size, st.st_mtime_ns)
         if same_stat and not cand.closed:  # closed again: hashed, as a rewrite may keep size and mtime
             return False
-        bad = self.ledger.unreadable(root, relpath)
         if bad is not None and (bad.size, bad.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return False
         path = cand.path
