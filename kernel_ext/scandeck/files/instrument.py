@@ -52,7 +52,6 @@ class Instrument:
     directory: Path
     written: list[str] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
 
 
 def _next_sample_number(directory: Path) -> int:
@@ -203,9 +202,6 @@ def run_instrument(
                 say(f"instrument: sample {folder.name} measured ({len(instrument.written)} files so far)")
             number += 1
             done_samples += 1
-    except BaseException as err:
-        instrument.error = err
-        raise
     finally:
         instrument.done.set()
     return len(instrument.written)
