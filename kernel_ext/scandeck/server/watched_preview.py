@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ScandeckError, StreamNotFound
 from ..external.paths import resource_path
 from ..files.layout import FILE_KEY, META_KEYS
-from ..listing import cell
 from ..safe_text import printable
 from .preview import MAX_FALLBACK_Y, MAX_GRID_SIDE, downsample, streams_of
 from .serialize import jsonable
-from .watched_runs import MAX_PATH, TAIL, newest_event
+from .watched_runs import TAIL, newest_event, path_of
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -115,10 +114,7 @@ def watched_preview(cat: Catalog, summary: RunSummary, stream: str | None, max_p
     stream = by_descriptor.get(event.doc.get("descriptor", ""), stream or "")
     counts = source.stream_counts(summary.uid)
     count = sum(counts.get(d["uid"], 0) for d in streams.get(stream, []))
-    data = event.doc.get("data") or {}
-    path = data.get("path")
-    path = path[-1] if isinstance(path, list) and path else path
-    shown = None if path is None else cell(path, MAX_PATH)
+    shown = path_of(event.name, event.doc)
     keys: dict[str, Mapping[str, Any]] = {}
     for desc in streams.get(stream, []):
         keys.update(desc.get("data_keys") or {})

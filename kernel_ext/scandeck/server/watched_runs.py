@@ -33,7 +33,7 @@ from .serialize import run_summary
 if TYPE_CHECKING:
     from ..sources.protocol import Entry, RunSummary, Source
 
-__all__ = ["MAX_PATH", "files_of", "newest_event", "summaries", "summary", "watch_detail"]
+__all__ = ["MAX_PATH", "files_of", "newest_event", "path_of", "summaries", "summary", "watch_detail"]
 
 #: Longest relative path sent (a bound on hostile names, not a display width).
 MAX_PATH = 1000
@@ -60,7 +60,8 @@ _seen: OrderedDict[tuple[str, str], _Seen] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _path_of(name: str, doc: Mapping[str, Any]) -> str | None:
+def path_of(name: str, doc: Mapping[str, Any]) -> str | None:
+    """The ``path`` of an event (of an event page: its last row's), bounded; None without one."""
     data = doc.get("data")
     if not isinstance(data, Mapping):
         return None
@@ -73,7 +74,7 @@ def _path_of(name: str, doc: Mapping[str, Any]) -> str | None:
 def _last_path(source: Source, uid: str, start: int) -> str | None:
     newest = None
     for entry in source.documents(uid, start=start, names=_EVENTS):
-        newest = _path_of(entry.name, entry.doc) or newest
+        newest = path_of(entry.name, entry.doc) or newest
     return newest
 
 
@@ -99,7 +100,7 @@ def newest_event(source: Source, uid: str, end: int, *, descriptors: list[str] |
 def _tail_path(source: Source, uid: str, end: int) -> str | None:
     """The newest event's path (see :func:`newest_event`)."""
     entry = newest_event(source, uid, end)
-    return None if entry is None else _path_of(entry.name, entry.doc)
+    return None if entry is None else path_of(entry.name, entry.doc)
 
 
 def files_of(source: Source, s: RunSummary) -> dict[str, Any] | None:
