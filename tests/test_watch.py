@@ -120,11 +120,18 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_a_new_version_when_its_close_is_
         (root / "latest.dat").write_bytes(b"frame 1")
         wait_for(lambda: tw.watcher.summary.files >= 1, "the first version in")
         st = (root / "latest.dat").stat()
-        (root / "latest.dat").write_bytes(b"frame 2")  # same size
-        os.utime(root / "latest.dat", ns=(st.st_atime_ns, st.st_mtime_ns))  # and, as within a tick, same mtime
+
+        def rewrite(data: bytes) -> None:
+            """Same size and, as within one timestamp tick, the same mtime, set before the close:
+            the close is the last thing the watcher hears of it."""
+            with open(root / "latest.dat", "wb") as f:
+                f.write(data)
+                f.flush()
+                os.utime(root / "latest.dat", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        rewrite(b"frame 2")
         wait_for(lambda: tw.watcher.summary.files >= 2, "the rewrite in")
-        (root / "latest.dat").write_bytes(b"frame 2")  # the same bytes closed again: nothing new
-        os.utime(root / "latest.dat", ns=(st.st_atime_ns, st.st_mtime_ns))
+        rewrite(b"frame 2")  # the same bytes closed again: nothing new
         (root / "other.dat").write_bytes(b"x")
         wait_for(lambda: tw.watcher.summary.files >= 3, "the other file in")
     events = watched_events(cat)
